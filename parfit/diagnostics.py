@@ -1,0 +1,152 @@
+"""Per-fit diagnostics folders.
+
+With ``diagnostics="error"``, ``"error+warn"`` or ``"all"``,
+:func:`parfit.parallel_fit` writes one folder per reported fit under
+``diagnostics_path``, named by the zero-padded indices of the fit along the
+non-fitting axes (astropy's scheme, e.g. ``03_17``).  A folder holds
+
+* ``error.log`` - why the fit failed (the full traceback for exceptions),
+* ``warn.log`` - the warnings raised during that fit, one per line,
+* ``callable_error.log`` - the traceback if ``diagnostics_callable`` raised,
+* whatever ``diagnostics_callable`` wrote,
+* ``.parfit`` - a marker naming the run that created the folder.
+
+When the run ends, ``manifest.csv`` lists every folder this run wrote, so
+folders from earlier runs can never be mistaken for new ones.  A path that
+holds another run's manifest or folders is refused unless
+``overwrite=True``; overwriting removes only folders carrying parfit's marker.
+"""
+
+import csv
+import math
+import os
+import shutil
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, OutputExistsError
+from .status import Status
+
+__all__ = ["DIAGNOSTICS_MODES", "prepare_diagnostics_path", "write_manifest",
+           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest"]
+
+DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
+MANIFEST_NAME = "manifest.csv"
+MARKER_NAME = ".parfit"
+MANIFEST_COLUMNS = ("folder", "indices", "status", "status_name", "n_warnings", "run_id")
+
+
+def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
+    """Validate the diagnostics arguments of ``parallel_fit``."""
+    if diagnostics not in DIAGNOSTICS_MODES:
+        raise InputError(
+            f"diagnostics must be None, 'error', 'error+warn' or 'all'; got {diagnostics!r}"
+        )
+    if diagnostics is not None and diagnostics_path is None:
+        raise InputError(
+            f"diagnostics={diagnostics!r} needs diagnostics_path, the folder to write the "
+            f"per-fit folders to"
+        )
+    if diagnostics_callable is not None and not callable(diagnostics_callable):
+        raise InputError(
+            f"diagnostics_callable must be callable; got {type(diagnostics_callable).__name__}"
+        )
+
+
+def prepare_diagnostics_path(path, *, overwrite=False):
+    """Create ``path`` or check it holds no other run's diagnostics.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` holds a manifest or parfit folders of another run and
+        ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"diagnostics_path {str(path)!r} exists and is not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    manifest = path / MANIFEST_NAME
+    ours = [p for p in path.iterdir() if p.is_dir() and (p / MARKER_NAME).is_file()]
+    if not manifest.exists() and not ours:
+        return
+    if not overwrite:
+        raise OutputExistsError(
+            f"diagnostics_path {str(path)!r} already holds diagnostics of another run "
+            f"({MANIFEST_NAME if manifest.exists() else 'parfit folders'}); pass "
+            f"overwrite=True to replace them, or choose another diagnostics_path"
+        )
+    for folder in ours:
+        shutil.rmtree(folder)
+    if manifest.exists():
+        manifest.unlink()
+
+
+def folder_name(index, iterating_shape):
+    """Astropy's folder name: zero-padded indices joined by ``_``."""
+    width = math.ceil(math.log10(max(iterating_shape))) if max(iterating_shape) > 0 else 0
+    return "_".join(f"{int(i):0{width}d}" for i in index)
+
+
+def report_mode(diagnostics, status, n_warnings):
+    """True where a fit gets a folder under ``diagnostics``.
+
+    Fits without any valid sample are never reported (as in astropy).
+    """
+    status = np.asarray(status)
+    attempted = status != Status.NO_VALID_DATA
+    failed = (status != Status.OK) & attempted
+    if diagnostics is None:
+        return np.zeros(status.shape, dtype=bool)
+    if diagnostics == "error":
+        return failed
+    if diagnostics == "error+warn":
+        return failed | ((np.asarray(n_warnings) > 0) & attempted)
+    return attempted
+
+
+def write_fit_folder(path, name, run_id, *, message=None, warnings=None, callable_=None,
+                     callable_args=()):
+    """Write one fit's folder; never raises because of the user callable."""
+    folder = Path(path) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER_NAME).write_text(f"{run_id}\n")
+    if message:
+        (folder / "error.log").write_text(message if message.endswith("\n") else message + "\n")
+    if warnings:
+        (folder / "warn.log").write_text("".join(f"{w}\n" for w in warnings))
+    if callable_ is not None:
+        try:
+            callable_(folder, *callable_args)
+        except BaseException:  # the user callable must never stop the run
+            (folder / "callable_error.log").write_text(traceback.format_exc())
+
+
+def write_manifest(path, rows, run_id):
+    """Write ``manifest.csv`` listing this run's folders.
+
+    ``rows`` is an iterable of ``(folder, indices, status, n_warnings)``.
+    """
+    path = Path(path)
+    tmp = path / (MANIFEST_NAME + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MANIFEST_COLUMNS)
+        for folder, indices, status, n_warnings in rows:
+            writer.writerow([
+                folder,
+                " ".join(str(int(i)) for i in indices),
+                int(status),
+                Status(int(status)).name,
+                int(n_warnings),
+                run_id,
+            ])
+    os.replace(tmp, path / MANIFEST_NAME)
+
+
+def read_manifest(path):
+    """Read ``manifest.csv`` of a diagnostics folder as a list of dicts."""
+    with open(Path(path) / MANIFEST_NAME, newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -1,0 +1,25 @@
+"""Fitters: how one block of independent fits is solved.
+
+* :class:`ScipyFitter` - each fit on its own with
+  :func:`scipy.optimize.least_squares` (``"trf"``, ``"dogbox"``, ``"lm"``).
+* :class:`AstropyFitter` - an astropy fitter instance called per fit, as
+  ``astropy.modeling.fitting.parallel_fit_dask`` does.
+
+:func:`get_fitter` turns the ``fitter=`` argument of
+:func:`parfit.parallel_fit` into one of these.
+"""
+
+from .astropy_fitter import AstropyFitter
+from .base import BlockResult, FitBlock, Fitter
+from .scipy_fitter import ScipyFitter
+from .select import FITTER_NAMES, get_fitter
+
+__all__ = [
+    "AstropyFitter",
+    "BlockResult",
+    "FITTER_NAMES",
+    "FitBlock",
+    "Fitter",
+    "ScipyFitter",
+    "get_fitter",
+]

@@ -1,0 +1,264 @@
+"""The block-level fitter interface shared by every parfit fitter.
+
+A fitter receives a whole block of independent fits at once as a
+:class:`FitBlock` (samples flattened to ``(n_fits, n_samples)``) and returns a
+:class:`BlockResult`.  Per-fit fitters loop over the rows; the batched solver
+advances all rows together.  Nothing here imports dask: a block is plain
+numpy.
+"""
+
+import dataclasses
+import traceback
+
+import numpy as np
+
+from ..status import Status
+
+__all__ = ["FitBlock", "BlockResult", "Fitter", "block_from_arrays", "screen_block"]
+
+
+@dataclasses.dataclass
+class FitBlock:
+    """One block of independent fits, in the layout fitters work on.
+
+    Attributes
+    ----------
+    x : tuple of ndarray
+        One float64 array per model input, each ``(n_samples,)`` when shared
+        by every fit or ``(n_fits, n_samples)`` when it varies per fit.
+    y : ndarray
+        Data, float64 ``(n_fits, n_samples)``; may hold NaN or inf.
+    weights : ndarray or None
+        Weights (``1/sigma``), float64 ``(n_fits, n_samples)``, or None.
+    valid : ndarray
+        Bool ``(n_fits, n_samples)``: finite data, not masked, finite
+        non-zero weight.  Fitters use only valid samples.
+    p0 : ndarray
+        Starting values, float64 ``(n_fits, n_params)``.
+    lower, upper : ndarray
+        Bounds, float64 ``(n_fits, n_params)``, ``-inf``/``inf`` if none.
+    sample_shape : tuple of int
+        Shape of the fitting axes; ``n_samples == prod(sample_shape)``.
+    """
+
+    x: tuple
+    y: np.ndarray
+    weights: object
+    valid: np.ndarray
+    p0: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    sample_shape: tuple
+
+    @property
+    def n_fits(self):
+        return self.y.shape[0]
+
+    def fit_x(self, i, select=None):
+        """The model inputs of fit ``i``, optionally restricted to ``select``."""
+        out = []
+        for xk in self.x:
+            row = xk if xk.ndim == 1 else xk[i]
+            out.append(row if select is None else row[select])
+        return tuple(out)
+
+
+@dataclasses.dataclass
+class BlockResult:
+    """What a fitter returns for one block.
+
+    Attributes
+    ----------
+    params, errors : ndarray
+        float64 ``(n_fits, n_params)``; NaN for fits that are not OK.
+        ``errors`` are 1-sigma uncertainties from the covariance matrix (NaN
+        for fixed parameters and where the covariance is singular).
+    statistic : ndarray
+        float64 ``(n_fits,)``: chi-square, ``sum((weights * (model - y))**2)``
+        over the valid samples.
+    status : ndarray
+        int8 ``(n_fits,)``, codes of :class:`parfit.status.Status`.
+    nfev : ndarray
+        int32 ``(n_fits,)``: model evaluations (``-1`` where unknown).
+    messages : dict
+        Fit index -> text explaining a non-OK status (a full traceback for
+        exceptions).  Written to ``error.log`` by the diagnostics.
+    warnings : dict
+        Fit index -> list of warning lines raised during that fit.
+    fit_info : list or None
+        Per-fit fitter information (astropy fitters with ``fit_info``).
+    """
+
+    params: np.ndarray
+    errors: np.ndarray
+    statistic: np.ndarray
+    status: np.ndarray
+    nfev: np.ndarray
+    messages: dict = dataclasses.field(default_factory=dict)
+    warnings: dict = dataclasses.field(default_factory=dict)
+    fit_info: object = None
+
+    @classmethod
+    def empty(cls, n_fits, n_params):
+        """A result with every fit NOT_RUN and NaN everywhere."""
+        nan = np.full((n_fits, n_params), np.nan)
+        return cls(
+            params=nan,
+            errors=nan.copy(),
+            statistic=np.full(n_fits, np.nan),
+            status=np.full(n_fits, Status.NOT_RUN, dtype=np.int8),
+            nfev=np.zeros(n_fits, dtype=np.int32),
+        )
+
+    def fail(self, i, status, message):
+        """Mark fit ``i`` as failed with ``status`` and an explanation."""
+        self.params[i] = np.nan
+        self.errors[i] = np.nan
+        self.statistic[i] = np.nan
+        self.status[i] = status
+        self.messages[i] = message
+
+
+class Fitter:
+    """Base class of parfit fitters.
+
+    Subclasses implement :meth:`fit_block`.  A fitter holds only its
+    options; it keeps no state between calls, so one instance can serve
+    many threads and processes at once.
+    """
+
+    #: Human-readable name used in result metadata.
+    name = "fitter"
+
+    def check(self, model):
+        """Raise before dispatch if this fitter cannot fit ``model``."""
+
+    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+        """Fit every row of ``block``; see :class:`BlockResult`."""
+        raise NotImplementedError
+
+    def fit(self, model, *x, y, weights=None, fitter_kwargs=None):
+        """Fit a single data vector with the same code path as a cube pixel.
+
+        Parameters
+        ----------
+        model : parfit model
+            Starting values must be scalars.
+        *x : array_like
+            The model inputs, each of the shape of ``y``.
+        y : array_like
+            The data.
+        weights : array_like, optional
+            ``1/sigma`` weights, shaped like ``y``.
+
+        Returns
+        -------
+        BlockResult
+            A result with a single row (``params[0]`` are the fitted values).
+        """
+        block = block_from_arrays(self.parameter_arrays(model), x, y, weights)
+        return self.fit_block(model, block, fitter_kwargs=fitter_kwargs)
+
+    def parameter_arrays(self, model):
+        """Starting value and bounds of each parameter, in model order.
+
+        Returns
+        -------
+        list of tuple
+            ``(name, value, lower, upper)``; each of the last three a float
+            or an array (a per-pixel map); ``-inf``/``inf`` when unbounded.
+        """
+        out = []
+        for name in model.param_names:
+            par = getattr(model, name)
+            lower = -np.inf if par.lower is None else par.lower
+            upper = np.inf if par.upper is None else par.upper
+            out.append((name, par.value, lower, upper))
+        return out
+
+    def model_with_values(self, model, values):
+        """A copy of ``model`` holding ``values`` (one row, model order)."""
+        return model.with_values(np.asarray(values, dtype=np.float64))
+
+    def describe(self):
+        """A short text naming the fitter and its options."""
+        return self.name
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+def block_from_arrays(parameter_arrays, x, y, weights=None):
+    """Build a one-fit :class:`FitBlock` from plain arrays.
+
+    ``parameter_arrays`` is what :meth:`Fitter.parameter_arrays` returns;
+    the values must be scalars.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    xs = tuple(np.broadcast_to(np.asarray(xk, dtype=np.float64), y.shape).ravel() for xk in x)
+    w = None
+    if weights is not None:
+        w = np.broadcast_to(np.asarray(weights, dtype=np.float64), y.shape).reshape(1, -1)
+    flat = y.reshape(1, -1)
+    valid = np.isfinite(flat)
+    if w is not None:
+        valid &= np.isfinite(w) & (w > 0)
+    p0, lower, upper = (
+        np.array([[float(entry[k]) for entry in parameter_arrays]]) for k in (1, 2, 3)
+    )
+    return FitBlock(x=xs, y=flat, weights=w, valid=valid, p0=p0, lower=lower, upper=upper,
+                    sample_shape=y.shape)
+
+
+def screen_block(block, free_mask, result, *, check_bounds=True):
+    """Mark the fits that cannot be attempted and return the rest.
+
+    Fits with no valid sample get ``NO_VALID_DATA``; fits with fewer valid
+    samples than free parameters ``TOO_FEW_SAMPLES``; fits whose free
+    starting values are NaN or outside their bounds ``BAD_START``.
+
+    Returns
+    -------
+    ndarray of int
+        Indices of the fits to attempt.
+    """
+    n_valid = block.valid.sum(axis=1)
+    n_free = int(np.count_nonzero(free_mask))
+    p0 = block.p0[:, free_mask]
+    lower = block.lower[:, free_mask]
+    upper = block.upper[:, free_mask]
+    inside = (p0 >= lower) & (p0 <= upper) if check_bounds else True
+    bad_start = ~np.all(np.isfinite(p0) & inside, axis=1)
+    # Also fixed values must be usable numbers.
+    bad_start |= ~np.all(np.isfinite(block.p0[:, ~free_mask]), axis=1)
+    todo = []
+    for i in range(block.n_fits):
+        if n_valid[i] == 0:
+            result.fail(i, Status.NO_VALID_DATA, "no valid samples (all NaN, inf, masked or zero weight)")
+        elif n_valid[i] < n_free:
+            result.fail(
+                i,
+                Status.TOO_FEW_SAMPLES,
+                f"{n_valid[i]} valid samples for {n_free} free parameters",
+            )
+        elif bad_start[i]:
+            result.fail(i, Status.BAD_START, _bad_start_message(block, i, free_mask))
+        else:
+            todo.append(i)
+    return np.asarray(todo, dtype=np.intp)
+
+
+def _bad_start_message(block, i, free_mask):
+    values = ", ".join(
+        f"parameter {k}: {v!r} not in [{lo!r}, {hi!r}]"
+        for k, (v, lo, hi, free) in enumerate(
+            zip(block.p0[i], block.lower[i], block.upper[i], free_mask)
+        )
+        if not np.isfinite(v) or (free and not lo <= v <= hi)
+    )
+    return f"starting value NaN or outside bounds: {values}"
+
+
+def exception_message(exc):
+    """The full traceback of ``exc`` as text, for ``error.log``."""
+    return "".join(traceback.format_exception(exc))

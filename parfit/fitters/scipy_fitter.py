@@ -1,0 +1,228 @@
+"""Per-fit fitter on :func:`scipy.optimize.least_squares`.
+
+The reference path: every fit of a block is solved on its own by scipy
+(trust-region reflective, dogbox or MINPACK Levenberg-Marquardt), using the
+model's analytic Jacobian.  It is the oracle the batched solver is tested
+against and the fitter to choose when a problem needs scipy's robust losses.
+"""
+
+import inspect
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from .._capture import capture_warnings, format_warnings
+from ..errors import InputError
+from ..status import Status
+from .base import BlockResult, Fitter, exception_message, screen_block
+
+__all__ = ["ScipyFitter", "covariance_from_jacobian"]
+
+_METHODS = ("trf", "dogbox", "lm")
+_LSQ_OPTIONS = frozenset(inspect.signature(least_squares).parameters) - {
+    "fun",
+    "x0",
+    "jac",
+    "bounds",
+    "method",
+    "args",
+    "kwargs",
+    "callback",
+}
+
+
+class ScipyFitter(Fitter):
+    """Fit each pixel on its own with :func:`scipy.optimize.least_squares`.
+
+    Parameters
+    ----------
+    method : {"trf", "dogbox", "lm"}
+        The scipy algorithm.  ``"lm"`` (MINPACK) does not support bounds.
+    ftol, xtol, gtol : float
+        Convergence tolerances, as in :func:`scipy.optimize.least_squares`.
+    max_nfev : int or None
+        Maximum number of model evaluations per fit (scipy's default if None).
+    scale_covariance : bool
+        If True (the default, as in astropy, lmfit and ``curve_fit``), the
+        covariance matrix is scaled by the reduced chi-square, so errors do
+        not depend on the absolute scale of the weights.  Set to False when
+        the weights are true ``1/sigma`` values.
+    **options
+        Any other keyword of :func:`scipy.optimize.least_squares`
+        (``loss``, ``f_scale``, ``x_scale``, ``diff_step``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from parfit.fitters import ScipyFitter
+    >>> from parfit.models import Gaussian1D
+    >>> x = np.linspace(-5, 5, 50)
+    >>> y = Gaussian1D(2.0, 0.5, 1.2)(x)
+    >>> fitted = ScipyFitter("trf").fit(Gaussian1D(1.0, 0.0, 1.0), x, y=y)
+    >>> [round(float(v), 6) for v in fitted.params[0]]
+    [2.0, 0.5, 1.2]
+    """
+
+    def __init__(self, method="trf", *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None,
+                 scale_covariance=True, **options):
+        if method not in _METHODS:
+            raise InputError(
+                f"fitter method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}"
+            )
+        unknown = sorted(set(options) - _LSQ_OPTIONS)
+        if unknown:
+            raise InputError(
+                f"unknown option(s) {', '.join(map(repr, unknown))} for ScipyFitter; "
+                f"valid options are those of scipy.optimize.least_squares: "
+                f"{', '.join(sorted(_LSQ_OPTIONS))}"
+            )
+        self.method = method
+        self.options = dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, **options)
+        self.scale_covariance = bool(scale_covariance)
+
+    @property
+    def name(self):
+        return f"scipy-{self.method}"
+
+    def describe(self):
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
+        return f"scipy.optimize.least_squares(method={self.method!r}, {opts})"
+
+    def check(self, model, fitter_kwargs=None):
+        """Reject, before dispatch, what scipy would reject in every fit."""
+        unknown = sorted(set(fitter_kwargs or {}) - _LSQ_OPTIONS)
+        if unknown:
+            raise InputError(
+                f"fitter_kwargs has unknown key(s) {', '.join(map(repr, unknown))} for "
+                f"fitter {self.name!r}; valid keys are the options of "
+                f"scipy.optimize.least_squares: {', '.join(sorted(_LSQ_OPTIONS))}"
+            )
+        if self.method == "lm":
+            for name in model.param_names:
+                par = getattr(model, name)
+                if par.fixed or par.tied:
+                    continue
+                if par.lower is not None or par.upper is not None:
+                    raise InputError(
+                        f"fitter 'lm' does not support bounds, but parameter {name!r} has "
+                        f"bounds {par.bounds!r}; use fitter='trf' or 'dogbox', or remove "
+                        f"the bounds"
+                    )
+
+    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+        options = dict(self.options)
+        options.update(fitter_kwargs or {})
+        options = {k: v for k, v in options.items() if v is not None}
+        n_params = len(model.param_names)
+        result = BlockResult.empty(block.n_fits, n_params)
+        free = np.asarray(model.free_mask, dtype=bool)
+        has_ties = any(getattr(model, n).tied for n in model.param_names)
+        infos = [None] * block.n_fits if fit_info else None
+        for i in screen_block(block, free, result):
+            with capture_warnings() as records:
+                try:
+                    self._fit_one(model, block, i, free, has_ties, options, result, infos)
+                except BaseException as exc:  # a user model may raise anything
+                    result.fail(i, Status.FIT_ERROR, exception_message(exc))
+            if records:
+                result.warnings[i] = format_warnings(records).splitlines()
+        result.fit_info = infos
+        return result
+
+    def _fit_one(self, model, block, i, free, has_ties, options, result, infos):
+        sel = block.valid[i]
+        subset = None if sel.all() else sel
+        xs = tuple(xk[None, :] for xk in block.fit_x(i, subset))
+        y = block.y[i] if subset is None else block.y[i, subset]
+        w = None
+        if block.weights is not None:
+            w = block.weights[i] if subset is None else block.weights[i, subset]
+        p_start = block.p0[i].copy()
+
+        def full(pf):
+            p = p_start.copy()
+            p[free] = pf
+            p = p[None, :]
+            return model.apply_ties(p) if has_ties else p
+
+        def fun(pf):
+            r = model.evaluate(*xs, full(pf))[0] - y
+            return r * w if w is not None else r
+
+        def jac(pf):
+            p = full(pf)
+            j = model.jacobian(*xs, p)[0]
+            j = j @ model.tie_jacobian(p)[0] if has_ties else j[:, free]
+            return j * w[:, None] if w is not None else j
+
+        x0 = p_start[free]
+        r0 = fun(x0)
+        if not np.all(np.isfinite(r0)):
+            result.fail(i, Status.NONFINITE, "the model is not finite at the starting values")
+            return
+        lower = block.lower[i, free]
+        upper = block.upper[i, free]
+        bounds = (lower, upper) if self.method != "lm" else (-np.inf, np.inf)
+        sol = least_squares(fun, x0, jac=jac, bounds=bounds, method=self.method, **options)
+        result.nfev[i] = sol.nfev
+        if infos is not None:
+            infos[i] = {
+                "status": int(sol.status),
+                "message": sol.message,
+                "nfev": int(sol.nfev),
+                "cost": float(sol.cost),
+                "optimality": float(sol.optimality),
+            }
+        if sol.status == 0:
+            result.fail(i, Status.NOT_CONVERGED, f"scipy least_squares: {sol.message}")
+            return
+        if sol.status < 0:
+            result.fail(i, Status.FIT_ERROR, f"scipy least_squares: {sol.message}")
+            return
+        params = full(sol.x)[0]
+        chi2 = float(sol.fun @ sol.fun)
+        if not (np.all(np.isfinite(params)) and np.isfinite(chi2)):
+            result.fail(i, Status.NONFINITE, "the fit ended on non-finite parameters")
+            return
+        cov_free = covariance_from_jacobian(jac(sol.x), chi2, self.scale_covariance)
+        result.params[i] = params
+        result.statistic[i] = chi2
+        result.errors[i] = _parameter_errors(model, params, free, has_ties, cov_free)
+        result.status[i] = Status.OK
+
+
+def covariance_from_jacobian(jac, chi2, scale):
+    """Covariance of the free parameters from the weighted Jacobian.
+
+    ``inv(J.T @ J)`` through a singular value decomposition; NaN when ``J``
+    is rank deficient.  With ``scale`` it is multiplied by the reduced
+    chi-square ``chi2 / (n_samples - n_free)`` (NaN when that is not
+    positive).
+    """
+    n_samples, n_free = jac.shape
+    if n_free == 0:
+        return np.zeros((0, 0))
+    _, s, vt = np.linalg.svd(jac, full_matrices=False)
+    threshold = np.finfo(float).eps * max(jac.shape) * s[0]
+    if s[0] == 0 or np.any(s <= threshold):
+        return np.full((n_free, n_free), np.nan)
+    cov = (vt.T / s**2) @ vt
+    if scale:
+        dof = n_samples - n_free
+        cov = cov * (chi2 / dof) if dof > 0 else np.full_like(cov, np.nan)
+    return cov
+
+
+def _parameter_errors(model, params, free, has_ties, cov_free):
+    errors = np.full(params.shape, np.nan)
+    if has_ties:
+        d = model.tie_jacobian(params[None, :])[0]
+        cov_full = d @ cov_free @ d.T
+        var = np.diag(cov_full).copy()
+        fixed = np.array([bool(getattr(model, n).fixed) for n in model.param_names])
+        var[fixed] = np.nan
+        errors[:] = np.sqrt(np.where(var >= 0, var, np.nan))
+    else:
+        var = np.diag(cov_free)
+        errors[free] = np.sqrt(np.where(var >= 0, var, np.nan))
+    return errors

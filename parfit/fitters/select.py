@@ -1,0 +1,65 @@
+"""Turn the ``fitter=`` argument of :func:`parfit.parallel_fit` into a fitter."""
+
+from ..errors import InputError, InputTypeError
+from .astropy_fitter import AstropyFitter
+from .base import Fitter
+from .scipy_fitter import ScipyFitter
+
+__all__ = ["FITTER_NAMES", "get_fitter", "is_astropy_fitter"]
+
+#: Names accepted by ``fitter=``, mapped to what they build.
+FITTER_NAMES = {
+    "trf": "scipy.optimize.least_squares, trust-region reflective (bounds)",
+    "dogbox": "scipy.optimize.least_squares, dogleg in a box (bounds)",
+    "lm": "scipy.optimize.least_squares, MINPACK Levenberg-Marquardt (no bounds)",
+}
+
+#: What ``fitter=None`` means.
+DEFAULT_FITTER = "trf"
+
+
+def is_astropy_fitter(obj):
+    """True for an astropy.modeling fitter instance (or class)."""
+    try:
+        from astropy.modeling.fitting import Fitter as _AstropyBase
+    except ImportError:  # pragma: no cover - astropy is a core dependency
+        return False
+    if isinstance(obj, type):
+        return issubclass(obj, _AstropyBase)
+    return isinstance(obj, _AstropyBase)
+
+
+def get_fitter(fitter):
+    """Return the parfit :class:`~parfit.fitters.Fitter` for ``fitter``.
+
+    Parameters
+    ----------
+    fitter : None, str, parfit Fitter or astropy fitter instance
+        None gives the default fitter; a name from :data:`FITTER_NAMES`
+        a :class:`~parfit.fitters.ScipyFitter` with that method; an astropy
+        fitter instance an :class:`~parfit.fitters.AstropyFitter`.
+
+    Examples
+    --------
+    >>> from parfit.fitters import get_fitter
+    >>> get_fitter("lm")
+    <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08)>
+    """
+    if fitter is None:
+        return ScipyFitter(DEFAULT_FITTER)
+    if isinstance(fitter, Fitter):
+        return fitter
+    if isinstance(fitter, str):
+        if fitter not in FITTER_NAMES:
+            raise InputError(
+                f"fitter={fitter!r} is not a known fitter name; expected one of "
+                f"{', '.join(map(repr, FITTER_NAMES))}, a parfit fitter or an astropy "
+                f"fitter instance"
+            )
+        return ScipyFitter(fitter)
+    if is_astropy_fitter(fitter):
+        return AstropyFitter(fitter)
+    raise InputTypeError(
+        f"fitter must be None, a fitter name ({', '.join(map(repr, FITTER_NAMES))}), a "
+        f"parfit fitter or an astropy fitter instance; got {type(fitter).__name__}"
+    )

@@ -1,0 +1,733 @@
+"""``parallel_fit``: plan the blocks, dispatch them to dask, assemble maps.
+
+Layering (as xarray's ``apply_ufunc``): :func:`parallel_fit` checks and
+normalises every argument at the edge, builds one dask graph in which each
+block of the cube is one task, and assembles the computed blocks into a
+:class:`~parfit.result.FitResult`.  The block kernel :func:`_fit_block`
+flattens a block to ``(n_fits, n_samples)`` and hands it to the fitter.
+"""
+
+import dataclasses
+import logging
+import math
+import numbers
+import uuid
+
+import numpy as np
+
+from . import diagnostics as diag
+from .errors import InputError, InputTypeError
+from .fitters import AstropyFitter, get_fitter
+from .fitters.base import FitBlock
+from .io import normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values
+from .result import FitResult
+from .status import Status
+from .units import prepare_units
+
+__all__ = ["parallel_fit"]
+
+log = logging.getLogger(__name__)
+
+_SCHEDULER_NAMES = (
+    "default",
+    "synchronous",
+    "sync",
+    "single-threaded",
+    "threads",
+    "threading",
+    "processes",
+    "multiprocessing",
+)
+
+# Fields packed per fit by the block kernel, after params and errors.
+_EXTRA_FIELDS = ("statistic", "status", "nfev", "n_warnings", "reported")
+
+
+def parallel_fit(
+    model,
+    data,
+    *,
+    fitter=None,
+    world=None,
+    fitting_axes=0,
+    weights=None,
+    mask=None,
+    data_unit=None,
+    chunk_n_max=500,
+    scheduler=None,
+    diagnostics=None,
+    diagnostics_path=None,
+    diagnostics_callable=None,
+    fitter_kwargs=None,
+    progress=False,
+    overwrite=False,
+    preserve_native_chunks=False,
+    equivalencies=None,
+    fit_info=False,
+):
+    """Fit ``model`` independently to every pixel of an N-dimensional cube.
+
+    The axes of ``data`` are either *fitting axes* (the model's inputs, e.g.
+    the spectral axis of a spectral cube) or *iterating axes* (one fit per
+    position along them, e.g. the two sky axes).  The cube is split into
+    blocks of at most ``chunk_n_max`` fits, each block is fitted in one dask
+    task, and the results come back as parameter maps with the shape of the
+    iterating axes.  The keywords are those of astropy's
+    ``astropy.modeling.fitting.parallel_fit_dask``.
+
+    Parameters
+    ----------
+    model : parfit model or astropy.modeling.Model
+        The model, holding the starting values.  Scalar parameter values are
+        shared by every fit; array-valued parameters (shape broadcastable to
+        the iterating axes) give per-pixel starting values, as do array
+        bounds.
+    data : array_like
+        The cube: numpy or dask array, astropy ``Quantity`` or ``NDData``
+        (its wcs, mask, unit and uncertainty are used where the matching
+        argument is None, as astropy does), numpy masked array, or xarray
+        ``DataArray`` (its coordinates give ``world`` and ``fitting_axes``
+        may be dimension names).  Integer data are fitted as float64.
+    fitter : None, str, parfit fitter or astropy fitter instance, optional
+        None uses the default parfit fitter (``"trf"``); ``"trf"``,
+        ``"dogbox"`` or ``"lm"`` a :class:`~parfit.fitters.ScipyFitter`; an
+        astropy fitter instance (such as ``TRFLSQFitter()``) is called once
+        per fit, exactly as ``parallel_fit_dask`` does (this requires an
+        astropy model).
+    world : None, tuple of array_like, or astropy WCS, optional
+        World coordinates of the fitting axes.  None: the DataArray
+        coordinates, or pixel indices.  A tuple: one array per fitting axis
+        **in the order of** ``fitting_axes`` (as astropy); each 1-D with the
+        length of its axis, or broadcastable to the data shape (coordinates
+        that vary between pixels).  Quantities give units.  A WCS (APE 14)
+        for the whole cube: world values are computed for every pixel.
+    fitting_axes : int, str or tuple, optional
+        The axis or axes the model is fitted along (default 0).  Negative
+        values count from the end; strings name DataArray dimensions.  Two
+        axes fit a 2-D model to every image plane.
+    weights : array_like or astropy NDUncertainty, optional
+        ``1/sigma`` weights broadcastable to ``data``; an uncertainty is
+        converted to ``1/std``.  Samples with zero or NaN weight are left out.
+    mask : array_like of bool, optional
+        True leaves a sample out.  NaN and inf data are always left out.
+    data_unit : astropy unit, optional
+        The unit of ``data`` when it is not a Quantity.
+    chunk_n_max : int, optional
+        Largest number of fits in one dask task (default 500).
+    scheduler : None, str or distributed.Client, optional
+        None uses the active dask.distributed ``Client`` if there is one,
+        else dask's default; ``"default"`` the same; ``"synchronous"``,
+        ``"threads"`` or ``"processes"``; or a ``Client``.
+    diagnostics : {None, "error", "error+warn", "all"}, optional
+        Which fits get a folder under ``diagnostics_path``: failed ones,
+        failed ones and those that warned, or all (fits without any valid
+        sample never do).  See :mod:`parfit.diagnostics`.
+    diagnostics_path : str or path-like, optional
+        Folder for the per-fit folders and ``manifest.csv``.
+    diagnostics_callable : callable, optional
+        Called for each reported fit as ``f(path, world, data, weights,
+        model, fitter_kwargs)``, where ``model`` is the fitted model (None if
+        the fit failed).  An exception inside it is written to
+        ``callable_error.log`` in that fit's folder.
+    fitter_kwargs : dict, optional
+        Extra keyword arguments for every fitter call (options of
+        :func:`scipy.optimize.least_squares`, or of the astropy fitter).
+    progress : bool, optional
+        Show a progress bar while fitting.
+    overwrite : bool, optional
+        Allow ``diagnostics_path`` to hold diagnostics of an earlier run
+        (those folders are removed first).
+    preserve_native_chunks : bool, optional
+        Keep the dask chunks of ``data`` along the iterating axes instead of
+        rechunking to ``chunk_n_max`` (its fitting axes must be unchunked).
+    equivalencies : list, optional
+        Unit equivalencies used when converting world coordinates and
+        parameters.
+    fit_info : bool or sequence of str, optional
+        With an astropy fitter (or a scipy one), keep each fit's
+        ``fit_info`` (all of it, or the named entries) in
+        ``FitResult.fit_info``, an object array of the iterating shape.
+
+    Returns
+    -------
+    FitResult
+        Parameter maps, 1-sigma errors, chi-square, status codes, number of
+        model evaluations, and ``.model``: the model (same kind as given)
+        holding the fitted maps.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, always before any fit is dispatched.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import parfit
+    >>> from parfit.models import Gaussian1D
+    >>> x = np.linspace(-5, 5, 40)
+    >>> amplitude = np.arange(1.0, 7.0).reshape(2, 3)
+    >>> cube = amplitude[None] * np.exp(-0.5 * (x[:, None, None] - 0.3) ** 2)
+    >>> result = parfit.parallel_fit(Gaussian1D(1.0, 0.0, 0.8), cube, world=(x,),
+    ...                              fitting_axes=0, scheduler="synchronous")
+    >>> np.round(result.parameters["amplitude"], 6)
+    array([[1., 2., 3.],
+           [4., 5., 6.]])
+    >>> bool(result.success.all())
+    True
+    """
+    # --- arguments that need nothing else --------------------------------
+    chunk_n_max = _check_chunk_n_max(chunk_n_max)
+    diag.check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable)
+    _check_scheduler(scheduler)
+    if fitter_kwargs is not None and not isinstance(fitter_kwargs, dict):
+        raise InputTypeError(
+            f"fitter_kwargs must be a dict or None; got {type(fitter_kwargs).__name__}"
+        )
+    fitter_kwargs = dict(fitter_kwargs or {})
+    if not (fit_info is False or fit_info is True or _is_str_sequence(fit_info)):
+        raise InputTypeError(
+            f"fit_info must be True, False or a sequence of names; got {fit_info!r}"
+        )
+
+    # --- data, axes, model, fitter, world ---------------------------------
+    cube = normalise_cube(data, weights=weights, mask=mask, data_unit=data_unit, world=world)
+    fitting_axes = normalise_fitting_axes(fitting_axes, cube.ndim, cube.dims)
+    shape = cube.shape
+    iterating_axes = tuple(a for a in range(cube.ndim) if a not in fitting_axes)
+    iterating_shape = tuple(shape[a] for a in iterating_axes)
+    fitting_shape = tuple(shape[a] for a in fitting_axes)
+    for a, n in zip(fitting_axes, fitting_shape):
+        if n == 0:
+            raise InputError(f"data has length 0 along fitting axis {a}; there is nothing to fit")
+
+    kind = _model_kind(model)
+    fitter_obj = get_fitter(fitter)
+    if isinstance(fitter_obj, AstropyFitter) and kind != "astropy":
+        raise InputTypeError(
+            f"fitter is an astropy fitter ({type(fitter_obj.fitter).__name__}), which needs an "
+            f"astropy model, but model is a parfit {type(model).__name__}; use a parfit "
+            f"fitter (fitter=None, 'trf', 'dogbox' or 'lm') with parfit models"
+        )
+    fit_model = model
+    if kind == "astropy" and not isinstance(fitter_obj, AstropyFitter):
+        from .models.astropy_bridge import from_astropy
+
+        fit_model = from_astropy(model)
+    n_inputs = int(fit_model.n_inputs)
+    if n_inputs != len(fitting_axes):
+        raise InputError(
+            f"model takes {n_inputs} input(s) ({n_inputs}-D model) but fitting_axes="
+            f"{fitting_axes} names {len(fitting_axes)} axis/axes; give one fitting axis per "
+            f"model input"
+        )
+    world_spec = normalise_world(cube.world, cube, fitting_axes)
+    units = prepare_units(fit_model, kind if fit_model is model else "parfit", world_spec,
+                          cube.data_unit, equivalencies)
+    fit_model, world_spec = units.model, units.world
+    if kind != "astropy" or fit_model is not model:
+        fit_model.validate()
+    fitter_obj.check(fit_model, fitter_kwargs)
+    param_arrays = fitter_obj.parameter_arrays(fit_model)
+    _check_parameter_maps(param_arrays, iterating_shape)
+    if kind != "astropy" or not isinstance(fitter_obj, AstropyFitter):
+        _preflight(fit_model, world_spec, param_arrays)
+
+    # --- scheduler and diagnostics ----------------------------------------
+    sched_kwargs, needs_pickle = _resolve_scheduler(scheduler)
+    if needs_pickle:
+        _check_picklable(fit_model=fit_model, fitter=fitter_obj,
+                         diagnostics_callable=diagnostics_callable)
+    run_id = uuid.uuid4().hex
+    if diagnostics is not None:
+        diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite)
+
+    n_params = len(param_arrays)
+    n_fields = 2 * n_params + len(_EXTRA_FIELDS)
+    meta = dict(
+        fitting_axes=fitting_axes,
+        iterating_axes=iterating_axes,
+        data_shape=shape,
+        fitter=fitter_obj.describe(),
+        run_id=run_id,
+    )
+    if math.prod(iterating_shape) == 0:
+        packed = np.zeros(iterating_shape + (n_fields,))
+        infos = np.empty(iterating_shape, dtype=object) if fit_info else None
+    else:
+        graph = _build_graph(
+            cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
+            world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
+            diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
+        )
+        computed = _compute(graph, sched_kwargs, progress)
+        if fit_info:
+            packed = computed[..., :n_fields].astype(np.float64)
+            infos = computed[..., n_fields]
+        else:
+            packed, infos = computed, None
+
+    params = packed[..., :n_params]
+    errors = packed[..., n_params:2 * n_params]
+    extra = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
+    status = extra["status"].astype(np.int8)
+    if diagnostics is not None:
+        _write_manifest(diagnostics_path, extra["reported"], status, extra["n_warnings"],
+                        iterating_shape, run_id)
+    names = [entry[0] for entry in param_arrays]
+    maps = {name: np.ascontiguousarray(params[..., k]) for k, name in enumerate(names)}
+    error_maps = {name: np.ascontiguousarray(errors[..., k]) for k, name in enumerate(names)}
+    fitted_model = units.restore(maps)
+    return FitResult(
+        model=fitted_model,
+        parameters=maps,
+        errors=error_maps,
+        statistic=extra["statistic"],
+        status=status,
+        nfev=extra["nfev"].astype(np.int32),
+        units=units.parameter_units,
+        dims=tuple(cube.dims[a] for a in iterating_axes) if cube.dims else None,
+        coords={d: c for d, c in cube.coords.items()
+                if cube.dims and d in [cube.dims[a] for a in iterating_axes]},
+        wcs=_iterating_wcs(cube.world, iterating_axes, cube.ndim),
+        start_model=model,
+        fit_info=infos,
+        meta=meta,
+    )
+
+
+# --- argument checks --------------------------------------------------------
+
+
+def _check_chunk_n_max(chunk_n_max):
+    if chunk_n_max is None:
+        return 500
+    if isinstance(chunk_n_max, (bool, np.bool_)) or not isinstance(chunk_n_max, numbers.Integral):
+        raise InputTypeError(
+            f"chunk_n_max must be a positive integer (fits per dask task); got "
+            f"{chunk_n_max!r} ({type(chunk_n_max).__name__})"
+        )
+    if chunk_n_max <= 0:
+        raise InputError(
+            f"chunk_n_max must be a positive integer (fits per dask task); got {chunk_n_max}"
+        )
+    return int(chunk_n_max)
+
+
+def _is_str_sequence(obj):
+    return isinstance(obj, (list, tuple)) and all(isinstance(s, str) for s in obj)
+
+
+def _check_scheduler(scheduler):
+    if scheduler is None or callable(scheduler) or _is_client(scheduler):
+        return
+    if isinstance(scheduler, str):
+        if scheduler not in _SCHEDULER_NAMES:
+            raise InputError(
+                f"scheduler={scheduler!r} is not known; expected None, one of "
+                f"{', '.join(map(repr, _SCHEDULER_NAMES))}, or a distributed.Client"
+            )
+        return
+    raise InputTypeError(
+        f"scheduler must be None, a scheduler name or a distributed.Client; got "
+        f"{type(scheduler).__name__}"
+    )
+
+
+def _is_client(obj):
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, Client)
+
+
+def _model_kind(model):
+    from .models.base import Model
+
+    if isinstance(model, Model):
+        return "parfit"
+    try:
+        from astropy.modeling import Model as AstropyModel
+    except ImportError:  # pragma: no cover
+        AstropyModel = ()
+    if isinstance(model, AstropyModel):
+        if len(model) != 1:
+            raise InputError(
+                f"model is an astropy model set of {len(model)} models; parallel_fit needs a "
+                f"single model (give per-pixel starting values as array-valued parameters)"
+            )
+        return "astropy"
+    raise InputTypeError(
+        f"model must be a parfit model (parfit.models) or an astropy.modeling model; got "
+        f"{type(model).__name__}"
+    )
+
+
+def _check_parameter_maps(param_arrays, iterating_shape):
+    for name, *arrays in param_arrays:
+        for what, arr in zip(("starting value", "lower bound", "upper bound"), arrays):
+            shape = np.shape(arr)
+            if shape == ():
+                continue
+            try:
+                ok = np.broadcast_shapes(shape, iterating_shape) == iterating_shape
+            except ValueError:
+                ok = False
+            if not ok:
+                raise InputError(
+                    f"parameter {name!r} has a per-pixel {what} of shape {shape}, which does "
+                    f"not broadcast to the shape of the non-fitting axes {iterating_shape}"
+                )
+
+
+def _preflight(model, world, param_arrays):
+    """Evaluate the model once at the shared starting values.
+
+    Catches a model that returns the wrong shape, or that is not finite at
+    starting values shared by every fit, before anything is dispatched.
+    """
+    if world.kind != "shared":
+        return
+    x = tuple(w.reshape(-1) for w in world.arrays)
+    row = np.array([[np.nanmean(v) if np.ndim(v) else v for _, v, _, _ in param_arrays]])
+    try:
+        out = np.asarray(model.evaluate(*x, row))
+    except Exception:
+        # A model that cannot be evaluated here fails its fits, with the
+        # traceback in each fit's diagnostics.
+        return
+    if out.shape != (1, x[0].size):
+        raise InputError(
+            f"model.evaluate returned shape {out.shape} for 1 fit of {x[0].size} samples; "
+            f"expected {(1, x[0].size)} (n_fits, n_samples)"
+        )
+    all_scalar = all(np.ndim(v) == 0 for _, v, _, _ in param_arrays)
+    if all_scalar and not np.all(np.isfinite(out)):
+        raise InputError(
+            "model is not finite at its starting values on the given world coordinates, so "
+            "every fit would fail; check the starting values"
+        )
+
+
+def _resolve_scheduler(scheduler):
+    """dask compute keywords, and whether tasks will be pickled."""
+    import dask
+    import dask.multiprocessing
+    from dask.base import get_scheduler
+
+    kwargs = {} if scheduler in (None, "default") else {"scheduler": scheduler}
+    probe = dask.delayed(0)
+    get = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[probe])
+    needs_pickle = get is dask.multiprocessing.get or _is_client(getattr(get, "__self__", None))
+    return kwargs, needs_pickle
+
+
+def _check_picklable(**objects):
+    import cloudpickle
+
+    for name, obj in objects.items():
+        if obj is None:
+            continue
+        try:
+            cloudpickle.dumps(obj)
+        except Exception as exc:
+            arg = "model" if name == "fit_model" else name
+            raise InputError(
+                f"{arg} cannot be pickled ({type(exc).__name__}: {exc}), but the scheduler "
+                f"runs fits in other processes; make it picklable or use "
+                f"scheduler='threads'"
+            ) from None
+
+
+# --- the graph ----------------------------------------------------------------
+
+
+def plan_chunks(iterating_shape, chunk_n_max):
+    """Chunk sizes along the iterating axes, at most ``chunk_n_max`` fits each.
+
+    The last axes are filled first (C order), so a block is contiguous in
+    memory as far as possible.
+    """
+    sizes = []
+    budget = chunk_n_max
+    for n in reversed(iterating_shape):
+        c = max(1, min(n, budget))
+        sizes.append(c)
+        budget = max(1, budget // c)
+    return tuple(reversed(sizes))
+
+
+def _normalise_chunks(sizes, shape):
+    return tuple(
+        tuple([c] * (n // c) + ([n % c] if n % c else [])) if n else (0,)
+        for c, n in zip(sizes, shape)
+    )
+
+
+@dataclasses.dataclass
+class _BlockPlan:
+    """Everything a block task needs besides its arrays (pickled per task)."""
+
+    model: object
+    fitter: object
+    fitter_kwargs: dict
+    fit_info: object
+    n_fit_axes: int
+    sample_shape: tuple
+    iterating_shape: tuple
+    has_weights: bool
+    has_mask: bool
+    shared_x: tuple
+    n_world_arrays: int
+    param_sources: list
+    n_map_arrays: int
+    n_fields: int
+    diagnostics: object
+    diagnostics_path: object
+    diagnostics_callable: object
+    run_id: str
+
+
+def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
+                 world, param_arrays, model, fitter, fitter_kwargs, fit_info, diagnostics,
+                 diagnostics_path, diagnostics_callable, run_id, n_fields):
+    import dask.array as da
+
+    shape = cube.shape
+    iterating_shape = tuple(shape[a] for a in iterating_axes)
+    order = tuple(fitting_axes) + tuple(iterating_axes)
+    data = cube.data
+    if preserve_native_chunks:
+        if not isinstance(data, da.Array):
+            raise InputTypeError("preserve_native_chunks=True needs data to be a dask array")
+        for a in fitting_axes:
+            if len(data.chunks[a]) != 1:
+                raise InputError(
+                    f"preserve_native_chunks=True needs data unchunked along the fitting "
+                    f"axes, but axis {a} has chunks {data.chunks[a]}"
+                )
+        chunks = data.chunks
+    else:
+        iter_chunks = _normalise_chunks(plan_chunks(iterating_shape, chunk_n_max), iterating_shape)
+        if isinstance(data, da.Array):
+            native = [data.chunks[a] for a in iterating_axes]
+            if math.prod(max(c) for c in native) <= chunk_n_max:
+                iter_chunks = tuple(native)
+        chunks = tuple(
+            (shape[a],) if a in fitting_axes else iter_chunks[iterating_axes.index(a)]
+            for a in range(len(shape))
+        )
+    if isinstance(data, da.Array):
+        data = data.rechunk(chunks)
+    else:
+        data = da.from_array(data, chunks=chunks)
+    data_t = data.transpose(order)
+
+    def aligned(arr):
+        arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr))
+        return da.broadcast_to(arr, shape).rechunk(chunks).transpose(order)
+
+    arrays = []
+    if cube.weights is not None:
+        arrays.append(aligned(cube.weights))
+    if cube.mask is not None:
+        arrays.append(aligned(cube.mask))
+    shared_x = ()
+    if world.kind == "shared":
+        shared_x = tuple(np.ascontiguousarray(w, dtype=np.float64).reshape(-1)
+                         for w in world.arrays)
+    elif world.kind == "nd":
+        arrays.extend(aligned(w) for w in world.arrays)
+    else:
+        for index in world.wcs_world_index:
+            arrays.append(da.map_blocks(
+                _wcs_world_block, chunks=data_t.chunks, dtype=np.float64,
+                meta=np.empty((0,) * data_t.ndim), wcs=world.wcs, world_index=index,
+                order=order,
+            ))
+    n_world = 0 if world.kind == "shared" else len(fitting_axes)
+
+    iter_block_chunks = data_t.chunks[len(fitting_axes):]
+    sources = []
+    n_maps = 0
+    for _name, *values in param_arrays:
+        entry = []
+        for value in values:
+            if np.ndim(value) == 0:
+                entry.append(("scalar", float(value)))
+            else:
+                view = np.broadcast_to(np.asarray(value, dtype=np.float64), iterating_shape)
+                arrays.append(da.from_array(view, chunks=iter_block_chunks))
+                entry.append(("map", n_maps))
+                n_maps += 1
+        sources.append(entry)
+
+    plan = _BlockPlan(
+        model=model, fitter=fitter, fitter_kwargs=fitter_kwargs, fit_info=fit_info,
+        n_fit_axes=len(fitting_axes), sample_shape=tuple(shape[a] for a in fitting_axes),
+        iterating_shape=iterating_shape, has_weights=cube.weights is not None,
+        has_mask=cube.mask is not None, shared_x=shared_x, n_world_arrays=n_world,
+        param_sources=sources, n_map_arrays=n_maps, n_fields=n_fields,
+        diagnostics=diagnostics,
+        diagnostics_path=None if diagnostics_path is None else str(diagnostics_path),
+        diagnostics_callable=diagnostics_callable, run_id=run_id,
+    )
+    n_out_fields = n_fields + (1 if fit_info else 0)
+    dtype = object if fit_info else np.float64
+    return da.map_blocks(
+        _fit_block, data_t, *arrays,
+        drop_axis=tuple(range(len(fitting_axes))),
+        new_axis=[len(iterating_axes)],
+        chunks=iter_block_chunks + ((n_out_fields,),),
+        dtype=dtype,
+        meta=np.empty((0,) * (len(iterating_axes) + 1), dtype=dtype),
+        name="parfit-fit",
+        plan=plan,
+    )
+
+
+def _wcs_world_block(block_info=None, wcs=None, world_index=0, order=()):
+    location = block_info[None]["array-location"]
+    grids = np.meshgrid(*[np.arange(a, b) for a, b in location], indexing="ij")
+    index = [None] * len(order)
+    for k, axis in enumerate(order):
+        index[axis] = grids[k]
+    return np.asarray(wcs_world_values(wcs, index)[world_index], dtype=np.float64)
+
+
+def _fit_block(data, *arrays, plan=None, block_info=None):
+    """The block kernel: fit every pixel of one block (runs on a worker)."""
+    nf = plan.n_fit_axes
+    iter_chunk = data.shape[nf:]
+    n_out = plan.n_fields + (1 if plan.fit_info else 0)
+    if data.size == 0 or block_info is None:
+        return np.zeros(iter_chunk + (n_out,), dtype=object if plan.fit_info else np.float64)
+    n_fits = math.prod(iter_chunk)
+    n_samples = math.prod(data.shape[:nf])
+
+    def rows(a):
+        a = np.broadcast_to(a, data.shape).reshape(n_samples, n_fits)
+        return np.ascontiguousarray(a.T, dtype=np.float64)
+
+    arrays = list(arrays)
+    y = rows(data)
+    valid = np.isfinite(y)
+    weights = None
+    if plan.has_weights:
+        weights = rows(arrays.pop(0))
+        valid &= np.isfinite(weights) & (weights > 0)
+    if plan.has_mask:
+        valid &= ~(rows(arrays.pop(0)) != 0)
+    if plan.n_world_arrays:
+        x = tuple(rows(arrays.pop(0)) for _ in range(plan.n_world_arrays))
+        for xk in x:
+            valid &= np.isfinite(xk)
+    else:
+        x = plan.shared_x
+    maps = arrays
+    columns = [[], [], []]
+    for entry in plan.param_sources:
+        for k, (kind, value) in enumerate(entry):
+            if kind == "scalar":
+                columns[k].append(np.full(n_fits, value))
+            else:
+                columns[k].append(np.asarray(maps[value], dtype=np.float64).reshape(n_fits))
+    p0, lower, upper = (np.stack(c, axis=1) if c else np.zeros((n_fits, 0)) for c in columns)
+    block = FitBlock(x=x, y=y, weights=weights, valid=valid, p0=p0, lower=lower, upper=upper,
+                     sample_shape=plan.sample_shape)
+    result = plan.fitter.fit_block(plan.model, block, fit_info=plan.fit_info,
+                                   fitter_kwargs=plan.fitter_kwargs)
+
+    n_warn = np.zeros(n_fits)
+    for i, lines in result.warnings.items():
+        n_warn[i] = len(lines)
+    reported = diag.report_mode(plan.diagnostics, result.status, n_warn)
+    if reported.any():
+        offsets = [loc[0] for loc in block_info[None]["array-location"][:-1]]
+        _write_folders(plan, block, result, reported, iter_chunk, offsets)
+
+    packed = np.empty((n_fits, plan.n_fields))
+    n_params = p0.shape[1]
+    packed[:, :n_params] = result.params
+    packed[:, n_params:2 * n_params] = result.errors
+    packed[:, 2 * n_params:] = np.stack(
+        [result.statistic, result.status, result.nfev, n_warn, reported], axis=1
+    )
+    packed = packed.reshape(iter_chunk + (plan.n_fields,))
+    if not plan.fit_info:
+        return packed
+    out = np.empty(iter_chunk + (n_out,), dtype=object)
+    out[..., :plan.n_fields] = packed
+    infos = np.empty(n_fits, dtype=object)
+    infos[:] = result.fit_info if result.fit_info is not None else [None] * n_fits
+    out[..., plan.n_fields] = infos.reshape(iter_chunk)
+    return out
+
+
+def _write_folders(plan, block, result, reported, iter_chunk, offsets):
+    for i in np.flatnonzero(reported):
+        index = np.add(np.unravel_index(i, iter_chunk), offsets)
+        name = diag.folder_name(index, plan.iterating_shape)
+        args = ()
+        if plan.diagnostics_callable is not None:
+            ok = result.status[i] == Status.OK
+            fitted = plan.fitter.model_with_values(plan.model, result.params[i]) if ok else None
+            world = tuple(np.reshape(xk if xk.ndim == 1 else xk[i], plan.sample_shape)
+                          for xk in block.x)
+            w = None if block.weights is None else block.weights[i].reshape(plan.sample_shape)
+            args = (world, block.y[i].reshape(plan.sample_shape), w, fitted, plan.fitter_kwargs)
+        diag.write_fit_folder(
+            plan.diagnostics_path, name, plan.run_id,
+            message=result.messages.get(i), warnings=result.warnings.get(i),
+            callable_=plan.diagnostics_callable, callable_args=args,
+        )
+
+
+def _compute(graph, sched_kwargs, progress):
+    if not progress:
+        return graph.compute(**sched_kwargs)
+    scheduler = sched_kwargs.get("scheduler")
+    client = scheduler if _is_client(scheduler) else None
+    if client is None and scheduler is None:
+        try:
+            from distributed import default_client
+
+            client = default_client()
+        except (ImportError, ValueError):
+            client = None
+    if client is not None:
+        from distributed import progress as dist_progress
+
+        future = client.compute(graph)
+        dist_progress(future, notebook=False)
+        return future.result()
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar():
+        return graph.compute(**sched_kwargs)
+
+
+def _write_manifest(path, reported, status, n_warnings, iterating_shape, run_id):
+    rows = []
+    for flat in np.flatnonzero(np.asarray(reported).reshape(-1) > 0):
+        index = np.unravel_index(flat, iterating_shape)
+        rows.append((diag.folder_name(index, iterating_shape), index,
+                     status.reshape(-1)[flat], np.asarray(n_warnings).reshape(-1)[flat]))
+    diag.write_manifest(path, rows, run_id)
+
+
+def _iterating_wcs(world, iterating_axes, ndim):
+    """The WCS of the iterating axes, for writing maps to FITS, if any."""
+    try:
+        from astropy.wcs import WCS
+    except ImportError:  # pragma: no cover
+        return None
+    wcs = getattr(world, "low_level_wcs", world)
+    if not isinstance(wcs, WCS) or not iterating_axes:
+        return None
+    try:
+        return wcs.sub([ndim - a for a in sorted(iterating_axes, reverse=True)])
+    except Exception:  # a WCS that cannot be split keeps no map WCS
+        log.info("could not split the WCS along the iterating axes", exc_info=True)
+        return None
