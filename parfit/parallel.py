@@ -210,10 +210,13 @@ def parallel_fit(
             f"fitter (fitter=None, 'trf', 'dogbox' or 'lm') with parfit models"
         )
     fit_model = model
-    if kind == "astropy" and not isinstance(fitter_obj, AstropyFitter):
+    # astropy models meet parfit fitters as their parfit equivalents.
+    translated = kind == "astropy" and not isinstance(fitter_obj, AstropyFitter)
+    if translated:
         from .models.astropy_bridge import from_astropy
 
         fit_model = from_astropy(model)
+    native_astropy = kind == "astropy" and not translated
     n_inputs = int(fit_model.n_inputs)
     if n_inputs != len(fitting_axes):
         raise InputError(
@@ -222,15 +225,15 @@ def parallel_fit(
             f"model input"
         )
     world_spec = normalise_world(cube.world, cube, fitting_axes)
-    units = prepare_units(fit_model, kind if fit_model is model else "parfit", world_spec,
+    units = prepare_units(fit_model, "astropy" if native_astropy else "parfit", world_spec,
                           cube.data_unit, equivalencies)
     fit_model, world_spec = units.model, units.world
-    if kind != "astropy" or fit_model is not model:
+    if not native_astropy:
         fit_model.validate()
     fitter_obj.check(fit_model, fitter_kwargs)
     param_arrays = fitter_obj.parameter_arrays(fit_model)
     _check_parameter_maps(param_arrays, iterating_shape)
-    if kind != "astropy" or not isinstance(fitter_obj, AstropyFitter):
+    if not native_astropy:
         _preflight(fit_model, world_spec, param_arrays)
 
     # --- scheduler and diagnostics ----------------------------------------
@@ -278,6 +281,10 @@ def parallel_fit(
     maps = {name: np.ascontiguousarray(params[..., k]) for k, name in enumerate(names)}
     error_maps = {name: np.ascontiguousarray(errors[..., k]) for k, name in enumerate(names)}
     fitted_model = units.restore(maps)
+    if translated:
+        from .models.astropy_bridge import to_astropy
+
+        fitted_model = to_astropy(fitted_model, template=model)
     return FitResult(
         model=fitted_model,
         parameters=maps,
