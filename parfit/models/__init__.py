@@ -1,0 +1,46 @@
+"""Models fitted by parfit: built-ins, composition, user models, YAML.
+
+Examples
+--------
+>>> from parfit.models import Gaussian1D, Const1D
+>>> m = Gaussian1D(mean=1.0) + Const1D(0.5)
+>>> m.param_names
+('amplitude_0', 'mean_0', 'stddev_0', 'amplitude_1')
+"""
+
+from parfit.models.base import MODEL_REGISTRY, Model, ParameterSpec, register_model
+from parfit.models.compound import CompoundModel
+from parfit.models.functional_1d import (
+    Const1D,
+    Gaussian1D,
+    Linear1D,
+    Lorentz1D,
+    Polynomial1D,
+    PowerLaw1D,
+    Voigt1D,
+)
+from parfit.models.functional_2d import Gaussian2D
+from parfit.models.serialize import from_dict, from_yaml, to_dict, to_yaml
+from parfit.parameters import Parameter, Parameters
+
+__all__ = [
+    "MODEL_REGISTRY",
+    "CompoundModel",
+    "Const1D",
+    "Gaussian1D",
+    "Gaussian2D",
+    "Linear1D",
+    "Lorentz1D",
+    "Model",
+    "Parameter",
+    "ParameterSpec",
+    "Parameters",
+    "Polynomial1D",
+    "PowerLaw1D",
+    "Voigt1D",
+    "from_dict",
+    "from_yaml",
+    "register_model",
+    "to_dict",
+    "to_yaml",
+]

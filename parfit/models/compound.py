@@ -1,0 +1,320 @@
+"""Compound models: trees of ``+ - * /`` over leaf models.
+
+Parameter names follow astropy: leaves are numbered left to right over the
+flattened tree and every parameter name gets the suffix ``_<leaf index>``
+(``amplitude_0, mean_0, stddev_0, amplitude_1, ...``).
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+
+from parfit._expr import expression_names, rename_expression
+from parfit.errors import ModelError, ParameterError
+from parfit.models.base import Model, _fmt
+from parfit.parameters import Parameter, Parameters
+
+__all__ = ["CompoundModel", "OPERATORS"]
+
+#: Supported operators.
+OPERATORS = ("+", "-", "*", "/")
+
+_Tree = Any  # int (leaf index) or (op, left, right)
+
+
+def _shift(tree: _Tree, offset: int) -> _Tree:
+    if isinstance(tree, int):
+        return tree + offset
+    op, left, right = tree
+    return (op, _shift(left, offset), _shift(right, offset))
+
+
+def _strip(leaf: Model) -> Model:
+    """Structure-only copy of a leaf model: no parameter state."""
+    tmpl = _copy.copy(leaf)
+    tmpl.__dict__["_params"] = None
+    tmpl.__dict__["_tie_cache"] = None
+    return tmpl
+
+
+class CompoundModel(Model):
+    """A model combining two models with ``+``, ``-``, ``*`` or ``/``.
+
+    Usually built with the operators (``g1 + g2``).  The operands are
+    copied; the compound owns its parameters, named like astropy's.
+
+    Parameters
+    ----------
+    op : {'+', '-', '*', '/'}
+        Operator.
+    left, right : Model
+        Operands with the same number of inputs.
+    name : str, optional
+        Label of the compound.
+
+    Notes
+    -----
+    Tied expressions written on a leaf in its own names are renamed to the
+    compound names (``"stddev"`` on the second leaf becomes ``"stddev_1"``).
+    Units (:meth:`_parameter_units`): both sides of ``+``/``-`` get the
+    data units; for ``*``/``/`` the left operand gets the output unit and the
+    right operand is dimensionless.
+
+    Examples
+    --------
+    >>> from parfit.models import Gaussian1D, Const1D
+    >>> m = Gaussian1D(mean=-1.0) + Gaussian1D(mean=1.0) + Const1D(0.5)
+    >>> m.param_names
+    ('amplitude_0', 'mean_0', 'stddev_0', 'amplitude_1', 'mean_1', 'stddev_1', 'amplitude_2')
+    >>> m.mean_1.tied = "mean_0 + 2"
+    >>> float(m(0.0)) == float(2 * Gaussian1D()(1.0) + 0.5)
+    True
+    """
+
+    def __init__(self, op: str, left: Model, right: Model, *, name: str | None = None) -> None:
+        if op not in OPERATORS:
+            raise ModelError(f"unknown operator {op!r}; supported: {', '.join(OPERATORS)}")
+        for side in (left, right):
+            if not isinstance(side, Model):
+                raise ModelError(f"operands of a compound model must be models, got {side!r}")
+        if left.n_inputs != right.n_inputs:
+            raise ModelError(
+                f"cannot combine {type(left).__name__} ({left.n_inputs}-D, "
+                f"n_inputs={left.n_inputs}) with {type(right).__name__} ({right.n_inputs}-D, "
+                f"n_inputs={right.n_inputs}) using {op!r}: both operands must take the same "
+                "number of inputs"
+            )
+        if name is not None and not isinstance(name, str):
+            raise ModelError(f"CompoundModel: name must be a string or None, got {name!r}")
+        self.__dict__["n_inputs"] = left.n_inputs
+        self.name = name
+        templates: list[Model] = []
+        trees = []
+        leaf_of: list[tuple[int, str]] = []
+        params: list[Parameter] = []
+        for side in (left, right):
+            offset = len(templates)
+            if isinstance(side, CompoundModel):
+                side_templates = side._templates
+                side_tree = side._tree
+                side_entries = list(zip(side._leaf_of, side._params.values(), strict=True))
+            else:
+                side_templates = [_strip(side)]
+                side_tree = 0
+                side_entries = [((0, p.name), p) for p in side._params.values()]
+            mapping = {
+                p.name: f"{local}_{idx + offset}" for (idx, local), p in side_entries
+            }
+            for (idx, local), p in side_entries:
+                new = p.copy(name=mapping[p.name])
+                if new.tied is not None:
+                    new.update(tied=rename_expression(new.tied, mapping))
+                params.append(new)
+                leaf_of.append((idx + offset, local))
+            templates.extend(side_templates)
+            trees.append(_shift(side_tree, offset))
+        self._templates = templates
+        self._tree = (op, trees[0], trees[1])
+        self._leaf_of = leaf_of
+        slices = []
+        start = 0
+        for t in range(len(templates)):
+            n = sum(1 for idx, _ in leaf_of if idx == t)
+            slices.append(slice(start, start + n))
+            start += n
+        self._slices = slices
+        self._ranges: dict[Any, slice] = {}
+        self._index_ranges(self._tree)
+        try:
+            self._params = Parameters(params)
+        except ParameterError as exc:
+            raise ModelError(f"cannot build compound model: {exc}") from None
+        self._tie_cache = None
+
+    def _index_ranges(self, node: _Tree) -> slice:
+        if isinstance(node, int):
+            return self._slices[node]
+        _, left, right = node
+        a = self._index_ranges(left)
+        b = self._index_ranges(right)
+        sl = slice(a.start, b.stop)
+        self._ranges[node] = sl
+        return sl
+
+    def _range(self, node: _Tree) -> slice:
+        if isinstance(node, int):
+            return self._slices[node]
+        return self._ranges[node]
+
+    # ------------------------------------------------------------------
+    @property
+    def operator(self) -> str:
+        """Operator at the root of the tree."""
+        return self._tree[0]
+
+    @property
+    def n_leaves(self) -> int:
+        """Number of leaf models."""
+        return len(self._templates)
+
+    @property
+    def has_analytic_jacobian(self) -> bool:  # type: ignore[override]
+        """True when every leaf has an analytic Jacobian."""
+        return all(type(t).has_analytic_jacobian for t in self._templates)
+
+    def _leaf_parameters(self, index: int) -> list[tuple[str, Parameter]]:
+        """``(local name, compound Parameter)`` pairs of leaf ``index``."""
+        return [
+            (local, p)
+            for (idx, local), p in zip(self._leaf_of, self._params.values(), strict=True)
+            if idx == index
+        ]
+
+    def _leaf(self, index: int) -> Model:
+        pairs = self._leaf_parameters(index)
+        back = {p.name: local for local, p in pairs}
+        own = []
+        for local, p in pairs:
+            new = p.copy(name=local)
+            if new.tied is not None:
+                used = expression_names(new.tied)
+                if all(n in back for n in used):
+                    new.update(tied=rename_expression(new.tied, back))
+                else:
+                    new.update(tied=None)
+            own.append(new)
+        leaf = _copy.copy(self._templates[index])
+        leaf.__dict__["_params"] = Parameters(own)
+        leaf.__dict__["_tie_cache"] = None
+        return leaf
+
+    @property
+    def leaves(self) -> list[Model]:
+        """Copies of the leaf models with the compound's current parameters.
+
+        Tied expressions that refer to other leaves cannot be written in a
+        leaf's own names and are dropped on the copies.
+
+        Examples
+        --------
+        >>> from parfit.models import Gaussian1D, Const1D
+        >>> m = Gaussian1D() + Const1D(3.0)
+        >>> m.leaves
+        [<Gaussian1D(amplitude=1.0, mean=0.0, stddev=1.0)>, <Const1D(amplitude=3.0)>]
+        """
+        return [self._leaf(i) for i in range(len(self._templates))]
+
+    def _subtree(self, node: _Tree) -> Model:
+        if isinstance(node, int):
+            return self._leaf(node)
+        op, left, right = node
+        return CompoundModel(op, self._subtree(left), self._subtree(right))
+
+    @property
+    def left(self) -> Model:
+        """Copy of the left operand (ties across operands dropped)."""
+        return self._subtree(self._tree[1])
+
+    @property
+    def right(self) -> Model:
+        """Copy of the right operand (ties across operands dropped)."""
+        return self._subtree(self._tree[2])
+
+    # ------------------------------------------------------------------
+    def _declared_specs(self) -> tuple[Any, ...]:
+        return ()
+
+    def _value(self, xs: Sequence[np.ndarray], params: np.ndarray) -> Any:
+        return self._node_value(self._tree, xs, params)
+
+    def _node_value(self, node: _Tree, xs: Sequence[np.ndarray], params: np.ndarray) -> Any:
+        if isinstance(node, int):
+            return self._templates[node]._value(xs, params[:, self._slices[node]])
+        op, left, right = node
+        a = self._node_value(left, xs, params)
+        b = self._node_value(right, xs, params)
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        return a / b
+
+    def _jac_into(self, xs: Sequence[np.ndarray], params: np.ndarray, out: np.ndarray) -> Any:
+        return self._node_jac(self._tree, xs, params, out)
+
+    def _node_jac(
+        self, node: _Tree, xs: Sequence[np.ndarray], params: np.ndarray, out: np.ndarray
+    ) -> Any:
+        if isinstance(node, int):
+            sl = self._slices[node]
+            return self._templates[node]._jac_into(xs, params[:, sl], out[..., sl])
+        op, left, right = node
+        a = np.asarray(self._node_jac(left, xs, params, out))
+        b = np.asarray(self._node_jac(right, xs, params, out))
+        ls = self._range(left)
+        rs = self._range(right)
+        if op == "+":
+            return a + b
+        if op == "-":
+            out[..., rs] *= -1.0
+            return a - b
+        if op == "*":
+            out[..., ls] *= b[..., np.newaxis]
+            out[..., rs] *= a[..., np.newaxis]
+            return a * b
+        out[..., ls] /= b[..., np.newaxis]
+        out[..., rs] *= (-a / b**2)[..., np.newaxis]
+        return a / b
+
+    # ------------------------------------------------------------------
+    def _parameter_units(
+        self, input_units: Sequence[Any], output_unit: Any
+    ) -> dict[str, u.UnitBase | None]:
+        """Units per parameter; see the class Notes for the rules.
+
+        Examples
+        --------
+        >>> from astropy import units as u
+        >>> from parfit.models import Gaussian1D, Const1D
+        >>> units = (Gaussian1D() * Const1D())._parameter_units((u.um,), u.Jy)
+        >>> units["amplitude_0"], units["amplitude_1"]
+        (Unit("Jy"), None)
+        """
+        per_leaf: dict[int, dict[str, Any]] = {}
+
+        def walk(node: _Tree, out_unit: Any) -> None:
+            if isinstance(node, int):
+                per_leaf[node] = self._templates[node]._parameter_units(input_units, out_unit)
+                return
+            op, left, right = node
+            if op in ("+", "-"):
+                walk(left, out_unit)
+                walk(right, out_unit)
+            else:
+                walk(left, out_unit)
+                walk(right, None)
+
+        walk(self._tree, output_unit)
+        return {
+            p.name: per_leaf[idx][local]
+            for (idx, local), p in zip(self._leaf_of, self._params.values(), strict=True)
+        }
+
+    def _expression(self, node: _Tree, top: bool = True) -> str:
+        if isinstance(node, int):
+            return type(self._templates[node]).__name__
+        op, left, right = node
+        text = f"{self._expression(left, False)} {op} {self._expression(right, False)}"
+        return text if top else f"[{text}]"
+
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{p.name}={_fmt(p.value)}" for p in self._params.values())
+        label = f", name={self.name!r}" if self.name is not None else ""
+        return f"<CompoundModel({self._expression(self._tree)}: {vals}{label})>"

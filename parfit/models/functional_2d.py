@@ -1,0 +1,114 @@
+"""Two-dimensional built-in models (astropy's names, defaults and formulas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from parfit.models.base import Model, ParameterSpec, register_model
+from parfit.models.functional_1d import FLOAT_EPSILON
+
+__all__ = ["Gaussian2D"]
+
+
+@register_model
+class Gaussian2D(Model):
+    """Two-dimensional rotated Gaussian (astropy's ``Gaussian2D``).
+
+    ``f(x, y) = A exp(-(a dx**2 + b dx dy + c dy**2))`` with ``dx = x - x_mean``,
+    ``dy = y - y_mean`` and ``a, b, c`` from ``x_stddev``, ``y_stddev`` and the
+    counter-clockwise rotation ``theta`` (radians).
+
+    Parameters
+    ----------
+    amplitude, x_mean, y_mean, x_stddev, y_stddev, theta : float, array_like or Quantity
+        Defaults 1, 0, 0, 1, 1, 0; the standard deviations have astropy's
+        default bounds ``(float32 tiny, None)``.
+    **kwargs
+        ``bounds``, ``fixed``, ``tied``, ``name`` (see :class:`Model`).
+
+    Notes
+    -----
+    astropy's ``cov_matrix`` argument is not supported.
+
+    Examples
+    --------
+    >>> g = Gaussian2D(amplitude=3.0, x_mean=1.0, y_mean=2.0)
+    >>> float(g(1.0, 2.0))
+    3.0
+    """
+
+    n_inputs = 2
+    param_specs = (
+        ParameterSpec("amplitude", 1.0, unit="z", description="Amplitude of the Gaussian"),
+        ParameterSpec("x_mean", 0.0, unit="x", description="Peak position along x"),
+        ParameterSpec("y_mean", 0.0, unit="y", description="Peak position along y"),
+        ParameterSpec(
+            "x_stddev", 1.0, bounds=(FLOAT_EPSILON, None), unit="x",
+            description="Standard deviation along x before rotation",
+        ),
+        ParameterSpec(
+            "y_stddev", 1.0, bounds=(FLOAT_EPSILON, None), unit="y",
+            description="Standard deviation along y before rotation",
+        ),
+        ParameterSpec("theta", 0.0, unit="rad", description="Rotation angle (radians)"),
+    )
+
+    def _evaluate(
+        self, x: Any, y: Any, amplitude: Any, x_mean: Any, y_mean: Any,
+        x_stddev: Any, y_stddev: Any, theta: Any,
+    ) -> Any:
+        cost2 = np.cos(theta) ** 2
+        sint2 = np.sin(theta) ** 2
+        sin2t = np.sin(2.0 * theta)
+        xstd2 = x_stddev**2
+        ystd2 = y_stddev**2
+        xdiff = x - x_mean
+        ydiff = y - y_mean
+        a = 0.5 * ((cost2 / xstd2) + (sint2 / ystd2))
+        b = 0.5 * ((sin2t / xstd2) - (sin2t / ystd2))
+        c = 0.5 * ((sint2 / xstd2) + (cost2 / ystd2))
+        return amplitude * np.exp(-((a * xdiff**2) + (b * xdiff * ydiff) + (c * ydiff**2)))
+
+    def _jacobian(
+        self, x: Any, y: Any, amplitude: Any, x_mean: Any, y_mean: Any,
+        x_stddev: Any, y_stddev: Any, theta: Any,
+    ) -> list[Any]:
+        cost = np.cos(theta)
+        sint = np.sin(theta)
+        cost2 = cost**2
+        sint2 = sint**2
+        cos2t = np.cos(2.0 * theta)
+        sin2t = np.sin(2.0 * theta)
+        xstd2 = x_stddev**2
+        ystd2 = y_stddev**2
+        xstd3 = x_stddev**3
+        ystd3 = y_stddev**3
+        xdiff = x - x_mean
+        ydiff = y - y_mean
+        xdiff2 = xdiff**2
+        ydiff2 = ydiff**2
+        xydiff = xdiff * ydiff
+        a = 0.5 * ((cost2 / xstd2) + (sint2 / ystd2))
+        b = 0.5 * ((sin2t / xstd2) - (sin2t / ystd2))
+        c = 0.5 * ((sint2 / xstd2) + (cost2 / ystd2))
+        e = np.exp(-((a * xdiff2) + (b * xydiff) + (c * ydiff2)))
+        g = amplitude * e
+        da_dtheta = sint * cost * ((1.0 / ystd2) - (1.0 / xstd2))
+        da_dx_stddev = -cost2 / xstd3
+        da_dy_stddev = -sint2 / ystd3
+        db_dtheta = (cos2t / xstd2) - (cos2t / ystd2)
+        db_dx_stddev = -sin2t / xstd3
+        db_dy_stddev = sin2t / ystd3
+        dc_dtheta = -da_dtheta
+        dc_dx_stddev = -sint2 / xstd3
+        dc_dy_stddev = -cost2 / ystd3
+        return [
+            e,
+            g * ((2.0 * a * xdiff) + (b * ydiff)),
+            g * ((b * xdiff) + (2.0 * c * ydiff)),
+            -g * (da_dx_stddev * xdiff2 + db_dx_stddev * xydiff + dc_dx_stddev * ydiff2),
+            -g * (da_dy_stddev * xdiff2 + db_dy_stddev * xydiff + dc_dy_stddev * ydiff2),
+            -g * (da_dtheta * xdiff2 + db_dtheta * xydiff + dc_dtheta * ydiff2),
+        ]
