@@ -124,10 +124,39 @@ def _astropy_units(model, world, data_unit, equivalencies):
     return UnitsPlan(unitless, world, None, restore)
 
 
+def _model_input_units(model, world_units, data_unit, declared):
+    """The units the model's own parameters give its inputs.
+
+    An input whose world unit is ``u`` and that has a parameter of unit
+    ``u`` (like a line centre) takes that parameter's declared unit if it
+    differs but is convertible: world values in m/s meet a model written in
+    km/s by converting the world, not the model.
+    """
+    from astropy import units as u
+
+    probe = model._parameter_units(tuple(world_units), data_unit)
+    out = list(world_units)
+    for k, unit in enumerate(world_units):
+        if unit is None:
+            continue
+        for name in model.param_names:
+            wanted = declared[name]
+            if probe.get(name) == unit and wanted is not None and wanted != unit:
+                try:
+                    unit.to(wanted)
+                except u.UnitConversionError:
+                    continue
+                out[k] = wanted
+                break
+    return out
+
+
 def _parfit_units(model, world, data_unit, equivalencies):
     declared = {name: getattr(model, name).unit for name in model.param_names}
     if data_unit is None and all(unit is None for unit in world.units):
         return UnitsPlan(model, world, declared, lambda maps: model.with_values(maps))
+    inputs = _model_input_units(model, world.units, data_unit, declared)
+    world = _convert_world(world, world.units, inputs, [equivalencies or []] * len(inputs))
     targets = model._parameter_units(tuple(world.units), data_unit)
     fit_model = model.copy()
     for name in fit_model.param_names:

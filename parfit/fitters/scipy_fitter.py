@@ -37,11 +37,19 @@ class ScipyFitter(Fitter):
     Parameters
     ----------
     method : {"trf", "dogbox", "lm"}
-        The scipy algorithm.  ``"lm"`` (MINPACK) does not support bounds.
+        The scipy algorithm.  ``"trf"`` and ``"dogbox"`` respect bounds
+        exactly; ``"lm"`` (MINPACK) has no bounds of its own, so, as
+        astropy's ``LevMarLSQFitter`` does, parameters are clipped into
+        their bounds whenever the model is evaluated.
     ftol, xtol, gtol : float
         Convergence tolerances, as in :func:`scipy.optimize.least_squares`.
     max_nfev : int or None
         Maximum number of model evaluations per fit (scipy's default if None).
+    x_scale : float, array_like or "jac"
+        Characteristic scale of each parameter (scipy's default, 1).
+        ``"jac"`` scales by the Jacobian's column norms, which helps when
+        parameters differ by orders of magnitude, but lets a poorly started
+        fit take larger first steps.
     scale_covariance : bool
         If True (the default, as in astropy, lmfit and ``curve_fit``), the
         covariance matrix is scaled by the reduced chi-square, so errors do
@@ -64,7 +72,7 @@ class ScipyFitter(Fitter):
     """
 
     def __init__(self, method="trf", *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None,
-                 scale_covariance=True, **options):
+                 x_scale=1.0, scale_covariance=True, **options):
         if method not in _METHODS:
             raise InputError(
                 f"fitter method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}"
@@ -77,7 +85,8 @@ class ScipyFitter(Fitter):
                 f"{', '.join(sorted(_LSQ_OPTIONS))}"
             )
         self.method = method
-        self.options = dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, **options)
+        self.options = dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale,
+                            **options)
         self.scale_covariance = bool(scale_covariance)
 
     @property
@@ -97,17 +106,6 @@ class ScipyFitter(Fitter):
                 f"fitter {self.name!r}; valid keys are the options of "
                 f"scipy.optimize.least_squares: {', '.join(sorted(_LSQ_OPTIONS))}"
             )
-        if self.method == "lm":
-            for name in model.param_names:
-                par = getattr(model, name)
-                if par.fixed or par.tied:
-                    continue
-                if par.lower is not None or par.upper is not None:
-                    raise InputError(
-                        f"fitter 'lm' does not support bounds, but parameter {name!r} has "
-                        f"bounds {par.bounds!r}; use fitter='trf' or 'dogbox', or remove "
-                        f"the bounds"
-                    )
 
     def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
         options = dict(self.options)
@@ -138,10 +136,13 @@ class ScipyFitter(Fitter):
         if block.weights is not None:
             w = block.weights[i] if subset is None else block.weights[i, subset]
         p_start = block.p0[i].copy()
+        lower = block.lower[i, free]
+        upper = block.upper[i, free]
+        clip = self.method == "lm" and (np.isfinite(lower).any() or np.isfinite(upper).any())
 
         def full(pf):
             p = p_start.copy()
-            p[free] = pf
+            p[free] = np.clip(pf, lower, upper) if clip else pf
             p = p[None, :]
             return model.apply_ties(p) if has_ties else p
 
@@ -160,8 +161,6 @@ class ScipyFitter(Fitter):
         if not np.all(np.isfinite(r0)):
             result.fail(i, Status.NONFINITE, "the model is not finite at the starting values")
             return
-        lower = block.lower[i, free]
-        upper = block.upper[i, free]
         bounds = (lower, upper) if self.method != "lm" else (-np.inf, np.inf)
         sol = least_squares(fun, x0, jac=jac, bounds=bounds, method=self.method, **options)
         result.nfev[i] = sol.nfev
