@@ -398,18 +398,23 @@ def _preflight(model, world, param_arrays):
         return
     x = tuple(w.reshape(-1) for w in world.arrays)
     row = np.array([[np.nanmean(v) if np.ndim(v) else v for _, v, _, _ in param_arrays]])
+    # With starting values shared by every fit, a failure here is every
+    # fit's failure: report it now.  Per-pixel starts fail pixel by pixel.
+    all_scalar = all(np.ndim(v) == 0 for _, v, _, _ in param_arrays)
     try:
         out = np.asarray(model.evaluate(*x, row))
-    except Exception:
-        # A model that cannot be evaluated here fails its fits, with the
-        # traceback in each fit's diagnostics.
-        return
+    except Exception as exc:
+        if not all_scalar:
+            return
+        raise InputError(
+            f"model.evaluate raised {type(exc).__name__}: {exc} at the starting values on the "
+            f"given world coordinates, so every fit would fail"
+        ) from exc
     if out.shape != (1, x[0].size):
         raise InputError(
             f"model.evaluate returned shape {out.shape} for 1 fit of {x[0].size} samples; "
             f"expected {(1, x[0].size)} (n_fits, n_samples)"
         )
-    all_scalar = all(np.ndim(v) == 0 for _, v, _, _ in param_arrays)
     if all_scalar and not np.all(np.isfinite(out)):
         raise InputError(
             "model is not finite at its starting values on the given world coordinates, so "
