@@ -231,7 +231,7 @@ class FitResult:
                     f"{str(path)!r} exists and is not a zarr store; parfit will not replace it"
                 )
             shutil.rmtree(path)
-        self.to_xarray().to_zarr(path, mode="w-", consolidated=True)
+        self.to_xarray().to_zarr(path, mode="w-", consolidated=False)
         return path
 
     def to_fits(self, path, *, overwrite=False):
