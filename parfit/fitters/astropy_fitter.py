@@ -14,10 +14,9 @@ import inspect
 
 import numpy as np
 
-from .._capture import capture_warnings, format_warnings
 from ..errors import InputError
 from ..status import Status
-from .base import BlockResult, Fitter, exception_message, screen_block
+from .base import BlockResult, Fitter, run_guarded, screen_block
 
 __all__ = ["AstropyFitter", "astropy_free_mask"]
 
@@ -125,19 +124,14 @@ class AstropyFitter(Fitter):
             kwargs = dict(fitter_kwargs)
             if w is not None:
                 kwargs["weights"] = w
-            with capture_warnings() as records:
-                try:
-                    fitted = fitter(model_i, *x, y, inplace=True, **kwargs)
-                    self._store(fitted, fitter, x, y, w, free, i, result, infos, fit_info)
-                except BaseException as exc:  # a user model may raise anything
-                    result.fail(i, Status.FIT_ERROR, exception_message(exc))
-            if records:
-                result.warnings[i] = format_warnings(records).splitlines()
+            run_guarded(result, i, self._fit_one, fitter, model_i, x, y, w, kwargs, free, i,
+                        result, infos, fit_info)
         result.fit_info = infos
         return result
 
     @staticmethod
-    def _store(fitted, fitter, x, y, w, free, i, result, infos, fit_info):
+    def _fit_one(fitter, model_i, x, y, w, kwargs, free, i, result, infos, fit_info):
+        fitted = fitter(model_i, *x, y, inplace=True, **kwargs)
         params = np.array([np.asarray(getattr(fitted, n).value, dtype=float).item()
                            for n in fitted.param_names])
         info = getattr(fitter, "fit_info", None)

@@ -12,9 +12,11 @@ import traceback
 
 import numpy as np
 
+from .._capture import capture_warnings, format_warnings
 from ..status import Status
 
-__all__ = ["FitBlock", "BlockResult", "Fitter", "block_from_arrays", "screen_block"]
+__all__ = ["FitBlock", "BlockResult", "Fitter", "block_from_arrays", "run_guarded",
+           "screen_block"]
 
 
 @dataclasses.dataclass
@@ -257,6 +259,22 @@ def _bad_start_message(block, i, free_mask):
         if not np.isfinite(v) or (free and not lo <= v <= hi)
     )
     return f"starting value NaN or outside bounds: {values}"
+
+
+def run_guarded(result, i, func, *args):
+    """Run fit ``i`` as ``func(*args)``; nothing it raises escapes.
+
+    Any exception (even ``SystemExit`` or ``KeyboardInterrupt`` raised by a
+    user model) marks fit ``i`` as ``FIT_ERROR`` with its traceback; the
+    warnings raised during the fit are recorded in ``result.warnings[i]``.
+    """
+    with capture_warnings() as records:
+        try:
+            func(*args)
+        except BaseException as exc:  # a user model may raise anything
+            result.fail(i, Status.FIT_ERROR, exception_message(exc))
+    if records:
+        result.warnings[i] = format_warnings(records).splitlines()
 
 
 def exception_message(exc):

@@ -11,10 +11,9 @@ import inspect
 import numpy as np
 from scipy.optimize import least_squares
 
-from .._capture import capture_warnings, format_warnings
 from ..errors import InputError
 from ..status import Status
-from .base import BlockResult, Fitter, exception_message, screen_block
+from .base import BlockResult, Fitter, run_guarded, screen_block
 
 __all__ = ["ScipyFitter", "covariance_from_jacobian"]
 
@@ -117,13 +116,8 @@ class ScipyFitter(Fitter):
         has_ties = any(getattr(model, n).tied for n in model.param_names)
         infos = [None] * block.n_fits if fit_info else None
         for i in screen_block(block, free, result):
-            with capture_warnings() as records:
-                try:
-                    self._fit_one(model, block, i, free, has_ties, options, result, infos)
-                except BaseException as exc:  # a user model may raise anything
-                    result.fail(i, Status.FIT_ERROR, exception_message(exc))
-            if records:
-                result.warnings[i] = format_warnings(records).splitlines()
+            run_guarded(result, i, self._fit_one, model, block, i, free, has_ties, options,
+                        result, infos)
         result.fit_info = infos
         return result
 
