@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import numbers
+import os
 import uuid
 
 import numpy as np
@@ -582,7 +583,8 @@ def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_nativ
         has_mask=cube.mask is not None, shared_x=shared_x, n_world_arrays=n_world,
         param_sources=sources, n_map_arrays=n_maps, n_fields=n_fields,
         diagnostics=diagnostics,
-        diagnostics_path=None if diagnostics_path is None else str(diagnostics_path),
+        # Absolute, so workers started elsewhere write to the same place.
+        diagnostics_path=None if diagnostics_path is None else os.path.abspath(diagnostics_path),
         diagnostics_callable=diagnostics_callable, run_id=run_id,
     )
     n_out_fields = n_fields + (1 if fit_info else 0)
