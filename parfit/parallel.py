@@ -433,6 +433,11 @@ def _resolve_scheduler(scheduler):
     probe = dask.delayed(0)
     get = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[probe])
     needs_pickle = get is dask.multiprocessing.get or _is_client(getattr(get, "__self__", None))
+    if get is dask.multiprocessing.get and dask.config.get("chunksize", None) is None:
+        # dask hands a process tasks in batches of 6 by default; with a few
+        # dozen equal blocks of fits that leaves one process idle at the
+        # end.  A block is far more work than a hand-over: one at a time.
+        kwargs["chunksize"] = 1
     return kwargs, needs_pickle
 
 

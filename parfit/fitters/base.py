@@ -132,8 +132,8 @@ class Fitter:
     #: Human-readable name used in result metadata.
     name = "fitter"
 
-    def check(self, model):
-        """Raise before dispatch if this fitter cannot fit ``model``."""
+    def check(self, model, fitter_kwargs=None):
+        """Raise before dispatch if this fitter cannot fit ``model`` with ``fitter_kwargs``."""
 
     def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
         """Fit every row of ``block``; see :class:`BlockResult`."""
@@ -252,7 +252,7 @@ def screen_block(block, free_mask, result, *, check_bounds=True):
 
 def _bad_start_message(block, i, free_mask):
     values = ", ".join(
-        f"parameter {k}: {v!r} not in [{lo!r}, {hi!r}]"
+        f"parameter {k}: {float(v)!r} not in [{float(lo)!r}, {float(hi)!r}]"
         for k, (v, lo, hi, free) in enumerate(
             zip(block.p0[i], block.lower[i], block.upper[i], free_mask)
         )

@@ -43,7 +43,7 @@ def get_fitter(fitter):
     --------
     >>> from parfit.fitters import get_fitter
     >>> get_fitter("lm")
-    <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08)>
+    <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08, x_scale=1.0)>
     """
     if fitter is None:
         return ScipyFitter(DEFAULT_FITTER)
