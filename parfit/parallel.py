@@ -144,7 +144,7 @@ def parallel_fit(
     equivalencies : list, optional
         Unit equivalencies used when converting world coordinates and
         parameters.
-    fit_info : bool or sequence of str, optional
+    fit_info : bool, str or sequence of str, optional
         With an astropy fitter (or a scipy one), keep each fit's
         ``fit_info`` (all of it, or the named entries) in
         ``FitResult.fit_info``, an object array of the iterating shape.
@@ -186,6 +186,8 @@ def parallel_fit(
             f"fitter_kwargs must be a dict or None; got {type(fitter_kwargs).__name__}"
         )
     fitter_kwargs = dict(fitter_kwargs or {})
+    if isinstance(fit_info, str):
+        fit_info = (fit_info,)  # one name, as astropy documents
     if not (fit_info is False or fit_info is True or _is_str_sequence(fit_info)):
         raise InputTypeError(
             f"fit_info must be True, False or a sequence of names; got {fit_info!r}"

@@ -48,6 +48,21 @@ class FitResult:
         Unit of each parameter map.
     fit_info : ndarray of object or None
         Per-fit fitter information, when ``fit_info`` was requested.
+    shape : tuple of int
+        Shape of every map (the non-fitting axes of the cube).
+    dims : tuple of str
+        Dimension names of the maps (the DataArray's, else ``dim_<axis>``).
+    coords : dict
+        Coordinates of those dimensions, where the input had them.
+    wcs : astropy.wcs.WCS or None
+        The WCS of the non-fitting axes, when the cube came with a FITS WCS.
+    meta : dict
+        Fitting axes, data shape, fitter description and run id.
+
+    Notes
+    -----
+    ``to_xarray().attrs["model_yaml"]`` holds the *starting* model (for
+    parfit models), so a fit can be re-run; the fitted values are the maps.
 
     Examples
     --------
@@ -91,6 +106,7 @@ class FitResult:
 
     @property
     def n_fits(self):
+        """Number of fits (pixels of the maps)."""
         return int(self.status.size)
 
     def status_counts(self):

@@ -266,3 +266,10 @@ def test_fit_info_collected_on_result_not_fitter():
     info = res.fit_info[1, 2]
     assert info["nfev"] == res.nfev[1, 2] > 0
     assert isinstance(info["message"], str)
+
+
+def test_fit_info_single_name():
+    cube, x = gaussian_cube((41, 2, 2), seed=13)
+    res = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), cube, fitter=fitting.TRFLSQFitter(),
+                              world=(x,), scheduler="synchronous", fit_info="nfev")
+    assert res.fit_info[0, 1] == {"nfev": res.nfev[0, 1]}
