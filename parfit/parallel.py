@@ -213,13 +213,15 @@ def parallel_fit(
             f"fitter (fitter=None, 'trf', 'dogbox' or 'lm') with parfit models"
         )
     fit_model = model
-    # astropy models meet parfit fitters as their parfit equivalents.
-    translated = kind == "astropy" and not isinstance(fitter_obj, AstropyFitter)
+    # An astropy fitter fits the astropy model as it is (checked above that
+    # the model is an astropy one); parfit fitters meet astropy models as
+    # their parfit equivalents.
+    native_astropy = isinstance(fitter_obj, AstropyFitter)
+    translated = kind == "astropy" and not native_astropy
     if translated:
         from .models.astropy_bridge import from_astropy
 
         fit_model = from_astropy(model)
-    native_astropy = kind == "astropy" and not translated
     n_inputs = int(fit_model.n_inputs)
     if n_inputs != len(fitting_axes):
         raise InputError(
