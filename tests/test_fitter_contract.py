@@ -94,6 +94,8 @@ class FitterContract:
         p0[3, 1] = np.nan
         res = self.fit(make_block(p0=p0))
         assert res.status[3] == Status.BAD_START
+        assert res.messages[3] == ("starting value NaN or outside bounds: parameter 'mean': "
+                                   "nan not in [-inf, inf]")
         assert np.all(res.status[np.arange(len(TRUE)) != 3] == Status.OK)
 
     def test_weights_change_the_fit_and_zero_weight_is_ignored(self):

@@ -109,7 +109,7 @@ class AstropyFitter(Fitter):
         free = astropy_free_mask(model)
         infos = [None] * block.n_fits if fit_info else None
         model_i = model.copy()
-        todo = screen_block(block, free, result, check_bounds=False)
+        todo = screen_block(block, free, result, names=names, check_bounds=False)
         for i in todo:
             sel = block.valid[i]
             if sel.all():

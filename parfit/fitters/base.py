@@ -212,12 +212,13 @@ def block_from_arrays(parameter_arrays, x, y, weights=None):
                     sample_shape=y.shape)
 
 
-def screen_block(block, free_mask, result, *, check_bounds=True):
+def screen_block(block, free_mask, result, *, names=None, check_bounds=True):
     """Mark the fits that cannot be attempted and return the rest.
 
     Fits with no valid sample get ``NO_VALID_DATA``; fits with fewer valid
     samples than free parameters ``TOO_FEW_SAMPLES``; fits whose free
-    starting values are NaN or outside their bounds ``BAD_START``.
+    starting values are NaN or outside their bounds ``BAD_START`` (the
+    message names the parameters by ``names`` when given).
 
     Returns
     -------
@@ -244,15 +245,16 @@ def screen_block(block, free_mask, result, *, check_bounds=True):
                 f"{n_valid[i]} valid samples for {n_free} free parameters",
             )
         elif bad_start[i]:
-            result.fail(i, Status.BAD_START, _bad_start_message(block, i, free_mask))
+            result.fail(i, Status.BAD_START, _bad_start_message(block, i, free_mask, names))
         else:
             todo.append(i)
     return np.asarray(todo, dtype=np.intp)
 
 
-def _bad_start_message(block, i, free_mask):
+def _bad_start_message(block, i, free_mask, names=None):
     values = ", ".join(
-        f"parameter {k}: {float(v)!r} not in [{float(lo)!r}, {float(hi)!r}]"
+        f"parameter {names[k] if names else k!r}: {float(v)!r} not in "
+        f"[{float(lo)!r}, {float(hi)!r}]"
         for k, (v, lo, hi, free) in enumerate(
             zip(block.p0[i], block.lower[i], block.upper[i], free_mask)
         )

@@ -115,7 +115,7 @@ class ScipyFitter(Fitter):
         free = np.asarray(model.free_mask, dtype=bool)
         has_ties = any(getattr(model, n).tied for n in model.param_names)
         infos = [None] * block.n_fits if fit_info else None
-        for i in screen_block(block, free, result):
+        for i in screen_block(block, free, result, names=model.param_names):
             run_guarded(result, i, self._fit_one, model, block, i, free, has_ties, options,
                         result, infos)
         result.fit_info = infos
