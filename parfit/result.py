@@ -278,7 +278,8 @@ class FitResult:
         header = self.wcs.to_header() if self.wcs is not None else fits.Header()
         primary = fits.PrimaryHDU()
         primary.header["PARFITV"] = (_version(), "parfit version")
-        primary.header["FITTER"] = (str(self.meta.get("fitter", ""))[:68], "fitter")
+        # A long description is written with CONTINUE cards.
+        primary.header["FITTER"] = str(self.meta.get("fitter", ""))
         hdus = [primary]
 
         def add(name, array, unit=None):

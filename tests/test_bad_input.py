@@ -135,7 +135,7 @@ def test_bad_scheduler():
 
 
 @pytest.mark.parametrize("fitter, exc, message", [
-    ("levmar", ValueError, "fitter='levmar' is not a known fitter name; expected one of "
+    ("levmar", ValueError, "fitter='levmar' is not a known fitter name; expected one of 'batched', "
                            "'trf', 'dogbox', 'lm'"),
     (42, TypeError, "fitter must be None, a fitter name .* got int"),
     (fitting.TRFLSQFitter, ValueError, r"fitter must be an astropy fitter instance, not the "
@@ -150,8 +150,15 @@ def test_bad_fitter(fitter, exc, message):
 
 def test_bad_fitter_kwargs():
     with pytest.raises(ValueError, match="fitter_kwargs has unknown key.* 'maxiter' for fitter "
-                                         "'scipy-trf'"):
+                                         "'batched-lm'; valid keys are 'ftol', 'xtol', 'gtol', "
+                                         "'max_nfev', 'factor'"):
         call(fitter_kwargs={"maxiter": 10})
+    with pytest.raises(ValueError, match="fitter_kwargs has unknown key.* 'maxiter' for fitter "
+                                         "'scipy-trf'"):
+        call(fitter="trf", fitter_kwargs={"maxiter": 10})
+    with pytest.raises(ValueError, match=r"fitter_kwargs: ftol must be a number in \[0, 1\); "
+                                         "got 2.0"):
+        call(fitter_kwargs={"ftol": 2.0})
     with pytest.raises(TypeError, match="fitter_kwargs must be a dict or None; got list"):
         call(fitter_kwargs=["max_nfev"])
     with pytest.raises(ValueError, match="fitter_kwargs has key.* 'bogus' that TRFLSQFitter "

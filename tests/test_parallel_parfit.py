@@ -168,7 +168,12 @@ def test_astropy_model_on_parfit_fitter_comes_back_as_astropy(cube):
     ref = fit(cube, start, fitter=fitting.TRFLSQFitter())
     # parfit's solver reaches at least astropy's minimum.
     assert np.all(res.statistic <= ref.statistic * (1 + 1e-6))
-    np.testing.assert_allclose(res.parameters["mean"], ref.parameters["mean"], atol=1e-3)
+    # Where both reach the same minimum, they agree; on a few noisy pixels the
+    # batched solver finds a deeper one.
+    same = np.isclose(res.statistic, ref.statistic, rtol=1e-6)
+    assert same.mean() > 0.9
+    np.testing.assert_allclose(res.parameters["mean"][same], ref.parameters["mean"][same],
+                               atol=1e-3)
 
 
 def test_astropy_ties_are_translated():

@@ -1,5 +1,7 @@
 """Fitters: how one block of independent fits is solved.
 
+* :class:`BatchedFitter` - the default: every fit of a block advanced
+  together by a batched Levenberg-Marquardt solver (:mod:`parfit.fitters.lm`).
 * :class:`ScipyFitter` - each fit on its own with
   :func:`scipy.optimize.least_squares` (``"trf"``, ``"dogbox"``, ``"lm"``).
 * :class:`AstropyFitter` - an astropy fitter instance called per fit, as
@@ -11,11 +13,13 @@
 
 from .astropy_fitter import AstropyFitter
 from .base import BlockResult, FitBlock, Fitter
+from .batched import BatchedFitter
 from .scipy_fitter import ScipyFitter
 from .select import FITTER_NAMES, get_fitter
 
 __all__ = [
     "AstropyFitter",
+    "BatchedFitter",
     "BlockResult",
     "FITTER_NAMES",
     "FitBlock",

@@ -3,19 +3,21 @@
 from ..errors import InputError, InputTypeError
 from .astropy_fitter import AstropyFitter
 from .base import Fitter
+from .batched import BatchedFitter
 from .scipy_fitter import ScipyFitter
 
 __all__ = ["FITTER_NAMES", "get_fitter", "is_astropy_fitter"]
 
 #: Names accepted by ``fitter=``, mapped to what they build.
 FITTER_NAMES = {
+    "batched": "parfit's batched Levenberg-Marquardt, every fit of a block at once (the default)",
     "trf": "scipy.optimize.least_squares, trust-region reflective (bounds)",
     "dogbox": "scipy.optimize.least_squares, dogleg in a box (bounds)",
     "lm": "scipy.optimize.least_squares, MINPACK Levenberg-Marquardt (no bounds)",
 }
 
 #: What ``fitter=None`` means.
-DEFAULT_FITTER = "trf"
+DEFAULT_FITTER = "batched"
 
 
 def is_astropy_fitter(obj):
@@ -35,18 +37,22 @@ def get_fitter(fitter):
     Parameters
     ----------
     fitter : None, str, parfit Fitter or astropy fitter instance
-        None gives the default fitter; a name from :data:`FITTER_NAMES`
-        a :class:`~parfit.fitters.ScipyFitter` with that method; an astropy
-        fitter instance an :class:`~parfit.fitters.AstropyFitter`.
+        None or ``"batched"`` gives the default
+        :class:`~parfit.fitters.BatchedFitter`; another name from
+        :data:`FITTER_NAMES` a :class:`~parfit.fitters.ScipyFitter` with that
+        method; an astropy fitter instance an
+        :class:`~parfit.fitters.AstropyFitter`.
 
     Examples
     --------
     >>> from parfit.fitters import get_fitter
+    >>> get_fitter(None)
+    <BatchedFitter batched Levenberg-Marquardt (ftol=1e-08, xtol=1e-08, gtol=1e-08, factor=0.1, engine='auto')>
     >>> get_fitter("lm")
     <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08, x_scale=1.0)>
     """
-    if fitter is None:
-        return ScipyFitter(DEFAULT_FITTER)
+    if fitter is None or fitter == "batched":
+        return BatchedFitter()
     if isinstance(fitter, Fitter):
         return fitter
     if isinstance(fitter, str):
