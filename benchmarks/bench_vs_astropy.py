@@ -41,17 +41,23 @@ Examples
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import resource
 import statistics
 import sys
 import time
 import warnings
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (  # noqa: E402  (the folder is put on sys.path first)
+    cpu_seconds,
+    cramer_rao_sigma,
+    loadavg,
+    machine_info,
+    recovered_fraction,
+)
 
 PATHS = ("astropy", "parfit-trf", "parfit-astropy", "xarray")
 PARAMS = ("amplitude", "mean", "stddev")
@@ -64,31 +70,6 @@ def make_cube(size, channels, seed, noise):
     from parfit.datasets import gaussian_cube
 
     return gaussian_cube((channels, size, size), noise=noise, seed=seed)
-
-
-def cramer_rao_sigma(v, truth, noise):
-    """Expected 1-sigma error of each parameter per pixel (Fisher matrix at truth)."""
-    a = truth["amplitude"].reshape(-1, 1)
-    mu = truth["mean"].reshape(-1, 1)
-    s = truth["stddev"].reshape(-1, 1)
-    dx = v[None, :] - mu
-    e = np.exp(-0.5 * dx**2 / s**2)
-    jac = np.stack([e, a * e * dx / s**2, a * e * dx**2 / s**3], axis=2)  # (n, chan, 3)
-    fisher = np.einsum("nci,ncj->nij", jac, jac) / noise**2
-    cov = np.linalg.inv(fisher)
-    sig = np.sqrt(np.einsum("nii->ni", cov))
-    shape = truth["amplitude"].shape
-    return {p: sig[:, k].reshape(shape) for k, p in enumerate(PARAMS)}
-
-
-def recovered_fraction(maps, truth, sigma, region=None, nsig=3.0):
-    ok = np.ones(truth["amplitude"].shape, dtype=bool)
-    for p in PARAMS:
-        fitted = maps[p]
-        ok &= np.isfinite(fitted) & (np.abs(fitted - truth[p]) <= nsig * sigma[p])
-    if region is not None:
-        ok = ok[region]
-    return float(ok.mean())
 
 
 # --- the paths ----------------------------------------------------------------
@@ -186,63 +167,6 @@ RUNNERS = {
 # --- reporting ----------------------------------------------------------------
 
 
-def cpu_seconds():
-    """CPU seconds (user + system) of this process and of its reaped children.
-
-    dask's ``processes`` scheduler joins its worker processes at the end of
-    every compute, so their CPU time shows up in ``RUSAGE_CHILDREN``; thread
-    workers are in ``RUSAGE_SELF``.  CPU time is far less sensitive than wall
-    time to other programs competing for the cores.
-    """
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        ru = resource.getrusage(who)
-        total += ru.ru_utime + ru.ru_stime
-    return total
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as fh:
-            return " ".join(fh.read().split()[:3])
-    except OSError:
-        return None
-
-
-def machine_info():
-    import astropy
-    import dask
-    import scipy
-
-    import parfit
-
-    info = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "astropy": astropy.__version__,
-        "dask": dask.__version__,
-        "parfit": getattr(parfit, "__version__", "?"),
-    }
-    try:
-        import xarray
-
-        info["xarray"] = xarray.__version__
-    except ImportError:
-        info["xarray"] = None
-    try:
-        with open("/proc/meminfo") as fh:
-            kb = int(fh.readline().split()[1])
-        info["memory_gb"] = round(kb / 1024**2, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return info
-
-
 def max_abs_diff(a, b, region=None):
     out = {}
     for p in PARAMS:
@@ -301,7 +225,7 @@ def main(argv=None):
     info = machine_info()
     cube = make_cube(args.size, args.channels, args.seed, args.noise)
     n_fits = args.size * args.size
-    sigma = cramer_rao_sigma(cube.world[0], cube.truth, cube.noise)
+    sigma = cramer_rao_sigma(cube.model, cube.world, cube.truth, cube.noise)
     tiny = make_cube(4, args.channels, args.seed + 1, args.noise)
 
     print("parfit benchmark: parfit.parallel_fit vs astropy parallel_fit_dask (+ xarray curvefit)")

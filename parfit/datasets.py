@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["SyntheticCube", "gaussian_cube", "gaussian2d_cube"]
+__all__ = ["SyntheticCube", "gaussian_cube", "gaussian2d_cube", "multi_gaussian_cube"]
 
 
 @dataclasses.dataclass
@@ -131,3 +131,101 @@ def gaussian2d_cube(shape=(4, 32, 32), *, noise=0.02, seed=0):
                        y_stddev=0.06 * nx, theta=0.4)
     return SyntheticCube(data=data, world=(np.arange(ny, dtype=float), np.arange(nx, dtype=float)),
                          truth=truth, noise=noise, model=start, unit="Jy", world_unit="pix")
+
+
+def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True, noise=0.1,
+                        seed=0):
+    """A spectral cube holding several Gaussian lines (and a baseline) per pixel.
+
+    The lines sit near fixed, well-separated centres 50 km/s apart
+    (``-50, 0, 50`` km/s for three), and the spectral axis runs from 50 km/s
+    below the first centre to 50 km/s above the last (-100 to 100 km/s for
+    three lines).  Each pixel's line ``k`` has an amplitude between 1 and
+    3 K, a centre within 5 km/s of centre ``k`` and a width (sigma) between
+    3 and 8 km/s; the optional linear baseline has a slope between -0.002
+    and 0.002 K/(km/s) and an intercept between -0.2 and 0.2 K.  All are
+    drawn at random, line by line, then the baseline, then the noise.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_channels, ny, nx)`` (any number of spatial axes).
+    n_components : int
+        Number of Gaussian lines per pixel, at least 1.
+    baseline : bool
+        Add a straight-line baseline (a ``Linear1D`` component).
+    noise : float
+        Standard deviation of the added Gaussian noise, in K.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    SyntheticCube
+        ``model`` is ``Gaussian1D + ... + Gaussian1D (+ Linear1D)`` starting
+        every line at amplitude 2 K, its centre and sigma 5 km/s (sigma
+        bounded below by 0), and the baseline at 0; ``truth`` has one map per
+        parameter of that model, named as its ``param_names``
+        (``amplitude_0, mean_0, stddev_0, ..., slope_3, intercept_3``).  With
+        ``n_components=1`` and no baseline the model is a plain
+        ``Gaussian1D``.  ``data`` is the model evaluated at the truth plus
+        the noise.
+
+    Raises
+    ------
+    ValueError
+        If ``n_components`` is not an integer >= 1.
+
+    Examples
+    --------
+    >>> from parfit.datasets import multi_gaussian_cube
+    >>> cube = multi_gaussian_cube((128, 4, 5), seed=1)
+    >>> cube.data.shape, cube.truth["mean_1"].shape
+    ((128, 4, 5), (4, 5))
+    >>> cube.model.param_names[:3], cube.model.param_names[-2:]
+    (('amplitude_0', 'mean_0', 'stddev_0'), ('slope_3', 'intercept_3'))
+    >>> list(cube.truth) == list(cube.model.param_names)
+    True
+    >>> float(cube.world[0][0]), float(cube.world[0][-1])
+    (-100.0, 100.0)
+    >>> [float(cube.model.mean_0.value), float(cube.model.mean_2.value)]
+    [-50.0, 50.0]
+    """
+    from .errors import InputError
+    from .models import Gaussian1D, Linear1D
+
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
+            or n_components < 1:
+        raise InputError(f"n_components must be an integer >= 1; got {n_components!r}")
+    if len(shape) < 1:
+        raise InputError(f"shape must be (n_channels, *spatial); got {shape!r}")
+    rng = np.random.default_rng(seed)
+    n_chan, *spatial = shape
+    centres = 50.0 * (np.arange(n_components) - (n_components - 1) / 2)
+    v = np.linspace(centres[0] - 50.0, centres[-1] + 50.0, n_chan)
+
+    components = []
+    for centre in centres:
+        g = Gaussian1D(amplitude=2.0, mean=float(centre), stddev=5.0)
+        g.stddev.bounds = (0.0, None)
+        components.append(g)
+    if baseline:
+        components.append(Linear1D(slope=0.0, intercept=0.0))
+    model = components[0]
+    for component in components[1:]:
+        model = model + component
+
+    values = []
+    for centre in centres:
+        values += [rng.uniform(1.0, 3.0, spatial),
+                   rng.uniform(centre - 5.0, centre + 5.0, spatial),
+                   rng.uniform(3.0, 8.0, spatial)]
+    if baseline:
+        values += [rng.uniform(-0.002, 0.002, spatial), rng.uniform(-0.2, 0.2, spatial)]
+    truth = dict(zip(model.param_names, values))
+
+    params = np.stack([np.reshape(t, -1) for t in values], axis=1)
+    flat = model.evaluate(v, params) if params.shape[0] else np.empty((0, n_chan))
+    data = np.moveaxis(flat, -1, 0).reshape(shape)
+    data = data + rng.normal(0.0, noise, data.shape)
+    return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)

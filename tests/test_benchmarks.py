@@ -1,0 +1,88 @@
+"""The benchmark scripts run (smoke tests) and share one recovery criterion.
+
+The slow tests run each script with ``--quick`` in a subprocess and check the
+table it prints; they check no timings (the benchmarks report those).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+
+@pytest.fixture
+def common(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _common
+
+    return _common
+
+
+def _run(script, *args, timeout=300):
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_throughput_quick_single(tmp_path):
+    out_json = tmp_path / "out.json"
+    out = _run("bench_throughput.py", "--quick", "--case", "single", "--json", str(out_json))
+    for header in ("tool", "fits", "wall s", "fits/s", "x astropy", "x xarray", "recovered",
+                   "rec. (own)"):
+        assert header in out, header
+    for text in ("cpu_count", "numpy", "dask", "astropy", "== case single", "target (parfit)"):
+        assert text in out, text
+    lines = [line.split() for line in out.splitlines()]
+    assert {"parfit", "astropy", "xarray"} <= {line[0] for line in lines if line}
+    payload = json.loads(out_json.read_text())
+    results = payload["cases"]["single"]["results"]
+    assert {"parfit", "astropy", "xarray"} <= set(results)
+    assert results["astropy"]["ratio_vs_astropy"] == pytest.approx(1.0)
+    for r in results.values():
+        assert r["n_fits"] == 400 and r["fits_per_s"] > 0
+        assert 0.5 < r["recovered_common"] <= 1.0
+
+
+@pytest.mark.slow
+def test_bench_vs_astropy_quick():
+    out = _run("bench_vs_astropy.py", "--quick")
+    for header in ("path", "fits/s", "x astropy", "recovered"):
+        assert header in out, header
+    for path in ("astropy", "parfit-trf", "parfit-astropy", "xarray"):
+        assert f"\n{path} " in out, path
+
+
+def test_cramer_rao_sigma_matches_closed_form(common):
+    """The generic (model.jacobian) Fisher matrix equals the Gaussian one written out."""
+    from parfit.datasets import gaussian_cube
+
+    cube = gaussian_cube((53, 5, 6), seed=2)
+    sigma = common.cramer_rao_sigma(cube.model, cube.world, cube.truth, cube.noise, batch=7)
+    v = cube.world[0]
+    a, mu, s = (cube.truth[p].reshape(-1, 1) for p in ("amplitude", "mean", "stddev"))
+    dx = v[None, :] - mu
+    e = np.exp(-0.5 * dx**2 / s**2)
+    jac = np.stack([e, a * e * dx / s**2, a * e * dx**2 / s**3], axis=2)
+    cov = np.linalg.inv(np.einsum("nci,ncj->nij", jac, jac) / cube.noise**2)
+    expected = np.sqrt(np.einsum("nii->ni", cov))
+    assert list(sigma) == ["amplitude", "mean", "stddev"]
+    for k, p in enumerate(sigma):
+        np.testing.assert_allclose(sigma[p], expected[:, k].reshape(5, 6), rtol=1e-10)
+
+
+def test_recovered_fraction_applies_one_rule_to_every_parameter(common):
+    truth = {"a": np.zeros((2, 2)), "b": np.zeros((2, 2))}
+    sigma = {"a": np.ones((2, 2)), "b": np.ones((2, 2))}
+    maps = {"a": np.array([[0.0, 2.9], [3.1, np.nan]]), "b": np.zeros((2, 2))}
+    mask = common.recovered_mask(maps, truth, sigma)
+    np.testing.assert_array_equal(mask, [[True, True], [False, False]])
+    assert common.recovered_fraction(maps, truth, sigma) == 0.5
+    assert common.recovered_fraction(maps, truth, sigma, region=(slice(0, 1),)) == 1.0
