@@ -234,21 +234,20 @@ def screen_block(block, free_mask, result, *, names=None, check_bounds=True):
     bad_start = ~np.all(np.isfinite(p0) & inside, axis=1)
     # Also fixed values must be usable numbers.
     bad_start |= ~np.all(np.isfinite(block.p0[:, ~free_mask]), axis=1)
-    todo = []
-    for i in range(block.n_fits):
-        if n_valid[i] == 0:
-            result.fail(i, Status.NO_VALID_DATA, "no valid samples (all NaN, inf, masked or zero weight)")
-        elif n_valid[i] < n_free:
-            result.fail(
-                i,
-                Status.TOO_FEW_SAMPLES,
-                f"{n_valid[i]} valid samples for {n_free} free parameters",
-            )
-        elif bad_start[i]:
-            result.fail(i, Status.BAD_START, _bad_start_message(block, i, free_mask, names))
-        else:
-            todo.append(i)
-    return np.asarray(todo, dtype=np.intp)
+    empty = n_valid == 0
+    few = ~empty & (n_valid < n_free)
+    bad = ~empty & ~few & bad_start
+    for i in np.flatnonzero(empty):
+        result.fail(i, Status.NO_VALID_DATA, "no valid samples (all NaN, inf, masked or zero weight)")
+    for i in np.flatnonzero(few):
+        result.fail(
+            i,
+            Status.TOO_FEW_SAMPLES,
+            f"{n_valid[i]} valid samples for {n_free} free parameters",
+        )
+    for i in np.flatnonzero(bad):
+        result.fail(i, Status.BAD_START, _bad_start_message(block, i, free_mask, names))
+    return np.flatnonzero(~(empty | few | bad)).astype(np.intp)
 
 
 def _bad_start_message(block, i, free_mask, names=None):
