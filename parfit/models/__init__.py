@@ -20,6 +20,7 @@ from parfit.models.functional_1d import (
     Voigt1D,
 )
 from parfit.models.functional_2d import Gaussian2D
+from parfit.models.function import FunctionModel, model_from_function
 from parfit.models.serialize import from_dict, from_yaml, to_dict, to_yaml
 from parfit.parameters import Parameter, Parameters
 
@@ -27,6 +28,7 @@ __all__ = [
     "MODEL_REGISTRY",
     "CompoundModel",
     "Const1D",
+    "FunctionModel",
     "Gaussian1D",
     "Gaussian2D",
     "Linear1D",
@@ -40,6 +42,7 @@ __all__ = [
     "Voigt1D",
     "from_dict",
     "from_yaml",
+    "model_from_function",
     "register_model",
     "to_dict",
     "to_yaml",

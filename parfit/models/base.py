@@ -16,6 +16,7 @@ from astropy import units as u
 
 from parfit.errors import InputError, ModelError, ParameterError
 from parfit.models._arrays import ArraysMixin
+from parfit.models._guess import GuessMixin
 from parfit.models._ties import _FD_STEP, TiesMixin
 from parfit.models.spec import MODEL_REGISTRY, ParameterSpec, register_model
 from parfit.parameters import Parameter, Parameters
@@ -86,7 +87,7 @@ def _finish(model: Model, out: Any, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class Model(TiesMixin, ArraysMixin):
+class Model(TiesMixin, ArraysMixin, GuessMixin):
     """Base class of parfit models.
 
     A model declares its parameters once, on the class, and implements the
@@ -124,6 +125,8 @@ class Model(TiesMixin, ArraysMixin):
       a list with the derivative with respect to each parameter (each
       broadcastable to ``(n_fits, n_samples)``).  Without it, :meth:`jacobian`
       uses central finite differences.
+    * optionally implement ``_guess(self, xs, y, valid, start)`` so that
+      :meth:`guess` can estimate starting values from data (see there).
     * decorate with :func:`register_model` to read it back from YAML.
 
     Examples

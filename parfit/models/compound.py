@@ -16,6 +16,8 @@ from astropy import units as u
 
 from parfit._expr import expression_names, rename_expression
 from parfit.errors import ModelError, ParameterError
+from parfit.models._estimators import masked_median
+from parfit.models._guess import merge_guess
 from parfit.models.base import Model, _fmt
 from parfit.parameters import Parameter, Parameters
 
@@ -25,6 +27,16 @@ __all__ = ["CompoundModel", "OPERATORS"]
 OPERATORS = ("+", "-", "*", "/")
 
 _Tree = Any  # int (leaf index) or (op, left, right)
+
+#: Rounds of outlier rejection when guessing a baseline under peaks.
+_CLIP_ROUNDS = 10
+#: Samples further than this many robust standard deviations from a baseline
+#: are taken to belong to a peak.
+_CLIP_SIGMA = 2.0
+#: Passes over the components when guessing a sum (baselines, then peaks).
+_GUESS_PASSES = 2
+#: A baseline is fitted to at least this fraction of the valid samples.
+_MIN_BASELINE_FRACTION = 0.25
 
 
 def _shift(tree: _Tree, offset: int) -> _Tree:
@@ -272,6 +284,132 @@ class CompoundModel(Model):
         out[..., ls] /= b[..., np.newaxis]
         out[..., rs] *= (-a / b**2)[..., np.newaxis]
         return a / b
+
+    # ------------------------------------------------------------------
+    # starting values
+    def _operators(self, node: _Tree) -> set[str]:
+        if isinstance(node, int):
+            return set()
+        op, left, right = node
+        return {op} | self._operators(left) | self._operators(right)
+
+    def _cannot_guess_detail(self) -> str:
+        others = sorted(self._operators(self._tree) - {"+"})
+        if others:
+            return f"; this one combines models with {', '.join(map(repr, others))}"
+        for t in self._templates:
+            if not t.can_guess:
+                return f"; its component {type(t).__name__} cannot guess"
+        return ""
+
+    @property
+    def can_guess(self) -> bool:  # type: ignore[override]
+        """True when only ``+`` combines leaves that can all guess.
+
+        Examples
+        --------
+        >>> from parfit.models import Gaussian1D, Linear1D
+        >>> (Gaussian1D() + Linear1D()).can_guess, (Gaussian1D() - Linear1D()).can_guess
+        (True, False)
+        """
+        return self._cannot_guess_detail() == ""
+
+    def _leaf_local_names(self, index: int) -> list[str]:
+        return [local for idx, local in self._leaf_of if idx == index]
+
+    def _guess_leaf(
+        self, index: int, xs: list[np.ndarray], resid: np.ndarray, mask: np.ndarray,
+        start: np.ndarray, out: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+    ) -> np.ndarray:
+        """Guess of leaf ``index`` on ``resid``: its columns of ``out``, updated."""
+        sl = self._slices[index]
+        names = self._leaf_local_names(index)
+        template = self._templates[index]
+        block = out[:, sl].copy()
+        cols = {n: start[:, sl.start + i] for i, n in enumerate(names)}
+        guesses = template._guess(xs, resid, mask, cols)
+        merge_guess(template, block, guesses, names, self.free_mask[sl], lower[:, sl], upper[:, sl])
+        return block
+
+    def _leaf_model(
+        self, index: int, xs: list[np.ndarray], out: np.ndarray, block: np.ndarray
+    ) -> np.ndarray:
+        """Value of leaf ``index`` with ``block`` as its columns (ties applied)."""
+        sl = self._slices[index]
+        params = out.copy()
+        params[:, sl] = block
+        params = self.apply_ties(params)
+        value = self._templates[index]._value(xs, params[:, sl])
+        return np.broadcast_to(value, xs[0].shape)
+
+    def _guess_baseline(
+        self, index: int, xs: list[np.ndarray], resid: np.ndarray, use: np.ndarray,
+        start: np.ndarray, out: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+    ) -> np.ndarray:
+        # Peaks pull a plain fit up (or down) and need not leave any edge free, and
+        # the lowest quantile is biased by the noise; so the baseline is fitted to
+        # all samples, then refitted without those further than 2 robust standard
+        # deviations (1.4826 MAD) from it, i.e. the peaks, keeping at least a quarter
+        # of the samples (sigma clipping, two-sided: emission and absorption alike).
+        n_min = np.maximum(
+            self._slices[index].stop - self._slices[index].start + 1,
+            np.ceil(_MIN_BASELINE_FRACTION * use.sum(axis=1)),
+        )
+        floor = 1e-12 * np.where(use, np.abs(resid), 0.0).max(axis=1)
+        mask = use
+        block = self._guess_leaf(index, xs, resid, mask, start, out, lower, upper)
+        for _ in range(_CLIP_ROUNDS):
+            r = resid - self._leaf_model(index, xs, out, block)
+            med = masked_median(r, mask)
+            dev = np.abs(r - med[:, np.newaxis])
+            sigma = np.maximum(1.4826 * masked_median(dev, mask), floor)
+            new = use & (dev <= _CLIP_SIGMA * sigma[:, np.newaxis])
+            enough = new.sum(axis=1) >= n_min
+            new = np.where(enough[:, np.newaxis], new, mask)
+            if np.array_equal(new, mask):
+                break
+            mask = new
+            block = self._guess_leaf(index, xs, resid, mask, start, out, lower, upper)
+        return block
+
+    def _guess_array(
+        self, xs: list[np.ndarray], y: np.ndarray, valid: np.ndarray, start: np.ndarray,
+        lower: np.ndarray, upper: np.ndarray,
+    ) -> np.ndarray:
+        # Baselines first, robustly, from the data; then each peak, in leaf order, on
+        # what the baselines and the previous peaks leave.  A second pass refits the
+        # baselines to the data minus the peaks (backfitting), which removes most of
+        # the bias faint or wide peaks leave in the first baseline, and the peaks again.
+        out = start.copy()
+        n = len(self._templates)
+        baselines = [t for t in range(n) if self._templates[t]._guess_role == "baseline"]
+        peaks = [t for t in range(n) if t not in baselines]
+        values: dict[int, np.ndarray] = {}
+
+        def minus(data: np.ndarray, use: np.ndarray, leaves: list[int]):
+            for t in leaves:
+                finite = np.isfinite(values[t])
+                use = use & finite
+                data = np.where(finite, data - values[t], data)
+            return data, use
+
+        def guess_leaf(t: int, data: np.ndarray, use: np.ndarray, baseline: bool):
+            if baseline:
+                block = self._guess_baseline(t, xs, data, use, start, out, lower, upper)
+            else:
+                block = self._guess_leaf(t, xs, data, use, start, out, lower, upper)
+            out[:, self._slices[t]] = block
+            values[t] = self._leaf_model(t, xs, out, block)
+            return minus(data, use, [t])
+
+        for _ in range(_GUESS_PASSES if baselines and peaks else 1):
+            data, use = minus(y, valid, [t for t in peaks if t in values])
+            for t in baselines:
+                data, use = guess_leaf(t, data, use, True)
+            data, use = minus(y, valid, baselines)
+            for t in peaks:
+                data, use = guess_leaf(t, data, use, False)
+        return out
 
     # ------------------------------------------------------------------
     def _parameter_units(

@@ -13,6 +13,13 @@ import numpy as np
 from scipy.special import wofz
 
 from parfit.errors import ModelError
+from parfit.models._estimators import (
+    FWHM_PER_SIGMA,
+    ls_amplitude,
+    masked_median,
+    peak_1d,
+    polyfit_masked,
+)
 from parfit.models.base import Model, ParameterSpec, register_model
 
 __all__ = [
@@ -27,6 +34,21 @@ __all__ = [
 
 #: astropy's default lower bound of standard deviations.
 FLOAT_EPSILON = float(np.finfo(np.float32).tiny)
+
+#: Voigt FWHM over the common FWHM of equal Lorentzian and Gaussian parts
+#: (Olivero & Longbothum 1977: ``0.5346 fL + sqrt(0.2166 fL**2 + fG**2)``).
+_VOIGT_EQUAL_SPLIT = 0.5346 + float(np.sqrt(0.2166 + 1.0))
+
+
+def _peak_sign(start: dict[str, Any], name: str) -> Any:
+    """+1 (look for a peak), or -1 (a dip) where the starting amplitude is negative."""
+    return np.where(np.asarray(start[name]) < 0, -1.0, 1.0)
+
+
+def _amplitude(template: Any, y: Any, valid: Any, height: Any) -> Any:
+    """Least-squares amplitude of a unit-height profile; the peak height if that is not positive."""
+    amp = ls_amplitude(template, y, valid)
+    return np.where(amp > 0, amp, height)
 
 
 @register_model
@@ -68,6 +90,18 @@ class Gaussian1D(Model):
         d_stddev = d_mean * dx / stddev
         return [d_amplitude, d_mean, d_stddev]
 
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        # Peak of the 3-sample-smoothed data, FWHM from the half-maximum crossings,
+        # amplitude by least squares with that profile (no upward noise bias).
+        (x,) = xs
+        sign = _peak_sign(start, "amplitude")
+        sy = sign[:, np.newaxis] * y
+        center, height, fwhm, spacing, span = peak_1d(x, sy, valid)
+        stddev = np.clip(fwhm / FWHM_PER_SIGMA, spacing, span)
+        unit = self._evaluate(x, 1.0, center[:, np.newaxis], stddev[:, np.newaxis])
+        amplitude = sign * _amplitude(unit, sy, valid, height)
+        return {"amplitude": amplitude, "mean": center, "stddev": stddev}
+
 
 @register_model
 class Lorentz1D(Model):
@@ -103,6 +137,16 @@ class Lorentz1D(Model):
         d_x_0 = amplitude * d_amplitude * 2.0 * dx / denom
         d_fwhm = amplitude * gamma * dx**2 / denom**2
         return [d_amplitude, d_x_0, d_fwhm]
+
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        (x,) = xs
+        sign = _peak_sign(start, "amplitude")
+        sy = sign[:, np.newaxis] * y
+        center, height, fwhm, spacing, span = peak_1d(x, sy, valid)
+        fwhm = np.clip(fwhm, spacing, span)
+        unit = self._evaluate(x, 1.0, center[:, np.newaxis], fwhm[:, np.newaxis])
+        amplitude = sign * _amplitude(unit, sy, valid, height)
+        return {"amplitude": amplitude, "x_0": center, "fwhm": fwhm}
 
 
 @register_model
@@ -158,6 +202,20 @@ class Voigt1D(Model):
             (-w_re - s * (2 * dx * dwdz.real - fwhm_L * dwdz.imag)) / fwhm_G,
         ]
 
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        # The measured FWHM is split evenly: equal Lorentzian and Gaussian widths
+        # giving that Voigt FWHM; the fit decides the actual shape.
+        (x,) = xs
+        sign = _peak_sign(start, "amplitude_L")
+        sy = sign[:, np.newaxis] * y
+        center, height, fwhm, spacing, span = peak_1d(x, sy, valid)
+        width = np.clip(fwhm / _VOIGT_EQUAL_SPLIT, spacing, span)
+        col = width[:, np.newaxis]
+        unit = self._evaluate(x, center[:, np.newaxis], 1.0, col, col)
+        peak_of_unit = self._evaluate(0.0, 0.0, 1.0, width, width)
+        amplitude = sign * _amplitude(unit, sy, valid, height / peak_of_unit)
+        return {"x_0": center, "amplitude_L": amplitude, "fwhm_L": width, "fwhm_G": width}
+
 
 @register_model
 class Const1D(Model):
@@ -183,6 +241,11 @@ class Const1D(Model):
 
     def _jacobian(self, x: Any, amplitude: Any) -> list[Any]:
         return [1.0]
+
+    _guess_role = "baseline"
+
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        return {"amplitude": masked_median(y, valid)}
 
 
 @register_model
@@ -212,6 +275,12 @@ class Linear1D(Model):
 
     def _jacobian(self, x: Any, slope: Any, intercept: Any) -> list[Any]:
         return [x, 1.0]
+
+    _guess_role = "baseline"
+
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        coeffs = polyfit_masked(xs[0], y, valid, 1)
+        return {"slope": coeffs[:, 1], "intercept": coeffs[:, 0]}
 
 
 @register_model
@@ -275,6 +344,12 @@ class Polynomial1D(Model):
             derivs.append(power)
         return derivs
 
+    _guess_role = "baseline"
+
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        coeffs = polyfit_masked(xs[0], y, valid, self.degree)
+        return {f"c{i}": coeffs[:, i] for i in range(self.degree + 1)}
+
 
 @register_model
 class PowerLaw1D(Model):
@@ -309,3 +384,17 @@ class PowerLaw1D(Model):
         d_x_0 = amplitude * alpha * d_amplitude / x_0
         d_alpha = -amplitude * d_amplitude * np.log(xx)
         return [d_amplitude, d_x_0, d_alpha]
+
+    _guess_role = "baseline"
+
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        # A straight line in log-log over the positive samples; x_0 stays at its start.
+        (x,) = xs
+        x_0 = np.asarray(start["x_0"], dtype=np.float64)[:, np.newaxis]
+        use = valid & (x > 0) & (y > 0) & (x_0 > 0)
+        coeffs = polyfit_masked(np.log(x / x_0), np.log(y), use, 1)
+        enough = use.sum(axis=1) >= 2
+        return {
+            "amplitude": np.where(enough, np.exp(coeffs[:, 0]), np.nan),
+            "alpha": np.where(enough, -coeffs[:, 1], np.nan),
+        }

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from parfit.models._estimators import peak_2d
 from parfit.models.base import Model, ParameterSpec, register_model
-from parfit.models.functional_1d import FLOAT_EPSILON
+from parfit.models.functional_1d import FLOAT_EPSILON, _amplitude, _peak_sign
 
 __all__ = ["Gaussian2D"]
 
@@ -112,3 +113,29 @@ class Gaussian2D(Model):
             -g * (da_dy_stddev * xdiff2 + db_dy_stddev * xydiff + dc_dy_stddev * ydiff2),
             -g * (da_dtheta * xdiff2 + db_dtheta * xydiff + dc_dtheta * ydiff2),
         ]
+
+    def _guess(self, xs: list[Any], y: Any, valid: Any, start: dict[str, Any]) -> dict[str, Any]:
+        # Adaptive (Gaussian-windowed) moments around the highest sample give the
+        # centre and the covariance; the widths are its spread along the axes of
+        # the starting theta (theta itself is not guessed), the amplitude a
+        # least-squares scale of that profile.
+        x0, x1 = xs
+        sign = _peak_sign(start, "amplitude")
+        sy = sign[:, np.newaxis] * y
+        cx, cy, cxx, cxy, cyy, spacing, span = peak_2d(x0, x1, sy, valid)
+        theta = np.asarray(start["theta"], dtype=np.float64)
+        c, s = np.cos(theta), np.sin(theta)
+        var_x = c * c * cxx + 2.0 * c * s * cxy + s * s * cyy
+        var_y = s * s * cxx - 2.0 * c * s * cxy + c * c * cyy
+        x_stddev = np.clip(np.sqrt(var_x), spacing, span)
+        y_stddev = np.clip(np.sqrt(var_y), spacing, span)
+        col = np.newaxis
+        unit = self._evaluate(
+            x0, x1, 1.0, cx[:, col], cy[:, col], x_stddev[:, col], y_stddev[:, col], theta[:, col]
+        )
+        height = np.where(valid, sy, -np.inf).max(axis=1)
+        amplitude = sign * _amplitude(unit, sy, valid, height)
+        return {
+            "amplitude": amplitude, "x_mean": cx, "y_mean": cy,
+            "x_stddev": x_stddev, "y_stddev": y_stddev,
+        }

@@ -23,6 +23,7 @@ import yaml
 from parfit.errors import ModelError, ParameterError
 from parfit.models.base import MODEL_REGISTRY, Model
 from parfit.models.compound import OPERATORS, CompoundModel
+from parfit.models.function import FunctionModel
 from parfit.parameters import Parameter
 
 __all__ = ["from_dict", "from_yaml", "to_dict", "to_yaml"]
@@ -65,6 +66,15 @@ def _param_to_dict(p: Parameter, tied: str | None, include_arrays: bool) -> dict
 def _leaf_to_dict(model: Model, pairs: list[tuple[str, Parameter]], include_arrays: bool) -> dict:
     cls = type(model)
     registered = MODEL_REGISTRY.get(cls.__name__)
+    if registered is not cls and issubclass(cls, FunctionModel):
+        func = cls._func
+        fname = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)}"
+        raise ModelError(
+            f"{cls.__name__} was made by model_from_function from {fname} and is not "
+            "registered; function models can be written to YAML only once registered with "
+            f"parfit.models.register_model({cls.__name__}) (the function itself is not "
+            "written: the reading process must register the same class before from_yaml)"
+        )
     if registered is not cls:
         raise ModelError(
             f"model class {cls.__module__}.{cls.__qualname__} is not registered; decorate it "
