@@ -29,16 +29,23 @@ def main(ctx, debug):
 @click.option("--output", "-o", default="parfit-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the maps (zarr), the PNG and the summary.")
-@click.option("--size", default=64, show_default=True, type=click.IntRange(2, 4096),
+@click.option("--size", default=256, show_default=True, type=click.IntRange(2, 4096),
               help="The cube has size x size pixels.")
 @click.option("--channels", default=60, show_default=True, type=click.IntRange(10, 100000),
               help="Number of spectral channels.")
-@click.option("--scheduler", default="processes", show_default=True,
+@click.option("--scheduler", default="threads", show_default=True,
               type=click.Choice(["synchronous", "threads", "processes"]),
               help="dask scheduler to fit with.")
+@click.option("--initial", default="guess", show_default=True,
+              type=click.Choice(["guess", "model"]),
+              help="Start each pixel from a guess made from its own data, or from the "
+                   "model's shared starting values.")
+@click.option("--fitter", default="batched", show_default=True,
+              type=click.Choice(["batched", "trf", "dogbox", "lm"]),
+              help="parfit's batched solver, or scipy's least_squares per fit.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the cube.")
 @click.option("--overwrite", is_flag=True, help="Replace the demo files of an earlier run.")
-def demo(output, size, channels, scheduler, seed, overwrite):
+def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite):
     """Fit a synthetic Gaussian-line cube with known truth; no download needed.
 
     Makes a CHANNELS x SIZE x SIZE spectral cube (one Gaussian line per
@@ -57,10 +64,12 @@ def demo(output, size, channels, scheduler, seed, overwrite):
         )
     cube = gaussian_cube((channels, size, size), seed=seed, n_blank=min(8, size * size // 4))
     click.echo(f"Fitting a Gaussian to each of {size * size} spectra of {channels} channels "
-               f"with the {scheduler!r} scheduler ...")
+               f"with the {fitter!r} fitter, initial={initial!r}, on the {scheduler!r} "
+               f"scheduler ...")
     start = time.perf_counter()
     result = parallel_fit(cube.model, cube.data, world=cube.world, fitting_axes=0,
-                          data_unit=cube.unit, scheduler=scheduler)
+                          data_unit=cube.unit, scheduler=scheduler, initial=initial,
+                          fitter=fitter)
     elapsed = time.perf_counter() - start
 
     lines = [

@@ -40,6 +40,9 @@ _SCHEDULER_NAMES = (
     "multiprocessing",
 )
 
+#: Accepted values of ``initial=``.
+_INITIAL = ("model", "guess")
+
 # Fields packed per fit by the block kernel, after params and errors.
 _EXTRA_FIELDS = ("statistic", "status", "nfev", "n_warnings", "reported")
 
@@ -51,6 +54,7 @@ def parallel_fit(
     fitter=None,
     world=None,
     fitting_axes=0,
+    initial=None,
     weights=None,
     mask=None,
     data_unit=None,
@@ -144,6 +148,15 @@ def parallel_fit(
     equivalencies : list, optional
         Unit equivalencies used when converting world coordinates and
         parameters.
+    initial : {None, "model", "guess"}, optional
+        Where the fits start.  None or ``"model"``: the model's parameter
+        values (scalars shared by every pixel, or per-pixel maps).
+        ``"guess"``: each pixel's own estimate from its data
+        (:meth:`parfit.models.Model.guess`: peak position, height and width,
+        baselines by least squares); fixed and tied parameters keep the
+        model's values and guesses are clipped into the bounds.  Needs a
+        parfit model (or an astropy model fitted by a parfit fitter) that can
+        guess.
     fit_info : bool, str or sequence of str, optional
         With an astropy fitter (or a scipy one), keep each fit's
         ``fit_info`` (all of it, or the named entries) in
@@ -186,6 +199,11 @@ def parallel_fit(
             f"fitter_kwargs must be a dict or None; got {type(fitter_kwargs).__name__}"
         )
     fitter_kwargs = dict(fitter_kwargs or {})
+    if initial is not None and (not isinstance(initial, str) or initial not in _INITIAL):
+        raise InputError(
+            f"initial must be None, 'model' or 'guess'; got {initial!r}"
+        )
+    guess = initial == "guess"
     if isinstance(fit_info, str):
         fit_info = (fit_info,)  # one name, as astropy documents
     if not (fit_info is False or fit_info is True or _is_str_sequence(fit_info)):
@@ -236,6 +254,8 @@ def parallel_fit(
     if not native_astropy:
         fit_model.validate()
     fitter_obj.check(fit_model, fitter_kwargs)
+    if guess:
+        _check_can_guess(fit_model, native_astropy)
     param_arrays = fitter_obj.parameter_arrays(fit_model)
     _check_parameter_maps(param_arrays, iterating_shape)
     if not native_astropy:
@@ -267,6 +287,7 @@ def parallel_fit(
             cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
             world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
             diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
+            guess=guess,
         )
         computed = _compute(graph, sched_kwargs, progress)
         if fit_info:
@@ -509,11 +530,12 @@ class _BlockPlan:
     diagnostics_path: object
     diagnostics_callable: object
     run_id: str
+    guess: bool = False
 
 
 def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
                  world, param_arrays, model, fitter, fitter_kwargs, fit_info, diagnostics,
-                 diagnostics_path, diagnostics_callable, run_id, n_fields):
+                 diagnostics_path, diagnostics_callable, run_id, n_fields, guess=False):
     import dask.array as da
 
     shape = cube.shape
@@ -594,7 +616,7 @@ def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_nativ
         diagnostics=diagnostics,
         # Absolute, so workers started elsewhere write to the same place.
         diagnostics_path=None if diagnostics_path is None else os.path.abspath(diagnostics_path),
-        diagnostics_callable=diagnostics_callable, run_id=run_id,
+        diagnostics_callable=diagnostics_callable, run_id=run_id, guess=guess,
     )
     n_out_fields = n_fields + (1 if fit_info else 0)
     dtype = object if fit_info else np.float64
@@ -617,6 +639,34 @@ def _wcs_world_block(block_info=None, wcs=None, world_index=0, order=()):
     for k, axis in enumerate(order):
         index[axis] = grids[k]
     return np.asarray(wcs_world_values(wcs, index)[world_index], dtype=np.float64)
+
+
+def _check_can_guess(model, native_astropy):
+    """Refuse ``initial="guess"`` before dispatch when the model cannot guess."""
+    if native_astropy:
+        raise InputError(
+            "initial='guess' needs a parfit fitter: astropy fitters fit the astropy model "
+            "from its own starting values; use fitter=None to fit it with parfit's solver"
+        )
+    if not model.can_guess:
+        raise InputError(f"initial='guess': {model._cannot_guess_message()}")
+
+
+def _apply_guess(model, block):
+    """Replace ``block.p0`` by per-fit guesses; return a warning text if that failed.
+
+    A failing guess never stops the block: its fits start from the model's
+    values and each gets the explanation among its warnings.
+    """
+    try:
+        with np.errstate(all="ignore"):
+            guessed = model.guess(*block.x, y=block.y, valid=block.valid, start=block.p0)
+    except Exception as exc:  # a user model's _guess may raise anything
+        return (f"initial='guess' failed ({type(exc).__name__}: {exc}); the fit started "
+                f"from the model's values")
+    # Keep fits inside the bounds of this block (they may be per-pixel maps).
+    block.p0 = np.clip(guessed, block.lower, block.upper)
+    return None
 
 
 def _fit_block(data, *arrays, plan=None, block_info=None):
@@ -659,8 +709,12 @@ def _fit_block(data, *arrays, plan=None, block_info=None):
     p0, lower, upper = (np.stack(c, axis=1) if c else np.zeros((n_fits, 0)) for c in columns)
     block = FitBlock(x=x, y=y, weights=weights, valid=valid, p0=p0, lower=lower, upper=upper,
                      sample_shape=plan.sample_shape)
+    guess_failure = _apply_guess(plan.model, block) if plan.guess else None
     result = plan.fitter.fit_block(plan.model, block, fit_info=plan.fit_info,
                                    fitter_kwargs=plan.fitter_kwargs)
+    if guess_failure:
+        for i in range(n_fits):
+            result.warnings.setdefault(i, []).insert(0, guess_failure)
 
     n_warn = np.zeros(n_fits)
     for i, lines in result.warnings.items():

@@ -171,7 +171,8 @@ def clean_registry():
     MODEL_REGISTRY.update(saved)
 
 
-DOC_PAGES = ["index", pytest.param("quickstart", marks=pytest.mark.slow), "migrating", "models",
+DOC_PAGES = ["index", pytest.param("quickstart", marks=pytest.mark.slow), "migrating", "solver",
+             "models",
              "diagnostics", "results"]
 
 
