@@ -600,3 +600,21 @@ def test_guess_feeds_per_pixel_starting_values():
     start = model.with_values(g.T.reshape(3, 3, 4))
     np.testing.assert_allclose(start.mean.value, truth[:, 1].reshape(3, 4), atol=0.05)
     np.testing.assert_allclose(start(X), cube.transpose(1, 2, 0), atol=0.05)
+
+
+def test_peaks_of_a_sum_are_numbered_by_position():
+    # The stronger line is on the right in the first fit and on the left in the
+    # second; component 0 must hold the left line in both.
+    x = np.linspace(-30, 30, 241)
+    y = np.stack([
+        (Gaussian1D(1.0, -10.0, 2.0) + Gaussian1D(3.0, 12.0, 2.0))(x),
+        (Gaussian1D(3.0, -10.0, 2.0) + Gaussian1D(1.0, 12.0, 2.0))(x),
+    ])
+    out = (Gaussian1D() + Gaussian1D()).guess(x, y=y)
+    np.testing.assert_allclose(out[:, 1], [-10.0, -10.0], atol=0.3)
+    np.testing.assert_allclose(out[:, 4], [12.0, 12.0], atol=0.3)
+    np.testing.assert_allclose(out[:, 0], [1.0, 3.0], rtol=0.1)
+    # Peaks with a fixed parameter keep their place: the strongest line goes to
+    # the first component, as found.
+    fixed = Gaussian1D() + Gaussian1D(fixed={"stddev": True}, stddev=2.0)
+    np.testing.assert_allclose(fixed.guess(x, y=y)[:, 1], [12.0, -10.0], atol=0.3)

@@ -113,8 +113,10 @@ class GuessMixin:
         Peak models use the highest peak (position, height, width at half
         maximum), baselines a (robust) least-squares fit; sums of models
         guess the baselines first and then each peak on what the previous
-        components leave, so several lines get distinct peaks.  Everything
-        is vectorised over the fits.
+        components leave, so several lines get distinct peaks.  Peaks of the
+        same kind (whose parameters are all free) are then numbered by
+        increasing position, so that component 0 holds the same line in every
+        pixel.  Everything is vectorised over the fits.
 
         Parameters
         ----------

@@ -409,7 +409,36 @@ class CompoundModel(Model):
             data, use = minus(y, valid, baselines)
             for t in peaks:
                 data, use = guess_leaf(t, data, use, False)
+        self._order_peaks(peaks, out)
         return out
+
+    def _order_peaks(self, peaks: list[int], out: np.ndarray) -> None:
+        """Number peaks of one kind by increasing position, in place.
+
+        Peaks are found strongest first, so without this the first Gaussian of
+        a sum would hold the bluest line in one pixel and the reddest in the
+        next.  Only peaks of the same class whose parameters are all free
+        (not fixed, not tied) are reordered; the position is the first
+        parameter measured in units of x (``mean``, ``x_0``).
+        """
+        groups: dict[type, list[int]] = {}
+        for t in peaks:
+            names = [name for name, (idx, _) in zip(self.param_names, self._leaf_of)
+                     if idx == t]
+            if any(getattr(self, name).fixed or getattr(self, name).tied for name in names):
+                continue
+            groups.setdefault(type(self._templates[t]), []).append(t)
+        for cls, leaves in groups.items():
+            units = [spec.unit for spec in cls.param_specs]
+            if len(leaves) < 2 or "x" not in units:
+                continue
+            pos = units.index("x")
+            blocks = np.stack([out[:, self._slices[t]] for t in leaves], axis=1)
+            key = np.where(np.isfinite(blocks[:, :, pos]), blocks[:, :, pos], np.inf)
+            order = np.argsort(key, axis=1, kind="stable")
+            blocks = np.take_along_axis(blocks, order[:, :, np.newaxis], axis=1)
+            for k, t in enumerate(leaves):
+                out[:, self._slices[t]] = blocks[:, k]
 
     # ------------------------------------------------------------------
     def _parameter_units(
