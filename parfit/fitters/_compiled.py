@@ -131,7 +131,7 @@ def solve(model, problem, p0, lower, upper, options, required=False):
         reason=np.zeros(n_fits, dtype=np.int8),
     )
     _fit_all(codes, offsets, signs, x, np.ascontiguousarray(problem.y),
-              np.ascontiguousarray(problem.w * np.ones_like(problem.y)), template, free_idx,
+              np.ascontiguousarray(problem.w, dtype=np.float64), template, free_idx,
               np.ascontiguousarray(lower), np.ascontiguousarray(upper),
               float(options.ftol), float(options.xtol), float(options.gtol),
               options.nfev_limit(n_free), float(options.factor),
