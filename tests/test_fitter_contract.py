@@ -178,3 +178,33 @@ def test_fit_single_spectrum(fitter):
     model = Gaussian1D(1.5, 0, 1) if isinstance(fitter, ScipyFitter) else amodels.Gaussian1D(1.5, 0, 1)
     out = fitter.fit(model, X, y=gaussian(TRUE[:1])[0])
     np.testing.assert_allclose(out.params[0], TRUE[0], rtol=1e-7)
+
+
+# The batched Levenberg-Marquardt solver, with each of its engines.
+from parfit.fitters import BatchedFitter  # noqa: E402
+
+
+class TestBatchedNumpy(FitterContract):
+    def make_fitter(self):
+        return BatchedFitter(engine="numpy")
+
+    def make_model(self):
+        return Gaussian1D()
+
+    def test_bounds_respected(self):
+        upper = np.full((len(TRUE), 3), np.inf)
+        upper[:, 0] = 1.8                   # below several true amplitudes
+        res = self.fit(make_block(upper=upper))
+        assert np.all(res.params[:, 0] <= 1.8)
+        assert np.all(res.status == Status.OK)
+        np.testing.assert_array_equal(res.params[TRUE[:, 0] > 1.8, 0], 1.8)
+
+    def test_fit_single_spectrum(self):
+        out = self.make_fitter().fit(Gaussian1D(1.5, 0, 1), X, y=gaussian(TRUE[:1])[0])
+        np.testing.assert_allclose(out.params[0], TRUE[0], rtol=1e-7)
+
+
+class TestBatchedCompiled(TestBatchedNumpy):
+    def make_fitter(self):
+        pytest.importorskip("numba", reason="the compiled engine needs numba")
+        return BatchedFitter(engine="compiled")

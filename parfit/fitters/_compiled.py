@@ -283,16 +283,12 @@ def _fit_all(codes, offsets, signs, x, y, w, template, free_idx, lower, upper, f
             out_nfev[i] = nfev
             continue
         # Initial scaling, damping and step bound.
-        dmax = 0.0
         pn = 0.0
         for q in range(k):
             cn = math.sqrt(a[q, q])
             scale[q] = cn if cn > 0 else 1.0
-            dmax = max(dmax, a[q, q])
             pn += (scale[q] * xf[q]) ** 2
-        mu = 1e-3 * dmax
-        if not mu > 0:
-            mu = 1e-3
+        mu = 1e-3
         nu = 2.0
         pn = math.sqrt(pn)
         delta = factor * pn if pn > 0 else factor

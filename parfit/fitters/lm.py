@@ -11,8 +11,9 @@ Algorithm (per fit; all fits of the batch move in lock step)
   so far (MINPACK's ``mode=1``; a zero column counts as 1), so the method is
   invariant to the units of the parameters.
 * Step: ``(J^T J + mu D^2) h = -J^T r`` solved by a Cholesky factorisation.
-  The damping ``mu`` starts at ``1e-3 * max(diag(J^T J))`` and follows
-  Nielsen's rule: after an accepted step ``mu *= max(1/3, 1 - (2 rho - 1)^3)``;
+  The damping ``mu`` is dimensionless (``D^2`` carries the scale of
+  ``J^T J``, so the method is invariant to the scale of the data and the
+  weights); it starts at ``1e-3`` and follows Nielsen's rule: after an accepted step ``mu *= max(1/3, 1 - (2 rho - 1)^3)``;
   after a rejected one ``mu *= nu; nu *= 2``.
 * Step bound: the scaled step ``||D h||`` may not exceed a trust radius
   ``delta`` (initially ``factor * ||D p0||``, MINPACK's rule, or ``factor``
@@ -250,9 +251,7 @@ def _iterate(problem, p0, lower, upper, opt, max_nfev, n_fits, n_free):
     lo, hi = lower[keep], upper[keep]
     colnorm = np.sqrt(np.einsum("nmk,nmk->nk", jac, jac))
     scale = np.where(colnorm > 0, colnorm, 1.0)
-    a = np.einsum("nmk,nml->nkl", jac, jac)
-    mu = 1e-3 * np.max(np.diagonal(a, axis1=1, axis2=2), axis=1, initial=0.0)
-    mu = np.where(mu > 0, mu, 1e-3)
+    mu = np.full(len(rows), 1e-3)
     nu = np.full(len(rows), 2.0)
     pnorm = np.linalg.norm(scale * p, axis=1)
     delta = np.where(pnorm > 0, opt.factor * pnorm, opt.factor)
