@@ -223,6 +223,7 @@ def _residuals(codes, offsets, signs, x, y, w, p, free_idx, g, a, f, jfull):
         g[q] = 0.0
         for t in range(k):
             a[q, t] = 0.0
+    jw = np.empty(k)
     for j in range(y.shape[0]):
         wj = w[j]
         if wj == 0.0:
@@ -230,10 +231,12 @@ def _residuals(codes, offsets, signs, x, y, w, p, free_idx, g, a, f, jfull):
         rj = (f[j] - y[j]) * wj
         chi2 += rj * rj
         for q in range(k):
-            jq = jfull[j, free_idx[q]] * wj
+            jw[q] = jfull[j, free_idx[q]] * wj
+        for q in range(k):
+            jq = jw[q]
             g[q] += jq * rj
             for t in range(q + 1):
-                a[q, t] += jq * (jfull[j, free_idx[t]] * wj)
+                a[q, t] += jq * jw[t]
     for q in range(k):
         if not math.isfinite(g[q]):
             return math.inf

@@ -240,21 +240,25 @@ class _ModelProblem(lm.Problem):
 def _errors(model, params, free, has_ties, normal, chi2, n_valid, scale):
     """1-sigma errors of all parameters from ``J^T J`` at the solution.
 
-    The covariance of the free parameters is ``inv(J^T J)`` through an
-    eigendecomposition; NaN when ``J^T J`` is numerically singular.  With
-    ``scale`` it is multiplied by the reduced chi-square.
+    The covariance of the free parameters is ``inv(J^T J)``, computed from the
+    Cholesky factor of ``J^T J`` scaled to unit diagonal (a correlation
+    matrix); NaN when that matrix is numerically singular (a pivot below
+    ``sqrt(10 * n_free * eps)``, i.e. parameters degenerate to about 1e-7).
+    With ``scale`` it is multiplied by the reduced chi-square.
     """
     n, n_params = params.shape
     errors = np.full((n, n_params), np.nan)
     n_free = normal.shape[1]
     if n == 0 or n_free == 0:
         return errors
-    eigval, eigvec = np.linalg.eigh(normal)
-    top = eigval[:, -1:]
-    singular = ~(top[:, 0] > 0) | np.any(eigval <= top * (np.finfo(float).eps * n_free * 10),
-                                         axis=1)
-    inv = np.where(eigval > 0, 1.0 / np.where(eigval > 0, eigval, 1.0), np.nan)
-    cov = np.einsum("nik,nk,njk->nij", eigvec, inv, eigvec)
+    diag = np.diagonal(normal, axis1=1, axis2=2)
+    positive = np.all(diag > 0, axis=1)
+    d = np.sqrt(np.where(diag > 0, diag, 1.0))
+    corr = normal / (d[:, :, None] * d[:, None, :])
+    inv_corr, pivots = lm.cholesky_inverse(corr)
+    singular = ~positive | np.any(pivots <= np.sqrt(10 * n_free * np.finfo(float).eps),
+                                  axis=1)
+    cov = inv_corr / (d[:, :, None] * d[:, None, :])
     if scale:
         dof = n_valid - n_free
         factor = np.where(dof > 0, chi2 / np.where(dof > 0, dof, 1), np.nan)

@@ -53,7 +53,7 @@ import dataclasses
 import numpy as np
 
 __all__ = ["Problem", "LMOptions", "LMOutcome", "levenberg_marquardt", "cholesky_solve",
-           "REASONS"]
+           "cholesky_inverse", "REASONS"]
 
 #: Why a fit stopped, indexed by :attr:`LMOutcome.reason`.
 REASONS = (
@@ -138,6 +138,34 @@ class LMOutcome:
         return np.isin(self.reason, (FTOL, XTOL, GTOL, EXACT))
 
 
+def _cholesky(a):
+    """Lower Cholesky factors of ``a`` ``(n, k, k)`` and a flag per matrix."""
+    n, k, _ = a.shape
+    low = np.zeros_like(a)
+    ok = np.ones(n, dtype=bool)
+    for j in range(k):
+        d = a[:, j, j] - np.einsum("ni,ni->n", low[:, j, :j], low[:, j, :j])
+        ok &= d > 0
+        ljj = np.sqrt(np.where(d > 0, d, 1.0))
+        low[:, j, j] = ljj
+        if j + 1 < k:
+            s = a[:, j + 1:, j] - np.einsum("nri,ni->nr", low[:, j + 1:, :j], low[:, j, :j])
+            low[:, j + 1:, j] = s / ljj[:, None]
+    return low, ok
+
+
+def _forward_back(low, b):
+    """Solve ``low @ low.T @ h = b`` given the Cholesky factors."""
+    k = b.shape[1]
+    z = np.empty_like(b)
+    for j in range(k):
+        z[:, j] = (b[:, j] - np.einsum("ni,ni->n", low[:, j, :j], z[:, :j])) / low[:, j, j]
+    h = np.empty_like(b)
+    for j in range(k - 1, -1, -1):
+        h[:, j] = (z[:, j] - np.einsum("ni,ni->n", low[:, j + 1:, j], h[:, j + 1:])) / low[:, j, j]
+    return h
+
+
 def cholesky_solve(a, b):
     """Solve ``a @ h = b`` for a batch of symmetric positive definite systems.
 
@@ -160,25 +188,46 @@ def cholesky_solve(a, b):
     >>> cholesky_solve(a, np.array([[2.0, 1.0]]))
     array([[0.5, 0. ]])
     """
-    n, k = b.shape
-    low = np.zeros_like(a)
-    ok = np.ones(n, dtype=bool)
-    for j in range(k):
-        d = a[:, j, j] - np.einsum("ni,ni->n", low[:, j, :j], low[:, j, :j])
-        ok &= d > 0
-        ljj = np.sqrt(np.where(d > 0, d, 1.0))
-        low[:, j, j] = ljj
-        if j + 1 < k:
-            s = a[:, j + 1:, j] - np.einsum("nri,ni->nr", low[:, j + 1:, :j], low[:, j, :j])
-            low[:, j + 1:, j] = s / ljj[:, None]
-    z = np.empty_like(b)
-    for j in range(k):
-        z[:, j] = (b[:, j] - np.einsum("ni,ni->n", low[:, j, :j], z[:, :j])) / low[:, j, j]
-    h = np.empty_like(b)
-    for j in range(k - 1, -1, -1):
-        h[:, j] = (z[:, j] - np.einsum("ni,ni->n", low[:, j + 1:, j], h[:, j + 1:])) / low[:, j, j]
+    low, ok = _cholesky(a)
+    h = _forward_back(low, b)
     h[~ok] = np.nan
     return h
+
+
+def cholesky_inverse(a):
+    """Inverses of a batch of symmetric positive definite matrices.
+
+    Parameters
+    ----------
+    a : ndarray
+        ``(n, k, k)``.
+
+    Returns
+    -------
+    inverse : ndarray
+        ``(n, k, k)``; NaN where ``a`` is not numerically positive definite.
+    pivots : ndarray
+        ``(n, k)``: the diagonal of the Cholesky factor (0 where the
+        factorisation failed); small pivots mean a nearly singular matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> inverse, pivots = cholesky_inverse(np.array([[[4.0, 2.0], [2.0, 3.0]]]))
+    >>> inverse
+    array([[[ 0.375, -0.25 ],
+            [-0.25 ,  0.5  ]]])
+    """
+    n, k, _ = a.shape
+    low, ok = _cholesky(a)
+    inverse = np.empty_like(a)
+    for j in range(k):
+        unit = np.zeros((n, k))
+        unit[:, j] = 1.0
+        inverse[:, :, j] = _forward_back(low, unit)
+    inverse[~ok] = np.nan
+    pivots = np.where(ok[:, None], np.diagonal(low, axis1=1, axis2=2), 0.0)
+    return inverse, pivots
 
 
 def levenberg_marquardt(problem, p0, lower, upper, options=LMOptions()):
