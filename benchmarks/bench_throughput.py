@@ -6,7 +6,9 @@ In ONE process, on the same synthetic cubes with known truth, this times:
 1. ``parfit``        ``parfit.parallel_fit(model, data, world=..., fitter=None,
                      scheduler=--parfit-scheduler)`` (the default fitter), and
    ``parfit-guess``  the same with ``initial="guess"`` when ``parallel_fit``
-                     has an ``initial`` keyword (skipped otherwise);
+                     has an ``initial`` keyword (skipped otherwise), and, with
+                     ``--numpy-engine``, ``parfit-numpy``: the batched solver
+                     forced onto its numpy engine (``BatchedFitter(engine="numpy")``);
 2. ``astropy``       astropy ``parallel_fit_dask`` with ``TRFLSQFitter()``,
                      ``scheduler="processes"``, ``chunk_n_max=500`` (the peer);
 3. ``xarray``        ``DataArray.curvefit`` on a dask-backed array, threads
@@ -198,12 +200,12 @@ def default_fitter():
     return get_fitter(None).describe()
 
 
-def run_parfit(cube, args, initial=None):
+def run_parfit(cube, args, initial=None, fitter=None):
     import parfit
 
     kwargs = {} if initial is None else {"initial": initial}
     result = parfit.parallel_fit(
-        cube.model, cube.data, world=cube.world, fitting_axes=0, fitter=None,
+        cube.model, cube.data, world=cube.world, fitting_axes=0, fitter=fitter,
         chunk_n_max=args.chunk_n_max, scheduler=args.parfit_scheduler, **kwargs,
     )
     return {p: np.asarray(result.parameters[p], dtype=float) for p in cube.model.param_names}
@@ -211,6 +213,12 @@ def run_parfit(cube, args, initial=None):
 
 def run_parfit_guess(cube, args):
     return run_parfit(cube, args, initial="guess")
+
+
+def run_parfit_numpy(cube, args):
+    from parfit.fitters import BatchedFitter
+
+    return run_parfit(cube, args, fitter=BatchedFitter(engine="numpy"))
 
 
 def run_astropy(cube, args):
@@ -256,6 +264,7 @@ def run_xarray(cube, args):
 RUNNERS = {
     "parfit": run_parfit,
     "parfit-guess": run_parfit_guess,
+    "parfit-numpy": run_parfit_numpy,
     "astropy": run_astropy,
     "xarray": run_xarray,
 }
@@ -265,6 +274,8 @@ def tools_for(case, args):
     tools = ["parfit"]
     if parfit_has_initial():
         tools.append("parfit-guess")
+    if args.numpy_engine:
+        tools.append("parfit-numpy")
     if case != "scaling" or args.peers:
         tools += [p for p in PEERS if p not in args.skip]
     return tools
@@ -550,6 +561,10 @@ def parse_args(argv=None):
                     help="also time astropy and xarray in the scaling case")
     ap.add_argument("--skip", nargs="+", choices=PEERS, default=[],
                     help="leave these peers out")
+    ap.add_argument("--numpy-engine", action="store_true",
+                    help="also time parfit's batched solver on its numpy engine "
+                         "(BatchedFitter(engine='numpy'), the path for models the compiled "
+                         "kernel does not cover)")
     ap.add_argument("--parfit-scheduler", default="threads",
                     help="dask scheduler for parfit (threads)")
     ap.add_argument("--astropy-scheduler", default="processes",
