@@ -13,13 +13,7 @@ from parfit.models import Const1D, Gaussian1D, Linear1D
 
 X = np.linspace(-5.0, 5.0, 41)
 TIGHT = dict(ftol=1e-12, xtol=1e-12, gtol=1e-12)
-try:  # the compiled engine is optional
-    import numba  # noqa: F401
-    HAVE_NUMBA = True
-except ImportError:
-    HAVE_NUMBA = False
-ENGINES = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(
-    not HAVE_NUMBA, reason="the compiled engine needs numba"))]
+from _engines import ENGINES  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture

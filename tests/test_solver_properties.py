@@ -23,13 +23,7 @@ X = np.linspace(-5.0, 5.0, N_SAMPLES)
 MODEL = Gaussian1D(2.0, 0.0, 1.0) + Const1D(0.0)
 N_FREE = 4
 
-try:  # the compiled engine is optional
-    import numba  # noqa: F401
-    HAVE_NUMBA = True
-except ImportError:
-    HAVE_NUMBA = False
-ENGINES = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(
-    not HAVE_NUMBA, reason="the compiled engine needs numba"))]
+from _engines import ENGINES  # noqa: E402  (tests/ is on sys.path)
 
 seeds = st.integers(0, 2**32 - 1)
 sizes = st.integers(1, 5)
