@@ -82,11 +82,14 @@ def parallel_fit(
 
     Parameters
     ----------
-    model : parfit model or astropy.modeling.Model
+    model : parfit model, astropy.modeling.Model or function
         The model, holding the starting values.  Scalar parameter values are
         shared by every fit; array-valued parameters (shape broadcastable to
         the iterating axes) give per-pixel starting values, as do array
-        bounds.
+        bounds.  A plain vectorised function ``f(x, a=1.0, b=2.0)`` (or
+        ``f(x, y, ...)`` for 2-D fits) is a model whose parameters are its
+        arguments after the inputs, starting from their defaults (see
+        :func:`parfit.models.model_from_function`).
     data : array_like
         The cube: numpy or dask array, astropy ``Quantity`` or ``NDData``
         (its wcs, mask, unit and uncertainty are used where the matching
@@ -222,6 +225,7 @@ def parallel_fit(
         if n == 0:
             raise InputError(f"data has length 0 along fitting axis {a}; there is nothing to fit")
 
+    model = _function_as_model(model, len(fitting_axes))
     kind = _model_kind(model)
     fitter_obj = get_fitter(fitter)
     if isinstance(fitter_obj, AstropyFitter) and kind != "astropy":
@@ -373,6 +377,24 @@ def _is_client(obj):
     except ImportError:  # pragma: no cover
         return False
     return isinstance(obj, Client)
+
+
+def _function_as_model(model, n_inputs):
+    """A plain function becomes a model; a model class is refused with a hint."""
+    import inspect
+
+    from .models.base import Model
+
+    if isinstance(model, type) and issubclass(model, Model):
+        raise InputTypeError(
+            f"model is the class {model.__name__}; give an instance holding the starting "
+            f"values, e.g. model={model.__name__}()"
+        )
+    if inspect.isfunction(model):
+        from .models import model_from_function
+
+        return model_from_function(model, n_inputs=n_inputs)()
+    return model
 
 
 def _model_kind(model):

@@ -223,3 +223,28 @@ def test_batched_and_scipy_agree_on_a_cube(cube):
                                    rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(fast.errors[name][same], slow.errors[name][same], rtol=1e-4)
     assert np.all(fast.status == Status.OK)
+
+
+def test_a_plain_function_is_a_model():
+    def decay(x, amplitude=1.0, tau=2.0):
+        return amplitude * np.exp(-x / tau)
+
+    x = np.linspace(0, 10, 40)
+    amp = np.array([[1.0, 2.0], [3.0, 4.0]])
+    data = amp[None] * np.exp(-x[:, None, None] / 2.5)
+    res = parfit.parallel_fit(decay, data, world=(x,), scheduler="synchronous")
+    assert res.param_names == ("amplitude", "tau")
+    np.testing.assert_allclose(res.parameters["amplitude"], amp, rtol=1e-8)
+    np.testing.assert_allclose(res.parameters["tau"], 2.5, rtol=1e-8)
+    assert type(res.model).__name__ == "decay"
+
+
+def test_model_class_and_bad_function_refused_before_dispatch(cube):
+    with pytest.raises(TypeError, match=r"model is the class Gaussian1D; give an instance "
+                                        r"holding the starting values, e.g. "
+                                        r"model=Gaussian1D\(\)"):
+        parfit.parallel_fit(Gaussian1D, cube.data, world=cube.world, scheduler=never_dispatch)
+    with pytest.raises(ValueError, match=r"function .*<lambda> takes \*a; a model function needs "
+                                         r"a fixed list of named parameters"):
+        parfit.parallel_fit(lambda x, *a: x, cube.data, world=cube.world,
+                            scheduler=never_dispatch)
