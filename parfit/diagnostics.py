@@ -55,8 +55,11 @@ def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
         )
 
 
-def prepare_diagnostics_path(path, *, overwrite=False):
+def prepare_diagnostics_path(path, *, overwrite=False, run_id=None):
     """Create ``path`` or check it holds no other run's diagnostics.
+
+    With ``run_id`` (a resumed run), folders written by that same run are
+    kept and its manifest will be rewritten.
 
     Raises
     ------
@@ -70,6 +73,10 @@ def prepare_diagnostics_path(path, *, overwrite=False):
     path.mkdir(parents=True, exist_ok=True)
     manifest = path / MANIFEST_NAME
     ours = [p for p in path.iterdir() if p.is_dir() and (p / MARKER_NAME).is_file()]
+    if run_id is not None:
+        ours = [p for p in ours if (p / MARKER_NAME).read_text().strip() != run_id]
+        if manifest.exists() and all(row["run_id"] == run_id for row in read_manifest(path)):
+            manifest.unlink()
     if not manifest.exists() and not ours:
         return
     if not overwrite:

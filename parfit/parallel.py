@@ -8,6 +8,7 @@ flattens a block to ``(n_fits, n_samples)`` and hands it to the fitter.
 """
 
 import dataclasses
+import json
 import logging
 import math
 import numbers
@@ -17,6 +18,7 @@ import uuid
 import numpy as np
 
 from . import diagnostics as diag
+from . import output as output_mod
 from .errors import InputError, InputTypeError
 from .fitters import AstropyFitter, get_fitter
 from .fitters.base import FitBlock
@@ -69,6 +71,8 @@ def parallel_fit(
     preserve_native_chunks=False,
     equivalencies=None,
     fit_info=False,
+    output=None,
+    resume=False,
 ):
     """Fit ``model`` independently to every pixel of an N-dimensional cube.
 
@@ -165,6 +169,21 @@ def parallel_fit(
         ``fit_info`` (all of it, or the named entries) in
         ``FitResult.fit_info``, an object array of the iterating shape.
 
+    output : str or path-like, optional
+        A zarr store to stream the maps to.  Every block task writes its
+        part of the maps (parameters, errors, statistic, status, nfev) as
+        soon as it is fitted, then records the block as done; the maps
+        never travel back through the scheduler.  The store's attributes
+        hold the parfit version, the starting model, the options and a
+        fingerprint of the input.  An existing store is refused unless
+        ``overwrite=True`` (which replaces only a store parfit made) or
+        ``resume=True``.  See :mod:`parfit.output`.
+    resume : bool, optional
+        With ``output``: if the store exists, compute only the blocks it
+        does not record as done (after an interruption) and return the
+        whole result; refused if the store was made from another input or
+        other options.  If it does not exist, start a new run.
+
     Returns
     -------
     FitResult
@@ -207,6 +226,7 @@ def parallel_fit(
             f"initial must be None, 'model' or 'guess'; got {initial!r}"
         )
     guess = initial == "guess"
+    output = _check_output(output, resume, fit_info, preserve_native_chunks)
     if isinstance(fit_info, str):
         fit_info = (fit_info,)  # one name, as astropy documents
     if not (fit_info is False or fit_info is True or _is_str_sequence(fit_info)):
@@ -271,11 +291,22 @@ def parallel_fit(
         _check_picklable(fit_model=fit_model, fitter=fitter_obj,
                          diagnostics_callable=diagnostics_callable)
     run_id = uuid.uuid4().hex
-    if diagnostics is not None:
-        diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite)
-
     n_params = len(param_arrays)
     n_fields = 2 * n_params + len(_EXTRA_FIELDS)
+    names = [entry[0] for entry in param_arrays]
+    store = None
+    if output is not None:
+        store = _prepare_store(
+            output, overwrite=overwrite, resume=resume, cube=cube, fitting_axes=fitting_axes,
+            iterating_axes=iterating_axes, chunk_n_max=chunk_n_max, names=names,
+            fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
+            fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
+        )
+        run_id = store["provenance"]["run_id"]
+    if diagnostics is not None:
+        diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite,
+                                      run_id=run_id if store and store["resumed"] else None)
+
     meta = dict(
         fitting_axes=fitting_axes,
         iterating_axes=iterating_axes,
@@ -286,6 +317,21 @@ def parallel_fit(
     if math.prod(iterating_shape) == 0:
         packed = np.zeros(iterating_shape + (n_fields,))
         infos = np.empty(iterating_shape, dtype=object) if fit_info else None
+    elif store is not None:
+        pieces = _prepare_blocks(
+            cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
+            world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
+            diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
+            guess=guess, regular=True,
+        )
+        todo = _store_tasks(*pieces, store=store, names=names)
+        meta["blocks_fitted"] = int(len(todo[1]))
+        meta["blocks_resumed"] = int(store["done"].sum())
+        if todo[1]:
+            _compute(todo[0], sched_kwargs, progress)
+        output_mod.finish(store["path"])
+        packed, infos = output_mod.read_output(store["path"], names), None
+        meta["output"] = str(store["path"])
     else:
         graph = _build_graph(
             cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
@@ -307,7 +353,6 @@ def parallel_fit(
     if diagnostics is not None:
         _write_manifest(diagnostics_path, extra["reported"], status, extra["n_warnings"],
                         iterating_shape, run_id)
-    names = [entry[0] for entry in param_arrays]
     maps = {name: np.ascontiguousarray(params[..., k]) for k, name in enumerate(names)}
     error_maps = {name: np.ascontiguousarray(errors[..., k]) for k, name in enumerate(names)}
     fitted_model = units.restore(maps)
@@ -555,9 +600,35 @@ class _BlockPlan:
     guess: bool = False
 
 
-def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
-                 world, param_arrays, model, fitter, fitter_kwargs, fit_info, diagnostics,
-                 diagnostics_path, diagnostics_callable, run_id, n_fields, guess=False):
+def _build_graph(*args, **kwargs):
+    """One ``map_blocks`` graph whose result is the packed maps."""
+    import dask.array as da
+
+    data_t, arrays, plan, iter_block_chunks = _prepare_blocks(*args, **kwargs)
+    n_iter = len(plan.iterating_shape)
+    n_out_fields = plan.n_fields + (1 if plan.fit_info else 0)
+    dtype = object if plan.fit_info else np.float64
+    return da.map_blocks(
+        _fit_block, data_t, *arrays,
+        drop_axis=tuple(range(plan.n_fit_axes)),
+        new_axis=[n_iter],
+        chunks=iter_block_chunks + ((n_out_fields,),),
+        dtype=dtype,
+        meta=np.empty((0,) * (n_iter + 1), dtype=dtype),
+        name="parfit-fit",
+        plan=plan,
+    )
+
+
+def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
+                    world, param_arrays, model, fitter, fitter_kwargs, fit_info, diagnostics,
+                    diagnostics_path, diagnostics_callable, run_id, n_fields, guess=False,
+                    regular=False):
+    """The dask arrays a block task reads, aligned block for block, and its plan.
+
+    With ``regular``, blocks are parfit's own regular chunking (a zarr
+    store needs regular chunks), whatever the chunks of a dask input.
+    """
     import dask.array as da
 
     shape = cube.shape
@@ -576,7 +647,7 @@ def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_nativ
         chunks = data.chunks
     else:
         iter_chunks = _normalise_chunks(plan_chunks(iterating_shape, chunk_n_max), iterating_shape)
-        if isinstance(data, da.Array):
+        if isinstance(data, da.Array) and not regular:
             native = [data.chunks[a] for a in iterating_axes]
             if math.prod(max(c) for c in native) <= chunk_n_max:
                 iter_chunks = tuple(native)
@@ -640,18 +711,7 @@ def _build_graph(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_nativ
         diagnostics_path=None if diagnostics_path is None else os.path.abspath(diagnostics_path),
         diagnostics_callable=diagnostics_callable, run_id=run_id, guess=guess,
     )
-    n_out_fields = n_fields + (1 if fit_info else 0)
-    dtype = object if fit_info else np.float64
-    return da.map_blocks(
-        _fit_block, data_t, *arrays,
-        drop_axis=tuple(range(len(fitting_axes))),
-        new_axis=[len(iterating_axes)],
-        chunks=iter_block_chunks + ((n_out_fields,),),
-        dtype=dtype,
-        meta=np.empty((0,) * (len(iterating_axes) + 1), dtype=dtype),
-        name="parfit-fit",
-        plan=plan,
-    )
+    return data_t, arrays, plan, iter_block_chunks
 
 
 def _wcs_world_block(block_info=None, wcs=None, world_index=0, order=()):
@@ -830,3 +890,129 @@ def _iterating_wcs(world, iterating_axes, ndim):
     except Exception:  # a WCS that cannot be split keeps no map WCS
         log.info("could not split the WCS along the iterating axes", exc_info=True)
         return None
+
+
+# --- streamed output (parallel_fit(output=...)) ------------------------------
+
+
+def _check_output(output, resume, fit_info, preserve_native_chunks):
+    if not isinstance(resume, (bool, np.bool_)):
+        raise InputTypeError(f"resume must be True or False; got {resume!r}")
+    if output is None:
+        if resume:
+            raise InputError("resume=True needs output= (the store to resume)")
+        return None
+    if not isinstance(output, (str, os.PathLike)):
+        raise InputTypeError(
+            f"output must be a path (str or os.PathLike) to a zarr store to create; got "
+            f"{type(output).__name__}"
+        )
+    if fit_info:
+        raise InputError(
+            "fit_info cannot be combined with output=: per-fit fitter information is not "
+            "written to the store; leave fit_info=False or fit without output"
+        )
+    if preserve_native_chunks:
+        raise InputError(
+            "preserve_native_chunks=True cannot be combined with output=: the store is "
+            "written in parfit's regular blocks of chunk_n_max fits"
+        )
+    return os.path.abspath(os.fspath(output))
+
+
+def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axes, chunk_n_max,
+                   names, fit_model, fitter, fitter_kwargs, world, guess, run_id):
+    """Create (or reopen, to resume) the output store; return what the tasks need."""
+    from . import __version__
+
+    shape = cube.shape
+    iterating_shape = tuple(shape[a] for a in iterating_axes)
+    if math.prod(iterating_shape) == 0:
+        raise InputError(
+            f"output=: the maps would be empty (iterating shape {iterating_shape}); there is "
+            f"nothing to write"
+        )
+    chunks = tuple(max(c) for c in _normalise_chunks(plan_chunks(iterating_shape, chunk_n_max),
+                                                     iterating_shape))
+    dims = tuple(cube.dims[a] for a in iterating_axes) if cube.dims else tuple(
+        f"axis_{a}" for a in iterating_axes)
+    model_text = _model_text(fit_model)
+    options = dict(
+        fitting_axes=list(fitting_axes), chunk_n_max=chunk_n_max, fitter=fitter.describe(),
+        fitter_kwargs=repr(sorted(fitter_kwargs.items())), initial="guess" if guess else "model",
+        data_unit=str(cube.data_unit) if cube.data_unit is not None else None,
+        weights=cube.weights is not None, mask=cube.mask is not None,
+    )
+    world_items = tuple(world.arrays) if world.kind != "wcs" else (
+        world.wcs.to_header_string() if hasattr(world.wcs, "to_header_string")
+        else repr(world.wcs),)
+    provenance = dict(
+        parfit_version=__version__,
+        run_id=run_id,
+        input_fingerprint=output_mod.input_fingerprint(
+            cube.data, (cube.weights, cube.mask, *world_items)),
+        options_fingerprint=output_mod.input_fingerprint(
+            json.dumps(options, sort_keys=True), (model_text,)),
+        options=options,
+        model_yaml=model_text if len(model_text) < 100_000 else None,
+        chunks=list(chunks),
+        param_names=list(names),
+    )
+    done, stored = output_mod.prepare_output(
+        path, overwrite=overwrite, resume=resume, iterating_shape=iterating_shape,
+        chunks=chunks, dims=dims, param_names=names, provenance=provenance)
+    return dict(path=path, done=done, chunks=chunks, provenance=stored,
+                resumed=bool(resume and stored["run_id"] != run_id))
+
+
+def _model_text(model):
+    """The starting model as text, for provenance and the options fingerprint."""
+    to_yaml = getattr(model, "to_yaml", None)
+    if to_yaml is not None:
+        try:
+            return to_yaml()
+        except Exception:  # e.g. an unregistered function model
+            pass
+    values = {name: np.asarray(getattr(model, name).value).tolist()
+              for name in model.param_names}
+    return f"{type(model).__name__} {json.dumps(values, sort_keys=True)}"
+
+
+def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
+    """One delayed task per block not yet recorded as done, and their total."""
+    import dask
+
+    nf = plan.n_fit_axes
+    data_blocks = data_t.to_delayed()
+    other_blocks = [a.to_delayed() for a in arrays]
+    plan_d = dask.delayed(plan, name=f"parfit-plan-{plan.run_id}", traverse=False)
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in iter_block_chunks]
+    tasks = []
+    for index in np.ndindex(*store["done"].shape):
+        if store["done"][index]:
+            continue
+        full = (0,) * nf + index
+        inputs = [data_blocks[full]]
+        for blocks in other_blocks:
+            inputs.append(blocks[full] if blocks.ndim == data_blocks.ndim else blocks[index])
+        offsets = tuple(int(starts[k][i]) for k, i in enumerate(index))
+        tasks.append(dask.delayed(_fit_and_store, pure=False)(
+            *inputs, plan=plan_d, path=store["path"], names=names, block_index=index,
+            offsets=offsets, dask_key_name=f"parfit-store-{plan.run_id}-"
+            + "_".join(map(str, index))))
+    total = dask.delayed(_sum_counts, pure=False)(tasks)
+    return total, tasks
+
+
+def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets):
+    """Fit one block and write it to the store (runs on a worker)."""
+    iter_chunk = data.shape[plan.n_fit_axes:]
+    location = [(o, o + n) for o, n in zip(offsets, iter_chunk)] + [(0, plan.n_fields)]
+    packed = _fit_block(data, *arrays, plan=plan, block_info={None: {"array-location": location}})
+    output_mod.write_block(path, names, packed, block_index, offsets)
+    status = packed[..., 2 * len(names) + _EXTRA_FIELDS.index("status")]
+    return np.bincount(status.astype(np.int64).ravel(), minlength=len(Status))
+
+
+def _sum_counts(counts):
+    return np.sum(counts, axis=0) if counts else np.zeros(len(Status), dtype=np.int64)

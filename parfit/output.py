@@ -1,0 +1,237 @@
+"""Streamed, resumable output: the maps written to a zarr store block by block.
+
+With ``parallel_fit(..., output="maps.zarr")`` every block task writes its
+part of the maps straight into the store and then records the block as done
+in the ``_parfit_done`` array (one element per block; zarr writes each chunk
+atomically, and the record is written only after the block's data).  So
+after a crash the store says exactly which blocks are complete; NaN never
+has to mean "not done".  ``resume=True`` recomputes only the blocks not
+recorded, after checking that the store was made from the same input and
+options.
+
+Layout of the store (a zarr v3 group, readable with ``xarray.open_zarr``):
+
+* one float64 array per parameter, and ``<name>_error``;
+* ``statistic`` (float64), ``status`` (int8, 0 = NOT_RUN where no block
+  wrote), ``nfev`` (int32), ``n_warnings`` (int32), ``reported`` (int8);
+* ``_parfit_done`` (uint8 over the grid of blocks);
+* group attributes ``parfit``: version, run id, input and options
+  fingerprints, the options in words, the starting model as YAML, the
+  block chunking, and ``complete`` once every block is done.
+
+Nothing here imports dask: the functions run on workers.
+"""
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, OutputExistsError
+
+__all__ = ["DONE_NAME", "ATTRS_KEY", "field_specs", "prepare_output", "write_block",
+           "read_output", "input_fingerprint", "is_parfit_store"]
+
+#: Array of the completion records.
+DONE_NAME = "_parfit_done"
+#: Group attribute holding parfit's provenance and bookkeeping.
+ATTRS_KEY = "parfit"
+
+
+def field_specs(param_names):
+    """``(array name, dtype, fill value)`` of every field, in packed order."""
+    specs = [(name, "f8", np.nan) for name in param_names]
+    specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
+    specs += [("statistic", "f8", np.nan), ("status", "i1", 0), ("nfev", "i4", 0),
+              ("n_warnings", "i4", 0), ("reported", "i1", 0)]
+    return specs
+
+
+def is_parfit_store(path):
+    """True if ``path`` is a zarr group that parfit created as output."""
+    path = Path(path)
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    return isinstance(attrs.get(ATTRS_KEY), dict)
+
+
+def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, param_names,
+                   provenance):
+    """Create the store, or open it for resuming.
+
+    Parameters
+    ----------
+    path : path-like
+    overwrite, resume : bool
+    iterating_shape : tuple of int
+        Shape of the maps.
+    chunks : tuple of int
+        Block size along each iterating axis (the zarr chunks).
+    dims : tuple of str
+        Dimension names of the maps.
+    param_names : sequence of str
+    provenance : dict
+        JSON-able; must hold ``input_fingerprint`` and ``options_fingerprint``.
+
+    Returns
+    -------
+    done : ndarray of bool
+        Over the grid of blocks: True where a block is already recorded.
+    provenance : dict
+        What the store holds (on resume, the earlier run's, with its run id).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and neither ``overwrite`` nor ``resume`` was given,
+        or it is not a parfit store (never replaced or resumed).
+    InputError
+        Resuming onto a store made from another input or other options.
+    """
+    import zarr
+
+    path = Path(path)
+    if path.exists():
+        if not is_parfit_store(path):
+            raise OutputExistsError(
+                f"output {str(path)!r} exists and is not a parfit output store; parfit never "
+                f"replaces or deletes what it did not create; choose another output path"
+            )
+        if resume:
+            return _reopen(path, iterating_shape, chunks, param_names, provenance)
+        if not overwrite:
+            raise OutputExistsError(
+                f"output {str(path)!r} already exists; pass overwrite=True to replace it, or "
+                f"resume=True to finish the run that wrote it"
+            )
+        shutil.rmtree(path)
+    group = zarr.open_group(str(path), mode="w-")
+    for name, dtype, fill in field_specs(param_names):
+        group.create_array(name, shape=iterating_shape, chunks=chunks, dtype=dtype,
+                           fill_value=fill, dimension_names=dims)
+    grid = block_grid(iterating_shape, chunks)
+    group.create_array(DONE_NAME, shape=grid, chunks=(1,) * len(grid), dtype="u1",
+                       fill_value=0, dimension_names=tuple(f"block_{d}" for d in dims))
+    group.attrs[ATTRS_KEY] = dict(provenance, complete=False)
+    return np.zeros(grid, dtype=bool), dict(provenance)
+
+
+def _reopen(path, iterating_shape, chunks, param_names, provenance):
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    stored = dict(group.attrs[ATTRS_KEY])
+    for key, what in (("input_fingerprint", "another input"),
+                      ("options_fingerprint", "other options")):
+        if stored.get(key) != provenance[key]:
+            raise InputError(
+                f"resume=True: output {str(path)!r} was written from {what} than this call "
+                f"({key} {stored.get(key)!r} there, {provenance[key]!r} now); resume only "
+                f"with the same data, model and options, or choose another output path "
+                f"(overwrite=True replaces the store)"
+            )
+    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME}
+    if (tuple(group["statistic"].shape) != tuple(iterating_shape)
+            or tuple(group["statistic"].chunks) != tuple(chunks)
+            or set(group.array_keys()) != expected):
+        raise InputError(
+            f"resume=True: output {str(path)!r} has another layout (map shape, chunks or "
+            f"parameters) than this call would write; choose another output path"
+        )
+    return read_done(path), stored
+
+
+def block_grid(shape, chunks):
+    """Number of blocks along each axis."""
+    return tuple(math.ceil(n / c) if n else 0 for n, c in zip(shape, chunks))
+
+
+def read_done(path):
+    """The completion records as a bool array over the grid of blocks."""
+    import zarr
+
+    return np.asarray(zarr.open_array(str(Path(path) / DONE_NAME), mode="r")[...]) == 1
+
+
+def write_block(path, param_names, packed, block_index, offsets):
+    """Write one block's fields, then record the block as done.
+
+    ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order.
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    region = tuple(slice(o, o + n) for o, n in zip(offsets, packed.shape[:-1]))
+    for k, (name, dtype, _) in enumerate(field_specs(param_names)):
+        group[name][region] = packed[..., k].astype(dtype)
+    # The record comes last: a block is done only once its data are on disk.
+    group[DONE_NAME][tuple(slice(i, i + 1) for i in block_index)] = 1
+
+
+def finish(path):
+    """Mark the store complete (every block recorded)."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs[ATTRS_KEY])
+    attrs["complete"] = bool(read_done(path).all())
+    group.attrs[ATTRS_KEY] = attrs
+    return attrs["complete"]
+
+
+def read_output(path, param_names):
+    """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    return np.stack([np.asarray(group[name][...], dtype=np.float64)
+                     for name, *_ in field_specs(param_names)], axis=-1)
+
+
+def input_fingerprint(data, extras=()):
+    """A short hash identifying the input, cheap even for cubes on disk.
+
+    In-memory arrays up to 1 GiB are hashed whole.  Larger or lazy (dask)
+    arrays contribute their shape, dtype and a fixed sample of values (the
+    first and last elements and a few in between), so a different file is
+    recognised without reading the cube.  ``extras`` (world coordinates,
+    weights, mask, ...) are hashed the same way.
+    """
+    h = hashlib.sha256()
+    for item in (data, *extras):
+        _hash_item(h, item)
+    return h.hexdigest()[:32]
+
+
+def _hash_item(h, item):
+    if item is None:
+        h.update(b"none")
+        return
+    if isinstance(item, (str, bytes)):
+        h.update(item.encode() if isinstance(item, str) else item)
+        return
+    shape = tuple(getattr(item, "shape", ()))
+    dtype = str(getattr(item, "dtype", type(item).__name__))
+    h.update(repr((shape, dtype)).encode())
+    if isinstance(item, np.ndarray):
+        if item.nbytes <= 2**30:
+            h.update(np.ascontiguousarray(item).tobytes())
+            return
+    size = math.prod(shape)
+    if size == 0:
+        return
+    flat = np.unique(np.linspace(0, size - 1, min(size, 9)).astype(np.int64))
+    index = np.unravel_index(flat, shape)
+    if hasattr(item, "vindex"):
+        values = np.asarray(item.vindex[index].compute())
+    else:
+        values = np.asarray(item)[index]
+    h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())

@@ -1,0 +1,239 @@
+"""Streamed, resumable output: parallel_fit(..., output=store, resume=...)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import parfit
+from parfit import Status
+from parfit.datasets import gaussian_cube
+from parfit.output import ATTRS_KEY, DONE_NAME, read_done
+
+HERE = Path(__file__).resolve().parent
+
+
+def never_dispatch(*args, **kwargs):
+    raise AssertionError("work was dispatched before the bad input was refused")
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return gaussian_cube((40, 30, 25), seed=1, n_blank=3)
+
+
+def fit(cube, **kwargs):
+    kwargs.setdefault("scheduler", "threads")
+    kwargs.setdefault("chunk_n_max", 100)
+    return parfit.parallel_fit(cube.model, cube.data, world=cube.world, **kwargs)
+
+
+def assert_same_maps(a, b):
+    for name in a.param_names:
+        np.testing.assert_array_equal(a.parameters[name], b.parameters[name])
+        np.testing.assert_array_equal(a.errors[name], b.errors[name])
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.statistic, b.statistic)
+    np.testing.assert_array_equal(a.nfev, b.nfev)
+
+
+def test_store_holds_the_maps_and_provenance(cube, tmp_path):
+    store = tmp_path / "maps.zarr"
+    res = fit(cube, output=store)
+    assert_same_maps(res, fit(cube))
+    assert res.meta["output"] == str(store)
+    assert res.meta["blocks_fitted"] == 8 and res.meta["blocks_resumed"] == 0
+    ds = xr.open_zarr(store, consolidated=False)
+    np.testing.assert_array_equal(ds["mean"].values, res.parameters["mean"])
+    np.testing.assert_array_equal(ds["status"].values, res.status)
+    assert ds["status"].dtype == np.int8
+    assert set(ds["mean"].dims) == {"axis_1", "axis_2"}
+    assert ds[DONE_NAME].values.tolist() == [[1]] * 8
+    attrs = ds.attrs[ATTRS_KEY]
+    assert attrs["parfit_version"] == parfit.__version__
+    assert attrs["complete"] is True
+    assert attrs["model_yaml"].startswith("model: Gaussian1D")
+    assert attrs["options"]["chunk_n_max"] == 100
+    assert attrs["chunks"] == [4, 25]
+    assert len(attrs["input_fingerprint"]) == 32
+    assert attrs["run_id"] == res.meta["run_id"]
+
+
+def test_existing_store_is_refused_unless_overwrite(cube, tmp_path):
+    store = tmp_path / "maps.zarr"
+    fit(cube, output=store)
+    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True to replace "
+                                              "it, or resume=True to finish the run"):
+        fit(cube, output=store, scheduler=never_dispatch)
+    again = fit(cube, output=store, overwrite=True)
+    assert again.meta["blocks_fitted"] == 8
+
+
+@pytest.mark.parametrize("make", ["directory", "file", "other zarr"])
+def test_never_replaces_what_parfit_did_not_create(cube, tmp_path, make):
+    target = tmp_path / "maps.zarr"
+    if make == "directory":
+        target.mkdir()
+        (target / "precious.txt").write_text("keep me")
+    elif make == "file":
+        target.write_text("keep me")
+    else:
+        zarr.open_group(str(target), mode="w").create_array("x", shape=(2,), dtype="f8")
+    with pytest.raises(FileExistsError, match="is not a parfit output store; parfit never "
+                                              "replaces or deletes what it did not create"):
+        fit(cube, output=target, overwrite=True, scheduler=never_dispatch)
+    assert target.exists()
+    if make == "directory":
+        assert (target / "precious.txt").read_text() == "keep me"
+
+
+def test_resume_of_a_complete_store_fits_nothing(cube, tmp_path):
+    store = tmp_path / "maps.zarr"
+    first = fit(cube, output=store)
+    again = fit(cube, output=store, resume=True, scheduler=never_dispatch)
+    assert again.meta["blocks_fitted"] == 0 and again.meta["blocks_resumed"] == 8
+    assert again.meta["run_id"] == first.meta["run_id"]
+    assert_same_maps(first, again)
+
+
+def test_resume_without_a_store_starts_a_new_run(cube, tmp_path):
+    res = fit(cube, output=tmp_path / "new.zarr", resume=True)
+    assert res.meta["blocks_fitted"] == 8
+
+
+def test_resume_recomputes_only_missing_blocks(cube, tmp_path):
+    store = tmp_path / "maps.zarr"
+    reference = fit(cube, output=store)
+    # Forget three blocks as a crash would (their data may be partly written).
+    done = zarr.open_array(str(store / DONE_NAME), mode="r+")
+    done[2:5, 0] = 0
+    group = zarr.open_group(str(store), mode="r+")
+    group["mean"][8:20] = -999.0
+    resumed = fit(cube, output=store, resume=True)
+    assert resumed.meta["blocks_fitted"] == 3
+    assert_same_maps(reference, resumed)
+    assert read_done(store).all()
+
+
+@pytest.mark.parametrize("change, what", [
+    ("data", "another input"),
+    ("model", "other options"),
+    ("fitter_kwargs", "other options"),
+])
+def test_resume_refused_on_changed_input_or_options(cube, tmp_path, change, what):
+    store = tmp_path / "maps.zarr"
+    fit(cube, output=store)
+    kwargs = dict(output=store, resume=True, scheduler=never_dispatch)
+    if change == "data":
+        data = cube.data.copy()
+        data[5, 3, 3] += 1.0
+        call = lambda: parfit.parallel_fit(cube.model, data, world=cube.world,  # noqa: E731
+                                           chunk_n_max=100, **kwargs)
+    elif change == "model":
+        model = cube.model.copy()
+        model.mean = 1.0
+        call = lambda: parfit.parallel_fit(model, cube.data, world=cube.world,  # noqa: E731
+                                           chunk_n_max=100, **kwargs)
+    else:
+        call = lambda: fit(cube, fitter_kwargs={"ftol": 1e-10}, **kwargs)  # noqa: E731
+    with pytest.raises(ValueError, match=f"resume=True: output .* was written from {what} "
+                                         "than this call"):
+        call()
+
+
+def test_resume_refused_on_other_chunking(cube, tmp_path):
+    store = tmp_path / "maps.zarr"
+    fit(cube, output=store)
+    with pytest.raises(ValueError, match="resume=True: output .* (was written from other "
+                                         "options|has another layout)"):
+        fit(cube, output=store, resume=True, chunk_n_max=50, scheduler=never_dispatch)
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(output=3), TypeError, "output must be a path .* got int"),
+    (dict(resume=True), ValueError, r"resume=True needs output="),
+    (dict(output="x.zarr", resume="yes"), TypeError, "resume must be True or False; got 'yes'"),
+    (dict(output="x.zarr", fit_info=True), ValueError,
+     "fit_info cannot be combined with output="),
+])
+def test_bad_output_arguments(cube, tmp_path, monkeypatch, kwargs, exc, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(exc, match=message):
+        fit(cube, scheduler=never_dispatch, **kwargs)
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_diagnostics_of_a_resumed_run_are_kept(cube, tmp_path):
+    data = cube.data.copy()
+    data[2:, 0, 0] = np.nan                      # one failing pixel in the first block
+    data[2:, 21, 10] = np.nan                    # and one in block 5 (too few samples)
+    store, diag_path = tmp_path / "maps.zarr", tmp_path / "diag"
+    kwargs = dict(world=cube.world, chunk_n_max=100, scheduler="threads", output=store,
+                  diagnostics="error", diagnostics_path=diag_path)
+    parfit.parallel_fit(cube.model, data, **kwargs)
+    zarr.open_array(str(store / DONE_NAME), mode="r+")[5, 0] = 0   # block 5 is lost
+    (diag_path / "manifest.csv").unlink()
+    res = parfit.parallel_fit(cube.model, data, resume=True, **kwargs)
+    rows = parfit.diagnostics.read_manifest(diag_path)
+    assert {row["folder"] for row in rows} == {"00_00", "21_10"}
+    assert {row["run_id"] for row in rows} == {res.meta["run_id"]}
+
+
+KILL_SCRIPT = """
+import sys
+import parfit
+from parfit.datasets import gaussian_cube
+from _slow_model import SlowGaussian
+
+cube = gaussian_cube((40, 30, 25), seed=1, n_blank=3)
+model = SlowGaussian(2.0, 0.0, 5.0)
+parfit.parallel_fit(model, cube.data, world=cube.world, chunk_n_max=50,
+                    scheduler="synchronous", output=sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_gives_identical_maps(cube, tmp_path):
+    sys.path.insert(0, str(HERE))
+    try:
+        from _slow_model import SlowGaussian
+    finally:
+        sys.path.remove(str(HERE))
+    store = tmp_path / "maps.zarr"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], env=env)
+    deadline = time.monotonic() + 120
+    n_done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (store / DONE_NAME).exists():
+            n_done = int(read_done(store).sum())
+            if n_done >= 3:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = read_done(store)
+    assert 3 <= done.sum() < done.size
+    attrs = json.loads((store / "zarr.json").read_text())["attributes"][ATTRS_KEY]
+    assert attrs["complete"] is False
+
+    model = SlowGaussian(2.0, 0.0, 5.0)
+    model.delay = 0.0                       # same model class and values: same options
+    kwargs = dict(world=cube.world, chunk_n_max=50, scheduler="threads")
+    resumed = parfit.parallel_fit(model, cube.data, output=store, resume=True, **kwargs)
+    assert resumed.meta["blocks_resumed"] == done.sum()
+    assert resumed.meta["blocks_fitted"] == done.size - done.sum()
+    reference = parfit.parallel_fit(model, cube.data, **kwargs)
+    assert_same_maps(reference, resumed)
+    assert (resumed.status != Status.NOT_RUN).all()
