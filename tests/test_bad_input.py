@@ -27,7 +27,6 @@ def call(model=None, data=CUBE, **kwargs):
 
 @pytest.mark.parametrize("data, message", [
     ([[1.0, 2.0]], "data must be an array .* got list"),
-    ("cube.fits", "data must be an array .* got str"),
     (None, "data must be an array .* got NoneType"),
     (np.zeros((5, 2), dtype=complex), "data has complex dtype complex128; expected real numbers"),
     (np.array([["a", "b"]] * 5), "data has string dtype <U1; expected real numbers"),
@@ -37,6 +36,11 @@ def call(model=None, data=CUBE, **kwargs):
 def test_bad_data_type(data, message):
     with pytest.raises(TypeError, match=message):
         call(data=data)
+
+
+def test_missing_data_path():
+    with pytest.raises(ValueError, match="data path 'no-such-cube.fits' does not exist"):
+        call(data="no-such-cube.fits")
 
 
 def test_scalar_and_empty_fitting_axis():
