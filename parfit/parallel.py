@@ -23,6 +23,7 @@ from .errors import InputError, InputTypeError
 from .fitters import AstropyFitter, get_fitter
 from .fitters.base import FitBlock
 from .io import normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values
+from .progress import FitProgress, run_with_progress
 from .result import FitResult
 from .status import Status
 from .units import prepare_units
@@ -145,7 +146,9 @@ def parallel_fit(
         Extra keyword arguments for every fitter call (options of
         :func:`scipy.optimize.least_squares`, or of the astropy fitter).
     progress : bool, optional
-        Show a progress bar while fitting.
+        Show a progress bar (fits done, fits/s, time left) while fitting, on
+        local schedulers and on a ``distributed.Client`` alike, and log a
+        line to the ``parfit.progress`` logger every minute and at the end.
     overwrite : bool, optional
         Allow ``diagnostics_path`` to hold diagnostics of an earlier run
         (those folders are removed first).
@@ -324,11 +327,16 @@ def parallel_fit(
             diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
             guess=guess, regular=True,
         )
-        todo = _store_tasks(*pieces, store=store, names=names)
-        meta["blocks_fitted"] = int(len(todo[1]))
+        tasks, sizes = _store_tasks(*pieces, store=store, names=names)
+        meta["blocks_fitted"] = len(tasks)
         meta["blocks_resumed"] = int(store["done"].sum())
-        if todo[1]:
-            _compute(todo[0], sched_kwargs, progress)
+        if tasks:
+            bar = _make_progress(progress, sum(sizes))
+            try:
+                run_with_progress(tasks, sizes, sched_kwargs, _client_for(sched_kwargs), bar)
+            finally:
+                if bar is not None:
+                    bar.close()
         output_mod.finish(store["path"])
         packed, infos = output_mod.read_output(store["path"], names), None
         meta["output"] = str(store["path"])
@@ -843,28 +851,48 @@ def _write_folders(plan, block, result, reported, iter_chunk, offsets):
         )
 
 
-def _compute(graph, sched_kwargs, progress):
-    if not progress:
-        return graph.compute(**sched_kwargs)
+def _client_for(sched_kwargs):
+    """The distributed Client the computation will run on, if any."""
     scheduler = sched_kwargs.get("scheduler")
-    client = scheduler if _is_client(scheduler) else None
-    if client is None and scheduler is None:
+    if _is_client(scheduler):
+        return scheduler
+    if scheduler is None:
         try:
             from distributed import default_client
 
-            client = default_client()
+            return default_client()
         except (ImportError, ValueError):
-            client = None
-    if client is not None:
-        from distributed import progress as dist_progress
+            return None
+    return None
 
-        future = client.compute(graph)
-        dist_progress(future, notebook=False)
-        return future.result()
-    from dask.diagnostics import ProgressBar
 
-    with ProgressBar():
+def _make_progress(progress, total):
+    return FitProgress(total, bar=True) if progress else None
+
+
+def _compute(graph, sched_kwargs, progress):
+    """Compute the packed maps; with ``progress``, block by block with a bar."""
+    if not progress:
         return graph.compute(**sched_kwargs)
+    blocks = graph.to_delayed()                      # grid of blocks x 1 (fields)
+    grid = blocks.shape[:-1]
+    chunks = graph.chunks[:-1]
+    tasks, sizes = [], []
+    for index in np.ndindex(*grid):
+        tasks.append(blocks[index + (0,)])
+        sizes.append(math.prod(c[i] for c, i in zip(chunks, index)))
+    bar = _make_progress(progress, sum(sizes))
+    try:
+        results = run_with_progress(tasks, sizes, sched_kwargs, _client_for(sched_kwargs), bar)
+    finally:
+        bar.close()
+    shape = tuple(sum(c) for c in chunks) + (graph.shape[-1],)
+    out = np.empty(shape, dtype=results[0].dtype if results else graph.dtype)
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in chunks]
+    for index, result in zip(np.ndindex(*grid), results):
+        region = tuple(slice(st[i], st[i] + c[i]) for st, c, i in zip(starts, chunks, index))
+        out[region] = result
+    return out
 
 
 def _write_manifest(path, reported, status, n_warnings, iterating_shape, run_id):
@@ -987,7 +1015,7 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
     other_blocks = [a.to_delayed() for a in arrays]
     plan_d = dask.delayed(plan, name=f"parfit-plan-{plan.run_id}", traverse=False)
     starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in iter_block_chunks]
-    tasks = []
+    tasks, sizes = [], []
     for index in np.ndindex(*store["done"].shape):
         if store["done"][index]:
             continue
@@ -1000,8 +1028,8 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
             *inputs, plan=plan_d, path=store["path"], names=names, block_index=index,
             offsets=offsets, dask_key_name=f"parfit-store-{plan.run_id}-"
             + "_".join(map(str, index))))
-    total = dask.delayed(_sum_counts, pure=False)(tasks)
-    return total, tasks
+        sizes.append(math.prod(c[i] for c, i in zip(iter_block_chunks, index)))
+    return tasks, sizes
 
 
 def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets):
@@ -1013,6 +1041,3 @@ def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets):
     status = packed[..., 2 * len(names) + _EXTRA_FIELDS.index("status")]
     return np.bincount(status.astype(np.int64).ravel(), minlength=len(Status))
 
-
-def _sum_counts(counts):
-    return np.sum(counts, axis=0) if counts else np.zeros(len(Status), dtype=np.int64)

@@ -38,7 +38,7 @@ def test_local_schedulers_agree(scheduler, reference):
 
 
 @pytest.mark.slow
-def test_distributed_local_cluster_agrees(reference):
+def test_distributed_local_cluster_agrees(reference, capsys, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster, \
@@ -49,8 +49,14 @@ def test_distributed_local_cluster_agrees(reference):
             fit_tasks = [t for t in stream.data if "parfit-fit" in t["key"]]
             assert len(fit_tasks) == 6          # 6 x 7 fits in blocks of 1 x 7
             assert len({t["worker"] for t in fit_tasks}) >= 1
+        # With a progress bar (futures per block) and streamed to a store.
+        assert_same(fit(client, progress=True), reference)
+        assert "parfit: 100%" in capsys.readouterr().err
+        streamed = fit(client, output=tmp_path / "maps.zarr")
+        assert_same(streamed, reference)
+        assert streamed.meta["blocks_fitted"] == 6
 
 
 def test_progress_bar_runs(reference, capsys):
     assert_same(fit("threads", progress=True), reference)
-    assert "100%" in capsys.readouterr().out
+    assert "parfit: 100%" in capsys.readouterr().err
