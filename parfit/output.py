@@ -161,8 +161,8 @@ def read_done(path):
     return np.asarray(zarr.open_array(str(Path(path) / DONE_NAME), mode="r")[...]) == 1
 
 
-def write_block(path, param_names, packed, block_index, offsets):
-    """Write one block's fields, then record the block as done.
+def write_block(path, param_names, packed, block_index, offsets, record=True):
+    """Write one block's fields, then (with ``record``) record the block as done.
 
     ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order.
     """
@@ -172,8 +172,9 @@ def write_block(path, param_names, packed, block_index, offsets):
     region = tuple(slice(o, o + n) for o, n in zip(offsets, packed.shape[:-1]))
     for k, (name, dtype, _) in enumerate(field_specs(param_names)):
         group[name][region] = packed[..., k].astype(dtype)
-    # The record comes last: a block is done only once its data are on disk.
-    group[DONE_NAME][tuple(slice(i, i + 1) for i in block_index)] = 1
+    if record:
+        # The record comes last: a block is done only once its data are on disk.
+        group[DONE_NAME][tuple(slice(i, i + 1) for i in block_index)] = 1
 
 
 def finish(path):

@@ -23,7 +23,7 @@ from .errors import InputError, InputTypeError
 from .fitters import AstropyFitter, get_fitter
 from .fitters.base import FitBlock
 from .io import normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values
-from .progress import FitProgress, run_with_progress
+from .progress import BlockFailure, FitProgress, run_with_progress
 from .result import FitResult
 from .status import Status
 from .units import prepare_units
@@ -311,6 +311,7 @@ def parallel_fit(
                                       run_id=run_id if store and store["resumed"] else None)
 
     meta = dict(
+        n_params=n_params,
         fitting_axes=fitting_axes,
         iterating_axes=iterating_axes,
         data_shape=shape,
@@ -327,16 +328,24 @@ def parallel_fit(
             diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
             guess=guess, regular=True,
         )
-        tasks, sizes = _store_tasks(*pieces, store=store, names=names)
+        tasks, sizes, places = _store_tasks(*pieces, store=store, names=names)
         meta["blocks_fitted"] = len(tasks)
         meta["blocks_resumed"] = int(store["done"].sum())
         if tasks:
             bar = _make_progress(progress, sum(sizes))
             try:
-                run_with_progress(tasks, sizes, sched_kwargs, _client_for(sched_kwargs), bar)
+                results = run_with_progress(tasks, sizes, sched_kwargs,
+                                            _client_for(sched_kwargs), bar)
             finally:
                 if bar is not None:
                     bar.close()
+            for result, (index, offsets, block_shape) in zip(results, places):
+                if isinstance(result, BlockFailure):
+                    region = tuple(slice(o, o + n) for o, n in zip(offsets, block_shape))
+                    packed_block = _failed_block(result, block_shape, n_fields, region, meta)
+                    # Written, but not recorded as done: a resume tries it again.
+                    output_mod.write_block(store["path"], names, packed_block, index, offsets,
+                                           record=False)
         output_mod.finish(store["path"])
         packed, infos = output_mod.read_output(store["path"], names), None
         meta["output"] = str(store["path"])
@@ -347,7 +356,7 @@ def parallel_fit(
             diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
             guess=guess,
         )
-        computed = _compute(graph, sched_kwargs, progress)
+        computed = _compute(graph, sched_kwargs, progress, meta)
         if fit_info:
             packed = computed[..., :n_fields].astype(np.float64)
             infos = computed[..., n_fields]
@@ -870,9 +879,16 @@ def _make_progress(progress, total):
     return FitProgress(total, bar=True) if progress else None
 
 
-def _compute(graph, sched_kwargs, progress):
-    """Compute the packed maps; with ``progress``, block by block with a bar."""
-    if not progress:
+def _compute(graph, sched_kwargs, progress, meta=None):
+    """Compute the packed maps; block by block with ``progress`` or on a cluster.
+
+    On a distributed cluster every block is its own future, so a block whose
+    worker keeps dying (distributed gives up with ``KilledWorker``) costs
+    only that block: its fits get ``WORKER_CRASH``, the rest of the cube is
+    kept.
+    """
+    client = _client_for(sched_kwargs)
+    if not progress and client is None:
         return graph.compute(**sched_kwargs)
     blocks = graph.to_delayed()                      # grid of blocks x 1 (fields)
     grid = blocks.shape[:-1]
@@ -883,16 +899,42 @@ def _compute(graph, sched_kwargs, progress):
         sizes.append(math.prod(c[i] for c, i in zip(chunks, index)))
     bar = _make_progress(progress, sum(sizes))
     try:
-        results = run_with_progress(tasks, sizes, sched_kwargs, _client_for(sched_kwargs), bar)
+        results = run_with_progress(tasks, sizes, sched_kwargs, client, bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     shape = tuple(sum(c) for c in chunks) + (graph.shape[-1],)
-    out = np.empty(shape, dtype=results[0].dtype if results else graph.dtype)
+    out = np.empty(shape, dtype=graph.dtype)
     starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in chunks]
     for index, result in zip(np.ndindex(*grid), results):
         region = tuple(slice(st[i], st[i] + c[i]) for st, c, i in zip(starts, chunks, index))
+        if isinstance(result, BlockFailure):
+            block_shape = tuple(c[i] for c, i in zip(chunks, index))
+            result = _failed_block(result, block_shape, graph.shape[-1], region, meta)
         out[region] = result
     return out
+
+
+def _failed_block(failure, block_shape, n_out, region, meta):
+    """The packed fields of a block whose task failed on the cluster."""
+    status = Status.WORKER_CRASH if failure.killed_worker else Status.FIT_ERROR
+    where = ", ".join(f"{s.start}:{s.stop}" for s in region[:len(block_shape)])
+    log.warning("the block of fits [%s] failed on the cluster (%s: %s); its %d fits are "
+                "marked %s, the other blocks are kept", where,
+                type(failure.exception).__name__, failure.exception,
+                math.prod(block_shape), status.name)
+    if meta is not None:
+        meta.setdefault("failed_blocks", []).append(
+            dict(region=where, status=status.name,
+                 error=f"{type(failure.exception).__name__}: {failure.exception}"))
+    packed = np.full(block_shape + (n_out,), np.nan)
+    n_params = (meta or {}).get("n_params")
+    if n_params is not None:
+        extra = 2 * n_params
+        packed[..., extra + _EXTRA_FIELDS.index("status")] = status
+        for name in ("nfev", "n_warnings", "reported"):
+            packed[..., extra + _EXTRA_FIELDS.index(name)] = 0
+    return packed
 
 
 def _write_manifest(path, reported, status, n_warnings, iterating_shape, run_id):
@@ -1015,7 +1057,7 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
     other_blocks = [a.to_delayed() for a in arrays]
     plan_d = dask.delayed(plan, name=f"parfit-plan-{plan.run_id}", traverse=False)
     starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in iter_block_chunks]
-    tasks, sizes = [], []
+    tasks, sizes, places = [], [], []
     for index in np.ndindex(*store["done"].shape):
         if store["done"][index]:
             continue
@@ -1028,8 +1070,10 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
             *inputs, plan=plan_d, path=store["path"], names=names, block_index=index,
             offsets=offsets, dask_key_name=f"parfit-store-{plan.run_id}-"
             + "_".join(map(str, index))))
-        sizes.append(math.prod(c[i] for c, i in zip(iter_block_chunks, index)))
-    return tasks, sizes
+        block_shape = tuple(c[i] for c, i in zip(iter_block_chunks, index))
+        sizes.append(math.prod(block_shape))
+        places.append((index, offsets, block_shape))
+    return tasks, sizes, places
 
 
 def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets):

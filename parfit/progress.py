@@ -12,9 +12,22 @@ trace in their logs even without a terminal.
 import logging
 import time
 
-__all__ = ["FitProgress", "run_with_progress"]
+__all__ = ["BlockFailure", "FitProgress", "run_with_progress"]
 
 log = logging.getLogger(__name__)
+
+
+class BlockFailure:
+    """A block whose task failed on the cluster, with the exception."""
+
+    def __init__(self, exception, key):
+        self.exception = exception
+        self.key = key
+
+    @property
+    def killed_worker(self):
+        """True when the task's workers died (distributed's ``KilledWorker``)."""
+        return type(self.exception).__name__ == "KilledWorker"
 
 
 class FitProgress:
@@ -88,7 +101,8 @@ def run_with_progress(tasks, sizes, compute_kwargs, client, progress):
     Returns
     -------
     list
-        The blocks' results, in order.
+        The blocks' results, in order.  On a distributed cluster a block
+        whose task failed for good is a :class:`BlockFailure` instead.
     """
     import dask
 
@@ -97,10 +111,19 @@ def run_with_progress(tasks, sizes, compute_kwargs, client, progress):
 
         futures = client.compute(tasks)
         index = {f.key: k for k, f in enumerate(futures)}
+        results = [None] * len(futures)
         for future in as_completed(futures):
+            k = index[future.key]
+            if future.status == "error":
+                # The block's task failed for good (e.g. distributed gave up
+                # after its worker died repeatedly): hand back the exception
+                # instead of losing every other block.
+                results[k] = BlockFailure(future.exception(), future.key)
+            else:
+                results[k] = future.result()
             if progress is not None:
-                progress.update(sizes[index[future.key]])
-        return client.gather(futures)
+                progress.update(sizes[k])
+        return results
     if progress is None:
         return list(dask.compute(*tasks, **compute_kwargs))
     from dask.callbacks import Callback

@@ -17,3 +17,17 @@ class SlowGaussian(Gaussian1D):
     def _jacobian(self, x, amplitude, mean, stddev):
         time.sleep(self.delay)
         return super()._jacobian(x, amplitude, mean, stddev)
+
+
+class PoisonGaussian(Gaussian1D):
+    """Gaussian1D that kills its process (SIGSEGV) when a fit starts at amplitude 666."""
+
+    def _evaluate(self, x, amplitude, mean, stddev):
+        import os
+        import signal
+
+        import numpy as np
+
+        if np.any(amplitude == 666.0):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super()._evaluate(x, amplitude, mean, stddev)
