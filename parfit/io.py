@@ -669,18 +669,18 @@ def _open_netcdf(path, variable):
 
 
 def _pick_variable(dataset, variable, path):
-    candidates = [name for name, var in dataset.data_vars.items() if var.ndim >= 2]
+    candidates = sorted(str(name) for name, var in dataset.data_vars.items() if var.ndim >= 2)
     if variable is not None:
         if variable not in dataset.data_vars:
             raise InputError(
                 f"variable={variable!r} is not in {str(path)!r}; its data variables: "
-                f"{', '.join(map(str, dataset.data_vars)) or '(none)'}"
+                f"{', '.join(sorted(map(str, dataset.data_vars))) or '(none)'}"
             )
         return dataset[variable]
     if len(candidates) != 1:
         raise InputError(
             f"{str(path)!r} holds {len(candidates)} data variables with two or more "
-            f"dimensions ({', '.join(map(str, candidates)) or 'none'}); say which with "
+            f"dimensions ({', '.join(candidates) or 'none'}); say which with "
             f"parfit.io.open_cube(path, variable=...)"
         )
     return dataset[candidates[0]]
