@@ -100,7 +100,12 @@ def _as_array(obj, argname):
     if hasattr(obj, "shape") and hasattr(obj, "dtype") and hasattr(obj, "__getitem__"):
         import dask.array as da
 
-        return da.from_array(obj, chunks="auto")
+        # Read in the store's own chunks (zarr, h5py) where it has them.
+        chunks = getattr(obj, "chunks", None)
+        if not (isinstance(chunks, tuple) and len(chunks) == len(obj.shape)
+                and all(isinstance(c, numbers.Integral) for c in chunks)):
+            chunks = "auto"
+        return da.from_array(obj, chunks=chunks)
     raise InputTypeError(
         f"{argname} must be an array (numpy, dask, xarray.DataArray, astropy Quantity or "
         f"NDData, or an array-like with shape and dtype such as a zarr array); got "

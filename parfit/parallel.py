@@ -570,19 +570,44 @@ def _check_picklable(**objects):
 # --- the graph ----------------------------------------------------------------
 
 
-def plan_chunks(iterating_shape, chunk_n_max):
+def plan_chunks(iterating_shape, chunk_n_max, native=None):
     """Chunk sizes along the iterating axes, at most ``chunk_n_max`` fits each.
 
     The last axes are filled first (C order), so a block is contiguous in
-    memory as far as possible.
+    memory as far as possible.  With ``native`` (the chunk size of a dask or
+    zarr input along each iterating axis), every block size divides the
+    native one, so each block is cut from a single input chunk: the input
+    is read chunk by chunk and never reassembled in memory.
+
+    Examples
+    --------
+    >>> plan_chunks((100, 100), 500)
+    (5, 100)
+    >>> plan_chunks((1024, 1024), 500, native=(64, 64))
+    (4, 64)
     """
     sizes = []
     budget = chunk_n_max
-    for n in reversed(iterating_shape):
+    for k, n in enumerate(reversed(iterating_shape)):
         c = max(1, min(n, budget))
+        if native is not None:
+            limit = native[len(iterating_shape) - 1 - k]
+            c = max(d for d in range(1, min(limit, c) + 1) if limit % d == 0)
         sizes.append(c)
         budget = max(1, budget // c)
     return tuple(reversed(sizes))
+
+
+def _block_sizes(data, iterating_axes, iterating_shape, chunk_n_max):
+    """parfit's regular block size along each iterating axis for ``data``."""
+    native = None
+    chunks = getattr(data, "chunks", None)
+    if chunks is not None and len(chunks) == len(getattr(data, "shape", ())):
+        if all(isinstance(c, tuple) for c in chunks):       # dask
+            native = tuple(max(chunks[a]) for a in iterating_axes)
+        else:                                               # zarr and the like
+            native = tuple(int(chunks[a]) for a in iterating_axes)
+    return plan_chunks(iterating_shape, chunk_n_max, native=native)
 
 
 def _normalise_chunks(sizes, shape):
@@ -663,7 +688,8 @@ def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_na
                 )
         chunks = data.chunks
     else:
-        iter_chunks = _normalise_chunks(plan_chunks(iterating_shape, chunk_n_max), iterating_shape)
+        iter_chunks = _normalise_chunks(
+            _block_sizes(data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape)
         if isinstance(data, da.Array) and not regular:
             native = [data.chunks[a] for a in iterating_axes]
             if math.prod(max(c) for c in native) <= chunk_n_max:
@@ -1002,8 +1028,8 @@ def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axe
             f"output=: the maps would be empty (iterating shape {iterating_shape}); there is "
             f"nothing to write"
         )
-    chunks = tuple(max(c) for c in _normalise_chunks(plan_chunks(iterating_shape, chunk_n_max),
-                                                     iterating_shape))
+    chunks = tuple(max(c) for c in _normalise_chunks(
+        _block_sizes(cube.data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape))
     dims = tuple(cube.dims[a] for a in iterating_axes) if cube.dims else tuple(
         f"axis_{a}" for a in iterating_axes)
     model_text = _model_text(fit_model)
