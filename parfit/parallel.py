@@ -95,12 +95,14 @@ def parallel_fit(
         ``f(x, y, ...)`` for 2-D fits) is a model whose parameters are its
         arguments after the inputs, starting from their defaults (see
         :func:`parfit.models.model_from_function`).
-    data : array_like
+    data : array_like or path
         The cube: numpy or dask array, astropy ``Quantity`` or ``NDData``
         (its wcs, mask, unit and uncertainty are used where the matching
-        argument is None, as astropy does), numpy masked array, or xarray
+        argument is None, as astropy does), numpy masked array, xarray
         ``DataArray`` (its coordinates give ``world`` and ``fitting_axes``
-        may be dimension names).  Integer data are fitted as float64.
+        may be dimension names), a zarr array, or the path of a FITS,
+        zarr or netCDF file, opened lazily by :func:`parfit.io.open_cube`.
+        Integer data are fitted as float64.
     fitter : None, str, parfit fitter or astropy fitter instance, optional
         None uses the default parfit fitter (``"trf"``); ``"trf"``,
         ``"dogbox"`` or ``"lm"`` a :class:`~parfit.fitters.ScipyFitter`; an

@@ -172,7 +172,7 @@ def clean_registry():
 
 
 DOC_PAGES = ["index", pytest.param("quickstart", marks=pytest.mark.slow), "migrating", "solver",
-             "models",
+             "large_cubes", "models",
              "diagnostics", "results"]
 
 
