@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 
@@ -73,8 +74,9 @@ def _tagged(nb, tag):
     return cells[0]
 
 
-def test_notebook_is_stored_without_outputs():
-    nb = json.loads(NOTEBOOK.read_text())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    nb = json.loads(path.read_text())
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
@@ -244,3 +246,29 @@ def _python_code_blocks(text):
             i += 1
     assert blocks, "no python code blocks found"
     return blocks
+
+
+@pytest.mark.slow
+def test_large_cube_notebook_runs(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    for key, value in _kernel_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    nb = nbformat.read(ROOT / "notebooks" / "large_cube.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
+                                     resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    assert "Array (60, 48, 40) K VOPT" in _cell_text(_tagged(nb, "open"))
+    assert "True" in _cell_text(_tagged(nb, "cluster"))
+    fit = _cell_text(_tagged(nb, "fit"))
+    assert "<FitResult 1920 fits of shape (48, 40), 1920 succeeded" in fit
+    assert "blocks fitted: 12" in fit
+    resume = _cell_text(_tagged(nb, "resume"))
+    assert "fitted: 3 | resumed: 9" in resume and "identical: True" in resume
+    assert "refused: resume=True: output" in _cell_text(_tagged(nb, "refused"))
+    assert "pulls below 5: True" in _cell_text(_tagged(nb, "xarray"))
+    assert (workdir / "mean.png").stat().st_size > 10_000
+    assert (workdir / "maps.zarr" / "zarr.json").is_file()
