@@ -14,6 +14,9 @@ Layout of the store (a zarr v3 group, readable with ``xarray.open_zarr``):
 * one float64 array per parameter, and ``<name>_error``;
 * ``statistic`` (float64), ``status`` (int8, 0 = NOT_RUN where no block
   wrote), ``nfev`` (int32), ``n_warnings`` (int32), ``reported`` (int8);
+* with ``output_cubes``, ``model`` and/or ``residual``: float64 cubes of the
+  input's shape and axis order, chunked like the blocks (NaN where a fit
+  failed);
 * ``_parfit_done`` (uint8 over the grid of blocks);
 * group attributes ``parfit``: version, run id, input and options
   fingerprints, the options in words, the starting model as YAML, the
@@ -64,7 +67,7 @@ def is_parfit_store(path):
 
 
 def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, param_names,
-                   provenance):
+                   provenance, cubes=None):
     """Create the store, or open it for resuming.
 
     Parameters
@@ -80,6 +83,9 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     param_names : sequence of str
     provenance : dict
         JSON-able; must hold ``input_fingerprint`` and ``options_fingerprint``.
+    cubes : dict, optional
+        ``{name: (shape, chunks, dims)}`` of cubes shaped like the input
+        (the best-fit model, the residual) to create beside the maps.
 
     Returns
     -------
@@ -106,7 +112,7 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
                 f"replaces or deletes what it did not create; choose another output path"
             )
         if resume:
-            return _reopen(path, iterating_shape, chunks, param_names, provenance)
+            return _reopen(path, iterating_shape, chunks, param_names, provenance, cubes or {})
         if not overwrite:
             raise OutputExistsError(
                 f"output {str(path)!r} already exists; pass overwrite=True to replace it, or "
@@ -117,6 +123,9 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     for name, dtype, fill in field_specs(param_names):
         group.create_array(name, shape=iterating_shape, chunks=chunks, dtype=dtype,
                            fill_value=fill, dimension_names=dims)
+    for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
+        group.create_array(name, shape=shape, chunks=cube_chunks, dtype="f8",
+                           fill_value=np.nan, dimension_names=cube_dims)
     grid = block_grid(iterating_shape, chunks)
     group.create_array(DONE_NAME, shape=grid, chunks=(1,) * len(grid), dtype="u1",
                        fill_value=0, dimension_names=tuple(f"block_{d}" for d in dims))
@@ -124,7 +133,7 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     return np.zeros(grid, dtype=bool), dict(provenance)
 
 
-def _reopen(path, iterating_shape, chunks, param_names, provenance):
+def _reopen(path, iterating_shape, chunks, param_names, provenance, cubes):
     import zarr
 
     group = zarr.open_group(str(path), mode="r+")
@@ -138,7 +147,7 @@ def _reopen(path, iterating_shape, chunks, param_names, provenance):
                 f"with the same data, model and options, or choose another output path "
                 f"(overwrite=True replaces the store)"
             )
-    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME}
+    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME} | set(cubes)
     if (tuple(group["statistic"].shape) != tuple(iterating_shape)
             or tuple(group["statistic"].chunks) != tuple(chunks)
             or set(group.array_keys()) != expected):
@@ -161,10 +170,13 @@ def read_done(path):
     return np.asarray(zarr.open_array(str(Path(path) / DONE_NAME), mode="r")[...]) == 1
 
 
-def write_block(path, param_names, packed, block_index, offsets, record=True):
+def write_block(path, param_names, packed, block_index, offsets, record=True, cubes=None,
+                cube_offsets=()):
     """Write one block's fields, then (with ``record``) record the block as done.
 
-    ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order.
+    ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order;
+    ``cubes`` maps cube names to this block's part of them, placed at
+    ``cube_offsets``.
     """
     import zarr
 
@@ -172,6 +184,8 @@ def write_block(path, param_names, packed, block_index, offsets, record=True):
     region = tuple(slice(o, o + n) for o, n in zip(offsets, packed.shape[:-1]))
     for k, (name, dtype, _) in enumerate(field_specs(param_names)):
         group[name][region] = packed[..., k].astype(dtype)
+    for name, values in (cubes or {}).items():
+        group[name][tuple(slice(o, o + n) for o, n in zip(cube_offsets, values.shape))] = values
     if record:
         # The record comes last: a block is done only once its data are on disk.
         group[DONE_NAME][tuple(slice(i, i + 1) for i in block_index)] = 1

@@ -74,6 +74,7 @@ def parallel_fit(
     fit_info=False,
     output=None,
     resume=False,
+    output_cubes=None,
 ):
     """Fit ``model`` independently to every pixel of an N-dimensional cube.
 
@@ -183,6 +184,10 @@ def parallel_fit(
         fingerprint of the input.  An existing store is refused unless
         ``overwrite=True`` (which replaces only a store parfit made) or
         ``resume=True``.  See :mod:`parfit.output`.
+    output_cubes : sequence of {"model", "residual"}, optional
+        With ``output``: also stream the best-fit model cube and/or the
+        residual cube (data minus model) to the store, shaped and ordered
+        like the input and chunked like the blocks (NaN where a fit failed).
     resume : bool, optional
         With ``output``: if the store exists, compute only the blocks it
         does not record as done (after an interruption) and return the
@@ -232,6 +237,7 @@ def parallel_fit(
         )
     guess = initial == "guess"
     output = _check_output(output, resume, fit_info, preserve_native_chunks)
+    output_cubes = _check_output_cubes(output_cubes, output)
     if isinstance(fit_info, str):
         fit_info = (fit_info,)  # one name, as astropy documents
     if not (fit_info is False or fit_info is True or _is_str_sequence(fit_info)):
@@ -306,7 +312,13 @@ def parallel_fit(
             iterating_axes=iterating_axes, chunk_n_max=chunk_n_max, names=names,
             fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
             fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
+            cubes=output_cubes,
         )
+        if output_cubes and native_astropy:
+            raise InputError(
+                "output_cubes needs a parfit fitter: with an astropy fitter the model cube is "
+                "not computed; use fitter=None (astropy models are translated)"
+            )
         run_id = store["provenance"]["run_id"]
     if diagnostics is not None:
         diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite,
@@ -796,8 +808,12 @@ def _apply_guess(model, block):
     return None
 
 
-def _fit_block(data, *arrays, plan=None, block_info=None):
-    """The block kernel: fit every pixel of one block (runs on a worker)."""
+def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
+    """The block kernel: fit every pixel of one block (runs on a worker).
+
+    ``keep``, a dict, receives the block and the fitter's result (for the
+    model and residual cubes of the streamed output).
+    """
     nf = plan.n_fit_axes
     iter_chunk = data.shape[nf:]
     n_out = plan.n_fields + (1 if plan.fit_info else 0)
@@ -859,6 +875,8 @@ def _fit_block(data, *arrays, plan=None, block_info=None):
         [result.statistic, result.status, result.nfev, n_warn, reported], axis=1
     )
     packed = packed.reshape(iter_chunk + (plan.n_fields,))
+    if keep is not None:
+        keep["block"], keep["result"] = block, result
     if not plan.fit_info:
         return packed
     out = np.empty(iter_chunk + (n_out,), dtype=object)
@@ -992,6 +1010,43 @@ def _iterating_wcs(world, iterating_axes, ndim):
 
 # --- streamed output (parallel_fit(output=...)) ------------------------------
 
+#: What ``output_cubes=`` may ask for.
+_CUBES = ("model", "residual")
+
+
+def _model_cubes(plan, block, result, cubes, iter_chunk, order):
+    """The best-fit model (and residual) of a block, in the input's axis order.
+
+    Failed fits give NaN; the residual is ``data - model`` (NaN where the data
+    are).
+    """
+    with np.errstate(all="ignore"):
+        try:
+            values = plan.model.evaluate(*block.x, result.params)
+        except Exception:  # a model failing on NaN rows: evaluate fit by fit
+            values = np.full(block.y.shape, np.nan)
+            for i in np.flatnonzero(result.status == Status.OK):
+                xs = tuple(xk if xk.ndim == 1 else xk[i] for xk in block.x)
+                values[i] = plan.model.evaluate(*xs, result.params[i:i + 1])[0]
+    values = np.where((result.status == Status.OK)[:, None], values, np.nan)
+    out = {}
+    back = np.argsort(order)
+    for name in cubes:
+        flat = values if name == "model" else block.y - values
+        arr = flat.reshape(iter_chunk + plan.sample_shape)
+        n_iter = len(iter_chunk)
+        arr = np.moveaxis(arr, tuple(range(n_iter, arr.ndim)), tuple(range(plan.n_fit_axes)))
+        out[name] = np.transpose(arr, back)
+    return out
+
+
+def _cube_offsets(offsets, order, n_fit):
+    """Offsets of a block in the input's axis order (0 along the fitting axes)."""
+    full = [0] * len(order)
+    for k, axis in enumerate(order[n_fit:]):
+        full[axis] = offsets[k]
+    return tuple(full)
+
 
 def _check_output(output, resume, fit_info, preserve_native_chunks):
     if not isinstance(resume, (bool, np.bool_)):
@@ -1018,8 +1073,24 @@ def _check_output(output, resume, fit_info, preserve_native_chunks):
     return os.path.abspath(os.fspath(output))
 
 
+def _check_output_cubes(output_cubes, output):
+    if output_cubes is None:
+        return ()
+    if isinstance(output_cubes, str):
+        output_cubes = (output_cubes,)
+    if not (isinstance(output_cubes, (list, tuple))
+            and all(isinstance(c, str) and c in _CUBES for c in output_cubes)):
+        raise InputError(
+            f"output_cubes must be a sequence of {', '.join(map(repr, _CUBES))}; got "
+            f"{output_cubes!r}"
+        )
+    if output is None:
+        raise InputError("output_cubes needs output= (the cubes are written to the store)")
+    return tuple(dict.fromkeys(output_cubes))
+
+
 def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axes, chunk_n_max,
-                   names, fit_model, fitter, fitter_kwargs, world, guess, run_id):
+                   names, fit_model, fitter, fitter_kwargs, world, guess, run_id, cubes=()):
     """Create (or reopen, to resume) the output store; return what the tasks need."""
     from . import __version__
 
@@ -1033,13 +1104,14 @@ def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axe
     chunks = tuple(max(c) for c in _normalise_chunks(
         _block_sizes(cube.data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape))
     dims = tuple(cube.dims[a] for a in iterating_axes) if cube.dims else tuple(
-        f"axis_{a}" for a in iterating_axes)
+        f"dim_{a}" for a in iterating_axes)
     model_text = _model_text(fit_model)
     options = dict(
         fitting_axes=list(fitting_axes), chunk_n_max=chunk_n_max, fitter=fitter.describe(),
         fitter_kwargs=repr(sorted(fitter_kwargs.items())), initial="guess" if guess else "model",
         data_unit=str(cube.data_unit) if cube.data_unit is not None else None,
         weights=cube.weights is not None, mask=cube.mask is not None,
+        output_cubes=list(cubes),
     )
     world_items = tuple(world.arrays) if world.kind != "wcs" else (
         world.wcs.to_header_string() if hasattr(world.wcs, "to_header_string")
@@ -1056,10 +1128,15 @@ def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axe
         chunks=list(chunks),
         param_names=list(names),
     )
+    cube_dims = tuple(cube.dims) if cube.dims else tuple(f"dim_{a}" for a in range(len(shape)))
+    cube_chunks = tuple(shape[a] if a not in iterating_axes
+                        else chunks[iterating_axes.index(a)] for a in range(len(shape)))
     done, stored = output_mod.prepare_output(
         path, overwrite=overwrite, resume=resume, iterating_shape=iterating_shape,
-        chunks=chunks, dims=dims, param_names=names, provenance=provenance)
-    return dict(path=path, done=done, chunks=chunks, provenance=stored,
+        chunks=chunks, dims=dims, param_names=names, provenance=provenance,
+        cubes={name: (shape, cube_chunks, cube_dims) for name in cubes})
+    return dict(path=path, done=done, chunks=chunks, provenance=stored, cubes=tuple(cubes),
+                order=tuple(fitting_axes) + tuple(iterating_axes),
                 resumed=bool(resume and stored["run_id"] != run_id))
 
 
@@ -1096,7 +1173,8 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
         offsets = tuple(int(starts[k][i]) for k, i in enumerate(index))
         tasks.append(dask.delayed(_fit_and_store, pure=False)(
             *inputs, plan=plan_d, path=store["path"], names=names, block_index=index,
-            offsets=offsets, dask_key_name=f"parfit-store-{plan.run_id}-"
+            offsets=offsets, cubes=store["cubes"], order=store["order"],
+            dask_key_name=f"parfit-store-{plan.run_id}-"
             + "_".join(map(str, index))))
         block_shape = tuple(c[i] for c, i in zip(iter_block_chunks, index))
         sizes.append(math.prod(block_shape))
@@ -1104,12 +1182,19 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
     return tasks, sizes, places
 
 
-def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets):
+def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets, cubes=(),
+                   order=()):
     """Fit one block and write it to the store (runs on a worker)."""
     iter_chunk = data.shape[plan.n_fit_axes:]
     location = [(o, o + n) for o, n in zip(offsets, iter_chunk)] + [(0, plan.n_fields)]
-    packed = _fit_block(data, *arrays, plan=plan, block_info={None: {"array-location": location}})
-    output_mod.write_block(path, names, packed, block_index, offsets)
+    keep = {} if cubes else None
+    packed = _fit_block(data, *arrays, plan=plan, block_info={None: {"array-location": location}},
+                        keep=keep)
+    cube_blocks = {}
+    if cubes and "block" in keep:
+        cube_blocks = _model_cubes(plan, keep["block"], keep["result"], cubes, iter_chunk, order)
+    output_mod.write_block(path, names, packed, block_index, offsets, cubes=cube_blocks,
+                           cube_offsets=_cube_offsets(offsets, order, plan.n_fit_axes))
     status = packed[..., 2 * len(names) + _EXTRA_FIELDS.index("status")]
     return np.bincount(status.astype(np.int64).ravel(), minlength=len(Status))
 

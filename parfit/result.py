@@ -250,6 +250,38 @@ class FitResult:
         self.to_xarray().to_zarr(path, mode="w-", consolidated=False)
         return path
 
+    def to_netcdf(self, path, *, overwrite=False, engine=None):
+        """Write the maps to a netCDF file (the :meth:`to_xarray` dataset).
+
+        Unlike ``xarray.Dataset.to_netcdf``, an existing file is not
+        replaced silently.
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool
+            Replace an existing file (never a directory).
+        engine : str, optional
+            xarray's netCDF engine (``"h5netcdf"`` for netCDF-4, ``"scipy"``
+            for netCDF-3); xarray's default if None.
+
+        Raises
+        ------
+        OutputExistsError
+            If ``path`` exists and ``overwrite`` is False, or is a directory.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise OutputExistsError(
+                f"{str(path)!r} is a directory; parfit will not replace it with a netCDF file"
+            )
+        if path.exists() and not overwrite:
+            raise OutputExistsError(
+                f"{str(path)!r} already exists; pass overwrite=True to replace it"
+            )
+        self.to_xarray().to_netcdf(path, engine=engine)
+        return path
+
     def to_fits(self, path, *, overwrite=False):
         """Write the maps to a FITS file, one image HDU per map.
 

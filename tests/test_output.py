@@ -55,7 +55,7 @@ def test_store_holds_the_maps_and_provenance(cube, tmp_path):
     np.testing.assert_array_equal(ds["mean"].values, res.parameters["mean"])
     np.testing.assert_array_equal(ds["status"].values, res.status)
     assert ds["status"].dtype == np.int8
-    assert set(ds["mean"].dims) == {"axis_1", "axis_2"}
+    assert set(ds["mean"].dims) == {"dim_1", "dim_2"}
     assert ds[DONE_NAME].values.tolist() == [[1]] * 8
     attrs = ds.attrs[ATTRS_KEY]
     assert attrs["parfit_version"] == parfit.__version__
@@ -237,3 +237,37 @@ def test_sigkill_mid_run_then_resume_gives_identical_maps(cube, tmp_path):
     reference = parfit.parallel_fit(model, cube.data, **kwargs)
     assert_same_maps(reference, resumed)
     assert (resumed.status != Status.NOT_RUN).all()
+
+
+def test_model_and_residual_cubes_follow_the_input_layout(cube, tmp_path):
+    data = np.moveaxis(cube.data, 0, 1).copy()        # the spectral axis in the middle
+    data[4, :, 3] = np.nan                              # one empty pixel: NaN cubes there
+    store = tmp_path / "maps.zarr"
+    res = parfit.parallel_fit(cube.model, data, world=cube.world, fitting_axes=1,
+                              chunk_n_max=60, scheduler="threads", output=store,
+                              output_cubes=("model", "residual"))
+    ds = xr.open_zarr(store, consolidated=False)
+    assert ds["model"].shape == data.shape
+    assert ds["model"].dims == ("dim_0", "dim_1", "dim_2")
+    params = np.stack([res.parameters[n] for n in res.param_names], axis=-1)
+    expected = np.moveaxis(cube.model.evaluate(cube.world[0], params.reshape(-1, 3))
+                           .reshape(30, 25, 40), -1, 1)
+    ok = res.status == Status.OK
+    np.testing.assert_allclose(ds["model"].values[:, :, :][np.broadcast_to(
+        ok[:, None, :], data.shape)], expected[np.broadcast_to(ok[:, None, :], data.shape)],
+        rtol=1e-12, atol=1e-12)
+    assert np.isnan(ds["model"].values[4, :, 3]).all()
+    np.testing.assert_allclose(ds["residual"].values + ds["model"].values, data,
+                               rtol=1e-12, atol=1e-12)
+    assert ds.attrs[ATTRS_KEY]["options"]["output_cubes"] == ["model", "residual"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(output_cubes=("model",)), r"output_cubes needs output="),
+    (dict(output="x.zarr", output_cubes=("chi2",)),
+     r"output_cubes must be a sequence of 'model', 'residual'; got \('chi2',\)"),
+])
+def test_bad_output_cubes(cube, tmp_path, monkeypatch, kwargs, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        fit(cube, scheduler=never_dispatch, **kwargs)

@@ -122,3 +122,17 @@ def test_to_fits(wcs_result, tmp_path):
     with pytest.raises(OutputExistsError):
         result.to_fits(path)
     result.to_fits(path, overwrite=True)
+
+
+def test_to_netcdf_refuses_to_overwrite(result, tmp_path):
+    import xarray as xr
+
+    path = result.to_netcdf(tmp_path / "maps.nc")
+    with xr.open_dataset(path) as ds:
+        np.testing.assert_array_equal(ds["status"].values, result.status)
+    with pytest.raises(FileExistsError, match="maps.nc' already exists; pass overwrite=True"):
+        result.to_netcdf(path)
+    result.to_netcdf(path, overwrite=True)
+    (tmp_path / "folder.nc").mkdir()
+    with pytest.raises(FileExistsError, match="is a directory; parfit will not replace it"):
+        result.to_netcdf(tmp_path / "folder.nc", overwrite=True)
