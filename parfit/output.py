@@ -17,10 +17,13 @@ Layout of the store (a zarr v3 group, readable with ``xarray.open_zarr``):
 * with ``output_cubes``, ``model`` and/or ``residual``: float64 cubes of the
   input's shape and axis order, chunked like the blocks (NaN where a fit
   failed);
+* the 1-D coordinates of the input (e.g. of a DataArray) that belong to the
+  written dimensions, as arrays named after them;
 * ``_parfit_done`` (uint8 over the grid of blocks);
 * group attributes ``parfit``: version, run id, input and options
   fingerprints, the options in words, the starting model as YAML, the
-  block chunking, and ``complete`` once every block is done.
+  block chunking, the FITS header of the maps' WCS (when the input had a
+  WCS), and ``complete`` once every block is done.
 
 Nothing here imports dask: the functions run on workers.
 """
@@ -67,7 +70,7 @@ def is_parfit_store(path):
 
 
 def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, param_names,
-                   provenance, cubes=None):
+                   provenance, cubes=None, coords=None):
     """Create the store, or open it for resuming.
 
     Parameters
@@ -86,6 +89,9 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     cubes : dict, optional
         ``{name: (shape, chunks, dims)}`` of cubes shaped like the input
         (the best-fit model, the residual) to create beside the maps.
+    coords : dict, optional
+        ``{dimension: values}``: 1-D coordinates written as arrays named
+        after their dimension, which xarray reads as coordinates.
 
     Returns
     -------
@@ -112,7 +118,8 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
                 f"replaces or deletes what it did not create; choose another output path"
             )
         if resume:
-            return _reopen(path, iterating_shape, chunks, param_names, provenance, cubes or {})
+            return _reopen(path, iterating_shape, chunks, param_names, provenance,
+                           set(cubes or {}) | set(coords or {}))
         if not overwrite:
             raise OutputExistsError(
                 f"output {str(path)!r} already exists; pass overwrite=True to replace it, or "
@@ -123,6 +130,10 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     for name, dtype, fill in field_specs(param_names):
         group.create_array(name, shape=iterating_shape, chunks=chunks, dtype=dtype,
                            fill_value=fill, dimension_names=dims)
+    for dim, values in (coords or {}).items():
+        values = np.asarray(values)
+        group.create_array(dim, shape=values.shape, dtype=values.dtype,
+                           dimension_names=(dim,))[...] = values
     for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
         group.create_array(name, shape=shape, chunks=cube_chunks, dtype="f8",
                            fill_value=np.nan, dimension_names=cube_dims)
@@ -133,7 +144,7 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     return np.zeros(grid, dtype=bool), dict(provenance)
 
 
-def _reopen(path, iterating_shape, chunks, param_names, provenance, cubes):
+def _reopen(path, iterating_shape, chunks, param_names, provenance, extra):
     import zarr
 
     group = zarr.open_group(str(path), mode="r+")
@@ -147,7 +158,7 @@ def _reopen(path, iterating_shape, chunks, param_names, provenance, cubes):
                 f"with the same data, model and options, or choose another output path "
                 f"(overwrite=True replaces the store)"
             )
-    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME} | set(cubes)
+    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME} | set(extra)
     if (tuple(group["statistic"].shape) != tuple(iterating_shape)
             or tuple(group["statistic"].chunks) != tuple(chunks)
             or set(group.array_keys()) != expected):

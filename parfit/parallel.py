@@ -1125,6 +1125,7 @@ def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axe
             json.dumps(options, sort_keys=True), (model_text,)),
         options=options,
         model_yaml=model_text if len(model_text) < 100_000 else None,
+        wcs_header=_wcs_header(_iterating_wcs(cube.world, iterating_axes, cube.ndim)),
         chunks=list(chunks),
         param_names=list(names),
     )
@@ -1134,10 +1135,22 @@ def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axe
     done, stored = output_mod.prepare_output(
         path, overwrite=overwrite, resume=resume, iterating_shape=iterating_shape,
         chunks=chunks, dims=dims, param_names=names, provenance=provenance,
-        cubes={name: (shape, cube_chunks, cube_dims) for name in cubes})
+        cubes={name: (shape, cube_chunks, cube_dims) for name in cubes},
+        coords={d: v for d, v in cube.coords.items()
+                if np.ndim(v) == 1 and (d in dims or (cubes and d in cube_dims))})
     return dict(path=path, done=done, chunks=chunks, provenance=stored, cubes=tuple(cubes),
                 order=tuple(fitting_axes) + tuple(iterating_axes),
                 resumed=bool(resume and stored["run_id"] != run_id))
+
+
+def _wcs_header(wcs):
+    """The FITS header of a WCS as text, or None."""
+    if wcs is None:
+        return None
+    try:
+        return wcs.to_header_string()
+    except Exception:  # a WCS without a FITS form
+        return None
 
 
 def _model_text(model):

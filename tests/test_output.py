@@ -271,3 +271,33 @@ def test_bad_output_cubes(cube, tmp_path, monkeypatch, kwargs, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=message):
         fit(cube, scheduler=never_dispatch, **kwargs)
+
+
+def test_store_keeps_coordinates_and_the_map_wcs(cube, tmp_path):
+    from astropy.nddata import NDData
+    from astropy.wcs import WCS
+
+    da = xr.DataArray(cube.data, dims=("v", "dec", "ra"),
+                      coords={"v": cube.world[0], "ra": np.arange(25) * 0.1})
+    store = tmp_path / "coords.zarr"
+    fit_da = parfit.parallel_fit(cube.model, da, fitting_axes="v", scheduler="threads",
+                                 output=store, output_cubes="residual")
+    ds = xr.open_zarr(store, consolidated=False)
+    np.testing.assert_array_equal(ds["ra"].values, np.arange(25) * 0.1)
+    np.testing.assert_array_equal(ds["v"].values, cube.world[0])
+    assert ds["mean"].dims == ("dec", "ra") and ds["residual"].dims == ("v", "dec", "ra")
+    again = parfit.parallel_fit(cube.model, da, fitting_axes="v", scheduler=never_dispatch,
+                                output=store, output_cubes="residual", resume=True)
+    assert_same_maps(fit_da, again)
+
+    w = WCS(naxis=3)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN", "VOPT"]
+    w.wcs.cdelt = [-0.001, 0.001, cube.world[0][1] - cube.world[0][0]]
+    w.wcs.crval = [10.0, 20.0, cube.world[0][0]]
+    w.wcs.cunit = ["deg", "deg", "km/s"]
+    w.wcs.crpix = [1, 1, 1]
+    parfit.parallel_fit(parfit.models.Gaussian1D(2.0, 0.0, 5000.0), NDData(cube.data, wcs=w),
+                        scheduler="threads", output=tmp_path / "wcs.zarr")
+    header = xr.open_zarr(tmp_path / "wcs.zarr", consolidated=False).attrs[ATTRS_KEY][
+        "wcs_header"]
+    assert "RA---TAN" in header and "VOPT" not in header
