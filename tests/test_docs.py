@@ -83,8 +83,8 @@ def test_notebook_is_stored_without_outputs(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None
 
 
-@pytest.mark.slow
-def test_quickstart_notebook_runs(tmp_path, monkeypatch):
+def _run_notebook(path, tmp_path, monkeypatch):
+    """Execute the notebook at ``path`` in ``tmp_path/run``; return it and that folder."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -92,10 +92,16 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     workdir = tmp_path / "run"
     workdir.mkdir()
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
                                      resources={"metadata": {"path": str(workdir)}})
     client.execute()   # raises CellExecutionError on any error
+    return nb, workdir
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_runs(tmp_path, monkeypatch):
+    nb, _ = _run_notebook(NOTEBOOK, tmp_path, monkeypatch)
 
     errors = [out for cell in nb.cells if cell.cell_type == "code"
               for out in cell.outputs if out.output_type == "error"]
@@ -250,17 +256,7 @@ def _python_code_blocks(text):
 
 @pytest.mark.slow
 def test_large_cube_notebook_runs(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    for key, value in _kernel_env(tmp_path).items():
-        monkeypatch.setenv(key, value)
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    nb = nbformat.read(ROOT / "notebooks" / "large_cube.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(workdir)}})
-    client.execute()
+    nb, workdir = _run_notebook(ROOT / "notebooks" / "large_cube.ipynb", tmp_path, monkeypatch)
     assert "Array (60, 48, 40) K VOPT" in _cell_text(_tagged(nb, "open"))
     assert "True" in _cell_text(_tagged(nb, "cluster"))
     fit = _cell_text(_tagged(nb, "fit"))

@@ -18,6 +18,8 @@ from parfit import Status
 from parfit.datasets import gaussian_cube
 from parfit.output import ATTRS_KEY, DONE_NAME, read_done
 
+from _compare import assert_same_results as assert_same_maps  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -34,15 +36,6 @@ def fit(cube, **kwargs):
     kwargs.setdefault("scheduler", "threads")
     kwargs.setdefault("chunk_n_max", 100)
     return parfit.parallel_fit(cube.model, cube.data, world=cube.world, **kwargs)
-
-
-def assert_same_maps(a, b):
-    for name in a.param_names:
-        np.testing.assert_array_equal(a.parameters[name], b.parameters[name])
-        np.testing.assert_array_equal(a.errors[name], b.errors[name])
-    np.testing.assert_array_equal(a.status, b.status)
-    np.testing.assert_array_equal(a.statistic, b.statistic)
-    np.testing.assert_array_equal(a.nfev, b.nfev)
 
 
 def test_store_holds_the_maps_and_provenance(cube, tmp_path):

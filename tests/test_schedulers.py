@@ -6,6 +6,7 @@ from astropy.modeling import fitting, models
 
 import parfit
 
+from _compare import assert_same_results as assert_same
 from test_robustness import spectra
 
 
@@ -20,15 +21,6 @@ def fit(scheduler, **kwargs):
 @pytest.fixture(scope="module")
 def reference():
     return fit("synchronous")
-
-
-def assert_same(a, b):
-    for name in a.param_names:
-        np.testing.assert_array_equal(a.parameters[name], b.parameters[name])
-        np.testing.assert_array_equal(a.errors[name], b.errors[name])
-    np.testing.assert_array_equal(a.status, b.status)
-    np.testing.assert_array_equal(a.statistic, b.statistic)
-    np.testing.assert_array_equal(a.nfev, b.nfev)
 
 
 @pytest.mark.parametrize("scheduler", [None, "default", "threads", "sync", "processes"])
