@@ -671,7 +671,7 @@ def _build_graph(*args, **kwargs):
         chunks=iter_block_chunks + ((n_out_fields,),),
         dtype=dtype,
         meta=np.empty((0,) * (n_iter + 1), dtype=dtype),
-        name="parfit-fit",
+        name=f"parfit-fit-{plan.run_id}",  # unique per run: a cluster keeps results by key
         plan=plan,
     )
 

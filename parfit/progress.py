@@ -123,6 +123,16 @@ def run_with_progress(tasks, sizes, compute_kwargs, client, progress):
                 results[k] = future.result()
             if progress is not None:
                 progress.update(sizes[k])
+        # A worker's death also condemns the tasks queued on it, so a block may
+        # fail only for being next to a block that kills its worker: try every
+        # such block once more, one at a time, before giving up on it.
+        for k, result in enumerate(results):
+            if isinstance(result, BlockFailure) and result.killed_worker:
+                client.retry([futures[k]])
+                try:
+                    results[k] = futures[k].result()
+                except Exception as exc:  # failed again: it is the block's own doing
+                    results[k] = BlockFailure(exc, futures[k].key)
         return results
     if progress is None:
         return list(dask.compute(*tasks, **compute_kwargs))

@@ -53,6 +53,7 @@ def starts(cube, poison=None):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_pixel_that_kills_its_worker_fails_only_its_block(client, cube, tmp_path, stream):
+    client.wait_for_workers(2, timeout=60)
     model = _slow_model.PoisonGaussian(starts(cube, poison=(5, 7)), 0.0, 5.0)
     kwargs = dict(world=cube.world, chunk_n_max=20, scheduler=client)
     if stream:
@@ -81,6 +82,7 @@ def test_a_pixel_that_kills_its_worker_fails_only_its_block(client, cube, tmp_pa
 def test_killing_a_worker_mid_run_loses_nothing(client, cube):
     model = _slow_model.SlowGaussian(starts(cube), 0.0, 5.0)
     model.delay = 0.02
+    client.wait_for_workers(2, timeout=60)      # after the crashes of the test above
     pids = client.run(os.getpid)
 
     def kill_one():
