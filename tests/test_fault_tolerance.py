@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_a_pixel_that_kills_its_worker_fails_only_its_block(client, cube, tmp_pa
 
 def test_killing_a_worker_mid_run_loses_nothing(client, cube):
     model = _slow_model.SlowGaussian(starts(cube), 0.0, 5.0)
-    model.delay = 0.02
+    model.delay = 0.05                          # about 4 s in all: the kill lands mid-run
     client.wait_for_workers(2, timeout=60)      # after the crashes of the test above
     pids = client.run(os.getpid)
 
@@ -89,12 +90,14 @@ def test_killing_a_worker_mid_run_loses_nothing(client, cube):
         os.kill(next(iter(pids.values())), signal.SIGKILL)
 
     timer = threading.Timer(1.5, kill_one)
+    start = time.monotonic()
     timer.start()
     try:
         res = parfit.parallel_fit(model, cube.data, world=cube.world, chunk_n_max=10,
                                   scheduler=client)
     finally:
         timer.cancel()
+    assert time.monotonic() - start > 2.0, "the run ended before the worker was killed"
     assert "failed_blocks" not in res.meta
     fast = _slow_model.SlowGaussian(starts(cube), 0.0, 5.0)
     fast.delay = 0.0
