@@ -2,7 +2,6 @@
 
 import warnings
 
-import dask.array as da
 import numpy as np
 import pytest
 from astropy.modeling import Fittable1DModel, Parameter, fitting, models

@@ -30,7 +30,7 @@ def gaussians(params, x=X):
 def block_for(model, y, *, x=X, p0=None, lower=None, upper=None, weights=None, valid=None):
     """A FitBlock for ``model`` with the model's values and bounds as start and box."""
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
-    n, n_params = y.shape[0], len(model.param_names)
+    n = y.shape[0]
     pars = [getattr(model, name) for name in model.param_names]
     start = np.array([float(p.value) for p in pars])
     lo = np.array([-np.inf if p.lower is None else p.lower for p in pars])
