@@ -12,6 +12,7 @@ import logging
 import math
 import numbers
 import os
+import shutil
 import uuid
 
 import numpy as np
@@ -105,8 +106,10 @@ def parallel_fit(
         zarr or netCDF file, opened lazily by :func:`parfit.io.open_cube`.
         Integer data are fitted as float64.
     fitter : None, str, parfit fitter or astropy fitter instance, optional
-        None uses the default parfit fitter (``"trf"``); ``"trf"``,
-        ``"dogbox"`` or ``"lm"`` a :class:`~parfit.fitters.ScipyFitter`; an
+        None (or ``"batched"``) uses parfit's batched Levenberg-Marquardt
+        solver (:class:`~parfit.fitters.BatchedFitter`, see the "Solver" docs
+        page); ``"trf"``, ``"dogbox"`` or ``"lm"`` a per-fit
+        :class:`~parfit.fitters.ScipyFitter`; an
         astropy fitter instance (such as ``TRFLSQFitter()``) is called once
         per fit, exactly as ``parallel_fit_dask`` does (this requires an
         astropy model).
@@ -306,6 +309,11 @@ def parallel_fit(
     n_fields = 2 * n_params + len(_EXTRA_FIELDS)
     names = [entry[0] for entry in param_arrays]
     store = None
+    if output_cubes and native_astropy:
+        raise InputError(
+            "output_cubes needs a parfit fitter: with an astropy fitter the model cube is "
+            "not computed; use fitter=None (astropy models are translated)"
+        )
     if output is not None:
         store = _prepare_store(
             output, overwrite=overwrite, resume=resume, cube=cube, fitting_axes=fitting_axes,
@@ -314,15 +322,15 @@ def parallel_fit(
             fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
             cubes=output_cubes,
         )
-        if output_cubes and native_astropy:
-            raise InputError(
-                "output_cubes needs a parfit fitter: with an astropy fitter the model cube is "
-                "not computed; use fitter=None (astropy models are translated)"
-            )
         run_id = store["provenance"]["run_id"]
     if diagnostics is not None:
-        diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite,
-                                      run_id=run_id if store and store["resumed"] else None)
+        try:
+            diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite,
+                                          run_id=run_id if store and store["resumed"] else None)
+        except Exception:
+            if store is not None and not store["done"].any():
+                shutil.rmtree(store["path"])  # the empty store this call just made
+            raise
 
     meta = dict(
         n_params=n_params,

@@ -294,3 +294,20 @@ def test_store_keeps_coordinates_and_the_map_wcs(cube, tmp_path):
     header = xr.open_zarr(tmp_path / "wcs.zarr", consolidated=False).attrs[ATTRS_KEY][
         "wcs_header"]
     assert "RA---TAN" in header and "VOPT" not in header
+
+
+def test_refusals_after_the_store_check_leave_no_store_behind(cube, tmp_path):
+    from astropy.modeling import fitting, models
+
+    diag_path = tmp_path / "diag"
+    fit(cube, diagnostics="all", diagnostics_path=diag_path)          # another run's folders
+    store = tmp_path / "maps.zarr"
+    with pytest.raises(FileExistsError, match="already holds diagnostics of another run"):
+        fit(cube, output=store, diagnostics="all", diagnostics_path=diag_path,
+            scheduler=never_dispatch)
+    assert not store.exists()
+    with pytest.raises(ValueError, match="output_cubes needs a parfit fitter"):
+        parfit.parallel_fit(models.Gaussian1D(2, 0, 5), cube.data, world=cube.world,
+                            fitter=fitting.TRFLSQFitter(), output=store,
+                            output_cubes="model", scheduler=never_dispatch)
+    assert not store.exists()
