@@ -249,7 +249,7 @@ def _hash_item(h, item):
     h.update(repr((shape, dtype)).encode())
     if isinstance(item, np.ndarray):
         if item.nbytes <= 2**30:
-            h.update(np.ascontiguousarray(item).tobytes())
+            h.update(memoryview(np.ascontiguousarray(item)).cast("B"))   # no copy
             return
     size = math.prod(shape)
     if size == 0:
