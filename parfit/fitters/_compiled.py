@@ -112,12 +112,12 @@ def solve(model, problem, p0, lower, upper, options, required=False):
     -------
     parfit.fitters.lm.LMOutcome or None
     """
-    reason = unsupported_reason(model)
-    if reason:
+    described = component_codes(model) if AVAILABLE else (None, "numba is not installed")
+    if described[0] is None:
         if required:
-            raise RuntimeError(f"the compiled kernel cannot fit this model: {reason}")
+            raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
-    codes, offsets, signs = component_codes(model)
+    codes, offsets, signs = described
     n_fits, n_free = p0.shape
     x = np.ascontiguousarray(problem.xs[0], dtype=np.float64)
     template = np.ascontiguousarray(problem.template, dtype=np.float64)

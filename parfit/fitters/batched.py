@@ -89,8 +89,7 @@ class BatchedFitter(Fitter):
 
     def check(self, model, fitter_kwargs=None):
         """Reject unknown ``fitter_kwargs`` and models the engine cannot run."""
-        options = self._options(fitter_kwargs)
-        del options
+        self._options(fitter_kwargs)  # raises on unknown or invalid options
         if self.engine == "compiled":
             from . import _compiled
 
