@@ -175,29 +175,28 @@ def _model_text(model):
 
 
 def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
-    """One delayed task per block not yet recorded as done, and their total."""
+    """One delayed task per block not yet recorded as done, with each block's size and place."""
     import dask
 
     nf = plan.n_fit_axes
     data_blocks = data_t.to_delayed()
     other_blocks = [a.to_delayed() for a in arrays]
     plan_d = dask.delayed(plan, name=f"parfit-plan-{plan.run_id}", traverse=False)
-    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in iter_block_chunks]
+    from .parallel import _blocks
+
     tasks, sizes, places = [], [], []
-    for index in np.ndindex(*store["done"].shape):
+    for index, offsets, block_shape in _blocks(iter_block_chunks):
         if store["done"][index]:
             continue
         full = (0,) * nf + index
         inputs = [data_blocks[full]]
         for blocks in other_blocks:
             inputs.append(blocks[full] if blocks.ndim == data_blocks.ndim else blocks[index])
-        offsets = tuple(int(starts[k][i]) for k, i in enumerate(index))
         tasks.append(dask.delayed(_fit_and_store, pure=False)(
             *inputs, plan=plan_d, path=store["path"], names=names, block_index=index,
             offsets=offsets, cubes=store["cubes"], order=store["order"],
             dask_key_name=f"parfit-store-{plan.run_id}-"
             + "_".join(map(str, index))))
-        block_shape = tuple(c[i] for c, i in zip(iter_block_chunks, index))
         sizes.append(math.prod(block_shape))
         places.append((index, offsets, block_shape))
     return tasks, sizes, places

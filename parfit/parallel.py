@@ -333,7 +333,6 @@ def parallel_fit(
             raise
 
     meta = dict(
-        n_params=n_params,
         fitting_axes=fitting_axes,
         iterating_axes=iterating_axes,
         data_shape=shape,
@@ -363,8 +362,8 @@ def parallel_fit(
                     bar.close()
             for result, (index, offsets, block_shape) in zip(results, places):
                 if isinstance(result, BlockFailure):
-                    region = tuple(slice(o, o + n) for o, n in zip(offsets, block_shape))
-                    packed_block = _failed_block(result, block_shape, n_fields, region, meta)
+                    packed_block = _failed_block(result, offsets, block_shape, n_fields,
+                                                 n_params, meta)
                     # Written, but not recorded as done: a resume tries it again.
                     output_mod.write_block(store["path"], names, packed_block, index, offsets,
                                            record=False)
@@ -378,7 +377,7 @@ def parallel_fit(
             diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
             guess=guess,
         )
-        computed = _compute(graph, sched_kwargs, progress, meta)
+        computed = _compute(graph, sched_kwargs, progress, meta, n_params)
         if fit_info:
             packed = computed[..., :n_fields].astype(np.float64)
             infos = computed[..., n_fields]
@@ -933,7 +932,7 @@ def _make_progress(progress, total):
     return FitProgress(total, bar=True) if progress else None
 
 
-def _compute(graph, sched_kwargs, progress, meta=None):
+def _compute(graph, sched_kwargs, progress, meta, n_params):
     """Compute the packed maps; block by block with ``progress`` or on a cluster.
 
     On a distributed cluster every block is its own future, so a block whose
@@ -945,49 +944,48 @@ def _compute(graph, sched_kwargs, progress, meta=None):
     if not progress and client is None:
         return graph.compute(**sched_kwargs)
     blocks = graph.to_delayed()                      # grid of blocks x 1 (fields)
-    grid = blocks.shape[:-1]
     chunks = graph.chunks[:-1]
-    tasks, sizes = [], []
-    for index in np.ndindex(*grid):
-        tasks.append(blocks[index + (0,)])
-        sizes.append(math.prod(c[i] for c, i in zip(chunks, index)))
+    places = list(_blocks(chunks))
+    tasks = [blocks[index + (0,)] for index, _, _ in places]
+    sizes = [math.prod(shape) for _, _, shape in places]
     bar = _make_progress(progress, sum(sizes))
     try:
         results = run_with_progress(tasks, sizes, sched_kwargs, client, bar)
     finally:
         if bar is not None:
             bar.close()
-    shape = tuple(sum(c) for c in chunks) + (graph.shape[-1],)
-    out = np.empty(shape, dtype=graph.dtype)
-    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in chunks]
-    for index, result in zip(np.ndindex(*grid), results):
-        region = tuple(slice(st[i], st[i] + c[i]) for st, c, i in zip(starts, chunks, index))
+    out = np.empty(tuple(sum(c) for c in chunks) + (graph.shape[-1],), dtype=graph.dtype)
+    for (_, offsets, shape), result in zip(places, results):
         if isinstance(result, BlockFailure):
-            block_shape = tuple(c[i] for c, i in zip(chunks, index))
-            result = _failed_block(result, block_shape, graph.shape[-1], region, meta)
-        out[region] = result
+            result = _failed_block(result, offsets, shape, graph.shape[-1], n_params, meta)
+        out[tuple(slice(o, o + n) for o, n in zip(offsets, shape))] = result
     return out
 
 
-def _failed_block(failure, block_shape, n_out, region, meta):
+def _blocks(chunks):
+    """Every block of a dask chunking, in C order: ``(index, offsets, shape)``."""
+    starts = [np.cumsum((0,) + tuple(c[:-1])) for c in chunks]
+    for index in np.ndindex(*(len(c) for c in chunks)):
+        yield (index, tuple(int(st[i]) for st, i in zip(starts, index)),
+               tuple(c[i] for c, i in zip(chunks, index)))
+
+
+def _failed_block(failure, offsets, block_shape, n_out, n_params, meta):
     """The packed fields of a block whose task failed on the cluster."""
     status = Status.WORKER_CRASH if failure.killed_worker else Status.FIT_ERROR
-    where = ", ".join(f"{s.start}:{s.stop}" for s in region[:len(block_shape)])
+    where = ", ".join(f"{o}:{o + n}" for o, n in zip(offsets, block_shape))
     log.warning("the block of fits [%s] failed on the cluster (%s: %s); its %d fits are "
                 "marked %s, the other blocks are kept", where,
                 type(failure.exception).__name__, failure.exception,
                 math.prod(block_shape), status.name)
-    if meta is not None:
-        meta.setdefault("failed_blocks", []).append(
-            dict(region=where, status=status.name,
-                 error=f"{type(failure.exception).__name__}: {failure.exception}"))
+    meta.setdefault("failed_blocks", []).append(
+        dict(region=where, status=status.name,
+             error=f"{type(failure.exception).__name__}: {failure.exception}"))
     packed = np.full(block_shape + (n_out,), np.nan)
-    n_params = (meta or {}).get("n_params")
-    if n_params is not None:
-        extra = 2 * n_params
-        packed[..., extra + _EXTRA_FIELDS.index("status")] = status
-        for name in ("nfev", "n_warnings", "reported"):
-            packed[..., extra + _EXTRA_FIELDS.index(name)] = 0
+    extra = 2 * n_params
+    packed[..., extra + _EXTRA_FIELDS.index("status")] = status
+    for name in ("nfev", "n_warnings", "reported"):
+        packed[..., extra + _EXTRA_FIELDS.index(name)] = 0
     return packed
 
 
