@@ -572,8 +572,10 @@ def _open_fits(path, hdu):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            hdul = fits.open(path, memmap=True)
-            hdul.readall() if hasattr(hdul, "readall") else len(hdul)
+            # Without memory mapping: astropy cannot map scaled data, and the
+            # header scan and the one-sample read below need no mapping.
+            hdul = fits.open(path, memmap=False)
+            hdul.readall()
     except (OSError, ValueError) as exc:
         raise InputError(f"data path {str(path)!r} is not a readable FITS file: {exc}") from None
     truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
@@ -604,15 +606,11 @@ def _open_fits(path, hdu):
                 raise InputError(f"HDU {hdu!r} of {str(path)!r} holds no image data")
             shape = tuple(header[f"NAXIS{k}"] for k in range(naxis, 0, -1))
             memmap = not any(key in header for key in ("BSCALE", "BZERO", "BLANK"))
+            sample = np.asarray(hdul[index].section[(0,) * naxis])
         except (OSError, ValueError, TypeError) as exc:
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"FITS file {str(path)!r} cannot be read: {exc}") from None
-    try:
-        with fits.open(path, memmap=memmap) as hdul:
-            sample = np.asarray(hdul[index].section[(0,) * naxis])
-    except (OSError, ValueError, TypeError) as exc:
-        raise InputError(f"FITS file {str(path)!r} cannot be read: {exc}") from None
     reader = FitsSection(path, index, shape, sample.dtype.newbyteorder("="), memmap=memmap)
     data = da.from_array(reader, chunks="auto", meta=np.empty((0,) * naxis, reader.dtype))
     with warnings.catch_warnings():
