@@ -25,6 +25,208 @@ def main(ctx, debug):
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+# --- error handling ---------------------------------------------------------------------
+
+#: Exit codes of the commands.
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_FAILED_FITS = 0, 1, 2, 3
+
+
+def _guarded(func):
+    """Print parfit's errors without a traceback (unless --debug) and exit with a code.
+
+    Invalid configs exit with 2, other errors with 1, an interrupt with 130.
+    """
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from .errors import ConfigError, ParfitError
+
+        debug = (click.get_current_context().find_root().obj or {}).get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except ConfigError as exc:
+            if debug:
+                raise
+            click.echo(str(exc), err=True)
+            sys.exit(EXIT_INVALID)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("interrupted; finished blocks are kept in the output store: run "
+                       "again with output.resume: true (or --resume) to go on", err=True)
+            sys.exit(130)
+        except (ParfitError, OSError, ValueError, TypeError) as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            click.echo("(run with parfit --debug ... for the traceback)", err=True)
+            sys.exit(EXIT_ERROR)
+
+    return wrapper
+
+
+# --- config, validate, run, inspect --------------------------------------------------------
+
+@main.command("config")
+@click.option("--minimal", is_flag=True, help="Only the keys you must give.")
+@click.option("--reference", is_flag=True,
+              help="Print the reference page of every key (reStructuredText) instead.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+@_guarded
+def config_cmd(minimal, reference, output, force):
+    """Write a commented config template (every option, its default and meaning).
+
+    \b
+    parfit config > fit.yaml           # every option
+    parfit config --minimal > fit.yaml # the keys you must give
+    """
+    from ._config_docs import reference_rst, template
+
+    text = reference_rst() if reference else template(minimal=minimal)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise click.ClickException(f"{output} exists; pass --force to replace it")
+    output.write_text(text)
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-input", is_flag=True,
+              help="Check the file only; do not open the input cube.")
+@_guarded
+def validate(config_file, no_input):
+    """Check CONFIG_FILE: schema, units, files, and the input against it.
+
+    Every problem is printed with its YAML path and line; the exit code is 0
+    when the file is valid and 2 when it is not.
+    """
+    from .config import build_model, load_config
+
+    cfg = load_config(config_file, deep=not no_input)
+    model = build_model(cfg)
+    click.echo(f"{config_file}: valid")
+    click.echo(f"  input:  {cfg.input.path} (fitting axes {cfg.input.fitting_axes})")
+    click.echo(f"  model:  {' + '.join(c.type for c in cfg.model.components)} "
+               f"({model.n_params} parameters, initial: {cfg.model.initial})")
+    click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
+    click.echo(f"  output: {cfg.output.path}")
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Same as output.resume: true.")
+@click.option("--overwrite", is_flag=True, help="Same as output.overwrite: true.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_guarded
+def run(config_file, resume, overwrite, no_progress):
+    """Run the analysis of CONFIG_FILE and write its output folder.
+
+    The folder (output.path) receives maps.zarr (streamed, resumable),
+    config.yaml, run.json and the diagnostics.  Exit code: 0 when done, 3
+    when done but more fits failed than run.max_failed_fraction, 2 for an
+    invalid config, 1 on error.
+    """
+    from .analysis import Analysis
+    from .config import load_config, validate_config
+
+    cfg = load_config(config_file, deep=True)
+    if resume or overwrite:
+        data = cfg.model_dump(mode="json")
+        data["output"].update(resume=resume or cfg.output.resume and not overwrite,
+                              overwrite=overwrite or cfg.output.overwrite and not resume)
+        cfg = validate_config(data, base_dir=config_file.resolve().parent,
+                              source=str(config_file))
+    analysis = Analysis(cfg)
+    click.echo(f"fitting {cfg.input.path} -> {analysis.output_path}", err=True)
+    analysis.run(progress=False if no_progress else None)
+    rec = analysis.record
+    counts = ", ".join(f"{k}={v}" for k, v in rec["status_counts"].items())
+    click.echo(f"{rec['n_fits']} fits in {rec['timings']['total_s']:.1f} s: {counts}")
+    click.echo(f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
+               f"({100 * rec['failed_fraction']:.2f} %, limit "
+               f"{100 * rec['max_failed_fraction']:.2f} %)")
+    click.echo(f"wrote {analysis.output_path} (maps.zarr, run.json, config.yaml"
+               + (", diagnostics" if analysis.diagnostics_path else "") + ")")
+    if rec["exit_status"] == "too_many_failures":
+        click.echo(f"more fits failed than run.max_failed_fraction allows; see "
+                   f"`parfit inspect {analysis.output_path}`", err=True)
+        sys.exit(EXIT_FAILED_FITS)
+
+
+def _parse_pixel(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.replace(" ", "").split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated indices such as 12,40; got "
+                                 f"{value!r}") from None
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--plot", is_flag=True,
+              help="Write a PNG of every parameter map (on sky axes when the cube has a "
+                   "WCS) and of the status map.")
+@click.option("--plot-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the PNGs (default: plots/ in the analysis folder, or "
+                   "<store>-plots beside a store).")
+@click.option("--pixel", callback=_parse_pixel,
+              help="Fit this pixel again and plot data, start, fit and residuals, e.g. "
+                   "--pixel 12,40 (indices in the maps' order).")
+@click.option("--top", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="How many error and warning messages to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_guarded
+def inspect(path, plot, plot_dir, pixel, top, as_json):
+    """Summarise PATH: an analysis folder, a maps store (zarr) or a diagnostics folder.
+
+    Prints the number of fits, counts per status, the most frequent error
+    and warning messages with example pixels, and parameter percentiles.
+    """
+    import json
+
+    from .inspect import plot_maps, summarize
+
+    summary = summarize(path, top=top)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        click.echo(summary.text())
+    if plot or pixel is not None:
+        if plot_dir is None:
+            plot_dir = (path / "plots") if (path / "config.yaml").is_file() \
+                else path.parent / f"{path.name.removesuffix('.zarr')}-plots"
+        plot_dir.mkdir(parents=True, exist_ok=True)
+    if plot:
+        written = plot_maps(path, plot_dir)
+        click.echo(f"wrote {len(written)} PNG(s) to {plot_dir}")
+    if pixel is not None:
+        from .analysis import Analysis
+
+        if not (path / "config.yaml").is_file():
+            raise click.ClickException(
+                f"--pixel re-fits from the input named in the config, so it needs the "
+                f"analysis folder of `parfit run` (with config.yaml); {path} is not one")
+        target = plot_dir / f"pixel_{'_'.join(map(str, pixel))}.png"
+        analysis = Analysis.read(path)
+        fit = analysis.fit_pixel(pixel)
+        analysis.plot_pixel(pixel, target, fit=fit)
+        values = ", ".join(f"{k}={v:.6g}" for k, v in fit["parameters"].items())
+        click.echo(f"pixel {pixel}: {fit['status'].name}; {values}")
+        click.echo(f"wrote {target}")
+
+
 @main.command()
 @click.option("--output", "-o", default="parfit-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
@@ -45,7 +247,10 @@ def main(ctx, debug):
               help="parfit's batched solver, or scipy's least_squares per fit.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the cube.")
 @click.option("--overwrite", is_flag=True, help="Replace the demo files of an earlier run.")
-def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite):
+@click.option("--config", "write_config", is_flag=True,
+              help="Also write the cube as OUTPUT/cube.fits and a config that fits it, "
+                   "OUTPUT/fit.yaml: edit that file to fit your own data with `parfit run`.")
+def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, write_config):
     """Fit a synthetic Gaussian-line cube with known truth; no download needed.
 
     Makes a CHANNELS x SIZE x SIZE spectral cube (one Gaussian line per
@@ -56,7 +261,8 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite):
     from . import parallel_fit
     from .datasets import gaussian_cube
 
-    existing = [name for name in DEMO_FILES if (output / name).exists()]
+    names = DEMO_FILES + (CONFIG_DEMO_FILES if write_config else ())
+    existing = [name for name in names if (output / name).exists()]
     if existing and not overwrite:
         raise click.ClickException(
             f"{output} already holds {', '.join(existing)} from an earlier run; pass "
@@ -94,6 +300,49 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite):
     (output / "summary.txt").write_text(text + "\n\n" + result.summary() + "\n")
     click.echo(f"wrote {output / 'maps.zarr'}, {output / 'maps.png'} and "
                f"{output / 'summary.txt'}")
+    if write_config:
+        cube.to_fits(output / "cube.fits")
+        (output / "fit.yaml").write_text(_demo_config(scheduler, initial, fitter))
+        click.echo(f"wrote {output / 'cube.fits'} and {output / 'fit.yaml'}; run the same fit "
+                   f"from the config with: parfit run {output / 'fit.yaml'}")
+
+
+def _demo_config(scheduler, initial, fitter):
+    """The demo as an analysis config (validated before it is written)."""
+    from .config import parse_config
+
+    text = DEMO_CONFIG.format(scheduler=scheduler, initial=initial, fitter=fitter)
+    parse_config(text, check_files=False)
+    return text
+
+
+CONFIG_DEMO_FILES = ("cube.fits", "fit.yaml")
+DEMO_CONFIG = """\
+# The parfit demo as a config: `parfit run fit.yaml` fits cube.fits (written by
+# `parfit demo --config`) and writes results/.  To fit your own cube, change
+# input.path (and the model), check with `parfit validate fit.yaml`, then run.
+# `parfit config` prints every option with its default.
+input:
+  path: cube.fits           # relative to this file's folder
+  fitting_axes: spectral    # the WCS spectral axis of the FITS cube
+model:
+  components:
+    - type: Gaussian1D
+      amplitude: {{value: 2.0, bounds: [0, null]}}
+      mean: {{value: "0 km/s", bounds: ["-50 km/s", "50 km/s"]}}
+      stddev: {{value: "5 km/s", bounds: ["0.1 km/s", "30 km/s"]}}
+  initial: {initial}            # 'guess': each pixel starts from its own data
+fitter:
+  name: {fitter}
+run:
+  scheduler: {scheduler}
+  max_failed_fraction: 0.01
+diagnostics:
+  mode: error
+output:
+  path: results
+  format: zarr
+"""
 
 
 def _remove_demo_file(path):

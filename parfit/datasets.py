@@ -39,6 +39,72 @@ class SyntheticCube:
     unit: str = "K"
     world_unit: str = "km/s"
 
+    def to_fits(self, path, *, overwrite=False):
+        """Write a spectral cube as FITS, with a WCS and ``BUNIT``.
+
+        The spectral axis (the first numpy axis, FITS axis 3) is written as
+        radio velocity (``VRAD``) from :attr:`world`; the two image axes
+        get a small RA/Dec tangent-plane grid, so the cube looks like an
+        observed one to :func:`parfit.io.open_cube` and to ``parfit run``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        ValueError
+            For cubes that are not ``(n_channels, ny, nx)`` with an evenly
+            spaced spectral axis.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from parfit.io import open_cube
+        >>> path = gaussian_cube((20, 3, 4)).to_fits(pathlib.Path(tempfile.mkdtemp()) / "c.fits")
+        >>> cube = open_cube(path)
+        >>> cube.data.shape, str(cube.unit), cube.wcs.wcs.ctype[2]
+        ((20, 3, 4), 'K', 'VRAD')
+        """
+        from pathlib import Path
+
+        from astropy import units as u
+        from astropy.io import fits
+
+        from .errors import InputError, OutputExistsError
+
+        path = Path(path)
+        v = np.asarray(self.world[0], dtype=np.float64) if len(self.world) == 1 else None
+        if self.data.ndim != 3 or v is None or v.ndim != 1 or len(v) < 2 or \
+                not np.allclose(np.diff(v), v[1] - v[0]):
+            raise InputError("to_fits writes (n_channels, ny, nx) cubes with an evenly spaced "
+                             "spectral axis only")
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{str(path)!r} already exists; pass overwrite=True to "
+                                    f"replace it")
+        to_ms = u.Unit(self.world_unit).to(u.m / u.s)
+        header = fits.Header()
+        for key, value in (
+            ("CTYPE1", "RA---TAN"), ("CUNIT1", "deg"), ("CRPIX1", (self.data.shape[2] + 1) / 2),
+            ("CRVAL1", 83.8), ("CDELT1", -1.0 / 3600),
+            ("CTYPE2", "DEC--TAN"), ("CUNIT2", "deg"), ("CRPIX2", (self.data.shape[1] + 1) / 2),
+            ("CRVAL2", -5.4), ("CDELT2", 1.0 / 3600),
+            ("CTYPE3", "VRAD"), ("CUNIT3", "m/s"), ("CRPIX3", 1.0),
+            ("CRVAL3", float(v[0] * to_ms)), ("CDELT3", float((v[1] - v[0]) * to_ms)),
+            ("SPECSYS", "LSRK"), ("BUNIT", self.unit),
+        ):
+            header[key] = value
+        fits.PrimaryHDU(self.data.astype(np.float32), header=header).writeto(
+            path, overwrite=overwrite)
+        return path
+
 
 def gaussian_cube(shape=(60, 64, 64), *, noise=0.1, seed=0, n_blank=0):
     """A spectral cube holding one Gaussian emission line per pixel.

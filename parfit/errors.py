@@ -13,6 +13,7 @@ __all__ = [
     "ParameterError",
     "ModelError",
     "OutputExistsError",
+    "ConfigError",
 ]
 
 
@@ -38,3 +39,19 @@ class ModelError(ParfitError, ValueError):
 
 class OutputExistsError(ParfitError, FileExistsError):
     """An output target already exists and ``overwrite`` was not given."""
+
+
+class ConfigError(ParfitError, ValueError):
+    """An analysis config (YAML) is invalid.
+
+    The message lists every problem, one per line, each with its YAML path
+    and line.  ``problems`` holds them as ``(path, line, message)`` tuples
+    (``line`` is ``None`` where unknown); it survives pickling.
+    """
+
+    def __init__(self, message, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.problems))

@@ -213,6 +213,23 @@ def finish(path):
     return attrs["complete"]
 
 
+def write_units(path, units):
+    """Record the unit of each parameter (and its error) as the arrays' ``units``.
+
+    ``units`` maps parameter names to astropy units or None; xarray shows
+    them as the variables' ``units`` attribute.
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    for name, unit in (units or {}).items():
+        if unit is None or str(unit) == "":
+            continue
+        for array_name in (name, f"{name}_error"):
+            if array_name in group:
+                group[array_name].attrs["units"] = str(unit)
+
+
 def read_output(path, param_names):
     """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64."""
     import zarr

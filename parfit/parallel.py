@@ -394,6 +394,8 @@ def parallel_fit(
     maps = {name: np.ascontiguousarray(params[..., k]) for k, name in enumerate(names)}
     error_maps = {name: np.ascontiguousarray(errors[..., k]) for k, name in enumerate(names)}
     fitted_model = units.restore(maps)
+    if store is not None:
+        output_mod.write_units(store["path"], units.parameter_units)
     if translated:
         from .models.astropy_bridge import to_astropy
 

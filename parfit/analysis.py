@@ -1,0 +1,732 @@
+"""A whole analysis from a config: open, fit, record, write, read back, inspect.
+
+An analysis folder (``output.path`` of the config) holds
+
+* ``config.yaml`` - the config as run (defaults filled in, paths absolute),
+* ``run.json`` - the run record: parfit version, config hash, input
+  fingerprint, timings, counts per status, how it ended,
+* ``maps.zarr`` - the maps, streamed block by block (resumable), and
+  ``maps.nc`` / ``maps.fits`` when ``output.format`` asks for them,
+* ``diagnostics/`` - per-fit folders (unless ``diagnostics.path`` is set).
+
+:class:`Analysis` runs a config in Python (``parfit run`` is a thin shell
+around it) and :meth:`Analysis.read` restores one from its folder.  State is
+YAML, JSON and zarr only; nothing is pickled.
+"""
+
+import datetime
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config as config_mod
+from .errors import ConfigError, InputError, OutputExistsError, ParfitError
+from .status import Status
+
+__all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME",
+           "MAPS_NAME"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.yaml"
+RUN_RECORD = "run.json"
+MAPS_NAME = "maps.zarr"
+EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
+#: Statuses that are not failures: the fit worked, or there was nothing to fit.
+NOT_FAILED = (Status.OK, Status.NO_VALID_DATA)
+
+
+# --- opening the input ----------------------------------------------------------------
+
+def open_input(cfg):
+    """Open the cube of a config lazily, with its mask and weights.
+
+    Returns
+    -------
+    dict
+        ``data`` (what :func:`parfit.io.open_cube` gives), ``mask``,
+        ``weights`` (dask arrays or None), ``fitting_axes`` (tuple of int),
+        ``data_unit`` (str or None).
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key at fault, if the input cannot be opened or
+        does not fit the config.
+    """
+    try:
+        return _open_input(cfg)
+    except config_mod._InputProblem as exc:
+        raise ConfigError(f"{config_mod.format_path(exc.path)}: {exc.message}",
+                          [(config_mod.format_path(exc.path), None, exc.message)]) from None
+
+
+def _open_input(cfg):
+    from .io import normalise_fitting_axes, open_cube
+
+    inp = cfg.input
+    path = config_mod.resolve(cfg, inp.path)
+    try:
+        data = open_cube(path, hdu=inp.hdu, variable=inp.variable)
+    except (InputError, ValueError, TypeError, OSError) as exc:
+        key = "hdu" if inp.hdu is not None and "HDU" in str(exc) else (
+            "variable" if inp.variable is not None and "variable" in str(exc) else "path")
+        raise config_mod._InputProblem(("input", key), str(exc)) from None
+    shape = tuple(int(n) for n in getattr(data, "data", data).shape)
+    dims = tuple(str(d) for d in data.dims) if hasattr(data, "dims") else None
+    axes = inp.fitting_axes if isinstance(inp.fitting_axes, list) else [inp.fitting_axes]
+    resolved = []
+    for item in axes:
+        if item == "spectral" and (dims is None or "spectral" not in dims):
+            resolved.append(_spectral_axis(data, len(shape)))
+        else:
+            resolved.append(item)
+    try:
+        fitting_axes = normalise_fitting_axes(resolved, len(shape), dims)
+    except (InputError, TypeError) as exc:
+        raise config_mod._InputProblem(("input", "fitting_axes"), str(exc)) from None
+    out = {"data": data, "fitting_axes": fitting_axes, "data_unit": inp.unit,
+           "mask": None, "weights": None, "shape": shape}
+    for key in ("mask", "weights", "uncertainty"):
+        source = getattr(inp, key)
+        if source is None:
+            continue
+        array = _open_aux(cfg, key, source, shape)
+        if key == "mask":
+            out["mask"] = array != 0
+        elif key == "weights":
+            out["weights"] = array
+        else:
+            import dask.array as da
+
+            good = da.isfinite(array) & (array > 0)
+            out["weights"] = da.where(good, 1.0 / da.where(good, array, 1.0), 0.0)
+    return out
+
+
+def _spectral_axis(data, ndim):
+    wcs = getattr(data, "wcs", None)
+    if wcs is None or not getattr(wcs, "has_spectral", False):
+        raise config_mod._InputProblem(
+            ("input", "fitting_axes"),
+            "'spectral' needs a FITS cube whose WCS has a spectral axis; give the axis "
+            "number instead")
+    return ndim - 1 - int(wcs.wcs.spec)
+
+
+def _open_aux(cfg, key, source, shape):
+    import dask.array as da
+
+    from .io import open_cube
+
+    inp = cfg.input
+    path = config_mod.resolve(cfg, source["path"] or inp.path)
+    try:
+        opened = open_cube(path, hdu=source["hdu"], variable=source["variable"])
+    except (InputError, ValueError, TypeError, OSError) as exc:
+        raise config_mod._InputProblem(("input", key), str(exc)) from None
+    array = getattr(opened, "data", opened)
+    array = da.asarray(array)
+    try:
+        np.broadcast_shapes(tuple(array.shape), shape)
+    except ValueError:
+        raise config_mod._InputProblem(
+            ("input", key),
+            f"has shape {tuple(array.shape)}, which does not broadcast to the cube's "
+            f"{shape}") from None
+    return array
+
+
+# --- reading results back ----------------------------------------------------------------
+
+def read_result(path):
+    """A :class:`~parfit.FitResult` from a zarr store of maps.
+
+    Reads both the store streamed by ``parallel_fit(..., output=)`` and the
+    one written by :meth:`FitResult.to_zarr`.  The maps are read into
+    memory; ``result.model`` is the starting model of the store's YAML with
+    the fitted maps as its values.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> cube = gaussian_cube((30, 3, 4), seed=2)
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "maps.zarr"
+    >>> fitted = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                              scheduler="synchronous", output=store)
+    >>> again = read_result(store)
+    >>> bool(np.array_equal(again.parameters["mean"], fitted.parameters["mean"]))
+    True
+    """
+    import xarray as xr
+
+    from .output import ATTRS_KEY
+    from .result import FitResult
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{str(path)!r} does not exist")
+    try:
+        ds = xr.open_zarr(path, consolidated=False)
+    except Exception as exc:
+        raise InputError(f"{str(path)!r} is not a zarr store of parfit maps ({exc})") from None
+    with ds:
+        prov = ds.attrs.get(ATTRS_KEY)
+        if prov is not None:
+            names = list(prov["param_names"])
+            model_yaml = prov.get("model_yaml", "")
+        else:
+            names = [v for v in ds.data_vars if f"{v}_error" in ds.data_vars]
+            model_yaml = ds.attrs.get("model_yaml", "")
+        if not names or "status" not in ds:
+            raise InputError(f"{str(path)!r} holds no parfit maps (no status array or "
+                             f"parameters)")
+        maps = {n: np.asarray(ds[n].values, dtype=np.float64) for n in names}
+        errors = {n: np.asarray(ds[f"{n}_error"].values, dtype=np.float64) for n in names}
+        units = {n: _unit(ds[n].attrs.get("units")) for n in names}
+        dims = tuple(ds["status"].dims)
+        coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
+        result_args = dict(statistic=np.asarray(ds["statistic"].values),
+                           status=np.asarray(ds["status"].values),
+                           nfev=np.asarray(ds["nfev"].values))
+        wcs = _wcs_from(prov)
+    start, fitted = _models_from_yaml(model_yaml, maps)
+    return FitResult(model=fitted, parameters=maps, errors=errors, units=units, dims=dims,
+                     coords=coords, wcs=wcs, start_model=start,
+                     meta={"output": str(path),
+                           "run_id": (prov or {}).get("run_id"),
+                           "complete": (prov or {}).get("complete", True)},
+                     **result_args)
+
+
+def _unit(text):
+    from astropy import units as u
+
+    return None if not text else u.Unit(text)
+
+
+def _wcs_from(prov):
+    header = (prov or {}).get("wcs_header")
+    if not header:
+        return None
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return WCS(fits.Header.fromstring(header))
+
+
+def _models_from_yaml(text, maps):
+    if not text:
+        return None, None
+    from .models import from_yaml
+
+    try:
+        start = from_yaml(text)
+        return start, start.with_values(maps)
+    except ParfitError:
+        return None, None
+
+
+# --- the analysis ---------------------------------------------------------------------------
+
+class Analysis:
+    """A fit described by a config: run it, write it, read it back.
+
+    Parameters
+    ----------
+    config : dict or validated config
+        A config as a dict (the YAML's structure) or as returned by
+        :func:`parfit.config.load_config`.
+    base_dir : path-like, optional
+        Folder that relative paths of a dict config are relative to
+        (default: the current folder).
+
+    Attributes
+    ----------
+    config : pydantic model
+        The validated config.
+    result : FitResult or None
+        The maps, after :meth:`run` or :meth:`read`.
+    record : dict or None
+        The run record (what ``run.json`` holds).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from parfit.datasets import gaussian_cube
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> gaussian_cube((30, 4, 5), seed=1).to_fits(folder / "cube.fits")
+    PosixPath(...)
+    >>> analysis = Analysis({
+    ...     "input": {"path": "cube.fits", "fitting_axes": "spectral"},
+    ...     "model": {"components": [{"type": "Gaussian1D"}], "initial": "guess"},
+    ...     "run": {"scheduler": "synchronous", "progress": False},
+    ...     "output": {"path": "results"}}, base_dir=folder)
+    >>> result = analysis.run()
+    >>> analysis.record["status_counts"]
+    {'OK': 20}
+    >>> Analysis.read(folder / "results").result.shape
+    (4, 5)
+    """
+
+    def __init__(self, config, *, base_dir=None):
+        if isinstance(config, (str, os.PathLike)):
+            raise InputError("Analysis(config) takes a config dict or object; use "
+                             f"Analysis.from_yaml({str(config)!r}) to read a file")
+        if isinstance(config, dict):
+            config = config_mod.validate_config(config, base_dir=base_dir, check_files=False)
+        elif base_dir is not None:
+            object.__setattr__(config, "_base_dir", Path(base_dir).resolve())
+        fields = getattr(type(config), "model_fields", None)
+        if not isinstance(fields, dict) or set(config_mod.SECTIONS) - set(fields):
+            raise InputError(f"config must be a dict or a validated parfit config; got "
+                             f"{type(config).__name__}")
+        self.config = config
+        self.result = None
+        self.record = None
+
+    @classmethod
+    def from_yaml(cls, path):
+        """Read and validate a config file (see :func:`parfit.config.load_config`).
+
+        Raises
+        ------
+        parfit.errors.ConfigError
+            Listing every problem of the file.
+        """
+        return cls(config_mod.load_config(path))
+
+    def __repr__(self):
+        state = "not run" if self.result is None else repr(self.result)
+        return f"<Analysis of {self.config.input.path!r} -> {str(self.output_path)!r}: {state}>"
+
+    # --- paths ----------------------------------------------------------------
+
+    @property
+    def output_path(self):
+        """The analysis folder (``output.path``, absolute)."""
+        return config_mod.resolve(self.config, self.config.output.path)
+
+    @property
+    def diagnostics_path(self):
+        """Folder of the per-fit diagnostics (None with ``mode: none``)."""
+        diag = self.config.diagnostics
+        if diag.mode == "none":
+            return None
+        if diag.path is None:
+            return self.output_path / "diagnostics"
+        return config_mod.resolve(self.config, diag.path)
+
+    # --- running ----------------------------------------------------------------
+
+    def run(self, *, progress=None):
+        """Fit every pixel as the config says and write the analysis folder.
+
+        Parameters
+        ----------
+        progress : bool, optional
+            Show a progress bar; default ``run.progress`` of the config.
+
+        Returns
+        -------
+        FitResult
+            Also kept as :attr:`result`; :attr:`record` holds the run record
+            written to ``run.json``.
+
+        Raises
+        ------
+        OutputExistsError
+            If the output folder holds an earlier run and neither
+            ``output.overwrite`` nor ``output.resume`` is set.
+        ConfigError
+            If the input does not match the config.
+        """
+        from . import parallel_fit
+        from .output import ATTRS_KEY
+
+        cfg = self.config
+        started = _now()
+        t0 = time.perf_counter()
+        out = self.output_path
+        self._prepare_folder(out)
+        model = config_mod.build_model(cfg)
+        opened = open_input(cfg)
+        t_open = time.perf_counter()
+        record = self._start_record(started)
+        _write_json(out / RUN_RECORD, record)
+        fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
+        with _scheduler(cfg.run) as scheduler:
+            result = parallel_fit(
+                model, opened["data"],
+                fitting_axes=opened["fitting_axes"], fitter=fitter,
+                fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
+                weights=opened["weights"], mask=opened["mask"],
+                data_unit=opened["data_unit"], chunk_n_max=cfg.run.chunk_n_max,
+                scheduler=scheduler, preserve_native_chunks=cfg.run.preserve_native_chunks,
+                diagnostics=None if cfg.diagnostics.mode == "none" else cfg.diagnostics.mode,
+                diagnostics_path=self.diagnostics_path,
+                progress=cfg.run.progress if progress is None else progress,
+                overwrite=cfg.output.overwrite, resume=cfg.output.resume,
+                output=out / MAPS_NAME, output_cubes=tuple(cfg.output.cubes) or None,
+            )
+        t_fit = time.perf_counter()
+        exported = []
+        if cfg.output.format in EXPORTS:
+            target = out / EXPORTS[cfg.output.format]
+            if cfg.output.format == "netcdf":
+                result.to_netcdf(target, overwrite=True)
+            else:
+                result.to_fits(target, overwrite=True)
+            exported.append(target.name)
+        t_end = time.perf_counter()
+
+        import zarr
+
+        prov = dict(zarr.open_group(str(out / MAPS_NAME), mode="r").attrs[ATTRS_KEY])
+        record.update(self._outcome(result))
+        record.update(
+            finished=_now(),
+            run_id=prov.get("run_id"),
+            input_fingerprint=prov.get("input_fingerprint"),
+            complete=bool(prov.get("complete")),
+            blocks_fitted=result.meta.get("blocks_fitted"),
+            blocks_resumed=result.meta.get("blocks_resumed"),
+            failed_blocks=[list(map(int, b)) if isinstance(b, (tuple, list)) else str(b)
+                           for b in result.meta.get("failed_blocks", [])],
+            exports=exported,
+            timings={"open_s": round(t_open - t0, 3), "fit_s": round(t_fit - t_open, 3),
+                     "export_s": round(t_end - t_fit, 3), "total_s": round(t_end - t0, 3)},
+        )
+        record["input"]["fingerprint"] = prov.get("input_fingerprint")
+        _write_json(out / RUN_RECORD, record)
+        self.result, self.record = result, record
+        return result
+
+    def _prepare_folder(self, out):
+        cfg = self.config
+        if out.exists() and not out.is_dir():
+            raise OutputExistsError(f"output.path {str(out)!r} exists and is not a folder")
+        earlier = [n for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, *EXPORTS.values())
+                   if (out / n).exists()]
+        if earlier and not (cfg.output.overwrite or cfg.output.resume):
+            raise OutputExistsError(
+                f"output.path {str(out)!r} holds the results of an earlier run "
+                f"({', '.join(earlier)}); set output.overwrite: true to replace them, "
+                f"output.resume: true to finish an interrupted run, or choose another "
+                f"output.path")
+        if cfg.output.resume and (out / CONFIG_NAME).exists():
+            self._check_resumable(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.output.overwrite:
+            for name in (RUN_RECORD, CONFIG_NAME, *EXPORTS.values()):
+                if (out / name).is_file():
+                    (out / name).unlink()
+        (out / CONFIG_NAME).write_text(
+            "# parfit analysis config as run (defaults filled in, paths absolute)\n"
+            + config_mod.config_to_yaml(cfg, resolve_paths=True))
+
+    def _check_resumable(self, out):
+        try:
+            before = config_mod.load_config(out / CONFIG_NAME, check_files=False)
+        except ConfigError:
+            return  # the store's own fingerprints still guard the resume
+        old = config_mod.config_to_dict(before, resolve_paths=True)
+        new = config_mod.config_to_dict(self.config, resolve_paths=True)
+        for section in ("input", "model", "fitter"):
+            if old[section] != new[section]:
+                raise ConfigError(
+                    f"output.resume: the run in {str(out)!r} used a different "
+                    f"{section!r} section; resume needs the same input, model and fitter "
+                    f"(set output.overwrite: true to start again)",
+                    [("output.resume", None, f"different {section} section")])
+
+    def _start_record(self, started):
+        from . import __version__
+
+        cfg = self.config
+        return {
+            "parfit_version": __version__,
+            "config_hash": config_mod.config_hash(cfg),
+            "config_file": str(self.output_path / CONFIG_NAME),
+            "input": {"path": str(config_mod.resolve(cfg, cfg.input.path)),
+                      "fingerprint": None},
+            "output": str(self.output_path),
+            "maps": MAPS_NAME,
+            "diagnostics_path": None if self.diagnostics_path is None
+            else str(self.diagnostics_path),
+            "started": started,
+            "finished": None,
+            "exit_status": "running",
+            "resumed": bool(cfg.output.resume),
+        }
+
+    def _outcome(self, result):
+        counts = {s.name: n for s, n in result.status_counts().items()}
+        n_fits = result.n_fits
+        blank = counts.get(Status.NO_VALID_DATA.name, 0)
+        failed = int(sum(n for s, n in result.status_counts().items() if s not in NOT_FAILED))
+        attempted = n_fits - blank
+        fraction = failed / attempted if attempted else 0.0
+        limit = self.config.run.max_failed_fraction
+        return {
+            "n_fits": n_fits,
+            "n_attempted": attempted,
+            "n_failed": failed,
+            "failed_fraction": fraction,
+            "max_failed_fraction": limit,
+            "status_counts": counts,
+            "exit_status": "too_many_failures" if fraction > limit else "ok",
+        }
+
+    # --- writing and reading ---------------------------------------------------------
+
+    def write(self, path, *, overwrite=False):
+        """Write the analysis (config, run record, maps) to the folder ``path``.
+
+        The folder can be restored with :meth:`read`.  Writing to the
+        analysis's own output folder does nothing more than :meth:`run`.
+
+        Raises
+        ------
+        OutputExistsError
+            If ``path`` already holds an analysis and ``overwrite`` is False.
+        """
+        if self.result is None:
+            raise InputError("this analysis has no result yet; call run() (or read()) first")
+        path = Path(path).resolve()
+        if path == self.output_path.resolve():
+            return path
+        existing = [n for n in (CONFIG_NAME, RUN_RECORD, MAPS_NAME) if (path / n).exists()]
+        if existing and not overwrite:
+            raise OutputExistsError(f"{str(path)!r} already holds {', '.join(existing)}; pass "
+                                    f"overwrite=True to replace them")
+        if path.exists() and not path.is_dir():
+            raise OutputExistsError(f"{str(path)!r} exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        self.result.to_zarr(path / MAPS_NAME, overwrite=overwrite)
+        (path / CONFIG_NAME).write_text(config_mod.config_to_yaml(self.config,
+                                                                  resolve_paths=True))
+        record = dict(self.record or {}, maps=MAPS_NAME, written=_now())
+        _write_json(path / RUN_RECORD, record)
+        return path
+
+    @classmethod
+    def read(cls, path):
+        """Restore an analysis from its folder (as written by :meth:`run` or :meth:`write`).
+
+        Raises
+        ------
+        InputError
+            If ``path`` is not an analysis folder.
+        """
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file():
+            raise InputError(f"{str(path)!r} is not a parfit analysis folder (no "
+                             f"{CONFIG_NAME}); expected the output.path of a run")
+        cfg = config_mod.load_config(path / CONFIG_NAME, check_files=False)
+        analysis = cls(cfg)
+        if (path / RUN_RECORD).is_file():
+            analysis.record = json.loads((path / RUN_RECORD).read_text())
+        if (path / MAPS_NAME).exists():
+            analysis.result = read_result(path / MAPS_NAME)
+        return analysis
+
+    # --- looking at one pixel ------------------------------------------------------
+
+    def fit_pixel(self, pixel):
+        """Fit one pixel again and return what it is made of.
+
+        Parameters
+        ----------
+        pixel : tuple of int
+            Indices along the iterating axes, in the maps' array order (as in
+            diagnostics folder names).
+
+        Returns
+        -------
+        dict
+            ``x`` (world values along the fitting axis), ``data``,
+            ``start`` and ``fitted`` (model values, None where unavailable),
+            ``status`` (a :class:`parfit.Status`), ``parameters`` (fitted
+            values), ``x_unit``, ``data_unit``.
+        """
+        from . import parallel_fit
+        from .io import normalise_cube, normalise_world
+        from .units import prepare_units
+
+        cfg = self.config
+        opened = open_input(cfg)
+        cube = normalise_cube(opened["data"], weights=opened["weights"],
+                              mask=opened["mask"], data_unit=opened["data_unit"])
+        axes = opened["fitting_axes"]
+        if len(axes) != 1:
+            raise InputError("fit_pixel plots 1-D fits only; this config fits "
+                             f"{len(axes)} axes")
+        iterating = [a for a in range(cube.ndim) if a not in axes]
+        pixel = tuple(int(i) for i in pixel)
+        if len(pixel) != len(iterating):
+            raise InputError(f"pixel must have {len(iterating)} indices (one per iterating "
+                             f"axis); got {pixel}")
+        for i, a in zip(pixel, iterating):
+            if not 0 <= i < cube.shape[a]:
+                raise InputError(f"pixel {pixel} is outside the maps, whose shape is "
+                                 f"{tuple(cube.shape[a] for a in iterating)}")
+        index = [slice(None)] * cube.ndim
+        for i, a in zip(pixel, iterating):
+            index[a] = slice(i, i + 1)
+        index = tuple(index)
+        data = np.asarray(cube.data[index], dtype=np.float64)
+        aux = {}
+        for key in ("weights", "mask"):
+            arr = getattr(cube, key)
+            if arr is not None:
+                aux[key] = np.asarray(np.broadcast_to(np.asarray(arr[index]) if np.ndim(arr)
+                                                      == cube.ndim else np.asarray(arr),
+                                                      data.shape))
+        world = normalise_world(cube.world, cube, axes)
+        x = _pixel_world(world, cube, axes, pixel, iterating)
+        world_q = (x if world.units[0] is None else x * world.units[0],)
+        model = config_mod.build_model(cfg)
+        fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
+        result = parallel_fit(model, data, world=world_q, fitting_axes=axes, fitter=fitter,
+                              fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
+                              data_unit=cube.data_unit, scheduler="synchronous", **aux)
+        sub = normalise_cube(data, data_unit=cube.data_unit)
+        plan = prepare_units(model, "parfit", normalise_world(world_q, sub, axes),
+                             cube.data_unit)
+        x_fit = np.asarray(plan.world.arrays[0], dtype=np.float64)
+        y = data.reshape(-1)
+        start_model = plan.model
+        if cfg.model.initial == "guess":
+            valid = np.isfinite(y) & ~aux.get("mask", np.zeros(data.shape, bool)).reshape(-1)
+            values = start_model.guess(x_fit, y=y[None, :], valid=valid[None, :])
+            start_model = start_model.with_values(np.asarray(values)[0])
+        status = Status(int(result.status.reshape(-1)[0]))
+        fitted = None
+        if status == Status.OK:
+            fitted = np.asarray(result.model(x_fit)).reshape(-1)
+        return {
+            "pixel": pixel,
+            "x": x_fit,
+            "data": y,
+            "start": np.asarray(start_model(x_fit)).reshape(-1),
+            "fitted": fitted,
+            "status": status,
+            "parameters": {n: float(result.parameters[n].reshape(-1)[0])
+                           for n in result.param_names},
+            "x_unit": None if plan.world.units[0] is None else str(plan.world.units[0]),
+            "data_unit": None if cube.data_unit is None else str(cube.data_unit),
+        }
+
+    def plot_pixel(self, pixel, path, *, fit=None):
+        """Fit one pixel again (:meth:`fit_pixel`) and plot it to the PNG ``path``.
+
+        ``fit`` may pass what :meth:`fit_pixel` already returned for ``pixel``.
+        """
+        from .inspect import plot_fit
+        from .status import STATUS_DESCRIPTIONS
+
+        fit = self.fit_pixel(pixel) if fit is None else fit
+        note = "" if fit["status"] == Status.OK else \
+            f"{fit['status'].name}: {STATUS_DESCRIPTIONS[fit['status']]}"
+        label = ", ".join(f"{n}={v:.4g}" for n, v in fit["parameters"].items())
+        return plot_fit(
+            path, fit["x"], fit["data"], fit["start"], fit["fitted"],
+            title=f"pixel {fit['pixel']}" + ("" if note else f": {label}"),
+            note=note,
+            x_label="x" + (f" [{fit['x_unit']}]" if fit["x_unit"] else ""),
+            y_label="data" + (f" [{fit['data_unit']}]" if fit["data_unit"] else ""),
+        )
+
+
+def _pixel_world(world, cube, axes, pixel, iterating):
+    from .io import wcs_world_values
+
+    if world.kind == "shared":
+        return np.asarray(world.arrays[0], dtype=np.float64)
+    if world.kind == "nd":
+        arr = np.broadcast_to(np.asarray(world.arrays[0]), cube.shape)
+        index = [slice(None)] * cube.ndim
+        for i, a in zip(pixel, iterating):
+            index[a] = i
+        return np.asarray(arr[tuple(index)], dtype=np.float64)
+    n = cube.shape[axes[0]]
+    index = []
+    for a in range(cube.ndim):
+        if a == axes[0]:
+            index.append(np.arange(n))
+        else:
+            index.append(np.full(n, pixel[iterating.index(a)]))
+    values = wcs_world_values(world.wcs, index)
+    return np.asarray(values[world.wcs_world_index[0]], dtype=np.float64)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json(path, data):
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return None if not math.isfinite(obj) else float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+class _scheduler:
+    """Context manager giving ``parallel_fit``'s scheduler for a run section."""
+
+    def __init__(self, run):
+        self.run = run
+        self.client = self.cluster = None
+
+    def __enter__(self):
+        run = self.run
+        if run.scheduler in ("synchronous", "threads", "processes"):
+            return run.scheduler
+        from distributed import Client, LocalCluster
+
+        if run.scheduler == "local":
+            kwargs = {"host": "127.0.0.1", "processes": True,
+                      "dashboard_address": "127.0.0.1:8787" if run.dashboard else None}
+            for key in ("n_workers", "threads_per_worker", "memory_limit"):
+                if getattr(run, key) is not None:
+                    kwargs[key] = getattr(run, key)
+            self.cluster = LocalCluster(**kwargs)
+            self.client = Client(self.cluster)
+            if run.dashboard:
+                log.warning("dask dashboard: %s", self.client.dashboard_link)
+        else:
+            try:
+                self.client = Client(run.scheduler, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"run.scheduler: cannot connect to the dask scheduler at "
+                                 f"{run.scheduler!r}: {exc}") from None
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False

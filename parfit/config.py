@@ -1,0 +1,977 @@
+"""The YAML analysis config: schema, validation and the objects it builds.
+
+One YAML file describes a whole analysis in five sections: ``input`` (the
+cube), ``model`` (components from parfit's model library with their
+starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
+(block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
+The pydantic classes below are the single source of truth: the template
+written by ``parfit config`` and the reference page of the docs are both
+generated from them (:mod:`parfit._config_docs`).
+
+:func:`load_config` reads a file and reports *every* problem at once, each
+with its YAML path and line, in a :class:`~parfit.errors.ConfigError`.
+Relative paths in a config file are relative to the file's folder.
+
+Examples
+--------
+>>> from parfit.config import parse_config
+>>> cfg = parse_config('''
+... input: {path: cube.fits, fitting_axes: 0}
+... model:
+...   components:
+...     - {type: Gaussian1D, mean: "4 km/s", stddev: {value: "2 km/s", bounds: [0, null]}}
+... output: {path: results}
+... ''', check_files=False)
+>>> cfg.model.components[0].mean.value
+'4 km/s'
+>>> cfg.fitter.name, cfg.run.scheduler
+('batched', 'threads')
+"""
+
+import difflib
+import functools
+import hashlib
+import inspect
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+from astropy import units as u
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+
+from ._yaml import Problem, format_path, load_yaml
+from .errors import ConfigError
+
+__all__ = ["load_config", "parse_config", "validate_config", "config_schema",
+           "config_hash", "build_model", "config_to_yaml", "SECTIONS"]
+
+SCHEDULERS = ("synchronous", "threads", "processes", "local")
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
+
+
+# --- value types -----------------------------------------------------------------
+
+def _quantity(text, what):
+    """Parse ``text`` (number or string) as an astropy Quantity, or raise ValueError."""
+    if isinstance(text, bool):
+        raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
+                         f"got {text!r}")
+    if isinstance(text, (int, float)):
+        return u.Quantity(float(text))
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
+                         f"got {text!r}")
+    try:
+        q = u.Quantity(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} {text!r} is not a number with an optional unit, such as "
+                         f"\"4000 m/s\" ({_short(exc)})") from None
+    if not q.isscalar:
+        raise ValueError(f"{what} must be a single number, got {text!r}")
+    return q
+
+
+def _short(exc):
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _check_quantity_like(value):
+    _quantity(value, "value")
+    return value
+
+
+def _check_unit(value):
+    if not isinstance(value, str):
+        raise ValueError(f"a unit must be a string such as \"km/s\"; got {value!r}")
+    try:
+        u.Unit(value)
+    except (TypeError, ValueError) as exc:
+        why = str(exc).split(" If this is meant")[0].split("did not parse as unit: ")[-1]
+        raise ValueError(f"{value!r} is not a valid astropy unit ({why.strip()})") from None
+    return value
+
+
+def _check_bounds(value):
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"bounds must be a list [lower, upper] (null for none); got {value!r}")
+    lo, hi = (None if b is None else _quantity(b, "bound") for b in value)
+    if lo is not None and hi is not None:
+        try:
+            hi_in_lo = hi.to_value(lo.unit)
+        except u.UnitConversionError:
+            raise ValueError(f"lower bound {value[0]!r} and upper bound {value[1]!r} have "
+                             f"incompatible units") from None
+        if not lo.value < hi_in_lo:
+            raise ValueError(f"lower bound must be below upper bound; got {value!r}")
+    return value
+
+
+def _check_axes(value):
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("fitting_axes is empty; name at least one axis")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ValueError(f"fitting_axes must be an axis number, a dimension name, "
+                             f"'spectral', or a list of them; got {item!r}")
+    return value
+
+
+def _check_source(value):
+    if isinstance(value, str):
+        return {"path": value, "hdu": None, "variable": None}
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a file path or a mapping {{path, hdu, variable}}; "
+                         f"got {value!r}")
+    unknown = sorted(set(value) - {"path", "hdu", "variable"})
+    if unknown:
+        hint = _did_you_mean(unknown[0], ("path", "hdu", "variable"))
+        raise ValueError(f"unknown key {unknown[0]!r}{hint}; allowed: path, hdu, variable")
+    if value.get("path") is not None and not isinstance(value["path"], str):
+        raise ValueError(f"path must be a string; got {value['path']!r}")
+    hdu = value.get("hdu")
+    if hdu is not None and (isinstance(hdu, bool) or not isinstance(hdu, (int, str))):
+        raise ValueError(f"hdu must be an HDU number or name; got {hdu!r}")
+    var = value.get("variable")
+    if var is not None and not isinstance(var, str):
+        raise ValueError(f"variable must be a string; got {var!r}")
+    if value.get("path") is None and hdu is None and var is None:
+        raise ValueError("give a path, or the hdu or variable of the input file holding it")
+    return {"path": value.get("path"), "hdu": hdu, "variable": var}
+
+
+def _check_scheduler(value):
+    if not isinstance(value, str):
+        raise ValueError(f"scheduler must be a string; got {value!r}")
+    if value in SCHEDULERS or _ADDRESS.match(value):
+        return value
+    hint = _did_you_mean(value, SCHEDULERS)
+    raise ValueError(f"unknown scheduler {value!r}{hint}; expected one of "
+                     f"{', '.join(SCHEDULERS)} or a scheduler address such as "
+                     f"tcp://127.0.0.1:8786")
+
+
+def _check_memory(value):
+    from dask.utils import parse_bytes
+
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"memory_limit must be a size such as \"4GiB\"; got {value!r}")
+    try:
+        parse_bytes(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"memory_limit {value!r} is not a size such as \"4GiB\"") from None
+    return value
+
+
+# ``type_label`` documents the accepted YAML for the template and the reference.
+QuantityLike = Annotated[Union[float, str], PlainValidator(_check_quantity_like),
+                         Field(json_schema_extra={"type_label": "number or quantity"})]
+UnitStr = Annotated[str, PlainValidator(_check_unit),
+                    Field(json_schema_extra={"type_label": "unit"})]
+Bounds = Annotated[list, PlainValidator(_check_bounds),
+                   Field(json_schema_extra={"type_label": "[lower, upper]"})]
+Axes = Annotated[Union[int, str, list], PlainValidator(_check_axes),
+                 Field(json_schema_extra={"type_label": "int, name or list"})]
+Source = Annotated[dict, PlainValidator(_check_source),
+                   Field(json_schema_extra={"type_label": "path or {path, hdu, variable}"})]
+Scheduler = Annotated[str, PlainValidator(_check_scheduler),
+                      Field(json_schema_extra={"type_label": "name or address"})]
+MemoryLimit = Annotated[Union[str, int], PlainValidator(_check_memory),
+                        Field(json_schema_extra={"type_label": "size"})]
+
+
+def _did_you_mean(word, choices):
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
+
+
+# --- input --------------------------------------------------------------------------
+
+class InputSection(_Section):
+    """The cube to fit and what comes with it."""
+
+    path: str = Field(description="The cube: a FITS file, a zarr store or array, or a "
+                                  "netCDF file (relative to this file's folder)",
+                      json_schema_extra={"example": "cube.fits"})
+    hdu: Optional[Union[int, str]] = Field(None, description="FITS only: the HDU number or "
+                                           "name (default: the first image HDU)")
+    variable: Optional[str] = Field(None, description="netCDF/zarr dataset only: the "
+                                    "variable to fit (default: the only >= 2-D one)")
+    fitting_axes: Axes = Field(0, description="Axis to fit along: a number (numpy order), a "
+                               "dimension name (netCDF/zarr), 'spectral' (the WCS spectral "
+                               "axis of a FITS cube), or a list of them for 2-D models")
+    unit: Optional[UnitStr] = Field(None, description="Unit of the data values, overriding "
+                                    "the file's (BUNIT, 'units' attribute)")
+    mask: Optional[Source] = Field(None, description="Samples to leave out (nonzero or true "
+                                   "= ignore), broadcastable to the cube")
+    weights: Optional[Source] = Field(None, description="Weights (1/sigma), broadcastable to "
+                                      "the cube")
+    uncertainty: Optional[Source] = Field(None, description="1-sigma uncertainties; the fit "
+                                          "uses weights 1/uncertainty (not with weights)")
+
+
+# --- model --------------------------------------------------------------------------
+
+class ParameterConfig(_Section):
+    """One parameter of a component.  A bare number or quantity is its value."""
+
+    value: Optional[QuantityLike] = Field(None, description="Starting value, a number or a "
+                                          "quantity such as \"4000 m/s\" (default: the "
+                                          "component's)")
+    unit: Optional[UnitStr] = Field(None, description="Unit of a plain-number value and "
+                                    "bounds")
+    bounds: Optional[Bounds] = Field(None, description="[lower, upper], null for no bound "
+                                     "(default: the component's)")
+    fixed: bool = Field(False, description="Keep the starting value; do not fit")
+    tied: Optional[str] = Field(None, description="Expression of other parameters, e.g. "
+                                "'mean_0 + 1200' (names as in the fitted model)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return data if isinstance(data, dict) else {"value": data}
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        unit = u.Unit(self.unit) if self.unit is not None else None
+        value = None if self.value is None else _quantity(self.value, "value")
+        bounds = [None if b is None else _quantity(b, "bound") for b in (self.bounds or ())]
+        target = unit or (value.unit if value is not None and value.unit != u.one else None)
+        for what, q in [("value", value)] + [("bound", b) for b in bounds]:
+            if q is None or q.unit == u.one or target is None:
+                continue
+            if not q.unit.is_equivalent(target):
+                raise ValueError(f"{what} {q} is not convertible to {target}")
+        if value is not None and bounds:
+            lo, hi = bounds
+            v = value.to_value(target) if target is not None and value.unit != u.one else value.value
+            lo_v = None if lo is None else (lo.to_value(target) if target is not None and lo.unit != u.one else lo.value)
+            hi_v = None if hi is None else (hi.to_value(target) if target is not None and hi.unit != u.one else hi.value)
+            if (lo_v is not None and v < lo_v) or (hi_v is not None and v > hi_v):
+                raise ValueError(f"starting value {self.value!r} is outside its bounds "
+                                 f"{self.bounds!r}")
+        return self
+
+
+class _Component(_Section):
+    name: Optional[str] = Field(None, description="A label for this component")
+
+
+@functools.lru_cache(maxsize=8)
+def _component_classes(registry_key):
+    from .models import MODEL_REGISTRY
+
+    classes = {}
+    for type_name in registry_key:
+        cls = MODEL_REGISTRY[type_name]
+        summary = (cls.__doc__ or type_name).strip().splitlines()[0]
+        fields = {"type": (Literal[type_name], Field(description=summary))}
+        for arg in _structural_args(cls):
+            fields[arg] = (int, Field(description=f"{arg} (a whole number; not a parameter)"))
+        for spec in getattr(cls, "param_specs", ()):
+            default = spec.default
+            desc = spec.description or spec.name
+            fields[spec.name] = (
+                Optional[ParameterConfig],
+                Field(None, description=f"{desc} (default {default:g}"
+                      + (f", bounds {list(spec.bounds)}" if spec.bounds != (None, None) else "")
+                      + ")", json_schema_extra={"unit_role": spec.unit}),
+            )
+        dynamic = not getattr(cls, "param_specs", ())
+        base = _DynamicComponent if dynamic else _Component
+        classes[type_name] = create_model(f"{type_name}Component", __base__=base,
+                                          __doc__=summary, **fields)
+    return classes
+
+
+class _DynamicComponent(_Component):
+    """A component whose parameters follow from its structural arguments (Polynomial1D)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    @model_validator(mode="after")
+    def _parameters(self):
+        from .models import MODEL_REGISTRY
+
+        cls = MODEL_REGISTRY[self.type]
+        structural = {a: getattr(self, a) for a in _structural_args(cls)}
+        try:
+            names = cls(**structural).param_names
+        except Exception as exc:
+            raise ValueError(f"cannot build {self.type} with {structural}: {exc}") from None
+        for key, raw in list((self.__pydantic_extra__ or {}).items()):
+            if key not in names:
+                raise ValueError(f"{self.type} with {structural} has no parameter {key!r}"
+                                 f"{_did_you_mean(key, names)}; its parameters are "
+                                 f"{', '.join(names)}")
+            try:
+                self.__pydantic_extra__[key] = ParameterConfig.model_validate(raw)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{key}{'.' + where if where else ''}: "
+                                 f"{_clean_message(first['msg'])}") from None
+        return self
+
+
+def _structural_args(cls):
+    """Constructor arguments of a model class that are not parameters (``degree``)."""
+    skip = {"self", "name", "bounds", "fixed", "tied"}
+    params = inspect.signature(cls.__init__).parameters.values()
+    specs = {s.name for s in getattr(cls, "param_specs", ())}
+    return tuple(p.name for p in params
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                 and p.name not in skip and p.name not in specs)
+
+
+def _registry_key():
+    from .models import MODEL_REGISTRY
+    from .models.function import FunctionModel
+
+    return tuple(sorted(name for name, cls in MODEL_REGISTRY.items()
+                        if not issubclass(cls, FunctionModel)))
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_for(registry_key):
+    classes = _component_classes(registry_key)
+    component = Annotated[Union[tuple(classes.values())], Field(discriminator="type")]
+
+    class ModelSection(_Section):
+        """The model: a sum of components, and where each fit starts."""
+
+        components: list[component] = Field(
+            description="Components summed into the model, in order; several components "
+                        "number their parameters mean_0, mean_1, ...",
+            min_length=1,
+        )
+        initial: Literal["model", "guess"] = Field(
+            "model", description="'model': every pixel starts from the values above; "
+                                 "'guess': from an estimate made from its own data")
+
+    class AnalysisConfig(_Section):
+        """A parfit analysis."""
+
+        input: InputSection
+        model: ModelSection
+        fitter: FitterSection = Field(default_factory=lambda: FitterSection())
+        run: RunSection = Field(default_factory=lambda: RunSection())
+        diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
+        output: OutputSection
+
+    return AnalysisConfig, classes
+
+
+def config_schema():
+    """The pydantic class of a whole config, for the models registered now.
+
+    Returns
+    -------
+    type
+        A :class:`pydantic.BaseModel` subclass; its ``model_fields`` are
+        the sections.
+
+    Examples
+    --------
+    >>> list(config_schema().model_fields)
+    ['input', 'model', 'fitter', 'run', 'diagnostics', 'output']
+    """
+    return _schema_for(_registry_key())[0]
+
+
+def component_classes():
+    """The component schema of every registered model type, by type name."""
+    return _schema_for(_registry_key())[1]
+
+
+# --- fitter, run, diagnostics, output ---------------------------------------------
+
+_BATCHED_ONLY = ("engine", "factor")
+
+
+class FitterSection(_Section):
+    """The solver and its tolerances."""
+
+    name: Literal["batched", "trf", "dogbox", "lm"] = Field(
+        "batched", description="'batched': parfit's batched Levenberg-Marquardt (fast); "
+                               "'trf', 'dogbox', 'lm': scipy least_squares fit by fit")
+    ftol: float = Field(1e-8, gt=0, description="Stop when the relative drop of chi-square "
+                                                "is below this")
+    xtol: float = Field(1e-8, gt=0, description="Stop when the relative step is below this")
+    gtol: float = Field(1e-8, gt=0, description="Stop when the scaled gradient is below this")
+    max_nfev: Optional[int] = Field(None, ge=1, description="Most model evaluations per fit "
+                                    "(default: the solver's own limit)")
+    scale_covariance: bool = Field(True, description="Scale the errors by the reduced "
+                                   "chi-square (false: weights are exact 1/sigma)")
+    engine: Literal["auto", "numpy", "compiled"] = Field(
+        "auto", description="batched only: 'compiled' (numba), 'numpy', or 'auto' (compiled "
+                            "where the model allows)")
+    factor: float = Field(0.1, gt=0, description="batched only: initial trust radius "
+                                                 "relative to the scaled start")
+
+    @model_validator(mode="after")
+    def _batched_options(self):
+        fields = type(self).model_fields
+        given = [k for k in _BATCHED_ONLY if getattr(self, k) != fields[k].default]
+        if self.name != "batched" and given:
+            raise ValueError(f"{given[0]} applies only to name: batched, not {self.name!r}")
+        return self
+
+    def fitter_arguments(self):
+        """``(fitter, fitter_kwargs)`` for :func:`parfit.parallel_fit`."""
+        from .fitters import BatchedFitter, ScipyFitter
+
+        kwargs = {"ftol": self.ftol, "xtol": self.xtol, "gtol": self.gtol,
+                  "max_nfev": self.max_nfev, "scale_covariance": self.scale_covariance}
+        if self.name == "batched":
+            return BatchedFitter(engine=self.engine, factor=self.factor, **kwargs), None
+        return ScipyFitter(self.name, **kwargs), None
+
+
+class RunSection(_Section):
+    """How the fits run."""
+
+    chunk_n_max: int = Field(2000, ge=1, description="Most fits per block (one dask task "
+                             "each); blocks also follow the input's own chunks")
+    scheduler: Scheduler = Field("threads", description="'threads', 'processes', "
+                                 "'synchronous', 'local' (a dask.distributed LocalCluster on "
+                                 "127.0.0.1), or the address of a running scheduler")
+    n_workers: Optional[int] = Field(None, ge=1, description="scheduler: local only: number "
+                                     "of worker processes (default: one per core)")
+    threads_per_worker: Optional[int] = Field(None, ge=1, description="scheduler: local "
+                                              "only: threads in each worker")
+    memory_limit: Optional[MemoryLimit] = Field(None, description="scheduler: local only: "
+                                                "memory of each worker, e.g. \"4GiB\"")
+    dashboard: bool = Field(False, description="scheduler: local only: serve the dask "
+                            "dashboard on 127.0.0.1")
+    preserve_native_chunks: bool = Field(False, description="Use the input's chunks as "
+                                         "blocks unchanged")
+    progress: bool = Field(True, description="Show a progress bar (parfit run)")
+    max_failed_fraction: float = Field(0.01, ge=0, le=1, description="parfit run exits with "
+                                       "code 3 when more fits than this fraction fail")
+
+    @model_validator(mode="after")
+    def _local_only(self):
+        if self.scheduler != "local":
+            for key in ("n_workers", "threads_per_worker", "memory_limit", "dashboard"):
+                if getattr(self, key) != type(self).model_fields[key].default:
+                    raise ValueError(f"{key} applies only to scheduler: local, not "
+                                     f"{self.scheduler!r}")
+        return self
+
+
+class DiagnosticsSection(_Section):
+    """Per-fit diagnostics folders."""
+
+    mode: Literal["none", "error", "error+warn", "all"] = Field(
+        "error", description="Which fits get a folder with their error.log / warn.log: "
+                             "'none', 'error', 'error+warn' or 'all'")
+    path: Optional[str] = Field(None, description="Folder of the per-fit folders (default: "
+                                "diagnostics/ in the output folder)")
+
+
+class OutputSection(_Section):
+    """Where the results go."""
+
+    path: str = Field(description="Output folder: maps.zarr, config.yaml, run.json and the "
+                                  "diagnostics go here", json_schema_extra={"example": "results"})
+    format: Literal["zarr", "netcdf", "fits"] = Field(
+        "zarr", description="The maps are always streamed to maps.zarr (resumable); 'netcdf' "
+                            "or 'fits' also writes maps.nc or maps.fits at the end")
+    overwrite: bool = Field(False, description="Replace the results of an earlier run in "
+                            "this folder (only files parfit wrote)")
+    resume: bool = Field(False, description="Fit only what an interrupted run in this "
+                         "folder left undone")
+    cubes: list[Literal["model", "residual"]] = Field(
+        default_factory=list, description="Also stream these cubes, in the input's shape: "
+                                          "'model', 'residual'")
+
+    @model_validator(mode="after")
+    def _modes(self):
+        if self.overwrite and self.resume:
+            raise ValueError("overwrite and resume exclude each other: resume continues the "
+                             "results in the folder, overwrite replaces them")
+        return self
+
+
+SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
+
+
+# --- errors ---------------------------------------------------------------------------
+
+def _clean_message(msg):
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
+def _raw_path(loc, raw):
+    """The part of a pydantic ``loc`` that exists in the raw YAML data.
+
+    Drops union member labels (``Gaussian1D``, ``function-plain[...]``) that
+    pydantic inserts, keeping a trailing missing key.
+    """
+    path, node = [], raw
+    for i, part in enumerate(loc):
+        if isinstance(node, dict):
+            if part in node:
+                path.append(part)
+                node = node[part]
+            elif i == len(loc) - 1:
+                path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif not isinstance(node, (dict, list)):
+            break
+    return tuple(path)
+
+
+def _allowed_keys(path, raw):
+    """Keys the schema allows at ``path`` (for did-you-mean), or ()."""
+    schema, classes = _schema_for(_registry_key())
+    cls = schema
+    node = raw
+    for part in path:
+        if cls is None:
+            return ()
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and node.get("type") in classes:
+                cls = classes[node["type"]]
+            continue
+        node = node.get(part) if isinstance(node, dict) else None
+        field = cls.model_fields.get(part)
+        cls = _section_class(field.annotation) if field is not None else None
+        if cls is ParameterConfig or (cls is None and field is not None and isinstance(node, dict)
+                                      and _is_parameter_field(field)):
+            cls = ParameterConfig
+    return tuple(cls.model_fields) if cls is not None else ()
+
+
+def _is_parameter_field(field):
+    return "ParameterConfig" in repr(field.annotation)
+
+
+def _section_class(annotation):
+    """The BaseModel class inside ``annotation`` (Optional[X], list[X]...), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _section_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problems_from(exc, raw, lines):
+    problems = []
+    for err in exc.errors():
+        path = _raw_path(err["loc"], raw)
+        kind, msg = err["type"], _clean_message(err["msg"])
+        ctx = err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            key = path[-1] if path else "?"
+            allowed = _allowed_keys(path[:-1], raw)
+            msg = f"unknown key {key!r}{_did_you_mean(key, allowed)}"
+            if allowed:
+                msg += f" (allowed here: {', '.join(allowed)})"
+        elif kind == "missing":
+            msg = f"missing required key {path[-1]!r}" if path else msg
+        elif kind == "union_tag_invalid":
+            known = [t.strip("'") for t in ctx.get("expected_tags", "").split(", ")]
+            tag = ctx.get("tag")
+            msg = (f"unknown component type {tag!r}{_did_you_mean(tag, known)} (known types: "
+                   f"{', '.join(known)}; register your own with "
+                   f"@parfit.models.register_model)")
+            path = path + ("type",) if isinstance(err.get("input"), dict) else path
+        elif kind == "union_tag_not_found":
+            msg = "each component needs a 'type', e.g. type: Gaussian1D"
+        elif kind == "literal_error":
+            choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
+            msg = f"{msg}; got {err.get('input')!r}{_did_you_mean(err.get('input'), choices)}"
+        elif "input" in err and kind not in ("value_error", "assertion_error") \
+                and not isinstance(err["input"], (dict, list)):
+            msg = f"{msg}; got {err['input']!r}"
+        problems.append(Problem(path, _line_of(path, lines), msg))
+    return problems
+
+
+def _line_of(path, lines):
+    path = tuple(path)
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
+def _raise(problems, source):
+    problems = sorted(set(problems), key=lambda p: (p.line or 0, format_path(p.path)))
+    where = f"{source}:" if source else "line "
+    text = []
+    for p in problems:
+        loc = f"{where}{p.line}: " if p.line is not None else (f"{source}: " if source else "")
+        text.append(f"{loc}{format_path(p.path)}: {p.message}")
+    head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in " \
+           f"{source or 'the config'}:"
+    raise ConfigError("\n".join([head] + ["  " + t for t in text]),
+                      [(format_path(p.path), p.line, p.message) for p in problems])
+
+
+# --- entry points -------------------------------------------------------------------
+
+def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=False):
+    """Validate config YAML text.
+
+    Parameters
+    ----------
+    text : str
+        The YAML document.
+    source : str, optional
+        Name of the file, used in messages.
+    base_dir : path-like, optional
+        Folder that relative paths are relative to (default: the current
+        folder).
+    check_files : bool
+        Report input files that do not exist.
+    deep : bool
+        Also open the input (lazily), check the fitting axes against it and
+        build the model, as ``parfit validate`` does.
+
+    Returns
+    -------
+    pydantic.BaseModel
+        The config (an instance of :func:`config_schema`), with
+        ``base_dir`` stored on it.
+
+    Raises
+    ------
+    parfit.errors.ConfigError
+        Listing every problem with its YAML path and line.
+    """
+    data, lines, problems = load_yaml(text)
+    if data is None and not problems:
+        problems = [Problem((), 1, "the config is empty; start from `parfit config`")]
+    elif data is not None and not isinstance(data, dict):
+        problems.append(Problem((), 1, "the config must be a mapping of the sections "
+                                       f"{', '.join(SECTIONS)}"))
+    if problems and not isinstance(data, dict):
+        _raise(problems, source)
+    try:
+        cfg = validate_config(data, base_dir=base_dir, source=source,
+                              check_files=check_files, deep=deep and not problems,
+                              _lines=lines)
+    except ConfigError as exc:
+        # Report the YAML problems (ambiguous values, duplicate keys) together with
+        # the schema's, without a second message for the same value.
+        seen = {p.path for p in problems}
+        problems += [Problem(_path_tuple(path, data), line, msg)
+                     for path, line, msg in exc.problems
+                     if _path_tuple(path, data) not in seen]
+        _raise(problems, source)
+    if problems:
+        _raise(problems, source)
+    return cfg
+
+
+def _path_tuple(text, data):
+    """Inverse of :func:`format_path` (keys are names, ``[i]`` are indices)."""
+    if text == "(top level)":
+        return ()
+    return tuple(int(part[1:-1]) if part.startswith("[") else part
+                 for part in re.findall(r"\[\d+\]|[^.\[\]]+", text))
+
+
+def load_config(path, *, check_files=True, deep=False):
+    """Read and validate a config file; see :func:`parse_config`.
+
+    Relative paths in the file are relative to the file's folder.
+
+    Raises
+    ------
+    parfit.errors.ConfigError
+        If the file cannot be read or is invalid.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "fit.yaml").write_text("input: {path: cube.fits}\\n"
+    ...     "model: {components: [{type: Gaussian1D}]}\\noutput: {path: out}\\n")
+    >>> load_config(folder / "fit.yaml", check_files=False).output.path
+    'out'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist",
+                          [("(file)", None, "does not exist")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}",
+                          [("(file)", None, str(exc))]) from None
+    return parse_config(text, source=str(path), base_dir=path.resolve().parent,
+                        check_files=check_files, deep=deep)
+
+
+def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=False,
+                    _lines=None):
+    """Validate a config given as a dict (e.g. built in Python).
+
+    See :func:`parse_config` for the arguments.
+
+    Examples
+    --------
+    >>> cfg = validate_config({"input": {"path": "c.fits"},
+    ...                        "model": {"components": [{"type": "Const1D"}]},
+    ...                        "output": {"path": "out"}}, check_files=False)
+    >>> cfg.diagnostics.mode
+    'error'
+    """
+    if hasattr(data, "model_dump") and not isinstance(data, dict):
+        data = data.model_dump(mode="json", exclude_unset=True)
+    lines = _lines or {(): None}
+    schema = config_schema()
+    try:
+        cfg = schema.model_validate(data)
+    except ValidationError as exc:
+        _raise(_problems_from(exc, data, lines), source)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    object.__setattr__(cfg, "_base_dir", base.resolve())
+    problems = _check_semantics(cfg, check_files, deep)
+    if problems:
+        _raise([Problem(p, _line_of(p, lines), m) for p, m in problems], source)
+    return cfg
+
+
+def base_dir(cfg):
+    """The folder relative paths of ``cfg`` are relative to."""
+    return getattr(cfg, "_base_dir", None) or Path.cwd()
+
+
+def resolve(cfg, path):
+    """``path`` of the config as an absolute Path."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base_dir(cfg) / p
+
+
+def _check_semantics(cfg, check_files, deep):
+    problems = []
+    inp = cfg.input
+    if inp.weights is not None and inp.uncertainty is not None:
+        problems.append((("input", "uncertainty"), "give weights or uncertainty, not both"))
+    if inp.hdu is not None and inp.variable is not None:
+        problems.append((("input", "variable"), "give hdu (FITS) or variable (netCDF/zarr), "
+                                                "not both"))
+    if check_files:
+        for key, path in _input_files(cfg):
+            if not resolve(cfg, path).exists():
+                problems.append((key, f"file not found: {resolve(cfg, path)}"))
+    model = None
+    try:
+        model = build_model(cfg)
+    except _ModelProblem as exc:
+        problems.append((exc.path, exc.message))
+    if deep and not problems:
+        problems += _check_against_input(cfg, model)
+    return problems
+
+
+def _input_files(cfg):
+    inp = cfg.input
+    yield ("input", "path"), inp.path
+    for key in ("mask", "weights", "uncertainty"):
+        source = getattr(inp, key)
+        if source is not None and source["path"] is not None:
+            yield ("input", key), source["path"]
+
+
+def _check_against_input(cfg, model):
+    from .analysis import open_input
+
+    try:
+        opened = open_input(cfg)
+    except _InputProblem as exc:
+        return [(exc.path, exc.message)]
+    n_axes = len(opened["fitting_axes"])
+    if model is not None and model.n_inputs != n_axes:
+        return [(("model", "components"),
+                 f"the model takes {model.n_inputs} input(s) but input.fitting_axes names "
+                 f"{n_axes} axis/axes")]
+    return []
+
+
+class _ModelProblem(Exception):
+    def __init__(self, path, message):
+        super().__init__(message)
+        self.path, self.message = tuple(path), message
+
+
+class _InputProblem(_ModelProblem):
+    pass
+
+
+# --- building the model -------------------------------------------------------------
+
+def _components(cfg):
+    for comp in cfg.model.components:
+        params = {}
+        for key in type(comp).model_fields:
+            value = getattr(comp, key)
+            if isinstance(value, ParameterConfig):
+                params[key] = value
+        params.update({k: v for k, v in (comp.__pydantic_extra__ or {}).items()
+                       if isinstance(v, ParameterConfig)})
+        yield comp, params
+
+
+def build_model(cfg):
+    """The starting :class:`parfit.models.Model` a config describes.
+
+    Components are summed in order.  Values and bounds given as quantities
+    set the parameter's unit (``unit:`` sets it for plain numbers).
+
+    Examples
+    --------
+    >>> cfg = validate_config({"input": {"path": "c.fits"}, "output": {"path": "o"},
+    ...     "model": {"components": [
+    ...         {"type": "Gaussian1D", "mean": "4 km/s", "stddev": {"value": 2, "unit": "km/s"}},
+    ...         {"type": "Const1D", "amplitude": {"value": 0, "fixed": True}}]}},
+    ...     check_files=False)
+    >>> model = build_model(cfg)
+    >>> model
+    <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=4.0, stddev_0=2.0, amplitude_1=0.0)>
+    >>> model.mean_0.unit, model.stddev_0.unit, model.amplitude_1.fixed
+    (Unit("km / s"), Unit("km / s"), True)
+    """
+    from .errors import ModelError, ParameterError
+    from .models import MODEL_REGISTRY, CompoundModel
+
+    leaves, ties = [], []
+    for i, (comp, params) in enumerate(_components(cfg)):
+        cls = MODEL_REGISTRY[comp.type]
+        base = ("model", "components", i)
+        structural = {a: getattr(comp, a) for a in _structural_args(cls)}
+        try:
+            leaf = cls(**structural, name=comp.name)
+        except (ModelError, ParameterError, TypeError, ValueError) as exc:
+            raise _ModelProblem(base, str(exc)) from None
+        for pname, pc in params.items():
+            param = leaf.parameters[pname]
+            try:
+                _apply_parameter(param, pc)
+            except (ParameterError, ValueError, u.UnitsError) as exc:
+                raise _ModelProblem(base + (pname,), _strip_param_prefix(str(exc))) from None
+            if pc.tied is not None:
+                ties.append((i, pname, pc.tied))
+        leaves.append(leaf)
+    model = leaves[0]
+    for leaf in leaves[1:]:
+        model = model + leaf
+    if cfg.model.initial == "guess" and not model.can_guess:
+        raise _ModelProblem(("model", "initial"),
+                            f"initial: guess needs components that can estimate their start "
+                            f"from data; {model!r} cannot")
+    for i, pname, expr in ties:
+        full = f"{pname}_{i}" if isinstance(model, CompoundModel) else pname
+        try:
+            model.parameters[full].update(tied=expr)
+        except (ParameterError, ModelError) as exc:
+            raise _ModelProblem(("model", "components", i, pname, "tied"),
+                                _strip_param_prefix(str(exc))) from None
+    try:
+        model.validate()
+    except (ParameterError, ModelError) as exc:
+        raise _ModelProblem(("model", "components"), str(exc)) from None
+    return model
+
+
+def _strip_param_prefix(text):
+    return re.sub(r"^Parameter '[^']*': ", "", text)
+
+
+def _apply_parameter(param, pc):
+    if pc.unit is not None:
+        param.unit = pc.unit
+    kwargs = {"fixed": pc.fixed}
+    if pc.value is not None:
+        kwargs["value"] = _param_quantity(pc.value, param)
+    if pc.bounds is not None:
+        kwargs["bounds"] = tuple(None if b is None else _param_quantity(b, param)
+                                 for b in pc.bounds)
+    param.update(**kwargs)
+
+
+def _param_quantity(raw, param):
+    q = _quantity(raw, "value")
+    if q.unit == u.one and param.unit is None:
+        return float(q.value)
+    if q.unit == u.one:
+        return float(q.value)  # a plain number is in the parameter's unit
+    if param.unit is None:
+        param.unit = q.unit
+    return q
+
+
+# --- hashing and writing ------------------------------------------------------------
+
+def config_to_dict(cfg, *, resolve_paths=False):
+    """The config as plain data (defaults included, unset parameters left out)."""
+    data = cfg.model_dump(mode="json", exclude_none=False)
+    comps = []
+    for comp, raw in zip(cfg.model.components, data["model"]["components"]):
+        keep = {k: v for k, v in raw.items() if v is not None or k in _structural_args_of(comp)}
+        for k, v in list(keep.items()):
+            if isinstance(v, dict) and set(v) >= {"value", "fixed"}:
+                keep[k] = {pk: pv for pk, pv in v.items()
+                           if pv is not None and not (pk == "fixed" and pv is False)}
+        comps.append(keep)
+    data["model"]["components"] = comps
+    if resolve_paths:
+        data["input"]["path"] = str(resolve(cfg, cfg.input.path))
+        for key in ("mask", "weights", "uncertainty"):
+            src = data["input"].get(key)
+            if src and src.get("path"):
+                src["path"] = str(resolve(cfg, src["path"]))
+        data["output"]["path"] = str(resolve(cfg, cfg.output.path))
+        if data["diagnostics"]["path"]:
+            data["diagnostics"]["path"] = str(resolve(cfg, cfg.diagnostics.path))
+    return data
+
+
+def _structural_args_of(comp):
+    from .models import MODEL_REGISTRY
+
+    return _structural_args(MODEL_REGISTRY[comp.type])
+
+
+def config_to_yaml(cfg, *, resolve_paths=False):
+    """The config as YAML text that :func:`parse_config` reads back."""
+    import yaml
+
+    return yaml.safe_dump(config_to_dict(cfg, resolve_paths=resolve_paths),
+                          sort_keys=False, default_flow_style=None, width=100)
+
+
+def config_hash(cfg):
+    """``sha256:<hex>`` of the config with defaults filled in and paths resolved.
+
+    Two configs that describe the same analysis of the same files have the
+    same hash, however they were written.
+    """
+    text = json.dumps(config_to_dict(cfg, resolve_paths=True), sort_keys=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
