@@ -30,7 +30,7 @@ from .errors import InputError, OutputExistsError
 from .status import Status
 
 __all__ = ["DIAGNOSTICS_MODES", "prepare_diagnostics_path", "write_manifest",
-           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest"]
+           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize"]
 
 DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
 MANIFEST_NAME = "manifest.csv"
@@ -157,3 +157,34 @@ def read_manifest(path):
     """Read ``manifest.csv`` of a diagnostics folder as a list of dicts."""
     with open(Path(path) / MANIFEST_NAME, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def summarize(path, **kwargs):
+    """Summarize a diagnostics folder, an output store or an analysis folder.
+
+    The same as :func:`parfit.inspect.summarize`, here beside the folders
+    it reads: counts per status, errors grouped by the last line of
+    ``error.log``, warnings grouped by line of ``warn.log``, with example
+    folders or pixels.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A diagnostics folder (holding ``manifest.csv``), a zarr output store
+        or an analysis folder (``run.json`` beside ``maps.zarr``).
+    **kwargs
+        ``top``, ``examples`` and ``diagnostics``, as for
+        :func:`parfit.inspect.summarize`.
+
+    Returns
+    -------
+    parfit.inspect.Summary
+        ``str(summary)`` is a plain-text report.
+
+    See Also
+    --------
+    parfit.inspect.summarize
+    """
+    from .inspect import summarize as _summarize
+
+    return _summarize(path, **kwargs)

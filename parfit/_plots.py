@@ -1,0 +1,277 @@
+"""Quick-look plots of what a run left on disk (used by :mod:`parfit.inspect`).
+
+:func:`plot_maps` draws every parameter map of a store (on sky axes when the
+store holds a celestial WCS) and a status map; :func:`plot_fit` one fit
+against its data.  Figures are built with :class:`matplotlib.figure.Figure`
+(no pyplot state) and written as PNG.
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .inspect import _dims, _kind, _open_store, _status, _status_name
+from .status import Status
+
+__all__ = ["plot_maps", "plot_fit"]
+
+_STATUS_COLORS = {
+    Status.NOT_RUN: "#9e9e9e", Status.OK: "#4daf4a", Status.FIT_ERROR: "#e41a1c",
+    Status.NOT_CONVERGED: "#ff7f00", Status.NO_VALID_DATA: "#eeeeee",
+    Status.TOO_FEW_SAMPLES: "#a65628", Status.BAD_START: "#984ea3",
+    Status.NONFINITE: "#f781bf", Status.WORKER_CRASH: "#000000",
+}
+
+
+def _store_of(path, caller):
+    path = Path(path)
+    kind = _kind(path, caller)
+    if kind == "diagnostics":
+        raise InputError(
+            f"{caller}: {str(path)!r} is a diagnostics folder, which holds no maps; give the "
+            f"output store (zarr) or the analysis folder of the run"
+        )
+    return path / "maps.zarr" if kind == "analysis" else path
+
+
+def _map_wcs(info, ndim):
+    """The celestial WCS of 2-D maps from a streamed store's header, or None."""
+    header = info.get("wcs_header") if isinstance(info, dict) else None
+    if not header or ndim != 2:
+        return None
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            if isinstance(header, dict):
+                header = fits.Header(header)
+            elif isinstance(header, str):
+                header = fits.Header.fromstring(header)
+            wcs = WCS(header)
+    except Exception:  # an unreadable header: plot on pixel axes
+        return None
+    if wcs.naxis != 2 or not wcs.has_celestial or wcs.celestial.naxis != 2:
+        return None
+    return wcs.celestial
+
+
+def _map_figures(path, dpi=100):
+    """``(file stem, Figure)`` of every map of a store, built lazily."""
+    from matplotlib.figure import Figure
+
+    group, layout, names, units, _, info = _open_store(path)
+    status = np.asarray(group["status"][...])
+    if status.ndim not in (1, 2):
+        raise InputError(
+            f"plot_maps: the maps of {str(path)!r} are {status.ndim}-D (shape "
+            f"{status.shape}); only 1-D and 2-D maps can be plotted"
+        )
+    wcs = _map_wcs(info, status.ndim) if layout == "streamed" else None
+    dims = _dims(group["status"]) or tuple(f"axis {k}" for k in range(status.ndim))
+
+    def new_axes():
+        fig = Figure(figsize=(6.4, 4.8), dpi=dpi)
+        if wcs is not None:
+            ax = fig.add_subplot(projection=wcs)
+            ax.coords[0].set_axislabel("RA" if _is_ra(wcs) else wcs.world_axis_names[0] or "lon")
+            ax.coords[1].set_axislabel("Dec" if _is_ra(wcs) else wcs.world_axis_names[1] or "lat")
+        else:
+            ax = fig.add_subplot()
+            if status.ndim == 2:
+                ax.set_xlabel(f"{dims[1]} (pixel)")
+                ax.set_ylabel(f"{dims[0]} (pixel)")
+        return fig, ax
+
+    for name in names:
+        values = np.asarray(group[name][...], dtype=np.float64)
+        fig, ax = new_axes()
+        unit = units.get(name)
+        label = f"{name} [{unit}]" if unit not in (None, "") else name
+        if values.ndim == 2:
+            finite = values[np.isfinite(values)]
+            vmin, vmax = (np.percentile(finite, [1, 99]) if finite.size else (None, None))
+            image = ax.imshow(values, origin="lower", interpolation="nearest",
+                              vmin=vmin, vmax=vmax if vmax != vmin else None)
+            fig.colorbar(image, ax=ax, label=label)
+        else:
+            ax.plot(np.arange(values.size), values, marker=".")
+            ax.set_xlabel(f"{dims[0]} (pixel)")
+            ax.set_ylabel(label)
+        ax.set_title(f"{name} (NaN where the fit failed)")
+        yield name, fig
+    yield "status", _status_figure(status, new_axes)
+
+
+def _is_ra(wcs):
+    return wcs.wcs.ctype[0].upper().startswith("RA")
+
+
+def _status_figure(status, new_axes):
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    codes = sorted(int(c) for c in np.unique(status))
+    index = np.searchsorted(codes, status)
+    names = [_status_name(c) for c in codes]
+    colors = [_STATUS_COLORS.get(_status(c), "#7f7f7f") for c in codes]
+    fig, ax = new_axes()
+    cmap = ListedColormap(colors)
+    norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, len(codes))
+    if status.ndim == 2:
+        image = ax.imshow(index, origin="lower", interpolation="nearest", cmap=cmap, norm=norm)
+        bar = fig.colorbar(image, ax=ax, ticks=np.arange(len(codes)))
+        bar.ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
+        bar.set_label("fit status")
+    else:
+        ax.scatter(np.arange(status.size), status, c=index, cmap=cmap, norm=norm,
+                   edgecolors="k")
+        ax.set_yticks(codes)
+        ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
+        ax.set_xlabel("pixel")
+    ax.set_title("fit status")
+    return fig
+
+
+def plot_maps(path, out_dir, *, dpi=100):
+    """Draw every parameter map and the status map of a store as PNG files.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An output store (either layout) or an analysis folder (its
+        ``maps.zarr`` is drawn).
+    out_dir : str or path-like
+        Folder for the images; created if needed.  Images already there
+        with the same names are replaced.
+    dpi : int
+        Resolution of the images.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``<out_dir>/<parameter>.png`` for each parameter, then
+        ``<out_dir>/status.png`` (a categorical map whose colour bar names
+        the status codes present).
+
+    Raises
+    ------
+    InputError
+        If ``path`` holds no maps, or the maps are not 1-D or 2-D.
+
+    Notes
+    -----
+    When a streamed store records a celestial WCS for its 2-D maps, the
+    maps are drawn on WCSAxes with RA/Dec labels; otherwise on pixel axes
+    (``origin="lower"``).  1-D maps are drawn as lines.  Images are made
+    with matplotlib's object API (no pyplot, no GUI backend).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> from parfit.inspect import plot_maps
+    >>> cube = gaussian_cube((20, 4, 4), seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                             scheduler="synchronous", output=Path(tmp) / "maps.zarr")
+    ...     written = plot_maps(Path(tmp) / "maps.zarr", Path(tmp) / "png")
+    ...     print([p.name for p in written])
+    ['amplitude.png', 'mean.png', 'stddev.png', 'status.png']
+    """
+    store = _store_of(path, "plot_maps")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, fig in _map_figures(store, dpi=dpi):
+        target = out_dir / f"{stem}.png"
+        fig.savefig(target, dpi=dpi, bbox_inches="tight")
+        written.append(target)
+    return written
+
+
+def plot_fit(path_png, x, data, start, fitted, *, title="", x_label="x", y_label="data",
+             note=None, dpi=100):
+    """Draw one fit: data, starting and fitted model, and the residuals.
+
+    Parameters
+    ----------
+    path_png : str or path-like
+        The image to write (replaced if it exists).
+    x : array-like
+        Coordinates of the samples.
+    data : array-like
+        The samples (NaN samples are not drawn).
+    start : array-like or None
+        The starting model at ``x`` (dashed), if known.
+    fitted : array-like or None
+        The fitted model at ``x`` (line), None for a failed fit.
+    title : str
+        Title of the upper panel.
+    x_label, y_label : str
+        Axis labels.
+    note : str, optional
+        Appended to the title, e.g. why the fit failed.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path_png``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from parfit.inspect import plot_fit
+    >>> x = np.linspace(-5, 5, 30)
+    >>> model = np.exp(-0.5 * x**2)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = plot_fit(Path(tmp) / "fit.png", x, model + 0.01, 0.8 * model, model,
+    ...                    title="pixel (0, 0)")
+    ...     print(out.name, out.stat().st_size > 0)
+    fit.png True
+    """
+    from matplotlib.figure import Figure
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    data = np.asarray(data, dtype=np.float64).ravel()
+    if x.shape != data.shape:
+        raise InputError(f"plot_fit: x has {x.size} values but data {data.size}; give one "
+                         f"coordinate per sample")
+    curves = {}
+    for name, values in (("start", start), ("fitted", fitted)):
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64).ravel()
+            if values.shape != x.shape:
+                raise InputError(f"plot_fit: {name} has {values.size} values but x {x.size}")
+            curves[name] = values
+    fig = Figure(figsize=(6.4, 5.2), dpi=dpi)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot(x, data, "o", ms=3, color="k", label="data")
+    if "start" in curves:
+        top.plot(x, curves["start"], "--", color="tab:blue", label="start")
+    if "fitted" in curves:
+        top.plot(x, curves["fitted"], "-", color="tab:red", label="fit")
+        bottom.plot(x, data - curves["fitted"], "o", ms=3, color="k")
+        bottom.axhline(0.0, color="tab:red", lw=1)
+    else:
+        bottom.text(0.5, 0.5, "no fitted model: no residuals", ha="center", va="center",
+                    transform=bottom.transAxes)
+        bottom.set_yticks([])
+    top.set_ylabel(y_label)
+    top.legend(loc="best")
+    full_title = " - ".join(t for t in (title, note) if t)
+    if full_title:
+        top.set_title(full_title)
+    bottom.set_xlabel(x_label)
+    bottom.set_ylabel("data - fit")
+    path_png = Path(path_png)
+    fig.savefig(path_png, dpi=dpi, bbox_inches="tight")
+    return path_png

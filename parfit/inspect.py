@@ -1,0 +1,836 @@
+"""Look at what a run left on disk: summaries and quick-look plots.
+
+:func:`summarize` reads a diagnostics folder, an output store or an
+analysis folder and tells what happened: how many fits ended with each
+status, the most frequent error and warning messages with example pixels,
+and the spread of every fitted parameter.  :func:`plot_maps` draws the maps
+of a store as PNG files, :func:`plot_fit` one fit against its data.
+
+What each kind of path holds:
+
+* a *diagnostics folder* (``diagnostics_path`` of a run) holds
+  ``manifest.csv``; only the folders listed there are read;
+* an *output store* is either the zarr store streamed by
+  ``parallel_fit(..., output="maps.zarr")`` (group attribute ``parfit``,
+  block records in ``_parfit_done``) or the one written by
+  :meth:`parfit.FitResult.to_zarr` (the ``to_xarray`` dataset);
+* an *analysis folder* holds ``run.json`` and ``maps.zarr``, and names its
+  diagnostics folder in ``run.json``.
+
+Nothing here changes what it reads.
+"""
+
+import dataclasses
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .status import STATUS_DESCRIPTIONS, Status
+
+__all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
+
+#: Percentiles of each parameter reported by :func:`summarize`.
+PERCENTILES = (1, 16, 50, 84, 99)
+#: Statuses of fits that were never attempted (not counted as failures).
+NOT_ATTEMPTED = (Status.NOT_RUN, Status.NO_VALID_DATA)
+_DEFAULT = object()
+_EXPECTED = ("a parfit output store (zarr), an analysis folder with run.json, or a "
+             "diagnostics folder with manifest.csv")
+_RESUME_HINT = ("resume with resume=True (parfit.parallel_fit) / `parfit run` with "
+                "output.resume: true")
+
+
+@dataclasses.dataclass
+class MessageGroup:
+    """Fits that ended with the same message.
+
+    Attributes
+    ----------
+    message : str
+        The grouping key: the last non-empty line of ``error.log`` (for a
+        traceback, the exception line), one line of ``warn.log``, or, for
+        failures without a message, ``"<STATUS>: <description>"``.
+    count : int
+        Number of fits in the group.
+    kind : str
+        ``"error"``, ``"not attempted"``, ``"warning"`` or ``"callable error"``.
+    examples : list
+        The first example fits, sorted: folder names when summarizing a
+        diagnostics folder, pixel indices (tuples in the maps' array order)
+        when summarizing a store.
+    folders : list of str
+        Example diagnostics folders (sorted), where the message came from one.
+    pixels : list of tuple of int
+        Example pixel indices (sorted), where known.
+    statuses : list of str
+        Names of the statuses of the fits in the group.
+    occurrences : int
+        How often the message was logged (a warning may repeat within a fit).
+    """
+
+    message: str
+    count: int
+    kind: str
+    examples: list
+    folders: list = dataclasses.field(default_factory=list)
+    pixels: list = dataclasses.field(default_factory=list)
+    statuses: list = dataclasses.field(default_factory=list)
+    occurrences: int = 0
+
+
+@dataclasses.dataclass
+class Summary:
+    """What :func:`summarize` found; ``str(summary)`` is a plain-text report.
+
+    Attributes
+    ----------
+    kind : str
+        ``"diagnostics"``, ``"output"`` or ``"analysis"``.
+    path : str
+        The path summarized.
+    n_fits : int
+        Fits in the maps (for a diagnostics folder: fits with a folder).
+    status_counts : dict of str to int
+        Number of fits per status name (nonzero only), in code order.
+    errors : list of MessageGroup
+        Failures (and fits not attempted) grouped by message, most frequent
+        first.
+    warnings : list of MessageGroup
+        Warnings grouped by text, most frequent first (from a diagnostics
+        folder only).
+    callable_errors : list of MessageGroup
+        Errors of ``diagnostics_callable`` grouped by their last line.
+    percentiles : dict of str to dict
+        ``{param: {"p1": ..., "p16": ..., "p50": ..., "p84": ..., "p99": ...}}``
+        over the OK fits; empty without OK fits or for a diagnostics folder.
+    units : dict of str to str or None
+        Unit of each parameter where the store records one.
+    median_statistic : float or None
+        Median chi-square of the OK fits.
+    complete : bool or None
+        Whether every block of a streamed store is done (None where the
+        layout does not record it).
+    blocks_done, blocks_total : int or None
+        Block records of a streamed store.
+    n_failed : int
+        Fits that were attempted and did not end OK.
+    n_not_attempted : int
+        Fits never attempted (``NO_VALID_DATA``, ``NOT_RUN``).
+    shape : tuple of int or None
+        Shape of the maps.
+    dims : tuple of str or None
+        Dimension names of the maps, where recorded.
+    layout : str or None
+        ``"streamed"`` (``output=``) or ``"xarray"`` (``FitResult.to_zarr``).
+    store : str or None
+        The zarr store read (for an analysis folder, its ``maps.zarr``).
+    diagnostics_path : str or None
+        The diagnostics folder whose messages were used.
+    provenance : dict
+        Version, run id and fitter recorded in the store.
+    run : dict or None
+        ``run.json`` of an analysis folder.
+    notes : list of str
+        Anything odd found on the way (missing folders, another run's
+        diagnostics, counts that disagree).
+    top : int or None
+        Groups shown per list in :meth:`text` (all are kept in the data).
+    """
+
+    kind: str
+    path: str
+    n_fits: int
+    status_counts: dict
+    errors: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    callable_errors: list = dataclasses.field(default_factory=list)
+    percentiles: dict = dataclasses.field(default_factory=dict)
+    units: dict = dataclasses.field(default_factory=dict)
+    median_statistic: float = None
+    complete: bool = None
+    blocks_done: int = None
+    blocks_total: int = None
+    n_failed: int = 0
+    n_not_attempted: int = 0
+    n_with_warnings: int = None
+    shape: tuple = None
+    dims: tuple = None
+    layout: str = None
+    store: str = None
+    diagnostics_path: str = None
+    provenance: dict = dataclasses.field(default_factory=dict)
+    run: dict = None
+    notes: list = dataclasses.field(default_factory=list)
+    top: int = 5
+
+    def to_dict(self):
+        """The summary as plain, JSON-serialisable Python objects.
+
+        Returns
+        -------
+        dict
+        """
+        return _plain(dataclasses.asdict(self))
+
+    def __str__(self):
+        return self.text()
+
+    def text(self, top=_DEFAULT):
+        """A readable plain-text report.
+
+        Parameters
+        ----------
+        top : int or None, optional
+            Groups of messages to show per list, the rest being counted
+            (default: ``self.top``); None shows all.
+
+        Returns
+        -------
+        str
+        """
+        top = self.top if top is _DEFAULT else _check_count(top, "top", allow_none=True)
+        lines = []
+        if self.kind == "analysis":
+            lines += _run_lines(self.path, self.run)
+        if self.kind == "diagnostics":
+            lines += _diagnostics_text(self, top)
+        else:
+            lines += _store_text(self, top)
+        if self.notes:
+            lines.append("notes:")
+            lines += [f"  - {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+# --- summarize ------------------------------------------------------------------
+
+
+def summarize(path, *, top=5, examples=3, diagnostics=None):
+    """Summarize a diagnostics folder, an output store or an analysis folder.
+
+    Parameters
+    ----------
+    path : str or path-like
+        One of
+
+        * a diagnostics folder (holding ``manifest.csv``): counts per status
+          of the fits listed, their errors grouped by the last line of
+          ``error.log`` and their warnings by line of ``warn.log``;
+        * a zarr output store, streamed (``parallel_fit(..., output=...)``)
+          or written by :meth:`parfit.FitResult.to_zarr`: counts per status,
+          completeness, failures with example pixels, parameter percentiles
+          over the OK fits and the median statistic;
+        * an analysis folder (``run.json`` beside ``maps.zarr``): its store,
+          the messages of the diagnostics folder named in ``run.json``, and
+          the run's version and timings.
+    top : int or None
+        Groups of messages shown in the text (all are kept in the data);
+        None shows all.
+    examples : int
+        Example fits kept per group.
+    diagnostics : str or path-like, optional
+        A diagnostics folder of the same run, whose ``error.log`` messages
+        replace the status names of the failed pixels of a store (default:
+        the one named by ``run.json`` of an analysis folder, else none).
+
+    Returns
+    -------
+    Summary
+        ``str(summary)`` is the report; ``summary.to_dict()`` its data.
+
+    Raises
+    ------
+    InputError
+        If ``path`` does not exist or is none of the above.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> from parfit.inspect import summarize
+    >>> cube = gaussian_cube((20, 4, 4), seed=0, n_blank=1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     result = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                                  scheduler="synchronous",
+    ...                                  output=Path(tmp) / "maps.zarr")
+    ...     summary = summarize(Path(tmp) / "maps.zarr")
+    >>> summary.n_fits, summary.status_counts, summary.complete
+    (16, {'OK': 15, 'NO_VALID_DATA': 1}, True)
+    >>> summary.errors[0].message, summary.errors[0].examples
+    ('NO_VALID_DATA: no valid samples (all NaN, inf, masked or zero weight)', [(3, 3)])
+    >>> print(summary)  # doctest: +ELLIPSIS
+    parfit output store: .../maps.zarr (streamed layout)
+    ...
+    status:
+      OK                     15   93.8%  ok
+      NO_VALID_DATA           1    6.2%  no valid samples (all NaN, inf, masked or zero weight)
+    ...
+    """
+    top = _check_count(top, "top", allow_none=True)
+    examples = _check_count(examples, "examples")
+    path = Path(path)
+    kind = _kind(path, "summarize")
+    if kind == "diagnostics":
+        if diagnostics is not None:
+            raise InputError(
+                f"summarize: diagnostics= is only used with an output store or an analysis "
+                f"folder; {str(path)!r} is itself a diagnostics folder"
+            )
+        return _summarize_diagnostics(path, top, examples)
+    run = None
+    store = path
+    if kind == "analysis":
+        run = _read_run(path)
+        store = path / "maps.zarr"
+        if diagnostics is None and run.get("diagnostics_path"):
+            candidate = Path(run["diagnostics_path"])
+            if not candidate.is_absolute():
+                candidate = path / candidate
+            if (candidate / "manifest.csv").is_file():
+                diagnostics = candidate
+    if diagnostics is not None:
+        diagnostics = Path(diagnostics)
+        if not (diagnostics / "manifest.csv").is_file():
+            raise InputError(
+                f"summarize: diagnostics={str(diagnostics)!r} is not a diagnostics folder "
+                f"(no manifest.csv there); give the diagnostics_path of the run"
+            )
+    summary = _summarize_store(store, top, examples, diagnostics)
+    if kind == "analysis":
+        summary.kind = "analysis"
+        summary.path = str(path)
+        summary.run = run
+        counts = run.get("status_counts")
+        if isinstance(counts, dict) and counts != summary.status_counts:
+            summary.notes.append("run.json's status_counts differ from those of maps.zarr "
+                                 "(was the store changed after the run?)")
+    return summary
+
+
+def _check_count(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"{name} must be a non-negative integer; got {value!r}")
+    return int(value)
+
+
+def _kind(path, caller):
+    """What ``path`` is: "diagnostics", "analysis", "streamed" or "xarray"."""
+    if not path.exists():
+        raise InputError(f"{caller}: {str(path)!r} does not exist; expected {_EXPECTED}")
+    if path.is_dir():
+        if (path / "manifest.csv").is_file():
+            return "diagnostics"
+        if (path / "run.json").is_file():
+            if not (path / "maps.zarr").is_dir():
+                raise InputError(
+                    f"{caller}: {str(path)!r} holds run.json but no maps.zarr; an analysis "
+                    f"folder holds both"
+                )
+            return "analysis"
+        layout = _layout(path)
+        if layout is not None:
+            return layout
+    raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}")
+
+
+def _layout(path):
+    """"streamed", "xarray" or None (not a parfit store)."""
+    if not any((path / name).is_file() for name in ("zarr.json", ".zgroup")):
+        return None
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
+        names = set(group.array_keys())
+    except Exception:  # not a readable zarr group
+        return None
+    if "status" not in names:
+        return None
+    if isinstance(attrs.get("parfit"), dict) and "param_names" in attrs["parfit"]:
+        return "streamed"
+    if "parfit_version" in attrs:
+        return "xarray"
+    return None
+
+
+def _read_run(path):
+    try:
+        run = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"summarize: cannot read {str(path / 'run.json')!r}: {exc}") from None
+    if not isinstance(run, dict):
+        raise InputError(f"summarize: {str(path / 'run.json')!r} does not hold a JSON object")
+    return run
+
+
+def _last_line(text):
+    """The grouping key of an ``error.log``: its last non-empty line."""
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _status(code):
+    try:
+        return Status(int(code))
+    except ValueError:
+        return None
+
+
+def _status_name(code):
+    status = _status(code)
+    return status.name if status is not None else str(int(code))
+
+
+def _status_message(code):
+    """The message of a failure known only by its status."""
+    status = _status(code)
+    if status is None:
+        return f"status {int(code)}: unknown status code"
+    return f"{status.name}: {STATUS_DESCRIPTIONS[status]}"
+
+
+class _Groups:
+    """Collects fits by message; keeps every member until sorted."""
+
+    def __init__(self):
+        self.members = defaultdict(list)
+        self.statuses = defaultdict(set)
+        self.kinds = {}
+        self.occurrences = defaultdict(int)
+
+    def add(self, message, kind, member, status=None, occurrences=1):
+        key = (kind, message)
+        self.members[key].append(member)
+        self.kinds[key] = kind
+        self.occurrences[key] += occurrences
+        if status is not None:
+            self.statuses[key].add(status)
+
+    def result(self, examples, use_pixels):
+        groups = []
+        for (kind, message), members in self.members.items():
+            members = sorted(members)
+            folders = [m[1] for m in members[:examples] if m[1] is not None]
+            pixels = [m[0] for m in members[:examples] if m[0] is not None]
+            statuses = sorted(self.statuses[(kind, message)])
+            groups.append(MessageGroup(
+                message=message, count=len(members), kind=kind,
+                examples=pixels if use_pixels else folders, folders=folders, pixels=pixels,
+                statuses=[_status_name(s) for s in statuses],
+                occurrences=self.occurrences[(kind, message)]))
+        return _sorted(groups)
+
+
+def _sorted(groups):
+    return sorted(groups, key=lambda g: (-g.count, g.message))
+
+
+def _manifest(path):
+    """Rows of ``manifest.csv`` with the pixel index and status parsed."""
+    from .diagnostics import read_manifest
+
+    rows = []
+    for row in read_manifest(path):
+        try:
+            pixel = tuple(int(i) for i in row["indices"].split())
+            code = int(row["status"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise InputError(
+                f"summarize: {str(Path(path) / 'manifest.csv')!r} has a malformed row {row!r}"
+            ) from None
+        rows.append(dict(row, pixel=pixel, code=code))
+    return rows
+
+
+def _read_text(path):
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _folder_messages(diag, rows, groups, notes, failing=None):
+    """Read each listed folder's logs into ``groups``.
+
+    Returns the pixels whose failure got its message from an ``error.log``.
+    ``failing(row)`` says whether a row's fit failed (default: its manifest
+    status is neither OK nor a not-attempted one).
+    """
+    covered = set()
+    missing = []
+    for row in rows:
+        folder = diag / row["folder"]
+        if not folder.is_dir():
+            missing.append(row["folder"])
+            continue
+        member = (row["pixel"], row["folder"])
+        code = row["code"]
+        failed = failing(row) if failing is not None else (
+            code != Status.OK and code not in NOT_ATTEMPTED)
+        error = _read_text(folder / "error.log")
+        if failed:
+            if error is not None and _last_line(error):
+                groups["errors"].add(_last_line(error), "error", member, code)
+                covered.add(row["pixel"])
+            elif failing is None:
+                groups["errors"].add(_status_message(code), "error", member, code)
+        warn = _read_text(folder / "warn.log")
+        if warn:
+            counts = defaultdict(int)
+            for line in warn.splitlines():
+                if line.strip():
+                    counts[line.strip()] += 1
+            for message, n in counts.items():
+                groups["warnings"].add(message, "warning", member, code, occurrences=n)
+        callable_error = _read_text(folder / "callable_error.log")
+        if callable_error and _last_line(callable_error):
+            groups["callable"].add(_last_line(callable_error), "callable error", member, code)
+    if missing:
+        notes.append(f"{len(missing)} folder(s) listed in manifest.csv are missing, e.g. "
+                     f"{', '.join(sorted(missing)[:3])}")
+    return covered
+
+
+def _summarize_diagnostics(path, top, examples):
+    rows = _manifest(path)
+    counts = defaultdict(int)
+    for row in rows:
+        counts[row["code"]] += 1
+    groups = {"errors": _Groups(), "warnings": _Groups(), "callable": _Groups()}
+    notes = []
+    _folder_messages(path, rows, groups, notes)
+    run_ids = sorted({row.get("run_id") or "" for row in rows} - {""})
+    if len(run_ids) > 1:
+        notes.append(f"manifest.csv lists folders of {len(run_ids)} runs")
+    n_failed = sum(n for c, n in counts.items() if c != Status.OK and c not in NOT_ATTEMPTED)
+    return Summary(
+        kind="diagnostics", path=str(path), n_fits=len(rows),
+        status_counts=_named_counts(counts),
+        errors=groups["errors"].result(examples, use_pixels=False),
+        warnings=groups["warnings"].result(examples, use_pixels=False),
+        callable_errors=groups["callable"].result(examples, use_pixels=False),
+        n_failed=n_failed,
+        n_not_attempted=sum(n for c, n in counts.items() if c in NOT_ATTEMPTED),
+        diagnostics_path=str(path), provenance={"run_id": run_ids[0] if run_ids else None},
+        notes=notes, top=top,
+    )
+
+
+def _named_counts(counts):
+    out = {}
+    for code in sorted(counts):
+        out[_status_name(code)] = int(counts[code])
+    return out
+
+
+def _open_store(path):
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    attrs = dict(group.attrs)
+    if isinstance(attrs.get("parfit"), dict) and "param_names" in attrs["parfit"]:
+        info = dict(attrs["parfit"])
+        names = list(info["param_names"])
+        units = {name: dict(group[name].attrs).get("units") if name in group else None
+                 for name in names}
+        if any(unit is None for unit in units.values()):
+            from_yaml = _yaml_units(info.get("model_yaml"), names)
+            units = {name: units[name] or from_yaml[name] for name in names}
+        provenance = {k: info.get(k) for k in ("parfit_version", "run_id")}
+        provenance["fitter"] = (info.get("options") or {}).get("fitter")
+        return group, "streamed", names, units, provenance, info
+    arrays = set(group.array_keys())
+    names = []
+    for name in sorted(arrays):  # the listing order of a store is not the model's
+        arr_attrs = dict(group[name].attrs)
+        if f"{name}_error" in arrays and (
+                arr_attrs.get("long_name") in (None, f"fitted {name}")):
+            names.append(name)
+    units = {name: dict(group[name].attrs).get("units") for name in names}
+    provenance = {"parfit_version": attrs.get("parfit_version"), "run_id": None,
+                  "fitter": attrs.get("fitter")}
+    return group, "xarray", names, units, provenance, attrs
+
+
+def _yaml_units(text, names):
+    """Units of the maps of a streamed store, from its starting model's YAML.
+
+    For stores whose arrays carry no ``units`` attribute: the store records
+    the model as fitted (parameters already in the units of the maps); an
+    astropy model or an unreadable YAML gives no units.
+    """
+    units = {name: None for name in names}
+    if not text:
+        return units
+    from .models import from_yaml
+
+    try:
+        model = from_yaml(text)
+        for name in names:
+            unit = getattr(getattr(model, name, None), "unit", None)
+            units[name] = str(unit) if unit is not None else None
+    except Exception:  # not parfit YAML (an astropy model), or a model not registered here
+        return {name: None for name in names}
+    return units
+
+
+def _dims(array):
+    names = getattr(getattr(array, "metadata", None), "dimension_names", None)
+    if names is None:
+        names = dict(array.attrs).get("_ARRAY_DIMENSIONS")
+    return tuple(names) if names is not None else None
+
+
+def _summarize_store(path, top, examples, diag):
+    group, layout, names, units, provenance, info = _open_store(path)
+    status = np.asarray(group["status"][...])
+    shape = tuple(status.shape)
+    codes, counts = np.unique(status, return_counts=True)
+    counts = {int(c): int(n) for c, n in zip(codes, counts)}
+    notes = []
+    summary = Summary(kind="output", path=str(path), n_fits=int(status.size),
+                      status_counts=_named_counts(counts), units=units, shape=shape,
+                      dims=_dims(group["status"]), layout=layout, store=str(path),
+                      provenance=provenance, notes=notes, top=top)
+    failing_codes = [c for c in counts if c != Status.OK and c not in NOT_ATTEMPTED]
+    summary.n_failed = sum(counts[c] for c in failing_codes)
+    summary.n_not_attempted = sum(n for c, n in counts.items() if c in NOT_ATTEMPTED)
+
+    if layout == "streamed":
+        from .output import DONE_NAME
+
+        done = np.asarray(group[DONE_NAME][...]) == 1
+        summary.blocks_done, summary.blocks_total = int(done.sum()), int(done.size)
+        summary.complete = bool(done.all())
+        if "n_warnings" in group.array_keys():
+            summary.n_with_warnings = int((np.asarray(group["n_warnings"][...]) > 0).sum())
+
+    groups = {"errors": _Groups(), "warnings": _Groups(), "callable": _Groups()}
+    covered = np.zeros(shape, dtype=bool)
+    if diag is not None:
+        summary.diagnostics_path = str(diag)
+        rows = _manifest(diag)
+        inside = []
+        for row in rows:
+            if len(row["pixel"]) == len(shape) and all(
+                    0 <= i < n for i, n in zip(row["pixel"], shape)):
+                inside.append(row)
+        if len(inside) < len(rows):
+            notes.append(f"{len(rows) - len(inside)} row(s) of manifest.csv name pixels "
+                         f"outside the maps {shape}; ignored")
+        run_ids = {row.get("run_id") for row in inside} - {None, ""}
+        if provenance.get("run_id") and run_ids and run_ids != {provenance["run_id"]}:
+            notes.append(f"the diagnostics folder {str(diag)!r} was written by another run "
+                         f"than the store (run id {', '.join(sorted(run_ids))} there, "
+                         f"{provenance['run_id']} in the store)")
+
+        def failing(row):
+            code = int(status[row["pixel"]])
+            return code != Status.OK and code not in NOT_ATTEMPTED
+
+        for pixel in _folder_messages(diag, inside, groups, notes, failing=failing):
+            covered[pixel] = True
+        # The statuses of the store are the truth, not the manifest's.
+        for key in ("errors", "warnings", "callable"):
+            for member_key, members in groups[key].members.items():
+                groups[key].statuses[member_key] = {int(status[p]) for p, _ in members}
+    for code in sorted(counts):
+        if code == Status.OK:
+            continue
+        where = (status == code) & ~covered
+        n = int(where.sum())
+        if not n:
+            continue
+        message = _status_message(code)
+        kind = "not attempted" if code in NOT_ATTEMPTED else "error"
+        pixels = [tuple(int(i) for i in p) for p in np.argwhere(where)[:examples]]
+        summary.errors.append(MessageGroup(
+            message=message, count=n, kind=kind, examples=pixels, pixels=pixels,
+            statuses=[_status_name(code)], occurrences=n))
+    errors = groups["errors"].result(examples, use_pixels=True)
+    attempted = _sorted([g for g in errors + summary.errors if g.kind == "error"])
+    summary.errors = attempted + _sorted([g for g in summary.errors
+                                          if g.kind == "not attempted"])
+    summary.warnings = groups["warnings"].result(examples, use_pixels=True)
+    summary.callable_errors = groups["callable"].result(examples, use_pixels=True)
+
+    ok = status == Status.OK
+    if ok.any():
+        for name in names:
+            values = np.asarray(group[name][...])[ok]
+            values = values[np.isfinite(values)]
+            if values.size:
+                pct = np.percentile(values, PERCENTILES)
+                summary.percentiles[name] = {f"p{q}": float(v) for q, v in zip(PERCENTILES, pct)}
+        stat = np.asarray(group["statistic"][...])[ok]
+        stat = stat[np.isfinite(stat)]
+        summary.median_statistic = float(np.median(stat)) if stat.size else None
+    return summary
+
+
+# --- text -----------------------------------------------------------------------
+
+
+def _pct(n, total):
+    return f"{100.0 * n / total:5.1f}%" if total else "  -  "
+
+
+def _status_lines(summary):
+    lines = []
+    for name, count in summary.status_counts.items():
+        description = (STATUS_DESCRIPTIONS[Status[name]] if name in Status.__members__
+                       else "unknown status code")
+        lines.append(f"  {name:<16} {count:>9d}  {_pct(count, summary.n_fits)}  {description}")
+    return lines
+
+
+def _format_example(example):
+    if isinstance(example, (tuple, list)):
+        inner = ", ".join(str(i) for i in example)
+        return f"({inner},)" if len(example) == 1 else f"({inner})"
+    return str(example)
+
+
+def _group_lines(title, groups, top, unit="fits", show_occurrences=False):
+    if not groups:
+        return []
+    lines = [title]
+    shown = groups if top is None else groups[:top]
+    for g in shown:
+        extra = (f"  ({g.occurrences} times)"
+                 if show_occurrences and g.occurrences != g.count else "")
+        lines.append(f"  {g.count:>7d} {unit:<5} {g.message}{extra}")
+        if g.examples:
+            lines.append(f"          e.g. {', '.join(_format_example(e) for e in g.examples)}")
+    if len(shown) < len(groups):
+        rest = groups[len(shown):]
+        lines.append(f"  ... and {len(rest)} more message(s) ({sum(g.count for g in rest)} "
+                     f"{unit})")
+    return lines
+
+
+def _diagnostics_text(s, top):
+    run = s.provenance.get("run_id")
+    lines = [f"parfit diagnostics folder: {s.path}",
+             f"  {s.n_fits} fit folder(s) listed in manifest.csv"
+             + (f" (run {run})" if run else "")]
+    if s.status_counts:
+        lines.append("status of the fits with a folder:")
+        lines += _status_lines(s)
+    lines += _group_lines("most frequent error messages:", s.errors, top)
+    lines += _group_lines("most frequent warnings:", s.warnings, top, show_occurrences=True)
+    lines += _group_lines("errors of diagnostics_callable:", s.callable_errors, top)
+    if not s.errors and not s.warnings:
+        lines.append("no error or warning messages")
+    return lines
+
+
+def _store_text(s, top):
+    layout = {"streamed": "streamed layout", "xarray": "FitResult.to_zarr layout"}[s.layout]
+    lines = [f"parfit output store: {s.store} ({layout})"]
+    prov = s.provenance
+    facts = [f"parfit {prov['parfit_version']}" if prov.get("parfit_version") else None,
+             f"run {prov['run_id']}" if prov.get("run_id") else None,
+             f"fitter {prov['fitter']}" if prov.get("fitter") else None]
+    facts = [f for f in facts if f]
+    if facts:
+        lines.append("  " + ", ".join(facts))
+    dims = f", dims ({', '.join(s.dims)})" if s.dims else ""
+    lines.append(f"  {s.n_fits} fits, map shape {tuple(s.shape)}{dims}")
+    if s.complete is not None:
+        if s.complete:
+            lines.append(f"  complete: yes ({s.blocks_done} of {s.blocks_total} blocks done)")
+        else:
+            lines.append(f"  complete: NO ({s.blocks_done} of {s.blocks_total} blocks done; "
+                         f"{_RESUME_HINT})")
+    lines.append("status:")
+    lines += _status_lines(s)
+    lines.append(f"failed: {s.n_failed} ({_pct(s.n_failed, s.n_fits).strip()}); "
+                 f"not attempted: {s.n_not_attempted}")
+    if s.n_with_warnings is not None:
+        lines.append(f"fits that raised warnings: {s.n_with_warnings}")
+    source = (f" (messages from {s.diagnostics_path})" if s.diagnostics_path
+              else " (status only; pass diagnostics= for the messages)")
+    failed = [g for g in s.errors if g.kind == "error"]
+    lines += _group_lines("most frequent error messages with example pixels" + source + ":",
+                          failed, top)
+    lines += _group_lines("not attempted:", [g for g in s.errors if g.kind == "not attempted"],
+                          top)
+    lines += _group_lines("most frequent warnings:", s.warnings, top, show_occurrences=True)
+    lines += _group_lines("errors of diagnostics_callable:", s.callable_errors, top)
+    n_ok = s.status_counts.get("OK", 0)
+    if s.percentiles:
+        header = " / ".join(str(q) for q in PERCENTILES)
+        lines.append(f"parameters over the {n_ok} OK fits (percentiles {header}):")
+        for name, pct in s.percentiles.items():
+            unit = s.units.get(name)
+            label = f"{name} [{unit}]" if unit not in (None, "") else name
+            values = " ".join(f"{pct[f'p{q}']:11.5g}" for q in PERCENTILES)
+            lines.append(f"  {label:<20} {values}")
+    else:
+        lines.append("no OK fits: no parameter percentiles")
+    if s.median_statistic is not None:
+        lines.append(f"median statistic (chi-square) over the OK fits: "
+                     f"{s.median_statistic:.5g}")
+    return lines
+
+
+def _run_lines(path, run):
+    run = run or {}
+    lines = [f"parfit analysis folder: {path}"]
+    facts = []
+    for key, label in (("parfit_version", "parfit"), ("config_hash", "config"),
+                       ("exit_status", "exit status")):
+        if run.get(key) is not None:
+            facts.append(f"{label} {run[key]}")
+    if facts:
+        lines.append("  " + ", ".join(facts))
+    source = run.get("input") or {}
+    if isinstance(source, dict) and source.get("path"):
+        fp = f" (fingerprint {source['fingerprint']})" if source.get("fingerprint") else ""
+        lines.append(f"  input: {source['path']}{fp}")
+    if run.get("started") or run.get("finished"):
+        lines.append(f"  started {run.get('started')}, finished {run.get('finished')}")
+    if run.get("n_fits") is not None:
+        lines.append(f"  fits: {run.get('n_fits')}, failed: {run.get('n_failed')}"
+                     + (f" ({100 * run['failed_fraction']:.1f}%)"
+                        if isinstance(run.get("failed_fraction"), (int, float)) else ""))
+    timings = run.get("timings")
+    if isinstance(timings, dict) and timings:
+        parts = [f"{k} {v:.3g} s" if isinstance(v, (int, float)) else f"{k} {v}"
+                 for k, v in timings.items()]
+        lines.append(f"  timings: {', '.join(parts)}")
+    lines.append(f"  diagnostics: {run.get('diagnostics_path') or 'none'}")
+    return lines
+
+
+def _plain(obj):
+    """Tuples to lists, numpy scalars to Python ones, NaN to None."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+# The plots live in their own module; they are part of this one's interface.
+from ._plots import plot_fit, plot_maps  # noqa: E402
