@@ -184,6 +184,9 @@ def read_result(path):
         else:
             names = [v for v in ds.data_vars if f"{v}_error" in ds.data_vars]
             model_yaml = ds.attrs.get("model_yaml", "")
+            start, _ = _models_from_yaml(model_yaml, {})
+            if start is not None and set(start.param_names) == set(names):
+                names = list(start.param_names)  # model order, not the store's
         if not names or "status" not in ds:
             raise InputError(f"{str(path)!r} holds no parfit maps (no status array or "
                              f"parameters)")
@@ -232,7 +235,7 @@ def _models_from_yaml(text, maps):
 
     try:
         start = from_yaml(text)
-        return start, start.with_values(maps)
+        return start, (start.with_values(maps) if maps else None)
     except ParfitError:
         return None, None
 

@@ -74,20 +74,22 @@ def _quantity(text, what):
         q = u.Quantity(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} {text!r} is not a number with an optional unit, such as "
-                         f"\"4000 m/s\" ({_short(exc)})") from None
+                         f"\"4000 m/s\" ({_unit_problem(exc)})") from None
     if not q.isscalar:
         raise ValueError(f"{what} must be a single number, got {text!r}")
     return q
 
 
-def _short(exc):
+def _unit_problem(exc):
+    """astropy's reason for refusing a unit, without its advice on custom units."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    text = text.split(" If this is meant")[0].split("did not parse as unit: ")[-1]
+    return text.strip()
 
 
 def _check_quantity_like(value):
     _quantity(value, "value")
-    return value
+    return float(value) if isinstance(value, int) else value
 
 
 def _check_unit(value):
@@ -96,8 +98,8 @@ def _check_unit(value):
     try:
         u.Unit(value)
     except (TypeError, ValueError) as exc:
-        why = str(exc).split(" If this is meant")[0].split("did not parse as unit: ")[-1]
-        raise ValueError(f"{value!r} is not a valid astropy unit ({why.strip()})") from None
+        raise ValueError(f"{value!r} is not a valid astropy unit ({_unit_problem(exc)})") \
+            from None
     return value
 
 
@@ -105,7 +107,9 @@ def _check_bounds(value):
     if not isinstance(value, list) or len(value) != 2:
         raise ValueError(f"bounds must be a list [lower, upper] (null for none); got {value!r}")
     lo, hi = (None if b is None else _quantity(b, "bound") for b in value)
-    if lo is not None and hi is not None:
+    # A plain number is in the parameter's unit, known only to the parameter as a
+    # whole: the order of a plain and a unit-ful bound is checked there.
+    if lo is not None and hi is not None and (lo.unit == u.one) == (hi.unit == u.one):
         try:
             hi_in_lo = hi.to_value(lo.unit)
         except u.UnitConversionError:
@@ -113,7 +117,7 @@ def _check_bounds(value):
                              f"incompatible units") from None
         if not lo.value < hi_in_lo:
             raise ValueError(f"lower bound must be below upper bound; got {value!r}")
-    return value
+    return [float(b) if isinstance(b, int) and not isinstance(b, bool) else b for b in value]
 
 
 def _check_axes(value):
@@ -247,24 +251,41 @@ class ParameterConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
-        unit = u.Unit(self.unit) if self.unit is not None else None
-        value = None if self.value is None else _quantity(self.value, "value")
-        bounds = [None if b is None else _quantity(b, "bound") for b in (self.bounds or ())]
-        target = unit or (value.unit if value is not None and value.unit != u.one else None)
-        for what, q in [("value", value)] + [("bound", b) for b in bounds]:
-            if q is None or q.unit == u.one or target is None:
-                continue
-            if not q.unit.is_equivalent(target):
-                raise ValueError(f"{what} {q} is not convertible to {target}")
-        if value is not None and bounds:
-            lo, hi = bounds
-            v = value.to_value(target) if target is not None and value.unit != u.one else value.value
-            lo_v = None if lo is None else (lo.to_value(target) if target is not None and lo.unit != u.one else lo.value)
-            hi_v = None if hi is None else (hi.to_value(target) if target is not None and hi.unit != u.one else hi.value)
-            if (lo_v is not None and v < lo_v) or (hi_v is not None and v > hi_v):
-                raise ValueError(f"starting value {self.value!r} is outside its bounds "
-                                 f"{self.bounds!r}")
+        target = _target_unit(self)
+        value = None if self.value is None else _in_unit(self.value, target, "value")
+        bounds = [None if b is None else _in_unit(b, target, "bound")
+                  for b in (self.bounds or (None, None))]
+        lo, hi = bounds
+        if lo is not None and hi is not None and not lo < hi:
+            raise ValueError(f"lower bound must be below upper bound; got {self.bounds!r}")
+        if value is not None and ((lo is not None and value < lo)
+                                  or (hi is not None and value > hi)):
+            raise ValueError(f"starting value {self.value!r} is outside its bounds "
+                             f"{self.bounds!r}")
         return self
+
+
+def _target_unit(pc):
+    """The unit a parameter's plain numbers are in: ``unit``, else the value's or a bound's."""
+    if pc.unit is not None:
+        return u.Unit(pc.unit)
+    for raw in [pc.value] + list(pc.bounds or ()):
+        if raw is not None:
+            q = _quantity(raw, "value")
+            if q.unit != u.one:
+                return q.unit
+    return None
+
+
+def _in_unit(raw, target, what):
+    """``raw`` (number or quantity text) as a float in ``target`` (plain numbers as given)."""
+    q = _quantity(raw, what)
+    if q.unit == u.one or target is None:
+        return float(q.value)
+    try:
+        return float(q.to_value(target))
+    except u.UnitConversionError:
+        raise ValueError(f"{what} {raw!r} is not convertible to {target}") from None
 
 
 class _Component(_Section):
@@ -532,7 +553,7 @@ def _raw_path(loc, raw):
             if part in node:
                 path.append(part)
                 node = node[part]
-            elif i == len(loc) - 1:
+            elif i == len(loc) - 1 and part != node.get("type"):
                 path.append(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             path.append(part)
@@ -801,10 +822,10 @@ def _input_files(cfg):
 
 
 def _check_against_input(cfg, model):
-    from .analysis import open_input
+    from .analysis import _open_input
 
     try:
-        opened = open_input(cfg)
+        opened = _open_input(cfg)
     except _InputProblem as exc:
         return [(exc.path, exc.message)]
     n_axes = len(opened["fitting_axes"])
@@ -890,6 +911,7 @@ def build_model(cfg):
         full = f"{pname}_{i}" if isinstance(model, CompoundModel) else pname
         try:
             model.parameters[full].update(tied=expr)
+            model.validate()
         except (ParameterError, ModelError) as exc:
             raise _ModelProblem(("model", "components", i, pname, "tied"),
                                 _strip_param_prefix(str(exc))) from None
@@ -905,26 +927,16 @@ def _strip_param_prefix(text):
 
 
 def _apply_parameter(param, pc):
-    if pc.unit is not None:
-        param.unit = pc.unit
+    target = _target_unit(pc)
+    if target is not None:
+        param.unit = target
     kwargs = {"fixed": pc.fixed}
     if pc.value is not None:
-        kwargs["value"] = _param_quantity(pc.value, param)
+        kwargs["value"] = _in_unit(pc.value, target, "value")
     if pc.bounds is not None:
-        kwargs["bounds"] = tuple(None if b is None else _param_quantity(b, param)
+        kwargs["bounds"] = tuple(None if b is None else _in_unit(b, target, "bound")
                                  for b in pc.bounds)
     param.update(**kwargs)
-
-
-def _param_quantity(raw, param):
-    q = _quantity(raw, "value")
-    if q.unit == u.one and param.unit is None:
-        return float(q.value)
-    if q.unit == u.one:
-        return float(q.value)  # a plain number is in the parameter's unit
-    if param.unit is None:
-        param.unit = q.unit
-    return q
 
 
 # --- hashing and writing ------------------------------------------------------------

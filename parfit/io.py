@@ -595,6 +595,7 @@ def _open_fits(path, hdu):
             else:
                 try:
                     index = hdul.index_of(hdu)
+                    hdul[index]  # an int index is not checked by index_of
                 except (KeyError, IndexError):
                     raise InputError(
                         f"hdu={hdu!r} is not in FITS file {str(path)!r}; its HDUs: "
