@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as config_mod
+from ._config_build import open_input
 from .errors import ConfigError, InputError, OutputExistsError, ParfitError
 from .status import Status
 
@@ -39,107 +40,6 @@ MAPS_NAME = "maps.zarr"
 EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
 #: Statuses that are not failures: the fit worked, or there was nothing to fit.
 NOT_FAILED = (Status.OK, Status.NO_VALID_DATA)
-
-
-# --- opening the input ----------------------------------------------------------------
-
-def open_input(cfg):
-    """Open the cube of a config lazily, with its mask and weights.
-
-    Returns
-    -------
-    dict
-        ``data`` (what :func:`parfit.io.open_cube` gives), ``mask``,
-        ``weights`` (dask arrays or None), ``fitting_axes`` (tuple of int),
-        ``data_unit`` (str or None).
-
-    Raises
-    ------
-    ConfigError
-        Naming the config key at fault, if the input cannot be opened or
-        does not fit the config.
-    """
-    try:
-        return _open_input(cfg)
-    except config_mod._InputProblem as exc:
-        raise ConfigError(f"{config_mod.format_path(exc.path)}: {exc.message}",
-                          [(config_mod.format_path(exc.path), None, exc.message)]) from None
-
-
-def _open_input(cfg):
-    from .io import normalise_fitting_axes, open_cube
-
-    inp = cfg.input
-    path = config_mod.resolve(cfg, inp.path)
-    try:
-        data = open_cube(path, hdu=inp.hdu, variable=inp.variable)
-    except (InputError, ValueError, TypeError, OSError) as exc:
-        key = "hdu" if inp.hdu is not None and "HDU" in str(exc) else (
-            "variable" if inp.variable is not None and "variable" in str(exc) else "path")
-        raise config_mod._InputProblem(("input", key), str(exc)) from None
-    shape = tuple(int(n) for n in getattr(data, "data", data).shape)
-    dims = tuple(str(d) for d in data.dims) if hasattr(data, "dims") else None
-    axes = inp.fitting_axes if isinstance(inp.fitting_axes, list) else [inp.fitting_axes]
-    resolved = []
-    for item in axes:
-        if item == "spectral" and (dims is None or "spectral" not in dims):
-            resolved.append(_spectral_axis(data, len(shape)))
-        else:
-            resolved.append(item)
-    try:
-        fitting_axes = normalise_fitting_axes(resolved, len(shape), dims)
-    except (InputError, TypeError) as exc:
-        raise config_mod._InputProblem(("input", "fitting_axes"), str(exc)) from None
-    out = {"data": data, "fitting_axes": fitting_axes, "data_unit": inp.unit,
-           "mask": None, "weights": None, "shape": shape}
-    for key in ("mask", "weights", "uncertainty"):
-        source = getattr(inp, key)
-        if source is None:
-            continue
-        array = _open_aux(cfg, key, source, shape)
-        if key == "mask":
-            out["mask"] = array != 0
-        elif key == "weights":
-            out["weights"] = array
-        else:
-            import dask.array as da
-
-            good = da.isfinite(array) & (array > 0)
-            out["weights"] = da.where(good, 1.0 / da.where(good, array, 1.0), 0.0)
-    return out
-
-
-def _spectral_axis(data, ndim):
-    wcs = getattr(data, "wcs", None)
-    if wcs is None or not getattr(wcs, "has_spectral", False):
-        raise config_mod._InputProblem(
-            ("input", "fitting_axes"),
-            "'spectral' needs a FITS cube whose WCS has a spectral axis; give the axis "
-            "number instead")
-    return ndim - 1 - int(wcs.wcs.spec)
-
-
-def _open_aux(cfg, key, source, shape):
-    import dask.array as da
-
-    from .io import open_cube
-
-    inp = cfg.input
-    path = config_mod.resolve(cfg, source["path"] or inp.path)
-    try:
-        opened = open_cube(path, hdu=source["hdu"], variable=source["variable"])
-    except (InputError, ValueError, TypeError, OSError) as exc:
-        raise config_mod._InputProblem(("input", key), str(exc)) from None
-    array = getattr(opened, "data", opened)
-    array = da.asarray(array)
-    try:
-        np.broadcast_shapes(tuple(array.shape), shape)
-    except ValueError:
-        raise config_mod._InputProblem(
-            ("input", key),
-            f"has shape {tuple(array.shape)}, which does not broadcast to the cube's "
-            f"{shape}") from None
-    return array
 
 
 # --- reading results back ----------------------------------------------------------------
@@ -368,20 +268,33 @@ class Analysis:
         record = self._start_record(started)
         _write_json(out / RUN_RECORD, record)
         fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
-        with _scheduler(cfg.run) as scheduler:
-            result = parallel_fit(
-                model, opened["data"],
-                fitting_axes=opened["fitting_axes"], fitter=fitter,
-                fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
-                weights=opened["weights"], mask=opened["mask"],
-                data_unit=opened["data_unit"], chunk_n_max=cfg.run.chunk_n_max,
-                scheduler=scheduler, preserve_native_chunks=cfg.run.preserve_native_chunks,
-                diagnostics=None if cfg.diagnostics.mode == "none" else cfg.diagnostics.mode,
-                diagnostics_path=self.diagnostics_path,
-                progress=cfg.run.progress if progress is None else progress,
-                overwrite=cfg.output.overwrite, resume=cfg.output.resume,
-                output=out / MAPS_NAME, output_cubes=tuple(cfg.output.cubes) or None,
-            )
+        try:
+            with _scheduler(cfg.run) as scheduler:
+                result = parallel_fit(
+                    model, opened["data"],
+                    fitting_axes=opened["fitting_axes"], fitter=fitter,
+                    fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
+                    weights=opened["weights"], mask=opened["mask"],
+                    data_unit=opened["data_unit"], chunk_n_max=cfg.run.chunk_n_max,
+                    scheduler=scheduler,
+                    preserve_native_chunks=cfg.run.preserve_native_chunks,
+                    diagnostics=None if cfg.diagnostics.mode == "none"
+                    else cfg.diagnostics.mode,
+                    diagnostics_path=self.diagnostics_path,
+                    progress=cfg.run.progress if progress is None else progress,
+                    overwrite=cfg.output.overwrite, resume=cfg.output.resume,
+                    output=out / MAPS_NAME, output_cubes=tuple(cfg.output.cubes) or None,
+                )
+        except BaseException as exc:
+            # The record says how the run ended, even when it did not finish.
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            record.update(finished=_now(),
+                          exit_status="interrupted" if interrupted else "error",
+                          error=f"{type(exc).__name__}: {exc}",
+                          timings={"open_s": round(t_open - t0, 3),
+                                   "total_s": round(time.perf_counter() - t0, 3)})
+            _write_json(out / RUN_RECORD, record)
+            raise
         t_fit = time.perf_counter()
         exported = []
         if cfg.output.format in EXPORTS:

@@ -23,6 +23,11 @@ def main(ctx, debug):
     ctx.obj["debug"] = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # A LocalCluster of `parfit run` would log its start and stop at INFO level;
+    # dask.distributed reads this when it is first imported.
+    import dask
+
+    dask.config.set({"logging.distributed": "info" if debug else "warning"})
 
 
 # --- error handling ---------------------------------------------------------------------

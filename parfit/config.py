@@ -51,7 +51,7 @@ from pydantic import (
 from ._yaml import Problem, format_path, load_yaml
 from .errors import ConfigError
 
-__all__ = ["load_config", "parse_config", "validate_config", "config_schema",
+__all__ = ["load_config", "parse_config", "validate_config", "config_schema", "open_input",
            "config_hash", "build_model", "config_to_yaml", "SECTIONS"]
 
 SCHEDULERS = ("synchronous", "threads", "processes", "local")
@@ -773,7 +773,9 @@ def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=
         _raise(_problems_from(exc, data, lines), source)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     object.__setattr__(cfg, "_base_dir", base.resolve())
-    problems = _check_semantics(cfg, check_files, deep)
+    from ._config_build import check_semantics
+
+    problems = check_semantics(cfg, check_files, deep)
     if problems:
         _raise([Problem(p, _line_of(p, lines), m) for p, m in problems], source)
     return cfg
@@ -788,155 +790,6 @@ def resolve(cfg, path):
     """``path`` of the config as an absolute Path."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else base_dir(cfg) / p
-
-
-def _check_semantics(cfg, check_files, deep):
-    problems = []
-    inp = cfg.input
-    if inp.weights is not None and inp.uncertainty is not None:
-        problems.append((("input", "uncertainty"), "give weights or uncertainty, not both"))
-    if inp.hdu is not None and inp.variable is not None:
-        problems.append((("input", "variable"), "give hdu (FITS) or variable (netCDF/zarr), "
-                                                "not both"))
-    if check_files:
-        for key, path in _input_files(cfg):
-            if not resolve(cfg, path).exists():
-                problems.append((key, f"file not found: {resolve(cfg, path)}"))
-    model = None
-    try:
-        model = build_model(cfg)
-    except _ModelProblem as exc:
-        problems.append((exc.path, exc.message))
-    if deep and not problems:
-        problems += _check_against_input(cfg, model)
-    return problems
-
-
-def _input_files(cfg):
-    inp = cfg.input
-    yield ("input", "path"), inp.path
-    for key in ("mask", "weights", "uncertainty"):
-        source = getattr(inp, key)
-        if source is not None and source["path"] is not None:
-            yield ("input", key), source["path"]
-
-
-def _check_against_input(cfg, model):
-    from .analysis import _open_input
-
-    try:
-        opened = _open_input(cfg)
-    except _InputProblem as exc:
-        return [(exc.path, exc.message)]
-    n_axes = len(opened["fitting_axes"])
-    if model is not None and model.n_inputs != n_axes:
-        return [(("model", "components"),
-                 f"the model takes {model.n_inputs} input(s) but input.fitting_axes names "
-                 f"{n_axes} axis/axes")]
-    return []
-
-
-class _ModelProblem(Exception):
-    def __init__(self, path, message):
-        super().__init__(message)
-        self.path, self.message = tuple(path), message
-
-
-class _InputProblem(_ModelProblem):
-    pass
-
-
-# --- building the model -------------------------------------------------------------
-
-def _components(cfg):
-    for comp in cfg.model.components:
-        params = {}
-        for key in type(comp).model_fields:
-            value = getattr(comp, key)
-            if isinstance(value, ParameterConfig):
-                params[key] = value
-        params.update({k: v for k, v in (comp.__pydantic_extra__ or {}).items()
-                       if isinstance(v, ParameterConfig)})
-        yield comp, params
-
-
-def build_model(cfg):
-    """The starting :class:`parfit.models.Model` a config describes.
-
-    Components are summed in order.  Values and bounds given as quantities
-    set the parameter's unit (``unit:`` sets it for plain numbers).
-
-    Examples
-    --------
-    >>> cfg = validate_config({"input": {"path": "c.fits"}, "output": {"path": "o"},
-    ...     "model": {"components": [
-    ...         {"type": "Gaussian1D", "mean": "4 km/s", "stddev": {"value": 2, "unit": "km/s"}},
-    ...         {"type": "Const1D", "amplitude": {"value": 0, "fixed": True}}]}},
-    ...     check_files=False)
-    >>> model = build_model(cfg)
-    >>> model
-    <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=4.0, stddev_0=2.0, amplitude_1=0.0)>
-    >>> model.mean_0.unit, model.stddev_0.unit, model.amplitude_1.fixed
-    (Unit("km / s"), Unit("km / s"), True)
-    """
-    from .errors import ModelError, ParameterError
-    from .models import MODEL_REGISTRY, CompoundModel
-
-    leaves, ties = [], []
-    for i, (comp, params) in enumerate(_components(cfg)):
-        cls = MODEL_REGISTRY[comp.type]
-        base = ("model", "components", i)
-        structural = {a: getattr(comp, a) for a in _structural_args(cls)}
-        try:
-            leaf = cls(**structural, name=comp.name)
-        except (ModelError, ParameterError, TypeError, ValueError) as exc:
-            raise _ModelProblem(base, str(exc)) from None
-        for pname, pc in params.items():
-            param = leaf.parameters[pname]
-            try:
-                _apply_parameter(param, pc)
-            except (ParameterError, ValueError, u.UnitsError) as exc:
-                raise _ModelProblem(base + (pname,), _strip_param_prefix(str(exc))) from None
-            if pc.tied is not None:
-                ties.append((i, pname, pc.tied))
-        leaves.append(leaf)
-    model = leaves[0]
-    for leaf in leaves[1:]:
-        model = model + leaf
-    if cfg.model.initial == "guess" and not model.can_guess:
-        raise _ModelProblem(("model", "initial"),
-                            f"initial: guess needs components that can estimate their start "
-                            f"from data; {model!r} cannot")
-    for i, pname, expr in ties:
-        full = f"{pname}_{i}" if isinstance(model, CompoundModel) else pname
-        try:
-            model.parameters[full].update(tied=expr)
-            model.validate()
-        except (ParameterError, ModelError) as exc:
-            raise _ModelProblem(("model", "components", i, pname, "tied"),
-                                _strip_param_prefix(str(exc))) from None
-    try:
-        model.validate()
-    except (ParameterError, ModelError) as exc:
-        raise _ModelProblem(("model", "components"), str(exc)) from None
-    return model
-
-
-def _strip_param_prefix(text):
-    return re.sub(r"^Parameter '[^']*': ", "", text)
-
-
-def _apply_parameter(param, pc):
-    target = _target_unit(pc)
-    if target is not None:
-        param.unit = target
-    kwargs = {"fixed": pc.fixed}
-    if pc.value is not None:
-        kwargs["value"] = _in_unit(pc.value, target, "value")
-    if pc.bounds is not None:
-        kwargs["bounds"] = tuple(None if b is None else _in_unit(b, target, "bound")
-                                 for b in pc.bounds)
-    param.update(**kwargs)
 
 
 # --- hashing and writing ------------------------------------------------------------
@@ -987,3 +840,7 @@ def config_hash(cfg):
     """
     text = json.dumps(config_to_dict(cfg, resolve_paths=True), sort_keys=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# Built from a config; defined beside what they build from.
+from ._config_build import build_model, open_input  # noqa: E402
