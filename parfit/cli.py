@@ -115,16 +115,35 @@ def validate(config_file, no_input):
     Every problem is printed with its YAML path and line; the exit code is 0
     when the file is valid and 2 when it is not.
     """
-    from .config import build_model, load_config
+    import math
+
+    from .config import build_model, load_config, open_input
 
     cfg = load_config(config_file, deep=not no_input)
     model = build_model(cfg)
     click.echo(f"{config_file}: valid")
-    click.echo(f"  input:  {cfg.input.path} (fitting axes {cfg.input.fitting_axes})")
+    if no_input:
+        click.echo(f"  input:  {cfg.input.path} (not opened)")
+    else:
+        opened = open_input(cfg)
+        shape, axes = opened["shape"], opened["fitting_axes"]
+        n_fits = math.prod(n for a, n in enumerate(shape) if a not in axes)
+        unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
+        click.echo(f"  input:  {cfg.input.path}, shape {shape}, fitting along axis "
+                   f"{', '.join(map(str, axes))}: {n_fits} fits of "
+                   f"{math.prod(shape[a] for a in axes)} samples"
+                   + (f", data in {unit}" if unit else ""))
     click.echo(f"  model:  {' + '.join(c.type for c in cfg.model.components)} "
                f"({model.n_params} parameters, initial: {cfg.model.initial})")
     click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
     click.echo(f"  output: {cfg.output.path}")
+    from .analysis import RUN_RECORD
+    from .config import resolve
+
+    out = resolve(cfg, cfg.output.path)
+    if (out / RUN_RECORD).exists() and not (cfg.output.overwrite or cfg.output.resume):
+        click.echo(f"note: {out} holds an earlier run; `parfit run` will refuse it unless "
+                   f"output.overwrite or output.resume is set (or --overwrite / --resume)")
 
 
 @main.command()
