@@ -384,6 +384,7 @@ class Analysis:
             "finished": None,
             "exit_status": "running",
             "resumed": bool(cfg.output.resume),
+            "scheduler": cfg.run.scheduler,
         }
 
     def _outcome(self, result):

@@ -539,3 +539,34 @@ def test_read_result_of_both_layouts(tmp_path, cube):
         assert back.model.mean.value.shape == (5, 6)
     with pytest.raises(InputError, match="does not exist"):
         read_result(tmp_path / "none.zarr")
+
+
+@pytest.mark.slow
+def test_run_on_an_existing_scheduler_address(folder):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        (folder / "fit.yaml").write_text(GOOD.replace("scheduler: synchronous",
+                                                      f"scheduler: {cluster.scheduler_address}"))
+        analysis = Analysis.from_yaml(folder / "fit.yaml")
+        result = analysis.run()
+        assert analysis.record["scheduler"] == cluster.scheduler_address
+        assert analysis.record["status_counts"] == {"OK": 28, "NO_VALID_DATA": 2}
+    reference = Analysis({**parse_config(GOOD, check_files=False).model_dump(mode="json"),
+                          "output": {"path": "reference"}}, base_dir=folder).run()
+    for name in result.param_names:
+        np.testing.assert_allclose(result.parameters[name], reference.parameters[name],
+                                   rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.slow  # distributed retries the connection for its 10 s timeout
+def test_unreachable_scheduler_address_is_an_error(folder):
+    (folder / "fit.yaml").write_text(GOOD.replace("scheduler: synchronous",
+                                                  "scheduler: tcp://127.0.0.1:1"))
+    analysis = Analysis.from_yaml(folder / "fit.yaml")
+    with pytest.raises(InputError, match="run.scheduler: cannot connect to the dask scheduler "
+                                         "at 'tcp://127.0.0.1:1'"):
+        analysis.run()
+    record = json.loads((folder / "results" / "run.json").read_text())
+    assert record["exit_status"] == "error" and "cannot connect" in record["error"]
