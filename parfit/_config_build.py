@@ -65,6 +65,20 @@ def _check_against_input(cfg, model):
         return [(("model", "components"),
                  f"the model takes {model.n_inputs} input(s) but input.fitting_axes names "
                  f"{n_axes} axis/axes")]
+    if model is None:
+        return []
+    from .io import normalise_cube, normalise_world
+    from .units import prepare_units
+
+    # The units of the data and of the world coordinates must suit the model's
+    # parameters; this needs only the header and coordinates, not the data.
+    try:
+        cube = normalise_cube(opened["data"], weights=opened["weights"], mask=opened["mask"],
+                              data_unit=opened["data_unit"])
+        world = normalise_world(None, cube, opened["fitting_axes"])
+        prepare_units(model, "parfit", world, cube.data_unit)
+    except InputError as exc:
+        return [(("model", "components"), f"the model does not suit the input: {exc}")]
     return []
 
 
@@ -81,15 +95,20 @@ class _InputProblem(_ModelProblem):
 # --- building the model -------------------------------------------------------------
 
 def _components(cfg):
-    for comp in cfg.model.components:
+    for i, comp in enumerate(cfg.model.components):
         params = {}
         for key in type(comp).model_fields:
             value = getattr(comp, key)
             if isinstance(value, ParameterConfig):
                 params[key] = value
-        params.update({k: v for k, v in (comp.__pydantic_extra__ or {}).items()
-                       if isinstance(v, ParameterConfig)})
+        params.update(_dynamic_parameters(comp, ("model", "components", i)))
         yield comp, params
+
+
+def _dynamic_parameters(comp, base):
+    """Parameters of a component named by its degree (Polynomial1D), validated already."""
+    return {k: v for k, v in (comp.__pydantic_extra__ or {}).items()
+            if isinstance(v, ParameterConfig)}
 
 
 def build_model(cfg):
@@ -133,6 +152,7 @@ def build_model(cfg):
             if pc.tied is not None:
                 ties.append((i, pname, pc.tied))
         leaves.append(leaf)
+    _one_unit_per_kind([p for leaf in leaves for p in leaf.parameters.values()])
     model = leaves[0]
     for leaf in leaves[1:]:
         model = model + leaf
@@ -153,6 +173,28 @@ def build_model(cfg):
     except (ParameterError, ModelError) as exc:
         raise _ModelProblem(("model", "components"), str(exc)) from None
     return model
+
+
+def _one_unit_per_kind(params):
+    """Give every parameter of one physical kind the unit of the first one.
+
+    ``mean: "4000 m/s"`` beside ``stddev: "5 km/s"`` becomes 5000 m/s, so the
+    whole model works in one unit per kind; numbers in a tied expression are
+    then in that unit, whatever unit the fit itself runs in.
+    """
+    chosen = {}
+    for p in params:
+        unit = p.unit
+        if unit is None or unit == u.dimensionless_unscaled:
+            continue
+        target = chosen.setdefault(unit.physical_type, unit)
+        if unit == target or not unit.is_equivalent(target):
+            continue
+        lower, upper = (None if b is None else unit.to(target, b) for b in p.bounds)
+        p.update(bounds=(None, None))
+        p.update(value=unit.to(target, p.value))
+        p.unit = target
+        p.update(bounds=(lower, upper))
 
 
 def _strip_param_prefix(text):

@@ -1,7 +1,7 @@
 """Strict YAML reading for analysis configs, with the line of every key.
 
 PyYAML follows YAML 1.1, where some plain values do not mean what most
-people expect: ``NO``, ``off`` and ``y`` are booleans, ``12:30`` is the
+people expect: ``NO``, ``off`` and ``yes`` are booleans, ``12:30`` is the
 base-60 integer 750, ``0755`` is octal and ``2024-01-01`` a date.  A config
 value that silently changed meaning is worse than an error, so these are
 reported as problems (quote them to mean text, or write what YAML 1.2

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -261,10 +262,10 @@ class Analysis:
         started = _now()
         t0 = time.perf_counter()
         out = self.output_path
-        self._prepare_folder(out)
         model = config_mod.build_model(cfg)
         opened = open_input(cfg)
         t_open = time.perf_counter()
+        self._prepare_folder(out)
         record = self._start_record(started)
         _write_json(out / RUN_RECORD, record)
         fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
@@ -329,27 +330,38 @@ class Analysis:
         return result
 
     def _prepare_folder(self, out):
+        """Check the output folder and write config.yaml; never touch foreign files."""
         cfg = self.config
         if out.exists() and not out.is_dir():
             raise OutputExistsError(f"output.path {str(out)!r} exists and is not a folder")
+        foreign = _foreign_files(out)
+        if foreign:
+            raise OutputExistsError(
+                f"output.path {str(out)!r} holds {', '.join(foreign)}, which parfit did not "
+                f"write; parfit never replaces such files: choose another output.path")
         earlier = [n for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, *EXPORTS.values())
                    if (out / n).exists()]
+        if set(earlier) <= {RUN_RECORD, CONFIG_NAME}:
+            earlier = []  # a run that stopped before fitting anything: nothing to keep
         if earlier and not (cfg.output.overwrite or cfg.output.resume):
             raise OutputExistsError(
                 f"output.path {str(out)!r} holds the results of an earlier run "
                 f"({', '.join(earlier)}); set output.overwrite: true to replace them, "
                 f"output.resume: true to finish an interrupted run, or choose another "
                 f"output.path")
-        if cfg.output.resume and (out / CONFIG_NAME).exists():
+        if cfg.output.resume and (out / CONFIG_NAME).exists() and (out / MAPS_NAME).exists():
             self._check_resumable(out)
         out.mkdir(parents=True, exist_ok=True)
         if cfg.output.overwrite:
+            # All of parfit's (checked above); removed together, so that an
+            # interrupted run never leaves new records beside old maps.
             for name in (RUN_RECORD, CONFIG_NAME, *EXPORTS.values()):
                 if (out / name).is_file():
                     (out / name).unlink()
+            if (out / MAPS_NAME).exists():
+                shutil.rmtree(out / MAPS_NAME)
         (out / CONFIG_NAME).write_text(
-            "# parfit analysis config as run (defaults filled in, paths absolute)\n"
-            + config_mod.config_to_yaml(cfg, resolve_paths=True))
+            CONFIG_HEADER + config_mod.config_to_yaml(cfg, resolve_paths=True))
 
     def _check_resumable(self, out):
         try:
@@ -431,8 +443,8 @@ class Analysis:
             raise OutputExistsError(f"{str(path)!r} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
         self.result.to_zarr(path / MAPS_NAME, overwrite=overwrite)
-        (path / CONFIG_NAME).write_text(config_mod.config_to_yaml(self.config,
-                                                                  resolve_paths=True))
+        (path / CONFIG_NAME).write_text(CONFIG_HEADER + config_mod.config_to_yaml(
+            self.config, resolve_paths=True))
         record = dict(self.record or {}, maps=MAPS_NAME, written=_now())
         _write_json(path / RUN_RECORD, record)
         return path
@@ -590,6 +602,47 @@ def _pixel_world(world, cube, axes, pixel, iterating):
 
 # --- helpers ---------------------------------------------------------------------------------
 
+CONFIG_HEADER = "# parfit analysis config as run (defaults filled in, paths absolute)\n"
+
+
+def _foreign_files(out):
+    """The files of an analysis folder's names in ``out`` that parfit did not write."""
+    foreign = []
+    record = None
+    if (out / RUN_RECORD).exists():
+        try:
+            record = json.loads((out / RUN_RECORD).read_text())
+        except (OSError, ValueError):
+            record = None
+        if not isinstance(record, dict) or "parfit_version" not in record:
+            foreign.append(RUN_RECORD)
+            record = None
+    if (out / CONFIG_NAME).exists():
+        try:
+            ours = (out / CONFIG_NAME).read_text().startswith(CONFIG_HEADER)
+        except (OSError, UnicodeDecodeError):
+            ours = False
+        if not ours:
+            foreign.append(CONFIG_NAME)
+    if (out / MAPS_NAME).exists() and not _parfit_maps(out / MAPS_NAME):
+        foreign.append(MAPS_NAME)
+    exports = set(record.get("exports", ())) if record else set()
+    foreign += [n for n in EXPORTS.values() if (out / n).exists() and n not in exports]
+    return foreign
+
+
+def _parfit_maps(path):
+    """True for a zarr store of maps written by parfit (streamed or FitResult.to_zarr)."""
+    from .output import ATTRS_KEY
+
+    try:
+        import zarr
+
+        attrs = zarr.open_group(str(path), mode="r").attrs
+        return ATTRS_KEY in attrs or "parfit_version" in attrs
+    except Exception:  # not a zarr group at all
+        return False
+
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -610,6 +663,20 @@ def _json_default(obj):
     return str(obj)
 
 
+def _check_reachable(address):
+    """Fail at once (not after distributed's retries) if nothing listens at ``address``."""
+    import socket
+
+    if "://" in address and not address.startswith("tcp://"):
+        return
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"run.scheduler: cannot connect to the dask scheduler at "
+                         f"{address!r}: {exc}") from None
+
+
 class _scheduler:
     """Context manager giving ``parallel_fit``'s scheduler for a run section."""
 
@@ -624,8 +691,10 @@ class _scheduler:
         from distributed import Client, LocalCluster
 
         if run.scheduler == "local":
+            # Without the dashboard the scheduler still serves a few HTTP routes:
+            # on a free port of the loopback, so two runs never compete for 8787.
             kwargs = {"host": "127.0.0.1", "processes": True,
-                      "dashboard_address": "127.0.0.1:8787" if run.dashboard else None}
+                      "dashboard_address": "127.0.0.1:8787" if run.dashboard else "127.0.0.1:0"}
             for key in ("n_workers", "threads_per_worker", "memory_limit"):
                 if getattr(run, key) is not None:
                     kwargs[key] = getattr(run, key)
@@ -634,6 +703,7 @@ class _scheduler:
             if run.dashboard:
                 log.warning("dask dashboard: %s", self.client.dashboard_link)
         else:
+            _check_reachable(run.scheduler)
             try:
                 self.client = Client(run.scheduler, timeout="10s")
             except (OSError, TimeoutError) as exc:

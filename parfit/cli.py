@@ -47,32 +47,42 @@ def _guarded(func):
     def wrapper(*args, **kwargs):
         from .errors import ConfigError, ParfitError
 
+        import traceback
+
         debug = (click.get_current_context().find_root().obj or {}).get("debug", False)
         try:
             return func(*args, **kwargs)
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException:
+        except (click.exceptions.Exit, click.ClickException):
             raise
         except ConfigError as exc:
             if debug:
-                raise
+                traceback.print_exc()
             click.echo(str(exc), err=True)
             sys.exit(EXIT_INVALID)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if debug:
-                raise
-            click.echo("interrupted; finished blocks are kept in the output store: run "
-                       "again with output.resume: true (or --resume) to go on", err=True)
-            sys.exit(130)
+                traceback.print_exc()
+            what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            click.echo(f"{what}; the blocks already fitted are kept in the output store: run "
+                       f"again with output.resume: true (or --resume) to go on", err=True)
+            sys.exit(143 if isinstance(exc, Terminated) else 130)
         except (ParfitError, OSError, ValueError, TypeError) as exc:
             if debug:
-                raise
+                traceback.print_exc()
             click.echo(f"error: {exc}", err=True)
-            click.echo("(run with parfit --debug ... for the traceback)", err=True)
+            if not debug:
+                click.echo("(run with parfit --debug ... for the traceback)", err=True)
             sys.exit(EXIT_ERROR)
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit), handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 # --- config, validate, run, inspect --------------------------------------------------------
@@ -107,7 +117,7 @@ def config_cmd(minimal, reference, output, force):
 @main.command()
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-input", is_flag=True,
-              help="Check the file only; do not open the input cube.")
+              help="Check the file only; do not look at the input files.")
 @_guarded
 def validate(config_file, no_input):
     """Check CONFIG_FILE: schema, units, files, and the input against it.
@@ -119,7 +129,7 @@ def validate(config_file, no_input):
 
     from .config import build_model, load_config, open_input
 
-    cfg = load_config(config_file, deep=not no_input)
+    cfg = load_config(config_file, deep=not no_input, check_files=not no_input)
     model = build_model(cfg)
     click.echo(f"{config_file}: valid")
     if no_input:
@@ -160,9 +170,15 @@ def run(config_file, resume, overwrite, no_progress):
     when done but more fits failed than run.max_failed_fraction, 2 for an
     invalid config, 1 on error.
     """
+    import signal
+
     from .analysis import Analysis
     from .config import load_config, validate_config
 
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other: resume continues "
+                               "the results in the output folder, overwrite replaces them")
+    signal.signal(signal.SIGTERM, _raise_terminated)
     cfg = load_config(config_file, deep=True)
     if resume or overwrite:
         data = cfg.model_dump(mode="json")
@@ -179,8 +195,10 @@ def run(config_file, resume, overwrite, no_progress):
     click.echo(f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
                f"({100 * rec['failed_fraction']:.2f} %, limit "
                f"{100 * rec['max_failed_fraction']:.2f} %)")
-    click.echo(f"wrote {analysis.output_path} (maps.zarr, run.json, config.yaml"
-               + (", diagnostics" if analysis.diagnostics_path else "") + ")")
+    written = ["maps.zarr", *rec["exports"], "run.json", "config.yaml"]
+    if analysis.diagnostics_path is not None:
+        written.append(str(analysis.diagnostics_path))
+    click.echo(f"wrote {analysis.output_path}: {', '.join(written)}")
     if rec["exit_status"] == "too_many_failures":
         click.echo(f"more fits failed than run.max_failed_fraction allows; see "
                    f"`parfit inspect {analysis.output_path}`", err=True)
@@ -222,7 +240,16 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
 
     from .inspect import plot_maps, summarize
 
+    if pixel is not None and not (path / "config.yaml").is_file():
+        raise click.ClickException(
+            f"--pixel re-fits from the input named in the config, so it needs the "
+            f"analysis folder of `parfit run` (with config.yaml); {path} is not one")
     summary = summarize(path, top=top)
+    shape = tuple(summary.shape or ())
+    if pixel is not None and shape and (
+            len(pixel) != len(shape) or not all(0 <= i < n for i, n in zip(pixel, shape))):
+        raise click.BadParameter(f"{','.join(map(str, pixel))} is not a pixel of the maps, "
+                                 f"whose shape is {shape}", param_hint="--pixel")
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -238,10 +265,6 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
     if pixel is not None:
         from .analysis import Analysis
 
-        if not (path / "config.yaml").is_file():
-            raise click.ClickException(
-                f"--pixel re-fits from the input named in the config, so it needs the "
-                f"analysis folder of `parfit run` (with config.yaml); {path} is not one")
         target = plot_dir / f"pixel_{'_'.join(map(str, pixel))}.png"
         analysis = Analysis.read(path)
         fit = analysis.fit_pixel(pixel)

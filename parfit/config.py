@@ -33,6 +33,7 @@ import functools
 import hashlib
 import inspect
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -45,14 +46,16 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     create_model,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ._yaml import Problem, format_path, load_yaml
 from .errors import ConfigError
 
 __all__ = ["load_config", "parse_config", "validate_config", "config_schema", "open_input",
-           "config_hash", "build_model", "config_to_yaml", "SECTIONS"]
+           "config_hash", "build_model", "config_to_yaml", "template", "SECTIONS"]
 
 SCHEDULERS = ("synchronous", "threads", "processes", "local")
 _ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
@@ -212,7 +215,8 @@ class InputSection(_Section):
                                   "netCDF file (relative to this file's folder)",
                       json_schema_extra={"example": "cube.fits"})
     hdu: Optional[Union[int, str]] = Field(None, description="FITS only: the HDU number or "
-                                           "name (default: the first image HDU)")
+                                           "name (default: the first image HDU)",
+                                           json_schema_extra={"type_label": "int or name"})
     variable: Optional[str] = Field(None, description="netCDF/zarr dataset only: the "
                                     "variable to fit (default: the only >= 2-D one)")
     fitting_axes: Axes = Field(0, description="Axis to fit along: a number (numpy order), a "
@@ -332,20 +336,24 @@ class _DynamicComponent(_Component):
         structural = {a: getattr(self, a) for a in _structural_args(cls)}
         try:
             names = cls(**structural).param_names
-        except Exception as exc:
+        except Exception as exc:  # e.g. a negative degree
             raise ValueError(f"cannot build {self.type} with {structural}: {exc}") from None
         for key, raw in list((self.__pydantic_extra__ or {}).items()):
+            # The error's context carries the key (and the path below it), so the
+            # problem is reported at the key, not at the component.
             if key not in names:
-                raise ValueError(f"{self.type} with {structural} has no parameter {key!r}"
-                                 f"{_did_you_mean(key, names)}; its parameters are "
-                                 f"{', '.join(names)}")
+                raise PydanticCustomError(
+                    "parfit_key", "{message}",
+                    {"message": f"{self.type} with {structural} has no parameter {key!r}"
+                                f"{_did_you_mean(key, names)}; its parameters are "
+                                f"{', '.join(names)}", "parfit_path": (key,)})
             try:
                 self.__pydantic_extra__[key] = ParameterConfig.model_validate(raw)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"{key}{'.' + where if where else ''}: "
-                                 f"{_clean_message(first['msg'])}") from None
+                path, _, message = _problems_from(exc, raw, {})[0]
+                raise PydanticCustomError(
+                    "parfit_key", "{message}",
+                    {"message": message, "parfit_path": (key,) + tuple(path)}) from None
         return self
 
 
@@ -444,13 +452,13 @@ class FitterSection(_Section):
     factor: float = Field(0.1, gt=0, description="batched only: initial trust radius "
                                                  "relative to the scaled start")
 
-    @model_validator(mode="after")
-    def _batched_options(self):
-        fields = type(self).model_fields
-        given = [k for k in _BATCHED_ONLY if getattr(self, k) != fields[k].default]
-        if self.name != "batched" and given:
-            raise ValueError(f"{given[0]} applies only to name: batched, not {self.name!r}")
-        return self
+    @field_validator(*_BATCHED_ONLY)
+    @classmethod
+    def _batched_options(cls, value, info):
+        name = info.data.get("name", "batched")
+        if name != "batched" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"{info.field_name} applies only to name: batched, not {name!r}")
+        return value
 
     def fitter_arguments(self):
         """``(fitter, fitter_kwargs)`` for :func:`parfit.parallel_fit`."""
@@ -485,14 +493,14 @@ class RunSection(_Section):
     max_failed_fraction: float = Field(0.01, ge=0, le=1, description="parfit run exits with "
                                        "code 3 when more fits than this fraction fail")
 
-    @model_validator(mode="after")
-    def _local_only(self):
-        if self.scheduler != "local":
-            for key in ("n_workers", "threads_per_worker", "memory_limit", "dashboard"):
-                if getattr(self, key) != type(self).model_fields[key].default:
-                    raise ValueError(f"{key} applies only to scheduler: local, not "
-                                     f"{self.scheduler!r}")
-        return self
+    @field_validator("n_workers", "threads_per_worker", "memory_limit", "dashboard")
+    @classmethod
+    def _local_only(cls, value, info):
+        scheduler = info.data.get("scheduler", "threads")
+        if scheduler != "local" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"{info.field_name} applies only to scheduler: local, not "
+                             f"{scheduler!r}")
+        return value
 
 
 class DiagnosticsSection(_Section):
@@ -521,12 +529,13 @@ class OutputSection(_Section):
         default_factory=list, description="Also stream these cubes, in the input's shape: "
                                           "'model', 'residual'")
 
-    @model_validator(mode="after")
-    def _modes(self):
-        if self.overwrite and self.resume:
+    @field_validator("resume")
+    @classmethod
+    def _modes(cls, value, info):
+        if value and info.data.get("overwrite"):
             raise ValueError("overwrite and resume exclude each other: resume continues the "
                              "results in the folder, overwrite replaces them")
-        return self
+        return value
 
 
 SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
@@ -606,6 +615,8 @@ def _problems_from(exc, raw, lines):
         path = _raw_path(err["loc"], raw)
         kind, msg = err["type"], _clean_message(err["msg"])
         ctx = err.get("ctx") or {}
+        if kind == "parfit_key":
+            path = path + tuple(ctx["parfit_path"])
         if kind == "extra_forbidden":
             key = path[-1] if path else "?"
             allowed = _allowed_keys(path[:-1], raw)
@@ -699,14 +710,20 @@ def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=Fal
     except ConfigError as exc:
         # Report the YAML problems (ambiguous values, duplicate keys) together with
         # the schema's, without a second message for the same value.
-        seen = {p.path for p in problems}
+        seen = [p.path for p in problems]
         problems += [Problem(_path_tuple(path, data), line, msg)
                      for path, line, msg in exc.problems
-                     if _path_tuple(path, data) not in seen]
+                     if not any(_related(_path_tuple(path, data), s) for s in seen)]
         _raise(problems, source)
     if problems:
         _raise(problems, source)
     return cfg
+
+
+def _related(a, b):
+    """True if one path lies inside the other (a value and the key holding it)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 def _path_tuple(text, data):
@@ -767,11 +784,15 @@ def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=
         data = data.model_dump(mode="json", exclude_unset=True)
     lines = _lines or {(): None}
     schema = config_schema()
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     try:
         cfg = schema.model_validate(data)
     except ValidationError as exc:
-        _raise(_problems_from(exc, data, lines), source)
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
+        problems = _problems_from(exc, data, lines)
+        if check_files:  # missing files too, so that every problem shows at once
+            problems += [Problem(p, _line_of(p, lines), m)
+                         for p, m in _missing_raw_files(data, base)]
+        _raise(problems, source)
     object.__setattr__(cfg, "_base_dir", base.resolve())
     from ._config_build import check_semantics
 
@@ -779,6 +800,24 @@ def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=
     if problems:
         _raise([Problem(p, _line_of(p, lines), m) for p, m in problems], source)
     return cfg
+
+
+def _missing_raw_files(data, base):
+    """``(path, message)`` for input files of a config that failed the schema."""
+    inp = data.get("input") if isinstance(data, dict) else None
+    if not isinstance(inp, dict):
+        return []
+    out = []
+    for key in ("path", "mask", "weights", "uncertainty"):
+        value = inp.get(key)
+        if isinstance(value, dict):
+            value = value.get("path")
+        if isinstance(value, str) and value:
+            p = Path(value).expanduser()
+            p = Path(os.path.normpath(p if p.is_absolute() else base.resolve() / p))
+            if not p.exists():
+                out.append((("input", key), f"file not found: {p}"))
+    return out
 
 
 def base_dir(cfg):
@@ -789,7 +828,7 @@ def base_dir(cfg):
 def resolve(cfg, path):
     """``path`` of the config as an absolute Path."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else base_dir(cfg) / p
+    return Path(os.path.normpath(p if p.is_absolute() else base_dir(cfg) / p))
 
 
 # --- hashing and writing ------------------------------------------------------------
@@ -838,9 +877,45 @@ def config_hash(cfg):
     Two configs that describe the same analysis of the same files have the
     same hash, however they were written.
     """
-    text = json.dumps(config_to_dict(cfg, resolve_paths=True), sort_keys=True)
+    data = config_to_dict(cfg, resolve_paths=True)
+    # How to treat an earlier run's folder and whether to draw a progress bar do
+    # not change the analysis: a resumed run has the hash of the run it finishes.
+    for section, key in _NOT_HASHED:
+        data[section].pop(key, None)
+    text = json.dumps(data, sort_keys=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-# Built from a config; defined beside what they build from.
-from ._config_build import build_model, open_input  # noqa: E402
+_NOT_HASHED = (("output", "overwrite"), ("output", "resume"), ("run", "progress"))
+
+
+def template(minimal=False):
+    """The commented config template that ``parfit config`` writes.
+
+    Parameters
+    ----------
+    minimal : bool
+        Only the keys you must give.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> text = template(minimal=True)
+    >>> text.splitlines()[5:8]
+    ['input:', '  path: cube.fits', '  fitting_axes: 0']
+    """
+    from ._config_docs import template as _template
+
+    return _template(minimal=minimal)
+
+
+def __getattr__(name):
+    # build_model and open_input live in _config_build, which imports this module.
+    if name in ("build_model", "open_input", "check_semantics"):
+        from . import _config_build
+
+        return getattr(_config_build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -127,7 +127,9 @@ def write_fit_folder(path, name, run_id, *, message=None, warnings=None, callabl
     if callable_ is not None:
         try:
             callable_(folder, *callable_args)
-        except BaseException:  # the user callable must never stop the run
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # the user callable must never stop the run (Ctrl-C does)
             (folder / "callable_error.log").write_text(traceback.format_exc())
 
 

@@ -756,8 +756,9 @@ def _store_text(s, top):
                          f"{_RESUME_HINT})")
     lines.append("status:")
     lines += _status_lines(s)
-    lines.append(f"failed: {s.n_failed} ({_pct(s.n_failed, s.n_fits).strip()}); "
-                 f"not attempted: {s.n_not_attempted}")
+    attempted = s.n_fits - s.n_not_attempted
+    lines.append(f"failed: {s.n_failed} of {attempted} attempted "
+                 f"({_pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}")
     if s.n_with_warnings is not None:
         lines.append(f"fits that raised warnings: {s.n_with_warnings}")
     source = (f" (messages from {s.diagnostics_path})" if s.diagnostics_path
@@ -803,7 +804,8 @@ def _run_lines(path, run):
     if run.get("started") or run.get("finished"):
         lines.append(f"  started {run.get('started')}, finished {run.get('finished')}")
     if run.get("n_fits") is not None:
-        lines.append(f"  fits: {run.get('n_fits')}, failed: {run.get('n_failed')}"
+        lines.append(f"  fits: {run.get('n_fits')}, failed: {run.get('n_failed')} of "
+                     f"{run.get('n_attempted')} attempted"
                      + (f" ({100 * run['failed_fraction']:.1f}%)"
                         if isinstance(run.get("failed_fraction"), (int, float)) else ""))
     timings = run.get("timings")

@@ -209,11 +209,11 @@ def test_config_error_pickles_with_its_problems():
       "one of synchronous, threads, processes, local or a scheduler address such as "
       "tcp://127.0.0.1:8786")),
     (("scheduler: synchronous", "scheduler: synchronous\n  n_workers: 2"),
-     ("run", 11, "n_workers applies only to scheduler: local, not 'synchronous'")),
+     ("run.n_workers", 13, "n_workers applies only to scheduler: local, not 'synchronous'")),
     (("initial: guess", "initial: guess\nfitter: {name: trf, engine: numpy}"),
-     ("fitter", 11, "engine applies only to name: batched, not 'trf'")),
+     ("fitter.engine", 11, "engine applies only to name: batched, not 'trf'")),
     (("path: results", "path: results\n  overwrite: true\n  resume: true"),
-     ("output", 14, "overwrite and resume exclude each other: resume continues the results "
+     ("output.resume", 17, "overwrite and resume exclude each other: resume continues the results "
                     "in the folder, overwrite replaces them")),
     (("  progress: false\n", "  progress: false\n  max_failed_fraction: 1.5\n"),
      ("run.max_failed_fraction", 14, "Input should be less than or equal to 1; got 1.5")),
@@ -270,7 +270,7 @@ def test_polynomial_parameters_follow_its_degree():
     assert model.param_names == ("c0", "c1", "c2")
     assert model.c2.value == 3.0 and model.c2.fixed
     (problem,) = problems_of(base + "    - {type: Polynomial1D, degree: 1, c2: 1}\n")
-    assert problem == ("model.components[0]", 5, "Polynomial1D with {'degree': 1} has no "
+    assert problem == ("model.components[0].c2", 5, "Polynomial1D with {'degree': 1} has no "
                        "parameter 'c2'; its parameters are c0, c1")
     (problem,) = problems_of(base + "    - {type: Polynomial1D}\n")
     assert problem == ("model.components[0].degree", 5, "missing required key 'degree'")
@@ -290,7 +290,10 @@ def test_build_model_units_bounds_fixed_tied():
     assert model.param_names == ("amplitude_0", "mean_0", "stddev_0", "amplitude_1", "mean_1",
                                  "stddev_1", "amplitude_2")
     assert (model.mean_0.value, str(model.mean_0.unit)) == (4000.0, "m / s")
-    assert str(model.stddev_0.unit) == "km / s" and model.stddev_0.bounds == (0.5, 5.0)
+    # One unit per kind: the first speed given (m/s) is the unit of every speed.
+    assert str(model.stddev_0.unit) == "m / s" and model.stddev_0.value == 2000.0
+    assert model.stddev_0.bounds == (500.0, 5000.0)
+    assert (model.mean_1.value, str(model.mean_1.unit)) == (4000.0, "m / s")
     assert model.amplitude_1.fixed and model.mean_1.tied == "mean_0 + 1.2"
     assert model.amplitude_2.value == 0.1
 
@@ -560,13 +563,12 @@ def test_run_on_an_existing_scheduler_address(folder):
                                    rtol=1e-12, equal_nan=True)
 
 
-@pytest.mark.slow  # distributed retries the connection for its 10 s timeout
 def test_unreachable_scheduler_address_is_an_error(folder):
     (folder / "fit.yaml").write_text(GOOD.replace("scheduler: synchronous",
                                                   "scheduler: tcp://127.0.0.1:1"))
     analysis = Analysis.from_yaml(folder / "fit.yaml")
     with pytest.raises(InputError, match="run.scheduler: cannot connect to the dask scheduler "
-                                         "at 'tcp://127.0.0.1:1'"):
+                                         "at 'tcp://127.0.0.1:1'"):  # at once, no retries
         analysis.run()
     record = json.loads((folder / "results" / "run.json").read_text())
     assert record["exit_status"] == "error" and "cannot connect" in record["error"]

@@ -1,6 +1,7 @@
 """The documentation runs: notebooks, the Sphinx build, docs pages and docstring examples.
 
-* ``notebooks/quickstart.ipynb`` is executed with nbclient and its outputs checked;
+* the notebooks (``notebooks/*.ipynb``) are executed with nbclient and their
+  outputs checked;
 * the Sphinx docs build with warnings as errors;
 * every ``>>>`` example in the docs pages and in the docstrings of the public
   modules runs and prints what it shows.
@@ -149,13 +150,18 @@ def test_sphinx_docs_build_without_warnings(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    for page in ("index", "quickstart", "migrating", "models", "diagnostics", "results", "api"):
+    for page in ("index", "quickstart", "migrating", "models", "diagnostics", "results",
+                 "config", "config_reference", "api"):
         assert (out / f"{page}.html").is_file(), page
     api = (out / "api.html").read_text()
     for anchor in ("parfit.parallel_fit", "parfit.FitResult", "parfit.Status",
                    "parfit.models.Model", "parfit.models.Gaussian1D", "parfit.fitters.ScipyFitter",
                    "parfit.datasets.gaussian_cube", "parfit.diagnostics.read_manifest",
-                   "parfit.errors.OutputExistsError"):
+                   "parfit.errors.OutputExistsError", "parfit.errors.ConfigError",
+                   "parfit.config.load_config", "parfit.config.build_model",
+                   "parfit.analysis.Analysis", "parfit.analysis.Analysis.read",
+                   "parfit.inspect.summarize", "parfit.inspect.Summary",
+                   "parfit.diagnostics.summarize"):
         assert f'id="{anchor}"' in api, anchor
     # The status table is generated from parfit.status, so it lists every code.
     from parfit import Status
@@ -181,7 +187,7 @@ def clean_registry():
 
 DOC_PAGES = ["index", pytest.param("quickstart", marks=pytest.mark.slow), "migrating", "solver",
              "large_cubes", "models",
-             "diagnostics", "results"]
+             "diagnostics", "results", "config"]
 
 
 @pytest.mark.parametrize("page", DOC_PAGES)
@@ -201,7 +207,8 @@ def _public_modules():
     import pkgutil
 
     names = ["parfit.parallel", "parfit.result", "parfit.parameters", "parfit._expr",
-             "parfit.datasets", "parfit.io", "parfit.diagnostics"]
+             "parfit.datasets", "parfit.io", "parfit.diagnostics", "parfit.config",
+             "parfit.analysis", "parfit.inspect"]
     for package in ("parfit.models", "parfit.fitters"):
         names.append(package)
         pkg = importlib.import_module(package)
@@ -268,3 +275,156 @@ def test_large_cube_notebook_runs(tmp_path, monkeypatch):
     assert "pulls below 5: True" in _cell_text(_tagged(nb, "xarray"))
     assert (workdir / "mean.png").stat().st_size > 10_000
     assert (workdir / "maps.zarr" / "zarr.json").is_file()
+
+
+# --- docs/config.rst and notebooks/config_workflow.ipynb ----------------------------------
+
+
+def _code_blocks(text, language):
+    """``(caption, body)`` of every ``.. code-block:: <language>`` of an rst text."""
+    blocks = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        stripped = lines[i].strip()
+        if stripped == f".. code-block:: {language}":
+            indent = len(lines[i]) - len(lines[i].lstrip()) + 3
+            i += 1
+            caption = None
+            while i < len(lines) and lines[i].strip().startswith(":"):
+                option, _, value = lines[i].strip()[1:].partition(":")
+                if option == "caption":
+                    caption = value.strip()
+                i += 1
+            body = []
+            while i < len(lines) and (not lines[i].strip()
+                                      or len(lines[i]) - len(lines[i].lstrip()) >= indent):
+                body.append(lines[i][indent:])
+                i += 1
+            blocks.append((caption, "\n".join(body).strip("\n") + "\n"))
+        else:
+            i += 1
+    return blocks
+
+
+def _config_page_yaml(caption):
+    blocks = [body for cap, body in _code_blocks((DOCS / "config.rst").read_text(), "yaml")
+              if cap == caption]
+    assert len(blocks) == 1, f"expected one yaml block captioned {caption!r} in config.rst"
+    return blocks[0]
+
+
+def _console_output(command, page="config"):
+    """What a ``.. code-block:: console`` of a docs page shows after ``$ <command>``."""
+    for _, body in _code_blocks((DOCS / f"{page}.rst").read_text(), "console"):
+        lines = body.splitlines()
+        if f"$ {command}" in lines:
+            start = lines.index(f"$ {command}") + 1
+            out = []
+            for line in lines[start:]:
+                if line.startswith("$ "):
+                    break
+                out.append(line)
+            return "\n".join(out).strip("\n")
+    raise AssertionError(f"no console block of {page}.rst runs {command!r}")
+
+
+def test_config_page_yaml_examples_are_what_they_claim(tmp_path, monkeypatch):
+    """The example config of config.rst is valid; the broken one fails exactly as shown;
+    the demo config shown is the one ``parfit demo --config`` writes."""
+    from parfit.cli import _demo_config
+    from parfit.config import load_config, parse_config
+    from parfit.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_config(_config_page_yaml("fit.yaml"), check_files=False)
+    assert [c.type for c in cfg.model.components] == ["Gaussian1D", "Gaussian1D", "Const1D"]
+    assert cfg.model.components[1].stddev.tied == "stddev_0"
+    assert cfg.run.scheduler == "local" and cfg.output.format == "netcdf"
+
+    (tmp_path / "broken.yaml").write_text(_config_page_yaml("broken.yaml"))
+    (tmp_path / "data").mkdir()          # the cube the page's folder has (only its name counts)
+    (tmp_path / "data" / "ngc1333_co.fits").write_bytes(b"")
+    with pytest.raises(ConfigError) as info:
+        load_config("broken.yaml", deep=True)
+    shown = _console_output("parfit validate broken.yaml")
+    assert str(info.value) == shown, (
+        "the validate output shown in docs/config.rst is out of date; run `parfit validate "
+        "broken.yaml` on the broken.yaml block and paste what it prints")
+
+    demo = [body for cap, body in _code_blocks((DOCS / "config.rst").read_text(), "yaml")
+            if cap is None and "path: cube.fits" in body]
+    assert len(demo) == 1
+    written = _demo_config("threads", "guess", "batched")
+    assert written.endswith(demo[0]), "the demo config shown in config.rst is out of date"
+
+
+@pytest.mark.slow
+def test_config_page_example_runs(tmp_path):
+    """The fit.yaml of config.rst validates and runs with the parfit command (a local
+    cluster), on a small synthetic cube at the path it names."""
+    from parfit.datasets import multi_gaussian_cube
+
+    (tmp_path / "data").mkdir()
+    multi_gaussian_cube((60, 12, 16), n_components=2, baseline=False, seed=3).to_fits(
+        tmp_path / "data" / "ngc1333_co.fits")
+    (tmp_path / "fit.yaml").write_text(_config_page_yaml("fit.yaml"))
+    elsewhere = tmp_path / "elsewhere"     # relative paths follow the file, not the cwd
+    elsewhere.mkdir()
+    command = [sys.executable, "-m", "parfit.cli"]
+    proc = subprocess.run(command + ["validate", str(tmp_path / "fit.yaml")],
+                          capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "192 fits of 60 samples" in proc.stdout
+    proc = subprocess.run(command + ["run", "--no-progress", str(tmp_path / "fit.yaml")],
+                          capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert proc.returncode in (0, 3), proc.stdout + proc.stderr
+    record = json.loads((tmp_path / "results" / "run.json").read_text())
+    assert record["n_fits"] == 192 and record["complete"] is True
+    assert record["exit_status"] == ("ok" if proc.returncode == 0 else "too_many_failures")
+    assert record["exports"] == ["maps.nc"] and (tmp_path / "results" / "maps.nc").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_config_workflow_notebook_runs(tmp_path, monkeypatch):
+    nb, workdir = _run_notebook(ROOT / "notebooks" / "config_workflow.ipynb", tmp_path,
+                                monkeypatch)
+    assert "K VRAD m / s" in _cell_text(_tagged(nb, "cube"))
+    assert "  path: cube.fits\n" in _cell_text(_tagged(nb, "template"))
+    config = _cell_text(_tagged(nb, "config"))
+    assert "Gaussian1D + Const1D" in config and "output folder: results" in config
+
+    mistake = _cell_text(_tagged(nb, "mistake"))
+    assert "4 problems in broken.yaml:" in mistake
+    assert ("broken.yaml:3: input.fiting_axes: unknown key 'fiting_axes' (did you mean "
+            "'fitting_axes'?)") in mistake
+    assert "broken.yaml:9: model.components[0].stddev.bounds: lower bound must be below" in mistake
+    assert "'5 kms' is not a number with an optional unit" in mistake
+    assert "broken.yaml:11: model.components[1].amplitude.fixed: ambiguous value NO" in mistake
+    assert "('input.fiting_axes', 3, " in mistake
+
+    run = _cell_text(_tagged(nb, "run"))
+    assert "<FitResult 1024 fits of shape (32, 32), 1018 succeeded" in run
+    assert "status counts: {'OK': 1018, 'NO_VALID_DATA': 6}" in run
+    assert "exit status: ok | failed fraction: 0.0" in run
+    assert "folder: ['config.yaml', 'diagnostics', 'maps.zarr', 'run.json']" in run
+    assert "run.json == analysis.record: True" in _cell_text(_tagged(nb, "record"))
+
+    summary = _cell_text(_tagged(nb, "summary"))
+    assert "parfit analysis folder: " in summary and "exit status ok" in summary
+    assert "NO_VALID_DATA            6" in summary
+    assert "complete: yes (4 of 4 blocks done)" in summary
+
+    assert "pulls below 5: True" in _cell_text(_tagged(nb, "xarray"))
+    pixel = _cell_text(_tagged(nb, "pixel"))
+    assert pixel.startswith("OK {'amplitude_0': ") and "same as the map: True" in pixel
+    read = _cell_text(_tagged(nb, "read"))
+    assert "identical maps: True" in read and "same record: True" in read
+    assert "refused: output.path 'results' holds the results of an earlier run" in \
+        _cell_text(_tagged(nb, "refused"))
+
+    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+              if "image/png" in out.get("data", {})]
+    assert len(images) == 2                        # the maps, and the pixel's fit
+    assert list(workdir.iterdir()) == []           # everything went to a temporary folder

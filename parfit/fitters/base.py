@@ -265,13 +265,16 @@ def _bad_start_message(block, i, free_mask, names=None):
 def run_guarded(result, i, func, *args):
     """Run fit ``i`` as ``func(*args)``; nothing it raises escapes.
 
-    Any exception (even ``SystemExit`` or ``KeyboardInterrupt`` raised by a
-    user model) marks fit ``i`` as ``FIT_ERROR`` with its traceback; the
-    warnings raised during the fit are recorded in ``result.warnings[i]``.
+    Any exception (even ``SystemExit`` raised by a user model) marks fit
+    ``i`` as ``FIT_ERROR`` with its traceback; the warnings raised during the
+    fit are recorded in ``result.warnings[i]``.  ``KeyboardInterrupt`` is
+    the exception: Ctrl-C stops the run (a resumable one can go on later).
     """
     with capture_warnings() as records:
         try:
             func(*args)
+        except KeyboardInterrupt:
+            raise
         except BaseException as exc:  # a user model may raise anything
             result.fail(i, Status.FIT_ERROR, exception_message(exc))
     if records:

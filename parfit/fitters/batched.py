@@ -85,7 +85,10 @@ class BatchedFitter(Fitter):
     def describe(self):
         opts = ", ".join(f"{k}={getattr(self.options, k)!r}" for k in _OPTIONS
                          if getattr(self.options, k) is not None)
-        return f"batched Levenberg-Marquardt ({opts}, engine={self.engine!r})"
+        # scale_covariance changes the errors, so it belongs to the description (and
+        # so to the options fingerprint a resume checks); shown only when not default.
+        extra = "" if self.scale_covariance else ", scale_covariance=False"
+        return f"batched Levenberg-Marquardt ({opts}, engine={self.engine!r}{extra})"
 
     def check(self, model, fitter_kwargs=None):
         """Reject unknown ``fitter_kwargs`` and models the engine cannot run."""
@@ -124,6 +127,8 @@ class BatchedFitter(Fitter):
                 try:
                     self._solve(model, block, todo, free, options, result, infos)
                     failed = False
+                except KeyboardInterrupt:
+                    raise
                 except BaseException:  # a user model may raise anything
                     failed = True
             if failed or records:

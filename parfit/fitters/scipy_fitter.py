@@ -94,7 +94,8 @@ class ScipyFitter(Fitter):
 
     def describe(self):
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
-        return f"scipy.optimize.least_squares(method={self.method!r}, {opts})"
+        extra = "" if self.scale_covariance else ", scale_covariance=False"
+        return f"scipy.optimize.least_squares(method={self.method!r}, {opts}{extra})"
 
     def check(self, model, fitter_kwargs=None):
         """Reject, before dispatch, what scipy would reject in every fit."""
