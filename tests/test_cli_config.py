@@ -928,12 +928,13 @@ register_model(SlowGaussian)     # a model that sleeps, so a signal lands inside
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheduler, fitter", [
-    ("threads", "batched"),
-    ("synchronous", "batched"),
-    ("synchronous", "trf"),
+@pytest.mark.parametrize("scheduler, fitter, signum", [
+    ("threads", "batched", signal.SIGINT),
+    ("synchronous", "batched", signal.SIGINT),
+    ("synchronous", "trf", signal.SIGINT),
+    ("threads", "batched", signal.SIGTERM),
 ])
-def test_ctrl_c_stops_the_run_with_exit_130(tmp_path, scheduler, fitter):
+def test_ctrl_c_stops_the_run_with_exit_130(tmp_path, scheduler, fitter, signum):
     from parfit.output import DONE_NAME, read_done
 
     site = tmp_path / "site"
@@ -956,7 +957,7 @@ def test_ctrl_c_stops_the_run_with_exit_130(tmp_path, scheduler, fitter):
             time.sleep(0.02)
         time.sleep(0.15)                  # into the fits of the next block (0.4 s or more)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -964,8 +965,9 @@ def test_ctrl_c_stops_the_run_with_exit_130(tmp_path, scheduler, fitter):
             proc.wait()
     statuses = status_counts(open_maps(store)["status"].values)
     assert "FIT_ERROR" not in statuses, statuses
-    assert proc.returncode == 130, (stdout, stderr)
-    assert stderr.endswith("interrupted; the blocks already fitted are kept in the output "
+    what, code = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
+    assert proc.returncode == code, (stdout, stderr)
+    assert stderr.endswith(f"{what}; the blocks already fitted are kept in the output "
                            "store: run again with output.resume: true (or --resume) to go "
                            "on\n")
     record = run_json(tmp_path / "results")

@@ -441,6 +441,33 @@ def test_second_run_is_refused_and_overwrite_keeps_foreign_files(folder):
     assert (folder / "results" / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("name, content", [
+    ("config.yaml", "input: {path: mine.fits}\n"),
+    ("run.json", '{"mine": true}'),
+    ("maps.nc", "not parfit's"),
+])
+def test_files_parfit_did_not_write_are_never_replaced(folder, name, content):
+    (folder / "results").mkdir()
+    (folder / "results" / name).write_text(content)
+    (folder / "fit.yaml").write_text(GOOD + "  overwrite: true\n")
+    with pytest.raises(OutputExistsError, match=rf"output.path '.*results' holds {name}, which "
+                       r"parfit did not write; parfit never replaces such files"):
+        Analysis.from_yaml(folder / "fit.yaml").run()
+    assert (folder / "results" / name).read_text() == content
+    assert sorted(p.name for p in (folder / "results").iterdir()) == [name]
+
+
+def test_a_foreign_maps_store_is_never_replaced(folder):
+    import zarr
+
+    zarr.open_group(str(folder / "results" / "maps.zarr"), mode="w").create_array(
+        "mine", shape=(2,), dtype="f8")
+    (folder / "fit.yaml").write_text(GOOD + "  overwrite: true\n")
+    with pytest.raises(OutputExistsError, match="holds maps.zarr, which parfit did not write"):
+        Analysis.from_yaml(folder / "fit.yaml").run()
+    assert "mine" in zarr.open_group(str(folder / "results" / "maps.zarr"), mode="r")
+
+
 def test_resume_refuses_a_different_model(folder):
     Analysis.from_yaml(folder / "fit.yaml").run()
     (folder / "fit.yaml").write_text(GOOD.replace("value: 2.0", "value: 3.0")
