@@ -269,6 +269,10 @@ class Analysis:
         record = self._start_record(started)
         _write_json(out / RUN_RECORD, record)
         fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
+        shape, axes = opened["shape"], opened["fitting_axes"]
+        n_samples = math.prod(shape[a] for a in axes)
+        block_size = cfg.run.block_size(math.prod(shape) // max(n_samples, 1), n_samples)
+        record["chunk_n_max"] = block_size
         try:
             with _scheduler(cfg.run) as scheduler:
                 result = parallel_fit(
@@ -276,7 +280,7 @@ class Analysis:
                     fitting_axes=opened["fitting_axes"], fitter=fitter,
                     fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
                     weights=opened["weights"], mask=opened["mask"],
-                    data_unit=opened["data_unit"], chunk_n_max=cfg.run.chunk_n_max,
+                    data_unit=opened["data_unit"], chunk_n_max=block_size,
                     scheduler=scheduler,
                     preserve_native_chunks=cfg.run.preserve_native_chunks,
                     diagnostics=None if cfg.diagnostics.mode == "none"

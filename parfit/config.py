@@ -168,6 +168,14 @@ def _check_scheduler(value):
                      f"tcp://127.0.0.1:8786")
 
 
+def _check_chunk(value):
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"chunk_n_max must be a whole number >= 1 or 'auto'; got {value!r}")
+    return value
+
+
 def _check_memory(value):
     from dask.utils import parse_bytes
 
@@ -193,6 +201,8 @@ Source = Annotated[dict, PlainValidator(_check_source),
                    Field(json_schema_extra={"type_label": "path or {path, hdu, variable}"})]
 Scheduler = Annotated[str, PlainValidator(_check_scheduler),
                       Field(json_schema_extra={"type_label": "name or address"})]
+ChunkSize = Annotated[Union[int, str], PlainValidator(_check_chunk),
+                      Field(json_schema_extra={"type_label": "int or auto"})]
 MemoryLimit = Annotated[Union[str, int], PlainValidator(_check_memory),
                         Field(json_schema_extra={"type_label": "size"})]
 
@@ -474,8 +484,30 @@ class FitterSection(_Section):
 class RunSection(_Section):
     """How the fits run."""
 
-    chunk_n_max: int = Field(2000, ge=1, description="Most fits per block (one dask task "
-                             "each); blocks also follow the input's own chunks")
+    def block_size(self, n_fits, n_samples):
+        """``chunk_n_max`` as a number for a cube of ``n_fits`` fits of ``n_samples``.
+
+        ``auto`` aims at about 16 MiB of float64 data per block (few, large
+        blocks: each block task opens the output store and writes its part),
+        between 500 and 16384 fits, and at least two blocks per core.
+
+        Examples
+        --------
+        >>> run = RunSection()
+        >>> run.block_size(65536, 60) in (4096, 8192, 16384)
+        True
+        >>> RunSection(chunk_n_max=100).block_size(65536, 60)
+        100
+        """
+        if self.chunk_n_max != "auto":
+            return self.chunk_n_max
+        by_memory = (16 << 20) // (8 * max(n_samples, 1))
+        per_core = -(-n_fits // (2 * (os.cpu_count() or 1)))
+        return int(max(500, min(16384, by_memory, per_core)))
+
+    chunk_n_max: ChunkSize = Field("auto", description="Most fits per block (one dask task "
+                             "each), or 'auto': about 16 MiB of data per block, 500 to "
+                             "16384 fits, at least two blocks per core")
     scheduler: Scheduler = Field("threads", description="'threads', 'processes', "
                                  "'synchronous', 'local' (a dask.distributed LocalCluster on "
                                  "127.0.0.1), or the address of a running scheduler")

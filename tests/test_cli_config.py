@@ -333,8 +333,8 @@ def test_validate_reports_bad_values_units_and_bounds_at_once(folder):
                        "below upper bound; got [10, 5]")
     assert body[6] == ("values.yaml:18: run.max_failed_fraction: Input should be less than or "
                        "equal to 1; got 1.5")
-    assert body[7] == ("values.yaml:19: run.chunk_n_max: Input should be greater than or equal "
-                       "to 1; got 0")
+    assert body[7] == ("values.yaml:19: run.chunk_n_max: chunk_n_max must be a whole number >= "
+                       "1 or 'auto'; got 0")
     assert body[8] == ("values.yaml:22: output.cubes[1]: Input should be 'model' or "
                        "'residual'; got 'residuals' (did you mean 'residual'?)")
 

@@ -130,7 +130,7 @@ def test_empty_and_non_mapping_documents():
 def test_defaults_of_a_minimal_config():
     cfg = parse_config(template(minimal=True), check_files=False)
     assert cfg.fitter.name == "batched" and cfg.fitter.ftol == 1e-8
-    assert cfg.run.scheduler == "threads" and cfg.run.chunk_n_max == 2000
+    assert cfg.run.scheduler == "threads" and cfg.run.chunk_n_max == "auto"
     assert cfg.run.max_failed_fraction == 0.01
     assert cfg.diagnostics.mode == "error" and cfg.output.format == "zarr"
     assert cfg.model.initial == "guess"
