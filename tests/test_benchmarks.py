@@ -86,3 +86,16 @@ def test_recovered_fraction_applies_one_rule_to_every_parameter(common):
     np.testing.assert_array_equal(mask, [[True, True], [False, False]])
     assert common.recovered_fraction(maps, truth, sigma) == 0.5
     assert common.recovered_fraction(maps, truth, sigma, region=(slice(0, 1),)) == 1.0
+
+
+@pytest.mark.slow
+def test_bench_config_run_quick():
+    out = _run("bench_config_run.py", "--quick")
+    assert "== parfit run, 64x64 pixels x 60 channels, best of 1" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in ("500", "2000", "auto")}
+    assert set(rows) == {"500", "2000", "auto"}
+    assert rows["500"][1:3] == ["500", "16"]      # block size used, blocks fitted
+    assert rows["auto"][1:3] == ["1024", "4"]      # 4096 fits, two blocks per core
+    assert all(row[-1] == "4088" for row in rows.values())   # every attempted fit OK
+    assert rows["500"][-2] == "1.00"
