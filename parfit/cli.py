@@ -168,7 +168,8 @@ def run(config_file, resume, overwrite, no_progress):
     The folder (output.path) receives maps.zarr (streamed, resumable),
     config.yaml, run.json and the diagnostics.  Exit code: 0 when done, 3
     when done but more fits failed than run.max_failed_fraction, 2 for an
-    invalid config, 1 on error.
+    invalid config, 1 on error, 130 when interrupted (Ctrl-C) and 143 when
+    terminated (SIGTERM); --resume then fits what is left.
     """
     import signal
 
