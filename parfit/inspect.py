@@ -330,14 +330,21 @@ def _kind(path, caller):
             return "diagnostics"
         if (path / "run.json").is_file():
             if not (path / "maps.zarr").is_dir():
+                run = _read_run(path) or {}
+                ended = run.get("exit_status", "unknown")
+                why = f" ({run['error']})" if run.get("error") else ""
                 raise InputError(
-                    f"{caller}: {str(path)!r} holds run.json but no maps.zarr; an analysis "
-                    f"folder holds both"
+                    f"{caller}: {str(path)!r} holds the record of a run that wrote no maps "
+                    f"(exit status {ended}{why}); an analysis folder holds run.json and "
+                    f"maps.zarr"
                 )
             return "analysis"
         layout = _layout(path)
         if layout is not None:
             return layout
+        if (path / "maps.zarr").is_dir() and _layout(path / "maps.zarr") is not None:
+            raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}; the maps it holds "
+                             f"are {str(path / 'maps.zarr')!r}")
     raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}")
 
 

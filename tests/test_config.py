@@ -599,3 +599,9 @@ def test_unreachable_scheduler_address_is_an_error(folder):
         analysis.run()
     record = json.loads((folder / "results" / "run.json").read_text())
     assert record["exit_status"] == "error" and "cannot connect" in record["error"]
+    from parfit.diagnostics import summarize
+
+    with pytest.raises(InputError, match=r"holds the record of a run that wrote no maps \(exit "
+                                         r"status error \(InputError: run.scheduler: cannot "
+                                         r"connect"):
+        summarize(folder / "results")
