@@ -12,13 +12,8 @@ import numpy as np
 from astropy import units as u
 
 from ._yaml import format_path
-from .config import (
-    ParameterConfig,
-    _in_unit,
-    _structural_args,
-    _target_unit,
-    resolve,
-)
+from ._config_types import _in_unit, _target_unit
+from .config import ParameterConfig, _structural_args, resolve
 from .errors import ConfigError, InputError
 
 __all__ = ["build_model", "open_input", "check_semantics"]

@@ -28,7 +28,6 @@ Examples
 ('batched', 'threads')
 """
 
-import difflib
 import functools
 import hashlib
 import inspect
@@ -38,12 +37,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from astropy import units as u
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainValidator,
     ValidationError,
     create_model,
     field_validator,
@@ -51,166 +48,24 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ._config_types import (
+    Axes,
+    Bounds,
+    ChunkSize,
+    MemoryLimit,
+    QuantityLike,
+    Scheduler,
+    Source,
+    UnitStr,
+    _did_you_mean,
+    _in_unit,
+    _target_unit,
+)
 from ._yaml import Problem, format_path, load_yaml
 from .errors import ConfigError
 
 __all__ = ["load_config", "parse_config", "validate_config", "config_schema", "open_input",
            "config_hash", "build_model", "config_to_yaml", "template", "SECTIONS"]
-
-SCHEDULERS = ("synchronous", "threads", "processes", "local")
-_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
-
-
-# --- value types -----------------------------------------------------------------
-
-def _quantity(text, what):
-    """Parse ``text`` (number or string) as an astropy Quantity, or raise ValueError."""
-    if isinstance(text, bool):
-        raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
-                         f"got {text!r}")
-    if isinstance(text, (int, float)):
-        return u.Quantity(float(text))
-    if not isinstance(text, str):
-        raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
-                         f"got {text!r}")
-    try:
-        q = u.Quantity(text)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} {text!r} is not a number with an optional unit, such as "
-                         f"\"4000 m/s\" ({_unit_problem(exc)})") from None
-    if not q.isscalar:
-        raise ValueError(f"{what} must be a single number, got {text!r}")
-    return q
-
-
-def _unit_problem(exc):
-    """astropy's reason for refusing a unit, without its advice on custom units."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.split(" If this is meant")[0].split("did not parse as unit: ")[-1]
-    return text.strip()
-
-
-def _check_quantity_like(value):
-    _quantity(value, "value")
-    return float(value) if isinstance(value, int) else value
-
-
-def _check_unit(value):
-    if not isinstance(value, str):
-        raise ValueError(f"a unit must be a string such as \"km/s\"; got {value!r}")
-    try:
-        u.Unit(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{value!r} is not a valid astropy unit ({_unit_problem(exc)})") \
-            from None
-    return value
-
-
-def _check_bounds(value):
-    if not isinstance(value, list) or len(value) != 2:
-        raise ValueError(f"bounds must be a list [lower, upper] (null for none); got {value!r}")
-    lo, hi = (None if b is None else _quantity(b, "bound") for b in value)
-    # A plain number is in the parameter's unit, known only to the parameter as a
-    # whole: the order of a plain and a unit-ful bound is checked there.
-    if lo is not None and hi is not None and (lo.unit == u.one) == (hi.unit == u.one):
-        try:
-            hi_in_lo = hi.to_value(lo.unit)
-        except u.UnitConversionError:
-            raise ValueError(f"lower bound {value[0]!r} and upper bound {value[1]!r} have "
-                             f"incompatible units") from None
-        if not lo.value < hi_in_lo:
-            raise ValueError(f"lower bound must be below upper bound; got {value!r}")
-    return [float(b) if isinstance(b, int) and not isinstance(b, bool) else b for b in value]
-
-
-def _check_axes(value):
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise ValueError("fitting_axes is empty; name at least one axis")
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise ValueError(f"fitting_axes must be an axis number, a dimension name, "
-                             f"'spectral', or a list of them; got {item!r}")
-    return value
-
-
-def _check_source(value):
-    if isinstance(value, str):
-        return {"path": value, "hdu": None, "variable": None}
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a file path or a mapping {{path, hdu, variable}}; "
-                         f"got {value!r}")
-    unknown = sorted(set(value) - {"path", "hdu", "variable"})
-    if unknown:
-        hint = _did_you_mean(unknown[0], ("path", "hdu", "variable"))
-        raise ValueError(f"unknown key {unknown[0]!r}{hint}; allowed: path, hdu, variable")
-    if value.get("path") is not None and not isinstance(value["path"], str):
-        raise ValueError(f"path must be a string; got {value['path']!r}")
-    hdu = value.get("hdu")
-    if hdu is not None and (isinstance(hdu, bool) or not isinstance(hdu, (int, str))):
-        raise ValueError(f"hdu must be an HDU number or name; got {hdu!r}")
-    var = value.get("variable")
-    if var is not None and not isinstance(var, str):
-        raise ValueError(f"variable must be a string; got {var!r}")
-    if value.get("path") is None and hdu is None and var is None:
-        raise ValueError("give a path, or the hdu or variable of the input file holding it")
-    return {"path": value.get("path"), "hdu": hdu, "variable": var}
-
-
-def _check_scheduler(value):
-    if not isinstance(value, str):
-        raise ValueError(f"scheduler must be a string; got {value!r}")
-    if value in SCHEDULERS or _ADDRESS.match(value):
-        return value
-    hint = _did_you_mean(value, SCHEDULERS)
-    raise ValueError(f"unknown scheduler {value!r}{hint}; expected one of "
-                     f"{', '.join(SCHEDULERS)} or a scheduler address such as "
-                     f"tcp://127.0.0.1:8786")
-
-
-def _check_chunk(value):
-    if value == "auto":
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"chunk_n_max must be a whole number >= 1 or 'auto'; got {value!r}")
-    return value
-
-
-def _check_memory(value):
-    from dask.utils import parse_bytes
-
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(f"memory_limit must be a size such as \"4GiB\"; got {value!r}")
-    try:
-        parse_bytes(value)
-    except (ValueError, TypeError):
-        raise ValueError(f"memory_limit {value!r} is not a size such as \"4GiB\"") from None
-    return value
-
-
-# ``type_label`` documents the accepted YAML for the template and the reference.
-QuantityLike = Annotated[Union[float, str], PlainValidator(_check_quantity_like),
-                         Field(json_schema_extra={"type_label": "number or quantity"})]
-UnitStr = Annotated[str, PlainValidator(_check_unit),
-                    Field(json_schema_extra={"type_label": "unit"})]
-Bounds = Annotated[list, PlainValidator(_check_bounds),
-                   Field(json_schema_extra={"type_label": "[lower, upper]"})]
-Axes = Annotated[Union[int, str, list], PlainValidator(_check_axes),
-                 Field(json_schema_extra={"type_label": "int, name or list"})]
-Source = Annotated[dict, PlainValidator(_check_source),
-                   Field(json_schema_extra={"type_label": "path or {path, hdu, variable}"})]
-Scheduler = Annotated[str, PlainValidator(_check_scheduler),
-                      Field(json_schema_extra={"type_label": "name or address"})]
-ChunkSize = Annotated[Union[int, str], PlainValidator(_check_chunk),
-                      Field(json_schema_extra={"type_label": "int or auto"})]
-MemoryLimit = Annotated[Union[str, int], PlainValidator(_check_memory),
-                        Field(json_schema_extra={"type_label": "size"})]
-
-
-def _did_you_mean(word, choices):
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
@@ -277,29 +132,6 @@ class ParameterConfig(_Section):
             raise ValueError(f"starting value {self.value!r} is outside its bounds "
                              f"{self.bounds!r}")
         return self
-
-
-def _target_unit(pc):
-    """The unit a parameter's plain numbers are in: ``unit``, else the value's or a bound's."""
-    if pc.unit is not None:
-        return u.Unit(pc.unit)
-    for raw in [pc.value] + list(pc.bounds or ()):
-        if raw is not None:
-            q = _quantity(raw, "value")
-            if q.unit != u.one:
-                return q.unit
-    return None
-
-
-def _in_unit(raw, target, what):
-    """``raw`` (number or quantity text) as a float in ``target`` (plain numbers as given)."""
-    q = _quantity(raw, what)
-    if q.unit == u.one or target is None:
-        return float(q.value)
-    try:
-        return float(q.to_value(target))
-    except u.UnitConversionError:
-        raise ValueError(f"{what} {raw!r} is not convertible to {target}") from None
 
 
 class _Component(_Section):

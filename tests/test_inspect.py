@@ -428,7 +428,9 @@ def test_not_a_store(tmp_path):
 
 def test_other_refusals(run, tmp_path):
     (tmp_path / "run.json").write_text("{}")
-    with pytest.raises(InputError, match="holds run.json but no maps.zarr"):
+    with pytest.raises(InputError, match=r"holds the record of a run that wrote no maps \(exit "
+                                         r"status unknown\); an analysis folder holds run.json "
+                                         r"and maps.zarr"):
         summarize(tmp_path)
     with pytest.raises(InputError, match="is itself a diagnostics folder"):
         summarize(run[0] / "diag", diagnostics=run[0] / "diag")
