@@ -90,20 +90,17 @@ class _InputProblem(_ModelProblem):
 # --- building the model -------------------------------------------------------------
 
 def _components(cfg):
-    for i, comp in enumerate(cfg.model.components):
+    for comp in cfg.model.components:
         params = {}
         for key in type(comp).model_fields:
             value = getattr(comp, key)
             if isinstance(value, ParameterConfig):
                 params[key] = value
-        params.update(_dynamic_parameters(comp, ("model", "components", i)))
+        # Parameters named by the component's degree (Polynomial1D), validated by
+        # the schema into ParameterConfig like the declared ones.
+        params.update({k: v for k, v in (comp.__pydantic_extra__ or {}).items()
+                       if isinstance(v, ParameterConfig)})
         yield comp, params
-
-
-def _dynamic_parameters(comp, base):
-    """Parameters of a component named by its degree (Polynomial1D), validated already."""
-    return {k: v for k, v in (comp.__pydantic_extra__ or {}).items()
-            if isinstance(v, ParameterConfig)}
 
 
 def build_model(cfg):

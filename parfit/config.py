@@ -452,14 +452,7 @@ def _allowed_keys(path, raw):
         node = node.get(part) if isinstance(node, dict) else None
         field = cls.model_fields.get(part)
         cls = _section_class(field.annotation) if field is not None else None
-        if cls is ParameterConfig or (cls is None and field is not None and isinstance(node, dict)
-                                      and _is_parameter_field(field)):
-            cls = ParameterConfig
     return tuple(cls.model_fields) if cls is not None else ()
-
-
-def _is_parameter_field(field):
-    return "ParameterConfig" in repr(field.annotation)
 
 
 def _section_class(annotation):
@@ -567,18 +560,11 @@ def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=Fal
                                        f"{', '.join(SECTIONS)}"))
     if problems and not isinstance(data, dict):
         _raise(problems, source)
-    try:
-        cfg = validate_config(data, base_dir=base_dir, source=source,
-                              check_files=check_files, deep=deep and not problems,
-                              _lines=lines)
-    except ConfigError as exc:
-        # Report the YAML problems (ambiguous values, duplicate keys) together with
-        # the schema's, without a second message for the same value.
-        seen = [p.path for p in problems]
-        problems += [Problem(_path_tuple(path, data), line, msg)
-                     for path, line, msg in exc.problems
-                     if not any(_related(_path_tuple(path, data), s) for s in seen)]
-        _raise(problems, source)
+    cfg, found = _validate(data, base_dir, check_files, deep and not problems, lines)
+    # Report the YAML problems (ambiguous values, duplicate keys) together with the
+    # schema's, without a second message for the same value.
+    seen = [p.path for p in problems]
+    problems += [p for p in found if not any(_related(p.path, s) for s in seen)]
     if problems:
         _raise(problems, source)
     return cfg
@@ -588,14 +574,6 @@ def _related(a, b):
     """True if one path lies inside the other (a value and the key holding it)."""
     n = min(len(a), len(b))
     return a[:n] == b[:n]
-
-
-def _path_tuple(text, data):
-    """Inverse of :func:`format_path` (keys are names, ``[i]`` are indices)."""
-    if text == "(top level)":
-        return ()
-    return tuple(int(part[1:-1]) if part.startswith("[") else part
-                 for part in re.findall(r"\[\d+\]|[^.\[\]]+", text))
 
 
 def load_config(path, *, check_files=True, deep=False):
@@ -630,8 +608,7 @@ def load_config(path, *, check_files=True, deep=False):
                         check_files=check_files, deep=deep)
 
 
-def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=False,
-                    _lines=None):
+def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=False):
     """Validate a config given as a dict (e.g. built in Python).
 
     See :func:`parse_config` for the arguments.
@@ -646,24 +623,28 @@ def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=
     """
     if hasattr(data, "model_dump") and not isinstance(data, dict):
         data = data.model_dump(mode="json", exclude_unset=True)
-    lines = _lines or {(): None}
-    schema = config_schema()
+    cfg, problems = _validate(data, base_dir, check_files, deep, {(): None})
+    if problems:
+        _raise(problems, source)
+    return cfg
+
+
+def _validate(data, base_dir, check_files, deep, lines):
+    """``(config, problems)``: the config is None when the schema refused ``data``."""
+    from ._config_build import check_semantics
+
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     try:
-        cfg = schema.model_validate(data)
+        cfg = config_schema().model_validate(data)
     except ValidationError as exc:
         problems = _problems_from(exc, data, lines)
         if check_files:  # missing files too, so that every problem shows at once
             problems += [Problem(p, _line_of(p, lines), m)
                          for p, m in _missing_raw_files(data, base)]
-        _raise(problems, source)
+        return None, problems
     object.__setattr__(cfg, "_base_dir", base.resolve())
-    from ._config_build import check_semantics
-
-    problems = check_semantics(cfg, check_files, deep)
-    if problems:
-        _raise([Problem(p, _line_of(p, lines), m) for p, m in problems], source)
-    return cfg
+    return cfg, [Problem(p, _line_of(p, lines), m)
+                 for p, m in check_semantics(cfg, check_files, deep)]
 
 
 def _missing_raw_files(data, base):
