@@ -6,13 +6,13 @@ against its data.  Figures are built with :class:`matplotlib.figure.Figure`
 (no pyplot state) and written as PNG.
 """
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .inspect import _dims, _kind, _open_store, _status, _status_name
+from .inspect import _dims, _kind, _status, _status_name
+from .output import open_maps_store, store_wcs
 from .status import Status
 
 __all__ = ["plot_maps", "plot_fit"]
@@ -38,23 +38,8 @@ def _store_of(path, caller):
 
 def _map_wcs(info, ndim):
     """The celestial WCS of 2-D maps from a streamed store's header, or None."""
-    header = info.get("wcs_header") if isinstance(info, dict) else None
-    if not header or ndim != 2:
-        return None
-    from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            if isinstance(header, dict):
-                header = fits.Header(header)
-            elif isinstance(header, str):
-                header = fits.Header.fromstring(header)
-            wcs = WCS(header)
-    except Exception:  # an unreadable header: plot on pixel axes
-        return None
-    if wcs.naxis != 2 or not wcs.has_celestial or wcs.celestial.naxis != 2:
+    wcs = store_wcs(info) if ndim == 2 else None
+    if wcs is None or wcs.naxis != 2 or not wcs.has_celestial or wcs.celestial.naxis != 2:
         return None
     return wcs.celestial
 
@@ -63,7 +48,7 @@ def _map_figures(path, dpi=100):
     """``(file stem, Figure)`` of every map of a store, built lazily."""
     from matplotlib.figure import Figure
 
-    group, layout, names, units, _, info = _open_store(path)
+    group, layout, names, units, _, info = open_maps_store(path)
     status = np.asarray(group["status"][...])
     if status.ndim not in (1, 2):
         raise InputError(

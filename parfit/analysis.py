@@ -28,6 +28,7 @@ import numpy as np
 from . import config as config_mod
 from ._config_build import open_input
 from .errors import ConfigError, InputError, OutputExistsError, ParfitError
+from .output import store_layout
 from .status import Status
 
 __all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME",
@@ -67,78 +68,38 @@ def read_result(path):
     """
     import xarray as xr
 
-    from .output import ATTRS_KEY
+    from astropy import units as u
+
+    from .output import open_maps_store, store_wcs, stored_start_model
     from .result import FitResult
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{str(path)!r} does not exist")
-    try:
-        ds = xr.open_zarr(path, consolidated=False)
-    except Exception as exc:
-        raise InputError(f"{str(path)!r} is not a zarr store of parfit maps ({exc})") from None
-    with ds:
-        prov = ds.attrs.get(ATTRS_KEY)
-        if prov is not None:
-            names = list(prov["param_names"])
-            model_yaml = prov.get("model_yaml", "")
-        else:
-            names = [v for v in ds.data_vars if f"{v}_error" in ds.data_vars]
-            model_yaml = ds.attrs.get("model_yaml", "")
-            start, _ = _models_from_yaml(model_yaml, {})
-            if start is not None and set(start.param_names) == set(names):
-                names = list(start.param_names)  # model order, not the store's
-        if not names or "status" not in ds:
-            raise InputError(f"{str(path)!r} holds no parfit maps (no status array or "
-                             f"parameters)")
+    if store_layout(path) is None:
+        raise InputError(f"{str(path)!r} is not a zarr store of parfit maps (no status array "
+                         f"and parfit attributes)")
+    _, layout, names, units, provenance, info = open_maps_store(path)
+    with xr.open_zarr(path, consolidated=False) as ds:
         maps = {n: np.asarray(ds[n].values, dtype=np.float64) for n in names}
         errors = {n: np.asarray(ds[f"{n}_error"].values, dtype=np.float64) for n in names}
-        units = {n: _unit(ds[n].attrs.get("units")) for n in names}
         dims = tuple(ds["status"].dims)
         coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
         result_args = dict(statistic=np.asarray(ds["statistic"].values),
                            status=np.asarray(ds["status"].values),
                            nfev=np.asarray(ds["nfev"].values))
-        wcs = _wcs_from(prov)
-    start, fitted = _models_from_yaml(model_yaml, maps)
-    return FitResult(model=fitted, parameters=maps, errors=errors, units=units, dims=dims,
-                     coords=coords, wcs=wcs, start_model=start,
-                     meta={"output": str(path),
-                           "run_id": (prov or {}).get("run_id"),
-                           "complete": (prov or {}).get("complete", True)},
-                     **result_args)
-
-
-def _unit(text):
-    from astropy import units as u
-
-    return None if not text else u.Unit(text)
-
-
-def _wcs_from(prov):
-    header = (prov or {}).get("wcs_header")
-    if not header:
-        return None
-    import warnings
-
-    from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        return WCS(fits.Header.fromstring(header))
-
-
-def _models_from_yaml(text, maps):
-    if not text:
-        return None, None
-    from .models import from_yaml
-
+    start = stored_start_model(info)
     try:
-        start = from_yaml(text)
-        return start, (start.with_values(maps) if maps else None)
+        fitted = None if start is None else start.with_values(maps)
     except ParfitError:
-        return None, None
+        fitted = None
+    streamed = layout == "streamed"
+    return FitResult(model=fitted, parameters=maps, errors=errors, dims=dims, coords=coords,
+                     units={n: None if not units[n] else u.Unit(units[n]) for n in names},
+                     wcs=store_wcs(info) if streamed else None, start_model=start,
+                     meta={"output": str(path), "run_id": provenance["run_id"],
+                           "complete": info.get("complete", True) if streamed else True},
+                     **result_args)
 
 
 # --- the analysis ---------------------------------------------------------------------------
@@ -628,24 +589,13 @@ def _foreign_files(out):
             ours = False
         if not ours:
             foreign.append(CONFIG_NAME)
-    if (out / MAPS_NAME).exists() and not _parfit_maps(out / MAPS_NAME):
+    if (out / MAPS_NAME).exists() and store_layout(out / MAPS_NAME) is None:
         foreign.append(MAPS_NAME)
     exports = set(record.get("exports", ())) if record else set()
     foreign += [n for n in EXPORTS.values() if (out / n).exists() and n not in exports]
     return foreign
 
 
-def _parfit_maps(path):
-    """True for a zarr store of maps written by parfit (streamed or FitResult.to_zarr)."""
-    from .output import ATTRS_KEY
-
-    try:
-        import zarr
-
-        attrs = zarr.open_group(str(path), mode="r").attrs
-        return ATTRS_KEY in attrs or "parfit_version" in attrs
-    except Exception:  # not a zarr group at all
-        return False
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

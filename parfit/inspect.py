@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .output import open_maps_store, store_layout
 from .status import STATUS_DESCRIPTIONS, Status
 
 __all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
@@ -339,34 +340,13 @@ def _kind(path, caller):
                     f"maps.zarr"
                 )
             return "analysis"
-        layout = _layout(path)
+        layout = store_layout(path)
         if layout is not None:
             return layout
-        if (path / "maps.zarr").is_dir() and _layout(path / "maps.zarr") is not None:
+        if (path / "maps.zarr").is_dir() and store_layout(path / "maps.zarr") is not None:
             raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}; the maps it holds "
                              f"are {str(path / 'maps.zarr')!r}")
     raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}")
-
-
-def _layout(path):
-    """"streamed", "xarray" or None (not a parfit store)."""
-    if not any((path / name).is_file() for name in ("zarr.json", ".zgroup")):
-        return None
-    import zarr
-
-    try:
-        group = zarr.open_group(str(path), mode="r")
-        attrs = dict(group.attrs)
-        names = set(group.array_keys())
-    except Exception:  # not a readable zarr group
-        return None
-    if "status" not in names:
-        return None
-    if isinstance(attrs.get("parfit"), dict) and "param_names" in attrs["parfit"]:
-        return "streamed"
-    if "parfit_version" in attrs:
-        return "xarray"
-    return None
 
 
 def _read_run(path):
@@ -541,57 +521,6 @@ def _named_counts(counts):
     return out
 
 
-def _open_store(path):
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r")
-    attrs = dict(group.attrs)
-    if isinstance(attrs.get("parfit"), dict) and "param_names" in attrs["parfit"]:
-        info = dict(attrs["parfit"])
-        names = list(info["param_names"])
-        units = {name: dict(group[name].attrs).get("units") if name in group else None
-                 for name in names}
-        if any(unit is None for unit in units.values()):
-            from_yaml = _yaml_units(info.get("model_yaml"), names)
-            units = {name: units[name] or from_yaml[name] for name in names}
-        provenance = {k: info.get(k) for k in ("parfit_version", "run_id")}
-        provenance["fitter"] = (info.get("options") or {}).get("fitter")
-        return group, "streamed", names, units, provenance, info
-    arrays = set(group.array_keys())
-    names = []
-    for name in sorted(arrays):  # the listing order of a store is not the model's
-        arr_attrs = dict(group[name].attrs)
-        if f"{name}_error" in arrays and (
-                arr_attrs.get("long_name") in (None, f"fitted {name}")):
-            names.append(name)
-    units = {name: dict(group[name].attrs).get("units") for name in names}
-    provenance = {"parfit_version": attrs.get("parfit_version"), "run_id": None,
-                  "fitter": attrs.get("fitter")}
-    return group, "xarray", names, units, provenance, attrs
-
-
-def _yaml_units(text, names):
-    """Units of the maps of a streamed store, from its starting model's YAML.
-
-    For stores whose arrays carry no ``units`` attribute: the store records
-    the model as fitted (parameters already in the units of the maps); an
-    astropy model or an unreadable YAML gives no units.
-    """
-    units = {name: None for name in names}
-    if not text:
-        return units
-    from .models import from_yaml
-
-    try:
-        model = from_yaml(text)
-        for name in names:
-            unit = getattr(getattr(model, name, None), "unit", None)
-            units[name] = str(unit) if unit is not None else None
-    except Exception:  # not parfit YAML (an astropy model), or a model not registered here
-        return {name: None for name in names}
-    return units
-
-
 def _dims(array):
     names = getattr(getattr(array, "metadata", None), "dimension_names", None)
     if names is None:
@@ -600,7 +529,7 @@ def _dims(array):
 
 
 def _summarize_store(path, top, examples, diag):
-    group, layout, names, units, provenance, info = _open_store(path)
+    group, layout, names, units, provenance, info = open_maps_store(path)
     status = np.asarray(group["status"][...])
     shape = tuple(status.shape)
     codes, counts = np.unique(status, return_counts=True)

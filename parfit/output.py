@@ -39,7 +39,8 @@ import numpy as np
 from .errors import InputError, OutputExistsError
 
 __all__ = ["DONE_NAME", "ATTRS_KEY", "field_specs", "prepare_output", "write_block",
-           "read_output", "input_fingerprint", "is_parfit_store"]
+           "read_output", "input_fingerprint", "is_parfit_store", "store_layout",
+           "open_maps_store", "store_wcs", "stored_start_model"]
 
 #: Array of the completion records.
 DONE_NAME = "_parfit_done"
@@ -237,6 +238,116 @@ def read_output(path, param_names):
     group = zarr.open_group(str(path), mode="r")
     return np.stack([np.asarray(group[name][...], dtype=np.float64)
                      for name, *_ in field_specs(param_names)], axis=-1)
+
+
+def store_layout(path):
+    """``"streamed"`` (this module's layout), ``"xarray"`` (``FitResult.to_zarr``) or None.
+
+    None for anything that is not a zarr group of parfit maps.
+    """
+    path = Path(path)
+    if not any((path / name).is_file() for name in ("zarr.json", ".zgroup")):
+        return None
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
+        names = set(group.array_keys())
+    except Exception:  # not a readable zarr group
+        return None
+    if "status" not in names:
+        return None
+    if isinstance(attrs.get(ATTRS_KEY), dict) and "param_names" in attrs[ATTRS_KEY]:
+        return "streamed"
+    if "parfit_version" in attrs:
+        return "xarray"
+    return None
+
+
+def open_maps_store(path):
+    """Open a store of maps of either layout (see :func:`store_layout`).
+
+    Returns
+    -------
+    group : zarr.Group
+    layout : str
+    names : list of str
+        The fitted parameters, in the model's order.
+    units : dict
+        Unit (text) or None of every parameter: the arrays' ``units``
+        attribute, else the unit of the store's starting model.
+    provenance : dict
+        ``parfit_version``, ``run_id`` and ``fitter``.
+    info : dict
+        The store's own attributes (``attrs["parfit"]`` of a streamed store).
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    attrs = dict(group.attrs)
+    if isinstance(attrs.get(ATTRS_KEY), dict) and "param_names" in attrs[ATTRS_KEY]:
+        info = dict(attrs[ATTRS_KEY])
+        names = list(info["param_names"])
+        provenance = {k: info.get(k) for k in ("parfit_version", "run_id")}
+        provenance["fitter"] = (info.get("options") or {}).get("fitter")
+        layout = "streamed"
+    else:
+        info = attrs
+        arrays = set(group.array_keys())
+        names = [name for name in sorted(arrays)
+                 if f"{name}_error" in arrays
+                 and dict(group[name].attrs).get("long_name") in (None, f"fitted {name}")]
+        provenance = {"parfit_version": attrs.get("parfit_version"), "run_id": None,
+                      "fitter": attrs.get("fitter")}
+        layout = "xarray"
+    start = stored_start_model(info)
+    if layout == "xarray" and start is not None and set(start.param_names) == set(names):
+        names = list(start.param_names)  # a store lists its arrays sorted, not in model order
+    units = {name: dict(group[name].attrs).get("units") if name in group else None
+             for name in names}
+    for name in names:
+        if units[name] is None and start is not None:
+            unit = getattr(getattr(start, name, None), "unit", None)
+            units[name] = None if unit is None else str(unit)
+    return group, layout, names, units, provenance, info
+
+
+def stored_start_model(info):
+    """The starting model recorded in a store's attributes ``info`` (its YAML), or None.
+
+    None where there is none, or it is an astropy model or a model class not
+    registered in this process.
+    """
+    text = info.get("model_yaml") if isinstance(info, dict) else None
+    if not text:
+        return None
+    from .models import from_yaml
+
+    try:
+        return from_yaml(text)
+    except Exception:  # not parfit YAML (an astropy model), or a model not registered here
+        return None
+
+
+def store_wcs(info):
+    """The WCS of the maps recorded in a store's attributes (its FITS header), or None."""
+    header = info.get("wcs_header") if isinstance(info, dict) else None
+    if not header:
+        return None
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            header = fits.Header(header) if isinstance(header, dict) \
+                else fits.Header.fromstring(header)
+            return WCS(header)
+    except Exception:  # an unreadable header: no WCS
+        return None
 
 
 def input_fingerprint(data, extras=()):
