@@ -18,6 +18,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from . import fitters, models
 from .parallel import parallel_fit
 from .result import FitResult
-from .status import Status
+from .status import Flag, Status
 
-__all__ = ["parallel_fit", "FitResult", "Status", "models", "fitters", "__version__"]
+__all__ = ["parallel_fit", "FitResult", "Status", "Flag", "models", "fitters", "__version__"]

@@ -1,15 +1,24 @@
-"""Per-fit status codes.
+"""Per-fit status codes and quality flags.
 
-Every fit ends with one of these codes, stored as ``int8`` beside the
-parameter maps (``FitResult.status``).  Code 0 is the fill value of a freshly
-created output, so it can only ever mean "this fit has not run".  Only
-``OK`` fits carry finite parameters; every other code comes with NaN
-parameters, errors and statistic.
+Every fit ends with one of the :class:`Status` codes, stored as ``int8``
+beside the parameter maps (``FitResult.status``).  Code 0 is the fill value
+of a freshly created output, so it can only ever mean "this fit has not
+run".  Only ``OK`` fits carry finite parameters, and an ``OK`` fit always
+has a finite error for every free parameter; every other code comes with
+NaN parameters and errors (``DEGENERATE`` fits keep the chi-square they
+reached in ``statistic``).
+
+Beside the status, every fit has :class:`Flag` bits (``FitResult.flags``,
+``uint8``), which say how the solution looks: on a bound, singular,
+collapsed, or found from a second start.  ``SINGULAR`` and ``DEGENERATE``
+turn a converged fit into ``Status.DEGENERATE``; ``AT_BOUND`` and
+``RETRIED`` only inform.
 """
 
 import enum
 
-__all__ = ["Status", "STATUS_DESCRIPTIONS"]
+__all__ = ["Status", "STATUS_DESCRIPTIONS", "Flag", "FLAG_DESCRIPTIONS", "DEMOTING_FLAGS",
+           "NOT_ATTEMPTED", "is_failure"]
 
 
 class Status(enum.IntEnum):
@@ -35,6 +44,11 @@ class Status(enum.IntEnum):
     NONFINITE = 7
     #: The process running this fit died repeatedly (dask.distributed).
     WORKER_CRASH = 8
+    #: The solver converged, but to a degenerate solution: the covariance is
+    #: singular (some parameter is not determined by the data) or the model
+    #: collapsed (a zero or unresolved width, a width far beyond the data, a
+    #: line outside the data).  See ``flags`` for which.
+    DEGENERATE = 9
 
 
 STATUS_DESCRIPTIONS = {
@@ -47,4 +61,57 @@ STATUS_DESCRIPTIONS = {
     Status.BAD_START: "starting value NaN or outside bounds",
     Status.NONFINITE: "model or fitted parameters not finite",
     Status.WORKER_CRASH: "the worker process running this fit died",
+    Status.DEGENERATE: "converged to a degenerate solution (singular covariance or collapsed "
+                       "model)",
 }
+
+#: Codes of fits that were never attempted: not failures, and not successes.
+NOT_ATTEMPTED = (Status.NOT_RUN, Status.NO_VALID_DATA)
+
+
+def is_failure(status):
+    """True where a fit was attempted and did not succeed (the one definition of "failed").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_failure(np.array([Status.OK, Status.NO_VALID_DATA, Status.DEGENERATE]))
+    array([False, False,  True])
+    """
+    import numpy as np
+
+    status = np.asarray(status)
+    return (status != Status.OK) & ~np.isin(status, NOT_ATTEMPTED)
+
+
+class Flag(enum.IntFlag):
+    """Quality flags of a single fit (bits of ``FitResult.flags``)."""
+
+    #: Nothing to report.
+    NONE = 0
+    #: A free parameter ended on one of its bounds (within 1e-6 of its scale,
+    #: or within a thousandth of its error).
+    AT_BOUND = 1
+    #: The covariance matrix is singular or too ill-conditioned to invert:
+    #: some parameters (or combinations) are not determined by the data.
+    SINGULAR = 2
+    #: The model collapsed: a width below a tenth of the sample spacing or
+    #: beyond twice the data's extent, a line centre more than three widths
+    #: outside the data, or a zero amplitude.
+    DEGENERATE = 4
+    #: The first solution was singular, degenerate or on a bound, the fit was
+    #: redone from a second start (the model's guess from the data), and the
+    #: better of the two was kept.
+    RETRIED = 8
+
+
+FLAG_DESCRIPTIONS = {
+    Flag.AT_BOUND: "a free parameter ended on a bound",
+    Flag.SINGULAR: "singular or ill-conditioned covariance",
+    Flag.DEGENERATE: "the model collapsed (zero or unresolved width, width beyond the data, "
+                     "line outside the data, zero amplitude)",
+    Flag.RETRIED: "refitted from a second start; the better solution kept",
+}
+
+#: Flags that turn a converged fit into ``Status.DEGENERATE``.
+DEMOTING_FLAGS = Flag.SINGULAR | Flag.DEGENERATE

@@ -82,6 +82,8 @@ class BlockResult:
         int8 ``(n_fits,)``, codes of :class:`parfit.status.Status`.
     nfev : ndarray
         int32 ``(n_fits,)``: model evaluations (``-1`` where unknown).
+    flags : ndarray
+        uint8 ``(n_fits,)``, bits of :class:`parfit.status.Flag`.
     messages : dict
         Fit index -> text explaining a non-OK status (a full traceback for
         exceptions).  Written to ``error.log`` by the diagnostics.
@@ -96,6 +98,7 @@ class BlockResult:
     statistic: np.ndarray
     status: np.ndarray
     nfev: np.ndarray
+    flags: np.ndarray = None
     messages: dict = dataclasses.field(default_factory=dict)
     warnings: dict = dataclasses.field(default_factory=dict)
     fit_info: object = None
@@ -110,6 +113,7 @@ class BlockResult:
             statistic=np.full(n_fits, np.nan),
             status=np.full(n_fits, Status.NOT_RUN, dtype=np.int8),
             nfev=np.zeros(n_fits, dtype=np.int32),
+            flags=np.zeros(n_fits, dtype=np.uint8),
         )
 
     def fail(self, i, status, message):
