@@ -278,7 +278,7 @@ class FitterSection(_Section):
     """The solver and its tolerances."""
 
     name: Literal["batched", "trf", "dogbox", "lm"] = Field(
-        "batched", description="'batched': parfit's batched Levenberg-Marquardt (fast); "
+        "batched", description="'batched': parfit's batched trust-region reflective (fast); "
                                "'trf', 'dogbox', 'lm': scipy least_squares fit by fit")
     ftol: float = Field(1e-8, gt=0, description="Stop when the relative drop of chi-square "
                                                 "is below this")
@@ -291,7 +291,7 @@ class FitterSection(_Section):
     engine: Literal["auto", "numpy", "compiled"] = Field(
         "auto", description="batched only: 'compiled' (numba), 'numpy', or 'auto' (compiled "
                             "where the model allows)")
-    factor: float = Field(0.1, gt=0, description="batched only: initial trust radius "
+    factor: float = Field(1.0, gt=0, description="batched only: initial trust radius "
                                                  "relative to the scaled start")
 
     @field_validator(*_BATCHED_ONLY)

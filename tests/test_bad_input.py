@@ -154,7 +154,7 @@ def test_bad_fitter(fitter, exc, message):
 
 def test_bad_fitter_kwargs():
     with pytest.raises(ValueError, match="fitter_kwargs has unknown key.* 'maxiter' for fitter "
-                                         "'batched-lm'; valid keys are 'ftol', 'xtol', 'gtol', "
+                                         "'batched-trf'; valid keys are 'ftol', 'xtol', 'gtol', "
                                          "'max_nfev', 'factor'"):
         call(fitter_kwargs={"maxiter": 10})
     with pytest.raises(ValueError, match="fitter_kwargs has unknown key.* 'maxiter' for fitter "

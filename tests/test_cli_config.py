@@ -642,7 +642,7 @@ def test_run_with_every_option(tmp_path):
     assert ds["status"].values[0, 1] == parfit.Status.NO_VALID_DATA   # the masked pixel
     ok = ds["status"].values == parfit.Status.OK
     options = ds.attrs["parfit"]["options"]
-    assert options["fitter"] == ("batched Levenberg-Marquardt (ftol=1e-10, xtol=1e-10, "
+    assert options["fitter"] == ("batched trust-region reflective (ftol=1e-10, xtol=1e-10, "
                                  "gtol=1e-10, max_nfev=500, factor=0.5, engine='numpy', "
                                  "scale_covariance=False)")
     assert (options["chunk_n_max"], options["data_unit"]) == (16, "mK")

@@ -1,4 +1,4 @@
-"""Accuracy contract of the batched Levenberg-Marquardt solver.
+"""Accuracy contract of the batched trust-region reflective solver.
 
 Three references:
 

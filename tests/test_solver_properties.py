@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import parfit
-from parfit import Status
+from parfit import Flag, Status
 from parfit.fitters import BatchedFitter
 from parfit.models import Const1D, Gaussian1D
 
@@ -149,8 +149,9 @@ def test_masked_samples_are_as_if_absent(engine, how, cube_and_mask):
 @settings(max_examples=15, deadline=None)
 @given(seed=seeds, c=st.floats(1e-3, 1e3))
 def test_scaling_the_weights(engine, seed, c):
-    # The damping and the step bound are scaled by the Jacobian's column norms,
-    # so the solver follows the same path for any scale of the weights.
+    # The trust region lives in parameter space and the gradient test is in units
+    # of the weighted data, so the scale of the weights changes the path only by
+    # rounding: the same minimum, to well within the tolerances.
     rng = np.random.default_rng(seed)
     y = make_cube(seed, 1, 1)[:, 0, 0]
     w = rng.uniform(0.5, 2.0, N_SAMPLES)
@@ -159,7 +160,8 @@ def test_scaling_the_weights(engine, seed, c):
     scaled = fitter.fit(MODEL, X, y=y, weights=c * w)
     assert ref.status[0] == scaled.status[0] == Status.OK
     np.testing.assert_allclose(scaled.statistic, c**2 * ref.statistic, rtol=1e-8)
-    np.testing.assert_allclose(scaled.params, ref.params, rtol=1e-8)
+    np.testing.assert_allclose(scaled.params, ref.params, rtol=1e-5)
+    np.testing.assert_allclose(scaled.errors, ref.errors, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------
@@ -206,14 +208,16 @@ def test_status_invariants(engine, cube_and_kinds):
     params = np.stack([result.parameters[n] for n in MODEL.param_names], axis=-1)
     errors = np.stack([result.errors[n] for n in MODEL.param_names], axis=-1)
     assert np.all(np.isfinite(params[ok]))
-    # Errors of OK fits are finite, or NaN where the covariance is singular (a
-    # documented case: a noise pixel whose stddev collapses onto its lower
-    # bound); never infinite or negative.  Well-determined lines: finite.
-    assert not np.any(np.isinf(errors)) and np.all(errors[ok][~np.isnan(errors[ok])] >= 0)
-    assert np.all(np.isfinite(errors[kinds == "line"]))
+    # A success is honest: every OK fit has finite, non-negative errors for all
+    # of its (free) parameters; a singular or collapsed one is DEGENERATE.
+    assert np.all(np.isfinite(errors[ok])) and np.all(errors[ok] >= 0)
     assert np.all(np.isfinite(result.statistic[ok])) and np.all(result.statistic[ok] >= 0)
     assert np.all(np.isnan(params[~ok])) and np.all(np.isnan(errors[~ok]))
-    assert np.all(np.isnan(result.statistic[~ok]))
+    # Failed fits have no statistic, except DEGENERATE ones: the chi-square they reached.
+    degenerate = result.status == Status.DEGENERATE
+    assert np.all(np.isnan(result.statistic[~ok & ~degenerate]))
+    assert np.all(np.isfinite(result.statistic[degenerate]))
+    assert np.all((result.flags[degenerate] & (Flag.SINGULAR | Flag.DEGENERATE)) != 0)
     assert np.all(result.status[kinds == "all nan"] == Status.NO_VALID_DATA)
     assert np.all(result.status[kinds == "too few"] == Status.TOO_FEW_SAMPLES)
     assert np.all(ok[kinds == "line"])

@@ -1,7 +1,7 @@
 """Fitters: how one block of independent fits is solved.
 
 * :class:`BatchedFitter` - the default: every fit of a block advanced
-  together by a batched Levenberg-Marquardt solver (:mod:`parfit.fitters.lm`).
+  together by a batched trust-region reflective solver (:mod:`parfit.fitters.lm`).
 * :class:`ScipyFitter` - each fit on its own with
   :func:`scipy.optimize.least_squares` (``"trf"``, ``"dogbox"``, ``"lm"``).
 * :class:`AstropyFitter` - an astropy fitter instance called per fit, as

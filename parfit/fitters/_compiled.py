@@ -1,4 +1,4 @@
-"""Compiled kernel of the batched Levenberg-Marquardt solver (numba).
+"""Compiled kernel of the batched trust-region reflective solver (numba).
 
 The same algorithm as :mod:`parfit.fitters.lm`, step for step, written as
 one fused loop per fit so that no intermediate array of the block is ever
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from . import lm
+from . import lm, trf
 
 try:  # numba is optional at run time; the numpy solver is the fallback
     import numba
@@ -101,7 +101,8 @@ def solve(model, problem, p0, lower, upper, options, required=False):
     ----------
     model : parfit model
     problem : parfit.fitters.batched._ModelProblem
-        Supplies the prepared data (``y``, ``w``, ``xs``, ``template``, ``free``).
+        Supplies the prepared data (``y``, ``w``, ``xs``, ``template``,
+        ``free``, ``rms``, ``x_scale``).
     p0, lower, upper : ndarray
         ``(n_fits, n_free)``.
     options : parfit.fitters.lm.LMOptions
@@ -119,23 +120,22 @@ def solve(model, problem, p0, lower, upper, options, required=False):
         return None
     codes, offsets, signs = described
     n_fits, n_free = p0.shape
-    x = np.ascontiguousarray(problem.xs[0], dtype=np.float64)
-    template = np.ascontiguousarray(problem.template, dtype=np.float64)
-    free_idx = np.flatnonzero(problem.free).astype(np.int64)
-    out = lm.LMOutcome(
-        params=np.array(p0, dtype=np.float64),
-        chi2=np.full(n_fits, np.nan),
-        normal=np.zeros((n_fits, n_free, n_free)),
-        nfev=np.ones(n_fits, dtype=np.int64),
-        n_iter=np.zeros(n_fits, dtype=np.int64),
-        reason=np.zeros(n_fits, dtype=np.int8),
-    )
-    _fit_all(codes, offsets, signs, x, np.ascontiguousarray(problem.y),
-              np.ascontiguousarray(problem.w, dtype=np.float64), template, free_idx,
-              np.ascontiguousarray(lower), np.ascontiguousarray(upper),
-              float(options.ftol), float(options.xtol), float(options.gtol),
-              options.nfev_limit(n_free), float(options.factor),
-              out.params, out.chi2, out.normal, out.nfev, out.n_iter, out.reason)
+    lower = np.ascontiguousarray(lower, dtype=np.float64)
+    upper = np.ascontiguousarray(upper, dtype=np.float64)
+    scale = trf.data_scale(problem.rms)
+    state = trf.new_state(n_fits, n_free)
+    out = state.outcome(scale)
+    with np.errstate(all="ignore"):
+        state.x[:] = trf.strictly_feasible(np.asarray(p0, dtype=np.float64), lower, upper)
+    _fit_all(codes, offsets, signs, np.ascontiguousarray(problem.xs[0], dtype=np.float64),
+             np.ascontiguousarray(problem.y), np.ascontiguousarray(problem.w, dtype=np.float64),
+             np.ascontiguousarray(problem.template, dtype=np.float64),
+             np.flatnonzero(problem.free).astype(np.int64), lower, upper, scale,
+             problem.x_scale,
+             float(options.ftol), float(options.xtol),
+             trf.gradient_tolerance(options.gtol, problem.rms, scale),
+             options.nfev_limit(n_free), float(options.factor), *state.arrays())
+    state.finish(out, scale)
     return out
 
 
@@ -214,212 +214,73 @@ def _model_values(codes, offsets, signs, x, p, f, jfull):
                 jfull[j, o + 2] = s * (-a * d_a * math.log(xx))
 
 @_jit
-def _residuals(codes, offsets, signs, x, y, w, p, free_idx, g, a, f, jfull):
-    """Chi-square at ``p`` (inf if not finite); ``J^T r`` into g, ``J^T J`` into a."""
-    k = free_idx.shape[0]
+def _weighted(codes, offsets, signs, x, y, w, p, free_idx, scale, f, jfull, r, jac):
+    """Scaled weighted residuals and Jacobian of the valid samples; their number.
+
+    Returns ``(m, finite)``: rows ``[:m]`` of ``r`` and ``jac`` hold the samples
+    of non-zero weight; ``finite`` is False where either is not finite.
+    """
     _model_values(codes, offsets, signs, x, p, f, jfull)
-    chi2 = 0.0
-    for q in range(k):
-        g[q] = 0.0
-        for t in range(k):
-            a[q, t] = 0.0
-    jw = np.empty(k)
+    k = free_idx.shape[0]
+    m = 0
+    finite = True
     for j in range(y.shape[0]):
         wj = w[j]
         if wj == 0.0:
             continue
-        rj = (f[j] - y[j]) * wj
-        chi2 += rj * rj
+        ws = wj / scale
+        r[m] = (f[j] - y[j]) * ws
+        if not math.isfinite(r[m]):
+            finite = False
         for q in range(k):
-            jw[q] = jfull[j, free_idx[q]] * wj
-        for q in range(k):
-            jq = jw[q]
-            g[q] += jq * rj
-            for t in range(q + 1):
-                a[q, t] += jq * jw[t]
-    for q in range(k):
-        if not math.isfinite(g[q]):
-            return math.inf
-        for t in range(q + 1):
-            if not math.isfinite(a[q, t]):
-                return math.inf
-            a[t, q] = a[q, t]
-    if not math.isfinite(chi2):
-        return math.inf
-    return chi2
+            jac[m, q] = jfull[j, free_idx[q]] * ws
+            if not math.isfinite(jac[m, q]):
+                finite = False
+        m += 1
+    return m, finite
+
 
 @_jit
-def _fit_all(codes, offsets, signs, x, y, w, template, free_idx, lower, upper, ftol, xtol,
-            gtol, max_nfev, factor, out_p, out_chi2, out_normal, out_nfev, out_niter,
-            out_reason):
-    n_fits = y.shape[0]
+def _fit_all(codes, offsets, signs, x, y, w, template, free_idx, lower, upper, scale, xsc,
+             ftol, xtol, gtol, max_nfev, factor, xs, x_new, step, step_h, g, d, diag_h, g_h,
+             s, suf, rr, vv, sc, ic, work):
+    """Every fit of the block, one after the other, with scipy's TRF steps (parfit.fitters.trf)."""
+    n_fits, n_samples = y.shape
     k = free_idx.shape[0]
     n_par = template.shape[1]
     p = np.empty(n_par)
-    f = np.empty(y.shape[1])
-    jfull = np.zeros((y.shape[1], n_par))
-    g = np.empty(k)
-    a = np.empty((k, k))
-    g_new = np.empty(k)
-    a_new = np.empty((k, k))
-    mat = np.empty((k, k))
-    low = np.empty((k, k))
-    h = np.empty(k)
-    z = np.empty(k)
-    xf = np.empty(k)
-    x_new = np.empty(k)
-    scale = np.empty(k)
-    colnorm = np.empty(k)
-    frozen = np.zeros(k, dtype=np.bool_)
+    f = np.empty(n_samples)
+    jfull = np.zeros((n_samples, n_par))
+    r = np.empty(n_samples)
+    jac = np.empty((n_samples, max(k, 1)))
     for i in range(n_fits):
         xrow = x[0] if x.shape[0] == 1 else x[i]
         for q in range(n_par):
             p[q] = template[i, q]
         for q in range(k):
-            xf[q] = out_p[i, q]
-            p[free_idx[q]] = xf[q]
-        chi2 = _residuals(codes, offsets, signs, xrow, y[i], w[i], p, free_idx, g, a, f, jfull)
-        nfev = 1
-        n_iter = 0
-        if not math.isfinite(chi2):
-            out_reason[i] = 6
-            out_nfev[i] = nfev
+            p[free_idx[q]] = xs[i, q]
+        m, finite = _weighted(codes, offsets, signs, xrow, y[i], w[i], p, free_idx, scale[i],
+                              f, jfull, r, jac)
+        ic[i, 3] = m
+        if not finite:
+            ic[i, 0] = 1
+            ic[i, 2] = lm.BAD_START
             continue
-        # Initial scaling, damping and step bound.
-        pn = 0.0
-        for q in range(k):
-            cn = math.sqrt(a[q, q])
-            scale[q] = cn if cn > 0 else 1.0
-            pn += (scale[q] * xf[q]) ** 2
-        mu = 1e-3
-        nu = 2.0
-        pn = math.sqrt(pn)
-        delta = factor * pn if pn > 0 else factor
-        reason = 0
-        while True:
-            # Frozen parameters, gradient test.
-            rnorm = math.sqrt(chi2)
-            gnorm = 0.0
+        going = trf.begin_fit(i, r[:m], jac[:m, :k], xs, x_new, step, step_h, g, d, diag_h,
+                              g_h, s, suf, rr, vv, sc, ic, work, lower, upper, xsc, gtol[i],
+                              factor, max_nfev)
+        while going:
             for q in range(k):
-                frozen[q] = (xf[q] <= lower[i, q] and g[q] > 0) or (
-                    xf[q] >= upper[i, q] and g[q] < 0)
-                colnorm[q] = math.sqrt(a[q, q])
-                if not frozen[q] and colnorm[q] != 0:
-                    gnorm = max(gnorm, abs(g[q]) / (colnorm[q] * rnorm))
-            if gnorm <= gtol:
-                reason = 3
-            if chi2 == 0:
-                reason = 4
-            if reason:
-                break
-            # Damped system with frozen parameters removed; Cholesky solve.
-            for q in range(k):
-                scale[q] = max(scale[q], colnorm[q])
-            for q in range(k):
-                for t in range(k):
-                    if frozen[q] or frozen[t]:
-                        mat[q, t] = 1.0 if q == t else 0.0
-                    else:
-                        mat[q, t] = a[q, t] + (mu * scale[q] ** 2 if q == t else 0.0)
-            solved = True
-            for q in range(k):
-                d = mat[q, q]
-                for t in range(q):
-                    d -= low[q, t] * low[q, t]
-                if not d > 0:
-                    solved = False
-                    d = 1.0
-                low[q, q] = math.sqrt(d)
-                for t in range(q + 1, k):
-                    s2 = mat[t, q]
-                    for u in range(q):
-                        s2 -= low[t, u] * low[q, u]
-                    low[t, q] = s2 / low[q, q]
-            for q in range(k):
-                s2 = 0.0 if frozen[q] else -g[q]
-                for t in range(q):
-                    s2 -= low[q, t] * z[t]
-                z[q] = s2 / low[q, q]
-            for q in range(k - 1, -1, -1):
-                s2 = z[q]
-                for t in range(q + 1, k):
-                    s2 -= low[t, q] * h[t]
-                h[q] = s2 / low[q, q]
-            for q in range(k):
-                if not math.isfinite(h[q]):
-                    solved = False
-            hn = 0.0
-            for q in range(k):
-                if not solved:
-                    h[q] = 0.0
-                hn += (scale[q] * h[q]) ** 2
-            hn = math.sqrt(hn)
-            shrink = delta / hn if hn > delta else 1.0
-            hn = 0.0
-            for q in range(k):
-                v = min(max(xf[q] + h[q] * shrink, lower[i, q]), upper[i, q])
-                x_new[q] = v
-                h[q] = v - xf[q]
-                hn += (scale[q] * h[q]) ** 2
-            hn = math.sqrt(hn)
-            # Trial point.
-            for q in range(k):
-                p[free_idx[q]] = x_new[q]
-            chi2_new = _residuals(codes, offsets, signs, xrow, y[i], w[i], p, free_idx,
-                                 g_new, a_new, f, jfull)
-            nfev += 1
-            n_iter += 1
-            if not solved:
-                chi2_new = math.inf
-            # Reduction predicted by the linear model: -(2 g.h + h.A.h).
-            predicted = 0.0
-            for q in range(k):
-                ah = 0.0
-                for t in range(k):
-                    ah += a[q, t] * h[t]
-                predicted -= h[q] * (2.0 * g[q] + ah)
-            actual = chi2 - chi2_new
-            rho = actual / predicted if predicted > 0 else -1.0
-            accept = rho > 1e-4 and math.isfinite(chi2_new)
-            if accept:
-                mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
-                nu = 2.0
-                if rho > 0.75:
-                    delta = max(delta, 2.0 * hn)
-            else:
-                mu *= nu
-                nu *= 2.0
-                delta = 0.5 * min(delta, hn)
-            # Convergence tests.
-            pn = 0.0
-            for q in range(k):
-                pn += (scale[q] * (x_new[q] if accept else xf[q])) ** 2
-            pn = math.sqrt(pn)
-            safe = chi2 if chi2 > 0 else 1.0
-            rel_actual = actual / safe if math.isfinite(chi2_new) else -1.0
-            if abs(rel_actual) <= ftol and predicted / safe <= ftol and rho <= 2.0:
-                reason = 1
-            elif (hn if accept else delta) <= xtol * (xtol + pn):
-                reason = 2
-            if accept:
-                chi2 = chi2_new
-                for q in range(k):
-                    xf[q] = x_new[q]
-                    g[q] = g_new[q]
-                    for t in range(k):
-                        a[q, t] = a_new[q, t]
-            else:
-                for q in range(k):
-                    p[free_idx[q]] = xf[q]
-            if reason == 0 and nfev >= max_nfev:
-                reason = 5
-            if reason:
-                break
-        for q in range(k):
-            out_p[i, q] = xf[q]
-            for t in range(k):
-                out_normal[i, q, t] = a[q, t]
-        out_chi2[i] = chi2
-        out_nfev[i] = nfev
-        out_niter[i] = n_iter
-        out_reason[i] = reason
+                p[free_idx[q]] = x_new[i, q]
+            m, finite = _weighted(codes, offsets, signs, xrow, y[i], w[i], p, free_idx,
+                                  scale[i], f, jfull, r, jac)
+            cost = 0.0
+            for j in range(m):
+                cost += r[j] * r[j]
+            if not finite:
+                cost = math.inf
+            taken = trf.judge_fit(i, 0.5 * cost, xs, step, sc, ic, ftol, xtol)
+            if taken:
+                trf.accept_fit(i, r[:m], jac[:m, :k], xs, x_new, g, rr, sc, ic, work)
+            going = trf.continue_fit(i, taken, xs, x_new, step, step_h, g, d, diag_h, g_h, s,
+                                     suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev)

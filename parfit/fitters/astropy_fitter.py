@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..status import Status
+from . import quality
 from .base import BlockResult, Fitter, run_guarded, screen_block
 
 __all__ = ["AstropyFitter", "astropy_free_mask"]
@@ -109,6 +110,7 @@ class AstropyFitter(Fitter):
         free = astropy_free_mask(model)
         infos = [None] * block.n_fits if fit_info else None
         model_i = model.copy()
+        ours = _parfit_twin(model)
         todo = screen_block(block, free, result, names=names, check_bounds=False)
         for i in todo:
             sel = block.valid[i]
@@ -125,12 +127,13 @@ class AstropyFitter(Fitter):
             if w is not None:
                 kwargs["weights"] = w
             run_guarded(result, i, self._fit_one, fitter, model_i, x, y, w, kwargs, free, i,
-                        result, infos, fit_info)
+                        result, infos, fit_info, block, ours)
         result.fit_info = infos
         return result
 
     @staticmethod
-    def _fit_one(fitter, model_i, x, y, w, kwargs, free, i, result, infos, fit_info):
+    def _fit_one(fitter, model_i, x, y, w, kwargs, free, i, result, infos, fit_info, block,
+                 ours):
         fitted = fitter(model_i, *x, y, inplace=True, **kwargs)
         params = np.array([np.asarray(getattr(fitted, n).value, dtype=float).item()
                            for n in fitted.param_names])
@@ -143,17 +146,48 @@ class AstropyFitter(Fitter):
         resid = fitted(*x) - y
         if w is not None:
             resid = resid * w
-        result.params[i] = params
-        result.statistic[i] = float(np.sum(np.square(resid)))
-        result.status[i] = Status.OK
+        chi2 = float(np.sum(np.square(resid)))
         nfev = _info_get(info, "nfev")
         result.nfev[i] = int(nfev) if nfev is not None else -1
+        errors = np.full((1, len(params)), np.nan)
         cov = _info_get(info, "param_cov")
-        if cov is not None:
-            cov = np.asarray(cov, dtype=float)
-            if cov.shape == (free.sum(), free.sum()):
-                var = np.diag(cov)
-                result.errors[i, free] = np.sqrt(np.where(var >= 0, var, np.nan))
+        cov = None if cov is None else np.asarray(cov, dtype=float)
+        if cov is not None and cov.shape == (free.sum(), free.sum()):
+            var = np.diag(cov)
+            errors[0, free] = np.sqrt(np.where(var >= 0, var, np.nan))
+        else:  # this fitter gives no covariance: one from a numerical Jacobian
+            normal = _numerical_normal(fitted, x, w, params, free)
+            errors = quality.errors_from_normal(None, params[None], free, False, normal[None],
+                                                np.array([chi2]), np.array([np.size(y)]), True)
+        row = np.array([i])
+        flags = quality.quality_flags(ours, block, row, params[None], errors, free)
+        quality.store_converged(result, row, params[None], np.array([chi2]), errors, flags,
+                                fitted.param_names)
+
+
+def _parfit_twin(model):
+    """parfit's version of an astropy model (for the collapse test), or None."""
+    from ..models.astropy_bridge import from_astropy
+
+    try:
+        twin = from_astropy(model)
+    except Exception:  # a model parfit has no twin of: no collapse test
+        return None
+    return twin if tuple(twin.param_names) == tuple(model.param_names) else None
+
+
+def _numerical_normal(fitted, x, w, params, free):
+    """``J^T J`` of the weighted residuals by central differences in the free parameters."""
+    cols = []
+    for k in np.flatnonzero(free):
+        h = np.finfo(float).eps ** (1 / 3) * max(abs(params[k]), 1.0)
+        up, down = params.copy(), params.copy()
+        up[k] += h
+        down[k] -= h
+        col = (np.ravel(fitted.evaluate(*x, *up)) - np.ravel(fitted.evaluate(*x, *down))) / (2 * h)
+        cols.append(col if w is None else col * np.ravel(w))
+    jac = np.stack(cols, axis=1) if cols else np.zeros((np.size(x[0]), 0))
+    return jac.T @ jac
 
 
 def _info_get(info, key):

@@ -1,18 +1,20 @@
 """parfit's default fitter: every fit of a block solved at once.
 
-:class:`BatchedFitter` hands a whole block to the batched Levenberg-Marquardt
+:class:`BatchedFitter` hands a whole block to the batched trust-region reflective
 solver of :mod:`parfit.fitters.lm` (vectorised numpy), or, for models built
 only from compiled built-in components, to the equivalent compiled kernel of
 :mod:`parfit.fitters._compiled` when numba is installed.  Both run the same
 algorithm with the same tests and give the same answers.
 """
 
+import dataclasses
+
 import numpy as np
 
 from .._capture import capture_warnings
 from ..errors import InputError
-from ..status import Status
-from . import lm
+from ..status import Flag, Status
+from . import lm, quality, trf
 from .base import BlockResult, Fitter, run_guarded, screen_block
 
 __all__ = ["BatchedFitter"]
@@ -21,7 +23,7 @@ _OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "factor")
 
 
 class BatchedFitter(Fitter):
-    """Fit all pixels of a block together with a batched Levenberg-Marquardt solver.
+    """Fit all pixels of a block together with a batched trust-region reflective solver.
 
     The default fitter of :func:`parfit.parallel_fit` (``fitter=None``).
     The algorithm, its convergence tests and how bounds are handled are
@@ -61,9 +63,9 @@ class BatchedFitter(Fitter):
     [2.0, 0.5, 1.2]
     """
 
-    name = "batched-lm"
+    name = "batched-trf"
 
-    def __init__(self, *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None, factor=0.1,
+    def __init__(self, *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None, factor=1.0,
                  scale_covariance=True, engine="auto"):
         self.options = _make_options(dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                                           factor=factor), "BatchedFitter")
@@ -88,7 +90,7 @@ class BatchedFitter(Fitter):
         # scale_covariance changes the errors, so it belongs to the description (and
         # so to the options fingerprint a resume checks); shown only when not default.
         extra = "" if self.scale_covariance else ", scale_covariance=False"
-        return f"batched Levenberg-Marquardt ({opts}, engine={self.engine!r}{extra})"
+        return f"batched trust-region reflective ({opts}, engine={self.engine!r}{extra})"
 
     def check(self, model, fitter_kwargs=None):
         """Reject unknown ``fitter_kwargs`` and models the engine cannot run."""
@@ -139,63 +141,126 @@ class BatchedFitter(Fitter):
         return result
 
     def _solve(self, model, block, todo, free, options, result, infos):
-        """Fit rows ``todo`` of ``block`` and store them in ``result``."""
-        problem = _ModelProblem(model, block, todo, free)
-        p0 = block.p0[todo][:, free]
-        lower, upper = block.lower[todo][:, free], block.upper[todo][:, free]
-        outcome = None
+        """Fit rows ``todo`` of ``block`` and store them in ``result``.
+
+        Fits that end singular, collapsed, on a bound or without converging
+        are solved again from a second start, the model's guess from their
+        data, and the better of the two solutions is kept (flag ``RETRIED``).
+        """
         # Floating-point trouble (overflow in a far-off trial step, a singular
         # covariance) is handled through the results, not reported as warnings.
         with np.errstate(all="ignore"):
-            if self.engine != "numpy":
-                from . import _compiled
+            first = self._attempt(model, block, todo, free, options, block.p0[todo])
+            retry = self._retry_rows(model, first)
+            if len(retry):
+                start = np.clip(model.guess(*_rows_x(block, todo[retry]), y=block.y[todo[retry]],
+                                            valid=block.valid[todo[retry]],
+                                            start=block.p0[todo[retry]]),
+                                block.lower[todo[retry]], block.upper[todo[retry]])
+                second = self._attempt(model, block, todo[retry], free, options, start)
+                better = second.converged & (~first.converged[retry] | (
+                    second.chi2 <= first.chi2[retry]))
+                first.take(retry[better], second, np.flatnonzero(better))
+                first.flags[retry] |= np.uint8(Flag.RETRIED)
+        self._store(model, block, todo, free, first, options, result, infos)
 
-                outcome = _compiled.solve(model, problem, p0, lower, upper, options,
-                                          required=self.engine == "compiled")
-            if outcome is None:
-                outcome = lm.levenberg_marquardt(problem, p0, lower, upper, options)
-            self._store(model, problem, todo, free, outcome, options, result, infos)
+    def _retry_rows(self, model, attempt):
+        """Rows of ``attempt`` worth a second start (none if the model cannot guess)."""
+        if not model.can_guess:
+            return np.zeros(0, dtype=np.intp)
+        weak = (attempt.flags & (Flag.SINGULAR | Flag.DEGENERATE | Flag.AT_BOUND)) != 0
+        return np.flatnonzero((attempt.converged & weak) | (attempt.reason == lm.MAXFEV))
 
-    def _store(self, model, problem, todo, free, outcome, options, result, infos):
-        params = problem.full_parameters(np.arange(len(todo)), outcome.params)
-        converged = outcome.converged
-        finite = np.all(np.isfinite(params), axis=1) & np.isfinite(outcome.chi2)
-        ok = converged & finite
-        result.nfev[todo] = outcome.nfev
-        ok_rows = todo[ok]
-        result.params[ok_rows] = params[ok]
-        result.statistic[ok_rows] = outcome.chi2[ok]
-        result.errors[ok_rows] = _errors(model, params[ok], free, problem.has_ties,
-                                         outcome.normal[ok], outcome.chi2[ok],
-                                         problem.n_valid[ok], self.scale_covariance)
-        result.status[ok_rows] = Status.OK
+    def _attempt(self, model, block, rows, free, options, start):
+        """Solve ``rows`` from ``start`` (full parameter rows); errors and flags included."""
+        problem = _ModelProblem(model, block, rows, free, template=start)
+        p0 = start[:, free]
+        lower, upper = block.lower[rows][:, free], block.upper[rows][:, free]
+        outcome = None
+        if self.engine != "numpy":
+            from . import _compiled
+
+            outcome = _compiled.solve(model, problem, p0, lower, upper, options,
+                                      required=self.engine == "compiled")
+        if outcome is None:
+            outcome = trf.trust_region_reflective(problem, p0, lower, upper, options,
+                                                  rms=problem.rms, x_scale=problem.x_scale,
+                                                  n_valid=problem.n_valid)
+        params = problem.full_parameters(np.arange(len(rows)), outcome.params)
+        converged = outcome.converged & np.all(np.isfinite(params), axis=1) & np.isfinite(
+            outcome.chi2)
+        errors = np.full(params.shape, np.nan)
+        errors[converged] = quality.errors_from_normal(
+            model, params[converged], free, problem.has_ties, outcome.normal[converged],
+            outcome.chi2_scaled[converged], problem.n_valid[converged],
+            self.scale_covariance, outcome.scale[converged])
+        flags = np.zeros(len(rows), dtype=np.uint8)
+        flags[converged] = quality.quality_flags(model, block, rows[converged],
+                                                 params[converged], errors[converged], free)
+        return _Attempt(params=params, errors=errors, chi2=outcome.chi2, flags=flags,
+                        converged=converged, reason=outcome.reason.astype(np.int8),
+                        nfev=outcome.nfev.copy(), n_iter=outcome.n_iter.copy())
+
+    def _store(self, model, block, todo, free, attempt, options, result, infos):
+        ok = attempt.converged
+        result.nfev[todo] = attempt.nfev
+        quality.store_converged(result, todo[ok], attempt.params[ok], attempt.chi2[ok],
+                                attempt.errors[ok], attempt.flags[ok], model.param_names)
+        result.flags[todo] = attempt.flags
         limit = options.nfev_limit(int(free.sum()))
         for j in np.flatnonzero(~ok):
             i = todo[j]
-            reason = int(outcome.reason[j])
+            reason = int(attempt.reason[j])
             if reason == lm.BAD_START:
                 result.fail(i, Status.NONFINITE, "the model is not finite at the starting values")
             elif reason == lm.MAXFEV:
                 result.fail(i, Status.NOT_CONVERGED,
-                            f"batched Levenberg-Marquardt: the maximum number of function "
+                            f"batched trust-region reflective: the maximum number of function "
                             f"evaluations ({limit}) was reached")
             else:
                 result.fail(i, Status.NONFINITE, "the fit ended on non-finite parameters")
         if infos is not None:
             for j, i in enumerate(todo):
                 infos[i] = {
-                    "message": lm.REASONS[int(outcome.reason[j])],
-                    "nfev": int(outcome.nfev[j]),
-                    "n_iter": int(outcome.n_iter[j]),
-                    "chi2": float(outcome.chi2[j]),
-                    "converged": bool(converged[j]),
+                    "message": lm.REASONS[int(attempt.reason[j])],
+                    "nfev": int(attempt.nfev[j]),
+                    "n_iter": int(attempt.n_iter[j]),
+                    "chi2": float(attempt.chi2[j]),
+                    "converged": bool(ok[j]),
+                    "flags": int(attempt.flags[j]),
                 }
+
+
+@dataclasses.dataclass
+class _Attempt:
+    """One solve of some fits: full parameters, errors, flags and how each ended."""
+
+    params: np.ndarray
+    errors: np.ndarray
+    chi2: np.ndarray
+    flags: np.ndarray
+    converged: np.ndarray
+    reason: np.ndarray
+    nfev: np.ndarray
+    n_iter: np.ndarray
+
+    def take(self, rows, other, other_rows):
+        """Replace ``rows`` by ``other_rows`` of ``other``; evaluations add up."""
+        self.nfev[rows] += other.nfev[other_rows]
+        self.n_iter[rows] += other.n_iter[other_rows]
+        for name in ("params", "errors", "chi2", "flags", "converged", "reason"):
+            getattr(self, name)[rows] = getattr(other, name)[other_rows]
+
+
+def _rows_x(block, rows):
+    """The model inputs of ``rows`` of ``block``, each shared or one row per fit."""
+    return tuple(xk if xk.ndim == 1 else xk[rows] for xk in block.x)
 
 
 class _ModelProblem(lm.Problem):
     """Weighted residuals of a parfit model on rows ``todo`` of a block."""
 
-    def __init__(self, model, block, todo, free):
+    def __init__(self, model, block, todo, free, template=None):
         self.model = model
         self.free = free
         self.has_ties = any(getattr(model, n).tied for n in model.param_names)
@@ -209,7 +274,12 @@ class _ModelProblem(lm.Problem):
         self.xs = [xk[None, :] if xk.ndim == 1 else np.where(valid, xk[todo], 0.0)
                    for xk in block.x]
         self.shared_x = all(xk.shape[0] == 1 for xk in self.xs)
-        self.template = block.p0[todo]
+        self.template = block.p0[todo] if template is None else template
+        # The solver works in units of each fit's data (see parfit.fitters.trf):
+        # residuals in those of the weighted data, amplitudes in those of the data.
+        self.rms = trf.data_rms(self.y, self.w, valid)
+        self.x_scale = np.ascontiguousarray(trf.parameter_scales(
+            trf.data_rms(self.y, 1.0, valid), _data_linear(model)[free]))
 
     def full_parameters(self, rows, params):
         full = self.template[rows].copy()
@@ -241,43 +311,16 @@ class _ModelProblem(lm.Problem):
         return r, jac
 
 
-def _errors(model, params, free, has_ties, normal, chi2, n_valid, scale):
-    """1-sigma errors of all parameters from ``J^T J`` at the solution.
+def _data_linear(model):
+    """Bool per parameter: its unit is the data's (amplitudes, baseline coefficients)."""
+    from astropy import units as u
 
-    The covariance of the free parameters is ``inv(J^T J)``, computed from the
-    Cholesky factor of ``J^T J`` scaled to unit diagonal (a correlation
-    matrix); NaN when that matrix is numerically singular (a pivot below
-    ``sqrt(10 * n_free * eps)``, i.e. parameters degenerate to about 1e-7).
-    With ``scale`` it is multiplied by the reduced chi-square.
-    """
-    n, n_params = params.shape
-    errors = np.full((n, n_params), np.nan)
-    n_free = normal.shape[1]
-    if n == 0 or n_free == 0:
-        return errors
-    diag = np.diagonal(normal, axis1=1, axis2=2)
-    positive = np.all(diag > 0, axis=1)
-    d = np.sqrt(np.where(diag > 0, diag, 1.0))
-    corr = normal / (d[:, :, None] * d[:, None, :])
-    inv_corr, pivots = lm.cholesky_inverse(corr)
-    singular = ~positive | np.any(pivots <= np.sqrt(10 * n_free * np.finfo(float).eps),
-                                  axis=1)
-    cov = inv_corr / (d[:, :, None] * d[:, None, :])
-    if scale:
-        dof = n_valid - n_free
-        factor = np.where(dof > 0, chi2 / np.where(dof > 0, dof, 1), np.nan)
-        cov = cov * factor[:, None, None]
-    cov[singular] = np.nan
-    if has_ties:
-        d = model.tie_jacobian(params)
-        var = np.einsum("npf,nfg,npg->np", d, cov, d)
-        fixed = np.array([bool(getattr(model, name).fixed) for name in model.param_names])
-        var[:, fixed] = np.nan
-    else:
-        var = np.full((n, n_params), np.nan)
-        var[:, free] = np.diagonal(cov, axis1=1, axis2=2)
-    errors[...] = np.sqrt(np.where(var >= 0, var, np.nan))
-    return errors
+    probe = u.def_unit("parfit_probe")
+    try:
+        units = model._parameter_units((None,) * model.n_inputs, probe)
+    except Exception:  # a user model whose units cannot be worked out: no rescaling
+        return np.zeros(len(model.param_names), dtype=bool)
+    return np.array([units.get(name) == probe for name in model.param_names], dtype=bool)
 
 
 def _make_options(values, what):

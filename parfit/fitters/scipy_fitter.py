@@ -13,9 +13,10 @@ from scipy.optimize import least_squares
 
 from ..errors import InputError
 from ..status import Status
+from . import quality
 from .base import BlockResult, Fitter, run_guarded, screen_block
 
-__all__ = ["ScipyFitter", "covariance_from_jacobian"]
+__all__ = ["ScipyFitter"]
 
 _METHODS = ("trf", "dogbox", "lm")
 _LSQ_OPTIONS = frozenset(inspect.signature(least_squares).parameters) - {
@@ -178,45 +179,11 @@ class ScipyFitter(Fitter):
         if not (np.all(np.isfinite(params)) and np.isfinite(chi2)):
             result.fail(i, Status.NONFINITE, "the fit ended on non-finite parameters")
             return
-        cov_free = covariance_from_jacobian(jac(sol.x), chi2, self.scale_covariance)
-        result.params[i] = params
-        result.statistic[i] = chi2
-        result.errors[i] = _parameter_errors(model, params, free, has_ties, cov_free)
-        result.status[i] = Status.OK
-
-
-def covariance_from_jacobian(jac, chi2, scale):
-    """Covariance of the free parameters from the weighted Jacobian.
-
-    ``inv(J.T @ J)`` through a singular value decomposition; NaN when ``J``
-    is rank deficient.  With ``scale`` it is multiplied by the reduced
-    chi-square ``chi2 / (n_samples - n_free)`` (NaN when that is not
-    positive).
-    """
-    n_samples, n_free = jac.shape
-    if n_free == 0:
-        return np.zeros((0, 0))
-    _, s, vt = np.linalg.svd(jac, full_matrices=False)
-    threshold = np.finfo(float).eps * max(jac.shape) * s[0]
-    if s[0] == 0 or np.any(s <= threshold):
-        return np.full((n_free, n_free), np.nan)
-    cov = (vt.T / s**2) @ vt
-    if scale:
-        dof = n_samples - n_free
-        cov = cov * (chi2 / dof) if dof > 0 else np.full_like(cov, np.nan)
-    return cov
-
-
-def _parameter_errors(model, params, free, has_ties, cov_free):
-    errors = np.full(params.shape, np.nan)
-    if has_ties:
-        d = model.tie_jacobian(params[None, :])[0]
-        cov_full = d @ cov_free @ d.T
-        var = np.diag(cov_full).copy()
-        fixed = np.array([bool(getattr(model, n).fixed) for n in model.param_names])
-        var[fixed] = np.nan
-        errors[:] = np.sqrt(np.where(var >= 0, var, np.nan))
-    else:
-        var = np.diag(cov_free)
-        errors[free] = np.sqrt(np.where(var >= 0, var, np.nan))
-    return errors
+        j = jac(sol.x)
+        row = np.array([i])
+        errors = quality.errors_from_normal(model, params[None], free, has_ties,
+                                            (j.T @ j)[None], np.array([chi2]),
+                                            np.array([len(y)]), self.scale_covariance)
+        flags = quality.quality_flags(model, block, row, params[None], errors, free)
+        quality.store_converged(result, row, params[None], np.array([chi2]), errors, flags,
+                                model.param_names)

@@ -161,6 +161,9 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
     n_outputs: ClassVar[int] = 1
     param_specs: ClassVar[tuple[ParameterSpec, ...]] = ()
     has_analytic_jacobian: ClassVar[bool] = False
+    #: Peak models: the names of their amplitude and centre parameters (they
+    #: also implement :meth:`_fwhm`); None for every other model.
+    peak_parameters: ClassVar[tuple[str, str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -523,6 +526,57 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
 
     # ------------------------------------------------------------------
     # composition and YAML
+    def _fwhm(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """Full width at half maximum of a peak model, from its parameter columns."""
+        raise NotImplementedError
+
+    def collapsed(self, params: Any, lo: Any, hi: Any, step: Any) -> np.ndarray:
+        """Where a fitted peak has collapsed into something that is not a line.
+
+        A peak is collapsed when its full width at half maximum is below a
+        quarter of the sample ``step`` (a one-channel spike) or above four
+        times the data's extent ``hi - lo`` (it mimics a constant), when its
+        centre lies more than 1.5 FWHM outside ``[lo, hi]``, or when its
+        amplitude is exactly zero (its position and width are undefined).
+        Models that are not peaks never collapse; a sum collapses where any
+        of its peaks does.
+
+        Parameters
+        ----------
+        params : array_like
+            ``(n_fits, n_params)`` fitted values.
+        lo, hi, step : array_like
+            ``(n_fits,)`` smallest and largest valid sample coordinate and
+            the smallest spacing between valid samples.
+
+        Returns
+        -------
+        ndarray
+            ``(n_fits,)`` bool.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from parfit.models import Gaussian1D
+        >>> p = np.array([[1.0, 30.0, 3.0], [1.0, 30.0, 1e-30], [1.0, 30.0, 1e4]])
+        >>> Gaussian1D().collapsed(p, 0.0, 63.0, 1.0)
+        array([False,  True,  True])
+        """
+        params = np.asarray(params, dtype=np.float64)
+        out = np.zeros(params.shape[0], dtype=bool)
+        if self.peak_parameters is None:
+            return out
+        names = [spec.name for spec in self._declared_specs()]
+        cols = {name: params[:, i] for i, name in enumerate(names)}
+        amplitude, centre = (cols[name] for name in self.peak_parameters)
+        with np.errstate(all="ignore"):
+            fwhm = np.abs(self._fwhm(cols))
+            span = np.asarray(hi) - np.asarray(lo)
+            out |= ~(fwhm >= 0.25 * np.asarray(step)) | ~(fwhm <= 4.0 * span)
+            out |= ~((centre >= lo - 1.5 * fwhm) & (centre <= hi + 1.5 * fwhm))
+            out |= amplitude == 0
+        return out
+
     def _binary(self, other: Any, op: str) -> Any:
         if not isinstance(other, Model):
             return NotImplemented

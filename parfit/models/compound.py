@@ -440,6 +440,14 @@ class CompoundModel(Model):
             for k, t in enumerate(leaves):
                 out[:, self._slices[t]] = blocks[:, k]
 
+    def collapsed(self, params: Any, lo: Any, hi: Any, step: Any) -> np.ndarray:
+        """Where any peak of the sum has collapsed (see :meth:`Model.collapsed`)."""
+        params = np.asarray(params, dtype=np.float64)
+        out = np.zeros(params.shape[0], dtype=bool)
+        for template, sl in zip(self._templates, self._slices, strict=True):
+            out |= template.collapsed(params[:, sl], lo, hi, step)
+        return out
+
     # ------------------------------------------------------------------
     def _parameter_units(
         self, input_units: Sequence[Any], output_unit: Any

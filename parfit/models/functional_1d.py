@@ -78,6 +78,10 @@ class Gaussian1D(Model):
             description="Standard deviation",
         ),
     )
+    peak_parameters = ("amplitude", "mean")
+
+    def _fwhm(self, cols: dict[str, Any]) -> Any:
+        return FWHM_PER_SIGMA * cols["stddev"]
 
     def _evaluate(self, x: Any, amplitude: Any, mean: Any, stddev: Any) -> Any:
         return amplitude * np.exp(-0.5 * (x - mean) ** 2 / stddev**2)
@@ -125,6 +129,10 @@ class Lorentz1D(Model):
         ParameterSpec("x_0", 0.0, unit="x", description="Position of the peak"),
         ParameterSpec("fwhm", 1.0, unit="x", description="Full width at half maximum"),
     )
+    peak_parameters = ("amplitude", "x_0")
+
+    def _fwhm(self, cols: dict[str, Any]) -> Any:
+        return cols["fwhm"]
 
     def _evaluate(self, x: Any, amplitude: Any, x_0: Any, fwhm: Any) -> Any:
         return amplitude * ((fwhm / 2.0) ** 2) / ((x - x_0) ** 2 + (fwhm / 2.0) ** 2)
@@ -176,6 +184,12 @@ class Voigt1D(Model):
         ParameterSpec("fwhm_L", 2 / np.pi, unit="x", description="Lorentzian FWHM"),
         ParameterSpec("fwhm_G", float(np.log(2)), unit="x", description="Gaussian FWHM"),
     )
+    peak_parameters = ("amplitude_L", "x_0")
+
+    def _fwhm(self, cols: dict[str, Any]) -> Any:
+        # Olivero & Longbothum (1977), as astropy's Voigt1D.fwhm.
+        f_l, f_g = np.abs(cols["fwhm_L"]), np.abs(cols["fwhm_G"])
+        return 0.5346 * f_l + np.sqrt(0.2166 * f_l**2 + f_g**2)
 
     _sqrt_pi = float(np.sqrt(np.pi))
     _sqrt_ln2 = float(np.sqrt(np.log(2)))
