@@ -4,7 +4,7 @@ An analysis folder (``output.path`` of the config) holds
 
 * ``config.yaml`` - the config as run (defaults filled in, paths absolute),
 * ``run.json`` - the run record: parfit version, config hash, input
-  fingerprint, timings, counts per status, how it ended,
+  fingerprint, timings, counts per status and per quality flag, how it ended,
 * ``maps.zarr`` - the maps, streamed block by block (resumable), and
   ``maps.nc`` / ``maps.fits`` when ``output.format`` asks for them,
 * ``diagnostics/`` - per-fit folders (unless ``diagnostics.path`` is set).
@@ -52,7 +52,8 @@ def read_result(path):
     Reads both the store streamed by ``parallel_fit(..., output=)`` and the
     one written by :meth:`FitResult.to_zarr`.  The maps are read into
     memory; ``result.model`` is the starting model of the store's YAML with
-    the fitted maps as its values.
+    the fitted maps as its values.  A store written before parfit had
+    quality flags holds no ``flags`` map: its ``result.flags`` are all 0.
 
     Examples
     --------
@@ -70,7 +71,7 @@ def read_result(path):
 
     from astropy import units as u
 
-    from .output import open_maps_store, store_wcs, stored_start_model
+    from .output import open_maps_store, store_wcs, stored_flags, stored_start_model
     from .result import FitResult
 
     path = Path(path)
@@ -79,7 +80,7 @@ def read_result(path):
     if store_layout(path) is None:
         raise InputError(f"{str(path)!r} is not a zarr store of parfit maps (no status array "
                          f"and parfit attributes)")
-    _, layout, names, units, provenance, info = open_maps_store(path)
+    group, layout, names, units, provenance, info = open_maps_store(path)
     with xr.open_zarr(path, consolidated=False) as ds:
         maps = {n: np.asarray(ds[n].values, dtype=np.float64) for n in names}
         errors = {n: np.asarray(ds[f"{n}_error"].values, dtype=np.float64) for n in names}
@@ -87,7 +88,8 @@ def read_result(path):
         coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
         result_args = dict(statistic=np.asarray(ds["statistic"].values),
                            status=np.asarray(ds["status"].values),
-                           nfev=np.asarray(ds["nfev"].values))
+                           nfev=np.asarray(ds["nfev"].values),
+                           flags=stored_flags(group))
     start = stored_start_model(info)
     try:
         fitted = None if start is None else start.with_values(maps)
@@ -379,6 +381,7 @@ class Analysis:
             "failed_fraction": fraction,
             "max_failed_fraction": limit,
             "status_counts": counts,
+            "flag_counts": {f.name: n for f, n in result.flag_counts().items()},
             "exit_status": "too_many_failures" if fraction > limit else "ok",
         }
 

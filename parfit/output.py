@@ -13,7 +13,10 @@ Layout of the store (a zarr v3 group, readable with ``xarray.open_zarr``):
 
 * one float64 array per parameter, and ``<name>_error``;
 * ``statistic`` (float64), ``status`` (int8, 0 = NOT_RUN where no block
-  wrote), ``nfev`` (int32), ``n_warnings`` (int32), ``reported`` (int8);
+  wrote), ``nfev`` (int32), ``n_warnings`` (int32), ``reported`` (int8),
+  ``flags`` (uint8, :class:`~parfit.status.Flag` bits, 0 where none; a
+  store written before parfit had flags has no ``flags`` array, and readers
+  take it as all 0);
 * with ``output_cubes``, ``model`` and/or ``residual``: float64 cubes of the
   input's shape and axis order, chunked like the blocks (NaN where a fit
   failed);
@@ -40,7 +43,7 @@ from .errors import InputError, OutputExistsError
 
 __all__ = ["DONE_NAME", "ATTRS_KEY", "field_specs", "prepare_output", "write_block",
            "read_output", "input_fingerprint", "is_parfit_store", "store_layout",
-           "open_maps_store", "store_wcs", "stored_start_model"]
+           "open_maps_store", "store_wcs", "stored_start_model", "stored_flags"]
 
 #: Array of the completion records.
 DONE_NAME = "_parfit_done"
@@ -53,7 +56,7 @@ def field_specs(param_names):
     specs = [(name, "f8", np.nan) for name in param_names]
     specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
     specs += [("statistic", "f8", np.nan), ("status", "i1", 0), ("nfev", "i4", 0),
-              ("n_warnings", "i4", 0), ("reported", "i1", 0)]
+              ("n_warnings", "i4", 0), ("reported", "i1", 0), ("flags", "u1", 0)]
     return specs
 
 
@@ -160,6 +163,13 @@ def _reopen(path, iterating_shape, chunks, param_names, provenance, extra):
                 f"(overwrite=True replaces the store)"
             )
     expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME} | set(extra)
+    if "flags" not in group.array_keys() and set(group.array_keys()) == expected - {"flags"}:
+        raise InputError(
+            f"resume=True: output {str(path)!r} was written by parfit "
+            f"{stored.get('parfit_version')}, which kept no flags map; this version cannot "
+            f"finish it (read it with parfit.analysis.read_result, or choose another output "
+            f"path; overwrite=True replaces the store)"
+        )
     if (tuple(group["statistic"].shape) != tuple(iterating_shape)
             or tuple(group["statistic"].chunks) != tuple(chunks)
             or set(group.array_keys()) != expected):
@@ -232,12 +242,19 @@ def write_units(path, units):
 
 
 def read_output(path, param_names):
-    """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64."""
+    """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64.
+
+    A field the store lacks (``flags`` of a store written before parfit had
+    flags) is its fill value everywhere.
+    """
     import zarr
 
     group = zarr.open_group(str(path), mode="r")
-    return np.stack([np.asarray(group[name][...], dtype=np.float64)
-                     for name, *_ in field_specs(param_names)], axis=-1)
+    shape = tuple(group["status"].shape)
+    names = set(group.array_keys())
+    return np.stack([np.asarray(group[name][...], dtype=np.float64) if name in names
+                     else np.full(shape, fill, dtype=np.float64)
+                     for name, _, fill in field_specs(param_names)], axis=-1)
 
 
 def store_layout(path):
@@ -311,6 +328,17 @@ def open_maps_store(path):
             unit = getattr(getattr(start, name, None), "unit", None)
             units[name] = None if unit is None else str(unit)
     return group, layout, names, units, provenance, info
+
+
+def stored_flags(group):
+    """The ``flags`` map of a store of either layout, uint8; all 0 where it has none.
+
+    Stores written before parfit had flags hold no ``flags`` array: their
+    fits read as having no flag set.
+    """
+    if "flags" in set(group.array_keys()):
+        return np.asarray(group["flags"][...]).astype(np.uint8)
+    return np.zeros(tuple(group["status"].shape), dtype=np.uint8)
 
 
 def stored_start_model(info):

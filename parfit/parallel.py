@@ -47,8 +47,9 @@ _SCHEDULER_NAMES = (
 #: Accepted values of ``initial=``.
 _INITIAL = ("model", "guess")
 
-# Fields packed per fit by the block kernel, after params and errors.
-_EXTRA_FIELDS = ("statistic", "status", "nfev", "n_warnings", "reported")
+# Fields packed per fit by the block kernel, after params and errors (the order of
+# output.field_specs).
+_EXTRA_FIELDS = ("statistic", "status", "nfev", "n_warnings", "reported", "flags")
 
 
 def parallel_fit(
@@ -106,7 +107,7 @@ def parallel_fit(
         zarr or netCDF file, opened lazily by :func:`parfit.io.open_cube`.
         Integer data are fitted as float64.
     fitter : None, str, parfit fitter or astropy fitter instance, optional
-        None (or ``"batched"``) uses parfit's batched Levenberg-Marquardt
+        None (or ``"batched"``) uses parfit's batched trust-region reflective
         solver (:class:`~parfit.fitters.BatchedFitter`, see the "Solver" docs
         page); ``"trf"``, ``"dogbox"`` or ``"lm"`` a per-fit
         :class:`~parfit.fitters.ScipyFitter`; an
@@ -201,7 +202,7 @@ def parallel_fit(
     -------
     FitResult
         Parameter maps, 1-sigma errors, chi-square, status codes, number of
-        model evaluations, and ``.model``: the model (same kind as given)
+        model evaluations, quality flags, and ``.model``: the model (same kind as given)
         holding the fitted maps.
 
     Raises
@@ -388,9 +389,10 @@ def parallel_fit(
     errors = packed[..., n_params:2 * n_params]
     extra = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
     status = extra["status"].astype(np.int8)
+    flags = extra["flags"].astype(np.uint8)
     if diagnostics is not None:
         _write_manifest(diagnostics_path, extra["reported"], status, extra["n_warnings"],
-                        iterating_shape, run_id)
+                        flags, iterating_shape, run_id)
     maps = {name: np.ascontiguousarray(params[..., k]) for k, name in enumerate(names)}
     error_maps = {name: np.ascontiguousarray(errors[..., k]) for k, name in enumerate(names)}
     fitted_model = units.restore(maps)
@@ -407,6 +409,7 @@ def parallel_fit(
         statistic=extra["statistic"],
         status=status,
         nfev=extra["nfev"].astype(np.int32),
+        flags=flags,
         units=units.parameter_units,
         dims=tuple(cube.dims[a] for a in iterating_axes) if cube.dims else None,
         coords={d: c for d, c in cube.coords.items()
@@ -880,8 +883,9 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
     n_params = p0.shape[1]
     packed[:, :n_params] = result.params
     packed[:, n_params:2 * n_params] = result.errors
+    flags = np.zeros(n_fits) if result.flags is None else result.flags
     packed[:, 2 * n_params:] = np.stack(
-        [result.statistic, result.status, result.nfev, n_warn, reported], axis=1
+        [result.statistic, result.status, result.nfev, n_warn, reported, flags], axis=1
     )
     packed = packed.reshape(iter_chunk + (plan.n_fields,))
     if keep is not None:
@@ -986,17 +990,18 @@ def _failed_block(failure, offsets, block_shape, n_out, n_params, meta):
     packed = np.full(block_shape + (n_out,), np.nan)
     extra = 2 * n_params
     packed[..., extra + _EXTRA_FIELDS.index("status")] = status
-    for name in ("nfev", "n_warnings", "reported"):
+    for name in ("nfev", "n_warnings", "reported", "flags"):
         packed[..., extra + _EXTRA_FIELDS.index(name)] = 0
     return packed
 
 
-def _write_manifest(path, reported, status, n_warnings, iterating_shape, run_id):
+def _write_manifest(path, reported, status, n_warnings, flags, iterating_shape, run_id):
     rows = []
     for flat in np.flatnonzero(np.asarray(reported).reshape(-1) > 0):
         index = np.unravel_index(flat, iterating_shape)
         rows.append((diag.folder_name(index, iterating_shape), index,
-                     status.reshape(-1)[flat], np.asarray(n_warnings).reshape(-1)[flat]))
+                     status.reshape(-1)[flat], np.asarray(n_warnings).reshape(-1)[flat],
+                     np.asarray(flags).reshape(-1)[flat]))
     diag.write_manifest(path, rows, run_id)
 
 

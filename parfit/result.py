@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputExistsError
-from .status import STATUS_DESCRIPTIONS, Status
+from .status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Flag, Status
 
 __all__ = ["FitResult"]
 
@@ -44,6 +44,10 @@ class FitResult:
         ``status == Status.OK``.
     nfev : ndarray of int32
         Number of model evaluations of each fit (-1 where unknown).
+    flags : ndarray of uint8
+        :class:`parfit.status.Flag` bits of each fit (on a bound, singular,
+        degenerate, refitted from a second start); 0 where there is nothing
+        to report.
     units : dict of str to astropy Unit or None
         Unit of each parameter map.
     fit_info : ndarray of object or None
@@ -77,8 +81,8 @@ class FitResult:
     ('dim_1',)
     """
 
-    def __init__(self, *, model, parameters, errors, statistic, status, nfev, units=None,
-                 dims=None, coords=None, wcs=None, start_model=None, fit_info=None,
+    def __init__(self, *, model, parameters, errors, statistic, status, nfev, flags=None,
+                 units=None, dims=None, coords=None, wcs=None, start_model=None, fit_info=None,
                  meta=None):
         self.model = model
         self.parameters = {k: _frozen(v) for k, v in parameters.items()}
@@ -87,6 +91,12 @@ class FitResult:
         self.status = _frozen(np.asarray(status, dtype=np.int8))
         self.success = _frozen(self.status == Status.OK)
         self.nfev = _frozen(np.asarray(nfev, dtype=np.int32))
+        if flags is None:
+            flags = np.zeros(self.status.shape, dtype=np.uint8)
+        self.flags = _frozen(np.asarray(flags, dtype=np.uint8))
+        if self.flags.shape != self.status.shape:
+            raise ValueError(f"flags has shape {self.flags.shape}; expected the shape of "
+                             f"status, {self.status.shape}")
         self.units = dict(units or {})
         self.shape = self.status.shape
         self.meta = dict(meta or {})
@@ -114,6 +124,13 @@ class FitResult:
         codes, counts = np.unique(self.status, return_counts=True)
         return {Status(int(c)): int(n) for c, n in zip(codes, counts)}
 
+    def flag_counts(self):
+        """Number of fits with each flag set, as ``{Flag: count}`` (nonzero only).
+
+        A fit with several flags counts once for each of them.
+        """
+        return flag_counts(self.flags)
+
     def __repr__(self):
         ok = int(self.success.sum())
         return (f"<FitResult {self.n_fits} fits of shape {self.shape}, {ok} succeeded, "
@@ -122,7 +139,7 @@ class FitResult:
     # --- text ---------------------------------------------------------------
 
     def summary(self):
-        """A plain-text summary: counts per status and parameter percentiles.
+        """A plain-text summary: counts per status and flag, and parameter percentiles.
 
         Returns
         -------
@@ -136,6 +153,13 @@ class FitResult:
             pct = 100.0 * count / max(self.n_fits, 1)
             lines.append(f"  {status.name:<16} {count:>9d}  ({pct:5.1f}%)  "
                          f"{STATUS_DESCRIPTIONS[status]}")
+        counts = self.flag_counts()
+        if counts:
+            lines.append("flags (a fit may have several):")
+            for flag, count in counts.items():
+                pct = 100.0 * count / max(self.n_fits, 1)
+                lines.append(f"  {flag.name:<16} {count:>9d}  ({pct:5.1f}%)  "
+                             f"{FLAG_DESCRIPTIONS[flag]}")
         ok = self.success
         if ok.any():
             lines.append("parameters over successful fits (16th / 50th / 84th percentile):")
@@ -167,9 +191,10 @@ class FitResult:
         """The maps as an :class:`xarray.Dataset`.
 
         One variable per parameter, ``<name>_error``, ``statistic``,
-        ``success``, ``status`` (with CF ``flag_values``/``flag_meanings``)
-        and ``nfev``, on the dimensions of the iterating axes, with their
-        coordinates where known.  Attributes record the parfit version, the
+        ``success``, ``status`` (with CF ``flag_values``/``flag_meanings``),
+        ``nfev`` and ``flags`` (bits, with CF ``flag_masks``/``flag_meanings``),
+        on the dimensions of the iterating axes, with their coordinates where
+        known.  Attributes record the parfit version, the
         fitter, the model as YAML (for parfit models) and the fitting axes.
 
         Returns
@@ -200,6 +225,7 @@ class FitResult:
         })
         data_vars["nfev"] = (self.dims, np.array(self.nfev),
                              {"long_name": "number of model evaluations (-1 unknown)"})
+        data_vars["flags"] = (self.dims, np.array(self.flags), flags_attrs())
         coords = {d: c for d, c in self.coords.items() if d in self.dims}
         attrs = {
             "parfit_version": _version(),
@@ -286,7 +312,8 @@ class FitResult:
         """Write the maps to a FITS file, one image HDU per map.
 
         HDUs are named after the parameters, ``<name>_ERR``, ``STATISTIC``,
-        ``STATUS`` and ``NFEV``; each carries the WCS of the iterating axes
+        ``STATUS``, ``NFEV`` and ``FLAGS`` (:class:`parfit.status.Flag` bits);
+        each carries the WCS of the iterating axes
         when the cube came with a FITS WCS.
 
         Parameters
@@ -326,8 +353,40 @@ class FitResult:
         add("statistic", self.statistic)
         add("status", self.status.astype(np.int16))
         add("nfev", self.nfev)
+        add("flags", self.flags)
         fits.HDUList(hdus).writeto(path, overwrite=overwrite)
         return path
+
+
+def flag_counts(flags):
+    """Number of fits with each :class:`~parfit.status.Flag` set, ``{Flag: count}``.
+
+    Only flags set on at least one fit are listed, in bit order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flag_counts(np.array([0, 1, 3, 8], dtype=np.uint8))
+    {<Flag.AT_BOUND: 1>: 2, <Flag.SINGULAR: 2>: 1, <Flag.RETRIED: 8>: 1}
+    """
+    flags = np.asarray(flags).astype(np.int64, copy=False)
+    out = {}
+    for flag in Flag:
+        if flag.value:
+            n = int(np.count_nonzero(flags & flag.value))
+            if n:
+                out[flag] = n
+    return out
+
+
+def flags_attrs():
+    """The CF attributes of a map of :class:`~parfit.status.Flag` bits."""
+    bits = [flag for flag in Flag if flag.value]
+    return {
+        "long_name": "parfit fit quality flags (bits)",
+        "flag_masks": np.array([int(f) for f in bits], dtype=np.uint8),
+        "flag_meanings": " ".join(f.name.lower() for f in bits),
+    }
 
 
 def _frozen(array):

@@ -212,11 +212,11 @@ def test_not_run_pixels_are_not_failures(tmp_path):
     output.prepare_output(tmp_path / "m.zarr", overwrite=False, resume=False,
                           iterating_shape=(2, 3), chunks=(1, 3), dims=("y", "x"),
                           param_names=["a"], provenance={"run_id": "r", "param_names": ["a"]})
-    packed = np.full((1, 3, 7), np.nan)
+    packed = np.full((1, 3, 8), np.nan)
     packed[..., 0] = [1.0, 2.0, 3.0]
     packed[..., 2] = 0.5                               # statistic
     packed[..., 3] = [Status.OK, Status.OK, Status.NOT_CONVERGED]
-    packed[..., 4:] = 0                                # nfev, n_warnings, reported
+    packed[..., 4:] = 0                                # nfev, n_warnings, reported, flags
     output.write_block(tmp_path / "m.zarr", ["a"], packed, (0, 0), (0, 0))
     assert summarize(tmp_path / "m.zarr").units == {"a": None}
     zarr.open_array(str(tmp_path / "m.zarr" / "a"), mode="r+").attrs["units"] = "K"
