@@ -11,8 +11,10 @@ non-fitting axes (astropy's scheme, e.g. ``03_17``).  A folder holds
 * whatever ``diagnostics_callable`` wrote,
 * ``.parfit`` - a marker naming the run that created the folder.
 
-When the run ends, ``manifest.csv`` lists every folder this run wrote, so
-folders from earlier runs can never be mistaken for new ones.  A path that
+When the run ends, ``manifest.csv`` lists every folder this run wrote (with
+the fit's indices, status, number of warnings and quality flags, as a number
+and as names), so folders from earlier runs can never be mistaken for new
+ones.  A path that
 holds another run's manifest or folders is refused unless
 ``overwrite=True``; overwriting removes only folders carrying parfit's marker.
 """
@@ -27,15 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, OutputExistsError
-from .status import Status
+from .status import Flag, Status
 
 __all__ = ["DIAGNOSTICS_MODES", "prepare_diagnostics_path", "write_manifest",
-           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize"]
+           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize",
+           "flag_names"]
 
 DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
 MANIFEST_NAME = "manifest.csv"
 MARKER_NAME = ".parfit"
-MANIFEST_COLUMNS = ("folder", "indices", "status", "status_name", "n_warnings", "run_id")
+MANIFEST_COLUMNS = ("folder", "indices", "status", "status_name", "n_warnings", "run_id",
+                    "flags", "flag_names")
 
 
 def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
@@ -136,14 +140,19 @@ def write_fit_folder(path, name, run_id, *, message=None, warnings=None, callabl
 def write_manifest(path, rows, run_id):
     """Write ``manifest.csv`` listing this run's folders.
 
-    ``rows`` is an iterable of ``(folder, indices, status, n_warnings)``.
+    ``rows`` is an iterable of ``(folder, indices, status, n_warnings)`` or
+    ``(folder, indices, status, n_warnings, flags)``, ``flags`` being the
+    fit's :class:`~parfit.status.Flag` bits (0 when not given).  The
+    manifest holds the bits in ``flags`` and their names, separated by
+    spaces, in ``flag_names`` (empty when none is set).
     """
     path = Path(path)
     tmp = path / (MANIFEST_NAME + ".tmp")
     with open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
-        for folder, indices, status, n_warnings in rows:
+        for folder, indices, status, n_warnings, *flags in rows:
+            bits = int(flags[0]) if flags else 0
             writer.writerow([
                 folder,
                 " ".join(str(int(i)) for i in indices),
@@ -151,8 +160,24 @@ def write_manifest(path, rows, run_id):
                 Status(int(status)).name,
                 int(n_warnings),
                 run_id,
+                bits,
+                " ".join(flag_names(bits)),
             ])
     os.replace(tmp, path / MANIFEST_NAME)
+
+
+def flag_names(bits):
+    """Names of the :class:`~parfit.status.Flag` bits set in ``bits``, in bit order.
+
+    Examples
+    --------
+    >>> flag_names(9)
+    ['AT_BOUND', 'RETRIED']
+    >>> flag_names(0)
+    []
+    """
+    bits = int(bits)
+    return [flag.name for flag in Flag if flag.value and bits & flag.value]
 
 
 def read_manifest(path):

@@ -2,9 +2,10 @@
 
 :func:`summarize` reads a diagnostics folder, an output store or an
 analysis folder and tells what happened: how many fits ended with each
-status, the most frequent error and warning messages with example pixels,
-and the spread of every fitted parameter.  :func:`plot_maps` draws the maps
-of a store as PNG files, :func:`plot_fit` one fit against its data.
+status and how many carry each quality flag, the most frequent error and
+warning messages with example pixels, and the spread of every fitted
+parameter.  :func:`plot_maps` draws the maps of a store as PNG files,
+:func:`plot_fit` one fit against its data.
 
 What each kind of path holds:
 
@@ -29,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .output import open_maps_store, store_layout
-from .status import STATUS_DESCRIPTIONS, Status
+from .output import open_maps_store, store_layout, stored_flags
+from .result import flag_counts
+from .status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Flag, Status
 
 __all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
 
@@ -97,6 +99,12 @@ class Summary:
         Fits in the maps (for a diagnostics folder: fits with a folder).
     status_counts : dict of str to int
         Number of fits per status name (nonzero only), in code order.
+    flag_counts : dict of str to int
+        Number of fits with each :class:`~parfit.status.Flag` set, by flag
+        name (nonzero only, in bit order; a fit may have several flags).
+        For a diagnostics folder, over the fits with a folder (from
+        ``manifest.csv``); empty for a store written before parfit had
+        flags.
     errors : list of MessageGroup
         Failures (and fits not attempted) grouped by message, most frequent
         first.
@@ -146,6 +154,7 @@ class Summary:
     path: str
     n_fits: int
     status_counts: dict
+    flag_counts: dict = dataclasses.field(default_factory=dict)
     errors: list = dataclasses.field(default_factory=list)
     warnings: list = dataclasses.field(default_factory=list)
     callable_errors: list = dataclasses.field(default_factory=list)
@@ -311,6 +320,10 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
         if isinstance(counts, dict) and counts != summary.status_counts:
             summary.notes.append("run.json's status_counts differ from those of maps.zarr "
                                  "(was the store changed after the run?)")
+        counts = run.get("flag_counts")
+        if isinstance(counts, dict) and counts != summary.flag_counts:
+            summary.notes.append("run.json's flag_counts differ from those of maps.zarr "
+                                 "(was the store changed after the run?)")
     return summary
 
 
@@ -432,11 +445,13 @@ def _manifest(path):
         try:
             pixel = tuple(int(i) for i in row["indices"].split())
             code = int(row["status"])
+            # Manifests written before parfit had flags have no flags column.
+            flag_bits = int(row.get("flags") or 0)
         except (KeyError, TypeError, ValueError, AttributeError):
             raise InputError(
                 f"summarize: {str(Path(path) / 'manifest.csv')!r} has a malformed row {row!r}"
             ) from None
-        rows.append(dict(row, pixel=pixel, code=code))
+        rows.append(dict(row, pixel=pixel, code=code, flag_bits=flag_bits))
     return rows
 
 
@@ -494,6 +509,7 @@ def _summarize_diagnostics(path, top, examples):
     counts = defaultdict(int)
     for row in rows:
         counts[row["code"]] += 1
+    bits = np.array([row["flag_bits"] for row in rows], dtype=np.int64)
     groups = {"errors": _Groups(), "warnings": _Groups(), "callable": _Groups()}
     notes = []
     _folder_messages(path, rows, groups, notes)
@@ -503,7 +519,7 @@ def _summarize_diagnostics(path, top, examples):
     n_failed = sum(n for c, n in counts.items() if c != Status.OK and c not in NOT_ATTEMPTED)
     return Summary(
         kind="diagnostics", path=str(path), n_fits=len(rows),
-        status_counts=_named_counts(counts),
+        status_counts=_named_counts(counts), flag_counts=_named_flags(bits),
         errors=groups["errors"].result(examples, use_pixels=False),
         warnings=groups["warnings"].result(examples, use_pixels=False),
         callable_errors=groups["callable"].result(examples, use_pixels=False),
@@ -512,6 +528,11 @@ def _summarize_diagnostics(path, top, examples):
         diagnostics_path=str(path), provenance={"run_id": run_ids[0] if run_ids else None},
         notes=notes, top=top,
     )
+
+
+def _named_flags(flags):
+    """``{flag name: count}`` of a map of flag bits (nonzero only, bit order)."""
+    return {flag.name: n for flag, n in flag_counts(flags).items()}
 
 
 def _named_counts(counts):
@@ -536,7 +557,8 @@ def _summarize_store(path, top, examples, diag):
     counts = {int(c): int(n) for c, n in zip(codes, counts)}
     notes = []
     summary = Summary(kind="output", path=str(path), n_fits=int(status.size),
-                      status_counts=_named_counts(counts), units=units, shape=shape,
+                      status_counts=_named_counts(counts),
+                      flag_counts=_named_flags(stored_flags(group)), units=units, shape=shape,
                       dims=_dims(group["status"]), layout=layout, store=str(path),
                       provenance=provenance, notes=notes, top=top)
     failing_codes = [c for c in counts if c != Status.OK and c not in NOT_ATTEMPTED]
@@ -631,6 +653,17 @@ def _status_lines(summary):
     return lines
 
 
+def _flag_lines(summary, title="flags (a fit may have several):"):
+    if not summary.flag_counts:
+        return []
+    lines = [title]
+    for name, count in summary.flag_counts.items():
+        description = (FLAG_DESCRIPTIONS[Flag[name]] if name in Flag.__members__
+                       else "unknown flag")
+        lines.append(f"  {name:<16} {count:>9d}  {_pct(count, summary.n_fits)}  {description}")
+    return lines
+
+
 def _format_example(example):
     if isinstance(example, (tuple, list)):
         inner = ", ".join(str(i) for i in example)
@@ -664,6 +697,7 @@ def _diagnostics_text(s, top):
     if s.status_counts:
         lines.append("status of the fits with a folder:")
         lines += _status_lines(s)
+        lines += _flag_lines(s, "flags of the fits with a folder:")
     lines += _group_lines("most frequent error messages:", s.errors, top)
     lines += _group_lines("most frequent warnings:", s.warnings, top, show_occurrences=True)
     lines += _group_lines("errors of diagnostics_callable:", s.callable_errors, top)
@@ -692,6 +726,7 @@ def _store_text(s, top):
                          f"{_RESUME_HINT})")
     lines.append("status:")
     lines += _status_lines(s)
+    lines += _flag_lines(s)
     attempted = s.n_fits - s.n_not_attempted
     lines.append(f"failed: {s.n_failed} of {attempted} attempted "
                  f"({_pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}")
