@@ -193,6 +193,8 @@ def run(config_file, resume, overwrite, no_progress):
     rec = analysis.record
     counts = ", ".join(f"{k}={v}" for k, v in rec["status_counts"].items())
     click.echo(f"{rec['n_fits']} fits in {rec['timings']['total_s']:.1f} s: {counts}")
+    if rec.get("flag_counts"):
+        click.echo("flags: " + ", ".join(f"{k}={v}" for k, v in rec["flag_counts"].items()))
     click.echo(f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
                f"({100 * rec['failed_fraction']:.2f} %, limit "
                f"{100 * rec['max_failed_fraction']:.2f} %)")
