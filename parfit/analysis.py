@@ -29,7 +29,7 @@ from . import config as config_mod
 from ._config_build import open_input
 from .errors import ConfigError, InputError, OutputExistsError, ParfitError
 from .output import store_layout
-from .status import Status
+from .status import Flag, Status
 
 __all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME",
            "MAPS_NAME"]
@@ -454,8 +454,9 @@ class Analysis:
         dict
             ``x`` (world values along the fitting axis), ``data``,
             ``start`` and ``fitted`` (model values, None where unavailable),
-            ``status`` (a :class:`parfit.Status`), ``parameters`` (fitted
-            values), ``x_unit``, ``data_unit``.
+            ``status`` (a :class:`parfit.Status`), ``flags`` (a
+            :class:`parfit.Flag`), ``parameters`` (fitted values),
+            ``x_unit``, ``data_unit``.
         """
         from . import parallel_fit
         from .io import normalise_cube, normalise_world
@@ -519,6 +520,7 @@ class Analysis:
             "start": np.asarray(start_model(x_fit)).reshape(-1),
             "fitted": fitted,
             "status": status,
+            "flags": Flag(int(result.flags.reshape(-1)[0])),
             "parameters": {n: float(result.parameters[n].reshape(-1)[0])
                            for n in result.param_names},
             "x_unit": None if plan.world.units[0] is None else str(plan.world.units[0]),

@@ -273,7 +273,11 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
         fit = analysis.fit_pixel(pixel)
         analysis.plot_pixel(pixel, target, fit=fit)
         values = ", ".join(f"{k}={v:.6g}" for k, v in fit["parameters"].items())
-        click.echo(f"pixel {pixel}: {fit['status'].name}; {values}")
+        from .diagnostics import flag_names
+
+        flags = ", ".join(flag_names(fit["flags"]))
+        flags = f" (flags {flags})" if flags else ""
+        click.echo(f"pixel {pixel}: {fit['status'].name}{flags}; {values}")
         click.echo(f"wrote {target}")
 
 

@@ -1,7 +1,7 @@
 """Quality flags: from a fitter's ``BlockResult.flags`` to every map, file and summary.
 
-The fitter here is parfit's batched solver followed by known flags: the pixel
-index is written into the data (the value at x = 0 of a straight line), so the
+The fitter here fits a straight line and then sets known flags: the pixel
+index is written into the data (the value at x = 0 of the line), so the
 fitter knows which pixel each row of a block is, whatever the blocks, and sets
 flags that depend on it.  Two pixels are demoted to ``Status.DEGENERATE``.
 """
@@ -21,7 +21,7 @@ import parfit
 from parfit import Flag, FitResult, Status
 from parfit.analysis import Analysis, read_result
 from parfit.errors import InputError
-from parfit.fitters import BatchedFitter
+from parfit.fitters import BlockResult, Fitter
 from parfit.inspect import summarize
 from parfit.models import Linear1D
 from parfit.output import DONE_NAME, read_done
@@ -44,11 +44,30 @@ def flags_of(index):
     return np.where(index >= 0, flags, 0).astype(np.uint8)
 
 
-class FlaggingFitter(BatchedFitter):
-    """The batched solver, then the flags of :func:`flags_of`; DEMOTED pixels DEGENERATE."""
+class FlaggingFitter(Fitter):
+    """A straight line fitted in closed form, then the flags of :func:`flags_of`.
 
-    def fit_block(self, model, block, **kwargs):
-        result = super().fit_block(model, block, **kwargs)
+    The DEMOTED pixels become ``Status.DEGENERATE`` (NaN parameters and
+    errors, the chi-square kept).  Closed form, so that these tests of the
+    plumbing do not depend on the solver.
+    """
+
+    name = "closed-form line with test flags"
+
+    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+        result = BlockResult.empty(block.n_fits, 2)
+        x = block.x[0]
+        for i in range(block.n_fits):
+            ok = block.valid[i]
+            if not ok.any():
+                result.status[i] = Status.NO_VALID_DATA
+                continue
+            design = np.stack([x[ok], np.ones(int(ok.sum()))], axis=1)   # slope, intercept
+            coef = np.linalg.lstsq(design, block.y[i, ok], rcond=None)[0]
+            resid = block.y[i, ok] - design @ coef
+            cov = np.linalg.inv(design.T @ design) * (resid @ resid) / (ok.sum() - 2)
+            result.params[i], result.errors[i] = coef, np.sqrt(np.diag(cov))
+            result.statistic[i], result.status[i], result.nfev[i] = resid @ resid, Status.OK, 1
         y0 = block.y[:, 0]
         index = np.where(np.isfinite(y0), np.rint(y0), -1).astype(np.int64)
         result.flags = flags_of(index)
@@ -345,3 +364,5 @@ def test_analysis_run_record_has_the_flag_counts(tmp_path):
     s = summarize(tmp_path / "results")
     assert s.flag_counts == record["flag_counts"]
     assert not [n for n in s.notes if "flag_counts" in n]
+    pixel = analysis.fit_pixel((1, 2))
+    assert isinstance(pixel["flags"], Flag) and pixel["flags"] == res.flags[1, 2]
