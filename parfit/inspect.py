@@ -32,14 +32,13 @@ import numpy as np
 from .errors import InputError
 from .output import open_maps_store, store_layout, stored_flags
 from .result import flag_counts
-from .status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Flag, Status
+# NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
+from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status
 
 __all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
 
 #: Percentiles of each parameter reported by :func:`summarize`.
 PERCENTILES = (1, 16, 50, 84, 99)
-#: Statuses of fits that were never attempted (not counted as failures).
-NOT_ATTEMPTED = (Status.NOT_RUN, Status.NO_VALID_DATA)
 _DEFAULT = object()
 _EXPECTED = ("a parfit output store (zarr), an analysis folder with run.json, or a "
              "diagnostics folder with manifest.csv")
