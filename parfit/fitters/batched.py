@@ -7,6 +7,7 @@ only from compiled built-in components, to the equivalent compiled kernel of
 algorithm with the same tests and give the same answers.
 """
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -150,14 +151,16 @@ class BatchedFitter(Fitter):
         # Floating-point trouble (overflow in a far-off trial step, a singular
         # covariance) is handled through the results, not reported as warnings.
         with np.errstate(all="ignore"):
-            first = self._attempt(model, block, todo, free, options, block.p0[todo])
+            problem = _ModelProblem(model, block, todo, free)
+            first = self._attempt(model, block, todo, problem, options)
             retry = self._retry_rows(model, first)
             if len(retry):
                 start = np.clip(model.guess(*_rows_x(block, todo[retry]), y=block.y[todo[retry]],
                                             valid=block.valid[todo[retry]],
                                             start=block.p0[todo[retry]]),
                                 block.lower[todo[retry]], block.upper[todo[retry]])
-                second = self._attempt(model, block, todo[retry], free, options, start)
+                second = self._attempt(model, block, todo[retry],
+                                       problem.select(retry, start), options)
                 better = second.converged & (~first.converged[retry] | (
                     second.chi2 <= first.chi2[retry]))
                 first.take(retry[better], second, np.flatnonzero(better))
@@ -171,10 +174,10 @@ class BatchedFitter(Fitter):
         weak = (attempt.flags & (Flag.SINGULAR | Flag.DEGENERATE | Flag.AT_BOUND)) != 0
         return np.flatnonzero((attempt.converged & weak) | (attempt.reason == lm.MAXFEV))
 
-    def _attempt(self, model, block, rows, free, options, start):
-        """Solve ``rows`` from ``start`` (full parameter rows); errors and flags included."""
-        problem = _ModelProblem(model, block, rows, free, template=start)
-        p0 = start[:, free]
+    def _attempt(self, model, block, rows, problem, options):
+        """Solve ``rows`` of ``block`` (``problem``, from its template); errors and flags too."""
+        free = problem.free
+        p0 = problem.template[:, free]
         lower, upper = block.lower[rows][:, free], block.upper[rows][:, free]
         outcome = None
         if self.engine != "numpy":
@@ -195,8 +198,9 @@ class BatchedFitter(Fitter):
             outcome.chi2_scaled[converged], problem.n_valid[converged],
             self.scale_covariance, outcome.scale[converged])
         flags = np.zeros(len(rows), dtype=np.uint8)
-        flags[converged] = quality.quality_flags(model, block, rows[converged],
-                                                 params[converged], errors[converged], free)
+        flags[converged] = quality.quality_flags(
+            model, block, rows[converged], params[converged], errors[converged], free,
+            extent=tuple(e[converged] for e in problem.extent))
         return _Attempt(params=params, errors=errors, chi2=outcome.chi2, flags=flags,
                         converged=converged, reason=outcome.reason.astype(np.int8),
                         nfev=outcome.nfev.copy(), n_iter=outcome.n_iter.copy())
@@ -260,7 +264,7 @@ def _rows_x(block, rows):
 class _ModelProblem(lm.Problem):
     """Weighted residuals of a parfit model on rows ``todo`` of a block."""
 
-    def __init__(self, model, block, todo, free, template=None):
+    def __init__(self, model, block, todo, free):
         self.model = model
         self.free = free
         self.has_ties = any(getattr(model, n).tied for n in model.param_names)
@@ -274,12 +278,23 @@ class _ModelProblem(lm.Problem):
         self.xs = [xk[None, :] if xk.ndim == 1 else np.where(valid, xk[todo], 0.0)
                    for xk in block.x]
         self.shared_x = all(xk.shape[0] == 1 for xk in self.xs)
-        self.template = block.p0[todo] if template is None else template
+        self.template = block.p0[todo]
         # The solver works in units of each fit's data (see parfit.fitters.trf):
         # residuals in those of the weighted data, amplitudes in those of the data.
         self.rms = trf.data_rms(self.y, self.w, valid)
         self.x_scale = np.ascontiguousarray(trf.parameter_scales(
             trf.data_rms(self.y, 1.0, valid), _data_linear(model)[free]))
+        self.extent = quality.sample_extent(block, todo)
+
+    def select(self, rows, template):
+        """The same problem on ``rows`` of this one only, starting from ``template``."""
+        other = copy.copy(self)
+        for name in ("valid", "n_valid", "y", "w", "rms", "x_scale"):
+            setattr(other, name, np.ascontiguousarray(getattr(self, name)[rows]))
+        other.xs = [xk if xk.shape[0] == 1 else xk[rows] for xk in self.xs]
+        other.extent = tuple(e[rows] for e in self.extent)
+        other.template = template
+        return other
 
     def full_parameters(self, rows, params):
         full = self.template[rows].copy()

@@ -127,7 +127,7 @@ def sample_extent(block, rows):
     return lo, hi, np.where(np.isfinite(step), step, 0.0)
 
 
-def quality_flags(model, block, rows, params, errors, free, peaks=None):
+def quality_flags(model, block, rows, params, errors, free, extent=None):
     """:class:`~parfit.status.Flag` bits of converged fits ``rows`` of ``block``.
 
     Parameters
@@ -142,6 +142,8 @@ def quality_flags(model, block, rows, params, errors, free, peaks=None):
         ``(len(rows), n_params)`` fitted values and their errors.
     free : ndarray
         ``(n_params,)`` bool.
+    extent : tuple of ndarray, optional
+        :func:`sample_extent` of ``rows``, when already known.
 
     Returns
     -------
@@ -162,7 +164,7 @@ def quality_flags(model, block, rows, params, errors, free, peaks=None):
     flags[np.any(on_bound, axis=1)] |= np.uint8(Flag.AT_BOUND)
     flags[~np.all(np.isfinite(err), axis=1)] |= np.uint8(Flag.SINGULAR)
     if model is not None and getattr(model, "n_inputs", 1) == 1:
-        lo, hi, step = sample_extent(block, rows)
+        lo, hi, step = sample_extent(block, rows) if extent is None else extent
         flags[model.collapsed(params, lo, hi, step)] |= np.uint8(Flag.DEGENERATE)
     return flags
 

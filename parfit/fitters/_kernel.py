@@ -1,0 +1,887 @@
+"""The compiled kernel of the batched solver (numba): every loop that runs per sample or per step.
+
+One module on purpose: numba caches each compiled function on disk and
+checks only the file it is defined in, so code that calls across files
+could run a stale copy after an upgrade.  Here live
+
+* the per-fit steps of scipy's trust-region reflective method
+  (:func:`begin_fit`, :func:`judge_fit`, :func:`accept_fit`,
+  :func:`continue_fit` and their helpers), on state arrays indexed by fit;
+* the loops over the active fits of a block that the batched driver of
+  :mod:`parfit.fitters.trf` calls between evaluations of any model;
+* the values and derivatives of the built-in 1-D components, and the fused
+  loop that fits a whole block of such models without leaving compiled
+  code (:func:`fit_all`, used by :mod:`parfit.fitters._compiled`).
+
+Without numba the functions stay plain Python: same answers, much slower.
+"""
+
+import math
+
+import numpy as np
+
+from . import lm
+
+try:  # numba is optional at run time; without it these run as plain Python
+    import numba
+except ImportError:  # pragma: no cover - exercised only without numba
+    numba = None
+
+#: True when numba is importable and the kernel is compiled.
+AVAILABLE = numba is not None
+
+_EPS = float(np.finfo(float).eps)
+
+if AVAILABLE:
+    _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+    # Sums over samples may be reordered (and so vectorised): the order of a
+    # sum changes it only by rounding.
+    _jit_sums = numba.njit(nogil=True, cache=True, error_model="numpy",
+                           fastmath={"reassoc", "contract"})
+else:  # pragma: no cover - exercised only without numba
+    def _jit(func):
+        return func
+
+    _jit_sums = _jit
+
+# Per-fit scalar state, columns of ``sc``.
+_COST, _DELTA, _ALPHA, _THETA, _PRED, _STEPH, _STEPN, _GTOL, _SVD = range(9)
+_N_SCALARS = 9
+# Why a fit stopped (indices into lm.REASONS), as compile-time constants.
+_FTOL, _XTOL, _GTOL_MET, _MAXFEV, _BAD_START = lm.FTOL, lm.XTOL, lm.GTOL, lm.MAXFEV, lm.BAD_START
+# Per-fit integer state, columns of ``ic``: evaluations, iterations, why it
+# stopped (lm.REASONS) and its number of valid samples (scipy's ``m``).
+_NFEV, _NITER, _REASON, _M = range(4)
+
+
+
+@_jit
+def _begin_compiled(rows, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv,
+                    sc, ic, work, lower, upper, xsc, gtol, factor, max_nfev, keep):
+    k = x.shape[1]
+    gm = np.empty(k)
+    am = np.empty((k, k))
+    for t in range(rows.shape[0]):
+        cost = _moments(r[t], jt[t], r.shape[1], gm, am)
+        keep[t] = begin_fit(rows[t], cost, gm, am, jt[t], r.shape[1], x, x_new, step, step_h,
+                            g, d, diag_h, g_h, s, suf, rr, vv, sc, ic, work, lower, upper, xsc,
+                            gtol[rows[t]], factor, max_nfev)
+
+
+@_jit
+def _judge_compiled(rows, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv,
+                    sc, ic, work, ftol, xtol, accepted):
+    """Judge each row's trial point; ``jt`` (or None, when the Jacobian comes later)
+    makes a point where it is not finite no place to stand."""
+    for t in range(rows.shape[0]):
+        cost_new = 0.0
+        for j in range(r.shape[1]):
+            cost_new += r[t, j] * r[t, j]
+        if jt is not None:
+            for q in range(jt.shape[1]):
+                for j in range(jt.shape[2]):
+                    if not math.isfinite(jt[t, q, j]):
+                        cost_new = math.inf
+        accepted[t] = judge_fit(rows[t], 0.5 * cost_new, x, step, sc, ic, ftol, xtol)
+
+
+@_jit
+def _continue_compiled(rows, accepted, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s,
+                       suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev, keep):
+    k = x.shape[1]
+    gm = np.empty(k)
+    am = np.empty((k, k))
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        if accepted[t]:
+            cost = _moments(r[t], jt[t], r.shape[1], gm, am)
+            accept_fit(i, cost, gm, am, jt[t], r.shape[1], x, x_new, g, rr, sc, ic, work)
+        keep[t] = continue_fit(i, accepted[t], x, x_new, step, step_h, g, d, diag_h, g_h,
+                               s, suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev)
+
+
+@_jit_sums
+def _moments(r, jt, m, gm, am):
+    """``0.5 r.r`` (inf if ``r`` or ``jt`` is not finite), ``J^T r`` into ``gm``, ``J^T J`` into ``am``."""
+    k = jt.shape[0]
+    cost = 0.0
+    for j in range(m):
+        cost += r[j] * r[j]
+    for q in range(k):
+        rq = jt[q]
+        acc = 0.0
+        for j in range(m):
+            acc += rq[j] * r[j]
+        gm[q] = acc
+        for t in range(q + 1):
+            rt = jt[t]
+            acc = 0.0
+            for j in range(m):
+                acc += rq[j] * rt[j]
+            am[q, t] = acc
+            am[t, q] = acc
+    if not math.isfinite(cost):
+        return math.inf
+    for q in range(k):
+        if not math.isfinite(gm[q]):
+            return math.inf
+        for t in range(k):
+            if not math.isfinite(am[q, t]):
+                return math.inf
+    return 0.5 * cost
+
+
+@_jit
+def begin_fit(i, cost, gm, am, jt, m, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr,
+              vv, sc, ic, work, lower, upper, xsc, gtol, factor, max_nfev):
+    """Start fit ``i`` at ``x[i]``; True if it goes on.
+
+    ``cost``, ``gm`` and ``am`` are ``0.5 r.r``, ``J^T r`` and ``J^T J`` there
+    (``cost`` infinite where the model is not finite), ``jt[:, :m]`` the
+    transposed Jacobian (overwritten).
+    """
+    k = x.shape[1]
+    ic[i, _NFEV] = 1
+    ic[i, _NITER] = 0
+    ic[i, _REASON] = 0
+    sc[i, _GTOL] = gtol
+    if not math.isfinite(cost):
+        ic[i, _REASON] = _BAD_START
+        return False
+    for q in range(k):
+        x_new[i, q] = x[i, q]
+    accept_fit(i, cost, gm, am, jt, m, x, x_new, g, rr, sc, ic, work)
+    ic[i, _NITER] = 0
+    # Initial radius: the norm of the start in the Coleman-Li scaled variables.
+    delta = 0.0
+    for q in range(k):
+        v, dv = _cl_scaling(x[i, q], g[i, q], lower[i, q], upper[i, q])
+        if dv != 0:
+            v /= xsc[i, q]
+        delta += (x[i, q] / xsc[i, q]) ** 2 / v
+    delta = math.sqrt(delta)
+    sc[i, _DELTA] = factor * (delta if delta > 0 else 1.0)
+    sc[i, _ALPHA] = 0.0
+    return continue_fit(i, True, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv,
+                        sc, ic, work, lower, upper, xsc, max_nfev)
+
+
+@_jit
+def accept_fit(i, cost, gm, am, jt, m, x, x_new, g, rr, sc, ic, work):
+    """Move fit ``i`` to ``x_new``, given ``0.5 r.r``, ``J^T r``, ``J^T J`` and ``J^T`` there.
+
+    ``jt[:, :m]`` is overwritten.
+    """
+    k = x.shape[1]
+    sc[i, _COST] = cost
+    for q in range(k):
+        x[i, q] = x_new[i, q]
+        g[i, q] = gm[q]
+    if not _cholesky_r(am, rr[i], work):
+        _householder_r(jt, m, rr[i])
+    ic[i, _NITER] += 1
+
+
+@_jit
+def _cholesky_r(am, r, work):
+    """``r`` from the Cholesky factor of ``J^T J`` (``am``) when ``J`` is well conditioned.
+
+    The factorisation is of the correlation matrix (columns scaled to unit
+    norm), so its pivots measure the conditioning whatever the units of the
+    parameters; below 1e-3 (a condition number above about 1e3) it returns
+    False and the Householder QR is used instead, which keeps full precision.
+    """
+    k = am.shape[0]
+    norms = work[work.shape[0] - 2]
+    low = work[:k]
+    for q in range(k):
+        if not (am[q, q] > 0 and math.isfinite(am[q, q])):
+            return False
+        norms[q] = math.sqrt(am[q, q])
+    for q in range(k):
+        for t in range(q + 1):
+            c = 1.0 if q == t else am[q, t] / (norms[q] * norms[t])
+            for u in range(t):
+                c -= low[q, u] * low[t, u]
+            if q == t:
+                if not c > 1e-6:
+                    return False
+                low[q, q] = math.sqrt(c)
+            else:
+                low[q, t] = c / low[t, t]
+    for q in range(k):
+        for t in range(k):
+            r[q, t] = low[t, q] * norms[t] if t >= q else 0.0
+    return True
+
+
+@_jit
+def judge_fit(i, cost_new, x, step, sc, ic, ftol, xtol):
+    """Judge the trial point of fit ``i`` (cost ``cost_new``): True when it is taken."""
+    ic[i, _NFEV] += 1
+    delta = sc[i, _DELTA]
+    step_h_norm = sc[i, _STEPH]
+    if not math.isfinite(cost_new):
+        sc[i, _DELTA] = 0.25 * step_h_norm
+        return False
+    actual = sc[i, _COST] - cost_new
+    predicted = sc[i, _PRED]
+    if predicted > 0:
+        ratio = actual / predicted
+    elif predicted == 0 and actual == 0:
+        ratio = 1.0
+    else:
+        ratio = 0.0
+    delta_new = delta
+    if ratio < 0.25:
+        delta_new = 0.25 * step_h_norm
+    elif ratio > 0.75 and step_h_norm > 0.95 * delta:
+        delta_new = 2.0 * delta
+    x_norm = 0.0
+    for q in range(x.shape[1]):
+        x_norm += x[i, q] ** 2
+    x_norm = math.sqrt(x_norm)
+    ftol_met = actual < ftol * sc[i, _COST] and ratio > 0.25
+    xtol_met = sc[i, _STEPN] < xtol * (xtol + x_norm)
+    if ftol_met:
+        ic[i, _REASON] = _FTOL
+    elif xtol_met:
+        ic[i, _REASON] = _XTOL
+    else:
+        sc[i, _ALPHA] *= delta / delta_new
+        sc[i, _DELTA] = delta_new
+    return actual > 0
+
+
+@_jit
+def continue_fit(i, moved, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv, sc, ic,
+                 work, lower, upper, xsc, max_nfev):
+    """The next trial point of fit ``i`` into ``x_new``; False when the fit is done."""
+    if ic[i, _REASON] != 0:
+        return False
+    k = x.shape[1]
+    if moved:
+        # A new point: Coleman-Li scaling, gradient test, factorisation.
+        g_norm = _factor(i, x, g, d, diag_h, g_h, s, suf, rr, vv, sc, work, lower, upper, xsc)
+        if g_norm < sc[i, _GTOL] or k == 0:
+            ic[i, _REASON] = _GTOL_MET
+            return False
+        sc[i, _THETA] = max(0.995, 1.0 - g_norm)
+    if ic[i, _NFEV] >= max_nfev:
+        ic[i, _REASON] = _MAXFEV
+        return False
+    gauss_newton = False
+    if sc[i, _SVD] == 0:
+        # vv[i] holds the triangular factor of the augmented matrix: when it is
+        # clearly of full rank and its Gauss-Newton step fits in the trust
+        # region, that is scipy's step (Moré returns it without iterating).
+        if ic[i, _M] >= k and _well_conditioned(vv[i]):
+            gauss_newton = _gauss_newton(vv[i], g_h[i], step_h[i]) <= sc[i, _DELTA]
+        if gauss_newton:
+            sc[i, _ALPHA] = 0.0
+        else:
+            _svd(i, vv, s, suf, g_h, work)
+            sc[i, _SVD] = 1.0
+    if not gauss_newton:
+        sc[i, _ALPHA] = _more(s[i], suf[i], vv[i], sc[i, _DELTA], sc[i, _ALPHA], step_h[i],
+                              ic[i, _M], work)
+    for q in range(k):
+        step[i, q] = d[i, q] * step_h[i, q]
+    sc[i, _PRED] = _select_step(x[i], step[i], step_h[i], d[i], diag_h[i], g_h[i], rr[i],
+                                sc[i, _DELTA], lower[i], upper[i], sc[i, _THETA], work)
+    hn = 0.0
+    sn = 0.0
+    for q in range(k):
+        hn += step_h[i, q] ** 2
+        sn += step[i, q] ** 2
+        x_new[i, q] = x[i, q] + step[i, q]
+    sc[i, _STEPH] = math.sqrt(hn)
+    sc[i, _STEPN] = math.sqrt(sn)
+    for q in range(k):  # scipy's make_strictly_feasible(rstep=0)
+        lo, hi = lower[i, q], upper[i, q]
+        if x_new[i, q] <= lo:
+            x_new[i, q] = np.nextafter(lo, hi)
+        elif x_new[i, q] >= hi:
+            x_new[i, q] = np.nextafter(hi, lo)
+        if x_new[i, q] < lo or x_new[i, q] > hi:
+            x_new[i, q] = 0.5 * (lo + hi)
+    return True
+
+
+@_jit
+def _cl_scaling(x, g, lo, hi):
+    """Coleman-Li scaling ``v`` and its derivative ``dv`` for one parameter."""
+    if g < 0 and math.isfinite(hi):
+        return hi - x, -1.0
+    if g > 0 and math.isfinite(lo):
+        return x - lo, 1.0
+    return 1.0, 0.0
+
+
+@_jit
+def _factor(i, x, g, d, diag_h, g_h, s, suf, rr, vv, sc, work, lower, upper, xsc):
+    """Scaling at ``x[i]`` and the factor of the augmented scaled Jacobian; the gradient norm."""
+    k = x.shape[1]
+    g_norm = 0.0
+    for q in range(k):
+        v, dv = _cl_scaling(x[i, q], g[i, q], lower[i, q], upper[i, q])
+        g_norm = max(g_norm, abs(g[i, q] * v))
+        if dv != 0:
+            v /= xsc[i, q]
+        d[i, q] = math.sqrt(v) * xsc[i, q]
+        diag_h[i, q] = g[i, q] * dv * xsc[i, q]
+        g_h[i, q] = d[i, q] * g[i, q]
+    # The triangular factor of the augmented matrix [R d; diag(sqrt(diag_h))]
+    # into vv[i]: R d, with each diagonal row rotated in (Givens).
+    r2 = vv[i]
+    e = work[work.shape[0] - 1]
+    for row in range(k):
+        for c in range(k):
+            r2[row, c] = rr[i, row, c] * d[i, c] if c >= row else 0.0
+    for q in range(k):
+        if diag_h[i, q] == 0.0:
+            continue
+        for c in range(k):
+            e[c] = 0.0
+        e[q] = math.sqrt(diag_h[i, q])
+        for c in range(q, k):
+            b = e[c]
+            if b == 0.0:
+                continue
+            a = r2[c, c]
+            rad = math.sqrt(a * a + b * b)
+            cs = a / rad
+            sn = b / rad
+            for j in range(c, k):
+                t1 = r2[c, j]
+                t2 = e[j]
+                r2[c, j] = cs * t1 + sn * t2
+                e[j] = cs * t2 - sn * t1
+    sc[i, _SVD] = 0.0
+    return g_norm
+
+
+@_jit
+def _svd(i, vv, s, suf, g_h, work):
+    """SVD of the triangular factor in ``vv[i]``: ``s[i]``, ``V`` into ``vv[i]``, ``suf[i]``."""
+    k = s.shape[1]
+    bt = work[:k]
+    for c in range(k):
+        for row in range(k):
+            bt[c, row] = vv[i, row, c]
+    _jacobi_svd(bt, s[i], vv[i])
+    for q in range(k):
+        acc = 0.0
+        for t in range(k):
+            acc += vv[i, t, q] * g_h[i, t]
+        suf[i, q] = acc
+
+
+@_jit
+def _well_conditioned(r2):
+    """True when the triangle's diagonal leaves no doubt that it is of full rank."""
+    k = r2.shape[0]
+    big = 0.0
+    small = math.inf
+    for q in range(k):
+        a = abs(r2[q, q])
+        if not math.isfinite(a):
+            return False
+        big = max(big, a)
+        small = min(small, a)
+    return k > 0 and small > 1e-7 * big
+
+
+@_jit
+def _gauss_newton(r2, g_h, p_h):
+    """``p_h = -(R2^T R2)^-1 g_h`` by two triangular solves; returns its norm."""
+    k = r2.shape[0]
+    for q in range(k):  # R2^T z = -g_h
+        acc = -g_h[q]
+        for t in range(q):
+            acc -= r2[t, q] * p_h[t]
+        p_h[q] = acc / r2[q, q]
+    norm = 0.0
+    for q in range(k - 1, -1, -1):  # R2 p = z
+        acc = p_h[q]
+        for t in range(q + 1, k):
+            acc -= r2[q, t] * p_h[t]
+        p_h[q] = acc / r2[q, q]
+        norm += p_h[q] * p_h[q]
+    return math.sqrt(norm)
+
+
+@_jit
+def _householder_r(at, rows, r):
+    """Triangular factor ``r`` (k x k) of the QR factorisation of ``at[:, :rows].T``.
+
+    ``at`` is the transposed Jacobian ``(k, >= rows)``, so that each column
+    of the Jacobian is contiguous in memory; it is overwritten.
+    """
+    k = at.shape[0]
+    for q in range(k):
+        for c in range(k):
+            r[q, c] = 0.0
+    for q in range(min(k, rows)):
+        col = at[q]
+        norm = 0.0
+        for t in range(q, rows):
+            norm += col[t] * col[t]
+        norm = math.sqrt(norm)
+        if norm == 0.0:
+            for c in range(q + 1, k):
+                r[q, c] = at[c, q]
+            continue
+        alpha = -norm if col[q] >= 0 else norm
+        col[q] -= alpha
+        vv = 0.0
+        for t in range(q, rows):
+            vv += col[t] * col[t]
+        for c in range(q + 1, k):
+            other = at[c]
+            dot = 0.0
+            for t in range(q, rows):
+                dot += col[t] * other[t]
+            f = 2.0 * dot / vv
+            for t in range(q, rows):
+                other[t] -= f * col[t]
+        r[q, q] = alpha
+        for c in range(q + 1, k):
+            r[q, c] = at[c, q]
+
+
+@_jit
+def _jacobi_svd(bt, s, v):
+    """Singular values (descending) into ``s`` and right vectors into ``v`` of ``bt.T``.
+
+    One-sided Jacobi (Hestenes): rotate column pairs until they are
+    orthogonal; singular values are then the column norms.  ``bt`` holds
+    the columns as rows ``(k, rows)`` and is destroyed.
+    """
+    k, rows = bt.shape
+    for p in range(k):
+        for q in range(k):
+            v[p, q] = 1.0 if p == q else 0.0
+    for _sweep in range(60):
+        rotated = False
+        for p in range(k - 1):
+            cp = bt[p]
+            for q in range(p + 1, k):
+                cq = bt[q]
+                alpha = 0.0
+                beta = 0.0
+                gamma = 0.0
+                for t in range(rows):
+                    alpha += cp[t] * cp[t]
+                    beta += cq[t] * cq[t]
+                    gamma += cp[t] * cq[t]
+                if gamma == 0.0 or abs(gamma) <= 1e-15 * math.sqrt(alpha * beta):
+                    continue
+                rotated = True
+                zeta = (beta - alpha) / (2.0 * gamma)
+                if abs(zeta) < 1e150:
+                    tan = math.copysign(1.0, zeta) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                else:
+                    tan = 0.5 / zeta
+                cos = 1.0 / math.sqrt(1.0 + tan * tan)
+                sin = cos * tan
+                for t in range(rows):
+                    bp = cp[t]
+                    bq = cq[t]
+                    cp[t] = cos * bp - sin * bq
+                    cq[t] = sin * bp + cos * bq
+                for t in range(k):
+                    vp = v[t, p]
+                    vq = v[t, q]
+                    v[t, p] = cos * vp - sin * vq
+                    v[t, q] = sin * vp + cos * vq
+        if not rotated:
+            break
+    for q in range(k):
+        acc = 0.0
+        for t in range(rows):
+            acc += bt[q, t] * bt[q, t]
+        s[q] = math.sqrt(acc)
+    for p in range(k):  # sort descending, columns of v along
+        best = p
+        for q in range(p + 1, k):
+            if s[q] > s[best]:
+                best = q
+        if best != p:
+            s[p], s[best] = s[best], s[p]
+            for t in range(k):
+                v[t, p], v[t, best] = v[t, best], v[t, p]
+
+
+@_jit
+def _more(s, suf, v, delta, alpha, p_h, m, work):
+    """Moré's trust-region step ``p_h`` from the SVD; returns the new ``alpha`` (scipy's)."""
+    k = s.shape[0]
+    coef = work[work.shape[0] - 1]
+    full_rank = m >= k and k > 0 and s[k - 1] > _EPS * m * s[0]
+    if full_rank:
+        for q in range(k):
+            coef[q] = suf[q] / s[q] ** 2
+        norm = _v_times(v, coef, p_h, -1.0)
+        if norm <= delta:
+            return 0.0
+    alpha_upper = 0.0
+    for q in range(k):
+        alpha_upper += suf[q] ** 2
+    alpha_upper = math.sqrt(alpha_upper) / delta
+    alpha_lower = 0.0
+    if full_rank:
+        phi, phi_prime = _phi(0.0, suf, s, delta)
+        alpha_lower = -phi / phi_prime
+    if not full_rank and alpha == 0:
+        alpha = max(0.001 * alpha_upper, math.sqrt(alpha_lower * alpha_upper))
+    for _it in range(10):
+        if alpha < alpha_lower or alpha > alpha_upper:
+            alpha = max(0.001 * alpha_upper, math.sqrt(alpha_lower * alpha_upper))
+        phi, phi_prime = _phi(alpha, suf, s, delta)
+        if phi < 0:
+            alpha_upper = alpha
+        ratio = phi / phi_prime
+        alpha_lower = max(alpha_lower, alpha - ratio)
+        alpha -= (phi + delta) * ratio / delta
+        if abs(phi) < 0.01 * delta:
+            break
+    for q in range(k):
+        coef[q] = suf[q] / (s[q] ** 2 + alpha)
+    norm = _v_times(v, coef, p_h, -1.0)
+    if norm > 0:
+        for q in range(k):
+            p_h[q] *= delta / norm
+    return alpha
+
+
+@_jit
+def _phi(alpha, suf, s, delta):
+    """Moré's ``phi(alpha) = ||p(alpha)|| - delta`` and its derivative."""
+    norm = 0.0
+    der = 0.0
+    for q in range(s.shape[0]):
+        den = s[q] ** 2 + alpha
+        norm += (suf[q] / den) ** 2
+        der += suf[q] ** 2 / den ** 3
+    norm = math.sqrt(norm)
+    return norm - delta, -der / norm
+
+
+@_jit
+def _v_times(v, coef, out, sign):
+    """``out = sign * v @ coef``; returns its norm."""
+    k = coef.shape[0]
+    norm = 0.0
+    for t in range(k):
+        acc = 0.0
+        for q in range(k):
+            acc += v[t, q] * coef[q]
+        out[t] = sign * acc
+        norm += acc * acc
+    return math.sqrt(norm)
+
+
+@_jit
+def _jh(r, d, sv, out):
+    """``out = J_h @ sv`` up to an orthogonal factor: ``R @ (d * sv)``."""
+    k = sv.shape[0]
+    for row in range(k):
+        acc = 0.0
+        for c in range(row, k):
+            acc += r[row, c] * d[c] * sv[c]
+        out[row] = acc
+
+
+@_jit
+def _quadratic(r, d, diag_h, g_h, sv, tmp):
+    """``0.5 sv.(J_h^T J_h + diag_h) sv + g_h.sv`` (scipy's evaluate_quadratic)."""
+    _jh(r, d, sv, tmp)
+    q = 0.0
+    lin = 0.0
+    for c in range(sv.shape[0]):
+        q += tmp[c] * tmp[c] + diag_h[c] * sv[c] * sv[c]
+        lin += sv[c] * g_h[c]
+    return 0.5 * q + lin
+
+
+@_jit
+def _line_quadratic(r, d, diag_h, g_h, sv, s0, tmp, tmp0, with_s0):
+    """Coefficients of the quadratic along ``s0 + t sv`` (scipy's build_quadratic_1d)."""
+    _jh(r, d, sv, tmp)
+    a = 0.0
+    b = 0.0
+    c = 0.0
+    for q in range(sv.shape[0]):
+        a += tmp[q] * tmp[q] + sv[q] * diag_h[q] * sv[q]
+        b += g_h[q] * sv[q]
+    a *= 0.5
+    if with_s0:
+        _jh(r, d, s0, tmp0)
+        for q in range(sv.shape[0]):
+            b += tmp0[q] * tmp[q] + s0[q] * diag_h[q] * sv[q]
+            c += 0.5 * tmp0[q] * tmp0[q] + g_h[q] * s0[q] + 0.5 * s0[q] * diag_h[q] * s0[q]
+    return a, b, c
+
+
+@_jit
+def _min_line(a, b, lo, hi, c):
+    """Minimum of ``a t**2 + b t + c`` on ``[lo, hi]`` (scipy's minimize_quadratic_1d)."""
+    best_t = lo
+    best = lo * (a * lo + b) + c
+    y = hi * (a * hi + b) + c
+    if y < best:
+        best_t, best = hi, y
+    if a != 0:
+        ext = -0.5 * b / a
+        if lo < ext < hi:
+            y = ext * (a * ext + b) + c
+            if y < best:
+                best_t, best = ext, y
+    return best_t, best
+
+
+@_jit
+def _to_bound(xv, sv, lo, hi, hits):
+    """Step along ``sv`` from ``xv`` to the nearest bound, and which bounds it hits."""
+    k = xv.shape[0]
+    best = math.inf
+    for q in range(k):
+        if sv[q] != 0:
+            t = max((lo[q] - xv[q]) / sv[q], (hi[q] - xv[q]) / sv[q])
+            best = min(best, t)
+    for q in range(k):
+        hits[q] = 0.0
+        if sv[q] != 0:
+            t = max((lo[q] - xv[q]) / sv[q], (hi[q] - xv[q]) / sv[q])
+            if t == best:
+                hits[q] = 1.0
+    return best
+
+
+@_jit
+def _select_step(xv, p, p_h, d, diag_h, g_h, r, delta, lo, hi, theta, work):
+    """scipy's TRF ``select_step``: the step (into ``p``, ``p_h``) and its predicted reduction."""
+    k = xv.shape[0]
+    base = work.shape[0] - 8
+    r_h, rr, ag_h, ag, hits, xb, tmp, tmp0 = (work[base], work[base + 1], work[base + 2],
+                                              work[base + 3], work[base + 4], work[base + 5],
+                                              work[base + 6], work[base + 7])
+    inside = True
+    for q in range(k):
+        y = xv[q] + p[q]
+        if not (lo[q] <= y <= hi[q]):
+            inside = False
+    if inside:
+        return -_quadratic(r, d, diag_h, g_h, p_h, tmp)
+    p_stride = _to_bound(xv, p, lo, hi, hits)
+    for q in range(k):
+        r_h[q] = -p_h[q] if hits[q] != 0 else p_h[q]
+        rr[q] = d[q] * r_h[q]
+        p[q] *= p_stride
+        p_h[q] *= p_stride
+        xb[q] = xv[q] + p[q]
+    # Where the reflected direction leaves the trust region.
+    aa = 0.0
+    bb = 0.0
+    cc = 0.0
+    for q in range(k):
+        aa += r_h[q] * r_h[q]
+        bb += p_h[q] * r_h[q]
+        cc += p_h[q] * p_h[q]
+    cc -= delta * delta
+    if aa > 0:
+        disc = math.sqrt(max(bb * bb - aa * min(cc, 0.0), 0.0))
+        qq = -(bb + math.copysign(disc, bb))
+        t1 = qq / aa
+        t2 = min(cc, 0.0) / qq if qq != 0 else 0.0
+        to_tr = max(t1, t2)
+    else:
+        to_tr = 0.0
+    to_bound = _to_bound(xb, rr, lo, hi, hits)
+    r_stride = min(to_bound, to_tr)
+    if r_stride > 0:
+        r_lo = (1.0 - theta) * p_stride / r_stride
+        r_hi = theta * to_bound if r_stride == to_bound else to_tr
+    else:
+        r_lo = 0.0
+        r_hi = -1.0
+    r_value = math.inf
+    if r_lo <= r_hi:
+        a, b, c = _line_quadratic(r, d, diag_h, g_h, r_h, p_h, tmp, tmp0, True)
+        t, r_value = _min_line(a, b, r_lo, r_hi, c)
+        for q in range(k):
+            r_h[q] = r_h[q] * t + p_h[q]
+            rr[q] = r_h[q] * d[q]
+    for q in range(k):
+        p[q] *= theta
+        p_h[q] *= theta
+    p_value = _quadratic(r, d, diag_h, g_h, p_h, tmp)
+    gnorm = 0.0
+    for q in range(k):
+        ag_h[q] = -g_h[q]
+        ag[q] = d[q] * ag_h[q]
+        gnorm += ag_h[q] * ag_h[q]
+    to_tr = delta / math.sqrt(gnorm)
+    to_bound = _to_bound(xv, ag, lo, hi, hits)
+    ag_stride = theta * to_bound if to_bound < to_tr else to_tr
+    a, b, c = _line_quadratic(r, d, diag_h, g_h, ag_h, ag_h, tmp, tmp0, False)
+    t, ag_value = _min_line(a, b, 0.0, ag_stride, 0.0)
+    if p_value < r_value and p_value < ag_value:
+        return -p_value
+    if r_value < p_value and r_value < ag_value:
+        for q in range(k):
+            p[q] = rr[q]
+            p_h[q] = r_h[q]
+        return -r_value
+    for q in range(k):
+        p[q] = ag[q] * t
+        p_h[q] = ag_h[q] * t
+    return -ag_value
+
+
+# ----------------------------------------------------------------------------
+# Built-in components and the fused loop.
+
+@_jit
+def _model_values(codes, offsets, signs, x, p, f, jfull):
+    """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``."""
+    m = x.shape[0]
+    for j in range(m):
+        f[j] = 0.0
+    for c in range(codes.shape[0]):
+        o = offsets[c]
+        s = signs[c]
+        code = codes[c]
+        if code == 0:  # Gaussian1D(amplitude, mean, stddev)
+            a, mean, sd = p[o], p[o + 1], p[o + 2]
+            inv_var = 1.0 / sd**2
+            for j in range(m):
+                dx = x[j] - mean
+                e = math.exp(-0.5 * dx**2 * inv_var)
+                d_mean = a * e * dx * inv_var
+                f[j] += s * (a * e)
+                jfull[o, j] = s * e
+                jfull[o + 1, j] = s * d_mean
+                jfull[o + 2, j] = s * (d_mean * dx / sd)
+        elif code == 1:  # Lorentz1D(amplitude, x_0, fwhm)
+            a, x0, fw = p[o], p[o + 1], p[o + 2]
+            gamma = fw / 2.0
+            g2 = gamma**2
+            for j in range(m):
+                dx = x[j] - x0
+                den = g2 + dx**2
+                d_a = g2 / den
+                f[j] += s * (a * d_a)
+                jfull[o, j] = s * d_a
+                jfull[o + 1, j] = s * (a * d_a * 2.0 * dx / den)
+                jfull[o + 2, j] = s * (a * gamma * dx**2 / den**2)
+        elif code == 2:  # Const1D(amplitude)
+            for j in range(m):
+                f[j] += s * p[o]
+                jfull[o, j] = s
+        elif code == 3:  # Linear1D(slope, intercept)
+            for j in range(m):
+                f[j] += s * (p[o] * x[j] + p[o + 1])
+                jfull[o, j] = s * x[j]
+                jfull[o + 1, j] = s
+        elif code == 4:  # Polynomial1D(c0, ..., cd)
+            n = (offsets[c + 1] if c + 1 < codes.shape[0] else p.shape[0]) - o
+            for j in range(m):
+                acc = 0.0
+                power = 1.0
+                for i in range(n):
+                    acc += p[o + i] * power
+                    jfull[o + i, j] = s * power
+                    power *= x[j]
+                f[j] += s * acc
+        else:  # PowerLaw1D(amplitude, x_0, alpha)
+            a, x0, al = p[o], p[o + 1], p[o + 2]
+            for j in range(m):
+                xx = x[j] / x0
+                d_a = xx ** (-al)
+                f[j] += s * (a * d_a)
+                jfull[o, j] = s * d_a
+                jfull[o + 1, j] = s * (a * al * d_a / x0)
+                jfull[o + 2, j] = s * (-a * d_a * math.log(xx))
+
+@_jit
+def _weighted(codes, offsets, signs, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt,
+              gm, am):
+    """Scaled weighted residuals and transposed Jacobian of the valid samples, and their moments.
+
+    ``r[:m]`` and ``jt[:, :m]`` receive the samples of non-zero weight
+    (``compact``: some weights are zero; otherwise all samples are used),
+    ``gm`` and ``am`` ``J^T r`` and ``J^T J`` (as dot products of contiguous
+    rows, which vectorise).  Returns ``(m, cost)`` with ``cost = 0.5 r.r``,
+    infinite where anything is not finite.
+    """
+    _model_values(codes, offsets, signs, x, p, f, jfull)
+    k = free_idx.shape[0]
+    n = y.shape[0]
+    m = n
+    if compact:
+        m = 0
+        for j in range(n):
+            wj = w[j]
+            if wj == 0.0:
+                continue
+            ws = wj * inv_scale
+            r[m] = (f[j] - y[j]) * ws
+            for q in range(k):
+                jt[q, m] = jfull[free_idx[q], j] * ws
+            m += 1
+    else:  # every sample is used: contiguous rows, which vectorise
+        for j in range(n):
+            r[j] = (f[j] - y[j]) * (w[j] * inv_scale)
+        for q in range(k):
+            row = jfull[free_idx[q]]
+            out = jt[q]
+            for j in range(n):
+                out[j] = row[j] * (w[j] * inv_scale)
+    return m, _moments(r, jt, m, gm, am)
+
+
+@_jit
+def fit_all(codes, offsets, signs, x, y, w, template, free_idx, lower, upper, scale, xsc,
+            ftol, xtol, gtol, max_nfev, factor, xs, x_new, step, step_h, g, d, diag_h, g_h,
+            s, suf, rr, vv, sc, ic, work):
+    """Every fit of the block, one after the other, with scipy's TRF steps."""
+    n_fits, n_samples = y.shape
+    k = free_idx.shape[0]
+    n_par = template.shape[1]
+    p = np.empty(n_par)
+    f = np.empty(n_samples)
+    jfull = np.zeros((n_par, n_samples))
+    r = np.empty(n_samples)
+    jt = np.empty((k, n_samples))
+    gm = np.empty(k)
+    am = np.empty((k, k))
+    for i in range(n_fits):
+        xrow = x[0] if x.shape[0] == 1 else x[i]
+        inv_scale = 1.0 / scale[i]  # a power of two: exact
+        compact = False
+        for j in range(n_samples):
+            if w[i, j] == 0.0:
+                compact = True
+                break
+        for q in range(n_par):
+            p[q] = template[i, q]
+        for q in range(k):
+            p[free_idx[q]] = xs[i, q]
+        m, cost = _weighted(codes, offsets, signs, xrow, y[i], w[i], p, free_idx, inv_scale,
+                            compact, f, jfull, r, jt, gm, am)
+        ic[i, _M] = m
+        going = begin_fit(i, cost, gm, am, jt, m, xs, x_new, step, step_h, g, d, diag_h, g_h,
+                          s, suf, rr, vv, sc, ic, work, lower, upper, xsc, gtol[i], factor,
+                          max_nfev)
+        while going:
+            for q in range(k):
+                p[free_idx[q]] = x_new[i, q]
+            m, cost = _weighted(codes, offsets, signs, xrow, y[i], w[i], p, free_idx,
+                                inv_scale, compact, f, jfull, r, jt, gm, am)
+            taken = judge_fit(i, cost, xs, step, sc, ic, ftol, xtol)
+            if taken:
+                accept_fit(i, cost, gm, am, jt, m, xs, x_new, g, rr, sc, ic, work)
+            going = continue_fit(i, taken, xs, x_new, step, step_h, g, d, diag_h, g_h, s,
+                                 suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev)
