@@ -118,10 +118,16 @@ def test_nonfinite_model_at_a_pixel_start():
     x = np.linspace(1, 10, 30)
     data = (2.0 * x ** -1.5)[:, None] * np.ones((30, 4))
     x0 = np.array([1.0, 1.0, 1.0, np.inf])
-    res = parfit.parallel_fit(PowerLaw1D(1.0, x0, 1.0), data, world=(x,),
+    res = parfit.parallel_fit(PowerLaw1D(1.0, x0, 1.0, fixed={"x_0": True}), data, world=(x,),
                               scheduler="synchronous")
     assert list(res.status) == [Status.OK] * 3 + [Status.BAD_START]
     np.testing.assert_allclose(res.parameters["alpha"][:3], 1.5, rtol=1e-6)
+    # With x_0 free, amplitude and x_0 are one degree of freedom: the covariance is
+    # singular, and such a fit is not called a success.
+    res = parfit.parallel_fit(PowerLaw1D(1.0, x0, 1.0), data, world=(x,),
+                              scheduler="synchronous")
+    assert list(res.status) == [Status.DEGENERATE] * 3 + [Status.BAD_START]
+    assert np.all(res.flags[:3] & parfit.Flag.SINGULAR)
 
 
 class Exploding(Model):

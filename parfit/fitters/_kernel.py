@@ -14,6 +14,18 @@ could run a stale copy after an upgrade.  Here live
   code (:func:`fit_all`, used by :mod:`parfit.fitters._compiled`).
 
 Without numba the functions stay plain Python: same answers, much slower.
+
+Examples
+--------
+The singular values of a small matrix (given by its columns, as rows):
+
+>>> import numpy as np
+>>> from parfit.fitters import _kernel
+>>> columns = np.array([[3.0, 0.0, 1.0], [4.0, 5.0, 2.0]])
+>>> s, v = np.empty(2), np.empty((2, 2))
+>>> _kernel._jacobi_svd(columns.copy(), s, v)
+>>> bool(np.allclose(s, np.linalg.svd(columns.T, compute_uv=False)))
+True
 """
 
 import math

@@ -154,11 +154,8 @@ class BatchedFitter(Fitter):
             problem = _ModelProblem(model, block, todo, free)
             first = self._attempt(model, block, todo, problem, options)
             retry = self._retry_rows(model, first)
-            if len(retry):
-                start = np.clip(model.guess(*_rows_x(block, todo[retry]), y=block.y[todo[retry]],
-                                            valid=block.valid[todo[retry]],
-                                            start=block.p0[todo[retry]]),
-                                block.lower[todo[retry]], block.upper[todo[retry]])
+            start = _second_start(model, block, todo[retry]) if len(retry) else None
+            if start is not None:
                 second = self._attempt(model, block, todo[retry],
                                        problem.select(retry, start), options)
                 better = second.converged & (~first.converged[retry] | (
@@ -254,6 +251,17 @@ class _Attempt:
         self.n_iter[rows] += other.n_iter[other_rows]
         for name in ("params", "errors", "chi2", "flags", "converged", "reason"):
             getattr(self, name)[rows] = getattr(other, name)[other_rows]
+
+
+def _second_start(model, block, rows):
+    """The model's guess from the data of ``rows``, inside the bounds; None if it fails."""
+    try:
+        with capture_warnings():
+            start = model.guess(*_rows_x(block, rows), y=block.y[rows], valid=block.valid[rows],
+                                start=block.p0[rows])
+    except Exception:  # a user model's guess may raise anything: no second start then
+        return None
+    return np.clip(start, block.lower[rows], block.upper[rows])
 
 
 def _rows_x(block, rows):

@@ -165,7 +165,7 @@ def quality_flags(model, block, rows, params, errors, free, extent=None):
     flags[~np.all(np.isfinite(err), axis=1)] |= np.uint8(Flag.SINGULAR)
     if model is not None and getattr(model, "n_inputs", 1) == 1:
         lo, hi, step = sample_extent(block, rows) if extent is None else extent
-        flags[model.collapsed(params, lo, hi, step)] |= np.uint8(Flag.DEGENERATE)
+        flags[model.collapsed(params, lo, hi, step, free)] |= np.uint8(Flag.DEGENERATE)
     return flags
 
 

@@ -530,7 +530,7 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         """Full width at half maximum of a peak model, from its parameter columns."""
         raise NotImplementedError
 
-    def collapsed(self, params: Any, lo: Any, hi: Any, step: Any) -> np.ndarray:
+    def collapsed(self, params: Any, lo: Any, hi: Any, step: Any, free: Any = None) -> np.ndarray:
         """Where a fitted peak has collapsed into something that is not a line.
 
         A peak is collapsed when its full width at half maximum is below a
@@ -538,8 +538,10 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         times the data's extent ``hi - lo`` (it mimics a constant), when its
         centre lies more than 1.5 FWHM outside ``[lo, hi]``, or when its
         amplitude is exactly zero (its position and width are undefined).
-        Models that are not peaks never collapse; a sum collapses where any
-        of its peaks does.
+        Each test applies only to parameters that were fitted (``free``): a
+        component held at zero amplitude, or a width fixed by the user, is
+        not a collapse.  Models that are not peaks never collapse; a sum
+        collapses where any of its peaks does.
 
         Parameters
         ----------
@@ -548,6 +550,8 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         lo, hi, step : array_like
             ``(n_fits,)`` smallest and largest valid sample coordinate and
             the smallest spacing between valid samples.
+        free : array_like of bool, optional
+            ``(n_params,)``: the parameters that were fitted (default: all).
 
         Returns
         -------
@@ -568,13 +572,20 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
             return out
         names = [spec.name for spec in self._declared_specs()]
         cols = {name: params[:, i] for i, name in enumerate(names)}
-        amplitude, centre = (cols[name] for name in self.peak_parameters)
+        fitted = dict(zip(names, np.ones(len(names), dtype=bool) if free is None
+                          else np.asarray(free, dtype=bool), strict=True))
+        amp_name, centre_name = self.peak_parameters
+        widths = [n for n in names if n not in self.peak_parameters]
         with np.errstate(all="ignore"):
             fwhm = np.abs(self._fwhm(cols))
             span = np.asarray(hi) - np.asarray(lo)
-            out |= ~(fwhm >= 0.25 * np.asarray(step)) | ~(fwhm <= 4.0 * span)
-            out |= ~((centre >= lo - 1.5 * fwhm) & (centre <= hi + 1.5 * fwhm))
-            out |= amplitude == 0
+            if any(fitted[n] for n in widths):
+                out |= ~(fwhm >= 0.25 * np.asarray(step)) | ~(fwhm <= 4.0 * span)
+            if fitted[centre_name]:
+                centre = cols[centre_name]
+                out |= ~((centre >= lo - 1.5 * fwhm) & (centre <= hi + 1.5 * fwhm))
+            if fitted[amp_name]:
+                out |= cols[amp_name] == 0
         return out
 
     def _binary(self, other: Any, op: str) -> Any:

@@ -440,12 +440,13 @@ class CompoundModel(Model):
             for k, t in enumerate(leaves):
                 out[:, self._slices[t]] = blocks[:, k]
 
-    def collapsed(self, params: Any, lo: Any, hi: Any, step: Any) -> np.ndarray:
-        """Where any peak of the sum has collapsed (see :meth:`Model.collapsed`)."""
+    def collapsed(self, params: Any, lo: Any, hi: Any, step: Any, free: Any = None) -> np.ndarray:
+        """Where any fitted peak of the sum has collapsed (see :meth:`Model.collapsed`)."""
         params = np.asarray(params, dtype=np.float64)
+        free = self.free_mask if free is None else np.asarray(free, dtype=bool)
         out = np.zeros(params.shape[0], dtype=bool)
         for template, sl in zip(self._templates, self._slices, strict=True):
-            out |= template.collapsed(params[:, sl], lo, hi, step)
+            out |= template.collapsed(params[:, sl], lo, hi, step, free[sl])
         return out
 
     # ------------------------------------------------------------------
