@@ -20,7 +20,8 @@ from scipy.optimize import least_squares
 
 from .models import Gaussian1D, Linear1D
 
-__all__ = ["CorpusCase", "KINDS", "SCALED_KINDS", "hard_corpus", "trf_oracle"]
+__all__ = ["CorpusCase", "KINDS", "SCALED_KINDS", "hard_corpus", "trf_oracle", "fit_case",
+           "compare", "no_worse"]
 
 #: Data scales of the ``scaled_*`` kinds.
 SCALES = {"scaled_1e-26": 1e-26, "scaled_1e-20": 1e-20, "scaled_1e+20": 1e20,
@@ -67,6 +68,14 @@ class CorpusCase:
     @property
     def n(self):
         return self.y.shape[0]
+
+    def block(self):
+        """The spectra as one :class:`~parfit.fitters.FitBlock` (NaN samples not valid)."""
+        from .fitters.base import FitBlock
+
+        return FitBlock(x=(self.x,), y=self.y, weights=None, valid=np.isfinite(self.y),
+                        p0=self.p0.copy(), lower=self.lower.copy(), upper=self.upper.copy(),
+                        sample_shape=(self.y.shape[1],))
 
 
 def _gaussians(n_comp, baseline=False):
@@ -253,3 +262,76 @@ def trf_oracle(case, **options):
         chi2[i] = float(sol.fun @ sol.fun)
         success[i] = sol.status > 0
     return params, chi2, success
+
+
+def fit_case(case, fitter=None):
+    """Fit every spectrum of ``case`` with a parfit fitter (default: the batched solver).
+
+    Returns
+    -------
+    parfit.fitters.BlockResult
+    """
+    from .fitters import BatchedFitter
+
+    fitter = BatchedFitter() if fitter is None else fitter
+    return fitter.fit_block(case.model, case.block())
+
+
+def no_worse(chi2, oracle_chi2, oracle_success, rtol=1e-6):
+    """Where a fit's chi-square is no worse than the oracle's (or the oracle failed).
+
+    ``chi2`` is the chi-square the fit reached: ``BlockResult.statistic``,
+    which ``Status.DEGENERATE`` fits keep; NaN (a fit that failed) counts as
+    worse wherever the oracle succeeded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> no_worse(np.array([1.0, 2.0, np.nan, 5.0]), np.array([1.0, 1.0, 1.0, np.nan]),
+    ...          np.array([True, True, True, False]))
+    array([ True, False, False,  True])
+    """
+    with np.errstate(invalid="ignore"):
+        better_or_equal = np.asarray(chi2) <= np.asarray(oracle_chi2) * (1 + rtol)
+    return np.where(oracle_success, better_or_equal, True)
+
+
+def compare(case, result, oracle):
+    """Figures of a fit of ``case`` against :func:`trf_oracle`: fractions, flags, honesty.
+
+    Parameters
+    ----------
+    case : CorpusCase
+    result : parfit.fitters.BlockResult
+        From :func:`fit_case`.
+    oracle : tuple
+        What :func:`trf_oracle` returned for ``case``.
+
+    Returns
+    -------
+    dict
+        ``n``; ``no_worse`` and ``better`` (fractions of the fits, chi-square
+        within or below ``1e-6`` relative of the oracle's); ``ok`` (fraction
+        with ``Status.OK``); ``oracle_success``; ``ok_nonfinite_errors``
+        (the number of OK fits with a non-finite error of a free parameter,
+        which must be 0); ``flags`` (name -> number of fits).
+    """
+    from .status import Flag, Status
+
+    _, chi2_t, success_t = oracle
+    chi2 = result.statistic
+    free = np.asarray(case.model.free_mask, dtype=bool)
+    ok = result.status == Status.OK
+    better = success_t & (chi2 < chi2_t * (1 - 1e-6))
+    flags = {flag.name: int(np.count_nonzero(result.flags & flag))
+             for flag in Flag if flag is not Flag.NONE}
+    return {
+        "n": case.n,
+        "no_worse": float(np.mean(no_worse(chi2, chi2_t, success_t))),
+        "better": float(np.mean(better)),
+        "ok": float(np.mean(ok)),
+        "oracle_success": float(np.mean(success_t)),
+        "ok_nonfinite_errors": int(np.count_nonzero(
+            ok & ~np.all(np.isfinite(result.errors[:, free]), axis=1))),
+        "flags": flags,
+    }

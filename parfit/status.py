@@ -95,9 +95,10 @@ class Flag(enum.IntFlag):
     #: The covariance matrix is singular or too ill-conditioned to invert:
     #: some parameters (or combinations) are not determined by the data.
     SINGULAR = 2
-    #: The model collapsed: a width below a tenth of the sample spacing or
-    #: beyond twice the data's extent, a line centre more than three widths
-    #: outside the data, or a zero amplitude.
+    #: The model collapsed: a peak whose FWHM is below half the sample spacing
+    #: (an unresolved spike) or above four times the data's extent (it mimics
+    #: a constant), whose centre is more than 1.5 FWHM outside the data, or
+    #: whose amplitude is zero.
     DEGENERATE = 4
     #: The first solution was singular, degenerate or on a bound, the fit was
     #: redone from a second start (the model's guess from the data), and the

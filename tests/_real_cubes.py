@@ -110,3 +110,32 @@ def load_real_cube(name: str, subtract_baseline: bool = False) -> dict:
         "noise": info["noise"],
         "path": path,
     }
+
+
+def real_case(name: str):
+    """The real cube ``name`` as a :class:`parfit.corpus.CorpusCase` for the TRF comparison.
+
+    Every spectrum starts from the cube's common start (as a user of astropy's
+    ``parallel_fit_dask`` would): one ``Gaussian1D`` for the Mopra cube, a
+    ``Gaussian1D + Const1D`` for the MUSE and EIS crops, which sit on a
+    continuum.  Blank spectra stay in (all NaN).
+    """
+    from parfit.corpus import CorpusCase
+    from parfit.models import Const1D, Gaussian1D
+
+    cube = load_real_cube(name)
+    start = cube["start"]
+    n_channels = cube["data"].shape[0]
+    y = cube["data"].reshape(n_channels, -1).T.copy()
+    model = Gaussian1D(start["amplitude"], start["mean"], start["stddev"])
+    if name != "mopra_hcn":
+        model = model + Const1D(cube["baseline"])
+    p0 = np.array([float(getattr(model, p).value) for p in model.param_names])
+    lower = np.array([-np.inf if getattr(model, p).lower is None else getattr(model, p).lower
+                      for p in model.param_names])
+    upper = np.array([np.inf if getattr(model, p).upper is None else getattr(model, p).upper
+                      for p in model.param_names])
+    n = y.shape[0]
+    return CorpusCase(kind=name, x=cube["x"], y=y, model=model, p0=np.tile(p0, (n, 1)),
+                      lower=np.tile(lower, (n, 1)), upper=np.tile(upper, (n, 1)),
+                      truth=np.full((n, len(p0)), np.nan))

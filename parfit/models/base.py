@@ -533,8 +533,8 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
     def collapsed(self, params: Any, lo: Any, hi: Any, step: Any, free: Any = None) -> np.ndarray:
         """Where a fitted peak has collapsed into something that is not a line.
 
-        A peak is collapsed when its full width at half maximum is below a
-        quarter of the sample ``step`` (a one-channel spike) or above four
+        A peak is collapsed when its full width at half maximum is below half
+        the sample ``step`` (an unresolved one-channel spike) or above four
         times the data's extent ``hi - lo`` (it mimics a constant), when its
         centre lies more than 1.5 FWHM outside ``[lo, hi]``, or when its
         amplitude is exactly zero (its position and width are undefined).
@@ -580,7 +580,7 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
             fwhm = np.abs(self._fwhm(cols))
             span = np.asarray(hi) - np.asarray(lo)
             if any(fitted[n] for n in widths):
-                out |= ~(fwhm >= 0.25 * np.asarray(step)) | ~(fwhm <= 4.0 * span)
+                out |= ~(fwhm >= 0.5 * np.asarray(step)) | ~(fwhm <= 4.0 * span)
             if fitted[centre_name]:
                 centre = cols[centre_name]
                 out |= ~((centre >= lo - 1.5 * fwhm) & (centre <= hi + 1.5 * fwhm))
