@@ -100,9 +100,9 @@ class Flag(enum.IntFlag):
     #: a constant), whose centre is more than 1.5 FWHM outside the data, or
     #: whose amplitude is zero.
     DEGENERATE = 4
-    #: The first solution was singular, degenerate or on a bound, the fit was
-    #: redone from a second start (the model's guess from the data), and the
-    #: better of the two was kept.
+    #: The first solution was singular, collapsed, on a bound, not converged or
+    #: had a peak below three times its error; the fit was redone from a second
+    #: start (the model's guess from the data) and the better of the two kept.
     RETRIED = 8
 
 

@@ -165,10 +165,20 @@ class BatchedFitter(Fitter):
         self._store(model, block, todo, free, first, options, result, infos)
 
     def _retry_rows(self, model, attempt):
-        """Rows of ``attempt`` worth a second start (none if the model cannot guess)."""
+        """Rows of ``attempt`` worth a second start (none if the model cannot guess).
+
+        Those that ended singular, collapsed, on a bound or at ``max_nfev``,
+        and those with a fitted peak below three times its error: from a
+        shared start a fit can settle on a noise bump beside the line.
+        """
         if not model.can_guess:
             return np.zeros(0, dtype=np.intp)
         weak = (attempt.flags & (Flag.SINGULAR | Flag.DEGENERATE | Flag.AT_BOUND)) != 0
+        peaks = [i for i in model.peak_amplitude_indices() if model.free_mask[i]]
+        if peaks:
+            with np.errstate(invalid="ignore"):
+                faint = np.abs(attempt.params[:, peaks]) < 3.0 * attempt.errors[:, peaks]
+            weak |= np.any(faint, axis=1)
         return np.flatnonzero((attempt.converged & weak) | (attempt.reason == lm.MAXFEV))
 
     def _attempt(self, model, block, rows, problem, options):

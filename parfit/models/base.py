@@ -530,6 +530,20 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         """Full width at half maximum of a peak model, from its parameter columns."""
         raise NotImplementedError
 
+    def peak_amplitude_indices(self) -> list[int]:
+        """Positions in :attr:`param_names` of the amplitudes of this model's peaks.
+
+        Examples
+        --------
+        >>> from parfit.models import Gaussian1D, Linear1D
+        >>> (Gaussian1D() + Linear1D() + Gaussian1D()).peak_amplitude_indices()
+        [0, 5]
+        """
+        if self.peak_parameters is None:
+            return []
+        names = [spec.name for spec in self._declared_specs()]
+        return [names.index(self.peak_parameters[0])]
+
     def collapsed(self, params: Any, lo: Any, hi: Any, step: Any, free: Any = None) -> np.ndarray:
         """Where a fitted peak has collapsed into something that is not a line.
 

@@ -440,6 +440,11 @@ class CompoundModel(Model):
             for k, t in enumerate(leaves):
                 out[:, self._slices[t]] = blocks[:, k]
 
+    def peak_amplitude_indices(self) -> list[int]:
+        """Positions of the amplitudes of every peak of the compound (see :class:`Model`)."""
+        return [sl.start + i for template, sl in zip(self._templates, self._slices, strict=True)
+                for i in template.peak_amplitude_indices()]
+
     def collapsed(self, params: Any, lo: Any, hi: Any, step: Any, free: Any = None) -> np.ndarray:
         """Where any fitted peak of the sum has collapsed (see :meth:`Model.collapsed`)."""
         params = np.asarray(params, dtype=np.float64)
