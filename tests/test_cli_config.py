@@ -1134,5 +1134,6 @@ def test_demo_config_validates_and_runs_to_the_demo_maps(tmp_path):
     ok = want["status"].values == parfit.Status.OK
     assert got["mean"].attrs["units"] == "km / s"        # the demo's maps are in km/s too
     for name in ("amplitude", "mean", "stddev"):
-        np.testing.assert_allclose(got[name].values[ok], want[name].values[ok], rtol=0,
+        # The FITS cube holds float32 data: the same minimum, to the solver's tolerance.
+        np.testing.assert_allclose(got[name].values[ok], want[name].values[ok], rtol=1e-3,
                                    atol=1e-4, err_msg=name)
