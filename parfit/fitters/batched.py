@@ -300,8 +300,9 @@ class _ModelProblem(lm.Problem):
         # The solver works in units of each fit's data (see parfit.fitters.trf):
         # residuals in those of the weighted data, amplitudes in those of the data.
         self.rms = trf.data_rms(self.y, self.w, valid)
-        self.x_scale = np.ascontiguousarray(trf.parameter_scales(
-            trf.data_rms(self.y, 1.0, valid), _data_linear(model)[free]))
+        y_rms = self.rms if block.weights is None else trf.data_rms(self.y, 1.0, valid)
+        self.x_scale = np.ascontiguousarray(trf.parameter_scales(y_rms,
+                                                                 _data_linear(model)[free]))
         self.extent = quality.sample_extent(block, todo)
 
     def select(self, rows, template):

@@ -115,8 +115,20 @@ def sample_extent(block, rows):
         nan = np.full(n, np.nan)
         return nan, nan, nan
     x = block.x[0]
-    x = np.broadcast_to(x, (n, x.shape[-1])) if x.ndim == 1 else x[rows]
-    valid = block.valid[rows] & np.isfinite(x)
+    valid = block.valid[rows]
+    if x.ndim == 1:
+        # A shared axis: every fully valid row has the extent of the axis itself.
+        lo, hi, step = (np.full(n, v) for v in _extent(x[None, :], np.isfinite(x)[None, :]))
+        partial = np.flatnonzero(~np.all(valid & np.isfinite(x), axis=1))
+        if len(partial):
+            xs = np.broadcast_to(x, (len(partial), x.shape[-1]))
+            lo[partial], hi[partial], step[partial] = _extent(xs, valid[partial])
+        return lo, hi, step
+    return _extent(x[rows], valid)
+
+
+def _extent(x, valid):
+    valid = valid & np.isfinite(x)
     lo = np.where(valid, x, np.inf).min(axis=1)
     hi = np.where(valid, x, -np.inf).max(axis=1)
     ordered = np.sort(np.where(valid, x, np.inf), axis=1)
