@@ -273,7 +273,7 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
         fit = analysis.fit_pixel(pixel)
         analysis.plot_pixel(pixel, target, fit=fit)
         values = ", ".join(f"{k}={v:.6g}" for k, v in fit["parameters"].items())
-        from .diagnostics import flag_names
+        from .status import flag_names
 
         flags = ", ".join(flag_names(fit["flags"]))
         flags = f" (flags {flags})" if flags else ""

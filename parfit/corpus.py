@@ -316,15 +316,15 @@ def compare(case, result, oracle):
         (the number of OK fits with a non-finite error of a free parameter,
         which must be 0); ``flags`` (name -> number of fits).
     """
-    from .status import Flag, Status
+    from .status import Flag, Status, flag_counts
 
     _, chi2_t, success_t = oracle
     chi2 = result.statistic
     free = np.asarray(case.model.free_mask, dtype=bool)
     ok = result.status == Status.OK
     better = success_t & (chi2 < chi2_t * (1 - 1e-6))
-    flags = {flag.name: int(np.count_nonzero(result.flags & flag))
-             for flag in Flag if flag is not Flag.NONE}
+    counts = flag_counts(result.flags)
+    flags = {flag.name: counts.get(flag, 0) for flag in Flag if flag.value}
     return {
         "n": case.n,
         "no_worse": float(np.mean(no_worse(chi2, chi2_t, success_t))),

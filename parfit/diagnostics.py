@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, OutputExistsError
-from .status import Flag, Status
+from .status import Status, flag_names
 
 __all__ = ["DIAGNOSTICS_MODES", "prepare_diagnostics_path", "write_manifest",
-           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize",
-           "flag_names"]
+           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize"]
 
 DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
 MANIFEST_NAME = "manifest.csv"
@@ -164,20 +163,6 @@ def write_manifest(path, rows, run_id):
                 " ".join(flag_names(bits)),
             ])
     os.replace(tmp, path / MANIFEST_NAME)
-
-
-def flag_names(bits):
-    """Names of the :class:`~parfit.status.Flag` bits set in ``bits``, in bit order.
-
-    Examples
-    --------
-    >>> flag_names(9)
-    ['AT_BOUND', 'RETRIED']
-    >>> flag_names(0)
-    []
-    """
-    bits = int(bits)
-    return [flag.name for flag in Flag if flag.value and bits & flag.value]
 
 
 def read_manifest(path):

@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import InputError
 from .output import open_maps_store, store_layout, stored_flags
-from .result import flag_counts
+from .status import flag_counts
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
 from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OutputExistsError
-from .status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Flag, Status
+from .status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Status, flag_counts, flags_attrs
 
 __all__ = ["FitResult"]
 
@@ -356,37 +356,6 @@ class FitResult:
         add("flags", self.flags)
         fits.HDUList(hdus).writeto(path, overwrite=overwrite)
         return path
-
-
-def flag_counts(flags):
-    """Number of fits with each :class:`~parfit.status.Flag` set, ``{Flag: count}``.
-
-    Only flags set on at least one fit are listed, in bit order.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> flag_counts(np.array([0, 1, 3, 8], dtype=np.uint8))
-    {<Flag.AT_BOUND: 1>: 2, <Flag.SINGULAR: 2>: 1, <Flag.RETRIED: 8>: 1}
-    """
-    flags = np.asarray(flags).astype(np.int64, copy=False)
-    out = {}
-    for flag in Flag:
-        if flag.value:
-            n = int(np.count_nonzero(flags & flag.value))
-            if n:
-                out[flag] = n
-    return out
-
-
-def flags_attrs():
-    """The CF attributes of a map of :class:`~parfit.status.Flag` bits."""
-    bits = [flag for flag in Flag if flag.value]
-    return {
-        "long_name": "parfit fit quality flags (bits)",
-        "flag_masks": np.array([int(f) for f in bits], dtype=np.uint8),
-        "flag_meanings": " ".join(f.name.lower() for f in bits),
-    }
 
 
 def _frozen(array):

@@ -17,8 +17,10 @@ turn a converged fit into ``Status.DEGENERATE``; ``AT_BOUND`` and
 
 import enum
 
+import numpy as np
+
 __all__ = ["Status", "STATUS_DESCRIPTIONS", "Flag", "FLAG_DESCRIPTIONS", "DEMOTING_FLAGS",
-           "NOT_ATTEMPTED", "is_failure"]
+           "NOT_ATTEMPTED", "is_failure", "flag_counts", "flag_names", "flags_attrs"]
 
 
 class Status(enum.IntEnum):
@@ -78,8 +80,6 @@ def is_failure(status):
     >>> is_failure(np.array([Status.OK, Status.NO_VALID_DATA, Status.DEGENERATE]))
     array([False, False,  True])
     """
-    import numpy as np
-
     status = np.asarray(status)
     return (status != Status.OK) & ~np.isin(status, NOT_ATTEMPTED)
 
@@ -116,3 +116,48 @@ FLAG_DESCRIPTIONS = {
 
 #: Flags that turn a converged fit into ``Status.DEGENERATE``.
 DEMOTING_FLAGS = Flag.SINGULAR | Flag.DEGENERATE
+
+
+def flag_counts(flags):
+    """Number of fits with each :class:`~parfit.status.Flag` set, ``{Flag: count}``.
+
+    Only flags set on at least one fit are listed, in bit order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flag_counts(np.array([0, 1, 3, 8], dtype=np.uint8))
+    {<Flag.AT_BOUND: 1>: 2, <Flag.SINGULAR: 2>: 1, <Flag.RETRIED: 8>: 1}
+    """
+    flags = np.asarray(flags).astype(np.int64, copy=False)
+    out = {}
+    for flag in Flag:
+        if flag.value:
+            n = int(np.count_nonzero(flags & flag.value))
+            if n:
+                out[flag] = n
+    return out
+
+
+def flags_attrs():
+    """The CF attributes of a map of :class:`~parfit.status.Flag` bits."""
+    bits = [flag for flag in Flag if flag.value]
+    return {
+        "long_name": "parfit fit quality flags (bits)",
+        "flag_masks": np.array([int(f) for f in bits], dtype=np.uint8),
+        "flag_meanings": " ".join(f.name.lower() for f in bits),
+    }
+
+
+def flag_names(bits):
+    """Names of the :class:`~parfit.status.Flag` bits set in ``bits``, in bit order.
+
+    Examples
+    --------
+    >>> flag_names(9)
+    ['AT_BOUND', 'RETRIED']
+    >>> flag_names(0)
+    []
+    """
+    bits = int(bits)
+    return [flag.name for flag in Flag if flag.value and bits & flag.value]
