@@ -99,3 +99,18 @@ def test_bench_config_run_quick():
     assert rows["auto"][1:3] == ["1024", "4"]      # 4096 fits, two blocks per core
     assert all(row[-1] == "4088" for row in rows.values())   # every attempted fit OK
     assert rows["500"][-2] == "1.00"
+
+
+@pytest.mark.slow
+def test_bench_accuracy_small(tmp_path):
+    out_json = tmp_path / "accuracy.json"
+    out = _run("bench_accuracy.py", "--n", "40", "--kinds", "noise_only", "blend2",
+               "scaled_1e-26", "--json", str(out_json))
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in ("noise_only", "blend2", "scaled_1e-26")}
+    assert set(rows) == {"noise_only", "blend2", "scaled_1e-26"}
+    assert all(row[1] == "40" and row[2] == "100.00%" for row in rows.values())
+    assert "OK fits with a non-finite error: 0 (target 0)" in out
+    data = json.loads(out_json.read_text())
+    assert [r["kind"] for r in data["rows"]] == ["noise_only", "blend2", "scaled_1e-26"]
+    assert all(r["ok_nonfinite_errors"] == 0 and r["no_worse"] >= 0.995 for r in data["rows"])
