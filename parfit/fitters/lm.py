@@ -67,7 +67,7 @@ class Problem:
 
 @dataclasses.dataclass
 class LMOutcome:
-    """What :func:`levenberg_marquardt` returns, one entry per fit.
+    """What the batched solver returns, one entry per fit.
 
     Attributes
     ----------
