@@ -287,8 +287,8 @@ def continue_fit(i, moved, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr
         # vv[i] holds the triangular factor of the augmented matrix: when it is
         # clearly of full rank and its Gauss-Newton step fits in the trust
         # region, that is scipy's step (Moré returns it without iterating).
-        if ic[i, _M] >= k and _well_conditioned(vv[i]):
-            gauss_newton = _gauss_newton(vv[i], g_h[i], step_h[i]) <= sc[i, _DELTA]
+        if ic[i, _M] >= k and _well_conditioned(i, vv):
+            gauss_newton = _gauss_newton(i, vv, g_h, step_h) <= sc[i, _DELTA]
         if gauss_newton:
             sc[i, _ALPHA] = 0.0
         else:
@@ -299,8 +299,11 @@ def continue_fit(i, moved, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr
                               ic[i, _M], work)
     for q in range(k):
         step[i, q] = d[i, q] * step_h[i, q]
-    sc[i, _PRED] = _select_step(x[i], step[i], step_h[i], d[i], diag_h[i], g_h[i], rr[i],
-                                sc[i, _DELTA], lower[i], upper[i], sc[i, _THETA], work)
+    if _inside(i, x, step, lower, upper):  # the common case, without taking row views
+        sc[i, _PRED] = -_quadratic_at(i, rr, d, diag_h, g_h, step_h)
+    else:
+        sc[i, _PRED] = _select_step(x[i], step[i], step_h[i], d[i], diag_h[i], g_h[i], rr[i],
+                                    sc[i, _DELTA], lower[i], upper[i], sc[i, _THETA], work)
     hn = 0.0
     sn = 0.0
     for q in range(k):
@@ -344,31 +347,31 @@ def _factor(i, x, g, d, diag_h, g_h, s, suf, rr, vv, sc, work, lower, upper, xsc
         diag_h[i, q] = g[i, q] * dv * xsc[i, q]
         g_h[i, q] = d[i, q] * g[i, q]
     # The triangular factor of the augmented matrix [R d; diag(sqrt(diag_h))]
-    # into vv[i]: R d, with each diagonal row rotated in (Givens).
-    r2 = vv[i]
-    e = work[work.shape[0] - 1]
+    # into vv[i]: R d, with each diagonal row rotated in (Givens).  Indexed in
+    # place, the rotated row in the last row of ``work``.
+    e = work.shape[0] - 1
     for row in range(k):
         for c in range(k):
-            r2[row, c] = rr[i, row, c] * d[i, c] if c >= row else 0.0
+            vv[i, row, c] = rr[i, row, c] * d[i, c] if c >= row else 0.0
     for q in range(k):
         if diag_h[i, q] == 0.0:
             continue
         for c in range(k):
-            e[c] = 0.0
-        e[q] = math.sqrt(diag_h[i, q])
+            work[e, c] = 0.0
+        work[e, q] = math.sqrt(diag_h[i, q])
         for c in range(q, k):
-            b = e[c]
+            b = work[e, c]
             if b == 0.0:
                 continue
-            a = r2[c, c]
+            a = vv[i, c, c]
             rad = math.sqrt(a * a + b * b)
             cs = a / rad
             sn = b / rad
             for j in range(c, k):
-                t1 = r2[c, j]
-                t2 = e[j]
-                r2[c, j] = cs * t1 + sn * t2
-                e[j] = cs * t2 - sn * t1
+                t1 = vv[i, c, j]
+                t2 = work[e, j]
+                vv[i, c, j] = cs * t1 + sn * t2
+                work[e, j] = cs * t2 - sn * t1
     sc[i, _SVD] = 0.0
     return g_norm
 
@@ -390,13 +393,13 @@ def _svd(i, vv, s, suf, g_h, work):
 
 
 @_jit
-def _well_conditioned(r2):
-    """True when the triangle's diagonal leaves no doubt that it is of full rank."""
-    k = r2.shape[0]
+def _well_conditioned(i, vv):
+    """True when the diagonal of the triangle ``vv[i]`` leaves no doubt that it is of full rank."""
+    k = vv.shape[1]
     big = 0.0
     small = math.inf
     for q in range(k):
-        a = abs(r2[q, q])
+        a = abs(vv[i, q, q])
         if not math.isfinite(a):
             return False
         big = max(big, a)
@@ -405,22 +408,52 @@ def _well_conditioned(r2):
 
 
 @_jit
-def _gauss_newton(r2, g_h, p_h):
-    """``p_h = -(R2^T R2)^-1 g_h`` by two triangular solves; returns its norm."""
-    k = r2.shape[0]
+def _gauss_newton(i, vv, g_h, p_h):
+    """``p_h[i] = -(R2^T R2)^-1 g_h[i]`` with ``R2 = vv[i]``, two triangular solves; its norm.
+
+    Indexed in place (no row views: each costs a reference count).
+    """
+    k = vv.shape[1]
     for q in range(k):  # R2^T z = -g_h
-        acc = -g_h[q]
+        acc = -g_h[i, q]
         for t in range(q):
-            acc -= r2[t, q] * p_h[t]
-        p_h[q] = acc / r2[q, q]
+            acc -= vv[i, t, q] * p_h[i, t]
+        p_h[i, q] = acc / vv[i, q, q]
     norm = 0.0
     for q in range(k - 1, -1, -1):  # R2 p = z
-        acc = p_h[q]
+        acc = p_h[i, q]
         for t in range(q + 1, k):
-            acc -= r2[q, t] * p_h[t]
-        p_h[q] = acc / r2[q, q]
-        norm += p_h[q] * p_h[q]
+            acc -= vv[i, q, t] * p_h[i, t]
+        p_h[i, q] = acc / vv[i, q, q]
+        norm += p_h[i, q] * p_h[i, q]
     return math.sqrt(norm)
+
+
+@_jit
+def _inside(i, x, step, lower, upper):
+    """True when ``x[i] + step[i]`` is inside the bounds (scipy's in_bounds)."""
+    for q in range(x.shape[1]):
+        y = x[i, q] + step[i, q]
+        if not (lower[i, q] <= y <= upper[i, q]):
+            return False
+    return True
+
+
+@_jit
+def _quadratic_at(i, rr, d, diag_h, g_h, step_h):
+    """:func:`_quadratic` of fit ``i``'s step, indexed in place."""
+    k = d.shape[1]
+    q_val = 0.0
+    lin = 0.0
+    for row in range(k):
+        acc = 0.0
+        for c in range(row, k):
+            acc += rr[i, row, c] * d[i, c] * step_h[i, c]
+        q_val += acc * acc
+    for c in range(k):
+        q_val += diag_h[i, c] * step_h[i, c] * step_h[i, c]
+        lin += step_h[i, c] * g_h[i, c]
+    return 0.5 * q_val + lin
 
 
 @_jit
