@@ -1,10 +1,13 @@
 """parfit's default fitter: every fit of a block solved at once.
 
-:class:`BatchedFitter` hands a whole block to the batched trust-region reflective
-solver of :mod:`parfit.fitters.lm` (vectorised numpy), or, for models built
-only from compiled built-in components, to the equivalent compiled kernel of
-:mod:`parfit.fitters._compiled` when numba is installed.  Both run the same
-algorithm with the same tests and give the same answers.
+:class:`BatchedFitter` hands a whole block to the batched trust-region
+reflective solver of :mod:`parfit.fitters.trf` (models evaluated with numpy
+for all active fits at once), or, for models built only from compiled
+built-in components, to the fused compiled path of
+:mod:`parfit.fitters._compiled`.  Both take scipy's TRF steps with the same
+compiled step functions and give the same answers.  Converged fits get
+their errors, quality flags and verdict from :mod:`parfit.fitters.quality`;
+weak ones are solved again from the model's guess.
 """
 
 import copy
@@ -26,30 +29,35 @@ _OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "factor")
 class BatchedFitter(Fitter):
     """Fit all pixels of a block together with a batched trust-region reflective solver.
 
-    The default fitter of :func:`parfit.parallel_fit` (``fitter=None``).
-    The algorithm, its convergence tests and how bounds are handled are
-    described in :mod:`parfit.fitters.lm` and on the "Solver" docs page.
+    The default fitter of :func:`parfit.parallel_fit` (``fitter=None``): the
+    steps of ``scipy.optimize.least_squares(method="trf")`` from the same
+    start, for every fit of a block at once.  Fits that end singular,
+    collapsed, on a bound, unconverged or with a peak below three times its
+    error are solved again from the model's guess and the better solution is
+    kept.  The algorithm, its convergence tests, the flags and the retry are
+    described in :mod:`parfit.fitters.trf` and on the "Solver" docs page.
 
     Parameters
     ----------
     ftol, xtol, gtol : float
-        Convergence tolerances on the relative reduction of chi-square, the
-        relative step size and the gradient cosine (MINPACK's meanings).
+        Convergence tolerances, scipy's: the relative reduction of
+        chi-square, the step relative to the parameters, and the scaled
+        gradient (here in units of the data's mean square).
     max_nfev : int or None
         Most model evaluations per fit; None means ``100 * (n_free + 1)``.
         A fit that reaches it gets status ``NOT_CONVERGED``.
     factor : float
-        Initial step bound, as a multiple of the scaled norm of the starting
-        values (MINPACK's ``factor``).  Smaller values keep fits closer to
-        their start.
+        Initial trust radius, as a multiple of the norm of the scaled start
+        (scipy's choice is 1).  Smaller values keep the first steps closer to
+        the start.
     scale_covariance : bool
         Scale the covariance by the reduced chi-square (the default, as
         astropy, lmfit and ``curve_fit`` do).  Set to False when the weights
         are true ``1/sigma``.
     engine : {"auto", "numpy", "compiled"}
-        ``"auto"`` uses the compiled kernel when the model is made of
+        ``"auto"`` uses the fused compiled path when the model is made of
         built-in components joined with ``+`` and has no tied parameters,
-        and numba is installed; otherwise the vectorised numpy solver.
+        and numba is installed; otherwise the model is evaluated with numpy.
         ``"compiled"`` raises if the kernel cannot be used.
 
     Examples
