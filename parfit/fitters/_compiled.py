@@ -111,22 +111,14 @@ def solve(model, problem, p0, lower, upper, options, required=False):
             raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
     codes, offsets, signs = described
-    n_fits, n_free = p0.shape
-    lower = np.ascontiguousarray(lower, dtype=np.float64)
-    upper = np.ascontiguousarray(upper, dtype=np.float64)
-    scale = trf.data_scale(problem.rms)
-    state = trf.new_state(n_fits, n_free)
-    out = state.outcome(scale)
-    with np.errstate(all="ignore"):
-        state.x[:] = trf.strictly_feasible(np.asarray(p0, dtype=np.float64), lower, upper)
+    lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
     _kernel.fit_all(codes, offsets, signs, np.ascontiguousarray(problem.xs[0], dtype=np.float64),
                     np.ascontiguousarray(problem.y),
                     np.ascontiguousarray(problem.w, dtype=np.float64),
                     np.ascontiguousarray(problem.template, dtype=np.float64),
                     np.flatnonzero(problem.free).astype(np.int64), lower, upper, scale,
-                    problem.x_scale, float(options.ftol), float(options.xtol),
-                    trf.gradient_tolerance(options.gtol, problem.rms, scale),
-                    options.nfev_limit(n_free), float(options.factor), *state.arrays())
+                    problem.x_scale, float(options.ftol), float(options.xtol), gtol,
+                    options.nfev_limit(p0.shape[1]), float(options.factor), *state.arrays())
     state.finish(out, scale)
     return out
 

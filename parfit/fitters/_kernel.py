@@ -706,16 +706,10 @@ def _to_bound(xv, sv, lo, hi, hits):
 
 @_jit
 def _select_step(xv, p, p_h, d, diag_h, g_h, r, delta, lo, hi, theta, work):
-    """scipy's TRF ``select_step``: the step (into ``p``, ``p_h``) and its predicted reduction."""
+    """scipy's TRF ``select_step`` for a step that leaves the box (``continue_fit`` takes the
+    others as they are): the step (into ``p``, ``p_h``) and its predicted reduction."""
     k = xv.shape[0]
     base = work.shape[0] - 8
-    inside = True
-    for q in range(k):
-        y = xv[q] + p[q]
-        if not (lo[q] <= y <= hi[q]):
-            inside = False
-    if inside:
-        return -_quadratic(r, d, diag_h, g_h, p_h, work[base + 6])
     r_h, rr, ag_h, ag, hits, xb, tmp, tmp0 = (work[base], work[base + 1], work[base + 2],
                                               work[base + 3], work[base + 4], work[base + 5],
                                               work[base + 6], work[base + 7])

@@ -318,7 +318,7 @@ class _ModelProblem(lm.Problem):
         other = copy.copy(self)
         for name in ("valid", "n_valid", "y", "w", "rms", "x_scale"):
             setattr(other, name, np.ascontiguousarray(getattr(self, name)[rows]))
-        other.xs = [xk if xk.shape[0] == 1 else xk[rows] for xk in self.xs]
+        other.xs = list(self._inputs(rows))
         other.extent = tuple(e[rows] for e in self.extent)
         other.template = template
         return other

@@ -49,7 +49,7 @@ from ._kernel import (_COST, _M, _N_SCALARS, _NFEV, _NITER, _REASON, _begin_comp
                       _continue_compiled, _judge_compiled)
 
 __all__ = ["trust_region_reflective", "data_rms", "data_scale", "gradient_tolerance",
-           "parameter_scales", "strictly_feasible", "new_state", "NORMALISE_RANGE"]
+           "parameter_scales", "strictly_feasible", "prepare", "NORMALISE_RANGE"]
 
 #: Root mean square of the weighted data inside which residuals are not rescaled.
 NORMALISE_RANGE = (1.0 / 16.0, 16.0)
@@ -143,18 +143,11 @@ def trust_region_reflective(problem, p0, lower, upper, options=lm.LMOptions(),
     >>> bool(out.converged.all())
     True
     """
-    lower = np.ascontiguousarray(lower, dtype=np.float64)
-    upper = np.ascontiguousarray(upper, dtype=np.float64)
-    n_fits, k = np.shape(p0)
-    rms = np.ones(n_fits) if rms is None else np.asarray(rms, dtype=np.float64)
-    scale = data_scale(rms)
-    gtol = gradient_tolerance(options.gtol, rms, scale)
+    lower, upper, scale, gtol, state, out = prepare(p0, lower, upper, rms, options)
+    n_fits, k = state.x.shape
     xsc = np.ones((n_fits, k)) if x_scale is None else np.ascontiguousarray(x_scale, dtype=float)
-    state = _State(n_fits, k)
-    out = state.outcome(scale)
     max_nfev = options.nfev_limit(k)
     with np.errstate(all="ignore"):
-        state.x[:] = strictly_feasible(np.asarray(p0, dtype=np.float64), lower, upper)
         rows = np.arange(n_fits)
         r, jac = problem.residuals_and_jacobian(rows, state.x)
         state.ic[:, _M] = r.shape[1] if n_valid is None else n_valid
@@ -228,9 +221,27 @@ def strictly_feasible(x, lower, upper, rstep=1e-10):
     return np.where(tight, 0.5 * (lower + upper), x)
 
 
-def new_state(n_fits, n_free):
-    """Solver state of ``n_fits`` fits of ``n_free`` parameters (for the fused kernel)."""
-    return _State(n_fits, n_free)
+def prepare(p0, lower, upper, rms, options):
+    """What both solver paths set up before the first evaluation.
+
+    Returns
+    -------
+    tuple
+        ``(lower, upper, scale, gtol, state, outcome)``: contiguous bounds, the
+        residual unit of each fit (:func:`data_scale` of ``rms``, 1 where
+        ``rms`` is None), its gradient tolerance, the solver state at the
+        start moved strictly inside the bounds, and the outcome to fill.
+    """
+    lower = np.ascontiguousarray(lower, dtype=np.float64)
+    upper = np.ascontiguousarray(upper, dtype=np.float64)
+    n_fits, k = np.shape(p0)
+    rms = np.ones(n_fits) if rms is None else np.asarray(rms, dtype=np.float64)
+    scale = data_scale(rms)
+    state = _State(n_fits, k)
+    with np.errstate(all="ignore"):
+        state.x[:] = strictly_feasible(np.asarray(p0, dtype=np.float64), lower, upper)
+    return (lower, upper, scale, gradient_tolerance(options.gtol, rms, scale), state,
+            state.outcome(scale))
 
 
 class _State:
