@@ -201,10 +201,7 @@ def hard_corpus(kind, n=300, *, seed=0, n_channels=64):
         begin = rng.integers(0, n_channels - width)
         gap = (x >= begin[:, None]) & (x < (begin + width)[:, None])
         y[gap] = np.nan
-    lower = np.array([-np.inf if getattr(model, p).lower is None else getattr(model, p).lower
-                      for p in model.param_names])
-    upper = np.array([np.inf if getattr(model, p).upper is None else getattr(model, p).upper
-                      for p in model.param_names])
+    _, _, lower, upper = _start_and_bounds(model)
     linear = np.array([p.startswith(("amplitude", "slope", "intercept"))
                        for p in model.param_names])
     factor = np.where(linear, scale, 1.0)
@@ -212,6 +209,15 @@ def hard_corpus(kind, n=300, *, seed=0, n_channels=64):
                       lower=np.broadcast_to(lower * factor, (n, len(lower))).copy(),
                       upper=np.broadcast_to(upper * factor, (n, len(upper))).copy(),
                       truth=flat_truth * factor, scale=scale)
+
+
+def _start_and_bounds(model):
+    """``(names, p0, lower, upper)`` of ``model``, as every parfit fitter reads them."""
+    from .fitters import Fitter
+
+    names, values, lower, upper = zip(*Fitter().parameter_arrays(model))
+    return names, np.array(values, dtype=float), np.array(lower, dtype=float), np.array(
+        upper, dtype=float)
 
 
 def trf_oracle(case, **options):

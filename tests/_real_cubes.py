@@ -121,6 +121,7 @@ def real_case(name: str):
     continuum.  Blank spectra stay in (all NaN).
     """
     from parfit.corpus import CorpusCase
+    from parfit.fitters import Fitter
     from parfit.models import Const1D, Gaussian1D
 
     cube = load_real_cube(name)
@@ -130,11 +131,8 @@ def real_case(name: str):
     model = Gaussian1D(start["amplitude"], start["mean"], start["stddev"])
     if name != "mopra_hcn":
         model = model + Const1D(cube["baseline"])
-    p0 = np.array([float(getattr(model, p).value) for p in model.param_names])
-    lower = np.array([-np.inf if getattr(model, p).lower is None else getattr(model, p).lower
-                      for p in model.param_names])
-    upper = np.array([np.inf if getattr(model, p).upper is None else getattr(model, p).upper
-                      for p in model.param_names])
+    _, values, lower, upper = zip(*Fitter().parameter_arrays(model))
+    p0, lower, upper = (np.array(a, dtype=float) for a in (values, lower, upper))
     n = y.shape[0]
     return CorpusCase(kind=name, x=cube["x"], y=y, model=model, p0=np.tile(p0, (n, 1)),
                       lower=np.tile(lower, (n, 1)), upper=np.tile(upper, (n, 1)),
