@@ -13,6 +13,9 @@ __all__ = [
     "ParameterError",
     "ModelError",
     "OutputExistsError",
+    "OutputLockedError",
+    "StoreDamagedError",
+    "StaleLockWarning",
     "ConfigError",
 ]
 
@@ -39,6 +42,35 @@ class ModelError(ParfitError, ValueError):
 
 class OutputExistsError(ParfitError, FileExistsError):
     """An output target already exists and ``overwrite`` was not given."""
+
+
+class OutputLockedError(OutputExistsError):
+    """An output store or folder is locked by another parfit run.
+
+    A subclass of :class:`OutputExistsError`: the target exists and is in
+    use.  The message names the holder (run id, pid, host, since when) and
+    the lock file to remove if that run is gone.
+    """
+
+
+class StoreDamagedError(ParfitError, ValueError):
+    """A parfit output store fails verification (missing or undecodable chunks,
+    status disagreeing with the parameters, a broken layout).
+
+    ``damaged_blocks`` lists the block indices found damaged (tuples); it
+    survives pickling.
+    """
+
+    def __init__(self, message, damaged_blocks=()):
+        super().__init__(message)
+        self.damaged_blocks = [tuple(b) for b in damaged_blocks]
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.damaged_blocks))
+
+
+class StaleLockWarning(UserWarning):
+    """The lock of a parfit run whose process is gone was taken over (a warning)."""
 
 
 class ConfigError(ParfitError, ValueError):
