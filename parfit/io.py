@@ -116,13 +116,21 @@ def _as_array(obj, argname):
 def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None):
     """Unwrap ``data`` and gather what its container knows.
 
-    NDData contributes its wcs (as ``world``), mask, unit and uncertainty
-    (as ``weights = 1 / sigma``) where the matching argument is None, as
-    astropy's ``support_nddata`` does.  A ``Quantity`` gives ``data_unit``;
-    a masked array its mask; a DataArray its dimension names and coordinates.
+    What leaves a sample out (see the "What counts as a valid sample" section
+    of the quickstart) is the union of every mask given: ``mask=``, the mask
+    of a masked ``data`` (numpy ``MaskedArray``, astropy ``Masked``, or a
+    dask array of masked chunks), the ``mask`` of an ``NDData``, the masked
+    entries of a masked ``weights`` or ``mask``.  NaN and infinite data and
+    zero or NaN weights are left out by the block kernel.
+
+    NDData contributes its wcs (as ``world``) and unit where the matching
+    argument is None, and its uncertainty (as ``weights = 1 / sigma``) unless
+    ``weights=`` is given, which replaces it, as astropy's ``support_nddata``
+    does.  A ``Quantity`` gives ``data_unit``; a DataArray its dimension
+    names and coordinates.  Nothing the caller passed is modified.
     """
     from astropy import units as u
-    from astropy.nddata import NDData, NDUncertainty, StdDevUncertainty
+    from astropy.nddata import NDData, NDUncertainty
 
     import os
 
@@ -133,15 +141,20 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
             f"data is a zarr group (arrays: {', '.join(sorted(data.array_keys())) or 'none'}); "
             f"give one of its arrays (group['name']) or the store's path"
         )
-    cube = CubeInput(data=None, data_unit=data_unit, weights=weights, mask=mask, world=world)
+    cube = CubeInput(data=None, data_unit=data_unit, weights=weights, mask=None, world=world)
     if data_unit is not None:
         try:
             cube.data_unit = u.Unit(data_unit)
         except (ValueError, TypeError) as exc:
             raise InputError(f"data_unit={data_unit!r} is not a valid unit: {exc}") from None
 
+    # Every mask that applies, with the name of the argument it came from.
+    masks = []
+    if mask is not None:
+        masks.append(("mask", mask))
+    weights_name = "weights"
     if isinstance(data, NDData):
-        for attr, arg in (("wcs", "world"), ("mask", "mask"), ("unit", "data_unit")):
+        for attr, arg in (("wcs", "world"), ("unit", "data_unit")):
             value = getattr(data, attr)
             if value is None:
                 continue
@@ -149,19 +162,33 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
                 setattr(cube, arg, value)
             else:
                 log.info("%s given explicitly and by the NDData; using the explicit value", arg)
+        if data.mask is not None:
+            masks.append(("data.mask", data.mask))
         if data.uncertainty is not None:
             if cube.weights is None:
                 cube.weights = data.uncertainty
+                weights_name = "data.uncertainty"
             else:
-                log.info("weights given explicitly and by the NDData; using the weights")
+                log.info("weights given explicitly and by the NDData (uncertainty); the "
+                         "weights replace the uncertainty")
         data = data.data
 
+    data, data_mask = _split_masked(data)
+    if data_mask is not None:
+        masks.append(("the mask of data", data_mask))
     if isinstance(data, u.Quantity):
         if cube.data_unit is None:
             cube.data_unit = data.unit
             data = data.value
         else:
-            data = data.to_value(cube.data_unit)
+            try:
+                data = data.to_value(cube.data_unit)
+            except u.UnitConversionError:
+                raise InputError(
+                    f"data has unit {data.unit}, which cannot be converted to data_unit="
+                    f"{cube.data_unit}; give a data_unit convertible from {data.unit}, or "
+                    f"leave data_unit out"
+                ) from None
     elif _is_xarray(data):
         cube.dims = tuple(str(d) for d in data.dims)
         cube.name = data.name
@@ -170,10 +197,9 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
             if dim in data.coords:
                 cube.coords[str(dim)] = np.asarray(data.coords[dim].values)
         data = data.data
-    elif isinstance(data, np.ma.MaskedArray):
-        if cube.mask is None and data.mask is not np.ma.nomask:
-            cube.mask = np.ma.getmaskarray(data)
-        data = data.data
+        data, data_mask = _split_masked(data)
+        if data_mask is not None:
+            masks.append(("the mask of data", data_mask))
 
     data = _as_array(data, "data")
     _real_dtype_check(data.dtype, "data")
@@ -182,20 +208,212 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     cube.data = data
 
     if isinstance(cube.weights, NDUncertainty):
-        std = cube.weights.represent_as(StdDevUncertainty).array
-        with np.errstate(divide="ignore"):
-            cube.weights = 1.0 / np.asarray(std, dtype=np.float64)
-    if isinstance(cube.weights, u.Quantity):
-        cube.weights = cube.weights.value
-    cube.weights = _check_aux(cube.weights, "weights", cube.shape, allow_bool=False)
-    cube.mask = _check_aux(cube.mask, "mask", cube.shape, allow_bool=True)
+        cube.weights = _uncertainty_weights(cube.weights, cube.data_unit, weights_name)
+    elif isinstance(cube.weights, u.Quantity):
+        cube.weights = _quantity_weights(cube.weights, cube.data_unit)
+    if cube.weights is not None:
+        if _is_xarray(cube.weights):
+            cube.weights = cube.weights.data
+        weights, weights_mask = _split_masked(cube.weights)
+        if weights_mask is not None:
+            # A masked weight is no weight: the sample is left out.
+            where = da_or_np(weights, weights_mask).where
+            weights = where(weights_mask, 0.0, weights)
+        cube.weights = weights
+    cube.weights = _check_aux(cube.weights, weights_name, cube.shape, allow_bool=False)
     if isinstance(cube.weights, np.ndarray):
-        if np.any(cube.weights < 0):
-            raise InputError(
-                f"weights has {int(np.count_nonzero(cube.weights < 0))} negative value(s); "
-                f"weights are 1/sigma and must be >= 0 (0 or NaN leaves a sample out)"
-            )
+        _check_weight_values(cube.weights, weights_name)
+    cube.mask = _union_masks(masks, cube.shape)
     return cube
+
+
+def da_or_np(*arrays):
+    """The dask.array module if any of ``arrays`` is a dask array, else numpy."""
+    if any(_is_dask(a) for a in arrays):
+        import dask.array as da
+
+        return da
+    return np
+
+
+def _split_masked(arr):
+    """``(values, mask)`` of a masked array; ``(arr, None)`` for anything else.
+
+    Handles numpy ``MaskedArray`` (a ``nomask`` gives None), astropy
+    ``Masked`` arrays and quantities, and dask arrays whose chunks are
+    masked arrays (lazily).  Never copies or modifies ``arr``'s values.
+    """
+    if isinstance(arr, np.ma.MaskedArray):
+        if arr.mask is np.ma.nomask:
+            return arr.data, None
+        return arr.data, np.ma.getmaskarray(arr)
+    try:
+        from astropy.utils.masked import Masked
+    except ImportError:  # pragma: no cover
+        Masked = ()
+    if isinstance(arr, Masked):
+        return arr.unmasked, np.asarray(arr.mask)
+    if _is_dask(arr) and isinstance(getattr(arr, "_meta", None), np.ma.MaskedArray):
+        import dask.array as da
+
+        return da.ma.getdata(arr), da.ma.getmaskarray(arr)
+    return arr, None
+
+
+def _union_masks(masks, shape):
+    """One mask (True = leave out) from every ``(argname, mask)``; None if none.
+
+    Each is checked (integer or boolean dtype, broadcastable to ``shape``);
+    a nonzero integer counts as True, and the masked entries of a masked
+    mask are left out too.  A single boolean mask is kept as it is.
+    """
+    checked = []
+    for name, m in masks:
+        if _is_xarray(m):
+            m = m.data
+        values, masked = _split_masked(m)
+        values = _check_aux(values, name, shape, allow_bool=True)
+        if masked is not None:
+            masked = _check_aux(masked, f"the mask of {name}", shape, allow_bool=True)
+        checked.append(values)
+        if masked is not None:
+            checked.append(masked)
+    if not checked:
+        return None
+    if len(checked) == 1 and np.dtype(checked[0].dtype).kind == "b":
+        return checked[0]
+    xp = da_or_np(*checked)
+    out = None
+    for m in checked:
+        m = m if np.dtype(m.dtype).kind == "b" else (m != 0)
+        out = m if out is None else xp.logical_or(out, m)
+    return out
+
+
+def _count(condition):
+    return int(np.count_nonzero(condition))
+
+
+def _check_weight_values(weights, name):
+    """Refuse negative and infinite in-memory weights (NaN and 0 leave a sample out)."""
+    with np.errstate(invalid="ignore"):
+        negative = _count(weights < 0)
+    if negative:
+        raise InputError(
+            f"{name} has {negative} negative value(s); weights are 1/sigma and must be >= 0 "
+            f"(0 or NaN leaves a sample out)"
+        )
+    infinite = _count(np.isinf(weights))
+    if infinite:
+        raise InputError(
+            f"{name} has {infinite} infinite value(s): an infinite weight (zero "
+            f"uncertainty) claims a sample is exact, which a least-squares fit cannot weigh; "
+            f"give those samples finite weights, or leave them out with mask= (a zero or NaN "
+            f"weight also leaves a sample out)"
+        )
+
+
+#: The kinds of NDUncertainty parfit converts itself, and the power of sigma they hold.
+_UNCERTAINTY_POWERS = {"StdDevUncertainty": 1, "VarianceUncertainty": 2, "InverseVariance": -2}
+
+
+def _uncertainty_weights(unc, data_unit, name):
+    """``1 / sigma`` weights from an astropy ``NDUncertainty`` (lazily for dask).
+
+    An infinite or NaN sigma gives weight 0 or NaN (the sample is left
+    out).  In memory, negative uncertainties and zero sigma (a sample
+    claimed to be exact) are refused, naming ``name``.
+    """
+    from astropy import units as u
+    from astropy.nddata import StdDevUncertainty
+
+    kind = type(unc).__name__
+    if kind in _UNCERTAINTY_POWERS:
+        power = _UNCERTAINTY_POWERS[kind]
+        values = unc.array
+    else:
+        try:
+            values = unc.represent_as(StdDevUncertainty).array
+        except Exception as exc:  # astropy raises several kinds for unknown uncertainties
+            raise InputTypeError(
+                f"{name} is a {kind}, which cannot be converted to standard deviations "
+                f"({type(exc).__name__}: {exc}); give a StdDevUncertainty, "
+                f"VarianceUncertainty or InverseVariance"
+            ) from None
+        power = 1
+    if values is None:
+        raise InputError(f"{name} ({kind}) holds no array; give it the uncertainties")
+    values, masked = _split_masked(values)
+    if isinstance(values, (list, tuple)):
+        values = np.asarray(values)
+    if not (isinstance(values, np.ndarray) or _is_dask(values)):
+        values = np.asarray(values)
+    _real_dtype_check(values.dtype, name)
+    unit = getattr(unc, "unit", None)
+    if unit is not None and data_unit is not None:
+        target = u.Unit(data_unit) ** power
+        try:
+            factor = u.Unit(unit).to(target)
+        except u.UnitConversionError:
+            raise InputError(
+                f"{name} ({kind}) has unit {unit}, which cannot be converted to {target} "
+                f"(the data unit {data_unit} to the power {power}); give the uncertainty in "
+                f"units of the data"
+            ) from None
+        if factor != 1.0:
+            values = values * factor
+    if isinstance(values, np.ndarray):
+        with np.errstate(invalid="ignore"):
+            bad = values < 0
+            if masked is not None:
+                bad &= ~masked
+            negative = _count(bad)
+        if negative:
+            raise InputError(
+                f"{name} ({kind}) has {negative} negative value(s); uncertainties must be "
+                f">= 0 (an infinite or NaN uncertainty leaves a sample out)"
+            )
+        exact = (values == 0) if power > 0 else np.isinf(values)
+        if masked is not None:
+            exact &= ~masked
+        n_exact = _count(exact)
+        if n_exact:
+            label = "zero" if power > 0 else "infinite"
+            raise InputError(
+                f"{name} ({kind}) has {n_exact} {label} value(s): a sample with zero "
+                f"uncertainty claims to be exact, which a least-squares fit cannot weigh; "
+                f"give those samples their real uncertainty, or leave them out with mask= "
+                f"(an infinite or NaN uncertainty also leaves a sample out)"
+            )
+    xp = da_or_np(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = values.astype(np.float64) if values.dtype != np.float64 else values
+        if power == 1:
+            weights = 1.0 / values
+        elif power == 2:
+            weights = 1.0 / xp.sqrt(values)
+        else:
+            weights = xp.sqrt(values)
+    if masked is not None:
+        weights = xp.where(masked, 0.0, weights)
+    return weights
+
+
+def _quantity_weights(weights, data_unit):
+    """The values of Quantity weights, in ``1 / data_unit`` where that is known."""
+    from astropy import units as u
+
+    if data_unit is None:
+        return weights.value
+    target = 1 / u.Unit(data_unit)
+    try:
+        return weights.to_value(target)
+    except u.UnitConversionError:
+        raise InputError(
+            f"weights has unit {weights.unit}, which cannot be converted to {target}: weights "
+            f"are 1/sigma in the inverse unit of the data ({data_unit}); give them in {target} "
+            f"or as plain numbers"
+        ) from None
 
 
 def _is_xarray(obj):
@@ -218,9 +436,15 @@ def _check_aux(arr, argname, shape, *, allow_bool):
     if allow_bool:
         if kind not in "biu":
             raise InputTypeError(
-                f"{argname} must have a boolean dtype (True = leave the sample out); got "
-                f"dtype {np.dtype(arr.dtype)}"
+                f"{argname} must have a boolean dtype (True = leave the sample out) or an "
+                f"integer one (nonzero = leave the sample out); got dtype "
+                f"{np.dtype(arr.dtype)}. Convert it, e.g. mask=(values != 0)"
             )
+    elif kind == "b":
+        raise InputTypeError(
+            f"{argname} has boolean dtype; weights are numbers (1/sigma). To leave samples "
+            f"out, pass mask= (True = leave the sample out); for equal weights, omit weights"
+        )
     else:
         _real_dtype_check(arr.dtype, argname)
     try:

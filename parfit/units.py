@@ -25,6 +25,13 @@ class UnitsPlan:
     world: object
     parameter_units: dict
     restore_fn: object
+    #: The unit the data are fitted in, and the factor that takes the data
+    #: from their own unit to it (1.0: fitted as they are).
+    data_unit: object = None
+    data_scale: float = 1.0
+    #: With ``prepare_units(..., cube=)``: the cube to fit, its data (and
+    #: weights) converted to ``data_unit``.
+    cube: object = None
 
     def restore(self, maps):
         """The fitted model (same kind as given) holding the maps ``maps``."""
@@ -36,11 +43,24 @@ class UnitsPlan:
         return fitted
 
 
-def prepare_units(model, kind, world, data_unit, equivalencies=None):
-    """Return a :class:`UnitsPlan` for fitting ``model`` on ``world``."""
+def prepare_units(model, kind, world, data_unit, equivalencies=None, *, cube=None):
+    """Return a :class:`UnitsPlan` for fitting ``model`` on ``world``.
+
+    parfit models are fitted in the units they declare: world coordinates
+    are converted to the unit of the model's positions (a line centre),
+    with ``equivalencies`` where needed (frequencies to the velocities of a
+    model written in km/s); with ``cube`` (a :class:`parfit.io.CubeInput`)
+    the data are scaled to the unit of the model's amplitudes (mK data for
+    a model in K; ``plan.cube`` is the cube to fit), so the maps come back
+    in the model's units.  Parameters that still need converting are
+    converted as positions, and widths (stddev, fwhm, gamma of a peak) as
+    differences around their peak's centre.
+    """
     if kind == "astropy":
-        return _astropy_units(model, world, data_unit, equivalencies)
-    return _parfit_units(model, world, data_unit, equivalencies)
+        plan = _astropy_units(model, world, data_unit, equivalencies)
+        plan.data_unit, plan.cube = data_unit, cube
+        return plan
+    return _parfit_units(model, world, data_unit, equivalencies, cube)
 
 
 def _convert(unit, target, values, equivalencies, what):
@@ -124,40 +144,151 @@ def _astropy_units(model, world, data_unit, equivalencies):
     return UnitsPlan(unitless, world, None, restore)
 
 
-def _model_input_units(model, world_units, data_unit, declared):
+def _model_input_units(model, world_units, data_unit, declared, equivalencies):
     """The units the model's own parameters give its inputs.
 
-    An input whose world unit is ``u`` and that has a parameter of unit
-    ``u`` (like a line centre) takes that parameter's declared unit if it
-    differs but is convertible: world values in m/s meet a model written in
-    km/s by converting the world, not the model.
+    An input whose world unit is ``u`` and that has parameters of unit
+    ``u`` (like a line centre) takes the declared unit of the first of
+    them that ``u`` converts to, without equivalencies if possible, else
+    with them:
+    world values in m/s meet a model written in km/s, and frequencies a
+    model written in velocities under a doppler equivalency, by converting
+    the world, not the model.
     """
-    from astropy import units as u
-
     probe = model._parameter_units(tuple(world_units), data_unit)
     out = list(world_units)
     for k, unit in enumerate(world_units):
         if unit is None:
             continue
-        for name in model.param_names:
-            wanted = declared[name]
-            if probe.get(name) == unit and wanted is not None and wanted != unit:
-                try:
-                    unit.to(wanted)
-                except u.UnitConversionError:
-                    continue
-                out[k] = wanted
+        wanted = [declared[name] for name in model.param_names
+                  if probe.get(name) == unit and declared[name] is not None]
+        for eq in ([], equivalencies or []):
+            target = next((w for w in wanted if _converts(unit, w, eq)), None)
+            if target is not None:
+                out[k] = target
                 break
     return out
 
 
-def _parfit_units(model, world, data_unit, equivalencies):
+def _converts(unit, target, equivalencies):
+    from astropy import units as u
+
+    try:
+        unit.to(target, 1.0, equivalencies=equivalencies)
+    except (u.UnitsError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _model_data_unit(model, world_units, data_unit, declared):
+    """The unit of the model's amplitudes, if the data convert to it by a factor.
+
+    The first parameter whose unit is the data unit (an amplitude) and that
+    is declared in a unit the data convert to without equivalencies (K for
+    data in mK) gives the unit the data are fitted in.  Returns
+    ``(unit, factor)``.
+    """
+    from astropy import units as u
+
+    if data_unit is None:
+        return None, 1.0
+    probe = model._parameter_units(tuple(world_units), data_unit)
+    wanted = [declared[name] for name in model.param_names
+              if probe.get(name) == data_unit and declared[name] is not None]
+    for target in wanted:
+        try:
+            return target, float(u.Unit(data_unit).to(target))
+        except u.UnitsError:
+            continue
+    return data_unit, 1.0
+
+
+def _width_centres(model):
+    """``{width parameter: its centre parameter or None}`` for the model's widths.
+
+    A width is a parameter with the unit role of an input (``"x"``) that
+    measures a distance, not a position: in a peak model (one declaring
+    ``peak_parameters``), every parameter with the role of the centre other
+    than the centre itself (Gaussian1D's ``stddev``, Lorentz1D's ``fwhm``,
+    Voigt1D's ``fwhm_L`` and ``fwhm_G``); in other models, one named like a
+    width (``stddev``, ``fwhm``, ``gamma``, ``sigma``, ``width``), centred
+    on the parameter of the same role named like a position (``mean``,
+    ``x_0``), if there is exactly one.
+    """
+    leaf_of = getattr(model, "_leaf_of", None)
+    if leaf_of is None:
+        leaves = [(type(model), model._declared_specs(), dict(
+            (n, n) for n in model.param_names))]
+    else:
+        by_leaf = {}
+        for (idx, local), name in zip(leaf_of, model.param_names):
+            by_leaf.setdefault(idx, {})[local] = name
+        leaves = [(type(model._templates[idx]), model._templates[idx]._declared_specs(), names)
+                  for idx, names in by_leaf.items()]
+    out = {}
+    for cls, specs, names in leaves:
+        roles = {spec.name: spec.unit for spec in specs}
+        peak = getattr(cls, "peak_parameters", None)
+        inputs = ("x",) if getattr(cls, "n_inputs", 1) == 1 else ("x", "y")
+        for spec in specs:
+            if spec.unit not in inputs or spec.name not in names:
+                continue
+            if peak is not None and roles.get(peak[1]) == spec.unit:
+                if spec.name != peak[1]:
+                    out[names[spec.name]] = names.get(peak[1])
+                continue
+            if any(w in spec.name.lower() for w in _WIDTH_WORDS):
+                centres = [n for n, r in roles.items() if r == spec.unit and n != spec.name
+                           and any(w in n.lower() for w in _CENTRE_WORDS)]
+                out[names[spec.name]] = names.get(centres[0]) if len(centres) == 1 else None
+    return out
+
+
+_WIDTH_WORDS = ("stddev", "fwhm", "hwhm", "gamma", "sigma", "width")
+_CENTRE_WORDS = ("mean", "x_0", "y_0", "center", "centre")
+
+
+def _convert_width(unit, target, values, centre, equivalencies, what):
+    """Convert a width (a difference of positions) around ``centre`` (in ``unit``).
+
+    Without equivalencies this is a plain unit conversion.  With them, the
+    width is the distance between the images of ``centre -/+ values / 2``
+    (exact for linear equivalencies such as ``doppler_radio``, the local
+    derivative otherwise); infinite widths stay infinite and a width keeps
+    its sign.
+    """
+    from astropy import units as u
+
+    try:
+        return unit.to(target, value=values)
+    except u.UnitsError:
+        pass
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    half = np.where(finite, values, 0.0) / 2.0
+    low = _convert(unit, target, centre - half, equivalencies, what)
+    high = _convert(unit, target, centre + half, equivalencies, what)
+    width = np.abs(np.asarray(high) - np.asarray(low)) * np.sign(values)
+    if not np.all(finite):
+        width = np.where(finite, width, values)
+    return width if width.ndim else float(width)
+
+
+def _parfit_units(model, world, data_unit, equivalencies, cube=None):
     declared = {name: getattr(model, name).unit for name in model.param_names}
     if data_unit is None and all(unit is None for unit in world.units):
-        return UnitsPlan(model, world, declared, lambda maps: model.with_values(maps))
-    inputs = _model_input_units(model, world.units, data_unit, declared)
+        return UnitsPlan(model, world, declared, lambda maps: model.with_values(maps),
+                         cube=cube)
+    inputs = _model_input_units(model, world.units, data_unit, declared, equivalencies)
     world = _convert_world(world, world.units, inputs, [equivalencies or []] * len(inputs))
+    scale = 1.0
+    if cube is not None:
+        fit_unit, scale = _model_data_unit(model, world.units, data_unit, declared)
+        if scale != 1.0:
+            cube = _scaled_cube(cube, fit_unit, scale)
+            data_unit = fit_unit
     targets = model._parameter_units(tuple(world.units), data_unit)
+    centres = _width_centres(model)
     fit_model = model.copy()
     for name in fit_model.param_names:
         par = getattr(fit_model, name)
@@ -166,9 +297,16 @@ def _parfit_units(model, world, data_unit, equivalencies):
             if target is not None:
                 par.unit = target
             continue
-        value = _convert(par.unit, target, par.value, equivalencies, f"parameter {name!r}")
-        bounds = [None if b is None else _convert(par.unit, target, b, equivalencies,
-                                                  f"the bounds of parameter {name!r}")
+        if name in centres:
+            centre = _centre_value(model, centres[name], par.unit, world, equivalencies)
+
+            def convert(values, what, unit=par.unit, target=target, centre=centre):
+                return _convert_width(unit, target, values, centre, equivalencies, what)
+        else:
+            def convert(values, what, unit=par.unit, target=target):
+                return _convert(unit, target, values, equivalencies, what)
+        value = convert(par.value, f"parameter {name!r}")
+        bounds = [None if b is None else convert(b, f"the bounds of parameter {name!r}")
                   for b in (par.lower, par.upper)]
         if bounds[0] is not None and bounds[1] is not None and np.any(bounds[0] > bounds[1]):
             bounds = bounds[::-1]
@@ -177,4 +315,44 @@ def _parfit_units(model, world, data_unit, equivalencies):
         par.bounds = tuple(bounds)
         par.unit = target
     units = {name: getattr(fit_model, name).unit for name in fit_model.param_names}
-    return UnitsPlan(fit_model, world, units, lambda maps: fit_model.with_values(maps))
+    return UnitsPlan(fit_model, world, units, lambda maps: fit_model.with_values(maps),
+                     data_unit=data_unit, data_scale=scale, cube=cube)
+
+
+def _centre_value(model, centre, unit, world, equivalencies):
+    """Where to convert a width given in ``unit``: its centre's starting value.
+
+    Without a centre parameter (or with one that cannot be expressed in
+    ``unit``), the middle of the world coordinates' range is used.
+    """
+    from astropy import units as u
+
+    if centre is not None:
+        par = getattr(model, centre)
+        value = np.nanmean(np.asarray(par.value, dtype=np.float64))
+        if par.unit is None or par.unit == unit:
+            return float(value)
+        try:
+            return float(par.unit.to(unit, value, equivalencies=equivalencies or []))
+        except (u.UnitsError, ValueError):
+            pass
+    for w, wunit in zip(world.arrays, world.units):
+        if wunit is None:
+            continue
+        try:
+            mid = 0.5 * (np.nanmin(w) + np.nanmax(w))
+            return float(wunit.to(unit, mid, equivalencies=equivalencies or []))
+        except (u.UnitsError, ValueError):
+            continue
+    raise InputError(
+        f"cannot convert a width to the units of the data: no position in {unit} to convert "
+        f"it around; give the model's widths in the units of the world coordinates"
+    )
+
+
+def _scaled_cube(cube, unit, scale):
+    """``cube`` with its data (and ``1/sigma`` weights) in ``unit``; the caller's arrays untouched."""
+    weights = cube.weights
+    if weights is not None:
+        weights = weights / scale
+    return dataclasses.replace(cube, data=cube.data * scale, weights=weights, data_unit=unit)
