@@ -13,7 +13,7 @@ from astropy import units as u
 
 from ._yaml import format_path
 from ._config_types import _in_unit, _target_unit
-from .config import ParameterConfig, _structural_args, resolve
+from .config import ParameterConfig, _structural_args, check_structural, resolve
 from .errors import ConfigError, InputError
 
 __all__ = ["build_model", "open_input", "check_semantics"]
@@ -132,6 +132,7 @@ def build_model(cfg):
         base = ("model", "components", i)
         structural = {a: getattr(comp, a) for a in _structural_args(cls)}
         try:
+            check_structural(comp.type, structural)
             leaf = cls(**structural, name=comp.name)
         except (ModelError, ParameterError, TypeError, ValueError) as exc:
             raise _ModelProblem(base, str(exc)) from None

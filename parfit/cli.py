@@ -73,6 +73,14 @@ def _guarded(func):
             if not debug:
                 click.echo("(run with parfit --debug ... for the traceback)", err=True)
             sys.exit(EXIT_ERROR)
+        except Exception as exc:  # noqa: BLE001 - never a bare traceback without --debug
+            if debug:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+            if not debug:
+                click.echo("(this is a bug in parfit: please report it with the output of "
+                           "parfit --debug ...)", err=True)
+            sys.exit(EXIT_ERROR)
 
     return wrapper
 

@@ -61,11 +61,17 @@ from ._config_types import (
     _in_unit,
     _target_unit,
 )
-from ._yaml import Problem, format_path, load_yaml
-from .errors import ConfigError
+from ._yaml import MAX_CHARS, Problem, format_path, load_yaml
+from .errors import ConfigError, InputTypeError
 
 __all__ = ["load_config", "parse_config", "validate_config", "config_schema", "open_input",
            "config_hash", "build_model", "config_to_yaml", "template", "SECTIONS"]
+
+#: Most components a config's model may sum (each adds a level to the model's tree).
+MAX_COMPONENTS = 200
+#: Largest structural argument of a component (``degree`` of Polynomial1D).
+MAX_STRUCTURAL = 1000
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
@@ -176,6 +182,7 @@ class _DynamicComponent(_Component):
 
         cls = MODEL_REGISTRY[self.type]
         structural = {a: getattr(self, a) for a in _structural_args(cls)}
+        check_structural(self.type, structural)
         try:
             names = cls(**structural).param_names
         except Exception as exc:  # e.g. a negative degree
@@ -197,6 +204,15 @@ class _DynamicComponent(_Component):
                     "parfit_key", "{message}",
                     {"message": message, "parfit_path": (key,) + tuple(path)}) from None
         return self
+
+
+def check_structural(type_name, structural):
+    """Refuse a structural argument past MAX_STRUCTURAL (ValueError) before building."""
+    for key, value in structural.items():
+        if isinstance(value, int) and abs(value) > MAX_STRUCTURAL:
+            raise ValueError(f"{key} {value} of {type_name} is larger than a config allows "
+                             f"({MAX_STRUCTURAL}); it would build a model with that many "
+                             f"parameters")
 
 
 def _structural_args(cls):
@@ -552,6 +568,9 @@ def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=Fal
     parfit.errors.ConfigError
         Listing every problem with its YAML path and line.
     """
+    if not isinstance(text, str):
+        raise InputTypeError(f"parse_config(text) takes the YAML text as a str; got "
+                             f"{type(text).__name__}; use load_config(path) to read a file")
     data, lines, problems = load_yaml(text)
     if data is None and not problems:
         problems = [Problem((), 1, "the config is empty; start from `parfit config`")]
@@ -596,14 +615,32 @@ def load_config(path, *, check_files=True, deep=False):
     'out'
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; give the YAML file in it",
+                          [("(file)", None, "is a folder")])
     try:
-        text = path.read_text(encoding="utf-8")
+        # At most one byte past the limit is read, so a huge file (or /dev/zero)
+        # costs no more than a config may.
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_CHARS + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist",
                           [("(file)", None, "does not exist")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc}",
                           [("(file)", None, str(exc))]) from None
+    if len(raw) > MAX_CHARS:
+        why = (f"is larger than {MAX_CHARS:,} bytes; parfit reads configs of at most 1 MB: "
+               f"a config describes an analysis, its data belong in the files it names")
+        raise ConfigError(f"config file {str(path)!r} {why}", [("(file)", None, why)])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        why = (f"is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} cannot be "
+               f"decoded; save the file as UTF-8")
+        raise ConfigError(f"cannot read config file {str(path)!r}: {path.name}:{line}: {why}",
+                          [("(file)", line, why)]) from None
     return parse_config(text, source=str(path), base_dir=path.resolve().parent,
                         check_files=check_files, deep=deep)
 
@@ -634,6 +671,9 @@ def _validate(data, base_dir, check_files, deep, lines):
     from ._config_build import check_semantics
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    too_many = _too_many_components(data, lines)
+    if too_many:
+        return None, too_many
     try:
         cfg = config_schema().model_validate(data)
     except ValidationError as exc:
@@ -645,6 +685,19 @@ def _validate(data, base_dir, check_files, deep, lines):
     object.__setattr__(cfg, "_base_dir", base.resolve())
     return cfg, [Problem(p, _line_of(p, lines), m)
                  for p, m in check_semantics(cfg, check_files, deep)]
+
+
+def _too_many_components(data, lines):
+    """A problem if the model sums more than MAX_COMPONENTS components (checked first)."""
+    model = data.get("model") if isinstance(data, dict) else None
+    comps = model.get("components") if isinstance(model, dict) else None
+    if not isinstance(comps, list) or len(comps) <= MAX_COMPONENTS:
+        return []
+    path = ("model", "components")
+    return [Problem(path, _line_of(path, lines),
+                    f"{len(comps)} components; a config's model sums at most "
+                    f"{MAX_COMPONENTS} (a per-pixel fit of more is not meaningful): fit "
+                    f"fewer components")]
 
 
 def _missing_raw_files(data, base):
