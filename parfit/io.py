@@ -17,7 +17,7 @@ from numpy.lib.array_utils import normalize_axis_index
 from .errors import InputError, InputTypeError
 
 __all__ = ["CubeInput", "WorldSpec", "FitsSection", "normalise_cube", "normalise_fitting_axes",
-           "normalise_world", "open_cube"]
+           "normalise_world", "open_cube", "weight_warnings"]
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,52 @@ def _check_weight_values(weights, name):
         )
 
 
+def weight_warnings(weights):
+    """Per-fit warnings for the samples left out for an infinite or negative weight.
+
+    In-memory weights with such values are refused before dispatch; lazy
+    (dask) ones are only seen block by block, where those samples are left
+    out and each affected fit is told why.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n_fits, n_samples)
+        The weights of one block, one row per fit.
+
+    Returns
+    -------
+    dict of int to str
+        One warning per affected fit (row index).
+
+    Examples
+    --------
+    >>> w = np.array([[1.0, np.inf, 2.0], [1.0, 1.0, 1.0], [-1.0, -2.0, np.inf]])
+    >>> for row, text in weight_warnings(w).items():
+    ...     print(row, text)
+    0 1 sample(s) with an infinite weight (zero uncertainty) left out: a sample claimed to be exact cannot be weighed by a least-squares fit
+    2 1 sample(s) with an infinite weight (zero uncertainty) and 2 with a negative weight left out: a sample claimed to be exact cannot be weighed by a least-squares fit, and weights must be >= 0
+    """
+    weights = np.asarray(weights)
+    with np.errstate(invalid="ignore"):
+        infinite = np.count_nonzero(np.isposinf(weights), axis=1)
+        negative = np.count_nonzero(weights < 0, axis=1)
+    out = {}
+    for row in np.flatnonzero((infinite > 0) | (negative > 0)):
+        n_inf, n_neg = int(infinite[row]), int(negative[row])
+        if n_inf and n_neg:
+            text = (f"{n_inf} sample(s) with an infinite weight (zero uncertainty) and {n_neg} "
+                    f"with a negative weight left out: a sample claimed to be exact cannot be "
+                    f"weighed by a least-squares fit, and weights must be >= 0")
+        elif n_inf:
+            text = (f"{n_inf} sample(s) with an infinite weight (zero uncertainty) left out: a "
+                    f"sample claimed to be exact cannot be weighed by a least-squares fit")
+        else:
+            text = (f"{n_neg} sample(s) with a negative weight left out: weights are 1/sigma "
+                    f"and must be >= 0")
+        out[int(row)] = text
+    return out
+
+
 #: The kinds of NDUncertainty parfit converts itself, and the power of sigma they hold.
 _UNCERTAINTY_POWERS = {"StdDevUncertainty": 1, "VarianceUncertainty": 2, "InverseVariance": -2}
 
@@ -405,7 +451,7 @@ def _quantity_weights(weights, data_unit):
 
     if data_unit is None:
         return weights.value
-    target = 1 / u.Unit(data_unit)
+    target = u.Unit(data_unit) ** -1
     try:
         return weights.to_value(target)
     except u.UnitConversionError:

@@ -160,13 +160,25 @@ def _model_input_units(model, world_units, data_unit, declared, equivalencies):
     for k, unit in enumerate(world_units):
         if unit is None:
             continue
-        wanted = [declared[name] for name in model.param_names
+        wanted = [(name, declared[name]) for name in model.param_names
                   if probe.get(name) == unit and declared[name] is not None]
+        if not wanted:
+            continue
         for eq in ([], equivalencies or []):
-            target = next((w for w in wanted if _converts(unit, w, eq)), None)
+            target = next((w for _, w in wanted if _converts(unit, w, eq)), None)
             if target is not None:
                 out[k] = target
                 break
+        else:
+            name, first = wanted[0]
+            raise InputError(
+                f"world[{k}] is in {unit}, which cannot be converted to {first}, the unit of "
+                f"the model's parameter {name!r}"
+                + (" with the given equivalencies" if equivalencies else "")
+                + f"; give world[{k}] in a unit convertible to {first}, or pass "
+                f"equivalencies= that relate them (e.g. "
+                f"equivalencies=u.doppler_radio(rest_frequency) for frequencies and velocities)"
+            )
     return out
 
 
