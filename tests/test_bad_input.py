@@ -165,8 +165,8 @@ def test_bad_fitter_kwargs():
         call(fitter_kwargs={"ftol": 2.0})
     with pytest.raises(TypeError, match="fitter_kwargs must be a dict or None; got list"):
         call(fitter_kwargs=["max_nfev"])
-    with pytest.raises(ValueError, match="fitter_kwargs has key.* 'bogus' that TRFLSQFitter "
-                                         "does not accept"):
+    with pytest.raises(ValueError, match="fitter_kwargs has unknown key.* 'bogus' for fitter "
+                                         "'astropy-TRFLSQFitter'"):
         call(amodels.Gaussian1D(), fitter=fitting.TRFLSQFitter(), fitter_kwargs={"bogus": 1})
 
 

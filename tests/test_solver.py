@@ -374,7 +374,9 @@ def test_engine_must_be_known():
     (dict(xtol=1.0), "BatchedFitter: xtol must be a number in [0, 1); got 1.0"),
     (dict(gtol="1e-8"), "BatchedFitter: gtol must be a number in [0, 1); got '1e-8'"),
     (dict(ftol=True), "BatchedFitter: ftol must be a number in [0, 1); got True"),
-    (dict(ftol=0, xtol=0, gtol=0), "BatchedFitter: ftol, xtol and gtol cannot all be zero"),
+    (dict(ftol=0, xtol=0, gtol=0), "BatchedFitter: ftol, xtol and gtol cannot all be zero (or "
+                                   "below machine epsilon, 2.2e-16): at least one convergence "
+                                   "test must be on"),
     (dict(max_nfev=0), "BatchedFitter: max_nfev must be a positive integer or None; got 0"),
     (dict(max_nfev=2.5), "BatchedFitter: max_nfev must be a positive integer or None; got 2.5"),
     (dict(max_nfev=True),

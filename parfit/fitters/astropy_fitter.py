@@ -14,12 +14,40 @@ import inspect
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..status import Status
 from . import quality
 from .base import BlockResult, Fitter, run_guarded, screen_block
+from .options import check_bool, check_max_nfev, check_positive, refuse_unknown_kwargs
+from .scipy_fitter import FIT_INFO_NAMES as _SCIPY_FIT_INFO
 
-__all__ = ["AstropyFitter", "astropy_free_mask"]
+__all__ = ["AstropyFitter", "ASTROPY_FIT_INFO_NAMES", "astropy_free_mask"]
+
+#: The entries of ``fit_info`` of astropy's own fitter classes (astropy 6 to 8), by
+#: class name.  Subclasses and other fitters are not listed: any name is
+#: accepted for them.
+ASTROPY_FIT_INFO_NAMES = {
+    "TRFLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
+    "DogBoxLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
+    "LMLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
+    "LevMarLSQFitter": ("nfev", "njev", "fvec", "fjac", "ipvt", "qtf", "message", "ierr",
+                        "param_jac", "param_cov", "cov_x"),
+    "SLSQPLSQFitter": ("final_func_val", "numiter", "exit_mode", "message"),
+    "SimplexLSQFitter": ("final_func_val", "numiter", "exit_mode", "num_function_calls"),
+    "LinearLSQFitter": ("residuals", "rank", "singular_values", "params"),
+}
+
+#: Arguments of an astropy fitter call that parfit itself sets for every fit.
+_RESERVED = ("model", "x", "y", "z", "weights", "inplace")
+
+#: Checks of the usual keyword arguments of astropy fitters (as ``fitter_kwargs``).
+_KWARG_CHECKS = {
+    "maxiter": lambda v: check_max_nfev(v, "fitter_kwargs", name="maxiter", allow_none=False),
+    "acc": lambda v: check_positive(v, "fitter_kwargs", "acc"),
+    "epsilon": lambda v: check_positive(v, "fitter_kwargs", "epsilon"),
+    "estimate_jacobian": lambda v: check_bool(v, "fitter_kwargs", "estimate_jacobian"),
+    "filter_non_finite": lambda v: check_bool(v, "fitter_kwargs", "filter_non_finite"),
+}
 
 
 def astropy_free_mask(model):
@@ -66,21 +94,97 @@ class AstropyFitter(Fitter):
     def describe(self):
         return f"astropy.modeling.fitting.{type(self.fitter).__name__} (per fit)"
 
+    @property
+    def fit_info_names(self):
+        """The entries of this astropy fitter's ``fit_info``, or None if not known."""
+        from astropy.modeling import fitting
+
+        cls = type(self.fitter)
+        if getattr(fitting, cls.__name__, None) is not cls:
+            return None  # a subclass or a fitter from elsewhere: its entries are unknown
+        return ASTROPY_FIT_INFO_NAMES.get(cls.__name__)
+
     def check(self, model, fitter_kwargs=None):
-        try:
-            signature = inspect.signature(self.fitter.__call__)
-        except (TypeError, ValueError):  # pragma: no cover - builtins
-            return
-        params = signature.parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return
-        unknown = sorted(set(fitter_kwargs or {}) - set(params))
-        if unknown:
+        """Reject, before dispatch, what the astropy fitter would reject in every fit.
+
+        ``fitter_kwargs``: unknown keys, keys parfit sets itself and bad
+        values of ``maxiter``, ``acc``, ``epsilon``, ``estimate_jacobian``
+        and ``filter_non_finite``.  ``model``: a starting value that is not
+        finite, a NaN bound or a lower bound above the upper one; and, with a
+        fitter that hands the bounds to scipy (``TRFLSQFitter`` and
+        ``DogBoxLSQFitter``), equal bounds or a starting value outside them
+        on a free parameter.  The messages are those of parfit's parameters.
+        """
+        self._check_kwargs(dict(fitter_kwargs or {}))
+        self._check_model(model)
+
+    def _check_kwargs(self, fitter_kwargs):
+        reserved = sorted(set(fitter_kwargs) & set(_RESERVED))
+        if reserved:
             raise InputError(
-                f"fitter_kwargs has key(s) {', '.join(map(repr, unknown))} that "
-                f"{type(self.fitter).__name__} does not accept; it accepts "
-                f"{', '.join(n for n in params if n not in ('model', 'x', 'y', 'z'))}"
+                f"fitter_kwargs has key(s) {', '.join(map(repr, reserved))} that parfit sets "
+                f"for every fit (the model, its coordinates, data and weights, and inplace); "
+                f"remove them, and pass weights= or mask= to parallel_fit for weights"
             )
+        try:
+            params = inspect.signature(self.fitter.__call__).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins
+            params = None
+        if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            valid = [n for n, p in params.items()
+                     if n not in _RESERVED and p.kind is not p.VAR_POSITIONAL]
+            refuse_unknown_kwargs(fitter_kwargs, valid, self.name)
+        for key, value in fitter_kwargs.items():
+            if key in _KWARG_CHECKS:
+                _KWARG_CHECKS[key](value)
+
+    def _check_model(self, model):
+        fitter_name = type(self.fitter).__name__
+        free = astropy_free_mask(model)
+        scipy_bounds = self._scipy_enforces_bounds()
+        for name, is_free in zip(model.param_names, free):
+            value = np.asarray(getattr(model, name).value, dtype=np.float64)
+            scalar = value.ndim == 0
+            if scalar and not np.isfinite(value):
+                raise ParameterError(
+                    f"Parameter {name!r}: starting value {float(value)!r} is not finite; "
+                    f"give a finite number (per-pixel maps may contain NaN)"
+                )
+            lower, upper = model.bounds[name]
+            for which, bound in (("lower", lower), ("upper", upper)):
+                if bound is not None and np.isnan(float(bound)):
+                    raise ParameterError(
+                        f"Parameter {name!r}: {which} bound is NaN; use None for unbounded"
+                    )
+            lo = -np.inf if lower is None else float(lower)
+            hi = np.inf if upper is None else float(upper)
+            if lo > hi:
+                raise ParameterError(
+                    f"Parameter {name!r}: lower bound {lo!r} must be below upper bound {hi!r}"
+                )
+            if not (scipy_bounds and is_free):
+                continue
+            if lo == hi:
+                raise ParameterError(
+                    f"Parameter {name!r}: lower bound {lo!r} must be below upper bound {hi!r} "
+                    f"({fitter_name} needs lower < upper for a free parameter; to hold it "
+                    f"at {lo!r}, set model.{name}.fixed = True)"
+                )
+            if scalar and not lo <= float(value) <= hi:
+                raise ParameterError(
+                    f"Parameter {name!r}: starting value {float(value)!r} is outside its bounds "
+                    f"[{lo!r}, {hi!r}]; give a starting value inside the bounds or change "
+                    f"model.{name}.bounds ({fitter_name} refuses a start outside them)"
+                )
+
+    def _scipy_enforces_bounds(self):
+        """True when the fitter hands the bounds to scipy (which refuses starts outside them)."""
+        from astropy.modeling import fitting
+
+        bounded = tuple(getattr(fitting, n) for n in ("TRFLSQFitter", "DogBoxLSQFitter")
+                        if hasattr(fitting, n))
+        return isinstance(self.fitter, bounded) and not getattr(
+            self.fitter, "_use_min_max_bounds", False)
 
     def parameter_arrays(self, model):
         out = []
@@ -111,7 +215,8 @@ class AstropyFitter(Fitter):
         infos = [None] * block.n_fits if fit_info else None
         model_i = model.copy()
         ours = _parfit_twin(model)
-        todo = screen_block(block, free, result, names=names, check_bounds=False)
+        todo = screen_block(block, free, result, names=names,
+                            check_bounds=self._scipy_enforces_bounds())
         for i in todo:
             sel = block.valid[i]
             if sel.all():

@@ -14,9 +14,10 @@ import numpy as np
 
 from .._capture import capture_warnings, format_warnings
 from ..status import Status
+from .options import check_fit_info_names
 
 __all__ = ["FitBlock", "BlockResult", "Fitter", "block_from_arrays", "run_guarded",
-           "screen_block"]
+           "screen_block", "select_fit_info"]
 
 
 @dataclasses.dataclass
@@ -136,8 +137,38 @@ class Fitter:
     #: Human-readable name used in result metadata.
     name = "fitter"
 
+    #: The entries a fit's ``fit_info`` can hold (a tuple of names), or None
+    #: when the fitter cannot tell (then any name is accepted).  The base
+    #: class records none.
+    fit_info_names = ()
+
     def check(self, model, fitter_kwargs=None):
         """Raise before dispatch if this fitter cannot fit ``model`` with ``fitter_kwargs``."""
+
+    def check_fit_info(self, names):
+        """Raise before dispatch if ``names`` asks for a ``fit_info`` entry this fitter lacks.
+
+        Parameters
+        ----------
+        names : bool, str or sequence of str
+            The ``fit_info`` argument of :func:`parfit.parallel_fit`; True
+            and False are always accepted.
+
+        Raises
+        ------
+        parfit.errors.InputError
+            Naming the unknown entries and listing :attr:`fit_info_names`.
+
+        Examples
+        --------
+        >>> from parfit.fitters import ScipyFitter
+        >>> ScipyFitter("trf").check_fit_info(["nfev", "cost"])
+        >>> ScipyFitter("trf").check_fit_info(["nfev", "chi2"])
+        Traceback (most recent call last):
+        ...
+        parfit.errors.InputError: fit_info has unknown name(s) 'chi2' for fitter 'scipy-trf'; valid names are 'x', 'cost', 'fun', 'jac', 'grad', 'optimality', 'active_mask', 'nfev', 'njev', 'status', 'message', 'success'
+        """
+        check_fit_info_names(names, self.fit_info_names, self.name)
 
     def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
         """Fit every row of ``block``; see :class:`BlockResult`."""
@@ -264,6 +295,18 @@ def _bad_start_message(block, i, free_mask, names=None):
         if not np.isfinite(v) or (free and not lo <= v <= hi)
     )
     return f"starting value NaN or outside bounds: {values}"
+
+
+def select_fit_info(infos, fit_info):
+    """Keep only the entries named by ``fit_info`` in each dict of ``infos``.
+
+    ``infos`` is a list (one dict or None per fit) or None; with
+    ``fit_info=True`` it is returned as it is.
+    """
+    if infos is None or fit_info is True or not fit_info:
+        return infos
+    names = (fit_info,) if isinstance(fit_info, str) else tuple(fit_info)
+    return [None if info is None else {k: info.get(k) for k in names} for info in infos]
 
 
 def run_guarded(result, i, func, *args):

@@ -19,11 +19,16 @@ from .._capture import capture_warnings
 from ..errors import InputError
 from ..status import Flag, Status
 from . import lm, quality, trf
-from .base import BlockResult, Fitter, run_guarded, screen_block
+from .options import (check_bool, check_max_nfev, check_positive, check_tolerances,
+                      refuse_unknown_kwargs)
+from .base import BlockResult, Fitter, run_guarded, screen_block, select_fit_info
 
 __all__ = ["BatchedFitter"]
 
 _OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "factor")
+
+#: The entries of each fit's ``fit_info`` (all of them with ``fit_info=True``).
+FIT_INFO_NAMES = ("message", "nfev", "n_iter", "chi2", "converged", "flags")
 
 
 class BatchedFitter(Fitter):
@@ -73,12 +78,13 @@ class BatchedFitter(Fitter):
     """
 
     name = "batched-trf"
+    fit_info_names = FIT_INFO_NAMES
 
     def __init__(self, *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None, factor=1.0,
                  scale_covariance=True, engine="auto"):
         self.options = _make_options(dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                                           factor=factor), "BatchedFitter")
-        if engine not in ("auto", "numpy", "compiled"):
+        if not isinstance(engine, str) or engine not in ("auto", "numpy", "compiled"):
             raise InputError(
                 f"engine must be 'auto', 'numpy' or 'compiled'; got {engine!r}"
             )
@@ -91,7 +97,8 @@ class BatchedFitter(Fitter):
                     "use engine='auto' or 'numpy'"
                 )
         self.engine = engine
-        self.scale_covariance = bool(scale_covariance)
+        self.scale_covariance = check_bool(scale_covariance, "BatchedFitter",
+                                           "scale_covariance")
 
     def describe(self):
         opts = ", ".join(f"{k}={getattr(self.options, k)!r}" for k in _OPTIONS
@@ -115,12 +122,7 @@ class BatchedFitter(Fitter):
         if not fitter_kwargs:
             return self.options
         merged = {k: getattr(self.options, k) for k in _OPTIONS}
-        unknown = sorted(set(fitter_kwargs) - set(_OPTIONS))
-        if unknown:
-            raise InputError(
-                f"fitter_kwargs has unknown key(s) {', '.join(map(repr, unknown))} for "
-                f"fitter {self.name!r}; valid keys are {', '.join(map(repr, _OPTIONS))}"
-            )
+        refuse_unknown_kwargs(fitter_kwargs, _OPTIONS, self.name)
         merged.update(fitter_kwargs)
         return _make_options(merged, "fitter_kwargs")
 
@@ -146,7 +148,7 @@ class BatchedFitter(Fitter):
                 for i in todo:
                     run_guarded(result, i, self._solve, model, block, np.array([i]), free,
                                 options, result, infos)
-        result.fit_info = infos
+        result.fit_info = select_fit_info(infos, fit_info)
         return result
 
     def _solve(self, model, block, todo, free, options, result, infos):
@@ -366,16 +368,7 @@ def _data_linear(model):
 
 
 def _make_options(values, what):
-    for key in ("ftol", "xtol", "gtol"):
-        v = values[key]
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 1:
-            raise InputError(f"{what}: {key} must be a number in [0, 1); got {v!r}")
-    if values["ftol"] == values["xtol"] == values["gtol"] == 0:
-        raise InputError(f"{what}: ftol, xtol and gtol cannot all be zero")
-    m = values["max_nfev"]
-    if m is not None and (not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1):
-        raise InputError(f"{what}: max_nfev must be a positive integer or None; got {m!r}")
-    f = values["factor"]
-    if not isinstance(f, (int, float)) or isinstance(f, bool) or not f > 0:
-        raise InputError(f"{what}: factor must be a positive number; got {f!r}")
-    return lm.LMOptions(**values)
+    tolerances = check_tolerances(values, what)
+    max_nfev = check_max_nfev(values["max_nfev"], what)
+    factor = check_positive(values["factor"], what, "factor")
+    return lm.LMOptions(**tolerances, max_nfev=max_nfev, factor=factor)

@@ -10,25 +10,37 @@ import inspect
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.sparse.linalg import lsmr
 
 from ..errors import InputError
 from ..status import Status
 from . import quality
 from .base import BlockResult, Fitter, run_guarded, screen_block
+from .options import (EPS, TOLERANCES, check_bool, check_max_nfev, check_positive,
+                      check_tolerances, is_integer, is_real, refuse_unknown_kwargs)
 
 __all__ = ["ScipyFitter"]
 
 _METHODS = ("trf", "dogbox", "lm")
-_LSQ_OPTIONS = frozenset(inspect.signature(least_squares).parameters) - {
-    "fun",
-    "x0",
-    "jac",
-    "bounds",
-    "method",
-    "args",
-    "kwargs",
-    "callback",
-}
+
+#: The options of scipy.optimize.least_squares that parfit passes on.
+OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "x_scale", "loss", "f_scale", "tr_solver",
+           "tr_options", "verbose")
+
+#: Options of least_squares that act only when scipy differentiates numerically; parfit
+#: always passes the model's Jacobian, so they would be silently ignored: refused.
+_NO_EFFECT = ("diff_step", "jac_sparsity", "workers")
+
+_LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
+
+#: The attributes of the OptimizeResult of least_squares (the names ``fit_info`` may ask for).
+FIT_INFO_NAMES = ("x", "cost", "fun", "jac", "grad", "optimality", "active_mask", "nfev",
+                  "njev", "status", "message", "success")
+
+#: What ``fit_info=True`` keeps of each fit's OptimizeResult.
+_FIT_INFO_DEFAULT = ("status", "message", "nfev", "cost", "optimality")
+
+_LSMR_OPTIONS = tuple(n for n in inspect.signature(lsmr).parameters if n not in ("A", "b"))
 
 
 class ScipyFitter(Fitter):
@@ -56,8 +68,20 @@ class ScipyFitter(Fitter):
         not depend on the absolute scale of the weights.  Set to False when
         the weights are true ``1/sigma`` values.
     **options
-        Any other keyword of :func:`scipy.optimize.least_squares`
-        (``loss``, ``f_scale``, ``x_scale``, ``diff_step``, ...).
+        Any other option of :func:`scipy.optimize.least_squares` in
+        :data:`OPTIONS`: ``loss``, ``f_scale``, ``tr_solver``, ``tr_options``
+        and ``verbose``.  All of them (and ``fitter_kwargs``) are checked
+        before any fit is dispatched, by :func:`check_options`, with scipy's
+        rules and the batched fitter's wording; numpy scalars are accepted.
+        ``diff_step``, ``jac_sparsity`` and ``workers`` are refused: they act
+        only on numerical derivatives, which scipy never takes here.
+
+    Notes
+    -----
+    With ``fit_info=True`` each fit's ``fit_info`` holds ``status``,
+    ``message``, ``nfev``, ``cost`` and ``optimality`` of scipy's
+    ``OptimizeResult``; a list of names may ask for any of
+    :data:`FIT_INFO_NAMES`.
 
     Examples
     --------
@@ -71,23 +95,26 @@ class ScipyFitter(Fitter):
     [2.0, 0.5, 1.2]
     """
 
+    fit_info_names = FIT_INFO_NAMES
+
     def __init__(self, method="trf", *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None,
                  x_scale=1.0, scale_covariance=True, **options):
-        if method not in _METHODS:
+        if not isinstance(method, str) or method not in _METHODS:
             raise InputError(
                 f"fitter method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}"
             )
-        unknown = sorted(set(options) - _LSQ_OPTIONS)
+        unknown = sorted(set(options) - set(OPTIONS) - set(_NO_EFFECT))
         if unknown:
             raise InputError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for ScipyFitter; "
-                f"valid options are those of scipy.optimize.least_squares: "
-                f"{', '.join(sorted(_LSQ_OPTIONS))}"
+                f"ScipyFitter got unknown option(s) {', '.join(map(repr, unknown))}; valid "
+                f"options are {', '.join(map(repr, OPTIONS))} (those of "
+                f"scipy.optimize.least_squares that parfit passes on)"
             )
         self.method = method
-        self.options = dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale,
-                            **options)
-        self.scale_covariance = bool(scale_covariance)
+        self.options = check_options(
+            dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale, **options),
+            "ScipyFitter", method)
+        self.scale_covariance = check_bool(scale_covariance, "ScipyFitter", "scale_covariance")
 
     @property
     def name(self):
@@ -99,31 +126,52 @@ class ScipyFitter(Fitter):
         return f"scipy.optimize.least_squares(method={self.method!r}, {opts}{extra})"
 
     def check(self, model, fitter_kwargs=None):
-        """Reject, before dispatch, what scipy would reject in every fit."""
-        unknown = sorted(set(fitter_kwargs or {}) - _LSQ_OPTIONS)
-        if unknown:
-            raise InputError(
-                f"fitter_kwargs has unknown key(s) {', '.join(map(repr, unknown))} for "
-                f"fitter {self.name!r}; valid keys are the options of "
-                f"scipy.optimize.least_squares: {', '.join(sorted(_LSQ_OPTIONS))}"
-            )
+        """Reject, before dispatch, what scipy would reject (or silently ignore) in every fit.
+
+        Every option, those of the fitter and those of ``fitter_kwargs``, is
+        checked as :func:`check_options` does; ``x_scale`` must also give one
+        value per free parameter of ``model``.
+        """
+        options = self._options(fitter_kwargs)
+        x_scale = options.get("x_scale")
+        if isinstance(x_scale, tuple):
+            free = np.asarray(model.free_mask, dtype=bool)
+            if len(x_scale) != int(free.sum()):
+                names = [n for n, f in zip(model.param_names, free) if f]
+                what = "fitter_kwargs" if fitter_kwargs else "ScipyFitter"
+                raise InputError(
+                    f"{what}: x_scale has {len(x_scale)} values but the model has "
+                    f"{len(names)} free parameters ({', '.join(names)}); give one value per "
+                    f"free parameter, one number or 'jac'"
+                )
+
+    def _options(self, fitter_kwargs):
+        """The options of this fitter updated by ``fitter_kwargs``, checked."""
+        if not fitter_kwargs:
+            return self.options
+        refuse_unknown_kwargs(set(fitter_kwargs) - set(_NO_EFFECT), OPTIONS, self.name)
+        merged = dict(self.options)
+        merged.update(fitter_kwargs)
+        return check_options(merged, "fitter_kwargs", self.method)
 
     def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
-        options = dict(self.options)
-        options.update(fitter_kwargs or {})
-        options = {k: v for k, v in options.items() if v is not None}
+        options = dict(self._options(fitter_kwargs))
+        for key in TOLERANCES:  # scipy's way to switch a test off without a warning
+            if options[key] < EPS:
+                options[key] = None
         n_params = len(model.param_names)
         result = BlockResult.empty(block.n_fits, n_params)
         free = np.asarray(model.free_mask, dtype=bool)
         has_ties = any(getattr(model, n).tied for n in model.param_names)
         infos = [None] * block.n_fits if fit_info else None
+        names = _FIT_INFO_DEFAULT if fit_info is True else fit_info
         for i in screen_block(block, free, result, names=model.param_names):
             run_guarded(result, i, self._fit_one, model, block, i, free, has_ties, options,
-                        result, infos)
+                        result, infos, names)
         result.fit_info = infos
         return result
 
-    def _fit_one(self, model, block, i, free, has_ties, options, result, infos):
+    def _fit_one(self, model, block, i, free, has_ties, options, result, infos, names):
         sel = block.valid[i]
         subset = None if sel.all() else sel
         xs = tuple(xk[None, :] for xk in block.fit_x(i, subset))
@@ -161,13 +209,7 @@ class ScipyFitter(Fitter):
         sol = least_squares(fun, x0, jac=jac, bounds=bounds, method=self.method, **options)
         result.nfev[i] = sol.nfev
         if infos is not None:
-            infos[i] = {
-                "status": int(sol.status),
-                "message": sol.message,
-                "nfev": int(sol.nfev),
-                "cost": float(sol.cost),
-                "optimality": float(sol.optimality),
-            }
+            infos[i] = {k: _plain(sol.get(k)) for k in names}
         if sol.status == 0:
             result.fail(i, Status.NOT_CONVERGED, f"scipy least_squares: {sol.message}")
             return
@@ -187,3 +229,119 @@ class ScipyFitter(Fitter):
         flags = quality.quality_flags(model, block, row, params[None], errors, free)
         quality.store_converged(result, row, params[None], np.array([chi2]), errors, flags,
                                 model.param_names)
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_options(values, what, method):
+    """Check options of :func:`scipy.optimize.least_squares` for ``method``; return them normalised.
+
+    ``values`` holds the tolerances and ``max_nfev`` and any of
+    :data:`OPTIONS`; the checks are scipy's own (made once, before dispatch,
+    instead of failing every fit) with the batched fitter's wording, and
+    numpy scalars are accepted wherever numbers are.  ``diff_step``,
+    ``jac_sparsity`` and ``workers`` act only on numerical derivatives, which
+    scipy never takes here (parfit passes the model's Jacobian): they are
+    refused rather than ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_options(dict(ftol=np.float32(0.5), xtol=0, gtol=0, max_nfev=np.int64(50)),
+    ...               "ScipyFitter", "trf")
+    {'ftol': 0.5, 'xtol': 0.0, 'gtol': 0.0, 'max_nfev': 50}
+    >>> check_options(dict(ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None, loss="soft_l1"),
+    ...               "fitter_kwargs", "lm")
+    Traceback (most recent call last):
+    ...
+    parfit.errors.InputError: fitter_kwargs: method 'lm' supports only loss='linear'; got loss='soft_l1'; use fitter='trf' for a robust loss
+    """
+    out = dict(values)
+    for key in _NO_EFFECT:
+        if out.get(key, None) is not None:
+            raise InputError(
+                f"{what}: {key} has no effect: parfit passes scipy the model's Jacobian, so "
+                f"scipy never differentiates numerically; remove {key}"
+            )
+        out.pop(key, None)
+    out.update(check_tolerances(out, what))
+    if method == "lm":
+        for key in TOLERANCES:
+            if out[key] < EPS:
+                raise InputError(
+                    f"{what}: method 'lm' needs ftol, xtol and gtol each at least machine "
+                    f"epsilon ({EPS:.1e}); got {key}={values[key]!r}"
+                )
+    out["max_nfev"] = check_max_nfev(out["max_nfev"], what)
+    if "x_scale" in out:
+        out["x_scale"] = _check_x_scale(out["x_scale"], what)
+    if "loss" in out:
+        loss = out["loss"]
+        if not (callable(loss) or (isinstance(loss, str) and loss in _LOSSES)):
+            raise InputError(
+                f"{what}: loss must be one of {', '.join(map(repr, _LOSSES))} or a callable; "
+                f"got {loss!r}"
+            )
+        if method == "lm" and not (isinstance(loss, str) and loss == "linear"):
+            raise InputError(
+                f"{what}: method 'lm' supports only loss='linear'; got loss={loss!r}; use "
+                f"fitter='trf' for a robust loss"
+            )
+    if "f_scale" in out:
+        out["f_scale"] = check_positive(out["f_scale"], what, "f_scale")
+    if "verbose" in out:
+        v = out["verbose"]
+        if not is_integer(v) or v not in (0, 1, 2):
+            raise InputError(f"{what}: verbose must be 0, 1 or 2; got {v!r}")
+        out["verbose"] = int(v)
+    _check_trust_region(out, what, method)
+    return out
+
+
+def _check_x_scale(value, what):
+    """'jac', a positive number (a float) or positive numbers (a tuple of floats)."""
+    if isinstance(value, str) and value == "jac":
+        return value
+    if is_real(value) and 0 < value < np.inf:
+        return float(value)
+    if isinstance(value, (list, tuple, np.ndarray)) and not isinstance(value, str):
+        arr = np.asarray(value)
+        if (arr.ndim == 1 and arr.size and arr.dtype.kind in "iuf"
+                and np.all(np.isfinite(arr)) and np.all(arr > 0)):
+            return tuple(float(v) for v in arr)
+    raise InputError(
+        f"{what}: x_scale must be 'jac', a positive number or a list of positive numbers "
+        f"(one per free parameter); got {value!r}"
+    )
+
+
+def _check_trust_region(out, what, method):
+    """``tr_solver`` and ``tr_options``: known values, and only where scipy uses them."""
+    solver = out.get("tr_solver")
+    tr_options = out.get("tr_options")
+    if solver is not None and not (isinstance(solver, str) and solver in ("exact", "lsmr")):
+        raise InputError(f"{what}: tr_solver must be None, 'exact' or 'lsmr'; got {solver!r}")
+    if tr_options is not None and not isinstance(tr_options, dict):
+        raise InputError(
+            f"{what}: tr_options must be a dict or None; got {type(tr_options).__name__}"
+        )
+    if method == "lm" and (solver is not None or tr_options):
+        raise InputError(
+            f"{what}: tr_solver and tr_options have no effect with method 'lm' (MINPACK "
+            f"solves its own subproblem); remove them"
+        )
+    if tr_options and solver != "lsmr":
+        raise InputError(
+            f"{what}: tr_options are used only with tr_solver='lsmr'; got tr_solver={solver!r}"
+        )
+    if tr_options:
+        valid = _LSMR_OPTIONS + (("regularize",) if method == "trf" else ())
+        unknown = sorted(set(tr_options) - set(valid), key=str)
+        if unknown:
+            raise InputError(
+                f"{what}: tr_options has unknown key(s) {', '.join(map(repr, unknown))} for "
+                f"method {method!r}; valid keys are {', '.join(map(repr, valid))}"
+            )
