@@ -22,7 +22,7 @@ _STATUS_COLORS = {
     Status.NOT_CONVERGED: "#ff7f00", Status.NO_VALID_DATA: "#eeeeee",
     Status.TOO_FEW_SAMPLES: "#a65628", Status.BAD_START: "#984ea3",
     Status.NONFINITE: "#f781bf", Status.WORKER_CRASH: "#000000",
-    Status.DEGENERATE: "#377eb8",
+    Status.DEGENERATE: "#377eb8", Status.TIMEOUT: "#ffff33",
 }
 
 

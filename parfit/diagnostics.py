@@ -20,18 +20,21 @@ holds another run's manifest or folders is refused unless
 """
 
 import csv
+import dataclasses
 import math
 import os
 import shutil
 import traceback
+import uuid
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, OutputExistsError
+from .errors import InputError, InputTypeError, OutputExistsError
 from .status import Status, flag_names
 
-__all__ = ["DIAGNOSTICS_MODES", "prepare_diagnostics_path", "write_manifest",
+__all__ = ["DIAGNOSTICS_MODES", "check_diagnostics_path", "open_diagnostics_path",
+           "prepare_diagnostics_path", "write_manifest",
            "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize"]
 
 DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
@@ -42,11 +45,22 @@ MANIFEST_COLUMNS = ("folder", "indices", "status", "status_name", "n_warnings", 
 
 
 def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
-    """Validate the diagnostics arguments of ``parallel_fit``."""
+    """Validate the diagnostics arguments of ``parallel_fit`` (nothing on disk)."""
     if diagnostics not in DIAGNOSTICS_MODES:
         raise InputError(
             f"diagnostics must be None, 'error', 'error+warn' or 'all'; got {diagnostics!r}"
         )
+    if diagnostics_path is not None:
+        if not isinstance(diagnostics_path, (str, os.PathLike)):
+            raise InputTypeError(
+                f"diagnostics_path must be a folder path (str or os.PathLike); got "
+                f"{type(diagnostics_path).__name__}"
+            )
+        if os.fspath(diagnostics_path) in ("", b""):
+            raise InputError(
+                "diagnostics_path is empty; give the folder to write the per-fit folders to "
+                "(use '.' for the current directory)"
+            )
     if diagnostics is not None and diagnostics_path is None:
         raise InputError(
             f"diagnostics={diagnostics!r} needs diagnostics_path, the folder to write the "
@@ -58,44 +72,155 @@ def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
         )
 
 
-def prepare_diagnostics_path(path, *, overwrite=False, run_id=None):
-    """Create ``path`` or check it holds no other run's diagnostics.
+@dataclasses.dataclass
+class DiagnosticsPlan:
+    """What :func:`open_diagnostics_path` will do, decided by :func:`check_diagnostics_path`."""
+
+    path: Path
+    #: Folders of earlier runs to remove (each carries parfit's marker).
+    remove: list
+    #: Whether the earlier run's ``manifest.csv`` is to be removed.
+    remove_manifest: bool
+
+
+def check_diagnostics_path(path, *, overwrite=False, run_id=None):
+    """Check that ``path`` can take this run's diagnostics; change nothing on disk.
 
     With ``run_id`` (a resumed run), folders written by that same run are
     kept and its manifest will be rewritten.
 
+    Returns
+    -------
+    DiagnosticsPlan
+        For :func:`open_diagnostics_path`.
+
     Raises
     ------
+    InputError
+        ``path`` is not a folder, cannot be created or is not writable.
     OutputExistsError
-        If ``path`` holds a manifest or parfit folders of another run and
-        ``overwrite`` is False.
+        ``path`` holds a manifest or parfit folders of another run and
+        ``overwrite`` is False, or a ``manifest.csv`` that parfit did not
+        write (never replaced).
+    parfit.errors.OutputLockedError
+        Another parfit run is writing to ``path``.
     """
-    path = Path(path)
+    from . import _lock
+
+    path = Path(os.path.abspath(path))
     if path.exists() and not path.is_dir():
         raise InputError(f"diagnostics_path {str(path)!r} exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
+    _check_writable(path)
+    if not path.exists():
+        return DiagnosticsPlan(path, [], False)
+    _lock.check_free(path, what=f"diagnostics_path {str(path)!r}")
     manifest = path / MANIFEST_NAME
+    if manifest.exists() and not _is_our_manifest(manifest):
+        raise OutputExistsError(
+            f"diagnostics_path {str(path)!r} holds a {MANIFEST_NAME} that parfit did not "
+            f"write; parfit never replaces files it did not create; choose another "
+            f"diagnostics_path"
+        )
     ours = [p for p in path.iterdir() if p.is_dir() and (p / MARKER_NAME).is_file()]
+    keep_manifest = False
     if run_id is not None:
         ours = [p for p in ours if (p / MARKER_NAME).read_text().strip() != run_id]
         if manifest.exists() and all(row["run_id"] == run_id for row in read_manifest(path)):
-            manifest.unlink()
-    if not manifest.exists() and not ours:
-        return
+            keep_manifest = True  # the resumed run's own: rewritten at its end
+    if (not manifest.exists() or keep_manifest) and not ours:
+        return DiagnosticsPlan(path, [], False)
     if not overwrite:
         raise OutputExistsError(
             f"diagnostics_path {str(path)!r} already holds diagnostics of another run "
             f"({MANIFEST_NAME if manifest.exists() else 'parfit folders'}); pass "
             f"overwrite=True to replace them, or choose another diagnostics_path"
         )
-    for folder in ours:
-        shutil.rmtree(folder)
-    if manifest.exists():
-        manifest.unlink()
+    return DiagnosticsPlan(path, ours, manifest.exists())
+
+
+def open_diagnostics_path(plan, *, run_id):
+    """Create the folder, take its lock and remove what the plan says.
+
+    Returns
+    -------
+    parfit._lock.Lock
+        Held for the run; release it when the run ends.
+    """
+    from . import _lock
+
+    plan.path.mkdir(parents=True, exist_ok=True)
+    lock = _lock.acquire(plan.path, run_id=run_id, what=f"diagnostics_path {str(plan.path)!r}")
+    try:
+        for folder in plan.remove:
+            if (folder / MARKER_NAME).is_file():  # still parfit's
+                shutil.rmtree(folder)
+        manifest = plan.path / MANIFEST_NAME
+        if plan.remove_manifest and manifest.exists() and _is_our_manifest(manifest):
+            manifest.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def prepare_diagnostics_path(path, *, overwrite=False, run_id=None):
+    """Check ``path`` (:func:`check_diagnostics_path`), then open it; return the lock."""
+    plan = check_diagnostics_path(path, overwrite=overwrite, run_id=run_id)
+    return open_diagnostics_path(plan, run_id=run_id or "unknown")
+
+
+def _check_writable(path):
+    """Refuse a folder that cannot be created or written, without creating it."""
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(
+            f"diagnostics_path {str(path)!r} cannot be created: {str(existing)!r} is not a "
+            f"directory"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
+        what = "is not writable" if existing == path else (
+            f"cannot be created: {str(existing)!r} is not writable")
+        raise InputError(
+            f"diagnostics_path {str(path)!r} {what}; choose a folder you can write to"
+        )
+
+
+def _can_create_in(folder):
+    """Whether a folder can be made in ``folder`` (made and removed at once).
+
+    Permission bits do not tell the whole story (a read-only file system, a
+    privileged user, a pseudo file system), so this tries.
+    """
+    probe = folder / f".parfit-probe-{uuid.uuid4().hex}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    probe.rmdir()
+    return True
+
+
+def _is_our_manifest(manifest):
+    """True if ``manifest`` starts with the header parfit writes."""
+    try:
+        with open(manifest, newline="") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return header is not None and tuple(header[:6]) == MANIFEST_COLUMNS[:6]
 
 
 def folder_name(index, iterating_shape):
-    """Astropy's folder name: zero-padded indices joined by ``_``."""
+    """Astropy's folder name: zero-padded indices joined by ``_``.
+
+    A single fit (no iterating axes) has the folder ``fit``.
+    """
+    if len(iterating_shape) == 0:
+        return "fit"
     width = math.ceil(math.log10(max(iterating_shape))) if max(iterating_shape) > 0 else 0
     return "_".join(f"{int(i):0{width}d}" for i in index)
 
@@ -119,7 +244,17 @@ def report_mode(diagnostics, status, n_warnings):
 
 def write_fit_folder(path, name, run_id, *, message=None, warnings=None, callable_=None,
                      callable_args=()):
-    """Write one fit's folder; never raises because of the user callable."""
+    """Write one fit's folder; never raises because of the user callable.
+
+    Raises
+    ------
+    parfit.errors.OutputLockedError
+        ``path`` is no longer locked by ``run_id`` (its run ended or was
+        taken over): nothing is written.
+    """
+    from . import _lock
+
+    _lock.check_held(path, run_id, what=f"diagnostics_path {str(path)!r}")
     folder = Path(path) / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER_NAME).write_text(f"{run_id}\n")

@@ -7,12 +7,12 @@ block of the cube is one task, and assembles the computed blocks into a
 flattens a block to ``(n_fits, n_samples)`` and hands it to the fitter.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
 import numbers
 import os
-import shutil
 import uuid
 
 import numpy as np
@@ -21,9 +21,10 @@ from . import diagnostics as diag
 from . import output as output_mod
 from .errors import InputError, InputTypeError
 from .fitters import AstropyFitter, get_fitter
-from .fitters.base import FitBlock
+from .fitters.base import BlockResult, FitBlock
 from .io import normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values
 from ._streaming import _check_output, _check_output_cubes, _prepare_store, _store_tasks
+from ._timeout import TimedOut, call_with_timeout
 from .progress import BlockFailure, FitProgress, run_with_progress
 from .result import FitResult
 from .status import Status
@@ -77,6 +78,7 @@ def parallel_fit(
     output=None,
     resume=False,
     output_cubes=None,
+    fit_timeout=None,
 ):
     """Fit ``model`` independently to every pixel of an N-dimensional cube.
 
@@ -158,7 +160,9 @@ def parallel_fit(
         line to the ``parfit.progress`` logger every minute and at the end.
     overwrite : bool, optional
         Allow ``diagnostics_path`` to hold diagnostics of an earlier run
-        (those folders are removed first).
+        (those folders are removed first), and ``output`` to replace an
+        earlier store.  Only what parfit wrote is ever removed, and only
+        once every argument has been checked.
     preserve_native_chunks : bool, optional
         Keep the dask chunks of ``data`` along the iterating axes instead of
         rechunking to ``chunk_n_max`` (its fitting axes must be unchunked).
@@ -197,6 +201,13 @@ def parallel_fit(
         does not record as done (after an interruption) and return the
         whole result; refused if the store was made from another input or
         other options.  If it does not exist, start a new run.
+    fit_timeout : float, optional
+        Seconds that fitting one block (at most ``chunk_n_max`` fits, with
+        their guesses) may take.  A block still busy after that, such as
+        one whose user model hangs, is abandoned: its fits get
+        ``Status.TIMEOUT`` and the run goes on with the other blocks, on
+        every scheduler.  Give it ample room (many times the usual time of
+        a block).  None (the default) waits for ever.
 
     Returns
     -------
@@ -228,6 +239,10 @@ def parallel_fit(
     """
     # --- arguments that need nothing else --------------------------------
     chunk_n_max = _check_chunk_n_max(chunk_n_max)
+    _check_bool("overwrite", overwrite)
+    _check_bool("progress", progress)
+    _check_bool("preserve_native_chunks", preserve_native_chunks)
+    fit_timeout = _check_timeout(fit_timeout)
     diag.check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable)
     _check_scheduler(scheduler)
     if fitter_kwargs is not None and not isinstance(fitter_kwargs, dict):
@@ -298,7 +313,7 @@ def parallel_fit(
     param_arrays = fitter_obj.parameter_arrays(fit_model)
     _check_parameter_maps(param_arrays, iterating_shape)
     if not native_astropy:
-        _preflight(fit_model, world_spec, param_arrays)
+        _preflight(fit_model, world_spec, param_arrays, fit_timeout)
 
     # --- scheduler and diagnostics ----------------------------------------
     sched_kwargs, needs_pickle = _resolve_scheduler(scheduler)
@@ -315,113 +330,146 @@ def parallel_fit(
             "output_cubes needs a parfit fitter: with an astropy fitter the model cube is "
             "not computed; use fitter=None (astropy models are translated)"
         )
-    if output is not None:
-        store = _prepare_store(
-            output, overwrite=overwrite, resume=resume, cube=cube, fitting_axes=fitting_axes,
-            iterating_axes=iterating_axes, chunk_n_max=chunk_n_max, names=names,
-            fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
-            fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
-            cubes=output_cubes,
-        )
-        run_id = store["provenance"]["run_id"]
+    diag_plan = None
     if diagnostics is not None:
-        try:
-            diag.prepare_diagnostics_path(diagnostics_path, overwrite=overwrite,
-                                          run_id=run_id if store and store["resumed"] else None)
-        except Exception:
-            if store is not None and not store["done"].any():
-                shutil.rmtree(store["path"])  # the empty store this call just made
-            raise
+        diag_plan = diag.check_diagnostics_path(
+            diagnostics_path, overwrite=overwrite, run_id=_resumed_run_id(output, resume))
 
-    meta = dict(
-        fitting_axes=fitting_axes,
-        iterating_axes=iterating_axes,
-        data_shape=shape,
-        fitter=fitter_obj.describe(),
-        run_id=run_id,
-    )
-    if math.prod(iterating_shape) == 0:
-        packed = np.zeros(iterating_shape + (n_fields,))
-        infos = np.empty(iterating_shape, dtype=object) if fit_info else None
-    elif store is not None:
-        pieces = _prepare_blocks(
-            cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
-            world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
-            diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
-            guess=guess, regular=True,
+    # --- nothing on disk has changed so far; from here on, act -----------
+    with contextlib.ExitStack() as held:
+        if output is not None:
+            store = _prepare_store(
+                output, overwrite=overwrite, resume=resume, cube=cube,
+                fitting_axes=fitting_axes, iterating_axes=iterating_axes,
+                chunk_n_max=chunk_n_max, names=names,
+                fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
+                fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
+                cubes=output_cubes,
+            )
+            run_id = store["provenance"]["run_id"]
+        if diag_plan is not None:
+            held.enter_context(diag.open_diagnostics_path(diag_plan, run_id=run_id))
+
+        meta = dict(
+            fitting_axes=fitting_axes,
+            iterating_axes=iterating_axes,
+            data_shape=shape,
+            fitter=fitter_obj.describe(),
+            run_id=run_id,
         )
-        tasks, sizes, places = _store_tasks(*pieces, store=store, names=names)
-        meta["blocks_fitted"] = len(tasks)
-        meta["blocks_resumed"] = int(store["done"].sum())
-        if tasks:
-            bar = _make_progress(progress, sum(sizes))
-            try:
-                results = run_with_progress(tasks, sizes, sched_kwargs,
-                                            _client_for(sched_kwargs), bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-            for result, (index, offsets, block_shape) in zip(results, places):
-                if isinstance(result, BlockFailure):
-                    packed_block = _failed_block(result, offsets, block_shape, n_fields,
-                                                 n_params, meta)
-                    # Written, but not recorded as done: a resume tries it again.
-                    output_mod.write_block(store["path"], names, packed_block, index, offsets,
-                                           record=False)
-        output_mod.finish(store["path"])
-        packed, infos = output_mod.read_output(store["path"], names), None
-        meta["output"] = str(store["path"])
-    else:
-        graph = _build_graph(
-            cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
-            world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
-            diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
-            guess=guess,
-        )
-        computed = _compute(graph, sched_kwargs, progress, meta, n_params)
-        if fit_info:
-            packed = computed[..., :n_fields].astype(np.float64)
-            infos = computed[..., n_fields]
+        if math.prod(iterating_shape) == 0:
+            packed = np.zeros(iterating_shape + (n_fields,))
+            infos = np.empty(iterating_shape, dtype=object) if fit_info else None
+        elif store is not None:
+            pieces = _prepare_blocks(
+                cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
+                world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
+                diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
+                guess=guess, regular=True, fit_timeout=fit_timeout,
+            )
+            tasks, sizes, places = _store_tasks(*pieces, store=store, names=names)
+            meta["blocks_fitted"] = len(tasks)
+            meta["blocks_resumed"] = int(store["done"].sum())
+            if tasks:
+                bar = _make_progress(progress, sum(sizes))
+                try:
+                    results = run_with_progress(tasks, sizes, sched_kwargs,
+                                                _client_for(sched_kwargs), bar)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                for result, (index, offsets, block_shape) in zip(results, places):
+                    if isinstance(result, BlockFailure):
+                        packed_block = _failed_block(result, offsets, block_shape, n_fields,
+                                                     n_params, meta)
+                        # Written, but not recorded as done: a resume tries it again.
+                        output_mod.write_block(store["path"], names, packed_block, index, offsets,
+                                               record=False)
+            output_mod.finish(store["path"])
+            packed, infos = output_mod.read_output(store["path"], names), None
+            meta["output"] = str(store["path"])
         else:
-            packed, infos = computed, None
+            graph = _build_graph(
+                cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
+                world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
+                diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
+                guess=guess, fit_timeout=fit_timeout,
+            )
+            computed = _compute(graph, sched_kwargs, progress, meta, n_params)
+            if fit_info:
+                packed = computed[..., :n_fields].astype(np.float64)
+                infos = computed[..., n_fields]
+            else:
+                packed, infos = computed, None
 
-    params = packed[..., :n_params]
-    errors = packed[..., n_params:2 * n_params]
-    extra = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
-    status = extra["status"].astype(np.int8)
-    flags = extra["flags"].astype(np.uint8)
-    if diagnostics is not None:
-        _write_manifest(diagnostics_path, extra["reported"], status, extra["n_warnings"],
-                        flags, iterating_shape, run_id)
-    maps = {name: np.ascontiguousarray(params[..., k]) for k, name in enumerate(names)}
-    error_maps = {name: np.ascontiguousarray(errors[..., k]) for k, name in enumerate(names)}
-    fitted_model = units.restore(maps)
-    if store is not None:
-        output_mod.write_units(store["path"], units.parameter_units)
-    if translated:
-        from .models.astropy_bridge import to_astropy
+        params = packed[..., :n_params]
+        errors = packed[..., n_params:2 * n_params]
+        extra = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
+        status = extra["status"].astype(np.int8)
+        flags = extra["flags"].astype(np.uint8)
+        if diagnostics is not None:
+            _write_manifest(diagnostics_path, extra["reported"], status, extra["n_warnings"],
+                            flags, iterating_shape, run_id)
+        # .copy(), not np.ascontiguousarray, which makes the 0-d maps of a
+        # single fit 1-d.
+        maps = {name: params[..., k].copy() for k, name in enumerate(names)}
+        error_maps = {name: errors[..., k].copy() for k, name in enumerate(names)}
+        fitted_model = units.restore(maps)
+        if store is not None:
+            output_mod.write_units(store["path"], units.parameter_units)
+        if translated:
+            from .models.astropy_bridge import to_astropy
 
-        fitted_model = to_astropy(fitted_model, template=model)
-    return FitResult(
-        model=fitted_model,
-        parameters=maps,
-        errors=error_maps,
-        statistic=extra["statistic"],
-        status=status,
-        nfev=extra["nfev"].astype(np.int32),
-        flags=flags,
-        units=units.parameter_units,
-        dims=tuple(cube.dims[a] for a in iterating_axes) if cube.dims else None,
-        coords={d: c for d, c in cube.coords.items()
-                if cube.dims and d in [cube.dims[a] for a in iterating_axes]},
-        wcs=_iterating_wcs(cube.world, iterating_axes, cube.ndim),
-        start_model=model,
-        fit_info=infos,
-        meta=meta,
-    )
+            fitted_model = to_astropy(fitted_model, template=model)
+        return FitResult(
+            model=fitted_model,
+            parameters=maps,
+            errors=error_maps,
+            statistic=extra["statistic"],
+            status=status,
+            nfev=extra["nfev"].astype(np.int32),
+            flags=flags,
+            units=units.parameter_units,
+            dims=tuple(cube.dims[a] for a in iterating_axes) if cube.dims else None,
+            coords={d: c for d, c in cube.coords.items()
+                    if cube.dims and d in [cube.dims[a] for a in iterating_axes]},
+            wcs=_iterating_wcs(cube.world, iterating_axes, cube.ndim),
+            start_model=model,
+            fit_info=infos,
+            meta=meta,
+        )
 
 
 # --- argument checks --------------------------------------------------------
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputTypeError(f"{name} must be True or False; got {value!r}")
+
+
+def _check_timeout(fit_timeout):
+    if fit_timeout is None:
+        return None
+    if (isinstance(fit_timeout, (bool, np.bool_)) or not isinstance(fit_timeout, numbers.Real)
+            or not math.isfinite(fit_timeout) or fit_timeout <= 0):
+        raise InputError(
+            f"fit_timeout must be None or a positive number of seconds; got {fit_timeout!r}"
+        )
+    return float(fit_timeout)
+
+
+def _resumed_run_id(output, resume):
+    """The run id of the store ``resume=True`` would finish, if there is one."""
+    if not resume or output is None or not output_mod.is_parfit_store(output):
+        return None
+    import zarr
+
+    try:
+        return dict(zarr.open_group(str(output), mode="r").attrs[output_mod.ATTRS_KEY]).get(
+            "run_id")
+    except Exception:  # a store too damaged to read: its own check refuses it
+        return None
 
 
 def _check_chunk_n_max(chunk_n_max):
@@ -444,7 +492,14 @@ def _is_str_sequence(obj):
 
 
 def _check_scheduler(scheduler):
-    if scheduler is None or callable(scheduler) or _is_client(scheduler):
+    if _is_client(scheduler):
+        if getattr(scheduler, "status", "running") in ("closing", "closed"):
+            raise InputError(
+                f"scheduler: the distributed Client {scheduler!r} is closed; pass a running "
+                f"Client, or scheduler=None for dask's default"
+            )
+        return
+    if scheduler is None or callable(scheduler):
         return
     if isinstance(scheduler, str):
         if scheduler not in _SCHEDULER_NAMES:
@@ -524,7 +579,7 @@ def _check_parameter_maps(param_arrays, iterating_shape):
                 )
 
 
-def _preflight(model, world, param_arrays):
+def _preflight(model, world, param_arrays, fit_timeout=None):
     """Evaluate the model once at the shared starting values.
 
     Catches a model that returns the wrong shape, or that is not finite at
@@ -538,7 +593,15 @@ def _preflight(model, world, param_arrays):
     # fit's failure: report it now.  Per-pixel starts fail pixel by pixel.
     all_scalar = all(np.ndim(v) == 0 for _, v, _, _ in param_arrays)
     try:
-        out = np.asarray(model.evaluate(*x, row))
+        out = call_with_timeout(model.evaluate, fit_timeout, *x, row)
+        if isinstance(out, TimedOut):
+            raise InputError(
+                f"model.evaluate did not return within fit_timeout={fit_timeout:g} s at the "
+                f"starting values, so every fit would hang; check the model"
+            )
+        out = np.asarray(out)
+    except InputError:
+        raise
     except Exception as exc:
         if not all_scalar:
             return
@@ -666,6 +729,7 @@ class _BlockPlan:
     diagnostics_callable: object
     run_id: str
     guess: bool = False
+    fit_timeout: float = None
 
 
 def _build_graph(*args, **kwargs):
@@ -691,7 +755,7 @@ def _build_graph(*args, **kwargs):
 def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
                     world, param_arrays, model, fitter, fitter_kwargs, fit_info, diagnostics,
                     diagnostics_path, diagnostics_callable, run_id, n_fields, guess=False,
-                    regular=False):
+                    regular=False, fit_timeout=None):
     """The dask arrays a block task reads, aligned block for block, and its plan.
 
     With ``regular``, blocks are parfit's own regular chunking (a zarr
@@ -779,6 +843,7 @@ def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_na
         # Absolute, so workers started elsewhere write to the same place.
         diagnostics_path=None if diagnostics_path is None else os.path.abspath(diagnostics_path),
         diagnostics_callable=diagnostics_callable, run_id=run_id, guess=guess,
+        fit_timeout=fit_timeout,
     )
     return data_t, arrays, plan, iter_block_chunks
 
@@ -864,9 +929,11 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
     p0, lower, upper = (np.stack(c, axis=1) if c else np.zeros((n_fits, 0)) for c in columns)
     block = FitBlock(x=x, y=y, weights=weights, valid=valid, p0=p0, lower=lower, upper=upper,
                      sample_shape=plan.sample_shape)
-    guess_failure = _apply_guess(plan.model, block) if plan.guess else None
-    result = plan.fitter.fit_block(plan.model, block, fit_info=plan.fit_info,
-                                   fitter_kwargs=plan.fitter_kwargs)
+    outcome = call_with_timeout(_guess_and_fit, plan.fit_timeout, plan, block)
+    if isinstance(outcome, TimedOut):
+        guess_failure, result = None, _timed_out(n_fits, p0.shape[1], plan)
+    else:
+        guess_failure, result = outcome
     if guess_failure:
         for i in range(n_fits):
             result.warnings.setdefault(i, []).insert(0, guess_failure)
@@ -898,6 +965,29 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
     infos[:] = result.fit_info if result.fit_info is not None else [None] * n_fits
     out[..., plan.n_fields] = infos.reshape(iter_chunk)
     return out
+
+
+def _guess_and_fit(plan, block):
+    """The guesses (with ``initial="guess"``) and the fit of one block."""
+    guess_failure = _apply_guess(plan.model, block) if plan.guess else None
+    result = plan.fitter.fit_block(plan.model, block, fit_info=plan.fit_info,
+                                   fitter_kwargs=plan.fitter_kwargs)
+    return guess_failure, result
+
+
+def _timed_out(n_fits, n_params, plan):
+    """The result of a block abandoned after ``plan.fit_timeout`` seconds."""
+    result = BlockResult.empty(n_fits, n_params)
+    message = (f"fitting the block holding this fit took longer than fit_timeout="
+               f"{plan.fit_timeout:g} s and was abandoned (a model that hangs?); raise "
+               f"fit_timeout, or reduce chunk_n_max to give each block less work")
+    for i in range(n_fits):
+        result.fail(i, Status.TIMEOUT, message)
+    if plan.fit_info:
+        result.fit_info = [None] * n_fits
+    log.warning("a block of %d fits ran past fit_timeout=%g s; its fits are marked TIMEOUT",
+                n_fits, plan.fit_timeout)
+    return result
 
 
 def _write_folders(plan, block, result, reported, iter_chunk, offsets):

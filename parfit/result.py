@@ -314,7 +314,9 @@ class FitResult:
         HDUs are named after the parameters, ``<name>_ERR``, ``STATISTIC``,
         ``STATUS``, ``NFEV`` and ``FLAGS`` (:class:`parfit.status.Flag` bits);
         each carries the WCS of the iterating axes
-        when the cube came with a FITS WCS.
+        when the cube came with a FITS WCS.  FITS has no 0-d images: the
+        maps of a single fit (a cube without iterating axes) are written as
+        images of one pixel, with ``PFSINGLE = T`` in each header.
 
         Parameters
         ----------
@@ -341,8 +343,14 @@ class FitResult:
         primary.header["FITTER"] = str(self.meta.get("fitter", ""))
         hdus = [primary]
 
+        single = self.status.ndim == 0
+
         def add(name, array, unit=None):
-            hdu = fits.ImageHDU(np.asarray(array), header=header.copy(), name=name.upper())
+            array = np.asarray(array)
+            hdu = fits.ImageHDU(array.reshape(1) if single else array, header=header.copy(),
+                                name=name.upper())
+            if single:
+                hdu.header["PFSINGLE"] = (True, "one fit: a 0-d map stored as 1 pixel")
             if unit is not None:
                 hdu.header["BUNIT"] = str(unit)
             hdus.append(hdu)

@@ -51,6 +51,9 @@ class Status(enum.IntEnum):
     #: collapsed (a zero or unresolved width, a width far beyond the data, a
     #: line outside the data).  See ``flags`` for which.
     DEGENERATE = 9
+    #: The block holding this fit ran past ``fit_timeout`` seconds (a model
+    #: that hangs); its unfinished fits were abandoned, the run went on.
+    TIMEOUT = 10
 
 
 STATUS_DESCRIPTIONS = {
@@ -65,6 +68,7 @@ STATUS_DESCRIPTIONS = {
     Status.WORKER_CRASH: "the worker process running this fit died",
     Status.DEGENERATE: "converged to a degenerate solution (singular covariance or collapsed "
                        "model)",
+    Status.TIMEOUT: "not finished within fit_timeout (the fitting of its block was abandoned)",
 }
 
 #: Codes of fits that were never attempted: not failures, and not successes.

@@ -31,3 +31,19 @@ class PoisonGaussian(Gaussian1D):
         if np.any(amplitude == 666.0):
             os.kill(os.getpid(), signal.SIGSEGV)
         return super()._evaluate(x, amplitude, mean, stddev)
+
+
+class HangingGaussian(Gaussian1D):
+    """Gaussian1D that never returns when a fit starts at amplitude 13 (a hung model).
+
+    It loops in Python (sleeping a little each turn), as a model waiting on
+    something that never comes would.
+    """
+
+    def _evaluate(self, x, amplitude, mean, stddev):
+        import numpy as np
+
+        if np.any(amplitude == 13.0):
+            while True:
+                time.sleep(0.01)
+        return super()._evaluate(x, amplitude, mean, stddev)

@@ -1,0 +1,369 @@
+"""Hardening: the cases of an adversarial survey, each with its exact outcome.
+
+Every refusal is raised before anything on disk changes; two runs never
+share an output; a hanging model is cut off; a single fit has 0-d maps
+everywhere.  The cases of the config reader, the fitters' options, masks
+and units, and the store's verification are in ``test_hardening_*.py``.
+"""
+
+import json
+import os
+import re
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import parfit
+from parfit import _lock
+from parfit.analysis import read_result
+from parfit.inspect import summarize
+from parfit.diagnostics import MANIFEST_NAME, read_manifest
+from parfit.errors import InputError, InputTypeError, OutputExistsError, OutputLockedError
+from parfit.models import Gaussian1D, Gaussian2D
+
+from _slow_model import HangingGaussian
+
+X = np.linspace(-5.0, 5.0, 40)
+
+
+def cube(ny=3, nx=4, seed=0):
+    rng = np.random.default_rng(seed)
+    amplitude = rng.uniform(1.0, 3.0, (ny, nx))
+    clean = amplitude * np.exp(-0.5 * ((X[:, None, None] - 0.3) / 0.9) ** 2)
+    return clean + rng.normal(0.0, 0.02, clean.shape), amplitude
+
+
+def fit(data=None, **kwargs):
+    data = cube()[0] if data is None else data
+    kwargs.setdefault("scheduler", "synchronous")
+    return parfit.parallel_fit(Gaussian1D(1.0, 0.0, 1.0), data, world=(X,), **kwargs)
+
+
+def snapshot(folder):
+    """Every file under ``folder`` with its size and modification time."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An existing output store of a finished run, and its snapshot."""
+    path = tmp_path / "maps.zarr"
+    fit(output=path)
+    return path, snapshot(path)
+
+
+# --- check everything, then act ---------------------------------------------
+
+
+def test_refused_diagnostics_path_leaves_the_earlier_store_untouched(store, tmp_path):
+    path, before = store
+    not_a_folder = tmp_path / "f.txt"
+    not_a_folder.write_text("mine")
+    with pytest.raises(InputError, match=re.escape(
+            f"diagnostics_path {str(not_a_folder)!r} exists and is not a directory")):
+        fit(output=path, overwrite=True, diagnostics="error", diagnostics_path=not_a_folder)
+    assert snapshot(path) == before
+    assert not_a_folder.read_text() == "mine"
+
+
+@pytest.mark.parametrize("value", ["false", 1, None, [True]])
+def test_overwrite_must_be_a_bool_and_a_string_never_replaces(store, value):
+    path, before = store
+    with pytest.raises(InputTypeError,
+                       match=re.escape(f"overwrite must be True or False; got {value!r}")):
+        fit(output=path, overwrite=value)
+    assert snapshot(path) == before
+
+
+@pytest.mark.parametrize("name", ["progress", "preserve_native_chunks"])
+def test_other_flags_must_be_bools(name):
+    with pytest.raises(InputTypeError, match=re.escape(f"{name} must be True or False; got 'no'")):
+        fit(**{name: "no"})
+
+
+def test_numpy_bool_is_a_bool(store):
+    path, _ = store
+    result = fit(output=path, overwrite=np.bool_(True))
+    assert result.success.all()
+
+
+def test_empty_diagnostics_path_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=re.escape(
+            "diagnostics_path is empty; give the folder to write the per-fit folders to "
+            "(use '.' for the current directory)")):
+        fit(diagnostics="all", diagnostics_path="")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_diagnostics_path_of_the_wrong_type_is_refused():
+    with pytest.raises(InputTypeError, match=re.escape(
+            "diagnostics_path must be a folder path (str or os.PathLike); got int")):
+        fit(diagnostics="all", diagnostics_path=3)
+
+
+def test_diagnostics_path_below_a_file_is_refused_before_fitting(tmp_path):
+    blocker = tmp_path / "f.txt"
+    blocker.write_text("x")
+    target = blocker / "diag"
+    with pytest.raises(InputError, match=re.escape(
+            f"diagnostics_path {str(target)!r} cannot be created: {str(blocker)!r} is not a "
+            f"directory")):
+        fit(diagnostics="all", diagnostics_path=target, output=tmp_path / "maps.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]   # no store made
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs a read-only /sys")
+def test_unwritable_diagnostics_path_is_refused_before_fitting(tmp_path):
+    target = Path("/sys/kernel/parfit-diagnostics")
+    with pytest.raises(InputError, match=re.escape(
+            f"diagnostics_path {str(target)!r} cannot be created: '/sys/kernel' is not "
+            f"writable; choose a folder you can write to")):
+        fit(diagnostics="all", diagnostics_path=target, output=tmp_path / "maps.zarr")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_the_user_wrote_is_never_replaced(tmp_path):
+    folder = tmp_path / "diag"
+    folder.mkdir()
+    (folder / MANIFEST_NAME).write_text("name,notes\nmine,keep me\n")
+    for overwrite in (False, True):
+        with pytest.raises(OutputExistsError, match=re.escape(
+                f"diagnostics_path {str(folder)!r} holds a {MANIFEST_NAME} that parfit did not "
+                f"write; parfit never replaces files it did not create")):
+            fit(diagnostics="all", diagnostics_path=folder, overwrite=overwrite)
+    assert (folder / MANIFEST_NAME).read_text() == "name,notes\nmine,keep me\n"
+
+
+def test_overwrite_replaces_only_parfits_folders(tmp_path):
+    folder = tmp_path / "diag"
+    fit(diagnostics="all", diagnostics_path=folder)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "plots").mkdir()
+    result = fit(diagnostics="error", diagnostics_path=folder, overwrite=True)
+    assert result.success.all()
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_NAME, "notes.txt", "plots"]
+    assert read_manifest(folder) == []
+
+
+def test_an_earlier_run_is_refused_without_overwrite_and_left_as_it_was(tmp_path):
+    folder = tmp_path / "diag"
+    fit(diagnostics="all", diagnostics_path=folder)
+    before = snapshot(folder)
+    with pytest.raises(OutputExistsError, match="already holds diagnostics of another run"):
+        fit(diagnostics="all", diagnostics_path=folder)
+    assert snapshot(folder) == before
+
+
+# --- one writer per folder ----------------------------------------------------
+
+
+def test_a_locked_diagnostics_folder_is_refused_naming_the_holder(tmp_path):
+    folder = tmp_path / "diag"
+    folder.mkdir()
+    with _lock.acquire(folder, run_id="other-run", what="diagnostics_path"):
+        with pytest.raises(OutputLockedError) as info:
+            fit(diagnostics="all", diagnostics_path=folder)
+        message = str(info.value)
+        assert f"diagnostics_path {str(folder)!r} is in use by another parfit run" in message
+        assert f"run other-run, pid {os.getpid()} on host {socket.gethostname()}" in message
+        assert sorted(p.name for p in folder.iterdir()) == [_lock.LOCK_NAME]
+    assert _lock.holder(folder) is None
+
+
+def test_a_stale_diagnostics_lock_is_taken_over_with_a_warning(tmp_path):
+    folder = tmp_path / "diag"
+    folder.mkdir()
+    dead = dict(host=socket.gethostname(), pid=2 ** 22 + 12345, run_id="dead-run",
+                created="2026-01-01T00:00:00", what="diagnostics_path")
+    (folder / _lock.LOCK_NAME).write_text(json.dumps(dead))
+    with pytest.warns(parfit.errors.StaleLockWarning, match="dead-run"):
+        result = fit(diagnostics="all", diagnostics_path=folder)
+    assert result.success.all()
+    assert _lock.holder(folder) is None          # released at the end of the run
+    assert len(read_manifest(folder)) == 12
+
+
+def test_the_diagnostics_lock_is_released_when_the_run_fails(tmp_path, monkeypatch):
+    folder = tmp_path / "diag"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(parfit.parallel, "_write_manifest", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(diagnostics="all", diagnostics_path=folder)
+    assert _lock.holder(folder) is None
+
+
+def test_folders_are_not_written_once_the_lock_names_another_run(tmp_path):
+    from parfit import diagnostics
+
+    folder = tmp_path / "diag"
+    folder.mkdir()
+    with _lock.acquire(folder, run_id="new-owner"):
+        with pytest.raises(OutputLockedError, match="no longer locked by run old-run"):
+            diagnostics.write_fit_folder(folder, "0_0", "old-run", message="x")
+    assert not (folder / "0_0").exists()
+
+
+# --- a single spectrum, a single image ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def single():
+    spectrum = 3.0 * np.exp(-0.5 * ((X - 0.2) / 0.8) ** 2)
+    return spectrum
+
+
+def test_one_spectrum_gives_0d_maps_everywhere(single):
+    result = fit(single)
+    for name in ("amplitude", "mean", "stddev"):
+        assert result.parameters[name].shape == ()
+        assert result.errors[name].shape == ()
+    for array in (result.statistic, result.status, result.nfev, result.flags):
+        assert array.shape == ()
+    assert result.status == parfit.Status.OK
+    np.testing.assert_allclose([result.parameters[n] for n in ("amplitude", "mean", "stddev")],
+                               [3.0, 0.2, 0.8], rtol=1e-9)
+    assert result.model.amplitude.value == pytest.approx(3.0)
+
+
+def test_one_spectrum_writes_xarray_fits_and_a_store(single, tmp_path):
+    from astropy.io import fits
+
+    result = fit(single, output=tmp_path / "maps.zarr")
+    assert result.parameters["mean"].shape == ()
+    ds = result.to_xarray()
+    assert ds["amplitude"].dims == () and float(ds["amplitude"]) == pytest.approx(3.0)
+    result.to_fits(tmp_path / "maps.fits")
+    with fits.open(tmp_path / "maps.fits") as hdul:
+        assert hdul["AMPLITUDE"].data.shape == (1,)
+        assert hdul["AMPLITUDE"].header["PFSINGLE"] is True
+        assert hdul["STATUS"].data[0] == parfit.Status.OK
+    again = read_result(tmp_path / "maps.zarr")
+    assert again.parameters["amplitude"].shape == ()
+    assert float(again.parameters["amplitude"]) == pytest.approx(3.0)
+    text = str(summarize(tmp_path / "maps.zarr"))
+    assert "1 fits, map shape ()" in text and "complete: yes" in text
+
+
+def test_one_spectrum_diagnostics_folder_is_named_fit(single, tmp_path):
+    folder = tmp_path / "diag"
+    fit(single, diagnostics="all", diagnostics_path=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["fit", MANIFEST_NAME]
+    rows = read_manifest(folder)
+    assert [(r["folder"], r["indices"], r["status_name"]) for r in rows] == [("fit", "", "OK")]
+
+
+def test_a_2d_model_over_one_image_gives_0d_maps():
+    yy, xx = np.mgrid[0:20, 0:25].astype(float)
+    image = 5.0 * np.exp(-0.5 * (((xx - 12.0) / 3.0) ** 2 + ((yy - 9.0) / 2.0) ** 2))
+    result = parfit.parallel_fit(Gaussian2D(4.0, 11.0, 10.0, 2.5, 2.5), image, world=(xx, yy),
+                                 fitting_axes=(1, 0), scheduler="synchronous")
+    assert result.status.shape == () and result.status == parfit.Status.OK
+    assert result.parameters["x_mean"].shape == ()
+    assert float(result.parameters["x_mean"]) == pytest.approx(12.0)
+    assert float(result.parameters["y_mean"]) == pytest.approx(9.0)
+    assert result.to_xarray()["x_mean"].dims == ()
+
+
+# --- a hanging model ----------------------------------------------------------
+
+
+def hanging_fit(scheduler, fit_timeout=1.0, **kwargs):
+    """Blocks of 6 fits, one of which hangs; ``fit_timeout`` must cover a fresh
+    worker's first block (its imports and compiled kernel) with room to spare."""
+    data, _ = cube(ny=4, nx=6, seed=3)
+    amplitude = np.full((4, 6), 2.0)
+    amplitude[1, 4] = 13.0           # the block holding this fit hangs
+    return parfit.parallel_fit(HangingGaussian(amplitude, 0.0, 1.0), data, world=(X,),
+                               chunk_n_max=6, scheduler=scheduler, fit_timeout=fit_timeout,
+                               **kwargs)
+
+
+def expected_timeout_status():
+    status = np.full((4, 6), parfit.Status.OK)
+    status[1] = parfit.Status.TIMEOUT
+    return status
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads",
+                                       pytest.param("processes", marks=pytest.mark.slow)])
+def test_a_hanging_model_times_out_and_the_run_goes_on(scheduler):
+    result = hanging_fit(scheduler, fit_timeout=1.0 if scheduler != "processes" else 10.0)
+    np.testing.assert_array_equal(result.status, expected_timeout_status())
+    assert np.isnan(result.parameters["amplitude"][1]).all()
+    assert np.isfinite(result.parameters["amplitude"][[0, 2, 3]]).all()
+    assert "TIMEOUT" in result.summary()
+
+
+@pytest.mark.slow
+def test_a_hanging_model_times_out_on_a_distributed_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = hanging_fit(client, fit_timeout=10.0, output=tmp_path / "maps.zarr")
+    np.testing.assert_array_equal(result.status, expected_timeout_status())
+
+
+def test_a_timed_out_block_is_explained_in_its_diagnostics(tmp_path):
+    folder = tmp_path / "diag"
+    hanging_fit("threads", diagnostics="error", diagnostics_path=folder)
+    rows = read_manifest(folder)
+    assert sorted(r["folder"] for r in rows) == [f"1_{j}" for j in range(6)]
+    assert {r["status_name"] for r in rows} == {"TIMEOUT"}
+    text = (folder / "1_4" / "error.log").read_text()
+    assert "took longer than fit_timeout=1 s and was abandoned" in text
+
+
+def test_an_abandoned_thread_is_stopped():
+    hanging_fit("synchronous")
+    for _ in range(100):
+        if not any(t.name == "parfit-timed-block" for t in threading.enumerate()):
+            break
+        threading.Event().wait(0.05)
+    assert not any(t.name == "parfit-timed-block" for t in threading.enumerate())
+
+
+def test_a_model_that_hangs_at_the_shared_start_is_refused_before_dispatch():
+    data, _ = cube()
+    with pytest.raises(InputError, match=re.escape(
+            "model.evaluate did not return within fit_timeout=0.5 s at the starting values, "
+            "so every fit would hang; check the model")):
+        parfit.parallel_fit(HangingGaussian(13.0, 0.0, 1.0), data, world=(X,),
+                            scheduler="synchronous", fit_timeout=0.5)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "5", True])
+def test_fit_timeout_must_be_a_positive_number(value):
+    with pytest.raises(InputError, match=re.escape(
+            f"fit_timeout must be None or a positive number of seconds; got {value!r}")):
+        fit(fit_timeout=value)
+
+
+def test_fit_timeout_accepts_numpy_numbers():
+    assert fit(fit_timeout=np.float32(30.0)).success.all()
+    assert fit(fit_timeout=np.int64(30)).success.all()
+
+
+# --- schedulers ----------------------------------------------------------------
+
+
+def test_a_closed_client_is_refused_before_dispatch():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    client.close()
+    cluster.close()
+    with pytest.raises(InputError, match=re.escape(
+            "is closed; pass a running Client, or scheduler=None for dask's default")):
+        fit(scheduler=client)
