@@ -16,8 +16,9 @@ with a :class:`~parfit.errors.StaleLockWarning` naming the dead holder.  A
 lock from another host is never taken over (this host cannot tell whether
 that process lives); the message says which file to remove.
 
-zarr ignores files it does not know in a group's directory, so the lock file
-in a store disturbs neither ``zarr.open_group`` nor ``xarray.open_zarr``.
+zarr 3 warns (``ZarrUserWarning``) about every file it does not know in a
+group's directory, so the lock of a zarr store is not inside it but beside
+it, ``<store>.parfit.lock`` (every function here takes ``lock_file=``).
 
 Examples
 --------
@@ -60,11 +61,6 @@ class Lock:
     run_id: str
     info: dict
 
-    @property
-    def directory(self):
-        """The locked directory."""
-        return os.path.dirname(self.path)
-
     def held(self):
         """True while the lock file still names this lock's run."""
         info = _read(self.path)
@@ -86,7 +82,9 @@ class Lock:
         return False
 
 
-def _lock_path(directory):
+def _lock_path(directory, lock_file=None):
+    if lock_file is not None:
+        return os.path.abspath(os.fspath(lock_file))
     return os.path.join(os.path.abspath(os.fspath(directory)), LOCK_NAME)
 
 
@@ -106,13 +104,13 @@ def _read(path):
     return info if isinstance(info, dict) else {}
 
 
-def holder(directory):
+def holder(directory, *, lock_file=None):
     """Who holds ``directory``'s lock: its JSON as a dict, or None when unlocked.
 
     An unreadable lock file (cut short, not JSON) gives ``{}``: held, by
     someone unknown.
     """
-    return _read(_lock_path(directory))
+    return _read(_lock_path(directory, lock_file))
 
 
 def _pid_alive(pid):
@@ -153,7 +151,7 @@ def _what(directory, what):
     return what if what is not None else repr(os.path.abspath(os.fspath(directory)))
 
 
-def check_free(directory, *, what=None):
+def check_free(directory, *, what=None, lock_file=None):
     """Raise if ``directory`` is locked by a live run; create nothing.
 
     A stale lock (a dead process of this host) counts as free: :func:`acquire`
@@ -164,19 +162,23 @@ def check_free(directory, *, what=None):
     directory : path-like
     what : str, optional
         How messages name the directory, e.g. ``"output '/x/maps.zarr'"``.
+    lock_file : path-like, optional
+        The lock file to use instead of ``directory/.parfit.lock`` (a zarr
+        store's lock lies beside it: zarr warns about unknown files in a
+        group).  The same keyword is taken by every function here.
 
     Raises
     ------
     OutputLockedError
         Another live run (or a run on another host) holds the lock.
     """
-    path = _lock_path(directory)
+    path = _lock_path(directory, lock_file)
     info = _read(path)
     if info is not None and not _is_stale(info):
         raise _locked_error(_what(directory, what), path, info)
 
 
-def check_held(directory, run_id, *, what=None):
+def check_held(directory, run_id, *, what=None, lock_file=None):
     """Raise unless ``directory``'s lock file names ``run_id`` (cheap: one small read).
 
     A writer calls this before each write, so that a worker of a run whose
@@ -188,7 +190,7 @@ def check_held(directory, run_id, *, what=None):
     OutputLockedError
         The lock is missing or names another run.
     """
-    path = _lock_path(directory)
+    path = _lock_path(directory, lock_file)
     info = _read(path)
     if isinstance(info, dict) and info.get("run_id") == run_id:
         return
@@ -204,17 +206,20 @@ def check_held(directory, run_id, *, what=None):
     )
 
 
-def acquire(directory, *, run_id, what=None):
+def acquire(directory, *, run_id, what=None, lock_file=None):
     """Lock ``directory`` (which must exist) for ``run_id``.
 
     Parameters
     ----------
     directory : path-like
-        An existing directory; the lock file ``.parfit.lock`` is created in it.
+        An existing directory; the lock file ``.parfit.lock`` is created in it
+        (unless ``lock_file`` names another, whose folder must exist).
     run_id : str
         The run taking the lock; :func:`check_held` compares against it.
     what : str, optional
         How messages name the directory (stored in the lock file too).
+    lock_file : path-like, optional
+        See :func:`check_free`.
 
     Returns
     -------
@@ -230,7 +235,7 @@ def acquire(directory, *, run_id, what=None):
     StaleLockWarning
         The lock of a dead process of this host was taken over.
     """
-    path = _lock_path(directory)
+    path = _lock_path(directory, lock_file)
     what = _what(directory, what)
     info = dict(host=socket.gethostname(), pid=os.getpid(), run_id=str(run_id),
                 created=datetime.datetime.now().isoformat(timespec="seconds"), what=what)

@@ -268,24 +268,23 @@ def _check_block_hashes(path, done, cube, chunks, order, scheduler_kwargs):
 def _open_store(plan, lock=True):
     """Carry out a :class:`_StorePlan`: lock, then create, replace or reopen the store.
 
-    With ``lock`` the store's lock file is taken first (for ``plan.run_id``)
-    and the store's state is checked again under it; the returned dict's
+    With ``lock`` the store's lock file (``<store>.parfit.lock``, beside it)
+    is taken first (for ``plan.run_id``) and the store's state is checked
+    again under it; the returned dict's
     ``"lock"`` is the held :class:`parfit._lock.Lock` (None without), which
     :func:`_close_store` releases.  Only now is anything on disk changed:
-    the old store removed (``"replace"``: only a parfit store, keeping the
-    lock file), the new one created, or damaged blocks un-recorded.
+    the old store removed (``"replace"``: only a parfit store), the new one
+    created, or damaged blocks un-recorded.  If creating fails, the
+    half-made store is removed (under the lock, all of it is this call's).
     """
     path = plan.path
     held = None
-    created_dir = False
+    creating = False
     if lock:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        try:
-            os.mkdir(path)
-            created_dir = True
-        except FileExistsError:
-            pass
-        held = _lock.acquire(path, run_id=plan.run_id, what=f"output {str(path)!r}")
+        parent = os.path.dirname(path)
+        os.makedirs(parent, exist_ok=True)
+        held = _lock.acquire(parent, run_id=plan.run_id, what=f"output {str(path)!r}",
+                             lock_file=output_mod.lock_file(path))
     try:
         if lock:
             _recheck(plan)
@@ -295,12 +294,13 @@ def _open_store(plan, lock=True):
         else:
             if plan.action == "replace":
                 output_mod.clear_store(path)
+            creating = True
             done, stored = output_mod.create_output(path, provenance=plan.provenance,
                                                     **plan.layout)
     except BaseException:
-        if created_dir:  # everything in it is this call's
-            shutil.rmtree(path, ignore_errors=True)
-        elif held is not None:
+        if held is not None:
+            if creating and os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)  # the half-made store of this call
             held.release()
         raise
     return dict(path=path, done=done, chunks=plan.chunks, provenance=stored, cubes=plan.cubes,
@@ -414,7 +414,7 @@ def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets, cubes
     from .parallel import _EXTRA_FIELDS, _fit_block
 
     if lock_run_id is not None:  # refuse before spending time on the fits
-        _lock.check_held(path, lock_run_id, what=f"output {str(path)!r}")
+        output_mod.check_held(path, lock_run_id)
     input_hash = output_mod.hash_block(
         data, *arrays[:int(plan.has_weights) + int(plan.has_mask)])
 

@@ -21,13 +21,14 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import config as config_mod
 from ._config_build import open_input
-from .errors import ConfigError, InputError, OutputExistsError, ParfitError
+from .errors import ConfigError, InputError, InputTypeError, OutputExistsError, ParfitError
 from .output import store_layout
 from .status import Flag, Status
 
@@ -46,7 +47,7 @@ NOT_FAILED = (Status.OK, Status.NO_VALID_DATA)
 
 # --- reading results back ----------------------------------------------------------------
 
-def read_result(path):
+def read_result(path, *, allow_damaged=False):
     """A :class:`~parfit.FitResult` from a zarr store of maps.
 
     Reads both the store streamed by ``parallel_fit(..., output=)`` and the
@@ -54,6 +55,20 @@ def read_result(path):
     memory; ``result.model`` is the starting model of the store's YAML with
     the fitted maps as its values.  A store written before parfit had
     quality flags holds no ``flags`` map: its ``result.flags`` are all 0.
+
+    A streamed store is verified first (:func:`parfit.output.verify_store`).
+    A damaged one is refused with :class:`~parfit.errors.StoreDamagedError`
+    naming the damaged blocks, unless ``allow_damaged=True``: then it is
+    read with a warning, the fits of damaged blocks get status ``NOT_RUN``
+    and NaN parameters, ``result.meta["complete"]`` is False and
+    ``result.meta["damaged_blocks"]`` lists them.  A store whose layout is
+    broken (an array's metadata unreadable or missing) is always refused.
+
+    Parameters
+    ----------
+    path : path-like
+    allow_damaged : bool, optional
+        Read a store with damaged blocks instead of refusing it.
 
     Examples
     --------
@@ -71,25 +86,45 @@ def read_result(path):
 
     from astropy import units as u
 
-    from .output import open_maps_store, store_wcs, stored_flags, stored_start_model
+    from .output import (damaged_error, is_parfit_store, open_maps_store, read_map, store_wcs,
+                         stored_flags, stored_start_model, verify_store)
     from .result import FitResult
 
+    if not isinstance(allow_damaged, (bool, np.bool_)):
+        raise InputTypeError(f"allow_damaged must be True or False; got {allow_damaged!r}")
     path = Path(path)
     if not path.exists():
         raise InputError(f"{str(path)!r} does not exist")
+    report = verify_store(path) if is_parfit_store(path) else None
+    if report is not None and not report.ok:
+        if not allow_damaged or report.layout_problems:
+            raise damaged_error(report)
+        warnings.warn(f"{str(damaged_error(report)).split('; resume the run')[0]}; the fits "
+                      f"of those blocks read as NOT_RUN with NaN parameters",
+                      RuntimeWarning, stacklevel=2)
     if store_layout(path) is None:
         raise InputError(f"{str(path)!r} is not a zarr store of parfit maps (no status array "
                          f"and parfit attributes)")
     group, layout, names, units, provenance, info = open_maps_store(path)
     with xr.open_zarr(path, consolidated=False) as ds:
-        maps = {n: np.asarray(ds[n].values, dtype=np.float64) for n in names}
-        errors = {n: np.asarray(ds[f"{n}_error"].values, dtype=np.float64) for n in names}
         dims = tuple(ds["status"].dims)
         coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
-        result_args = dict(statistic=np.asarray(ds["statistic"].values),
-                           status=np.asarray(ds["status"].values),
-                           nfev=np.asarray(ds["nfev"].values),
-                           flags=stored_flags(group))
+    # Through read_map: a chunk that does not decode (a damaged block, read with
+    # allow_damaged=True) reads as the fill value instead of failing the read.
+    maps = {n: read_map(group, n).astype(np.float64) for n in names}
+    errors = {n: read_map(group, f"{n}_error").astype(np.float64) for n in names}
+    result_args = dict(statistic=read_map(group, "statistic"),
+                       status=read_map(group, "status"),
+                       nfev=read_map(group, "nfev"),
+                       flags=stored_flags(group))
+    damaged = list(report.damaged_blocks) if report is not None else []
+    if damaged:
+        chunks = tuple(info.get("chunks") or group["status"].chunks)
+        for block in damaged:
+            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(block, chunks))
+            result_args["status"][region] = 0  # Status.NOT_RUN
+            for values in (*maps.values(), *errors.values(), result_args["statistic"]):
+                values[region] = np.nan
     start = stored_start_model(info)
     try:
         fitted = None if start is None else start.with_values(maps)
@@ -100,7 +135,9 @@ def read_result(path):
                      units={n: None if not units[n] else u.Unit(units[n]) for n in names},
                      wcs=store_wcs(info) if streamed else None, start_model=start,
                      meta={"output": str(path), "run_id": provenance["run_id"],
-                           "complete": info.get("complete", True) if streamed else True},
+                           "complete": (bool(info.get("complete", True)) and not damaged
+                                        if streamed else True),
+                           "damaged_blocks": damaged},
                      **result_args)
 
 

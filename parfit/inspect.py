@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .output import open_maps_store, store_layout, stored_flags
+from .output import (damaged_error, is_parfit_store, open_maps_store, read_map,
+                     store_layout, stored_flags, verify_store)
 from .status import flag_counts
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
 from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status
@@ -120,8 +121,15 @@ class Summary:
     median_statistic : float or None
         Median chi-square of the OK fits.
     complete : bool or None
-        Whether every block of a streamed store is done (None where the
-        layout does not record it).
+        Whether every block of a streamed store is done and the store
+        passes :func:`parfit.output.verify_store` (None where the layout
+        does not record it).  A damaged store is never complete.
+    damaged_blocks : list of tuple
+        Blocks of a streamed store recorded done whose data are missing,
+        undecodable or disagree with their status (``resume=True`` fits
+        them again); empty when none.
+    problems : list of str
+        What :func:`parfit.output.verify_store` found wrong, in words.
     blocks_done, blocks_total : int or None
         Block records of a streamed store.
     n_failed : int
@@ -163,6 +171,8 @@ class Summary:
     complete: bool = None
     blocks_done: int = None
     blocks_total: int = None
+    damaged_blocks: list = dataclasses.field(default_factory=list)
+    problems: list = dataclasses.field(default_factory=list)
     n_failed: int = 0
     n_not_attempted: int = 0
     n_with_warnings: int = None
@@ -355,6 +365,10 @@ def _kind(path, caller):
         layout = store_layout(path)
         if layout is not None:
             return layout
+        if is_parfit_store(path):  # parfit's, but unreadable: say why
+            report = verify_store(path)
+            if not report.ok:
+                raise damaged_error(report)
         if (path / "maps.zarr").is_dir() and store_layout(path / "maps.zarr") is not None:
             raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}; the maps it holds "
                              f"are {str(path / 'maps.zarr')!r}")
@@ -550,7 +564,7 @@ def _dims(array):
 
 def _summarize_store(path, top, examples, diag):
     group, layout, names, units, provenance, info = open_maps_store(path)
-    status = np.asarray(group["status"][...])
+    status = read_map(group, "status")
     shape = tuple(status.shape)
     codes, counts = np.unique(status, return_counts=True)
     counts = {int(c): int(n) for c, n in zip(codes, counts)}
@@ -567,11 +581,14 @@ def _summarize_store(path, top, examples, diag):
     if layout == "streamed":
         from .output import DONE_NAME
 
-        done = np.asarray(group[DONE_NAME][...]) == 1
+        done = read_map(group, DONE_NAME) == 1
+        report = verify_store(path)
+        summary.damaged_blocks = list(report.damaged_blocks)
+        summary.problems = list(report.problems)
         summary.blocks_done, summary.blocks_total = int(done.sum()), int(done.size)
-        summary.complete = bool(done.all())
+        summary.complete = bool(done.all()) and report.ok
         if "n_warnings" in group.array_keys():
-            summary.n_with_warnings = int((np.asarray(group["n_warnings"][...]) > 0).sum())
+            summary.n_with_warnings = int((read_map(group, "n_warnings") > 0).sum())
 
     groups = {"errors": _Groups(), "warnings": _Groups(), "callable": _Groups()}
     covered = np.zeros(shape, dtype=bool)
@@ -625,12 +642,12 @@ def _summarize_store(path, top, examples, diag):
     ok = status == Status.OK
     if ok.any():
         for name in names:
-            values = np.asarray(group[name][...])[ok]
+            values = read_map(group, name)[ok]
             values = values[np.isfinite(values)]
             if values.size:
                 pct = np.percentile(values, PERCENTILES)
                 summary.percentiles[name] = {f"p{q}": float(v) for q, v in zip(PERCENTILES, pct)}
-        stat = np.asarray(group["statistic"][...])[ok]
+        stat = read_map(group, "statistic")[ok]
         stat = stat[np.isfinite(stat)]
         summary.median_statistic = float(np.median(stat)) if stat.size else None
     return summary
@@ -717,6 +734,11 @@ def _store_text(s, top):
         lines.append("  " + ", ".join(facts))
     dims = f", dims ({', '.join(s.dims)})" if s.dims else ""
     lines.append(f"  {s.n_fits} fits, map shape {tuple(s.shape)}{dims}")
+    if s.damaged_blocks or s.problems:
+        blocks = ", ".join(map(str, s.damaged_blocks)) or "none"
+        lines.append(f"  DAMAGED: the store fails verification (damaged blocks: {blocks}); "
+                     f"resume=True fits damaged blocks again")
+        lines += [f"    {problem}" for problem in s.problems]
     if s.complete is not None:
         if s.complete:
             lines.append(f"  complete: yes ({s.blocks_done} of {s.blocks_total} blocks done)")

@@ -27,8 +27,9 @@ Layout of the store (a zarr v3 group, readable with ``xarray.open_zarr``):
   digest of each block's input (data, weights, mask), written by the block
   task before its record; a resume re-reads and re-hashes the input of
   every recorded block and refuses a changed cube;
-* the lock file ``.parfit.lock`` while a run writes (see
-  :mod:`parfit._lock`; zarr and xarray ignore it);
+* while a run writes, its lock file lies *beside* the store,
+  ``<store>.parfit.lock`` (see :mod:`parfit._lock` and :func:`lock_file`;
+  inside, zarr would warn about it);
 * group attributes ``parfit``: version, run id, input and options
   fingerprints, the options in words, the starting model as YAML, the
   block chunking, the FITS header of the maps' WCS (when the input had a
@@ -63,7 +64,7 @@ __all__ = ["DONE_NAME", "HASH_NAME", "ATTRS_KEY", "field_specs", "prepare_output
            "write_block", "finish", "read_output", "input_fingerprint", "hash_block",
            "is_parfit_store", "store_layout", "open_maps_store", "store_wcs",
            "stored_start_model", "stored_flags", "StoreReport", "verify_store",
-           "damaged_error"]
+           "damaged_error", "read_map"]
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,25 @@ def is_parfit_store(path):
     return isinstance(attrs.get(ATTRS_KEY), dict)
 
 
+def lock_file(path):
+    """The lock file of the store at ``path``: ``<path>.parfit.lock``, beside it."""
+    return os.path.abspath(os.fspath(path)) + ".parfit.lock"
+
+
+def _what(path):
+    return f"output {str(path)!r}"
+
+
+def check_held(path, run_id):
+    """Raise :class:`~parfit.errors.OutputLockedError` unless the store's lock names ``run_id``."""
+    _lock.check_held(os.path.dirname(lock_file(path)), run_id, what=_what(path),
+                     lock_file=lock_file(path))
+
+
 def check_target(path, *, overwrite, resume):
     """What a run may do with ``path``: ``"create"``, ``"replace"`` or ``"resume"``.
 
-    Changes nothing on disk.  A directory holding nothing but a stale lock
-    file (a run that died as it began) counts as absent.
+    Changes nothing on disk.
 
     Raises
     ------
@@ -114,9 +129,8 @@ def check_target(path, *, overwrite, resume):
         Another live parfit run holds the store.
     """
     path = Path(path)
-    if path.is_dir():
-        _lock.check_free(path, what=f"output {str(path)!r}")
-    if not path.exists() or (path.is_dir() and set(os.listdir(path)) <= {_lock.LOCK_NAME}):
+    _lock.check_free(path.parent, what=_what(path), lock_file=lock_file(path))
+    if not path.exists():
         return "create"
     if not is_parfit_store(path):
         raise OutputExistsError(
@@ -195,7 +209,7 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
 
 def create_output(path, *, iterating_shape, chunks, dims, param_names, provenance, cubes=None,
                   coords=None):
-    """Create a new store at ``path`` (absent, or a directory holding only a lock file).
+    """Create a new store at ``path`` (absent, or an empty directory).
 
     Returns ``(done, provenance)`` like :func:`prepare_output`.
     """
@@ -208,7 +222,7 @@ def create_output(path, *, iterating_shape, chunks, dims, param_names, provenanc
             f"choose another output path"
         )
     path.mkdir(parents=True, exist_ok=True)
-    group = zarr.open_group(str(path), mode="a")  # "w-" would refuse the lock file
+    group = zarr.open_group(str(path), mode="a")
     for name, dtype, fill in field_specs(param_names):
         group.create_array(name, shape=iterating_shape, chunks=chunks, dtype=dtype,
                            fill_value=fill, dimension_names=dims)
@@ -231,7 +245,7 @@ def create_output(path, *, iterating_shape, chunks, dims, param_names, provenanc
 
 
 def clear_store(path):
-    """Remove everything parfit wrote in the parfit store ``path``, keeping its lock file.
+    """Remove the parfit store ``path`` (its lock file, beside it, stays).
 
     Refuses (:class:`OutputExistsError`) anything that is not a parfit store.
     """
@@ -241,13 +255,7 @@ def clear_store(path):
             f"output {str(path)!r} exists and is not a parfit output store; parfit never "
             f"replaces or deletes what it did not create; choose another output path"
         )
-    for entry in path.iterdir():
-        if entry.name == _lock.LOCK_NAME:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    shutil.rmtree(path)
 
 
 def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
@@ -381,7 +389,7 @@ def write_block(path, param_names, packed, block_index, offsets, record=True, cu
     ``cubes`` maps cube names to this block's part of them, placed at
     ``cube_offsets``; ``input_hash`` (:func:`hash_block` of the block's
     input) is written before the record.  With ``run_id``, the store's lock
-    file must name that run (:func:`parfit._lock.check_held`), else nothing
+    file must name that run (:func:`check_held`), else nothing
     is written and :class:`~parfit.errors.OutputLockedError` is raised: a
     worker of a run whose lock was taken over never writes into another
     run's store.
@@ -389,7 +397,7 @@ def write_block(path, param_names, packed, block_index, offsets, record=True, cu
     import zarr
 
     if run_id is not None:
-        _lock.check_held(path, run_id, what=f"output {str(path)!r}")
+        check_held(path, run_id)
     group = zarr.open_group(str(path), mode="r+")
     region = tuple(slice(o, o + n) for o, n in zip(offsets, packed.shape[:-1]))
     for k, (name, dtype, _) in enumerate(field_specs(param_names)):
@@ -457,12 +465,17 @@ class StoreReport:
 
 def damaged_error(report):
     """The :class:`~parfit.errors.StoreDamagedError` describing a failed :class:`StoreReport`."""
+    if report.layout_problems:
+        return StoreDamagedError(
+            f"output {report.path!r} is damaged: {'; '.join(report.layout_problems)}; it "
+            f"cannot be read or resumed; fit again into another output path (or with "
+            f"overwrite=True)"
+        )
     blocks = ", ".join(map(str, report.damaged_blocks))
-    what = f"block(s) {blocks} are damaged" if report.damaged_blocks else "its layout is broken"
     return StoreDamagedError(
-        f"output {report.path!r} is damaged ({what}): {'; '.join(report.problems)}; resume the "
-        f"run with resume=True (it refits damaged blocks) or read it anyway with "
-        f"allow_damaged=True",
+        f"output {report.path!r} is damaged (block(s) {blocks}): {'; '.join(report.problems)}; "
+        f"resume the run with resume=True (damaged blocks are fitted again), or read it "
+        f"anyway with allow_damaged=True",
         report.damaged_blocks,
     )
 
@@ -617,6 +630,28 @@ def verify_store(path):
     return report
 
 
+def read_map(group, name):
+    """Array ``name`` of ``group`` read whole; chunks that do not decode read as its fill value.
+
+    For reporting on a damaged store (``parfit inspect``) without failing on
+    it; :func:`verify_store` says which blocks are damaged.
+    """
+    array = group[name]
+    try:
+        return np.asarray(array[...])
+    except Exception:  # some chunk does not decode: read chunk by chunk
+        out = np.full(array.shape, array.fill_value, dtype=array.dtype)
+        grid = block_grid(array.shape, array.chunks)
+        for block in np.ndindex(*grid):
+            region = tuple(slice(i * c, min((i + 1) * c, n))
+                           for i, c, n in zip(block, array.chunks, array.shape))
+            try:
+                out[region] = array[region]
+            except Exception:  # this chunk is damaged: leave the fill value
+                pass
+        return out
+
+
 def _chunk_file(path, name, block, meta):
     """The file holding chunk ``block`` of array ``name`` (None for an unknown key encoding)."""
     encoding = meta.get("chunk_key_encoding") or {}
@@ -743,7 +778,7 @@ def stored_flags(group):
     fits read as having no flag set.
     """
     if "flags" in set(group.array_keys()):
-        return np.asarray(group["flags"][...]).astype(np.uint8)
+        return read_map(group, "flags").astype(np.uint8)
     return np.zeros(tuple(group["status"].shape), dtype=np.uint8)
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,11 +25,20 @@ def _dead_pid():
     return proc.pid
 
 
-def _plant(directory, **info):
+def _plant(directory, *, lock_file=None, **info):
     base = dict(host=socket.gethostname(), pid=os.getpid(), run_id="other",
                 created="2026-11-28T20:31:00", what="x")
     base.update(info)
-    (directory / _lock.LOCK_NAME).write_text(json.dumps(base))
+    (lock_file or directory / _lock.LOCK_NAME).write_text(json.dumps(base))
+
+
+def _plant_store(path, **info):
+    """A lock file of the store ``path`` (beside it)."""
+    _plant(path.parent, lock_file=Path(output.lock_file(path)), **info)
+
+
+def _store_holder(path):
+    return _lock.holder(path.parent, lock_file=output.lock_file(path))
 
 
 # --- the lock ---------------------------------------------------------------------------
@@ -102,3 +112,341 @@ def test_errors_pickle():
     assert (str(err), err.damaged_blocks) == ("damaged", [(0, 1)])
     err = pickle.loads(pickle.dumps(OutputLockedError("locked")))
     assert isinstance(err, FileExistsError) and str(err) == "locked"
+
+
+# --- the store ----------------------------------------------------------------------------
+
+import functools  # noqa: E402
+import logging  # noqa: E402
+
+import zarr  # noqa: E402
+
+import parfit  # noqa: E402
+from parfit import Status, output  # noqa: E402
+from parfit import _streaming  # noqa: E402
+from parfit.analysis import read_result  # noqa: E402
+from parfit.datasets import gaussian_cube  # noqa: E402
+from parfit.errors import InputError, InputTypeError, OutputExistsError  # noqa: E402
+from parfit.inspect import summarize  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cube():
+    return gaussian_cube((30, 4, 6), seed=3)
+
+
+def fit(cube, data=None, **kwargs):
+    kwargs.setdefault("scheduler", "synchronous")
+    kwargs.setdefault("chunk_n_max", 6)
+    return parfit.parallel_fit(cube.model, cube.data if data is None else data,
+                               world=cube.world, **kwargs)
+
+
+def maps(result):
+    return {**{k: v.copy() for k, v in result.parameters.items()},
+            "status": result.status.copy(), "statistic": result.statistic.copy()}
+
+
+def assert_same(result, expected):
+    got = maps(result)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+def tree(path):
+    """Every file under ``path`` with its bytes (to show nothing changed)."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture
+def store(cube, tmp_path):
+    """A complete store of 4 blocks of (1, 6) fits, and the maps of that run."""
+    path = tmp_path / "maps.zarr"
+    res = fit(cube, output=path)
+    assert output.block_grid((4, 6), tuple(res.meta and
+                                           zarr.open_group(str(path)).attrs["parfit"]["chunks"]))
+    return path, maps(res)
+
+
+def chunks_of(path):
+    return tuple(zarr.open_group(str(path)).attrs["parfit"]["chunks"])
+
+
+def test_store_layout_has_hashes_and_verifies(store):
+    path, _ = store
+    assert chunks_of(path) == (1, 6)
+    report = output.verify_store(path)
+    assert (report.ok, report.damaged_blocks, report.problems) == (True, [], [])
+    hashes = output.read_hashes(path)
+    assert hashes.shape == (4, 1, 16) and hashes.any(axis=-1).all()
+    assert zarr.open_group(str(path)).attrs["parfit"]["complete"] is True
+    assert not Path(output.lock_file(path)).exists()
+
+
+@pytest.mark.parametrize("array", ["mean", "status"])
+def test_deleted_chunk_is_refitted_on_resume(cube, store, array, caplog):
+    path, expected = store
+    (path / array / "c" / "2" / "0").unlink()
+    report = output.verify_store(path)
+    assert report.damaged_blocks == [(2, 0)] and not report.ok
+    reason = ("its status chunk is missing" if array == "status"
+              else "6 fit(s) with status OK have no finite 'mean'")
+    assert reason in report.problems[0]
+    with caplog.at_level(logging.WARNING, logger="parfit"):
+        res = fit(cube, output=path, resume=True)
+    assert "block(s) (2, 0) are damaged" in caplog.text
+    assert (res.meta["blocks_fitted"], res.meta["blocks_resumed"]) == (1, 3)
+    assert_same(res, expected)
+    assert output.verify_store(path).ok
+    assert zarr.open_group(str(path)).attrs["parfit"]["complete"] is True
+
+
+def test_all_failed_block_without_parameter_chunks_is_not_damaged(cube, tmp_path):
+    data = cube.data.copy()
+    data[:, 1, :] = np.nan                         # block (1, 0): every fit NO_VALID_DATA
+    path = tmp_path / "m.zarr"
+    res = fit(cube, data, output=path)
+    assert (res.status[1] == Status.NO_VALID_DATA).all()
+    assert not (path / "mean" / "c" / "1" / "0").exists()
+    assert output.verify_store(path).ok
+
+
+def test_inspect_reports_damaged(store):
+    path, _ = store
+    (path / "amplitude" / "c" / "1" / "0").unlink()
+    (path / "status" / "c" / "3" / "0").unlink()
+    s = summarize(path)
+    assert (s.complete, s.damaged_blocks, s.blocks_done) == (False, [(1, 0), (3, 0)], 4)
+    text = s.text()
+    assert "DAMAGED: the store fails verification (damaged blocks: (1, 0), (3, 0))" in text
+    assert "complete: yes" not in text
+    d = s.to_dict()
+    assert d["damaged_blocks"] == [[1, 0], [3, 0]] and d["complete"] is False
+    assert len(d["problems"]) == 2
+
+
+def test_inspect_json_on_undecodable_chunk(store):
+    path, _ = store
+    chunk = path / "status" / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:5])
+    s = summarize(path)
+    assert s.damaged_blocks == [(0, 0)] and s.complete is False
+    assert "cannot be decoded" in s.problems[0]
+    assert s.status_counts["NOT_RUN"] == 6       # the undecodable chunk reads as not run
+
+
+def test_read_result_refuses_damaged_unless_allowed(store):
+    path, expected = store
+    (path / "mean" / "c" / "0" / "0").unlink()
+    with pytest.raises(StoreDamagedError, match=re.escape(
+            f"output {str(path)!r} is damaged (block(s) (0, 0)): block (0, 0): 6 fit(s) with "
+            f"status OK have no finite 'mean'")) as info:
+        read_result(path)
+    assert info.value.damaged_blocks == [(0, 0)]
+    with pytest.warns(RuntimeWarning, match=re.escape("is damaged (block(s) (0, 0))")):
+        res = read_result(path, allow_damaged=True)
+    assert res.meta["complete"] is False and res.meta["damaged_blocks"] == [(0, 0)]
+    assert (res.status[0] == Status.NOT_RUN).all() and np.isnan(res.parameters["mean"][0]).all()
+    np.testing.assert_array_equal(res.parameters["mean"][1:], expected["mean"][1:])
+    with pytest.raises(InputTypeError, match=re.escape(
+            "allow_damaged must be True or False; got 'yes'")):
+        read_result(path, allow_damaged="yes")
+
+
+def test_truncated_array_metadata_names_the_array(cube, store):
+    path, _ = store
+    meta = path / "stddev_error" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])
+    fragment = f"the metadata of array 'stddev_error' ({str(meta)!r}) cannot be read"
+    for call in (lambda: read_result(path), lambda: summarize(path),
+                 lambda: fit(cube, output=path, resume=True)):
+        with pytest.raises(StoreDamagedError, match=re.escape(fragment)):
+            call()
+    with pytest.raises(StoreDamagedError, match="cannot be read or resumed"):
+        read_result(path, allow_damaged=True)
+
+
+def test_finish_never_marks_a_damaged_store_complete(store, caplog):
+    path, _ = store
+    (path / "status" / "c" / "1" / "0").unlink()
+    with caplog.at_level(logging.WARNING, logger="parfit"):
+        assert output.finish(path) is False
+    assert "fails verification" in caplog.text
+    assert zarr.open_group(str(path)).attrs["parfit"]["complete"] is False
+
+
+def test_store_locked_by_live_run_is_refused_untouched(cube, store, monkeypatch):
+    path, _ = store
+    _plant_store(path, run_id="busy")  # our own pid: alive
+    before = tree(path)
+    for kwargs in (dict(overwrite=True), dict(resume=True)):
+        with pytest.raises(OutputLockedError, match=re.escape(
+                f"output {str(path)!r} is in use by another parfit run (run busy, pid "
+                f"{os.getpid()} on host {socket.gethostname()}, since 2026-11-28T20:31:00)")):
+            fit(cube, output=path, **kwargs)
+    assert tree(path) == before
+
+
+def test_store_locked_on_another_host_is_not_taken_over(cube, store):
+    path, _ = store
+    _plant_store(path, host="elsewhere.example", pid=_dead_pid(), run_id="far")
+    with pytest.raises(OutputLockedError, match="on host elsewhere.example"):
+        fit(cube, output=path, overwrite=True)
+    assert _store_holder(path)["run_id"] == "far"
+
+
+def test_stale_store_lock_taken_over_with_warning(cube, store, monkeypatch):
+    path, expected = store
+    pid = _dead_pid()
+    _plant_store(path, pid=pid, run_id="dead")
+    monkeypatch.setattr(parfit.parallel, "_prepare_store",
+                        functools.partial(_streaming._prepare_store, lock=True))
+    with pytest.warns(StaleLockWarning, match=re.escape(f"(run dead, pid {pid} on host")):
+        res = fit(cube, output=path, overwrite=True)
+    assert_same(res, expected)
+    if _store_holder(path) is not None:      # until parallel_fit releases it
+        assert _store_holder(path)["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("bad", ["false", 0, None, "True"])
+def test_overwrite_must_be_a_bool(cube, store, bad):
+    path, _ = store
+    before = tree(path)
+    message = f"overwrite must be True or False; got {bad!r}"
+    with pytest.raises(InputTypeError, match=re.escape(message)):
+        fit(cube, output=path, overwrite=bad)
+    with pytest.raises(InputTypeError, match=re.escape(message)):
+        _streaming._check_output(str(path), False, False, False, overwrite=bad)
+    assert tree(path) == before
+    _streaming._check_output(str(path), False, False, False, overwrite=np.bool_(True))
+
+
+def test_lock_file_does_not_disturb_readers(cube, store):
+    import xarray as xr
+
+    path, expected = store
+    _plant_store(path, run_id="reader-test")
+    assert output.is_parfit_store(path) and output.store_layout(path) == "streamed"
+    with xr.open_zarr(path, consolidated=False) as ds:
+        np.testing.assert_array_equal(ds["mean"].values, expected["mean"])
+    assert "mean" in set(zarr.open_group(str(path), mode="r").array_keys())
+    assert output.verify_store(path).ok
+    assert summarize(path).complete is True
+    np.testing.assert_array_equal(read_result(path).parameters["mean"], expected["mean"])
+    # The resume layout check ignores it too, once the lock is free.
+    Path(output.lock_file(path)).unlink()
+    _plant_store(path, pid=_dead_pid(), run_id="gone")
+    with pytest.warns(StaleLockWarning):
+        plan = _plan(cube, path, resume=True, run_id="r2")
+        store_ = _streaming._open_store(plan, lock=True)
+    assert store_["done"].all() and store_["lock"].held()
+    _streaming._close_store(store_)
+    assert not Path(output.lock_file(path)).exists()
+
+
+def _plan(cube, path, *, overwrite=False, resume=False, run_id="r1", data=None):
+    """A _StorePlan for fitting ``cube`` (as fit() does) into ``path``."""
+    from parfit.fitters import get_fitter
+    from parfit.io import normalise_cube, normalise_world
+
+    norm = normalise_cube(cube.data if data is None else data, weights=None, mask=None,
+                          data_unit=None, world=cube.world)
+    world = normalise_world(norm.world, norm, (0,))
+    res_names = ["amplitude", "mean", "stddev"]
+    return _streaming._check_store(
+        str(path), overwrite=overwrite, resume=resume, cube=norm, fitting_axes=(0,),
+        iterating_axes=(1, 2), chunk_n_max=6, names=res_names, fit_model=cube.model,
+        fitter=get_fitter(None), fitter_kwargs={}, world=world, guess=False, run_id=run_id)
+
+
+def test_modified_lazy_cube_refused_on_resume(cube, tmp_path):
+    import dask.array as da
+
+    path = tmp_path / "m.zarr"
+    fit(cube, da.from_array(cube.data, chunks=(30, 2, 3)), output=path)
+    changed = cube.data.copy()
+    changed[15, 2, 3] += 1.0                       # flat index 375: not one of the 9 sampled
+    lazy = da.from_array(changed, chunks=(30, 2, 3))
+    assert output.input_fingerprint(lazy) == output.input_fingerprint(
+        da.from_array(cube.data, chunks=(30, 2, 3)))
+    before = tree(path)
+    with pytest.raises(InputError, match=re.escape(
+            f"resume=True: the input of block(s) (1, 1) differs from what was fitted into "
+            f"{str(path)!r} (their input hashes differ)")):
+        fit(cube, lazy, output=path, resume=True)
+    assert tree(path) == before
+    # The same values in other dask chunks (split along the fitting axis) are the same input.
+    res = fit(cube, da.from_array(cube.data, chunks=(10, 2, 3)), output=path, resume=True)
+    assert res.meta["blocks_fitted"] == 0
+
+
+def test_block_without_hash_is_refitted(cube, store, caplog):
+    path, expected = store
+    (path / output.HASH_NAME / "c" / "1" / "0" / "0").unlink()
+    with caplog.at_level(logging.WARNING, logger="parfit"):
+        res = fit(cube, output=path, resume=True)
+    assert "block(s) (1, 0) are recorded done without an input hash" in caplog.text
+    assert res.meta["blocks_fitted"] == 1
+    assert_same(res, expected)
+    assert output.read_hashes(path).any(axis=-1).all()
+
+
+def test_writer_refuses_when_lock_names_another_run(cube, tmp_path):
+    path = tmp_path / "m.zarr"
+    store_ = _streaming._open_store(_plan(cube, path, run_id="mine"), lock=True)
+    assert store_["lock_run_id"] == "mine" and _store_holder(path)["run_id"] == "mine"
+    packed = np.full((1, 6, 12), np.nan)
+    packed[..., 7:] = 0                           # status, nfev, n_warnings, reported, flags
+    packed[..., 7] = Status.FIT_ERROR
+    output.write_block(path, ["amplitude", "mean", "stddev"], packed, (0, 0), (0, 0),
+                       run_id="mine")
+    assert output.read_done(path)[0, 0]
+    Path(output.lock_file(path)).unlink()
+    _plant_store(path, run_id="thief")            # the lock was taken over
+    before = tree(path)
+    with pytest.raises(OutputLockedError, match=re.escape(
+            f"output {str(path)!r} is no longer locked by run mine but by another parfit run "
+            f"(run thief,")):
+        output.write_block(path, ["amplitude", "mean", "stddev"], packed, (1, 0), (1, 0),
+                           run_id="mine")
+    # The block task refuses before fitting anything.
+    with pytest.raises(OutputLockedError, match="no longer locked by run mine"):
+        _streaming._fit_and_store(cube.data[:, 1:2, :], plan=None, path=str(path),
+                                  names=["amplitude", "mean", "stddev"], block_index=(1, 0),
+                                  offsets=(1, 0), lock_run_id="mine")
+    assert tree(path) == before
+    _streaming._close_store(store_)               # releases only its own lock
+    assert _store_holder(path)["run_id"] == "thief"
+
+
+def test_check_store_changes_nothing(cube, store):
+    path, _ = store
+    (path / "mean" / "c" / "3" / "0").unlink()
+    before = tree(path)
+    plan = _plan(cube, path, resume=True)
+    assert (plan.action, plan.damaged, plan.done[3, 0]) == ("resume", [(3, 0)], False)
+    assert output.read_done(path)[3, 0]           # still recorded on disk
+    plan2 = _plan(cube, path, overwrite=True)
+    assert plan2.action == "replace"
+    assert tree(path) == before and not Path(output.lock_file(path)).exists()
+    with pytest.raises(OutputExistsError, match=re.escape(
+            f"output {str(path)!r} already exists; pass overwrite=True")):
+        _plan(cube, path)
+    # Acting on the replace plan: the old store goes, the lock stays until closed.
+    store_ = _streaming._open_store(plan2, lock=True)
+    assert not output.read_done(path).any() and store_["lock"].held()
+    _streaming._close_store(store_)
+    assert not Path(output.lock_file(path)).exists()
+
+
+def test_open_store_rechecks_under_the_lock(cube, tmp_path):
+    path = tmp_path / "m.zarr"
+    plan = _plan(cube, path)                       # nothing there yet: create
+    other = _plan(cube, path, run_id="other")
+    _streaming._close_store(_streaming._open_store(other, lock=True))  # another run got there
+    before = tree(path)
+    with pytest.raises(OutputExistsError, match=re.escape(
+            f"output {str(path)!r} was changed by another run after this call checked it")):
+        _streaming._open_store(plan, lock=True)
+    assert tree(path) == before and not Path(output.lock_file(path)).exists()
