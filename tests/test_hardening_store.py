@@ -296,17 +296,70 @@ def test_store_locked_on_another_host_is_not_taken_over(cube, store):
     assert _store_holder(path)["run_id"] == "far"
 
 
-def test_stale_store_lock_taken_over_with_warning(cube, store, monkeypatch):
+def test_stale_store_lock_taken_over_with_warning(cube, store):
     path, expected = store
     pid = _dead_pid()
     _plant_store(path, pid=pid, run_id="dead")
-    monkeypatch.setattr(parfit.parallel, "_prepare_store",
-                        functools.partial(_streaming._prepare_store, lock=True))
     with pytest.warns(StaleLockWarning, match=re.escape(f"(run dead, pid {pid} on host")):
         res = fit(cube, output=path, overwrite=True)
     assert_same(res, expected)
-    if _store_holder(path) is not None:      # until parallel_fit releases it
-        assert _store_holder(path)["pid"] == os.getpid()
+    assert _store_holder(path) is None              # released when the run ended
+
+
+class _Gate:
+    """Holds the fits of a run until released, once the store's lock exists."""
+
+    lock_file = None
+    started = None
+    release = None
+
+
+def _gated_model():
+    from parfit.models import Gaussian1D
+
+    class GatedGaussian(Gaussian1D):
+        def _evaluate(self, x, amplitude, mean, stddev):
+            if _Gate.lock_file and os.path.exists(_Gate.lock_file):
+                _Gate.started.set()
+                _Gate.release.wait(30)
+            return super()._evaluate(x, amplitude, mean, stddev)
+
+    return GatedGaussian(amplitude=2.0, mean=0.0, stddev=5.0)
+
+
+def test_two_concurrent_runs_cannot_both_proceed(cube, tmp_path):
+    import threading
+
+    path = tmp_path / "m.zarr"
+    _Gate.lock_file = output.lock_file(path)
+    _Gate.started, _Gate.release = threading.Event(), threading.Event()
+    results = {}
+
+    def first():
+        try:
+            results["first"] = parfit.parallel_fit(_gated_model(), cube.data, world=cube.world,
+                                                   output=path, scheduler="synchronous",
+                                                   chunk_n_max=6)
+        except BaseException as exc:  # reported below
+            results["first"] = exc
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert _Gate.started.wait(30)
+        run_id = _store_holder(path)["run_id"]
+        for kwargs in ({}, dict(overwrite=True), dict(resume=True)):
+            with pytest.raises(OutputLockedError, match=re.escape(
+                    f"output {str(path)!r} is in use by another parfit run (run {run_id}, pid "
+                    f"{os.getpid()} on host {socket.gethostname()}")):
+                fit(cube, output=path, **kwargs)
+    finally:
+        _Gate.release.set()
+        thread.join(60)
+        _Gate.lock_file = None
+    assert not isinstance(results["first"], BaseException), results["first"]
+    assert (results["first"].status == Status.OK).all()
+    assert _store_holder(path) is None and output.verify_store(path).ok
 
 
 @pytest.mark.parametrize("bad", ["false", 0, None, "True"])
