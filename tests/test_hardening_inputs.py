@@ -389,3 +389,18 @@ def test_millikelvin_data_with_a_kelvin_model_gives_maps_in_kelvin():
     assert result.units["amplitude"] == u.K
     np.testing.assert_allclose(result.parameters["amplitude"], AMPLITUDE, rtol=1e-6)
     np.testing.assert_allclose(result.model.amplitude.value, AMPLITUDE, rtol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="needs _fit_block (parallel.py) to add io.weight_warnings "
+                                       "to result.warnings (reported to the lead)")
+def test_lazy_infinite_weights_warn_the_fits_they_touch(tmp_path):
+    weights = np.ones((31, 2, 3))
+    weights[12:14, 0, 0] = np.inf
+    result = fit(make_cube(), weights=da.from_array(weights, chunks=(31, 1, 1)),
+                 diagnostics="error+warn", diagnostics_path=tmp_path / "diag")
+    assert result.status[0, 0] == Status.OK
+    folders = sorted(p.name for p in (tmp_path / "diag").iterdir() if p.is_dir())
+    assert folders == ["0_0"]
+    assert (tmp_path / "diag" / "0_0" / "warn.log").read_text() == (
+        "2 sample(s) with an infinite weight (zero uncertainty) left out: a sample claimed to "
+        "be exact cannot be weighed by a least-squares fit\n")
