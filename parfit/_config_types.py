@@ -26,7 +26,12 @@ def _quantity(text, what):
         raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
                          f"got {text!r}")
     if isinstance(text, (int, float)):
-        return u.Quantity(float(text))
+        try:
+            return u.Quantity(float(text))
+        except OverflowError:
+            digits = len(str(abs(text)))
+            raise ValueError(f"{what} {str(text)[:8]}... ({digits} digits) is too large for "
+                             f"a floating-point number (at most about 1.8e308)") from None
     if not isinstance(text, str):
         raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
                          f"got {text!r}")

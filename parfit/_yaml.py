@@ -32,8 +32,10 @@ MAX_CHARS = 1_000_000
 #: Deepest nesting of mappings and lists (a config needs about 6 levels).
 MAX_DEPTH = 50
 #: Most values (mapping keys, values and list items) in a document, counting
-#: each alias as everything its anchor holds.
-MAX_VALUES = 100_000
+#: each alias as everything its anchor holds.  A config of 200 components with
+#: every option written out has about 10,000; PyYAML reads some 10,000 values a
+#: second, so the bound also caps the time a hostile document costs.
+MAX_VALUES = 20_000
 
 _BOOL_WORDS = {"true", "false"}
 _OCTAL = re.compile(r"^[-+]?0[0-9_]+$")
@@ -86,6 +88,11 @@ class _Limit(Exception):
         self.path, self.line, self.message = tuple(path), line, message
 
 
+_TOO_MANY = (f"the document holds more than {MAX_VALUES:,} values once its aliases are "
+             f"expanded (each *alias repeats everything its &anchor holds); a parfit config "
+             f"needs far fewer: write the values out, or use fewer aliases")
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads ``1e-8`` as a float and bounds depth and alias expansion.
 
@@ -103,6 +110,19 @@ class _Loader(yaml.SafeLoader):
         self._height = {}    # id(node) -> levels at and below the node
         self._tags = {}      # id(node) -> the tag written in the document
         self._path = []      # keys and indices down to the node being composed
+        self._built = set()  # id(node) of the nodes _build has read once
+        self._count = 0      # values composed so far, aliases expanded
+
+    def fetch_flow_collection_start(self, token_class):
+        # The scanner reads up to 1,024 characters ahead, keeping a possible key
+        # per open [ or { and looking at all of them for every token: a line of
+        # open brackets costs seconds before the composer sees the first one,
+        # so flow nesting is bounded here too.
+        super().fetch_flow_collection_start(token_class)
+        if self.flow_level > MAX_DEPTH:
+            raise _Limit(self._path[:3], self.line + 1,
+                         f"mappings and lists are nested more than {MAX_DEPTH} levels deep; "
+                         f"a parfit config needs about 6")
 
     def compose_node(self, parent, index):
         if index is None:  # a mapping key: reported at the mapping
@@ -124,8 +144,10 @@ class _Loader(yaml.SafeLoader):
                              f"contains it (a recursive alias); a config cannot contain itself")
             node = super().compose_node(parent, index)
             self._check(node, line, self._depth + 1)
+            self._add(self._size[id(node)], line)
             return node
         self._depth += 1
+        self._add(1, line)
         try:
             if self._depth > MAX_DEPTH:
                 raise _Limit(self._path[:3], line,
@@ -143,6 +165,16 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def _add(self, n, line):
+        """Count ``n`` more values; stop as soon as the document passes MAX_VALUES.
+
+        The running count equals the expanded size of the document so far, so
+        a long list stops where it passes the bound, not after it was scanned.
+        """
+        self._count += n
+        if self._count > MAX_VALUES:
+            raise _Limit(self._path[:3], line, _TOO_MANY)
+
     def _check(self, node, line, depth):
         """Record (or, for an alias, reuse) the size and height of ``node``; bound both."""
         key = id(node)
@@ -156,11 +188,7 @@ class _Loader(yaml.SafeLoader):
             self._size[key] = 1 + sum(self._size[id(c)] for c in children)
             self._height[key] = 1 + max((self._height[id(c)] for c in children), default=0)
         if self._size[key] > MAX_VALUES:
-            raise _Limit(self._path[:3], line,
-                         f"the document holds more than {MAX_VALUES:,} values once its "
-                         f"aliases are expanded (each *alias repeats everything its &anchor "
-                         f"holds); a parfit config needs a few hundred: write the values "
-                         f"out, or use fewer aliases")
+            raise _Limit(self._path[:3], line, _TOO_MANY)
         if depth - 1 + self._height[key] > MAX_DEPTH:
             raise _Limit(self._path[:3], line,
                          f"mappings and lists are nested more than {MAX_DEPTH} levels deep "
@@ -227,6 +255,12 @@ def _scalar(node, path, loader, problems):
 
 
 def _build(node, path, loader, lines, problems):
+    if id(node) in loader._built:
+        # An alias: the node's own problems (tags, duplicates, ambiguous values)
+        # were reported where its anchor is, once.
+        problems = []
+    else:
+        loader._built.add(id(node))
     why = _tag_problem(node, loader)
     if why is not None:
         problems.append(Problem(path, node.start_mark.line + 1, why))
@@ -315,9 +349,10 @@ def load_yaml(text):
             f"the config is {len(text):,} characters long; parfit reads configs of at most "
             f"{MAX_CHARS:,} characters: a config describes an analysis, its data belong in "
             f"the files it names"))]
-    loader = _Loader(text)
     problems = []
+    loader = None
     try:
+        loader = _Loader(text)  # checks the characters of the text
         node = loader.get_single_node()
         data = None if node is None else _build(node, (), loader, lines, problems)
     except _Limit as exc:
@@ -326,6 +361,10 @@ def load_yaml(text):
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        if exc.context and exc.context.startswith("found duplicate anchor") and \
+                exc.context_mark is not None:
+            what = (f"{exc.context.split(';')[0]} (first defined at line "
+                    f"{exc.context_mark.line + 1}); each &anchor name may be defined once")
         return None, lines, [Problem((), line, f"invalid YAML: {what}")]
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
@@ -336,5 +375,6 @@ def load_yaml(text):
     except yaml.YAMLError as exc:
         return None, lines, [Problem((), None, f"invalid YAML: {exc}")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, lines, problems
