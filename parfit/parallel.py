@@ -22,8 +22,10 @@ from . import output as output_mod
 from .errors import InputError, InputTypeError
 from .fitters import AstropyFitter, get_fitter
 from .fitters.base import BlockResult, FitBlock
-from .io import normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values
-from ._streaming import _check_output, _check_output_cubes, _prepare_store, _store_tasks
+from .io import (normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values,
+                 weight_warnings)
+from ._streaming import (_check_output, _check_output_cubes, _check_store, _close_store,
+                         _open_store, _store_tasks)
 from ._timeout import TimedOut, call_with_timeout
 from .progress import BlockFailure, FitProgress, run_with_progress
 from .result import FitResult
@@ -303,11 +305,14 @@ def parallel_fit(
         )
     world_spec = normalise_world(cube.world, cube, fitting_axes)
     units = prepare_units(fit_model, "astropy" if native_astropy else "parfit", world_spec,
-                          cube.data_unit, equivalencies)
+                          cube.data_unit, equivalencies, cube=cube)
     fit_model, world_spec = units.model, units.world
+    if units.cube is not None:
+        cube = units.cube  # the data in the model's amplitude unit
     if not native_astropy:
         fit_model.validate()
     fitter_obj.check(fit_model, fitter_kwargs)
+    fitter_obj.check_fit_info(fit_info)
     if guess:
         _check_can_guess(fit_model, native_astropy)
     param_arrays = fitter_obj.parameter_arrays(fit_model)
@@ -330,22 +335,27 @@ def parallel_fit(
             "output_cubes needs a parfit fitter: with an astropy fitter the model cube is "
             "not computed; use fitter=None (astropy models are translated)"
         )
-    diag_plan = None
+    store_plan = diag_plan = None
+    if output is not None:
+        store_plan = _check_store(
+            output, overwrite=overwrite, resume=resume, cube=cube,
+            fitting_axes=fitting_axes, iterating_axes=iterating_axes,
+            chunk_n_max=chunk_n_max, names=names,
+            fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
+            fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
+            cubes=output_cubes, scheduler_kwargs=sched_kwargs,
+        )
     if diagnostics is not None:
-        diag_plan = diag.check_diagnostics_path(
-            diagnostics_path, overwrite=overwrite, run_id=_resumed_run_id(output, resume))
+        resumed_id = (store_plan.stored["run_id"]
+                      if store_plan is not None and store_plan.action == "resume" else None)
+        diag_plan = diag.check_diagnostics_path(diagnostics_path, overwrite=overwrite,
+                                                run_id=resumed_id)
 
     # --- nothing on disk has changed so far; from here on, act -----------
     with contextlib.ExitStack() as held:
-        if output is not None:
-            store = _prepare_store(
-                output, overwrite=overwrite, resume=resume, cube=cube,
-                fitting_axes=fitting_axes, iterating_axes=iterating_axes,
-                chunk_n_max=chunk_n_max, names=names,
-                fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
-                fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
-                cubes=output_cubes,
-            )
+        if store_plan is not None:
+            store = _open_store(store_plan, lock=True)
+            held.callback(_close_store, store)
             run_id = store["provenance"]["run_id"]
         if diag_plan is not None:
             held.enter_context(diag.open_diagnostics_path(diag_plan, run_id=run_id))
@@ -457,19 +467,6 @@ def _check_timeout(fit_timeout):
             f"fit_timeout must be None or a positive number of seconds; got {fit_timeout!r}"
         )
     return float(fit_timeout)
-
-
-def _resumed_run_id(output, resume):
-    """The run id of the store ``resume=True`` would finish, if there is one."""
-    if not resume or output is None or not output_mod.is_parfit_store(output):
-        return None
-    import zarr
-
-    try:
-        return dict(zarr.open_group(str(output), mode="r").attrs[output_mod.ATTRS_KEY]).get(
-            "run_id")
-    except Exception:  # a store too damaged to read: its own check refuses it
-        return None
 
 
 def _check_chunk_n_max(chunk_n_max):
@@ -934,6 +931,9 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
         guess_failure, result = None, _timed_out(n_fits, p0.shape[1], plan)
     else:
         guess_failure, result = outcome
+    if weights is not None:
+        for i, text in weight_warnings(weights).items():
+            result.warnings.setdefault(i, []).append(text)
     if guess_failure:
         for i in range(n_fits):
             result.warnings.setdefault(i, []).insert(0, guess_failure)

@@ -367,3 +367,42 @@ def test_a_closed_client_is_refused_before_dispatch():
     with pytest.raises(InputError, match=re.escape(
             "is closed; pass a running Client, or scheduler=None for dask's default")):
         fit(scheduler=client)
+
+
+# --- two runs on one output -------------------------------------------------------
+
+
+def test_two_runs_on_one_output_cannot_both_proceed(tmp_path):
+    from _slow_model import SlowGaussian
+
+    from parfit.output import lock_file
+
+    store = tmp_path / "maps.zarr"
+    first_cube, amplitude = cube(ny=4, nx=6, seed=5)
+    outcome = {}
+
+    def first():
+        outcome["first"] = parfit.parallel_fit(
+            SlowGaussian(2.0, 0.0, 1.0), first_cube, world=(X,), output=store,
+            chunk_n_max=6, scheduler="synchronous")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        for _ in range(400):                      # wait until the first run holds the store
+            if Path(lock_file(store)).exists() and (store / "zarr.json").exists():
+                break
+            threading.Event().wait(0.01)
+        with pytest.raises(OutputLockedError, match=re.escape(
+                f"output {str(store)!r} is in use by another parfit run (run ")):
+            fit(cube(ny=4, nx=6, seed=6)[0], output=store, overwrite=True)
+        with pytest.raises(OutputLockedError):
+            fit(first_cube, output=store, resume=True)
+    finally:
+        thread.join()
+    result = outcome["first"]
+    assert result.success.all()
+    np.testing.assert_allclose(result.parameters["amplitude"], amplitude, rtol=0.05)
+    again = read_result(store)
+    np.testing.assert_array_equal(again.parameters["amplitude"], result.parameters["amplitude"])
+    assert not Path(lock_file(store)).exists()

@@ -380,8 +380,6 @@ def test_prepare_units_fits_data_in_the_models_amplitude_unit():
     assert legacy.cube is None and legacy.model.amplitude.unit == u.mK
 
 
-@pytest.mark.xfail(strict=True, reason="needs parallel.py to call prepare_units(..., cube=cube) "
-                                       "and fit units.cube (reported to the lead)")
 def test_millikelvin_data_with_a_kelvin_model_gives_maps_in_kelvin():
     start = Gaussian1D(1.0 * u.K, 0.0 * u.km / u.s, 1.0 * u.km / u.s)
     result = parfit.parallel_fit(start, make_cube() * 1000 * u.mK, world=(X * u.km / u.s,),
@@ -391,8 +389,6 @@ def test_millikelvin_data_with_a_kelvin_model_gives_maps_in_kelvin():
     np.testing.assert_allclose(result.model.amplitude.value, AMPLITUDE, rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="needs _fit_block (parallel.py) to add io.weight_warnings "
-                                       "to result.warnings (reported to the lead)")
 def test_lazy_infinite_weights_warn_the_fits_they_touch(tmp_path):
     weights = np.ones((31, 2, 3))
     weights[12:14, 0, 0] = np.inf
