@@ -365,3 +365,19 @@ def test_fit_info_names_select_the_entries():
         "cost", "message", "nfev", "optimality", "status"]
     batched = fit(fit_info=("nfev", "converged"))
     assert batched.fit_info[1, 0] == {"nfev": int(batched.nfev[1, 0]), "converged": True}
+
+
+@pytest.mark.parametrize("fitter, model, message", [
+    ("trf", None, "fit_info has unknown name(s) 'foo' for fitter 'scipy-trf'; valid names are "
+                  "'x', 'cost', 'fun', 'jac', 'grad', 'optimality', 'active_mask', 'nfev', "
+                  "'njev', 'status', 'message', 'success'"),
+    (None, None, "fit_info has unknown name(s) 'foo' for fitter 'batched-trf'; valid names are "
+                 "'message', 'nfev', 'n_iter', 'chi2', 'converged', 'flags'"),
+    (fitting.TRFLSQFitter(), amodels.Gaussian1D(1.0, 0.0, 1.0),
+     "fit_info has unknown name(s) 'foo' for fitter 'astropy-TRFLSQFitter'; valid names are "
+     "'x', 'cost', 'fun', 'jac', 'grad', 'optimality', 'active_mask', 'nfev', 'njev', "
+     "'status', 'message', 'success', 'param_cov'"),
+])
+def test_unknown_fit_info_name_refused_before_dispatch(fitter, model, message):
+    refused(InputError, message, model=model, fitter=fitter, fit_info=["nfev", "foo"])
+    refused(InputError, message, model=model, fitter=fitter, fit_info="foo")
