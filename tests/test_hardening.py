@@ -39,7 +39,8 @@ def cube(ny=3, nx=4, seed=0):
 def fit(data=None, **kwargs):
     data = cube()[0] if data is None else data
     kwargs.setdefault("scheduler", "synchronous")
-    return parfit.parallel_fit(Gaussian1D(1.0, 0.0, 1.0), data, world=(X,), **kwargs)
+    kwargs.setdefault("world", (X,))
+    return parfit.parallel_fit(Gaussian1D(1.0, 0.0, 1.0), data, **kwargs)
 
 
 def snapshot(folder):
@@ -406,3 +407,42 @@ def test_two_runs_on_one_output_cannot_both_proceed(tmp_path):
     again = read_result(store)
     np.testing.assert_array_equal(again.parameters["amplitude"], result.parameters["amplitude"])
     assert not Path(lock_file(store)).exists()
+
+
+# --- every refusal leaves an existing store and diagnostics folder as they were -------
+
+
+REFUSALS = {
+    "chunk_n_max": dict(chunk_n_max=0),
+    "overwrite string": dict(overwrite="true"),
+    "scheduler": dict(scheduler="nonsense"),
+    "fitter option": dict(fitter="trf", fitter_kwargs=dict(ftol=-1.0)),
+    "fitter kwargs": dict(fitter_kwargs=dict(nonsense=1)),
+    "fit_info": dict(fitter="trf", fit_info=["nonsense"]),
+    "fit_timeout": dict(fit_timeout=-1),
+    "initial": dict(initial="median"),
+    "fitting axis": dict(fitting_axes=5),
+    "weights shape": dict(weights=np.ones((2, 2))),
+    "mask dtype": dict(mask=np.full((40, 3, 4), "x")),
+    "world length": dict(world=(np.arange(7.0),)),
+    "output_cubes": dict(output_cubes=["nonsense"]),
+    "diagnostics mode": dict(diagnostics="everything"),
+    "diagnostics path is a file": dict(diagnostics_path="FILE"),
+    "resume with other data": dict(resume=True, data="OTHER"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_refusal_changes_nothing_on_disk(case, tmp_path):
+    store, folder, blocker = tmp_path / "maps.zarr", tmp_path / "diag", tmp_path / "f.txt"
+    blocker.write_text("mine")
+    fit(output=store, diagnostics="all", diagnostics_path=folder)
+    before = snapshot(tmp_path)
+    kwargs = dict(output=store, overwrite=True, diagnostics="all", diagnostics_path=folder)
+    kwargs.update(REFUSALS[case])
+    if kwargs["diagnostics_path"] == "FILE":
+        kwargs["diagnostics_path"] = blocker
+    data = cube(seed=1)[0] if kwargs.pop("data", None) == "OTHER" else None
+    with pytest.raises((InputError, InputTypeError, OutputExistsError)):
+        fit(data, **kwargs)
+    assert snapshot(tmp_path) == before
