@@ -19,9 +19,9 @@ from .._capture import capture_warnings
 from ..errors import InputError
 from ..status import Flag, Status
 from . import lm, quality, trf
+from .base import BlockResult, Fitter, run_guarded, screen_block, select_fit_info
 from .options import (check_bool, check_max_nfev, check_positive, check_tolerances,
                       refuse_unknown_kwargs)
-from .base import BlockResult, Fitter, run_guarded, screen_block, select_fit_info
 
 __all__ = ["BatchedFitter"]
 

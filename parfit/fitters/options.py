@@ -15,6 +15,7 @@ from ..errors import InputError
 
 __all__ = [
     "EPS",
+    "TOLERANCES",
     "check_bool",
     "check_fit_info_names",
     "check_max_nfev",
@@ -28,6 +29,7 @@ __all__ = [
 #: Machine epsilon of float64; tolerances below it switch their test off.
 EPS = float(np.finfo(float).eps)
 
+#: The convergence tolerances every parfit fitter takes.
 TOLERANCES = ("ftol", "xtol", "gtol")
 
 
