@@ -8,7 +8,10 @@
   ``astropy.modeling.fitting.parallel_fit_dask`` does.
 
 :func:`get_fitter` turns the ``fitter=`` argument of
-:func:`parfit.parallel_fit` into one of these.
+:func:`parfit.parallel_fit` into one of these.  Each checks its options,
+``fitter_kwargs`` (:meth:`Fitter.check`) and ``fit_info`` names
+(:meth:`Fitter.check_fit_info`) before anything is dispatched, with the
+shared checks of :mod:`parfit.fitters.options`.
 """
 
 from .astropy_fitter import AstropyFitter
