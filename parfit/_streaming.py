@@ -304,7 +304,8 @@ def _open_store(plan, lock=True):
             held.release()
         raise
     return dict(path=path, done=done, chunks=plan.chunks, provenance=stored, cubes=plan.cubes,
-                order=plan.order, resumed=plan.action == "resume" and stored["run_id"] != plan.run_id,
+                order=plan.order,
+                resumed=plan.action == "resume" and stored["run_id"] != plan.run_id,
                 damaged=list(plan.damaged), lock=held,
                 lock_run_id=None if held is None else held.run_id)
 
@@ -426,9 +427,12 @@ def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets, cubes
     cube_blocks = {}
     if cubes and "block" in keep:
         cube_blocks = _model_cubes(plan, keep["block"], keep["result"], cubes, iter_chunk, order)
+    status = packed[..., 2 * len(names) + _EXTRA_FIELDS.index("status")]
+    # A block abandoned after fit_timeout is written but not recorded as
+    # done: a resume (perhaps with more time) fits it again.
     output_mod.write_block(path, names, packed, block_index, offsets, cubes=cube_blocks,
                            cube_offsets=_cube_offsets(offsets, order, plan.n_fit_axes),
-                           input_hash=input_hash, run_id=lock_run_id)
-    status = packed[..., 2 * len(names) + _EXTRA_FIELDS.index("status")]
+                           input_hash=input_hash, run_id=lock_run_id,
+                           record=not np.any(status == Status.TIMEOUT))
     return np.bincount(status.astype(np.int64).ravel(), minlength=len(Status))
 

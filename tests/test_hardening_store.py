@@ -116,7 +116,6 @@ def test_errors_pickle():
 
 # --- the store ----------------------------------------------------------------------------
 
-import functools  # noqa: E402
 import logging  # noqa: E402
 
 import zarr  # noqa: E402
