@@ -278,10 +278,22 @@ def test_a_2d_model_over_one_image_gives_0d_maps():
 # --- a hanging model ----------------------------------------------------------
 
 
+_WARM = []
+
+
 def hanging_fit(scheduler, fit_timeout=1.0, **kwargs):
-    """Blocks of 6 fits, one of which hangs; ``fit_timeout`` must cover a fresh
-    worker's first block (its imports and compiled kernel) with room to spare."""
+    """Blocks of 6 fits, one of which hangs.
+
+    ``fit_timeout`` must cover a block with room to spare, and a fresh
+    worker's first block loads the compiled solver (seconds on a busy
+    machine): this process is warmed up once, and fresh workers get more
+    time.
+    """
     data, _ = cube(ny=4, nx=6, seed=3)
+    if not _WARM:
+        parfit.parallel_fit(HangingGaussian(2.0, 0.0, 1.0), data, world=(X,), chunk_n_max=6,
+                            scheduler="synchronous")
+        _WARM.append(True)
     amplitude = np.full((4, 6), 2.0)
     amplitude[1, 4] = 13.0           # the block holding this fit hangs
     return parfit.parallel_fit(HangingGaussian(amplitude, 0.0, 1.0), data, world=(X,),
@@ -446,3 +458,16 @@ def test_a_refusal_changes_nothing_on_disk(case, tmp_path):
     with pytest.raises((InputError, InputTypeError, OutputExistsError)):
         fit(data, **kwargs)
     assert snapshot(tmp_path) == before
+
+
+def test_timed_out_blocks_are_not_recorded_and_a_resume_fits_them(tmp_path):
+    store = tmp_path / "maps.zarr"
+    result = hanging_fit("threads", output=store)
+    np.testing.assert_array_equal(result.status, expected_timeout_status())
+    np.testing.assert_array_equal(parfit.output.read_done(store), [[1], [0], [1], [1]])
+    text = str(summarize(store))
+    assert "complete: NO (3 of 4 blocks done; resume with resume=True" in text
+    # The same run, resumed, tries the timed-out block again (and here times out again).
+    again = hanging_fit("threads", output=store, resume=True)
+    assert again.meta["blocks_fitted"] == 1 and again.meta["blocks_resumed"] == 3
+    np.testing.assert_array_equal(again.status, expected_timeout_status())
