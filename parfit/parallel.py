@@ -335,6 +335,8 @@ def parallel_fit(
             "output_cubes needs a parfit fitter: with an astropy fitter the model cube is "
             "not computed; use fitter=None (astropy models are translated)"
         )
+    if diagnostics is not None and output is not None:
+        _check_apart(output, diagnostics_path)
     store_plan = diag_plan = None
     if output is not None:
         store_plan = _check_store(
@@ -467,6 +469,18 @@ def _check_timeout(fit_timeout):
             f"fit_timeout must be None or a positive number of seconds; got {fit_timeout!r}"
         )
     return float(fit_timeout)
+
+
+def _check_apart(output, diagnostics_path):
+    """Refuse a diagnostics folder that is the output store or inside it."""
+    store = os.path.realpath(output)
+    folder = os.path.realpath(diagnostics_path)
+    if folder == store or folder.startswith(store + os.sep):
+        raise InputError(
+            f"diagnostics_path {str(diagnostics_path)!r} is inside the output store "
+            f"{str(output)!r}; the per-fit folders would be written into the store; choose "
+            f"a diagnostics_path outside it"
+        )
 
 
 def _check_chunk_n_max(chunk_n_max):

@@ -471,3 +471,31 @@ def test_timed_out_blocks_are_not_recorded_and_a_resume_fits_them(tmp_path):
     again = hanging_fit("threads", output=store, resume=True)
     assert again.meta["blocks_fitted"] == 1 and again.meta["blocks_resumed"] == 3
     np.testing.assert_array_equal(again.status, expected_timeout_status())
+
+
+@pytest.mark.parametrize("inside", ["", "diag"])
+def test_diagnostics_inside_the_output_store_is_refused(tmp_path, inside):
+    store = tmp_path / "maps.zarr"
+    folder = store / inside if inside else store
+    with pytest.raises(InputError, match=re.escape(
+            f"diagnostics_path {str(folder)!r} is inside the output store {str(store)!r}")):
+        fit(output=store, diagnostics="all", diagnostics_path=folder)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inputs_are_never_modified_even_when_a_block_times_out():
+    data, _ = cube(ny=4, nx=6, seed=3)
+    data.setflags(write=False)
+    weights = np.ones_like(data)
+    weights.setflags(write=False)
+    amplitude = np.full((4, 6), 2.0)
+    amplitude[1, 4] = 13.0
+    amplitude.setflags(write=False)
+    copies = data.copy(), weights.copy(), amplitude.copy()
+    hanging_fit("threads")            # warm
+    result = parfit.parallel_fit(HangingGaussian(amplitude, 0.0, 1.0), data, world=(X,),
+                                 weights=weights, chunk_n_max=6, scheduler="threads",
+                                 fit_timeout=1.0)
+    np.testing.assert_array_equal(result.status, expected_timeout_status())
+    for before, after in zip(copies, (data, weights, amplitude)):
+        np.testing.assert_array_equal(before, after)
