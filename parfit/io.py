@@ -124,7 +124,8 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     zero or NaN weights are left out by the block kernel.
 
     NDData contributes its wcs (as ``world``) and unit where the matching
-    argument is None, and its uncertainty (as ``weights = 1 / sigma``) unless
+    argument is None (its values are converted to an explicit ``data_unit``,
+    as a Quantity's are), and its uncertainty (as ``weights = 1 / sigma``) unless
     ``weights=`` is given, which replaces it, as astropy's ``support_nddata``
     does.  A ``Quantity`` gives ``data_unit``; a DataArray its dimension
     names and coordinates.  Nothing the caller passed is modified.
@@ -153,15 +154,26 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     if mask is not None:
         masks.append(("mask", mask))
     weights_name = "weights"
+    nddata_factor = 1.0
     if isinstance(data, NDData):
-        for attr, arg in (("wcs", "world"), ("unit", "data_unit")):
-            value = getattr(data, attr)
-            if value is None:
-                continue
-            if getattr(cube, arg) is None:
-                setattr(cube, arg, value)
+        if data.wcs is not None:
+            if cube.world is None:
+                cube.world = data.wcs
             else:
-                log.info("%s given explicitly and by the NDData; using the explicit value", arg)
+                log.info("world given explicitly and by the NDData; using the explicit value")
+        if data.unit is not None:
+            if cube.data_unit is None:
+                cube.data_unit = data.unit
+            elif data.unit != cube.data_unit:
+                # The values are in the NDData's unit: convert them, as for a Quantity.
+                try:
+                    nddata_factor = float(data.unit.to(cube.data_unit))
+                except u.UnitConversionError:
+                    raise InputError(
+                        f"data is an NDData in {data.unit}, which cannot be converted to "
+                        f"data_unit={cube.data_unit}; give a data_unit convertible from "
+                        f"{data.unit}, or leave data_unit out"
+                    ) from None
         if data.mask is not None:
             masks.append(("data.mask", data.mask))
         if data.uncertainty is not None:
@@ -205,6 +217,8 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     _real_dtype_check(data.dtype, "data")
     if len(data.shape) == 0:
         raise InputError("data is a scalar (0-dimensional); expected an array with at least one axis")
+    if nddata_factor != 1.0:
+        data = data * nddata_factor
     cube.data = data
 
     if isinstance(cube.weights, NDUncertainty):

@@ -297,6 +297,23 @@ def test_explicit_weights_replace_the_nddata_uncertainty_masks_still_union():
     assert (result.status == Status.OK).sum() == 5
 
 
+def test_nddata_in_another_unit_than_data_unit_is_converted():
+    rng = np.random.default_rng(5)
+    kelvin = make_cube() + rng.normal(0.0, 0.1, (31, 2, 3))
+    exact = dict(fitter=parfit.fitters.BatchedFitter(scale_covariance=False))
+    ref = fit(kelvin, weights=np.full(kelvin.shape, 10.0), **exact)     # 1/sigma in 1/K
+    # The same cube as an NDData in mK, with its uncertainty in mK, fitted in K.
+    nd = NDData(readonly(kelvin * 1000), unit="mK",
+                uncertainty=StdDevUncertainty(np.full(kelvin.shape, 100.0)))
+    result = fit(nd, data_unit="K", **exact)
+    for name in ref.param_names:
+        np.testing.assert_allclose(result.parameters[name], ref.parameters[name], rtol=1e-9)
+        np.testing.assert_allclose(result.errors[name], ref.errors[name], rtol=1e-9)
+    with pytest.raises(InputError, match=re.escape(
+            "data is an NDData in mK, which cannot be converted to data_unit=km / s")):
+        fit(nd, data_unit="km/s")
+
+
 def test_quantity_weights_are_converted_to_the_inverse_data_unit():
     rng = np.random.default_rng(3)
     data = (make_cube() + rng.normal(0.0, 0.1, (31, 2, 3))) * u.K
