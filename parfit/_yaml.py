@@ -308,6 +308,10 @@ def _build_mapping(node, path, loader, lines, problems):
         lines[child] = line
         out[key] = _build(value_node, child, loader, lines, problems)
     for line, value_node in merges:
+        why = _tag_problem(value_node, loader)
+        if why is not None:
+            problems.append(Problem(path, line, why))
+            continue
         sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
@@ -317,7 +321,7 @@ def _build_mapping(node, path, loader, lines, problems):
             # The mapping's own keys, then earlier merged mappings, win (YAML 1.1).
             sub_lines, sub_problems = {}, []
             merged = _build(source, path, loader, sub_lines, sub_problems)
-            taken = {k for k in merged if k not in out}
+            taken = {k for k in merged or () if k not in out}
             for key in taken:
                 out[key] = merged[key]
             keep = [p for p in sub_problems

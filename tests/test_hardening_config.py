@@ -104,10 +104,15 @@ def test_5000_components_are_refused_before_the_model_is_built():
         Analysis(data)
 
 
-def test_the_largest_allowed_number_of_components_builds():
-    comps = "".join("    - {type: Const1D}\n" for _ in range(MAX_COMPONENTS))
+def test_the_largest_allowed_config_is_within_every_bound():
+    # 200 components with every parameter key written out: about 7,800 values.
+    param = '{value: 1, unit: "km/s", bounds: [0, 10], fixed: false}'
+    comps = "".join(f"    - {{type: Gaussian1D, name: g{i}, mean: {param}, stddev: {param}, "
+                    f"amplitude: {{value: 1, bounds: [0, null], fixed: false}}}}\n"
+                    for i in range(MAX_COMPONENTS))
     cfg = parse_config(HEAD + "model:\n  components:\n" + comps, check_files=False)
     assert len(cfg.model.components) == MAX_COMPONENTS
+    assert cfg.model.components[-1].stddev.bounds == [0.0, 10.0]
 
 
 def test_a_huge_polynomial_degree_is_refused_before_it_is_built():
@@ -265,6 +270,12 @@ def test_merge_keys_follow_yaml_and_their_problems_are_reported_once():
     assert [p for p in found if "duplicate" in p[2]] == [
         ("defaults.type", 3, "duplicate key 'type' (first given at line 3); each key may "
                              "appear only once")]
+    # Earlier merged mappings win over later ones; a refused tag is refused there too.
+    data, _, found = _yaml.load_yaml("d: &d {a: 1, c: 3}\ne: &e {a: 9, f: 1}\n"
+                                     "m: {<<: [*d, *e], b: 2, c: 4}\n"
+                                     "n: {<<: !!python/tuple [*d], b: 2}\n")
+    assert data["m"] == {"a": 1, "b": 2, "c": 4, "f": 1} and data["n"] == {"b": 2}
+    assert found == [(("n",), 4, f"the tag !!python/tuple {PYTHON}")]
     assert problems_of(HEAD + "model: {<<: 3, components: [{type: Gaussian1D}]}\n") == [
         ("model", 3, "a merge key (<<) takes a mapping or a list of mappings, such as "
                      "<<: *defaults")]
