@@ -271,8 +271,12 @@ def _open_input(cfg):
         else:
             import dask.array as da
 
-            good = da.isfinite(array) & (array > 0)
-            out["weights"] = da.where(good, 1.0 / da.where(good, array, 1.0), 0.0)
+            # As parallel_fit treats lazy weights: a NaN or infinite sigma
+            # leaves its sample out (weight NaN or 0), a zero sigma (a sample
+            # claimed exact: weight inf) or a negative one is left out with a
+            # warning to every fit it touches.
+            zero = array == 0
+            out["weights"] = da.where(zero, np.inf, 1.0 / da.where(zero, 1.0, array))
     return out
 
 

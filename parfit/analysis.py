@@ -287,6 +287,7 @@ class Analysis:
                     else cfg.diagnostics.mode,
                     diagnostics_path=self.diagnostics_path,
                     progress=cfg.run.progress if progress is None else progress,
+                    fit_timeout=cfg.run.fit_timeout,
                     overwrite=cfg.output.overwrite, resume=cfg.output.resume,
                     output=out / MAPS_NAME, output_cubes=tuple(cfg.output.cubes) or None,
                 )

@@ -370,6 +370,10 @@ class RunSection(_Section):
     preserve_native_chunks: bool = Field(False, description="Use the input's chunks as "
                                          "blocks unchanged")
     progress: bool = Field(True, description="Show a progress bar (parfit run)")
+    fit_timeout: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="Seconds "
+                                         "one block of fits may take; a block still busy "
+                                         "then (a model that hangs) is abandoned and its "
+                                         "fits get status TIMEOUT (default: no limit)")
     max_failed_fraction: float = Field(0.01, ge=0, le=1, description="parfit run exits with "
                                        "code 3 when more fits than this fraction fail")
 
@@ -776,15 +780,17 @@ def config_hash(cfg):
     same hash, however they were written.
     """
     data = config_to_dict(cfg, resolve_paths=True)
-    # How to treat an earlier run's folder and whether to draw a progress bar do
-    # not change the analysis: a resumed run has the hash of the run it finishes.
+    # How to treat an earlier run's folder, whether to draw a progress bar and
+    # how long a block may take do not change the analysis: a resumed run (with
+    # more time for its blocks, say) has the hash of the run it finishes.
     for section, key in _NOT_HASHED:
         data[section].pop(key, None)
     text = json.dumps(data, sort_keys=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-_NOT_HASHED = (("output", "overwrite"), ("output", "resume"), ("run", "progress"))
+_NOT_HASHED = (("output", "overwrite"), ("output", "resume"), ("run", "progress"),
+               ("run", "fit_timeout"))
 
 
 def template(minimal=False):

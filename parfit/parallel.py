@@ -104,8 +104,9 @@ def parallel_fit(
         :func:`parfit.models.model_from_function`).
     data : array_like or path
         The cube: numpy or dask array, astropy ``Quantity`` or ``NDData``
-        (its wcs, mask, unit and uncertainty are used where the matching
-        argument is None, as astropy does), numpy masked array, xarray
+        (its wcs, unit and uncertainty are used where the matching
+        argument is None, as astropy does; its mask always counts), numpy
+        masked array (its mask counts), xarray
         ``DataArray`` (its coordinates give ``world`` and ``fitting_axes``
         may be dimension names), a zarr array, or the path of a FITS,
         zarr or netCDF file, opened lazily by :func:`parfit.io.open_cube`.
@@ -131,9 +132,16 @@ def parallel_fit(
         axes fit a 2-D model to every image plane.
     weights : array_like or astropy NDUncertainty, optional
         ``1/sigma`` weights broadcastable to ``data``; an uncertainty is
-        converted to ``1/std``.  Samples with zero or NaN weight are left out.
+        converted to ``1/std`` by its kind and unit, and ``weights=``
+        replaces an NDData's uncertainty.  Samples with zero or NaN weight
+        are left out; infinite (a zero uncertainty) or negative weights are
+        refused in memory, and left out with a warning to each fit they
+        touch in a dask array.
     mask : array_like of bool, optional
-        True leaves a sample out.  NaN and inf data are always left out.
+        True (or any nonzero integer) leaves a sample out.  Every mask
+        counts, as a union: ``mask=``, the mask of a masked ``data``, an
+        NDData mask, NaN and inf data (see the "What counts as a valid
+        sample" section of the quickstart).
     data_unit : astropy unit, optional
         The unit of ``data`` when it is not a Quantity.
     chunk_n_max : int, optional

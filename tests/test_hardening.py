@@ -499,3 +499,89 @@ def test_inputs_are_never_modified_even_when_a_block_times_out():
     np.testing.assert_array_equal(result.status, expected_timeout_status())
     for before, after in zip(copies, (data, weights, amplitude)):
         np.testing.assert_array_equal(before, after)
+
+
+# --- the config's side of it ------------------------------------------------------
+
+
+CONFIG = """\
+input:
+  path: cube.fits
+  fitting_axes: spectral
+  uncertainty: {path: sigma.fits}
+model:
+  components:
+    - type: Gaussian1D
+      amplitude: 2.0
+      mean: "0 km/s"
+      stddev: "5 km/s"
+  initial: guess
+run:
+  scheduler: synchronous
+  progress: false
+  fit_timeout: 120
+output:
+  path: results
+"""
+
+
+@pytest.fixture
+def config_folder(tmp_path):
+    from astropy.io import fits
+
+    from parfit.datasets import gaussian_cube
+
+    data = gaussian_cube((30, 3, 4), seed=4)
+    data.to_fits(tmp_path / "cube.fits")
+    sigma = np.full(data.data.shape, 0.05)
+    sigma[10, 1, 2] = 0.0                      # a sample claimed to be exact
+    fits.writeto(tmp_path / "sigma.fits", sigma)
+    (tmp_path / "fit.yaml").write_text(CONFIG)
+    return tmp_path
+
+
+def test_config_fit_timeout_reaches_parallel_fit(config_folder, monkeypatch):
+    from parfit import analysis
+    from parfit.config import config_hash, load_config
+
+    seen = {}
+    real = parfit.parallel_fit
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parfit, "parallel_fit", spy)
+    cfg = load_config(config_folder / "fit.yaml")
+    assert cfg.run.fit_timeout == 120.0
+    analysis.Analysis(cfg).run()
+    assert seen["fit_timeout"] == 120.0
+    # How long a block may take does not change the analysis (a resume may allow more).
+    other = load_config(config_folder / "fit.yaml")
+    other.run.fit_timeout = 600.0
+    assert config_hash(other) == config_hash(cfg)
+
+
+@pytest.mark.parametrize("value", ["-1", "0", ".inf", "soon"])
+def test_config_fit_timeout_must_be_a_positive_number(value):
+    from parfit.config import parse_config
+    from parfit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape("run.fit_timeout")):
+        parse_config(CONFIG.replace("fit_timeout: 120", f"fit_timeout: {value}"),
+                     check_files=False)
+
+
+def test_config_zero_uncertainty_is_left_out_with_a_warning(config_folder):
+    from parfit.analysis import Analysis
+    from parfit.config import load_config
+
+    cfg = load_config(config_folder / "fit.yaml")
+    cfg.diagnostics.mode = "error+warn"
+    run = Analysis(cfg)
+    result = run.run()
+    assert (result.status == parfit.Status.OK).all()
+    manifest = read_manifest(run.diagnostics_path)
+    assert [(r["folder"], r["n_warnings"]) for r in manifest] == [("1_2", "1")]
+    text = (Path(run.diagnostics_path) / "1_2" / "warn.log").read_text()
+    assert "1 sample(s) with an infinite weight (zero uncertainty) left out" in text
