@@ -585,3 +585,27 @@ def test_config_zero_uncertainty_is_left_out_with_a_warning(config_folder):
     assert [(r["folder"], r["n_warnings"]) for r in manifest] == [("1_2", "1")]
     text = (Path(run.diagnostics_path) / "1_2" / "warn.log").read_text()
     assert "1 sample(s) with an infinite weight (zero uncertainty) left out" in text
+
+
+# --- model YAML (as read back from a store) is bounded too -------------------------
+
+
+def test_model_yaml_refuses_aliases_so_no_billion_laughs():
+    from parfit.errors import ModelError
+    from parfit.models import from_yaml
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, 9)]
+    with pytest.raises(ModelError, match=re.escape(
+            "model YAML may not use aliases (*a0 at line 2); write the values out")):
+        from_yaml("\n".join(lines) + "\n")
+
+
+def test_model_yaml_refuses_deep_nesting_without_a_recursion_error():
+    from parfit.errors import ModelError
+    from parfit.models import from_yaml
+
+    with pytest.raises(ModelError, match=re.escape("model YAML nests deeper than 300 levels")):
+        from_yaml("a:\n" + "".join("  " * k + " b:\n" for k in range(1, 5000)))
+    with pytest.raises(ModelError, match=re.escape("model YAML nests deeper than 300 levels")):
+        from_yaml("[" * 5000 + "]" * 5000)

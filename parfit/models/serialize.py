@@ -289,8 +289,39 @@ def from_dict(d: dict[str, Any]) -> Model:
     return model
 
 
+#: Deepest nesting of a model document: a sum of n components nests n + 4
+#: levels, and parfit configs allow 200 components.
+MAX_MODEL_DEPTH = 300
+
+
 class _StrictSafeLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys."""
+    """SafeLoader that rejects duplicate mapping keys, aliases and deep nesting.
+
+    :func:`to_yaml` never writes aliases, so a model document has no use
+    for them, and refusing them rules out "billion laughs" expansion; the
+    depth bound keeps the (recursive) composer far from Python's stack limit.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ModelError(
+                f"model YAML may not use aliases (*{event.anchor} at line "
+                f"{event.start_mark.line + 1}); write the values out"
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_MODEL_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ModelError(
+                    f"model YAML nests deeper than {MAX_MODEL_DEPTH} levels (line "
+                    f"{mark.line + 1}); a model of that many components is not supported"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
