@@ -404,7 +404,7 @@ def parallel_fit(
                                                      n_params, meta)
                         # Written, but not recorded as done: a resume tries it again.
                         output_mod.write_block(store["path"], names, packed_block, index, offsets,
-                                               record=False)
+                                               record=False, run_id=store["lock_run_id"])
             output_mod.finish(store["path"])
             packed, infos = output_mod.read_output(store["path"], names), None
             meta["output"] = str(store["path"])
