@@ -244,6 +244,8 @@ def _open_input(cfg):
         key = "hdu" if inp.hdu is not None and "HDU" in str(exc) else (
             "variable" if inp.variable is not None and "variable" in str(exc) else "path")
         raise _InputProblem(("input", key), str(exc)) from None
+    if inp.unit is not None and getattr(data, "unit", None) is not None:
+        data = _without_unit(data)  # input.unit overrides the file's unit (a relabel)
     shape = tuple(int(n) for n in getattr(data, "data", data).shape)
     dims = tuple(str(d) for d in data.dims) if hasattr(data, "dims") else None
     axes = inp.fitting_axes if isinstance(inp.fitting_axes, list) else [inp.fitting_axes]
@@ -278,6 +280,19 @@ def _open_input(cfg):
             zero = array == 0
             out["weights"] = da.where(zero, np.inf, 1.0 / da.where(zero, 1.0, array))
     return out
+
+
+def _without_unit(data):
+    """``data`` (an NDData opened from a file) with its unit dropped.
+
+    ``input.unit`` in a config says what the file's unit is (a missing or
+    wrong BUNIT), so it replaces the file's unit rather than converting
+    from it, as ``parallel_fit(data_unit=)`` would.
+    """
+    from astropy.nddata import NDData
+
+    return NDData(data.data, wcs=data.wcs, mask=data.mask, meta=data.meta,
+                  uncertainty=data.uncertainty, copy=False)
 
 
 def _spectral_axis(data, ndim):

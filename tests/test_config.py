@@ -154,7 +154,7 @@ def test_every_problem_is_reported_with_path_and_line():
         ("run.chunk_nmax", 13, "unknown key 'chunk_nmax' (did you mean 'chunk_n_max'?) "
                                "(allowed here: chunk_n_max, scheduler, n_workers, "
                                "threads_per_worker, memory_limit, dashboard, "
-                               "preserve_native_chunks, progress, max_failed_fraction)"),
+                               "preserve_native_chunks, progress, fit_timeout, max_failed_fraction)"),
         ("run.memory_limit", 14, "ambiguous value 12:30: YAML 1.1 reads it as a base-60 "
                                  "number; quote it (\"12:30\") for text, or write the number "
                                  "in decimal"),

@@ -225,7 +225,10 @@ def test_sigkill_mid_run_then_resume_gives_identical_maps(cube, tmp_path):
     model = SlowGaussian(2.0, 0.0, 5.0)
     model.delay = 0.0                       # same model class and values: same options
     kwargs = dict(world=cube.world, chunk_n_max=50, scheduler="threads")
-    resumed = parfit.parallel_fit(model, cube.data, output=store, resume=True, **kwargs)
+    # The killed run left its lock: it is taken over, with a warning naming it.
+    with pytest.warns(parfit.errors.StaleLockWarning, match="took over the lock of a parfit "
+                      "run that is gone"):
+        resumed = parfit.parallel_fit(model, cube.data, output=store, resume=True, **kwargs)
     assert resumed.meta["blocks_resumed"] == done.sum()
     assert resumed.meta["blocks_fitted"] == done.size - done.sum()
     reference = parfit.parallel_fit(model, cube.data, **kwargs)
