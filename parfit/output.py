@@ -413,15 +413,18 @@ def write_block(path, param_names, packed, block_index, offsets, record=True, cu
         group[DONE_NAME][block] = 1
 
 
-def finish(path):
+def finish(path, fields=None):
     """Mark the store complete if every block is recorded and the store verifies.
 
     A store failing :func:`verify_store` is never marked complete; its
     problems are logged as a warning.  Returns the ``complete`` flag.
+    ``fields``, a dict, receives the maps the verification read (see
+    :func:`verify_store`), so that :func:`read_output` need not read them
+    again.
     """
     import zarr
 
-    report = verify_store(path)
+    report = verify_store(path, fields=fields)
     if not report.ok:
         log.warning("output %r fails verification: %s", str(path), "; ".join(report.problems))
     group = zarr.open_group(str(path), mode="r+")
@@ -504,7 +507,7 @@ def _chunk_shape(meta):
         return None
 
 
-def verify_store(path):
+def verify_store(path, *, fields=None):
     """Check a streamed parfit store before trusting it; change nothing.
 
     Checks that every array's metadata parses; that the arrays of the
@@ -520,6 +523,9 @@ def verify_store(path):
     Parameters
     ----------
     path : path-like
+    fields : dict, optional
+        Receives ``{array name: values}`` of the maps read while checking
+        the recorded blocks, when every chunk of them decoded.
 
     Returns
     -------
@@ -580,6 +586,7 @@ def verify_store(path):
     if not blocks:
         return report
     reasons = {}
+    partial = set()  # maps read block by block (0 outside the recorded blocks)
 
     def regions():
         for b in blocks:
@@ -591,6 +598,7 @@ def verify_store(path):
         try:
             return np.asarray(array[...])
         except Exception:  # find the blocks that do not decode
+            partial.add(name)
             values = np.zeros(shape, dtype=np.float64)
             for b, region in regions():
                 try:
@@ -602,6 +610,9 @@ def verify_store(path):
 
     status = read("status")
     params = {name: read(name) for name, _, _ in specs if name != "status"}
+    if fields is not None:
+        fields.update({name: values for name, values in dict(params, status=status).items()
+                       if name not in partial})
     for b, region in regions():
         if b in reasons:
             continue
@@ -682,20 +693,28 @@ def write_units(path, units):
                 group[array_name].attrs["units"] = str(unit)
 
 
-def read_output(path, param_names):
+def read_output(path, param_names, fields=None):
     """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64.
 
     A field the store lacks (``flags`` of a store written before parfit had
-    flags) is its fill value everywhere.
+    flags) is its fill value everywhere.  ``fields`` holds maps already read
+    (by :func:`finish`), used instead of reading them again.
     """
     import zarr
 
+    fields = fields or {}
     group = zarr.open_group(str(path), mode="r")
     shape = tuple(group["status"].shape)
     names = set(group.array_keys())
-    return np.stack([np.asarray(group[name][...], dtype=np.float64) if name in names
-                     else np.full(shape, fill, dtype=np.float64)
-                     for name, _, fill in field_specs(param_names)], axis=-1)
+
+    def field(name, fill):
+        if name in fields:
+            return np.asarray(fields[name], dtype=np.float64)
+        if name in names:
+            return np.asarray(group[name][...], dtype=np.float64)
+        return np.full(shape, fill, dtype=np.float64)
+
+    return np.stack([field(name, fill) for name, _, fill in field_specs(param_names)], axis=-1)
 
 
 def store_layout(path):

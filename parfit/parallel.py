@@ -405,8 +405,9 @@ def parallel_fit(
                         # Written, but not recorded as done: a resume tries it again.
                         output_mod.write_block(store["path"], names, packed_block, index, offsets,
                                                record=False, run_id=store["lock_run_id"])
-            output_mod.finish(store["path"])
-            packed, infos = output_mod.read_output(store["path"], names), None
+            fields = {}
+            output_mod.finish(store["path"], fields=fields)
+            packed, infos = output_mod.read_output(store["path"], names, fields=fields), None
             meta["output"] = str(store["path"])
         else:
             graph = _build_graph(
