@@ -114,3 +114,20 @@ def test_bench_accuracy_small(tmp_path):
     data = json.loads(out_json.read_text())
     assert [r["kind"] for r in data["rows"]] == ["noise_only", "blend2", "scaled_1e-26"]
     assert all(r["ok_nonfinite_errors"] == 0 and r["no_worse"] >= 0.995 for r in data["rows"])
+
+
+@pytest.mark.slow
+def test_bench_fingerprint_quick():
+    out = _run("bench_fingerprint.py", "--quick")
+    assert "cube (53, 50, 50), 2500 fits" in out
+    for step in ("fit into the store (numpy):", "hash every block's input:",
+                 "resume, complete (dask):", "verify_store:"):
+        assert step in out
+
+
+@pytest.mark.slow
+def test_bench_streamed_runs_this_tree():
+    out = json.loads(_run("bench_streamed.py", "--repeat", "1").splitlines()[-1])
+    assert out["parfit"] == str(ROOT / "parfit" / "__init__.py")
+    assert set(out["fits_per_s"]) == {"memory", "store"}
+    assert all(v > 0 for v in out["fits_per_s"].values())
