@@ -2,8 +2,41 @@
 
 Every refusal is raised before anything on disk changes; two runs never
 share an output; a hanging model is cut off; a single fit has 0-d maps
-everywhere.  The cases of the config reader, the fitters' options, masks
-and units, and the store's verification are in ``test_hardening_*.py``.
+everywhere.  This file holds those cases; the config reader, the fitters'
+options, masks and units, and the store's lock and verification have their
+own files.  Where each case of the survey is tested:
+
+===========================================================  =====================================
+survey case                                                  test
+===========================================================  =====================================
+store deleted, then refused for the diagnostics path         here: refused_diagnostics_path_leaves*
+``overwrite="false"`` replaced earlier results               here: overwrite_must_be_a_bool*;
+                                                             _store: overwrite_must_be_a_bool
+two runs on one ``output`` both accepted                     here: two_runs_on_one_output*;
+                                                             _store: two_concurrent_runs*
+deleted parameter / status chunk trusted on resume           _store: deleted_chunk_is_refitted*
+``parfit inspect`` summarised a damaged store                _store: inspect_reports_damaged
+masked arrays ignored                                        _inputs: masked_array_data_leaves*
+billion laughs, 5,000 levels, 5,000 components               _config: billion_laughs*, 5000_*
+``!!python/object`` silently ignored                         _config: tags_beyond_plain_data*
+one spectrum / one image: maps (1,), writers crash           here: one_spectrum_*, a_2d_model_over*
+width bound converted as a position under doppler            _inputs: velocity_model_on_frequency*
+``fitter="trf"`` options unchecked                           _fitters: scipy_options_refused*
+numpy scalar tolerances refused                              _fitters: numpy_scalars_accepted*
+astropy NaN start, min > max found after dispatch            _fitters: astropy_nan_start*, *min_above*
+unwritable diagnostics directory found after fitting         here: unwritable_diagnostics_path*
+``diagnostics_path=""`` meant the current directory          here: empty_diagnostics_path*
+the user's ``manifest.csv`` replaced under overwrite         here: a_manifest_the_user_wrote*
+resume's input check sampled 9 values                        _store: modified_lazy_cube_refused*
+truncated ``zarr.json`` without the array's name             _store: truncated_array_metadata*
+unknown ``fit_info`` name accepted                           _fitters: unknown_fit_info_name*
+zero uncertainties in NDData silently dropped                _inputs: zero_uncertainty_in_memory*
+mK data, K model: amplitude in mK                            _inputs: millikelvin_data_with*
+one hanging pixel stalls the run                             here: a_hanging_model_times_out*
+a closed Client: distributed's ClosedClientError             here: a_closed_client_is_refused*
+===========================================================  =====================================
+
+(``here`` is this file, ``_store`` is ``test_hardening_store.py``, and so on.)
 """
 
 import json
