@@ -19,8 +19,14 @@ import sys
 
 import numpy as np
 
-__all__ = ["cpu_seconds", "cramer_rao_sigma", "loadavg", "machine_info", "recovered_fraction",
-           "recovered_mask"]
+__all__ = [
+    "cpu_seconds",
+    "cramer_rao_sigma",
+    "loadavg",
+    "machine_info",
+    "recovered_fraction",
+    "recovered_mask",
+]
 
 
 # --- machine and process ----------------------------------------------------------
@@ -59,7 +65,7 @@ def machine_info():
     import parfit
 
     info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -127,7 +133,7 @@ def cramer_rao_sigma(model, world, truth, noise, *, batch=2048):
     n_free = int(free.sum())
     sig = np.full((params.shape[0], n_free), np.nan)
     for start in range(0, params.shape[0], batch):
-        rows = params[start:start + batch]
+        rows = params[start : start + batch]
         jac = model.jacobian(*xs, rows)[:, :, free]  # (n, samples, n_free)
         fisher = np.einsum("nci,ncj->nij", jac, jac) / noise**2
         with np.errstate(invalid="ignore"):
@@ -135,7 +141,7 @@ def cramer_rao_sigma(model, world, truth, noise, *, batch=2048):
                 cov = np.linalg.inv(fisher)
             except np.linalg.LinAlgError:
                 cov = np.linalg.pinv(fisher)
-            sig[start:start + batch] = np.sqrt(np.einsum("nii->ni", cov))
+            sig[start : start + batch] = np.sqrt(np.einsum("nii->ni", cov))
     free_names = [n for n, f in zip(names, free) if f]
     return {p: sig[:, k].reshape(shape) for k, p in enumerate(free_names)}
 

@@ -36,9 +36,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import _common
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -55,8 +54,14 @@ def _subset(case, n):
     """The first ``n`` spectra of ``case`` (for warming up)."""
     import dataclasses
 
-    return dataclasses.replace(case, y=case.y[:n], p0=case.p0[:n], lower=case.lower[:n],
-                               upper=case.upper[:n], truth=case.truth[:n])
+    return dataclasses.replace(
+        case,
+        y=case.y[:n],
+        p0=case.p0[:n],
+        lower=case.lower[:n],
+        upper=case.upper[:n],
+        truth=case.truth[:n],
+    )
 
 
 def run_case(case):
@@ -79,8 +84,12 @@ def run_case(case):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=300, help="spectra per corpus kind (300)")
-    ap.add_argument("--kinds", nargs="+", default=list(KINDS) + ["real"],
-                    help="corpus kinds, and 'real' for the three real crops (all)")
+    ap.add_argument(
+        "--kinds",
+        nargs="+",
+        default=list(KINDS) + ["real"],
+        help="corpus kinds, and 'real' for the three real crops (all)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     args = ap.parse_args(argv)
@@ -91,16 +100,20 @@ def main(argv=None):
     t0 = time.perf_counter()
     with np.errstate(all="ignore"):
         fit_case(hard_corpus("moderate", n=2))
-    print(f"cold start (first batched fit of the process, numba kernel loaded or compiled): "
-          f"{time.perf_counter() - t0:.2f} s")
+    print(
+        f"cold start (first batched fit of the process, numba kernel loaded or compiled): "
+        f"{time.perf_counter() - t0:.2f} s"
+    )
 
     cases = [hard_corpus(k, n=args.n, seed=args.seed) for k in args.kinds if k != "real"]
     if "real" in args.kinds:
         cases += _real_cases()
     rows = []
-    header = (f"{'kind':15s} {'fits':>5s} {'no worse':>9s} {'better':>7s} {'OK':>6s} "
-              f"{'TRF ok':>7s} {'OK+NaN err':>10s} {'AT_BOUND':>8s} {'SINGULAR':>8s} "
-              f"{'DEGEN.':>6s} {'RETRIED':>7s} {'parfit/s':>9s} {'TRF/s':>7s} {'x TRF':>6s}")
+    header = (
+        f"{'kind':15s} {'fits':>5s} {'no worse':>9s} {'better':>7s} {'OK':>6s} "
+        f"{'TRF ok':>7s} {'OK+NaN err':>10s} {'AT_BOUND':>8s} {'SINGULAR':>8s} "
+        f"{'DEGEN.':>6s} {'RETRIED':>7s} {'parfit/s':>9s} {'TRF/s':>7s} {'x TRF':>6s}"
+    )
     print()
     print(header)
     print("-" * len(header))
@@ -108,16 +121,20 @@ def main(argv=None):
         f = run_case(case)
         rows.append(f)
         fl = f["flags"]
-        print(f"{f['kind']:15s} {f['n']:5d} {f['no_worse']:9.2%} {f['better']:7.2%} "
-              f"{f['ok']:6.1%} {f['oracle_success']:7.1%} {f['ok_nonfinite_errors']:10d} "
-              f"{fl['AT_BOUND']:8d} {fl['SINGULAR']:8d} {fl['DEGENERATE']:6d} "
-              f"{fl['RETRIED']:7d} {f['fits_per_s_parfit']:9.0f} {f['fits_per_s_trf']:7.0f} "
-              f"{f['fits_per_s_parfit'] / f['fits_per_s_trf']:6.0f}")
+        print(
+            f"{f['kind']:15s} {f['n']:5d} {f['no_worse']:9.2%} {f['better']:7.2%} "
+            f"{f['ok']:6.1%} {f['oracle_success']:7.1%} {f['ok_nonfinite_errors']:10d} "
+            f"{fl['AT_BOUND']:8d} {fl['SINGULAR']:8d} {fl['DEGENERATE']:6d} "
+            f"{fl['RETRIED']:7d} {f['fits_per_s_parfit']:9.0f} {f['fits_per_s_trf']:7.0f} "
+            f"{f['fits_per_s_parfit'] / f['fits_per_s_trf']:6.0f}"
+        )
     worst = min(rows, key=lambda r: r["no_worse"])
     print()
-    print(f"worst kind: {worst['kind']} at {worst['no_worse']:.2%} no worse than TRF "
-          f"(target >= 99.50%); OK fits with a non-finite error: "
-          f"{sum(r['ok_nonfinite_errors'] for r in rows)} (target 0)")
+    print(
+        f"worst kind: {worst['kind']} at {worst['no_worse']:.2%} no worse than TRF "
+        f"(target >= 99.50%); OK fits with a non-finite error: "
+        f"{sum(r['ok_nonfinite_errors'] for r in rows)} (target 0)"
+    )
     print(f"total {time.perf_counter() - t0:.1f} s; load average {_common.loadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))

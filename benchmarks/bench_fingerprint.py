@@ -25,7 +25,6 @@ from pathlib import Path
 def main(argv=None):
     import dask
     import dask.array as da
-
     import zarr
 
     import parfit
@@ -41,8 +40,9 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp())
 
     def fit(data, store, **kwargs):
-        return parfit.parallel_fit(cube.model, data, world=cube.world, output=store,
-                                   scheduler=args.scheduler, **kwargs)
+        return parfit.parallel_fit(
+            cube.model, data, world=cube.world, output=store, scheduler=args.scheduler, **kwargs
+        )
 
     def timed(call):
         t0 = time.perf_counter()
@@ -54,8 +54,11 @@ def main(argv=None):
     lazy = da.from_array(cube.data, chunks=(shape[0],) + chunks)
     _, t_fit_lazy = timed(lambda: fit(lazy, work / "dask.zarr"))
     blocks = lazy.to_delayed().ravel()
-    _, t_hash = timed(lambda: dask.compute(*[dask.delayed(output.hash_block)(b) for b in blocks],
-                                           scheduler=args.scheduler))
+    _, t_hash = timed(
+        lambda: dask.compute(
+            *[dask.delayed(output.hash_block)(b) for b in blocks], scheduler=args.scheduler
+        )
+    )
     again, t_resume = timed(lambda: fit(cube.data, work / "numpy.zarr", resume=True))
     assert again.meta["blocks_fitted"] == 0
     again, t_resume_lazy = timed(lambda: fit(lazy, work / "dask.zarr", resume=True))
@@ -63,12 +66,14 @@ def main(argv=None):
     report, t_verify = timed(lambda: output.verify_store(work / "numpy.zarr"))
     assert report.ok
     n = shape[1] * shape[2]
-    print(f"cube {shape}, {n} fits in {len(blocks)} blocks of {chunks}, "
-          f"scheduler {args.scheduler!r}")
+    print(
+        f"cube {shape}, {n} fits in {len(blocks)} blocks of {chunks}, scheduler {args.scheduler!r}"
+    )
     print(f"fit into the store (numpy):    {t_fit:8.3f} s")
     print(f"fit into the store (dask):     {t_fit_lazy:8.3f} s")
-    print(f"hash every block's input:      {t_hash:8.3f} s  "
-          f"({100 * t_hash / t_fit:.2f} % of the fit)")
+    print(
+        f"hash every block's input:      {t_hash:8.3f} s  ({100 * t_hash / t_fit:.2f} % of the fit)"
+    )
     print(f"resume, complete (numpy):      {t_resume:8.3f} s  (re-hash + verify + read)")
     print(f"resume, complete (dask):       {t_resume_lazy:8.3f} s")
     print(f"verify_store:                  {t_verify:8.3f} s")

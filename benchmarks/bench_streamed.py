@@ -37,8 +37,9 @@ def main(argv=None):
             folder = tempfile.mkdtemp()
             kwargs = {"output": f"{folder}/maps.zarr"} if label == "store" else {}
             start = time.perf_counter()
-            parfit.parallel_fit(cube.model, cube.data, world=cube.world, scheduler="threads",
-                                **kwargs)
+            parfit.parallel_fit(
+                cube.model, cube.data, world=cube.world, scheduler="threads", **kwargs
+            )
             times.append(time.perf_counter() - start)
             shutil.rmtree(folder)
         best[label] = round(cube.data[0].size / min(times[1:]))

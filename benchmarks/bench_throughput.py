@@ -81,11 +81,11 @@ from _common import (  # noqa: E402  (the folder is put on sys.path first)
 
 CASES = ("single", "multi", "scaling")
 PEERS = ("astropy", "xarray")
-NOISE = 0.1                     # K, as bench_vs_astropy.py (lines of 1-3 K)
+NOISE = 0.1  # K, as bench_vs_astropy.py (lines of 1-3 K)
 SCALING_SAMPLES = (20, 50, 200, 500, 2000)
 SCALING_COMPONENTS = (1, 2, 3, 4)  # Gaussians: 3, 6, 9, 12 parameters
 SCALING_PARAM_CHANNELS = 200
-BLOCK_FITS = 500                # fits in the block whose memory is measured
+BLOCK_FITS = 500  # fits in the block whose memory is measured
 TARGETS = {"astropy": 100.0, "xarray": 30.0}  # the issue's target for the single case
 
 
@@ -101,14 +101,16 @@ def single_cube(shape, seed):
 def multi_cube(shape, seed, n_components=3, baseline=True):
     from parfit.datasets import multi_gaussian_cube
 
-    return multi_gaussian_cube(shape, n_components=n_components, baseline=baseline,
-                               noise=NOISE, seed=seed)
+    return multi_gaussian_cube(
+        shape, n_components=n_components, baseline=baseline, noise=NOISE, seed=seed
+    )
 
 
 def first_rows(cube, rows):
     """The same cube restricted to its first ``rows`` rows (axis 1)."""
     return dataclasses.replace(
-        cube, data=cube.data[:, :rows],
+        cube,
+        data=cube.data[:, :rows],
         truth={k: v[:rows] for k, v in cube.truth.items()},
     )
 
@@ -151,7 +153,7 @@ class SumFunction:
         i = 0
         for kind in self.kinds:
             n, formula = self.FORMULAS[kind]
-            out = out + formula(x, *params[i:i + n])
+            out = out + formula(x, *params[i : i + n])
             i += n
         return out
 
@@ -164,8 +166,10 @@ def astropy_equivalent(model):
     for leaf in _leaves(model):
         names = leaf.param_names
         cls = getattr(am, type(leaf).__name__)
-        part = cls(**{n: float(getattr(leaf, n).value) for n in names},
-                   bounds={n: tuple(getattr(leaf, n).bounds) for n in names})
+        part = cls(
+            **{n: float(getattr(leaf, n).value) for n in names},
+            bounds={n: tuple(getattr(leaf, n).bounds) for n in names},
+        )
         out = part if out is None else out + part
     return out
 
@@ -205,8 +209,14 @@ def run_parfit(cube, args, initial=None, fitter=None):
 
     kwargs = {} if initial is None else {"initial": initial}
     result = parfit.parallel_fit(
-        cube.model, cube.data, world=cube.world, fitting_axes=0, fitter=fitter,
-        chunk_n_max=args.chunk_n_max, scheduler=args.parfit_scheduler, **kwargs,
+        cube.model,
+        cube.data,
+        world=cube.world,
+        fitting_axes=0,
+        fitter=fitter,
+        chunk_n_max=args.chunk_n_max,
+        scheduler=args.parfit_scheduler,
+        **kwargs,
     )
     return {p: np.asarray(result.parameters[p], dtype=float) for p in cube.model.param_names}
 
@@ -227,13 +237,19 @@ def run_astropy(cube, args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = parallel_fit_dask(
-            model=astropy_equivalent(cube.model), fitter=TRFLSQFitter(), data=cube.data,
-            world=cube.world, fitting_axes=0, chunk_n_max=args.chunk_n_max,
+            model=astropy_equivalent(cube.model),
+            fitter=TRFLSQFitter(),
+            data=cube.data,
+            world=cube.world,
+            fitting_axes=0,
+            chunk_n_max=args.chunk_n_max,
             scheduler=args.astropy_scheduler,
         )
     shape = cube.data.shape[1:]
-    return {p: np.broadcast_to(np.asarray(getattr(fitted, p).value, dtype=float), shape)
-            for p in cube.model.param_names}
+    return {
+        p: np.broadcast_to(np.asarray(getattr(fitted, p).value, dtype=float), shape)
+        for p in cube.model.param_names
+    }
 
 
 def run_xarray(cube, args):
@@ -255,8 +271,9 @@ def run_xarray(cube, args):
             bounds[n] = (-np.inf if lower is None else lower, np.inf if upper is None else upper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = arr.curvefit("v", SumFunction(model), p0=p0, bounds=bounds, param_names=names,
-                           errors="ignore")
+        fit = arr.curvefit(
+            "v", SumFunction(model), p0=p0, bounds=bounds, param_names=names, errors="ignore"
+        )
         coeffs = fit["curvefit_coefficients"].compute(scheduler=args.xarray_scheduler)
     return {p: coeffs.sel(param=p).transpose("y", "x").values.astype(float) for p in names}
 
@@ -298,8 +315,9 @@ def warm_up(tools, tiny, args):
 def time_cube(cube, tools, args, max_peer_fits, warm):
     """Time ``tools`` on ``cube`` (peers on its first rows); return the per-tool results."""
     ny, nx = cube.data.shape[1:]
-    rows = {name: ny if name.startswith("parfit") else peer_rows(cube, max_peer_fits)
-            for name in tools}
+    rows = {
+        name: ny if name.startswith("parfit") else peer_rows(cube, max_peer_fits) for name in tools
+    }
     cubes = {name: cube if rows[name] == ny else first_rows(cube, rows[name]) for name in tools}
     times = {name: [] for name in tools}
     cpu = {name: [] for name in tools}
@@ -312,15 +330,21 @@ def time_cube(cube, tools, args, max_peer_fits, warm):
             dt = time.perf_counter() - t0
             times[name].append(dt)
             cpu[name].append(cpu_seconds() - c0)
-            print(f"  run {r + 1}/{args.repeat} {name:13s} {rows[name] * nx:7d} fits "
-                  f"{dt:8.2f} s wall {cpu[name][-1]:8.2f} s cpu (load {loadavg()})", flush=True)
+            print(
+                f"  run {r + 1}/{args.repeat} {name:13s} {rows[name] * nx:7d} fits "
+                f"{dt:8.2f} s wall {cpu[name][-1]:8.2f} s cpu (load {loadavg()})",
+                flush=True,
+            )
 
     sigma = cramer_rao_sigma(cube.model, cube.world, cube.truth, cube.noise)
     common = min(rows.values())
     results = {}
     for name in tools:
-        ok = recovered_mask(maps[name], {k: v[:rows[name]] for k, v in cube.truth.items()},
-                            {k: v[:rows[name]] for k, v in sigma.items()})
+        ok = recovered_mask(
+            maps[name],
+            {k: v[: rows[name]] for k, v in cube.truth.items()},
+            {k: v[: rows[name]] for k, v in sigma.items()},
+        )
         n = rows[name] * nx
         best = min(times[name])
         results[name] = {
@@ -336,13 +360,15 @@ def time_cube(cube, tools, args, max_peer_fits, warm):
             "recovered_common": float(ok[:common].mean()),
             "recovered_common_n_fits": common * nx,
             "recovered_own": float(ok.mean()),
-            "finite_fraction": float(np.mean(np.all(
-                [np.isfinite(m) for m in maps[name].values()], axis=0))),
+            "finite_fraction": float(
+                np.mean(np.all([np.isfinite(m) for m in maps[name].values()], axis=0))
+            ),
         }
-    for name, r in results.items():
+    for r in results.values():
         for peer in PEERS:
-            r[f"ratio_vs_{peer}"] = (r["fits_per_s"] / results[peer]["fits_per_s"]
-                                     if peer in results else None)
+            r[f"ratio_vs_{peer}"] = (
+                r["fits_per_s"] / results[peer]["fits_per_s"] if peer in results else None
+            )
     return results
 
 
@@ -367,9 +393,16 @@ def block_memory(cube, n_fits=BLOCK_FITS):
     fitter.check(model, None)
     columns = list(zip(*[(v, lo, hi) for _, v, lo, hi in fitter.parameter_arrays(model)]))
     p0, lower, upper = (np.tile(np.asarray(c, dtype=np.float64), (n, 1)) for c in columns)
-    block = FitBlock(x=(np.asarray(cube.world[0], dtype=np.float64),), y=y, weights=None,
-                     valid=np.isfinite(y), p0=p0, lower=lower, upper=upper,
-                     sample_shape=(n_samples,))
+    block = FitBlock(
+        x=(np.asarray(cube.world[0], dtype=np.float64),),
+        y=y,
+        weights=None,
+        valid=np.isfinite(y),
+        p0=p0,
+        lower=lower,
+        upper=upper,
+        sample_shape=(n_samples,),
+    )
     data_bytes = n * n_samples * 8
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
@@ -384,9 +417,15 @@ def block_memory(cube, n_fits=BLOCK_FITS):
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    return {"fitter": fitter.describe(), "n_fits": n, "n_samples": n_samples,
-            "data_bytes": data_bytes, "peak_bytes": int(peak),
-            "peak_over_data": peak / data_bytes, "traced_wall_s": dt}
+    return {
+        "fitter": fitter.describe(),
+        "n_fits": n,
+        "n_samples": n_samples,
+        "data_bytes": data_bytes,
+        "peak_bytes": int(peak),
+        "peak_over_data": peak / data_bytes,
+        "traced_wall_s": dt,
+    }
 
 
 # --- reporting ---------------------------------------------------------------------------
@@ -396,23 +435,31 @@ def _fmt_ratio(value):
     return f"{value:10.2f}" if value else f"{'-':>10s}"
 
 
-TABLE_HEADER = (f"{'tool':13s} {'fits':>7s} {'wall s':>8s} {'fits/s':>10s} {'x astropy':>10s} "
-                f"{'x xarray':>10s} {'cpu s':>8s} {'recovered':>10s} {'rec. (own)':>10s}")
+TABLE_HEADER = (
+    f"{'tool':13s} {'fits':>7s} {'wall s':>8s} {'fits/s':>10s} {'x astropy':>10s} "
+    f"{'x xarray':>10s} {'cpu s':>8s} {'recovered':>10s} {'rec. (own)':>10s}"
+)
 
 
 def print_table(results):
     print(TABLE_HEADER)
     print("-" * len(TABLE_HEADER))
     for name, r in results.items():
-        print(f"{name:13s} {r['n_fits']:7d} {r['wall_s_best']:8.2f} {r['fits_per_s']:10.1f} "
-              f"{_fmt_ratio(r['ratio_vs_astropy'])} {_fmt_ratio(r['ratio_vs_xarray'])} "
-              f"{r['cpu_s_best']:8.2f} {100 * r['recovered_common']:9.2f}% "
-              f"{100 * r['recovered_own']:9.2f}%")
+        print(
+            f"{name:13s} {r['n_fits']:7d} {r['wall_s_best']:8.2f} {r['fits_per_s']:10.1f} "
+            f"{_fmt_ratio(r['ratio_vs_astropy'])} {_fmt_ratio(r['ratio_vs_xarray'])} "
+            f"{r['cpu_s_best']:8.2f} {100 * r['recovered_common']:9.2f}% "
+            f"{100 * r['recovered_own']:9.2f}%"
+        )
     common = min(r["recovered_common_n_fits"] for r in results.values())
-    print("x astropy / x xarray = fits/s of the tool / fits/s of the peer (> 1 is faster); "
-          "wall s = best of the runs.")
-    print(f"recovered = every parameter finite and within 3 Cramer-Rao sigma of the truth, on "
-          f"the {common} pixels every tool fitted; rec. (own) = on all the pixels of that tool.")
+    print(
+        "x astropy / x xarray = fits/s of the tool / fits/s of the peer (> 1 is faster); "
+        "wall s = best of the runs."
+    )
+    print(
+        f"recovered = every parameter finite and within 3 Cramer-Rao sigma of the truth, on "
+        f"the {common} pixels every tool fitted; rec. (own) = on all the pixels of that tool."
+    )
 
 
 def check_targets(results):
@@ -427,7 +474,8 @@ def check_targets(results):
                 checks[f"x_{peer}>={need:g}"] = bool(r[f"ratio_vs_{peer}"] >= need)
         if "astropy" in results:
             checks["recovered>=astropy"] = bool(
-                r["recovered_common"] >= results["astropy"]["recovered_common"])
+                r["recovered_common"] >= results["astropy"]["recovered_common"]
+            )
         out[name] = checks
         text = ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in checks.items())
         print(f"target ({name}): {text}")
@@ -453,24 +501,33 @@ def case_multi(args):
 
 def _describe(cube):
     n_chan, ny, nx = cube.data.shape
-    return (f"{n_chan} channels x {ny} x {nx} = {ny * nx} fits, {len(cube.model.param_names)} "
-            f"parameters ({' + '.join(type(m).__name__ for m in _leaves(cube.model))}), "
-            f"noise {cube.noise}, seed")
+    return (
+        f"{n_chan} channels x {ny} x {nx} = {ny * nx} fits, {len(cube.model.param_names)} "
+        f"parameters ({' + '.join(type(m).__name__ for m in _leaves(cube.model))}), "
+        f"noise {cube.noise}, seed"
+    )
 
 
 def _case_peers(case, cube, args, default_peer_fits):
     tools = tools_for(case, args)
     max_peer = args.peer_max_fits or default_peer_fits
     check_equivalent(cube)
-    print(f"== case {case}: {_describe(cube)} {args.seed}; peers fit at most {max_peer} "
-          f"(the first {peer_rows(cube, max_peer)} rows)", flush=True)
+    print(
+        f"== case {case}: {_describe(cube)} {args.seed}; peers fit at most {max_peer} "
+        f"(the first {peer_rows(cube, max_peer)} rows)",
+        flush=True,
+    )
     tiny = _tiny(cube, args)
     warm = warm_up(tools, tiny, args)
     results = time_cube(cube, tools, args, max_peer, warm)
     print()
     print_table(results)
-    out = {"cube_shape": list(cube.data.shape), "n_params": len(cube.model.param_names),
-           "peer_max_fits": max_peer, "results": results}
+    out = {
+        "cube_shape": list(cube.data.shape),
+        "n_params": len(cube.model.param_names),
+        "peer_max_fits": max_peer,
+        "results": results,
+    }
     if case == "single":
         out["targets"] = check_targets(results)
     print(flush=True)
@@ -480,8 +537,12 @@ def _case_peers(case, cube, args, default_peer_fits):
 def _tiny(cube, args):
     """A 4 x 4 pixel cube of the same model and channels, for the warm-up."""
     kinds = [type(m).__name__ for m in _leaves(cube.model)]
-    return multi_cube((cube.data.shape[0], 4, 4), args.seed + 1,
-                      n_components=kinds.count("Gaussian1D"), baseline="Linear1D" in kinds)
+    return multi_cube(
+        (cube.data.shape[0], 4, 4),
+        args.seed + 1,
+        n_components=kinds.count("Gaussian1D"),
+        baseline="Linear1D" in kinds,
+    )
 
 
 def case_scaling(args):
@@ -494,11 +555,20 @@ def case_scaling(args):
     for n_samples in SCALING_SAMPLES:
         points.append(("samples", single_cube((n_samples, ny, nx), args.seed)))
     for k in SCALING_COMPONENTS:
-        points.append(("params", multi_cube((SCALING_PARAM_CHANNELS, ny, nx), args.seed,
-                                            n_components=k, baseline=False)))
-    print(f"== case scaling: {ny * nx} fits per point, one Gaussian on "
-          f"{', '.join(map(str, SCALING_SAMPLES))} samples; 1-4 Gaussians on "
-          f"{SCALING_PARAM_CHANNELS} samples; tools {', '.join(tools)}", flush=True)
+        points.append(
+            (
+                "params",
+                multi_cube(
+                    (SCALING_PARAM_CHANNELS, ny, nx), args.seed, n_components=k, baseline=False
+                ),
+            )
+        )
+    print(
+        f"== case scaling: {ny * nx} fits per point, one Gaussian on "
+        f"{', '.join(map(str, SCALING_SAMPLES))} samples; 1-4 Gaussians on "
+        f"{SCALING_PARAM_CHANNELS} samples; tools {', '.join(tools)}",
+        flush=True,
+    )
     rows = []
     for axis, cube in points:
         n_samples = cube.data.shape[0]
@@ -509,12 +579,21 @@ def case_scaling(args):
         warm = warm_up(tools, tiny, args)
         results = time_cube(cube, tools, args, max_peer, warm)
         memory = block_memory(cube)
-        rows.append({"axis": axis, "n_samples": n_samples, "n_params": n_params,
-                     "results": results, "block_memory": memory})
+        rows.append(
+            {
+                "axis": axis,
+                "n_samples": n_samples,
+                "n_params": n_params,
+                "results": results,
+                "block_memory": memory,
+            }
+        )
     print()
-    header = (f"{'axis':8s} {'samples':>7s} {'params':>6s} {'tool':13s} {'fits':>6s} "
-              f"{'wall s':>8s} {'fits/s':>10s} {'x astropy':>10s} {'x xarray':>10s} "
-              f"{'recovered':>10s} {'block MiB':>10s} {'x data':>7s}")
+    header = (
+        f"{'axis':8s} {'samples':>7s} {'params':>6s} {'tool':13s} {'fits':>6s} "
+        f"{'wall s':>8s} {'fits/s':>10s} {'x astropy':>10s} {'x xarray':>10s} "
+        f"{'recovered':>10s} {'block MiB':>10s} {'x data':>7s}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -524,18 +603,25 @@ def case_scaling(args):
                 mtxt = f"{mem['peak_bytes'] / 2**20:10.2f} {mem['peak_over_data']:7.1f}"
             else:
                 mtxt = f"{'-':>10s} {'-':>7s}"
-            print(f"{row['axis']:8s} {row['n_samples']:7d} {row['n_params']:6d} {name:13s} "
-                  f"{r['n_fits']:6d} {r['wall_s_best']:8.2f} {r['fits_per_s']:10.1f} "
-                  f"{_fmt_ratio(r['ratio_vs_astropy'])} {_fmt_ratio(r['ratio_vs_xarray'])} "
-                  f"{100 * r['recovered_common']:9.2f}% {mtxt}")
+            print(
+                f"{row['axis']:8s} {row['n_samples']:7d} {row['n_params']:6d} {name:13s} "
+                f"{r['n_fits']:6d} {r['wall_s_best']:8.2f} {r['fits_per_s']:10.1f} "
+                f"{_fmt_ratio(r['ratio_vs_astropy'])} {_fmt_ratio(r['ratio_vs_xarray'])} "
+                f"{100 * r['recovered_common']:9.2f}% {mtxt}"
+            )
     mem = next((row["block_memory"] for row in rows if row["block_memory"]), None)
     if mem is not None:
-        print(f"block MiB = peak memory (tracemalloc) of one direct fit_block call of the "
-              f"default fitter ({mem['fitter']}) on {mem['n_fits']} fits; x data = that / "
-              f"(n_fits * n_samples * 8 bytes).")
+        print(
+            f"block MiB = peak memory (tracemalloc) of one direct fit_block call of the "
+            f"default fitter ({mem['fitter']}) on {mem['n_fits']} fits; x data = that / "
+            f"(n_fits * n_samples * 8 bytes)."
+        )
     print(flush=True)
-    return {"n_fits_per_point": ny * nx, "peer_max_fits": max_peer if len(tools) > 1 else None,
-            "points": rows}
+    return {
+        "n_fits_per_point": ny * nx,
+        "peer_max_fits": max_peer if len(tools) > 1 else None,
+        "points": rows,
+    }
 
 
 CASE_RUNNERS = {"single": case_single, "multi": case_multi, "scaling": case_scaling}
@@ -545,40 +631,66 @@ CASE_RUNNERS = {"single": case_single, "multi": case_multi, "scaling": case_scal
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--case", choices=CASES + ("all",), default="all",
-                    help="which case to run (all)")
-    ap.add_argument("--quick", action="store_true",
-                    help="shrink every case (smoke test; all cases in < 60 s)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="timed runs per tool, interleaved; the best is reported (1)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--case", choices=CASES + ("all",), default="all", help="which case to run (all)"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="shrink every case (smoke test; all cases in < 60 s)"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="timed runs per tool, interleaved; the best is reported (1)",
+    )
     ap.add_argument("--json", metavar="PATH", help="also write every number as JSON")
-    ap.add_argument("--peer-max-fits", type=int, default=None,
-                    help="astropy and xarray fit only the first rows, at most this many fits "
-                         "(default 4000 single, 1000 multi and scaling; --quick 400/50/50)")
-    ap.add_argument("--peers", action="store_true",
-                    help="also time astropy and xarray in the scaling case")
-    ap.add_argument("--skip", nargs="+", choices=PEERS, default=[],
-                    help="leave these peers out")
-    ap.add_argument("--numpy-engine", action="store_true",
-                    help="also time parfit's batched solver on its numpy engine "
-                         "(BatchedFitter(engine='numpy'), the path for models the compiled "
-                         "kernel does not cover)")
-    ap.add_argument("--parfit-scheduler", default="threads",
-                    help="dask scheduler for parfit (threads)")
-    ap.add_argument("--astropy-scheduler", default="processes",
-                    help="dask scheduler for astropy parallel_fit_dask (processes)")
-    ap.add_argument("--xarray-scheduler", default="threads",
-                    help="dask scheduler for xarray curvefit (threads)")
-    ap.add_argument("--chunk-n-max", type=int, default=500,
-                    help="fits per dask task, every tool (500)")
-    ap.add_argument("--size", type=int, default=None,
-                    help="pixels per side of the single/multi cube (100 / 200; --quick 20 / 10)")
-    ap.add_argument("--channels", type=int, default=None,
-                    help="channels of the single/multi cube (53 / 256)")
-    ap.add_argument("--scaling-fits", type=int, default=None,
-                    help="fits per scaling point (5000; --quick 200)")
+    ap.add_argument(
+        "--peer-max-fits",
+        type=int,
+        default=None,
+        help="astropy and xarray fit only the first rows, at most this many fits "
+        "(default 4000 single, 1000 multi and scaling; --quick 400/50/50)",
+    )
+    ap.add_argument(
+        "--peers", action="store_true", help="also time astropy and xarray in the scaling case"
+    )
+    ap.add_argument("--skip", nargs="+", choices=PEERS, default=[], help="leave these peers out")
+    ap.add_argument(
+        "--numpy-engine",
+        action="store_true",
+        help="also time parfit's batched solver on its numpy engine "
+        "(BatchedFitter(engine='numpy'), the path for models the compiled "
+        "kernel does not cover)",
+    )
+    ap.add_argument(
+        "--parfit-scheduler", default="threads", help="dask scheduler for parfit (threads)"
+    )
+    ap.add_argument(
+        "--astropy-scheduler",
+        default="processes",
+        help="dask scheduler for astropy parallel_fit_dask (processes)",
+    )
+    ap.add_argument(
+        "--xarray-scheduler", default="threads", help="dask scheduler for xarray curvefit (threads)"
+    )
+    ap.add_argument(
+        "--chunk-n-max", type=int, default=500, help="fits per dask task, every tool (500)"
+    )
+    ap.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="pixels per side of the single/multi cube (100 / 200; --quick 20 / 10)",
+    )
+    ap.add_argument(
+        "--channels", type=int, default=None, help="channels of the single/multi cube (53 / 256)"
+    )
+    ap.add_argument(
+        "--scaling-fits", type=int, default=None, help="fits per scaling point (5000; --quick 200)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="random seed of the cubes (0)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
@@ -591,14 +703,18 @@ def main(argv=None):
     cases = CASES if args.case == "all" else (args.case,)
     info = machine_info()
     info["parfit_default_fitter"] = default_fitter()
-    print("parfit throughput benchmark: parfit.parallel_fit (fitter=None) vs astropy "
-          "parallel_fit_dask vs xarray curvefit")
+    print(
+        "parfit throughput benchmark: parfit.parallel_fit (fitter=None) vs astropy "
+        "parallel_fit_dask vs xarray curvefit"
+    )
     for k, v in info.items():
         print(f"  {k:10s} {v}" if k != "parfit_default_fitter" else f"  parfit fitter=None: {v}")
-    print(f"  schedulers parfit {args.parfit_scheduler}, astropy {args.astropy_scheduler}, "
-          f"xarray {args.xarray_scheduler}; chunk_n_max {args.chunk_n_max}; repeat "
-          f"{args.repeat} (best reported); parfit initial= keyword: "
-          f"{'yes' if parfit_has_initial() else 'no (parfit-guess skipped)'}")
+    print(
+        f"  schedulers parfit {args.parfit_scheduler}, astropy {args.astropy_scheduler}, "
+        f"xarray {args.xarray_scheduler}; chunk_n_max {args.chunk_n_max}; repeat "
+        f"{args.repeat} (best reported); parfit initial= keyword: "
+        f"{'yes' if parfit_has_initial() else 'no (parfit-guess skipped)'}"
+    )
     print(f"  cases {', '.join(cases)}{' (quick)' if args.quick else ''}")
     print(flush=True)
 
@@ -609,12 +725,18 @@ def main(argv=None):
         out[case] = CASE_RUNNERS[case](args)
     info["loadavg_before"], info["loadavg_after"] = load_before, loadavg()
     info["total_s"] = time.perf_counter() - t0
-    print(f"load average before {info['loadavg_before']}, after {info['loadavg_after']}; "
-          f"total {info['total_s']:.1f} s")
+    print(
+        f"load average before {info['loadavg_before']}, after {info['loadavg_after']}; "
+        f"total {info['total_s']:.1f} s"
+    )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": info, "args": vars(args), "cases": out}, fh, indent=2,
-                      default=_json_default)
+            json.dump(
+                {"machine": info, "args": vars(args), "cases": out},
+                fh,
+                indent=2,
+                default=_json_default,
+            )
         print(f"results written to {args.json}")
     return out
 

@@ -88,8 +88,13 @@ def run_astropy(cube, args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = parallel_fit_dask(
-            model=astropy_start(), fitter=TRFLSQFitter(), data=cube.data, world=cube.world,
-            fitting_axes=0, chunk_n_max=args.chunk_n_max, scheduler=args.scheduler,
+            model=astropy_start(),
+            fitter=TRFLSQFitter(),
+            data=cube.data,
+            world=cube.world,
+            fitting_axes=0,
+            chunk_n_max=args.chunk_n_max,
+            scheduler=args.scheduler,
         )
     return {p: np.asarray(getattr(fitted, p).value, dtype=float) for p in PARAMS}
 
@@ -101,8 +106,14 @@ def run_parfit_trf(cube, args):
     if args.match_astropy_tolerances:
         kwargs["fitter_kwargs"] = dict(xtol=1e-7, ftol=1e-8, gtol=1e-8, max_nfev=100)
     result = parfit.parallel_fit(
-        cube.model, cube.data, world=cube.world, fitting_axes=0, fitter="trf",
-        chunk_n_max=args.chunk_n_max, scheduler=args.scheduler, **kwargs,
+        cube.model,
+        cube.data,
+        world=cube.world,
+        fitting_axes=0,
+        fitter="trf",
+        chunk_n_max=args.chunk_n_max,
+        scheduler=args.scheduler,
+        **kwargs,
     )
     return {p: np.asarray(result.parameters[p], dtype=float) for p in PARAMS}
 
@@ -113,8 +124,13 @@ def run_parfit_astropy(cube, args):
     import parfit
 
     result = parfit.parallel_fit(
-        astropy_start(), cube.data, world=cube.world, fitting_axes=0, fitter=TRFLSQFitter(),
-        chunk_n_max=args.chunk_n_max, scheduler=args.scheduler,
+        astropy_start(),
+        cube.data,
+        world=cube.world,
+        fitting_axes=0,
+        fitter=TRFLSQFitter(),
+        chunk_n_max=args.chunk_n_max,
+        scheduler=args.scheduler,
     )
     return {p: np.asarray(result.parameters[p], dtype=float) for p in PARAMS}
 
@@ -133,6 +149,7 @@ def _gauss_jac(v, amplitude, mean, stddev):
 def run_xarray(cube, args, rows=None):
     """xarray curvefit on rows ``[0:rows]`` of the cube (all rows if None)."""
     import xarray as xr
+
     from parfit.parallel import plan_chunks
 
     data = cube.data if rows is None else cube.data[:, :rows, :]
@@ -144,8 +161,12 @@ def run_xarray(cube, args, rows=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = da_.curvefit(
-            "v", _gauss, p0={"amplitude": 2.0, "mean": 0.0, "stddev": 5.0},
-            bounds={"stddev": (0.0, np.inf)}, errors="ignore", **kwargs,
+            "v",
+            _gauss,
+            p0={"amplitude": 2.0, "mean": 0.0, "stddev": 5.0},
+            bounds={"stddev": (0.0, np.inf)},
+            errors="ignore",
+            **kwargs,
         )
         coeffs = fit["curvefit_coefficients"].compute(scheduler=args.xarray_scheduler)
     out = {}
@@ -189,29 +210,43 @@ def nan_mismatch(a, b, region=None):
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size", type=int, default=100, help="cube is SIZE x SIZE pixels (100)")
     ap.add_argument("--channels", type=int, default=53, help="spectral channels (53)")
     ap.add_argument("--seed", type=int, default=0, help="random seed of the cube (0)")
     ap.add_argument("--noise", type=float, default=0.1, help="noise sigma in K (0.1)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per path; best is reported")
-    ap.add_argument("--scheduler", default="processes",
-                    help="dask scheduler for paths 1-3 (processes)")
-    ap.add_argument("--xarray-scheduler", default="threads",
-                    help="dask scheduler for xarray curvefit (threads)")
+    ap.add_argument(
+        "--scheduler", default="processes", help="dask scheduler for paths 1-3 (processes)"
+    )
+    ap.add_argument(
+        "--xarray-scheduler", default="threads", help="dask scheduler for xarray curvefit (threads)"
+    )
     ap.add_argument("--chunk-n-max", type=int, default=500, help="fits per dask task (500)")
-    ap.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS),
-                    help="which paths to run (all)")
-    ap.add_argument("--xarray-max-seconds", type=float, default=300.0,
-                    help="if curvefit is projected to take longer than this at full size, "
-                         "run it on a subset of rows that fits the budget (300)")
-    ap.add_argument("--xarray-analytic-jac", action="store_true",
-                    help="give curve_fit the analytic Jacobian (default: finite differences, "
-                         "what curvefit users get)")
-    ap.add_argument("--match-astropy-tolerances", action="store_true",
-                    help="run parfit-trf with astropy TRFLSQFitter's defaults (xtol=1e-7, "
-                         "max_nfev=100) instead of parfit's (all tolerances 1e-8, no nfev cap)")
+    ap.add_argument(
+        "--paths", nargs="+", choices=PATHS, default=list(PATHS), help="which paths to run (all)"
+    )
+    ap.add_argument(
+        "--xarray-max-seconds",
+        type=float,
+        default=300.0,
+        help="if curvefit is projected to take longer than this at full size, "
+        "run it on a subset of rows that fits the budget (300)",
+    )
+    ap.add_argument(
+        "--xarray-analytic-jac",
+        action="store_true",
+        help="give curve_fit the analytic Jacobian (default: finite differences, "
+        "what curvefit users get)",
+    )
+    ap.add_argument(
+        "--match-astropy-tolerances",
+        action="store_true",
+        help="run parfit-trf with astropy TRFLSQFitter's defaults (xtol=1e-7, "
+        "max_nfev=100) instead of parfit's (all tolerances 1e-8, no nfev cap)",
+    )
     ap.add_argument("--quick", action="store_true", help="20x20 cube, for a smoke test")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = ap.parse_args(argv)
@@ -231,10 +266,14 @@ def main(argv=None):
     print("parfit benchmark: parfit.parallel_fit vs astropy parallel_fit_dask (+ xarray curvefit)")
     for k, v in info.items():
         print(f"  {k:10s} {v}")
-    print(f"  cube       {args.channels} channels x {args.size} x {args.size} "
-          f"= {n_fits} fits, noise {args.noise}, seed {args.seed}")
-    print(f"  scheduler  {args.scheduler} (xarray: {args.xarray_scheduler}), "
-          f"chunk_n_max {args.chunk_n_max}, repeat {args.repeat} (best reported)")
+    print(
+        f"  cube       {args.channels} channels x {args.size} x {args.size} "
+        f"= {n_fits} fits, noise {args.noise}, seed {args.seed}"
+    )
+    print(
+        f"  scheduler  {args.scheduler} (xarray: {args.xarray_scheduler}), "
+        f"chunk_n_max {args.chunk_n_max}, repeat {args.repeat} (best reported)"
+    )
     print(flush=True)
 
     # --- warm-up: every path once on a tiny cube, same scheduler -------------
@@ -253,12 +292,18 @@ def main(argv=None):
         run_xarray(cube, args, rows=probe_rows)
         t_probe = time.perf_counter() - t0
         projected = t_probe * args.size / probe_rows
-        print(f"  xarray probe: {probe_rows} rows in {t_probe:.2f} s, projected full size "
-              f"{projected:.1f} s", flush=True)
+        print(
+            f"  xarray probe: {probe_rows} rows in {t_probe:.2f} s, projected full size "
+            f"{projected:.1f} s",
+            flush=True,
+        )
         if projected > args.xarray_max_seconds:
             xr_rows = max(1, int(args.size * args.xarray_max_seconds / projected))
-            print(f"  xarray will run on the first {xr_rows} of {args.size} rows "
-                  f"(budget {args.xarray_max_seconds:.0f} s)", flush=True)
+            print(
+                f"  xarray will run on the first {xr_rows} of {args.size} rows "
+                f"(budget {args.xarray_max_seconds:.0f} s)",
+                flush=True,
+            )
     print(flush=True)
 
     # --- timed runs (paths interleaved within each repeat) -------------------
@@ -279,8 +324,11 @@ def main(argv=None):
             times[name].append(dt)
             cpu[name].append(dc)
             maps[name] = out
-            print(f"  run {r + 1}/{args.repeat} {name:15s} {dt:8.2f} s wall {dc:8.2f} s cpu "
-                  f"(load {loadavg()})", flush=True)
+            print(
+                f"  run {r + 1}/{args.repeat} {name:15s} {dt:8.2f} s wall {dc:8.2f} s cpu "
+                f"(load {loadavg()})",
+                flush=True,
+            )
     load_after = loadavg()
     info["loadavg_before"], info["loadavg_after"] = load_before, load_after
     print(f"  load average before timed runs {load_before}, after {load_after}")
@@ -313,19 +361,25 @@ def main(argv=None):
             "finite_fraction": float(np.mean(np.isfinite(maps[name]["mean"][region]))),
         }
         if "astropy" in maps and name != "astropy":
-            results[name]["max_abs_diff_vs_astropy"] = max_abs_diff(maps[name], maps["astropy"],
-                                                                    region)
-            results[name]["nan_mismatch_vs_astropy"] = nan_mismatch(maps[name], maps["astropy"],
-                                                                    region)
+            results[name]["max_abs_diff_vs_astropy"] = max_abs_diff(
+                maps[name], maps["astropy"], region
+            )
+            results[name]["nan_mismatch_vs_astropy"] = nan_mismatch(
+                maps[name], maps["astropy"], region
+            )
     for name in results:
-        results[name]["ratio_vs_astropy"] = (results[name]["fits_per_s"] / astropy_rate
-                                             if astropy_rate else None)
-        results[name]["cpu_ratio_vs_astropy"] = (results[name]["fits_per_cpu_s"]
-                                                 / astropy_cpu_rate if astropy_cpu_rate else None)
+        results[name]["ratio_vs_astropy"] = (
+            results[name]["fits_per_s"] / astropy_rate if astropy_rate else None
+        )
+        results[name]["cpu_ratio_vs_astropy"] = (
+            results[name]["fits_per_cpu_s"] / astropy_cpu_rate if astropy_cpu_rate else None
+        )
 
-    header = (f"{'path':16s} {'fits':>6s} {'wall s':>8s} {'fits/s':>9s} {'x astropy':>9s} "
-              f"{'cpu s':>8s} {'fits/cpu-s':>10s} {'x astropy':>9s} "
-              f"{'recovered':>9s} {'max|d| vs astropy (amp, mean, std)':>36s}")
+    header = (
+        f"{'path':16s} {'fits':>6s} {'wall s':>8s} {'fits/s':>9s} {'x astropy':>9s} "
+        f"{'cpu s':>8s} {'fits/cpu-s':>10s} {'x astropy':>9s} "
+        f"{'recovered':>9s} {'max|d| vs astropy (amp, mean, std)':>36s}"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
@@ -333,10 +387,12 @@ def main(argv=None):
         d = r.get("max_abs_diff_vs_astropy")
         dtxt = "-" if d is None else ", ".join(f"{d[p]:.1e}" for p in PARAMS)
         star = "*" if r["subset"] else " "
-        cratio = (f"{r['cpu_ratio_vs_astropy']:9.2f}" if r["cpu_ratio_vs_astropy"]
-                  else f"{'-':>9s}")
-        print(f"{name:16s} {r['n_fits']:6d}{star}{r['wall_s_best']:8.2f} {r['fits_per_s']:9.1f} "
-              f"{ratio} {r['cpu_s_best']:8.2f} {r['fits_per_cpu_s']:10.1f} {cratio} {100 * r['recovered_fraction']:8.2f}% {dtxt:>36s}")
+        cratio = f"{r['cpu_ratio_vs_astropy']:9.2f}" if r["cpu_ratio_vs_astropy"] else f"{'-':>9s}"
+        print(
+            f"{name:16s} {r['n_fits']:6d}{star}{r['wall_s_best']:8.2f} {r['fits_per_s']:9.1f} "
+            f"{ratio} {r['cpu_s_best']:8.2f} {r['fits_per_cpu_s']:10.1f} {cratio} "
+            f"{100 * r['recovered_fraction']:8.2f}% {dtxt:>36s}"
+        )
     print()
     print("x astropy = fits/s of the path / fits/s of astropy parallel_fit_dask (>1 is faster);")
     print("cpu s = CPU seconds of this process and its dask worker processes during the run;")
@@ -344,10 +400,14 @@ def main(argv=None):
     print("to other programs sharing the cores (check the load average above).")
     print("recovered = all 3 parameters finite and within 3 x Cramer-Rao sigma of the truth.")
     if xr_rows is not None:
-        print(f"* xarray ran on a subset: the first {xr_rows} of {args.size} rows "
-              f"({xr_rows * args.size} fits); its fits/s is from that subset.")
-    print("Each timed run of paths 1-3 includes starting a fresh process pool (dask "
-          "'processes' spawns one per compute); warm-up times above estimate that overhead.")
+        print(
+            f"* xarray ran on a subset: the first {xr_rows} of {args.size} rows "
+            f"({xr_rows * args.size} fits); its fits/s is from that subset."
+        )
+    print(
+        "Each timed run of paths 1-3 includes starting a fresh process pool (dask "
+        "'processes' spawns one per compute); warm-up times above estimate that overhead."
+    )
 
     if args.json:
         payload = {"machine": info, "args": vars(args), "results": results}

@@ -41,7 +41,7 @@ pygments_style = "sphinx"
 # tree.
 autosummary_generate = False
 autodoc_member_order = "bysource"
-autodoc_typehints = "none"          # numpydoc sections already give the types
+autodoc_typehints = "none"  # numpydoc sections already give the types
 autodoc_default_options = {"show-inheritance": False}
 
 # --- numpydoc --------------------------------------------------------------------
@@ -88,9 +88,9 @@ def _status_table_lines():
 
 
 def setup(app):
+    from docutils import nodes
     from docutils.parsers.rst import Directive
     from docutils.statemachine import StringList
-    from docutils import nodes
 
     class StatusTable(Directive):
         """``.. parfit-status-table::`` renders every :class:`parfit.Status`."""

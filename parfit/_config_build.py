@@ -11,8 +11,8 @@ import re
 import numpy as np
 from astropy import units as u
 
-from ._yaml import format_path
 from ._config_types import _in_unit, _target_unit
+from ._yaml import format_path
 from .config import ParameterConfig, _structural_args, check_structural, resolve
 from .errors import ConfigError, InputError
 
@@ -25,8 +25,9 @@ def check_semantics(cfg, check_files, deep):
     if inp.weights is not None and inp.uncertainty is not None:
         problems.append((("input", "uncertainty"), "give weights or uncertainty, not both"))
     if inp.hdu is not None and inp.variable is not None:
-        problems.append((("input", "variable"), "give hdu (FITS) or variable (netCDF/zarr), "
-                                                "not both"))
+        problems.append(
+            (("input", "variable"), "give hdu (FITS) or variable (netCDF/zarr), not both")
+        )
     if check_files:
         for key, path in _input_files(cfg):
             if not resolve(cfg, path).exists():
@@ -57,9 +58,13 @@ def _check_against_input(cfg, model):
         return [(exc.path, exc.message)]
     n_axes = len(opened["fitting_axes"])
     if model is not None and model.n_inputs != n_axes:
-        return [(("model", "components"),
-                 f"the model takes {model.n_inputs} input(s) but input.fitting_axes names "
-                 f"{n_axes} axis/axes")]
+        return [
+            (
+                ("model", "components"),
+                f"the model takes {model.n_inputs} input(s) but input.fitting_axes names "
+                f"{n_axes} axis/axes",
+            )
+        ]
     if model is None:
         return []
     from .io import normalise_cube, normalise_world
@@ -68,8 +73,12 @@ def _check_against_input(cfg, model):
     # The units of the data and of the world coordinates must suit the model's
     # parameters; this needs only the header and coordinates, not the data.
     try:
-        cube = normalise_cube(opened["data"], weights=opened["weights"], mask=opened["mask"],
-                              data_unit=opened["data_unit"])
+        cube = normalise_cube(
+            opened["data"],
+            weights=opened["weights"],
+            mask=opened["mask"],
+            data_unit=opened["data_unit"],
+        )
         world = normalise_world(None, cube, opened["fitting_axes"])
         prepare_units(model, "parfit", world, cube.data_unit)
     except InputError as exc:
@@ -89,6 +98,7 @@ class _InputProblem(_ModelProblem):
 
 # --- building the model -------------------------------------------------------------
 
+
 def _components(cfg):
     for comp in cfg.model.components:
         params = {}
@@ -98,8 +108,13 @@ def _components(cfg):
                 params[key] = value
         # Parameters named by the component's degree (Polynomial1D), validated by
         # the schema into ParameterConfig like the declared ones.
-        params.update({k: v for k, v in (comp.__pydantic_extra__ or {}).items()
-                       if isinstance(v, ParameterConfig)})
+        params.update(
+            {
+                k: v
+                for k, v in (comp.__pydantic_extra__ or {}).items()
+                if isinstance(v, ParameterConfig)
+            }
+        )
         yield comp, params
 
 
@@ -119,7 +134,8 @@ def build_model(cfg):
     ...     check_files=False)
     >>> model = build_model(cfg)
     >>> model
-    <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=4.0, stddev_0=2.0, amplitude_1=0.0)>
+    <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=4.0, stddev_0=2.0,
+    amplitude_1=0.0)>
     >>> model.mean_0.unit, model.stddev_0.unit, model.amplitude_1.fixed
     (Unit("km / s"), Unit("km / s"), True)
     """
@@ -150,17 +166,20 @@ def build_model(cfg):
     for leaf in leaves[1:]:
         model = model + leaf
     if cfg.model.initial == "guess" and not model.can_guess:
-        raise _ModelProblem(("model", "initial"),
-                            f"initial: guess needs components that can estimate their start "
-                            f"from data; {model!r} cannot")
+        raise _ModelProblem(
+            ("model", "initial"),
+            f"initial: guess needs components that can estimate their start "
+            f"from data; {model!r} cannot",
+        )
     for i, pname, expr in ties:
         full = f"{pname}_{i}" if isinstance(model, CompoundModel) else pname
         try:
             model.parameters[full].update(tied=expr)
             model.validate()
         except (ParameterError, ModelError) as exc:
-            raise _ModelProblem(("model", "components", i, pname, "tied"),
-                                _strip_param_prefix(str(exc))) from None
+            raise _ModelProblem(
+                ("model", "components", i, pname, "tied"), _strip_param_prefix(str(exc))
+            ) from None
     try:
         model.validate()
     except (ParameterError, ModelError) as exc:
@@ -202,13 +221,14 @@ def _apply_parameter(param, pc):
     if pc.value is not None:
         kwargs["value"] = _in_unit(pc.value, target, "value")
     if pc.bounds is not None:
-        kwargs["bounds"] = tuple(None if b is None else _in_unit(b, target, "bound")
-                                 for b in pc.bounds)
+        kwargs["bounds"] = tuple(
+            None if b is None else _in_unit(b, target, "bound") for b in pc.bounds
+        )
     param.update(**kwargs)
 
 
-
 # --- opening the input ----------------------------------------------------------------
+
 
 def open_input(cfg):
     """Open the cube of a config lazily, with its mask and weights.
@@ -229,8 +249,9 @@ def open_input(cfg):
     try:
         return _open_input(cfg)
     except _InputProblem as exc:
-        raise ConfigError(f"{format_path(exc.path)}: {exc.message}",
-                          [(format_path(exc.path), None, exc.message)]) from None
+        raise ConfigError(
+            f"{format_path(exc.path)}: {exc.message}", [(format_path(exc.path), None, exc.message)]
+        ) from None
 
 
 def _open_input(cfg):
@@ -241,8 +262,11 @@ def _open_input(cfg):
     try:
         data = open_cube(path, hdu=inp.hdu, variable=inp.variable)
     except (InputError, ValueError, TypeError, OSError) as exc:
-        key = "hdu" if inp.hdu is not None and "HDU" in str(exc) else (
-            "variable" if inp.variable is not None and "variable" in str(exc) else "path")
+        key = (
+            "hdu"
+            if inp.hdu is not None and "HDU" in str(exc)
+            else ("variable" if inp.variable is not None and "variable" in str(exc) else "path")
+        )
         raise _InputProblem(("input", key), str(exc)) from None
     if inp.unit is not None and getattr(data, "unit", None) is not None:
         data = _without_unit(data)  # input.unit overrides the file's unit (a relabel)
@@ -259,8 +283,14 @@ def _open_input(cfg):
         fitting_axes = normalise_fitting_axes(resolved, len(shape), dims)
     except (InputError, TypeError) as exc:
         raise _InputProblem(("input", "fitting_axes"), str(exc)) from None
-    out = {"data": data, "fitting_axes": fitting_axes, "data_unit": inp.unit,
-           "mask": None, "weights": None, "shape": shape}
+    out = {
+        "data": data,
+        "fitting_axes": fitting_axes,
+        "data_unit": inp.unit,
+        "mask": None,
+        "weights": None,
+        "shape": shape,
+    }
     for key in ("mask", "weights", "uncertainty"):
         source = getattr(inp, key)
         if source is None:
@@ -291,8 +321,14 @@ def _without_unit(data):
     """
     from astropy.nddata import NDData
 
-    return NDData(data.data, wcs=data.wcs, mask=data.mask, meta=data.meta,
-                  uncertainty=data.uncertainty, copy=False)
+    return NDData(
+        data.data,
+        wcs=data.wcs,
+        mask=data.mask,
+        meta=data.meta,
+        uncertainty=data.uncertainty,
+        copy=False,
+    )
 
 
 def _spectral_axis(data, ndim):
@@ -301,7 +337,8 @@ def _spectral_axis(data, ndim):
         raise _InputProblem(
             ("input", "fitting_axes"),
             "'spectral' needs a FITS cube whose WCS has a spectral axis; give the axis "
-            "number instead")
+            "number instead",
+        )
     return ndim - 1 - int(wcs.wcs.spec)
 
 
@@ -323,6 +360,6 @@ def _open_aux(cfg, key, source, shape):
     except ValueError:
         raise _InputProblem(
             ("input", key),
-            f"has shape {tuple(array.shape)}, which does not broadcast to the cube's "
-            f"{shape}") from None
+            f"has shape {tuple(array.shape)}, which does not broadcast to the cube's {shape}",
+        ) from None
     return array

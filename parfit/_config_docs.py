@@ -16,10 +16,12 @@ from . import config as config_mod
 __all__ = ["template", "reference_rst", "field_rows"]
 
 _EXAMPLE_COMPONENTS = [
-    {"type": "Gaussian1D",
-     "amplitude": {"value": 1.0, "bounds": [0, None]},
-     "mean": {"value": "0 km/s", "bounds": ["-50 km/s", "50 km/s"]},
-     "stddev": {"value": "5 km/s", "bounds": ["0.1 km/s", None]}},
+    {
+        "type": "Gaussian1D",
+        "amplitude": {"value": 1.0, "bounds": [0, None]},
+        "mean": {"value": "0 km/s", "bounds": ["-50 km/s", "50 km/s"]},
+        "stddev": {"value": "5 km/s", "bounds": ["0.1 km/s", None]},
+    },
     {"type": "Const1D", "amplitude": {"value": 0.0, "fixed": False}},
 ]
 _MINIMAL = {
@@ -31,8 +33,10 @@ _MINIMAL = {
 
 def _sections():
     schema = config_mod.config_schema()
-    return [(name, config_mod._section_class(schema.model_fields[name].annotation))
-            for name in config_mod.SECTIONS]
+    return [
+        (name, config_mod._section_class(schema.model_fields[name].annotation))
+        for name in config_mod.SECTIONS
+    ]
 
 
 def type_label(field):
@@ -62,8 +66,11 @@ def _label(annotation):
                 return extra["type_label"]
         return _label(args[0])
     if origin is list:
-        return f"list of {_label(args[0])}s" if args and _label(args[0]) == "component" \
+        return (
+            f"list of {_label(args[0])}s"
+            if args and _label(args[0]) == "component"
             else (f"list of {_label(args[0])}" if args else "list")
+        )
     names = {bool: "true/false", int: "int", float: "number", str: "text", dict: "mapping"}
     if annotation in names:
         return names[annotation]
@@ -107,11 +114,14 @@ def _needs_quotes(text):
 
 def field_rows(cls):
     """``(key, type, default, description)`` of every field of a section class."""
-    return [(name, type_label(f), _default(f), f.description or "")
-            for name, f in cls.model_fields.items()]
+    return [
+        (name, type_label(f), _default(f), f.description or "")
+        for name, f in cls.model_fields.items()
+    ]
 
 
 # --- template -----------------------------------------------------------------------
+
 
 def template(minimal=False):
     """The config template (YAML text with a comment on every option).
@@ -145,8 +155,7 @@ def template(minimal=False):
         lines.append(f"{name}:")
         for key, field in cls.model_fields.items():
             desc = f"{field.description or ''} [{type_label(field)}]"
-            lines.extend(textwrap.wrap(desc, 88, initial_indent="  # ",
-                                       subsequent_indent="  #   "))
+            lines.extend(textwrap.wrap(desc, 88, initial_indent="  # ", subsequent_indent="  #   "))
             if name == "model" and key == "components":
                 lines.extend(_component_lines())
                 continue
@@ -170,9 +179,11 @@ def _template_value(field):
 
 def _component_lines():
     classes = config_mod.component_classes()
-    lines = ["  # Component types and their parameters (the docs' config reference has",
-             "  # defaults and units); a parameter is a number, a quantity such as",
-             "  # \"4000 m/s\", or a mapping of value, unit, bounds, fixed and tied:"]
+    lines = [
+        "  # Component types and their parameters (the docs' config reference has",
+        "  # defaults and units); a parameter is a number, a quantity such as",
+        '  # "4000 m/s", or a mapping of value, unit, bounds, fixed and tied:',
+    ]
     for type_name, cls in classes.items():
         params = [k for k in cls.model_fields if k not in ("type", "name")]
         if issubclass(cls, config_mod._DynamicComponent):
@@ -202,6 +213,7 @@ def _minimal_lines():
 
 # --- reference page ---------------------------------------------------------------------
 
+
 def reference_rst():
     """The reStructuredText of ``docs/config_reference.rst``."""
     out = [
@@ -222,16 +234,26 @@ def reference_rst():
         out += [title, "-" * len(title), "", _doc(cls), ""]
         out += _table(field_rows(cls))
     title = "Parameters of a component"
-    out += [title, "-" * len(title), "",
-            "Each parameter of a component is a number, a quantity string such as",
-            "``\"4000 m/s\"`` (its value), or a mapping with these keys:", ""]
+    out += [
+        title,
+        "-" * len(title),
+        "",
+        "Each parameter of a component is a number, a quantity string such as",
+        '``"4000 m/s"`` (its value), or a mapping with these keys:',
+        "",
+    ]
     out += _table(field_rows(config_mod.ParameterConfig))
     title = "Component types"
-    out += [title, "-" * len(title), "",
-            "``model.components`` is a list; each item names its ``type`` and may set",
-            "``name`` and the parameters below.  Units are given in terms of the",
-            "model's input ``x`` (and ``y`` for 2-D models) and the data ``y``",
-            "(``z`` for 2-D models).", ""]
+    out += [
+        title,
+        "-" * len(title),
+        "",
+        "``model.components`` is a list; each item names its ``type`` and may set",
+        "``name`` and the parameters below.  Units are given in terms of the",
+        "model's input ``x`` (and ``y`` for 2-D models) and the data ``y``",
+        "(``z`` for 2-D models).",
+        "",
+    ]
     for type_name, cls in config_mod.component_classes().items():
         head = f"``{type_name}``"
         out += [head, "^" * len(head), "", _doc(cls), ""]

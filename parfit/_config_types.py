@@ -9,7 +9,7 @@ schema, so the template and the reference can name these types by their
 
 import difflib
 import re
-from typing import Annotated, Union
+from typing import Annotated
 
 from astropy import units as u
 from pydantic import Field, PlainValidator
@@ -20,26 +20,29 @@ _ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]
 
 # --- value types -----------------------------------------------------------------
 
+
 def _quantity(text, what):
     """Parse ``text`` (number or string) as an astropy Quantity, or raise ValueError."""
     if isinstance(text, bool):
-        raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
-                         f"got {text!r}")
+        raise ValueError(f'{what} must be a number or a quantity such as "4000 m/s"; got {text!r}')
     if isinstance(text, (int, float)):
         try:
             return u.Quantity(float(text))
         except OverflowError:
             digits = len(str(abs(text)))
-            raise ValueError(f"{what} {str(text)[:8]}... ({digits} digits) is too large for "
-                             f"a floating-point number (at most about 1.8e308)") from None
+            raise ValueError(
+                f"{what} {str(text)[:8]}... ({digits} digits) is too large for "
+                f"a floating-point number (at most about 1.8e308)"
+            ) from None
     if not isinstance(text, str):
-        raise ValueError(f"{what} must be a number or a quantity such as \"4000 m/s\"; "
-                         f"got {text!r}")
+        raise ValueError(f'{what} must be a number or a quantity such as "4000 m/s"; got {text!r}')
     try:
         q = u.Quantity(text)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} {text!r} is not a number with an optional unit, such as "
-                         f"\"4000 m/s\" ({_unit_problem(exc)})") from None
+        raise ValueError(
+            f"{what} {text!r} is not a number with an optional unit, such as "
+            f'"4000 m/s" ({_unit_problem(exc)})'
+        ) from None
     if not q.isscalar:
         raise ValueError(f"{what} must be a single number, got {text!r}")
     return q
@@ -59,12 +62,11 @@ def _check_quantity_like(value):
 
 def _check_unit(value):
     if not isinstance(value, str):
-        raise ValueError(f"a unit must be a string such as \"km/s\"; got {value!r}")
+        raise ValueError(f'a unit must be a string such as "km/s"; got {value!r}')
     try:
         u.Unit(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{value!r} is not a valid astropy unit ({_unit_problem(exc)})") \
-            from None
+        raise ValueError(f"{value!r} is not a valid astropy unit ({_unit_problem(exc)})") from None
     return value
 
 
@@ -78,8 +80,9 @@ def _check_bounds(value):
         try:
             hi_in_lo = hi.to_value(lo.unit)
         except u.UnitConversionError:
-            raise ValueError(f"lower bound {value[0]!r} and upper bound {value[1]!r} have "
-                             f"incompatible units") from None
+            raise ValueError(
+                f"lower bound {value[0]!r} and upper bound {value[1]!r} have incompatible units"
+            ) from None
         if not lo.value < hi_in_lo:
             raise ValueError(f"lower bound must be below upper bound; got {value!r}")
     return [float(b) if isinstance(b, int) and not isinstance(b, bool) else b for b in value]
@@ -91,8 +94,10 @@ def _check_axes(value):
         raise ValueError("fitting_axes is empty; name at least one axis")
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise ValueError(f"fitting_axes must be an axis number, a dimension name, "
-                             f"'spectral', or a list of them; got {item!r}")
+            raise ValueError(
+                f"fitting_axes must be an axis number, a dimension name, "
+                f"'spectral', or a list of them; got {item!r}"
+            )
     return value
 
 
@@ -100,8 +105,7 @@ def _check_source(value):
     if isinstance(value, str):
         return {"path": value, "hdu": None, "variable": None}
     if not isinstance(value, dict):
-        raise ValueError(f"must be a file path or a mapping {{path, hdu, variable}}; "
-                         f"got {value!r}")
+        raise ValueError(f"must be a file path or a mapping {{path, hdu, variable}}; got {value!r}")
     unknown = sorted(set(value) - {"path", "hdu", "variable"})
     if unknown:
         hint = _did_you_mean(unknown[0], ("path", "hdu", "variable"))
@@ -125,9 +129,11 @@ def _check_scheduler(value):
     if value in SCHEDULERS or _ADDRESS.match(value):
         return value
     hint = _did_you_mean(value, SCHEDULERS)
-    raise ValueError(f"unknown scheduler {value!r}{hint}; expected one of "
-                     f"{', '.join(SCHEDULERS)} or a scheduler address such as "
-                     f"tcp://127.0.0.1:8786")
+    raise ValueError(
+        f"unknown scheduler {value!r}{hint}; expected one of "
+        f"{', '.join(SCHEDULERS)} or a scheduler address such as "
+        f"tcp://127.0.0.1:8786"
+    )
 
 
 def _check_chunk(value):
@@ -142,31 +148,47 @@ def _check_memory(value):
     from dask.utils import parse_bytes
 
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(f"memory_limit must be a size such as \"4GiB\"; got {value!r}")
+        raise ValueError(f'memory_limit must be a size such as "4GiB"; got {value!r}')
     try:
         parse_bytes(value)
     except (ValueError, TypeError):
-        raise ValueError(f"memory_limit {value!r} is not a size such as \"4GiB\"") from None
+        raise ValueError(f'memory_limit {value!r} is not a size such as "4GiB"') from None
     return value
 
 
 # ``type_label`` documents the accepted YAML for the template and the reference.
-QuantityLike = Annotated[Union[float, str], PlainValidator(_check_quantity_like),
-                         Field(json_schema_extra={"type_label": "number or quantity"})]
-UnitStr = Annotated[str, PlainValidator(_check_unit),
-                    Field(json_schema_extra={"type_label": "unit"})]
-Bounds = Annotated[list, PlainValidator(_check_bounds),
-                   Field(json_schema_extra={"type_label": "[lower, upper]"})]
-Axes = Annotated[Union[int, str, list], PlainValidator(_check_axes),
-                 Field(json_schema_extra={"type_label": "int, name or list"})]
-Source = Annotated[dict, PlainValidator(_check_source),
-                   Field(json_schema_extra={"type_label": "path or {path, hdu, variable}"})]
-Scheduler = Annotated[str, PlainValidator(_check_scheduler),
-                      Field(json_schema_extra={"type_label": "name or address"})]
-ChunkSize = Annotated[Union[int, str], PlainValidator(_check_chunk),
-                      Field(json_schema_extra={"type_label": "int or auto"})]
-MemoryLimit = Annotated[Union[str, int], PlainValidator(_check_memory),
-                        Field(json_schema_extra={"type_label": "size"})]
+QuantityLike = Annotated[
+    float | str,
+    PlainValidator(_check_quantity_like),
+    Field(json_schema_extra={"type_label": "number or quantity"}),
+]
+UnitStr = Annotated[
+    str, PlainValidator(_check_unit), Field(json_schema_extra={"type_label": "unit"})
+]
+Bounds = Annotated[
+    list, PlainValidator(_check_bounds), Field(json_schema_extra={"type_label": "[lower, upper]"})
+]
+Axes = Annotated[
+    int | str | list,
+    PlainValidator(_check_axes),
+    Field(json_schema_extra={"type_label": "int, name or list"}),
+]
+Source = Annotated[
+    dict,
+    PlainValidator(_check_source),
+    Field(json_schema_extra={"type_label": "path or {path, hdu, variable}"}),
+]
+Scheduler = Annotated[
+    str,
+    PlainValidator(_check_scheduler),
+    Field(json_schema_extra={"type_label": "name or address"}),
+]
+ChunkSize = Annotated[
+    int | str, PlainValidator(_check_chunk), Field(json_schema_extra={"type_label": "int or auto"})
+]
+MemoryLimit = Annotated[
+    str | int, PlainValidator(_check_memory), Field(json_schema_extra={"type_label": "size"})
+]
 
 
 def _did_you_mean(word, choices):

@@ -79,9 +79,7 @@ def _parse(text: Any) -> ast.Expression:
     try:
         return ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ParameterError(
-            f"tied expression {text!r} is not valid syntax: {exc.msg}"
-        ) from None
+        raise ParameterError(f"tied expression {text!r} is not valid syntax: {exc.msg}") from None
 
 
 class _Compiler:
@@ -123,8 +121,7 @@ class _Compiler:
         raise self._fail(
             f"uses unsupported syntax {_segment(self.text, node)!r} "
             f"({type(node).__name__}); allowed are numbers, parameter names, "
-            "pi, e, + - * / ** %, parentheses and calls to "
-            + ", ".join(sorted(_FUNCTIONS))
+            "pi, e, + - * / ** %, parentheses and calls to " + ", ".join(sorted(_FUNCTIONS))
         )
 
     def _name(self, node: ast.Name) -> _Node:

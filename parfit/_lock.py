@@ -136,8 +136,10 @@ def _is_stale(info):
 def _describe(info):
     if not info:
         return "its lock file cannot be read"
-    return (f"run {info.get('run_id')}, pid {info.get('pid')} on host {info.get('host')}, "
-            f"since {info.get('created')}")
+    return (
+        f"run {info.get('run_id')}, pid {info.get('pid')} on host {info.get('host')}, "
+        f"since {info.get('created')}"
+    )
 
 
 def _locked_error(what, path, info):
@@ -237,8 +239,13 @@ def acquire(directory, *, run_id, what=None, lock_file=None):
     """
     path = _lock_path(directory, lock_file)
     what = _what(directory, what)
-    info = dict(host=socket.gethostname(), pid=os.getpid(), run_id=str(run_id),
-                created=datetime.datetime.now().isoformat(timespec="seconds"), what=what)
+    info = dict(
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        run_id=str(run_id),
+        created=datetime.datetime.now().isoformat(timespec="seconds"),
+        what=what,
+    )
     text = json.dumps(info).encode()
     for _attempt in range(3):
         try:
@@ -280,5 +287,6 @@ def _take_over(path, held, what, run_id):
     warnings.warn(
         f"{what}: took over the lock of a parfit run that is gone ({_describe(held)}; "
         f"that process no longer exists)",
-        StaleLockWarning, stacklevel=3,
+        StaleLockWarning,
+        stacklevel=3,
     )

@@ -18,11 +18,17 @@ from .status import Status
 __all__ = ["plot_maps", "plot_fit"]
 
 _STATUS_COLORS = {
-    Status.NOT_RUN: "#9e9e9e", Status.OK: "#4daf4a", Status.FIT_ERROR: "#e41a1c",
-    Status.NOT_CONVERGED: "#ff7f00", Status.NO_VALID_DATA: "#eeeeee",
-    Status.TOO_FEW_SAMPLES: "#a65628", Status.BAD_START: "#984ea3",
-    Status.NONFINITE: "#f781bf", Status.WORKER_CRASH: "#000000",
-    Status.DEGENERATE: "#377eb8", Status.TIMEOUT: "#ffff33",
+    Status.NOT_RUN: "#9e9e9e",
+    Status.OK: "#4daf4a",
+    Status.FIT_ERROR: "#e41a1c",
+    Status.NOT_CONVERGED: "#ff7f00",
+    Status.NO_VALID_DATA: "#eeeeee",
+    Status.TOO_FEW_SAMPLES: "#a65628",
+    Status.BAD_START: "#984ea3",
+    Status.NONFINITE: "#f781bf",
+    Status.WORKER_CRASH: "#000000",
+    Status.DEGENERATE: "#377eb8",
+    Status.TIMEOUT: "#ffff33",
 }
 
 
@@ -79,9 +85,14 @@ def _map_figures(path, dpi=100):
         label = f"{name} [{unit}]" if unit not in (None, "") else name
         if values.ndim == 2:
             finite = values[np.isfinite(values)]
-            vmin, vmax = (np.percentile(finite, [1, 99]) if finite.size else (None, None))
-            image = ax.imshow(values, origin="lower", interpolation="nearest",
-                              vmin=vmin, vmax=vmax if vmax != vmin else None)
+            vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (None, None)
+            image = ax.imshow(
+                values,
+                origin="lower",
+                interpolation="nearest",
+                vmin=vmin,
+                vmax=vmax if vmax != vmin else None,
+            )
             fig.colorbar(image, ax=ax, label=label)
         else:
             ax.plot(np.arange(values.size), values, marker=".")
@@ -112,8 +123,7 @@ def _status_figure(status, new_axes):
         bar.ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
         bar.set_label("fit status")
     else:
-        ax.scatter(np.arange(status.size), status, c=index, cmap=cmap, norm=norm,
-                   edgecolors="k")
+        ax.scatter(np.arange(status.size), status, c=index, cmap=cmap, norm=norm, edgecolors="k")
         ax.set_yticks(codes)
         ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
         ax.set_xlabel("pixel")
@@ -180,8 +190,9 @@ def plot_maps(path, out_dir, *, dpi=100):
     return written
 
 
-def plot_fit(path_png, x, data, start, fitted, *, title="", x_label="x", y_label="data",
-             note=None, dpi=100):
+def plot_fit(
+    path_png, x, data, start, fitted, *, title="", x_label="x", y_label="data", note=None, dpi=100
+):
     """Draw one fit: data, starting and fitted model, and the residuals.
 
     Parameters
@@ -229,8 +240,9 @@ def plot_fit(path_png, x, data, start, fitted, *, title="", x_label="x", y_label
     x = np.asarray(x, dtype=np.float64).ravel()
     data = np.asarray(data, dtype=np.float64).ravel()
     if x.shape != data.shape:
-        raise InputError(f"plot_fit: x has {x.size} values but data {data.size}; give one "
-                         f"coordinate per sample")
+        raise InputError(
+            f"plot_fit: x has {x.size} values but data {data.size}; give one coordinate per sample"
+        )
     curves = {}
     for name, values in (("start", start), ("fitted", fitted)):
         if values is not None:
@@ -248,8 +260,14 @@ def plot_fit(path_png, x, data, start, fitted, *, title="", x_label="x", y_label
         bottom.plot(x, data - curves["fitted"], "o", ms=3, color="k")
         bottom.axhline(0.0, color="tab:red", lw=1)
     else:
-        bottom.text(0.5, 0.5, "no fitted model: no residuals", ha="center", va="center",
-                    transform=bottom.transAxes)
+        bottom.text(
+            0.5,
+            0.5,
+            "no fitted model: no residuals",
+            ha="center",
+            va="center",
+            transform=bottom.transAxes,
+        )
         bottom.set_yticks([])
     top.set_ylabel(y_label)
     top.legend(loc="best")

@@ -40,7 +40,7 @@ def _model_cubes(plan, block, result, cubes, iter_chunk, order):
             values = np.full(block.y.shape, np.nan)
             for i in np.flatnonzero(result.status == Status.OK):
                 xs = tuple(xk if xk.ndim == 1 else xk[i] for xk in block.x)
-                values[i] = plan.model.evaluate(*xs, result.params[i:i + 1])[0]
+                values[i] = plan.model.evaluate(*xs, result.params[i : i + 1])[0]
     values = np.where((result.status == Status.OK)[:, None], values, np.nan)
     out = {}
     back = np.argsort(order)
@@ -120,8 +120,10 @@ def _check_output_cubes(output_cubes, output):
         return ()
     if isinstance(output_cubes, str):
         output_cubes = (output_cubes,)
-    if not (isinstance(output_cubes, (list, tuple))
-            and all(isinstance(c, str) and c in _CUBES for c in output_cubes)):
+    if not (
+        isinstance(output_cubes, (list, tuple))
+        and all(isinstance(c, str) and c in _CUBES for c in output_cubes)
+    ):
         raise InputError(
             f"output_cubes must be a sequence of {', '.join(map(repr, _CUBES))}; got "
             f"{output_cubes!r}"
@@ -131,9 +133,25 @@ def _check_output_cubes(output_cubes, output):
     return tuple(dict.fromkeys(output_cubes))
 
 
-def _check_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axes, chunk_n_max,
-                 names, fit_model, fitter, fitter_kwargs, world, guess, run_id, cubes=(),
-                 scheduler_kwargs=None):
+def _check_store(
+    path,
+    *,
+    overwrite,
+    resume,
+    cube,
+    fitting_axes,
+    iterating_axes,
+    chunk_n_max,
+    names,
+    fit_model,
+    fitter,
+    fitter_kwargs,
+    world,
+    guess,
+    run_id,
+    cubes=(),
+    scheduler_kwargs=None,
+):
     """Check everything about the output store; change nothing on disk.
 
     Validates the path (a parfit store or nothing), ``overwrite`` and
@@ -160,28 +178,47 @@ def _check_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axes,
             f"output=: the maps would be empty (iterating shape {iterating_shape}); there is "
             f"nothing to write"
         )
-    chunks = tuple(max(c) for c in _normalise_chunks(
-        _block_sizes(cube.data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape))
-    dims = tuple(cube.dims[a] for a in iterating_axes) if cube.dims else tuple(
-        f"dim_{a}" for a in iterating_axes)
+    chunks = tuple(
+        max(c)
+        for c in _normalise_chunks(
+            _block_sizes(cube.data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape
+        )
+    )
+    dims = (
+        tuple(cube.dims[a] for a in iterating_axes)
+        if cube.dims
+        else tuple(f"dim_{a}" for a in iterating_axes)
+    )
     model_text = _model_text(fit_model)
     options = dict(
-        fitting_axes=list(fitting_axes), chunk_n_max=chunk_n_max, fitter=fitter.describe(),
-        fitter_kwargs=repr(sorted(fitter_kwargs.items())), initial="guess" if guess else "model",
+        fitting_axes=list(fitting_axes),
+        chunk_n_max=chunk_n_max,
+        fitter=fitter.describe(),
+        fitter_kwargs=repr(sorted(fitter_kwargs.items())),
+        initial="guess" if guess else "model",
         data_unit=str(cube.data_unit) if cube.data_unit is not None else None,
-        weights=cube.weights is not None, mask=cube.mask is not None,
+        weights=cube.weights is not None,
+        mask=cube.mask is not None,
         output_cubes=list(cubes),
     )
-    world_items = tuple(world.arrays) if world.kind != "wcs" else (
-        world.wcs.to_header_string() if hasattr(world.wcs, "to_header_string")
-        else repr(world.wcs),)
+    world_items = (
+        tuple(world.arrays)
+        if world.kind != "wcs"
+        else (
+            world.wcs.to_header_string()
+            if hasattr(world.wcs, "to_header_string")
+            else repr(world.wcs),
+        )
+    )
     provenance = dict(
         parfit_version=__version__,
         run_id=run_id,
         input_fingerprint=output_mod.input_fingerprint(
-            cube.data, (cube.weights, cube.mask, *world_items)),
+            cube.data, (cube.weights, cube.mask, *world_items)
+        ),
         options_fingerprint=output_mod.input_fingerprint(
-            json.dumps(options, sort_keys=True), (model_text,)),
+            json.dumps(options, sort_keys=True), (model_text,)
+        ),
         options=options,
         model_yaml=model_text if len(model_text) < 100_000 else None,
         wcs_header=_wcs_header(_iterating_wcs(cube.world, iterating_axes, cube.ndim)),
@@ -189,21 +226,42 @@ def _check_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axes,
         param_names=list(names),
     )
     cube_dims = tuple(cube.dims) if cube.dims else tuple(f"dim_{a}" for a in range(len(shape)))
-    cube_chunks = tuple(shape[a] if a not in iterating_axes
-                        else chunks[iterating_axes.index(a)] for a in range(len(shape)))
+    cube_chunks = tuple(
+        shape[a] if a not in iterating_axes else chunks[iterating_axes.index(a)]
+        for a in range(len(shape))
+    )
     layout = dict(
-        iterating_shape=iterating_shape, chunks=chunks, dims=dims, param_names=list(names),
+        iterating_shape=iterating_shape,
+        chunks=chunks,
+        dims=dims,
+        param_names=list(names),
         cubes={name: (shape, cube_chunks, cube_dims) for name in cubes},
-        coords={d: v for d, v in cube.coords.items()
-                if np.ndim(v) == 1 and (d in dims or (cubes and d in cube_dims))})
+        coords={
+            d: v
+            for d, v in cube.coords.items()
+            if np.ndim(v) == 1 and (d in dims or (cubes and d in cube_dims))
+        },
+    )
     order = tuple(fitting_axes) + tuple(iterating_axes)
-    plan = _StorePlan(path=path, action=output_mod.check_target(
-        path, overwrite=overwrite, resume=resume), run_id=run_id, layout=layout,
-        provenance=provenance, cubes=tuple(cubes), order=order, chunks=chunks)
+    plan = _StorePlan(
+        path=path,
+        action=output_mod.check_target(path, overwrite=overwrite, resume=resume),
+        run_id=run_id,
+        layout=layout,
+        provenance=provenance,
+        cubes=tuple(cubes),
+        order=order,
+        chunks=chunks,
+    )
     if plan.action == "resume":
         plan.done, plan.stored, report = output_mod.check_resume(
-            path, iterating_shape, chunks, names, provenance,
-            set(layout["cubes"]) | set(layout["coords"]))
+            path,
+            iterating_shape,
+            chunks,
+            names,
+            provenance,
+            set(layout["cubes"]) | set(layout["coords"]),
+        )
         plan.damaged = list(report.damaged_blocks)
         unhashed = _check_block_hashes(path, plan.done, cube, chunks, order, scheduler_kwargs)
         for index in unhashed:
@@ -219,15 +277,15 @@ def _input_blocks(cube, chunks, order):
     shape = cube.shape
     n_fit = len(order) - len(chunks)
     iter_axes = order[n_fit:]
-    full = tuple(shape[a] if a not in iter_axes else chunks[iter_axes.index(a)]
-                 for a in range(len(shape)))
+    full = tuple(
+        shape[a] if a not in iter_axes else chunks[iter_axes.index(a)] for a in range(len(shape))
+    )
 
     def aligned(arr):
         arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr))
         return da.broadcast_to(arr, shape).rechunk(full).transpose(order)
 
-    return [aligned(cube.data)] + [aligned(a) for a in (cube.weights, cube.mask)
-                                   if a is not None]
+    return [aligned(cube.data)] + [aligned(a) for a in (cube.weights, cube.mask) if a is not None]
 
 
 def _check_block_hashes(path, done, cube, chunks, order, scheduler_kwargs):
@@ -246,13 +304,15 @@ def _check_block_hashes(path, done, cube, chunks, order, scheduler_kwargs):
     check = [b for b in blocks if stored[b].any()]
     inputs = [a.to_delayed() for a in _input_blocks(cube, chunks, order)]
     n_fit = len(order) - len(chunks)
-    tasks = [dask.delayed(output_mod.hash_block)(*(d[(0,) * n_fit + b] for d in inputs))
-             for b in check]
+    tasks = [
+        dask.delayed(output_mod.hash_block)(*(d[(0,) * n_fit + b] for d in inputs)) for b in check
+    ]
     hashes = dask.compute(*tasks, **(scheduler_kwargs or {}))
     changed = [b for b, h in zip(check, hashes) if not np.array_equal(h, stored[b])]
     if changed:
         listed = ", ".join(map(str, changed[:20])) + (
-            f" and {len(changed) - 20} more" if len(changed) > 20 else "")
+            f" and {len(changed) - 20} more" if len(changed) > 20 else ""
+        )
         raise InputError(
             f"resume=True: the input of block(s) {listed} differs from what was fitted into "
             f"{str(path)!r} (their input hashes differ); resume only with the same data, "
@@ -260,8 +320,11 @@ def _check_block_hashes(path, done, cube, chunks, order, scheduler_kwargs):
             f"store)"
         )
     if unhashed:
-        log.warning("output %r: block(s) %s are recorded done without an input hash; they are "
-                    "fitted again", str(path), ", ".join(map(str, unhashed)))
+        log.warning(
+            "output %r: block(s) %s are recorded done without an input hash; they are fitted again",
+            str(path),
+            ", ".join(map(str, unhashed)),
+        )
     return unhashed
 
 
@@ -283,8 +346,12 @@ def _open_store(plan, lock=True):
     if lock:
         parent = os.path.dirname(path)
         os.makedirs(parent, exist_ok=True)
-        held = _lock.acquire(parent, run_id=plan.run_id, what=f"output {str(path)!r}",
-                             lock_file=output_mod.lock_file(path))
+        held = _lock.acquire(
+            parent,
+            run_id=plan.run_id,
+            what=f"output {str(path)!r}",
+            lock_file=output_mod.lock_file(path),
+        )
     try:
         if lock:
             _recheck(plan)
@@ -295,26 +362,37 @@ def _open_store(plan, lock=True):
             if plan.action == "replace":
                 output_mod.clear_store(path)
             creating = True
-            done, stored = output_mod.create_output(path, provenance=plan.provenance,
-                                                    **plan.layout)
+            done, stored = output_mod.create_output(path, provenance=plan.provenance, **plan.layout)
     except BaseException:
         if held is not None:
             if creating and os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)  # the half-made store of this call
             held.release()
         raise
-    return dict(path=path, done=done, chunks=plan.chunks, provenance=stored, cubes=plan.cubes,
-                order=plan.order,
-                resumed=plan.action == "resume" and stored["run_id"] != plan.run_id,
-                damaged=list(plan.damaged), lock=held,
-                lock_run_id=None if held is None else held.run_id)
+    return dict(
+        path=path,
+        done=done,
+        chunks=plan.chunks,
+        provenance=stored,
+        cubes=plan.cubes,
+        order=plan.order,
+        resumed=plan.action == "resume" and stored["run_id"] != plan.run_id,
+        damaged=list(plan.damaged),
+        lock=held,
+        lock_run_id=None if held is None else held.run_id,
+    )
 
 
 def _recheck(plan):
     """Refuse if the store changed between :func:`_check_store` and taking its lock."""
     path = plan.path
-    now = ("create" if not os.path.exists(os.path.join(path, "zarr.json"))
-           else "parfit" if output_mod.is_parfit_store(path) else "other")
+    now = (
+        "create"
+        if not os.path.exists(os.path.join(path, "zarr.json"))
+        else "parfit"
+        if output_mod.is_parfit_store(path)
+        else "other"
+    )
     changed = (now != "create") if plan.action == "create" else (now != "parfit")
     if not changed and plan.action == "resume":
         recorded = output_mod.read_done(path)
@@ -335,18 +413,48 @@ def _close_store(store):
         held.release()
 
 
-def _prepare_store(path, *, overwrite, resume, cube, fitting_axes, iterating_axes, chunk_n_max,
-                   names, fit_model, fitter, fitter_kwargs, world, guess, run_id, cubes=(),
-                   lock=False, scheduler_kwargs=None):
+def _prepare_store(
+    path,
+    *,
+    overwrite,
+    resume,
+    cube,
+    fitting_axes,
+    iterating_axes,
+    chunk_n_max,
+    names,
+    fit_model,
+    fitter,
+    fitter_kwargs,
+    world,
+    guess,
+    run_id,
+    cubes=(),
+    lock=False,
+    scheduler_kwargs=None,
+):
     """Check, then create (or reopen, to resume) the output store; return what the tasks need.
 
     ``_open_store(_check_store(...), lock=lock)``; see those.
     """
-    plan = _check_store(path, overwrite=overwrite, resume=resume, cube=cube,
-                        fitting_axes=fitting_axes, iterating_axes=iterating_axes,
-                        chunk_n_max=chunk_n_max, names=names, fit_model=fit_model,
-                        fitter=fitter, fitter_kwargs=fitter_kwargs, world=world, guess=guess,
-                        run_id=run_id, cubes=cubes, scheduler_kwargs=scheduler_kwargs)
+    plan = _check_store(
+        path,
+        overwrite=overwrite,
+        resume=resume,
+        cube=cube,
+        fitting_axes=fitting_axes,
+        iterating_axes=iterating_axes,
+        chunk_n_max=chunk_n_max,
+        names=names,
+        fit_model=fit_model,
+        fitter=fitter,
+        fitter_kwargs=fitter_kwargs,
+        world=world,
+        guess=guess,
+        run_id=run_id,
+        cubes=cubes,
+        scheduler_kwargs=scheduler_kwargs,
+    )
     return _open_store(plan, lock=lock)
 
 
@@ -368,8 +476,7 @@ def _model_text(model):
             return to_yaml()
         except Exception:  # e.g. an unregistered function model
             pass
-    values = {name: np.asarray(getattr(model, name).value).tolist()
-              for name in model.param_names}
+    values = {name: np.asarray(getattr(model, name).value).tolist() for name in model.param_names}
     return f"{type(model).__name__} {json.dumps(values, sort_keys=True)}"
 
 
@@ -391,19 +498,28 @@ def _store_tasks(data_t, arrays, plan, iter_block_chunks, *, store, names):
         inputs = [data_blocks[full]]
         for blocks in other_blocks:
             inputs.append(blocks[full] if blocks.ndim == data_blocks.ndim else blocks[index])
-        tasks.append(dask.delayed(_fit_and_store, pure=False)(
-            *inputs, plan=plan_d, path=store["path"], names=names, block_index=index,
-            offsets=offsets, cubes=store["cubes"], order=store["order"],
-            lock_run_id=store.get("lock_run_id"),
-            dask_key_name=f"parfit-store-{plan.run_id}-"
-            + "_".join(map(str, index))))
+        tasks.append(
+            dask.delayed(_fit_and_store, pure=False)(
+                *inputs,
+                plan=plan_d,
+                path=store["path"],
+                names=names,
+                block_index=index,
+                offsets=offsets,
+                cubes=store["cubes"],
+                order=store["order"],
+                lock_run_id=store.get("lock_run_id"),
+                dask_key_name=f"parfit-store-{plan.run_id}-" + "_".join(map(str, index)),
+            )
+        )
         sizes.append(math.prod(block_shape))
         places.append((index, offsets, block_shape))
     return tasks, sizes, places
 
 
-def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets, cubes=(),
-                   order=(), lock_run_id=None):
+def _fit_and_store(
+    data, *arrays, plan, path, names, block_index, offsets, cubes=(), order=(), lock_run_id=None
+):
     """Fit one block and write it to the store (runs on a worker).
 
     The block's input (data, weights, mask) is hashed as it is read, and the
@@ -416,23 +532,30 @@ def _fit_and_store(data, *arrays, plan, path, names, block_index, offsets, cubes
 
     if lock_run_id is not None:  # refuse before spending time on the fits
         output_mod.check_held(path, lock_run_id)
-    input_hash = output_mod.hash_block(
-        data, *arrays[:int(plan.has_weights) + int(plan.has_mask)])
+    input_hash = output_mod.hash_block(data, *arrays[: int(plan.has_weights) + int(plan.has_mask)])
 
-    iter_chunk = data.shape[plan.n_fit_axes:]
+    iter_chunk = data.shape[plan.n_fit_axes :]
     location = [(o, o + n) for o, n in zip(offsets, iter_chunk)] + [(0, plan.n_fields)]
     keep = {} if cubes else None
-    packed = _fit_block(data, *arrays, plan=plan, block_info={None: {"array-location": location}},
-                        keep=keep)
+    packed = _fit_block(
+        data, *arrays, plan=plan, block_info={None: {"array-location": location}}, keep=keep
+    )
     cube_blocks = {}
     if cubes and "block" in keep:
         cube_blocks = _model_cubes(plan, keep["block"], keep["result"], cubes, iter_chunk, order)
     status = packed[..., 2 * len(names) + _EXTRA_FIELDS.index("status")]
     # A block abandoned after fit_timeout is written but not recorded as
     # done: a resume (perhaps with more time) fits it again.
-    output_mod.write_block(path, names, packed, block_index, offsets, cubes=cube_blocks,
-                           cube_offsets=_cube_offsets(offsets, order, plan.n_fit_axes),
-                           input_hash=input_hash, run_id=lock_run_id,
-                           record=not np.any(status == Status.TIMEOUT))
+    output_mod.write_block(
+        path,
+        names,
+        packed,
+        block_index,
+        offsets,
+        cubes=cube_blocks,
+        cube_offsets=_cube_offsets(offsets, order, plan.n_fit_axes),
+        input_hash=input_hash,
+        run_id=lock_run_id,
+        record=not np.any(status == Status.TIMEOUT),
+    )
     return np.bincount(status.astype(np.int64).ravel(), minlength=len(Status))
-

@@ -105,8 +105,9 @@ def _interrupt(thread):
     ident = thread.ident
     if ident is None or not thread.is_alive():
         return False
-    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                   ctypes.py_object(Abandoned))
+    n = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(Abandoned)
+    )
     if n > 1:  # pragma: no cover - cannot happen for one live thread id
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
         return False

@@ -41,8 +41,9 @@ _BOOL_WORDS = {"true", "false"}
 _OCTAL = re.compile(r"^[-+]?0[0-9_]+$")
 _STD = "tag:yaml.org,2002:"
 #: Tags a config may carry (explicitly or by YAML's reading of plain values).
-_ALLOWED_TAGS = {_STD + t for t in ("null", "bool", "int", "float", "str", "seq", "map",
-                                    "timestamp")}
+_ALLOWED_TAGS = {
+    _STD + t for t in ("null", "bool", "int", "float", "str", "seq", "map", "timestamp")
+}
 _MERGE_TAG = _STD + "merge"
 #: Plain ``=`` (YAML 1.1's "value" key) and a lone ``<<`` outside a key are text.
 _TEXT_TAGS = {_STD + "value", _MERGE_TAG}
@@ -88,9 +89,11 @@ class _Limit(Exception):
         self.path, self.line, self.message = tuple(path), line, message
 
 
-_TOO_MANY = (f"the document holds more than {MAX_VALUES:,} values once its aliases are "
-             f"expanded (each *alias repeats everything its &anchor holds); a parfit config "
-             f"needs far fewer: write the values out, or use fewer aliases")
+_TOO_MANY = (
+    f"the document holds more than {MAX_VALUES:,} values once its aliases are "
+    f"expanded (each *alias repeats everything its &anchor holds); a parfit config "
+    f"needs far fewer: write the values out, or use fewer aliases"
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -106,12 +109,12 @@ class _Loader(yaml.SafeLoader):
     def __init__(self, stream):
         super().__init__(stream)
         self._depth = 0
-        self._size = {}      # id(node) -> values at and below the node, aliases expanded
-        self._height = {}    # id(node) -> levels at and below the node
-        self._tags = {}      # id(node) -> the tag written in the document
-        self._path = []      # keys and indices down to the node being composed
+        self._size = {}  # id(node) -> values at and below the node, aliases expanded
+        self._height = {}  # id(node) -> levels at and below the node
+        self._tags = {}  # id(node) -> the tag written in the document
+        self._path = []  # keys and indices down to the node being composed
         self._built = set()  # id(node) of the nodes _build has read once
-        self._count = 0      # values composed so far, aliases expanded
+        self._count = 0  # values composed so far, aliases expanded
 
     def fetch_flow_collection_start(self, token_class):
         # The scanner reads up to 1,024 characters ahead, keeping a possible key
@@ -120,9 +123,12 @@ class _Loader(yaml.SafeLoader):
         # so flow nesting is bounded here too.
         super().fetch_flow_collection_start(token_class)
         if self.flow_level > MAX_DEPTH:
-            raise _Limit(self._path[:3], self.line + 1,
-                         f"mappings and lists are nested more than {MAX_DEPTH} levels deep; "
-                         f"a parfit config needs about 6")
+            raise _Limit(
+                self._path[:3],
+                self.line + 1,
+                f"mappings and lists are nested more than {MAX_DEPTH} levels deep; "
+                f"a parfit config needs about 6",
+            )
 
     def compose_node(self, parent, index):
         if index is None:  # a mapping key: reported at the mapping
@@ -139,9 +145,12 @@ class _Loader(yaml.SafeLoader):
         if isinstance(event, AliasEvent):
             node = self.anchors.get(event.anchor)
             if node is not None and id(node) not in self._size:
-                raise _Limit(self._path[:3], line,
-                             f"the alias *{event.anchor} refers to the mapping or list that "
-                             f"contains it (a recursive alias); a config cannot contain itself")
+                raise _Limit(
+                    self._path[:3],
+                    line,
+                    f"the alias *{event.anchor} refers to the mapping or list that "
+                    f"contains it (a recursive alias); a config cannot contain itself",
+                )
             node = super().compose_node(parent, index)
             self._check(node, line, self._depth + 1)
             self._add(self._size[id(node)], line)
@@ -150,9 +159,12 @@ class _Loader(yaml.SafeLoader):
         self._add(1, line)
         try:
             if self._depth > MAX_DEPTH:
-                raise _Limit(self._path[:3], line,
-                             f"mappings and lists are nested more than {MAX_DEPTH} levels "
-                             f"deep; a parfit config needs about 6")
+                raise _Limit(
+                    self._path[:3],
+                    line,
+                    f"mappings and lists are nested more than {MAX_DEPTH} levels "
+                    f"deep; a parfit config needs about 6",
+                )
             if getattr(event, "tag", None) not in (None, "!"):
                 tag = event.tag
             else:
@@ -190,9 +202,12 @@ class _Loader(yaml.SafeLoader):
         if self._size[key] > MAX_VALUES:
             raise _Limit(self._path[:3], line, _TOO_MANY)
         if depth - 1 + self._height[key] > MAX_DEPTH:
-            raise _Limit(self._path[:3], line,
-                         f"mappings and lists are nested more than {MAX_DEPTH} levels deep "
-                         f"once aliases are expanded; a parfit config needs about 6")
+            raise _Limit(
+                self._path[:3],
+                line,
+                f"mappings and lists are nested more than {MAX_DEPTH} levels deep "
+                f"once aliases are expanded; a parfit config needs about 6",
+            )
 
 
 _Loader.add_implicit_resolver(
@@ -203,7 +218,7 @@ _Loader.add_implicit_resolver(
 
 
 def _short_tag(tag):
-    return "!!" + tag[len(_STD):] if tag.startswith(_STD) else tag
+    return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
 
 
 def _tag_problem(node, loader):
@@ -212,11 +227,15 @@ def _tag_problem(node, loader):
     if tag is None or node.tag in _ALLOWED_TAGS:
         return None
     short = _short_tag(node.tag)
-    why = ("it names a Python object, and a config never creates objects" if
-           node.tag.startswith(_STD + "python/") else
-           "a config holds only plain data")
-    return (f"the tag {short} is not allowed: {why} (mappings, lists, text, numbers, "
-            f"true/false and null); remove the tag")
+    why = (
+        "it names a Python object, and a config never creates objects"
+        if node.tag.startswith(_STD + "python/")
+        else "a config holds only plain data"
+    )
+    return (
+        f"the tag {short} is not allowed: {why} (mappings, lists, text, numbers, "
+        f"true/false and null); remove the tag"
+    )
 
 
 def _ambiguity(node):
@@ -226,17 +245,22 @@ def _ambiguity(node):
     text, tag = node.value, node.tag
     if tag == "tag:yaml.org,2002:bool" and text.lower() not in _BOOL_WORDS:
         meaning = "true" if text.lower() in ("yes", "y", "on") else "false"
-        return (f"ambiguous value {text}: YAML 1.1 reads it as the boolean {meaning}; "
-                f"write {meaning} for a boolean, or quote it (\"{text}\") for text")
+        return (
+            f"ambiguous value {text}: YAML 1.1 reads it as the boolean {meaning}; "
+            f'write {meaning} for a boolean, or quote it ("{text}") for text'
+        )
     if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and ":" in text:
-        return (f"ambiguous value {text}: YAML 1.1 reads it as a base-60 number; quote it "
-                f"(\"{text}\") for text, or write the number in decimal")
+        return (
+            f"ambiguous value {text}: YAML 1.1 reads it as a base-60 number; quote it "
+            f'("{text}") for text, or write the number in decimal'
+        )
     if tag == "tag:yaml.org,2002:int" and _OCTAL.match(text):
-        return (f"ambiguous value {text}: YAML 1.1 reads a leading 0 as octal; write it "
-                f"without the leading zeros, or quote it (\"{text}\") for text")
+        return (
+            f"ambiguous value {text}: YAML 1.1 reads a leading 0 as octal; write it "
+            f'without the leading zeros, or quote it ("{text}") for text'
+        )
     if tag == "tag:yaml.org,2002:timestamp":
-        return (f"ambiguous value {text}: YAML reads it as a date; quote it (\"{text}\") "
-                f"for text")
+        return f'ambiguous value {text}: YAML reads it as a date; quote it ("{text}") for text'
     return None
 
 
@@ -249,8 +273,13 @@ def _scalar(node, path, loader, problems):
     except (ValueError, OverflowError, yaml.YAMLError) as exc:
         text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
         reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else exc
-        problems.append(Problem(path, node.start_mark.line + 1,
-                                f"cannot read {text!r} as {_short_tag(node.tag)}: {reason}"))
+        problems.append(
+            Problem(
+                path,
+                node.start_mark.line + 1,
+                f"cannot read {text!r} as {_short_tag(node.tag)}: {reason}",
+            )
+        )
         return None
 
 
@@ -299,11 +328,14 @@ def _build_mapping(node, path, loader, lines, problems):
             key = str(key_node.value)
         child = path + (key,)
         if key in out:
-            problems.append(Problem(
-                child, line,
-                f"duplicate key {key!r} (first given at line {lines[child]}); each key "
-                f"may appear only once",
-            ))
+            problems.append(
+                Problem(
+                    child,
+                    line,
+                    f"duplicate key {key!r} (first given at line {lines[child]}); each key "
+                    f"may appear only once",
+                )
+            )
             continue
         lines[child] = line
         out[key] = _build(value_node, child, loader, lines, problems)
@@ -315,8 +347,14 @@ def _build_mapping(node, path, loader, lines, problems):
         sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
-                problems.append(Problem(path, line, "a merge key (<<) takes a mapping or a "
-                                                    "list of mappings, such as <<: *defaults"))
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        "a merge key (<<) takes a mapping or a "
+                        "list of mappings, such as <<: *defaults",
+                    )
+                )
                 continue
             # The mapping's own keys, then earlier merged mappings, win (YAML 1.1).
             sub_lines, sub_problems = {}, []
@@ -324,11 +362,13 @@ def _build_mapping(node, path, loader, lines, problems):
             taken = {k for k in merged or () if k not in out}
             for key in taken:
                 out[key] = merged[key]
-            keep = [p for p in sub_problems
-                    if len(p.path) <= len(path) or p.path[len(path)] in taken]
+            keep = [
+                p for p in sub_problems if len(p.path) <= len(path) or p.path[len(path)] in taken
+            ]
             problems.extend(keep)
-            lines.update({p: n for p, n in sub_lines.items()
-                          if len(p) > len(path) and p[len(path)] in taken})
+            lines.update(
+                {p: n for p, n in sub_lines.items() if len(p) > len(path) and p[len(path)] in taken}
+            )
     return out
 
 
@@ -349,10 +389,21 @@ def load_yaml(text):
     """
     lines = {(): 1}
     if len(text) > MAX_CHARS:
-        return None, lines, [Problem((), None, (
-            f"the config is {len(text):,} characters long; parfit reads configs of at most "
-            f"{MAX_CHARS:,} characters: a config describes an analysis, its data belong in "
-            f"the files it names"))]
+        return (
+            None,
+            lines,
+            [
+                Problem(
+                    (),
+                    None,
+                    (
+                        f"the config is {len(text):,} characters long; parfit reads configs "
+                        f"of at most {MAX_CHARS:,} characters: a config describes an analysis, "
+                        f"its data belong in the files it names"
+                    ),
+                )
+            ],
+        )
     problems = []
     loader = None
     try:
@@ -365,17 +416,33 @@ def load_yaml(text):
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        if exc.context and exc.context.startswith("found duplicate anchor") and \
-                exc.context_mark is not None:
-            what = (f"{exc.context.split(';')[0]} (first defined at line "
-                    f"{exc.context_mark.line + 1}); each &anchor name may be defined once")
+        if (
+            exc.context
+            and exc.context.startswith("found duplicate anchor")
+            and exc.context_mark is not None
+        ):
+            what = (
+                f"{exc.context.split(';')[0]} (first defined at line "
+                f"{exc.context_mark.line + 1}); each &anchor name may be defined once"
+            )
         return None, lines, [Problem((), line, f"invalid YAML: {what}")]
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return None, lines, [Problem((), line, (
-            f"invalid YAML: the character #x{char:04x} is not allowed in YAML text (is this "
-            f"a text file?)"))]
+        return (
+            None,
+            lines,
+            [
+                Problem(
+                    (),
+                    line,
+                    (
+                        f"invalid YAML: the character #x{char:04x} is not allowed in YAML "
+                        f"text (is this a text file?)"
+                    ),
+                )
+            ],
+        )
     except yaml.YAMLError as exc:
         return None, lines, [Problem((), None, f"invalid YAML: {exc}")]
     finally:

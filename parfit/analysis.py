@@ -32,8 +32,7 @@ from .errors import ConfigError, InputError, InputTypeError, OutputExistsError, 
 from .output import store_layout
 from .status import Flag, Status
 
-__all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME",
-           "MAPS_NAME"]
+__all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME", "MAPS_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,7 @@ NOT_FAILED = (Status.OK, Status.NO_VALID_DATA)
 
 
 # --- reading results back ----------------------------------------------------------------
+
 
 def read_result(path, *, allow_damaged=False):
     """A :class:`~parfit.FitResult` from a zarr store of maps.
@@ -83,11 +83,18 @@ def read_result(path, *, allow_damaged=False):
     True
     """
     import xarray as xr
-
     from astropy import units as u
 
-    from .output import (damaged_error, is_parfit_store, open_maps_store, read_map, store_wcs,
-                         stored_flags, stored_start_model, verify_store)
+    from .output import (
+        damaged_error,
+        is_parfit_store,
+        open_maps_store,
+        read_map,
+        store_wcs,
+        stored_flags,
+        stored_start_model,
+        verify_store,
+    )
     from .result import FitResult
 
     if not isinstance(allow_damaged, (bool, np.bool_)):
@@ -99,12 +106,17 @@ def read_result(path, *, allow_damaged=False):
     if report is not None and not report.ok:
         if not allow_damaged or report.layout_problems:
             raise damaged_error(report)
-        warnings.warn(f"{str(damaged_error(report)).split('; resume the run')[0]}; the fits "
-                      f"of those blocks read as NOT_RUN with NaN parameters",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{str(damaged_error(report)).split('; resume the run')[0]}; the fits "
+            f"of those blocks read as NOT_RUN with NaN parameters",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if store_layout(path) is None:
-        raise InputError(f"{str(path)!r} is not a zarr store of parfit maps (no status array "
-                         f"and parfit attributes)")
+        raise InputError(
+            f"{str(path)!r} is not a zarr store of parfit maps (no status array "
+            f"and parfit attributes)"
+        )
     group, layout, names, units, provenance, info = open_maps_store(path)
     with xr.open_zarr(path, consolidated=False) as ds:
         dims = tuple(ds["status"].dims)
@@ -113,10 +125,12 @@ def read_result(path, *, allow_damaged=False):
     # allow_damaged=True) reads as the fill value instead of failing the read.
     maps = {n: read_map(group, n).astype(np.float64) for n in names}
     errors = {n: read_map(group, f"{n}_error").astype(np.float64) for n in names}
-    result_args = dict(statistic=read_map(group, "statistic"),
-                       status=read_map(group, "status"),
-                       nfev=read_map(group, "nfev"),
-                       flags=stored_flags(group))
+    result_args = dict(
+        statistic=read_map(group, "statistic"),
+        status=read_map(group, "status"),
+        nfev=read_map(group, "nfev"),
+        flags=stored_flags(group),
+    )
     damaged = list(report.damaged_blocks) if report is not None else []
     if damaged:
         chunks = tuple(info.get("chunks") or group["status"].chunks)
@@ -131,17 +145,27 @@ def read_result(path, *, allow_damaged=False):
     except ParfitError:
         fitted = None
     streamed = layout == "streamed"
-    return FitResult(model=fitted, parameters=maps, errors=errors, dims=dims, coords=coords,
-                     units={n: None if not units[n] else u.Unit(units[n]) for n in names},
-                     wcs=store_wcs(info) if streamed else None, start_model=start,
-                     meta={"output": str(path), "run_id": provenance["run_id"],
-                           "complete": (bool(info.get("complete", True)) and not damaged
-                                        if streamed else True),
-                           "damaged_blocks": damaged},
-                     **result_args)
+    return FitResult(
+        model=fitted,
+        parameters=maps,
+        errors=errors,
+        dims=dims,
+        coords=coords,
+        units={n: None if not units[n] else u.Unit(units[n]) for n in names},
+        wcs=store_wcs(info) if streamed else None,
+        start_model=start,
+        meta={
+            "output": str(path),
+            "run_id": provenance["run_id"],
+            "complete": (bool(info.get("complete", True)) and not damaged if streamed else True),
+            "damaged_blocks": damaged,
+        },
+        **result_args,
+    )
 
 
 # --- the analysis ---------------------------------------------------------------------------
+
 
 class Analysis:
     """A fit described by a config: run it, write it, read it back.
@@ -185,16 +209,19 @@ class Analysis:
 
     def __init__(self, config, *, base_dir=None):
         if isinstance(config, (str, os.PathLike)):
-            raise InputError("Analysis(config) takes a config dict or object; use "
-                             f"Analysis.from_yaml({str(config)!r}) to read a file")
+            raise InputError(
+                "Analysis(config) takes a config dict or object; use "
+                f"Analysis.from_yaml({str(config)!r}) to read a file"
+            )
         if isinstance(config, dict):
             config = config_mod.validate_config(config, base_dir=base_dir, check_files=False)
         elif base_dir is not None:
             object.__setattr__(config, "_base_dir", Path(base_dir).resolve())
         fields = getattr(type(config), "model_fields", None)
         if not isinstance(fields, dict) or set(config_mod.SECTIONS) - set(fields):
-            raise InputError(f"config must be a dict or a validated parfit config; got "
-                             f"{type(config).__name__}")
+            raise InputError(
+                f"config must be a dict or a validated parfit config; got {type(config).__name__}"
+            )
         self.config = config
         self.result = None
         self.record = None
@@ -276,29 +303,39 @@ class Analysis:
         try:
             with _scheduler(cfg.run) as scheduler:
                 result = parallel_fit(
-                    model, opened["data"],
-                    fitting_axes=opened["fitting_axes"], fitter=fitter,
-                    fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
-                    weights=opened["weights"], mask=opened["mask"],
-                    data_unit=opened["data_unit"], chunk_n_max=block_size,
+                    model,
+                    opened["data"],
+                    fitting_axes=opened["fitting_axes"],
+                    fitter=fitter,
+                    fitter_kwargs=fitter_kwargs,
+                    initial=cfg.model.initial,
+                    weights=opened["weights"],
+                    mask=opened["mask"],
+                    data_unit=opened["data_unit"],
+                    chunk_n_max=block_size,
                     scheduler=scheduler,
                     preserve_native_chunks=cfg.run.preserve_native_chunks,
-                    diagnostics=None if cfg.diagnostics.mode == "none"
-                    else cfg.diagnostics.mode,
+                    diagnostics=None if cfg.diagnostics.mode == "none" else cfg.diagnostics.mode,
                     diagnostics_path=self.diagnostics_path,
                     progress=cfg.run.progress if progress is None else progress,
                     fit_timeout=cfg.run.fit_timeout,
-                    overwrite=cfg.output.overwrite, resume=cfg.output.resume,
-                    output=out / MAPS_NAME, output_cubes=tuple(cfg.output.cubes) or None,
+                    overwrite=cfg.output.overwrite,
+                    resume=cfg.output.resume,
+                    output=out / MAPS_NAME,
+                    output_cubes=tuple(cfg.output.cubes) or None,
                 )
         except BaseException as exc:
             # The record says how the run ended, even when it did not finish.
             interrupted = isinstance(exc, KeyboardInterrupt)
-            record.update(finished=_now(),
-                          exit_status="interrupted" if interrupted else "error",
-                          error=f"{type(exc).__name__}: {exc}",
-                          timings={"open_s": round(t_open - t0, 3),
-                                   "total_s": round(time.perf_counter() - t0, 3)})
+            record.update(
+                finished=_now(),
+                exit_status="interrupted" if interrupted else "error",
+                error=f"{type(exc).__name__}: {exc}",
+                timings={
+                    "open_s": round(t_open - t0, 3),
+                    "total_s": round(time.perf_counter() - t0, 3),
+                },
+            )
             _write_json(out / RUN_RECORD, record)
             raise
         t_fit = time.perf_counter()
@@ -323,11 +360,17 @@ class Analysis:
             complete=bool(prov.get("complete")),
             blocks_fitted=result.meta.get("blocks_fitted"),
             blocks_resumed=result.meta.get("blocks_resumed"),
-            failed_blocks=[list(map(int, b)) if isinstance(b, (tuple, list)) else str(b)
-                           for b in result.meta.get("failed_blocks", [])],
+            failed_blocks=[
+                list(map(int, b)) if isinstance(b, (tuple, list)) else str(b)
+                for b in result.meta.get("failed_blocks", [])
+            ],
             exports=exported,
-            timings={"open_s": round(t_open - t0, 3), "fit_s": round(t_fit - t_open, 3),
-                     "export_s": round(t_end - t_fit, 3), "total_s": round(t_end - t0, 3)},
+            timings={
+                "open_s": round(t_open - t0, 3),
+                "fit_s": round(t_fit - t_open, 3),
+                "export_s": round(t_end - t_fit, 3),
+                "total_s": round(t_end - t0, 3),
+            },
         )
         record["input"]["fingerprint"] = prov.get("input_fingerprint")
         _write_json(out / RUN_RECORD, record)
@@ -343,9 +386,11 @@ class Analysis:
         if foreign:
             raise OutputExistsError(
                 f"output.path {str(out)!r} holds {', '.join(foreign)}, which parfit did not "
-                f"write; parfit never replaces such files: choose another output.path")
-        earlier = [n for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, *EXPORTS.values())
-                   if (out / n).exists()]
+                f"write; parfit never replaces such files: choose another output.path"
+            )
+        earlier = [
+            n for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, *EXPORTS.values()) if (out / n).exists()
+        ]
         if set(earlier) <= {RUN_RECORD, CONFIG_NAME}:
             earlier = []  # a run that stopped before fitting anything: nothing to keep
         if earlier and not (cfg.output.overwrite or cfg.output.resume):
@@ -353,7 +398,8 @@ class Analysis:
                 f"output.path {str(out)!r} holds the results of an earlier run "
                 f"({', '.join(earlier)}); set output.overwrite: true to replace them, "
                 f"output.resume: true to finish an interrupted run, or choose another "
-                f"output.path")
+                f"output.path"
+            )
         if cfg.output.resume and (out / CONFIG_NAME).exists() and (out / MAPS_NAME).exists():
             self._check_resumable(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -366,7 +412,8 @@ class Analysis:
             if (out / MAPS_NAME).exists():
                 shutil.rmtree(out / MAPS_NAME)
         (out / CONFIG_NAME).write_text(
-            CONFIG_HEADER + config_mod.config_to_yaml(cfg, resolve_paths=True))
+            CONFIG_HEADER + config_mod.config_to_yaml(cfg, resolve_paths=True)
+        )
 
     def _check_resumable(self, out):
         try:
@@ -381,7 +428,8 @@ class Analysis:
                     f"output.resume: the run in {str(out)!r} used a different "
                     f"{section!r} section; resume needs the same input, model and fitter "
                     f"(set output.overwrite: true to start again)",
-                    [("output.resume", None, f"different {section} section")])
+                    [("output.resume", None, f"different {section} section")],
+                )
 
     def _start_record(self, started):
         from . import __version__
@@ -391,11 +439,11 @@ class Analysis:
             "parfit_version": __version__,
             "config_hash": config_mod.config_hash(cfg),
             "config_file": str(self.output_path / CONFIG_NAME),
-            "input": {"path": str(config_mod.resolve(cfg, cfg.input.path)),
-                      "fingerprint": None},
+            "input": {"path": str(config_mod.resolve(cfg, cfg.input.path)), "fingerprint": None},
             "output": str(self.output_path),
             "maps": MAPS_NAME,
-            "diagnostics_path": None if self.diagnostics_path is None
+            "diagnostics_path": None
+            if self.diagnostics_path is None
             else str(self.diagnostics_path),
             "started": started,
             "finished": None,
@@ -443,14 +491,17 @@ class Analysis:
             return path
         existing = [n for n in (CONFIG_NAME, RUN_RECORD, MAPS_NAME) if (path / n).exists()]
         if existing and not overwrite:
-            raise OutputExistsError(f"{str(path)!r} already holds {', '.join(existing)}; pass "
-                                    f"overwrite=True to replace them")
+            raise OutputExistsError(
+                f"{str(path)!r} already holds {', '.join(existing)}; pass "
+                f"overwrite=True to replace them"
+            )
         if path.exists() and not path.is_dir():
             raise OutputExistsError(f"{str(path)!r} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
         self.result.to_zarr(path / MAPS_NAME, overwrite=overwrite)
-        (path / CONFIG_NAME).write_text(CONFIG_HEADER + config_mod.config_to_yaml(
-            self.config, resolve_paths=True))
+        (path / CONFIG_NAME).write_text(
+            CONFIG_HEADER + config_mod.config_to_yaml(self.config, resolve_paths=True)
+        )
         record = dict(self.record or {}, maps=MAPS_NAME, written=_now())
         _write_json(path / RUN_RECORD, record)
         return path
@@ -466,8 +517,10 @@ class Analysis:
         """
         path = Path(path)
         if not (path / CONFIG_NAME).is_file():
-            raise InputError(f"{str(path)!r} is not a parfit analysis folder (no "
-                             f"{CONFIG_NAME}); expected the output.path of a run")
+            raise InputError(
+                f"{str(path)!r} is not a parfit analysis folder (no "
+                f"{CONFIG_NAME}); expected the output.path of a run"
+            )
         cfg = config_mod.load_config(path / CONFIG_NAME, check_files=False)
         analysis = cls(cfg)
         if (path / RUN_RECORD).is_file():
@@ -502,21 +555,27 @@ class Analysis:
 
         cfg = self.config
         opened = open_input(cfg)
-        cube = normalise_cube(opened["data"], weights=opened["weights"],
-                              mask=opened["mask"], data_unit=opened["data_unit"])
+        cube = normalise_cube(
+            opened["data"],
+            weights=opened["weights"],
+            mask=opened["mask"],
+            data_unit=opened["data_unit"],
+        )
         axes = opened["fitting_axes"]
         if len(axes) != 1:
-            raise InputError("fit_pixel plots 1-D fits only; this config fits "
-                             f"{len(axes)} axes")
+            raise InputError(f"fit_pixel plots 1-D fits only; this config fits {len(axes)} axes")
         iterating = [a for a in range(cube.ndim) if a not in axes]
         pixel = tuple(int(i) for i in pixel)
         if len(pixel) != len(iterating):
-            raise InputError(f"pixel must have {len(iterating)} indices (one per iterating "
-                             f"axis); got {pixel}")
+            raise InputError(
+                f"pixel must have {len(iterating)} indices (one per iterating axis); got {pixel}"
+            )
         for i, a in zip(pixel, iterating):
             if not 0 <= i < cube.shape[a]:
-                raise InputError(f"pixel {pixel} is outside the maps, whose shape is "
-                                 f"{tuple(cube.shape[a] for a in iterating)}")
+                raise InputError(
+                    f"pixel {pixel} is outside the maps, whose shape is "
+                    f"{tuple(cube.shape[a] for a in iterating)}"
+                )
         index = [slice(None)] * cube.ndim
         for i, a in zip(pixel, iterating):
             index[a] = slice(i, i + 1)
@@ -526,20 +585,31 @@ class Analysis:
         for key in ("weights", "mask"):
             arr = getattr(cube, key)
             if arr is not None:
-                aux[key] = np.asarray(np.broadcast_to(np.asarray(arr[index]) if np.ndim(arr)
-                                                      == cube.ndim else np.asarray(arr),
-                                                      data.shape))
+                aux[key] = np.asarray(
+                    np.broadcast_to(
+                        np.asarray(arr[index]) if np.ndim(arr) == cube.ndim else np.asarray(arr),
+                        data.shape,
+                    )
+                )
         world = normalise_world(cube.world, cube, axes)
         x = _pixel_world(world, cube, axes, pixel, iterating)
         world_q = (x if world.units[0] is None else x * world.units[0],)
         model = config_mod.build_model(cfg)
         fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
-        result = parallel_fit(model, data, world=world_q, fitting_axes=axes, fitter=fitter,
-                              fitter_kwargs=fitter_kwargs, initial=cfg.model.initial,
-                              data_unit=cube.data_unit, scheduler="synchronous", **aux)
+        result = parallel_fit(
+            model,
+            data,
+            world=world_q,
+            fitting_axes=axes,
+            fitter=fitter,
+            fitter_kwargs=fitter_kwargs,
+            initial=cfg.model.initial,
+            data_unit=cube.data_unit,
+            scheduler="synchronous",
+            **aux,
+        )
         sub = normalise_cube(data, data_unit=cube.data_unit)
-        plan = prepare_units(model, "parfit", normalise_world(world_q, sub, axes),
-                             cube.data_unit)
+        plan = prepare_units(model, "parfit", normalise_world(world_q, sub, axes), cube.data_unit)
         x_fit = np.asarray(plan.world.arrays[0], dtype=np.float64)
         y = data.reshape(-1)
         start_model = plan.model
@@ -559,8 +629,9 @@ class Analysis:
             "fitted": fitted,
             "status": status,
             "flags": Flag(int(result.flags.reshape(-1)[0])),
-            "parameters": {n: float(result.parameters[n].reshape(-1)[0])
-                           for n in result.param_names},
+            "parameters": {
+                n: float(result.parameters[n].reshape(-1)[0]) for n in result.param_names
+            },
             "x_unit": None if plan.world.units[0] is None else str(plan.world.units[0]),
             "data_unit": None if cube.data_unit is None else str(cube.data_unit),
         }
@@ -574,11 +645,18 @@ class Analysis:
         from .status import STATUS_DESCRIPTIONS
 
         fit = self.fit_pixel(pixel) if fit is None else fit
-        note = "" if fit["status"] == Status.OK else \
-            f"{fit['status'].name}: {STATUS_DESCRIPTIONS[fit['status']]}"
+        note = (
+            ""
+            if fit["status"] == Status.OK
+            else f"{fit['status'].name}: {STATUS_DESCRIPTIONS[fit['status']]}"
+        )
         label = ", ".join(f"{n}={v:.4g}" for n, v in fit["parameters"].items())
         return plot_fit(
-            path, fit["x"], fit["data"], fit["start"], fit["fitted"],
+            path,
+            fit["x"],
+            fit["data"],
+            fit["start"],
+            fit["fitted"],
             title=f"pixel {fit['pixel']}" + ("" if note else f": {label}"),
             note=note,
             x_label="x" + (f" [{fit['x_unit']}]" if fit["x_unit"] else ""),
@@ -639,9 +717,8 @@ def _foreign_files(out):
     return foreign
 
 
-
 def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def _write_json(path, data):
@@ -670,8 +747,9 @@ def _check_reachable(address):
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except (OSError, ValueError) as exc:
-        raise InputError(f"run.scheduler: cannot connect to the dask scheduler at "
-                         f"{address!r}: {exc}") from None
+        raise InputError(
+            f"run.scheduler: cannot connect to the dask scheduler at {address!r}: {exc}"
+        ) from None
 
 
 class _scheduler:
@@ -690,8 +768,11 @@ class _scheduler:
         if run.scheduler == "local":
             # Without the dashboard the scheduler still serves a few HTTP routes:
             # on a free port of the loopback, so two runs never compete for 8787.
-            kwargs = {"host": "127.0.0.1", "processes": True,
-                      "dashboard_address": "127.0.0.1:8787" if run.dashboard else "127.0.0.1:0"}
+            kwargs = {
+                "host": "127.0.0.1",
+                "processes": True,
+                "dashboard_address": "127.0.0.1:8787" if run.dashboard else "127.0.0.1:0",
+            }
             for key in ("n_workers", "threads_per_worker", "memory_limit"):
                 if getattr(run, key) is not None:
                     kwargs[key] = getattr(run, key)
@@ -704,8 +785,10 @@ class _scheduler:
             try:
                 self.client = Client(run.scheduler, timeout="10s")
             except (OSError, TimeoutError) as exc:
-                raise InputError(f"run.scheduler: cannot connect to the dask scheduler at "
-                                 f"{run.scheduler!r}: {exc}") from None
+                raise InputError(
+                    f"run.scheduler: cannot connect to the dask scheduler at "
+                    f"{run.scheduler!r}: {exc}"
+                ) from None
         return self.client
 
     def __exit__(self, *exc):

@@ -21,8 +21,10 @@ def main(ctx, debug):
     """parfit: fit a model to every pixel of a data cube, in parallel on dask."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     # A LocalCluster of `parfit run` would log its start and stop at INFO level;
     # dask.distributed reads this when it is first imported.
     import dask
@@ -45,9 +47,9 @@ def _guarded(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from .errors import ConfigError, ParfitError
-
         import traceback
+
+        from .errors import ConfigError, ParfitError
 
         debug = (click.get_current_context().find_root().obj or {}).get("debug", False)
         try:
@@ -63,8 +65,11 @@ def _guarded(func):
             if debug:
                 traceback.print_exc()
             what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            click.echo(f"{what}; the blocks already fitted are kept in the output store: run "
-                       f"again with output.resume: true (or --resume) to go on", err=True)
+            click.echo(
+                f"{what}; the blocks already fitted are kept in the output store: run "
+                f"again with output.resume: true (or --resume) to go on",
+                err=True,
+            )
             sys.exit(143 if isinstance(exc, Terminated) else 130)
         except (ParfitError, OSError, ValueError, TypeError) as exc:
             if debug:
@@ -78,8 +83,11 @@ def _guarded(func):
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
             if not debug:
-                click.echo("(this is a bug in parfit: please report it with the output of "
-                           "parfit --debug ...)", err=True)
+                click.echo(
+                    "(this is a bug in parfit: please report it with the output of "
+                    "parfit --debug ...)",
+                    err=True,
+                )
             sys.exit(EXIT_ERROR)
 
     return wrapper
@@ -95,12 +103,20 @@ def _raise_terminated(signum, frame):
 
 # --- config, validate, run, inspect --------------------------------------------------------
 
+
 @main.command("config")
 @click.option("--minimal", is_flag=True, help="Only the keys you must give.")
-@click.option("--reference", is_flag=True,
-              help="Print the reference page of every key (reStructuredText) instead.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Print the reference page of every key (reStructuredText) instead.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @_guarded
 def config_cmd(minimal, reference, output, force):
@@ -124,8 +140,9 @@ def config_cmd(minimal, reference, output, force):
 
 @main.command()
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--no-input", is_flag=True,
-              help="Check the file only; do not look at the input files.")
+@click.option(
+    "--no-input", is_flag=True, help="Check the file only; do not look at the input files."
+)
 @_guarded
 def validate(config_file, no_input):
     """Check CONFIG_FILE: schema, units, files, and the input against it.
@@ -147,12 +164,15 @@ def validate(config_file, no_input):
         shape, axes = opened["shape"], opened["fitting_axes"]
         n_fits = math.prod(n for a, n in enumerate(shape) if a not in axes)
         unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
-        click.echo(f"  input:  {cfg.input.path}, shape {shape}, fitting along axis "
-                   f"{', '.join(map(str, axes))}: {n_fits} fits of "
-                   f"{math.prod(shape[a] for a in axes)} samples"
-                   + (f", data in {unit}" if unit else ""))
-    click.echo(f"  model:  {' + '.join(c.type for c in cfg.model.components)} "
-               f"({model.n_params} parameters, initial: {cfg.model.initial})")
+        click.echo(
+            f"  input:  {cfg.input.path}, shape {shape}, fitting along axis "
+            f"{', '.join(map(str, axes))}: {n_fits} fits of "
+            f"{math.prod(shape[a] for a in axes)} samples" + (f", data in {unit}" if unit else "")
+        )
+    click.echo(
+        f"  model:  {' + '.join(c.type for c in cfg.model.components)} "
+        f"({model.n_params} parameters, initial: {cfg.model.initial})"
+    )
     click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
     click.echo(f"  output: {cfg.output.path}")
     from .analysis import RUN_RECORD
@@ -160,8 +180,10 @@ def validate(config_file, no_input):
 
     out = resolve(cfg, cfg.output.path)
     if (out / RUN_RECORD).exists() and not (cfg.output.overwrite or cfg.output.resume):
-        click.echo(f"note: {out} holds an earlier run; `parfit run` will refuse it unless "
-                   f"output.overwrite or output.resume is set (or --overwrite / --resume)")
+        click.echo(
+            f"note: {out} holds an earlier run; `parfit run` will refuse it unless "
+            f"output.overwrite or output.resume is set (or --overwrite / --resume)"
+        )
 
 
 @main.command()
@@ -185,16 +207,19 @@ def run(config_file, resume, overwrite, no_progress):
     from .config import load_config, validate_config
 
     if resume and overwrite:
-        raise click.UsageError("--resume and --overwrite exclude each other: resume continues "
-                               "the results in the output folder, overwrite replaces them")
+        raise click.UsageError(
+            "--resume and --overwrite exclude each other: resume continues "
+            "the results in the output folder, overwrite replaces them"
+        )
     signal.signal(signal.SIGTERM, _raise_terminated)
     cfg = load_config(config_file, deep=True)
     if resume or overwrite:
         data = cfg.model_dump(mode="json")
-        data["output"].update(resume=resume or cfg.output.resume and not overwrite,
-                              overwrite=overwrite or cfg.output.overwrite and not resume)
-        cfg = validate_config(data, base_dir=config_file.resolve().parent,
-                              source=str(config_file))
+        data["output"].update(
+            resume=resume or cfg.output.resume and not overwrite,
+            overwrite=overwrite or cfg.output.overwrite and not resume,
+        )
+        cfg = validate_config(data, base_dir=config_file.resolve().parent, source=str(config_file))
     analysis = Analysis(cfg)
     click.echo(f"fitting {cfg.input.path} -> {analysis.output_path}", err=True)
     analysis.run(progress=False if no_progress else None)
@@ -203,16 +228,21 @@ def run(config_file, resume, overwrite, no_progress):
     click.echo(f"{rec['n_fits']} fits in {rec['timings']['total_s']:.1f} s: {counts}")
     if rec.get("flag_counts"):
         click.echo("flags: " + ", ".join(f"{k}={v}" for k, v in rec["flag_counts"].items()))
-    click.echo(f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
-               f"({100 * rec['failed_fraction']:.2f} %, limit "
-               f"{100 * rec['max_failed_fraction']:.2f} %)")
+    click.echo(
+        f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
+        f"({100 * rec['failed_fraction']:.2f} %, limit "
+        f"{100 * rec['max_failed_fraction']:.2f} %)"
+    )
     written = ["maps.zarr", *rec["exports"], "run.json", "config.yaml"]
     if analysis.diagnostics_path is not None:
         written.append(str(analysis.diagnostics_path))
     click.echo(f"wrote {analysis.output_path}: {', '.join(written)}")
     if rec["exit_status"] == "too_many_failures":
-        click.echo(f"more fits failed than run.max_failed_fraction allows; see "
-                   f"`parfit inspect {analysis.output_path}`", err=True)
+        click.echo(
+            f"more fits failed than run.max_failed_fraction allows; see "
+            f"`parfit inspect {analysis.output_path}`",
+            err=True,
+        )
         sys.exit(EXIT_FAILED_FITS)
 
 
@@ -222,23 +252,38 @@ def _parse_pixel(ctx, param, value):
     try:
         return tuple(int(v) for v in value.replace(" ", "").split(","))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated indices such as 12,40; got "
-                                 f"{value!r}") from None
+        raise click.BadParameter(
+            f"expected comma-separated indices such as 12,40; got {value!r}"
+        ) from None
 
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--plot", is_flag=True,
-              help="Write a PNG of every parameter map (on sky axes when the cube has a "
-                   "WCS) and of the status map.")
-@click.option("--plot-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the PNGs (default: plots/ in the analysis folder, or "
-                   "<store>-plots beside a store).")
-@click.option("--pixel", callback=_parse_pixel,
-              help="Fit this pixel again and plot data, start, fit and residuals, e.g. "
-                   "--pixel 12,40 (indices in the maps' order).")
-@click.option("--top", default=5, show_default=True, type=click.IntRange(1, 1000),
-              help="How many error and warning messages to list.")
+@click.option(
+    "--plot",
+    is_flag=True,
+    help="Write a PNG of every parameter map (on sky axes when the cube has a "
+    "WCS) and of the status map.",
+)
+@click.option(
+    "--plot-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the PNGs (default: plots/ in the analysis folder, or "
+    "<store>-plots beside a store).",
+)
+@click.option(
+    "--pixel",
+    callback=_parse_pixel,
+    help="Fit this pixel again and plot data, start, fit and residuals, e.g. "
+    "--pixel 12,40 (indices in the maps' order).",
+)
+@click.option(
+    "--top",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="How many error and warning messages to list.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_guarded
 def inspect(path, plot, plot_dir, pixel, top, as_json):
@@ -254,21 +299,30 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
     if pixel is not None and not (path / "config.yaml").is_file():
         raise click.ClickException(
             f"--pixel re-fits from the input named in the config, so it needs the "
-            f"analysis folder of `parfit run` (with config.yaml); {path} is not one")
+            f"analysis folder of `parfit run` (with config.yaml); {path} is not one"
+        )
     summary = summarize(path, top=top)
     shape = tuple(summary.shape or ())
-    if pixel is not None and shape and (
-            len(pixel) != len(shape) or not all(0 <= i < n for i, n in zip(pixel, shape))):
-        raise click.BadParameter(f"{','.join(map(str, pixel))} is not a pixel of the maps, "
-                                 f"whose shape is {shape}", param_hint="--pixel")
+    if (
+        pixel is not None
+        and shape
+        and (len(pixel) != len(shape) or not all(0 <= i < n for i, n in zip(pixel, shape)))
+    ):
+        raise click.BadParameter(
+            f"{','.join(map(str, pixel))} is not a pixel of the maps, whose shape is {shape}",
+            param_hint="--pixel",
+        )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
     else:
         click.echo(summary.text())
     if plot or pixel is not None:
         if plot_dir is None:
-            plot_dir = (path / "plots") if (path / "config.yaml").is_file() \
+            plot_dir = (
+                (path / "plots")
+                if (path / "config.yaml").is_file()
                 else path.parent / f"{path.name.removesuffix('.zarr')}-plots"
+            )
         plot_dir.mkdir(parents=True, exist_ok=True)
     if plot:
         written = plot_maps(path, plot_dir)
@@ -290,28 +344,59 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
 
 
 @main.command()
-@click.option("--output", "-o", default="parfit-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the maps (zarr), the PNG and the summary.")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(2, 4096),
-              help="The cube has size x size pixels.")
-@click.option("--channels", default=60, show_default=True, type=click.IntRange(10, 100000),
-              help="Number of spectral channels.")
-@click.option("--scheduler", default="threads", show_default=True,
-              type=click.Choice(["synchronous", "threads", "processes"]),
-              help="dask scheduler to fit with.")
-@click.option("--initial", default="guess", show_default=True,
-              type=click.Choice(["guess", "model"]),
-              help="Start each pixel from a guess made from its own data, or from the "
-                   "model's shared starting values.")
-@click.option("--fitter", default="batched", show_default=True,
-              type=click.Choice(["batched", "trf", "dogbox", "lm"]),
-              help="parfit's batched solver, or scipy's least_squares per fit.")
+@click.option(
+    "--output",
+    "-o",
+    default="parfit-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the maps (zarr), the PNG and the summary.",
+)
+@click.option(
+    "--size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(2, 4096),
+    help="The cube has size x size pixels.",
+)
+@click.option(
+    "--channels",
+    default=60,
+    show_default=True,
+    type=click.IntRange(10, 100000),
+    help="Number of spectral channels.",
+)
+@click.option(
+    "--scheduler",
+    default="threads",
+    show_default=True,
+    type=click.Choice(["synchronous", "threads", "processes"]),
+    help="dask scheduler to fit with.",
+)
+@click.option(
+    "--initial",
+    default="guess",
+    show_default=True,
+    type=click.Choice(["guess", "model"]),
+    help="Start each pixel from a guess made from its own data, or from the "
+    "model's shared starting values.",
+)
+@click.option(
+    "--fitter",
+    default="batched",
+    show_default=True,
+    type=click.Choice(["batched", "trf", "dogbox", "lm"]),
+    help="parfit's batched solver, or scipy's least_squares per fit.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the cube.")
 @click.option("--overwrite", is_flag=True, help="Replace the demo files of an earlier run.")
-@click.option("--config", "write_config", is_flag=True,
-              help="Also write the cube as OUTPUT/cube.fits and a config that fits it, "
-                   "OUTPUT/fit.yaml: edit that file to fit your own data with `parfit run`.")
+@click.option(
+    "--config",
+    "write_config",
+    is_flag=True,
+    help="Also write the cube as OUTPUT/cube.fits and a config that fits it, "
+    "OUTPUT/fit.yaml: edit that file to fit your own data with `parfit run`.",
+)
 def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, write_config):
     """Fit a synthetic Gaussian-line cube with known truth; no download needed.
 
@@ -331,13 +416,22 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, wr
             f"--overwrite to replace them or --output to write elsewhere"
         )
     cube = gaussian_cube((channels, size, size), seed=seed, n_blank=min(8, size * size // 4))
-    click.echo(f"Fitting a Gaussian to each of {size * size} spectra of {channels} channels "
-               f"with the {fitter!r} fitter, initial={initial!r}, on the {scheduler!r} "
-               f"scheduler ...")
+    click.echo(
+        f"Fitting a Gaussian to each of {size * size} spectra of {channels} channels "
+        f"with the {fitter!r} fitter, initial={initial!r}, on the {scheduler!r} "
+        f"scheduler ..."
+    )
     start = time.perf_counter()
-    result = parallel_fit(cube.model, cube.data, world=cube.world, fitting_axes=0,
-                          data_unit=cube.unit, scheduler=scheduler, initial=initial,
-                          fitter=fitter)
+    result = parallel_fit(
+        cube.model,
+        cube.data,
+        world=cube.world,
+        fitting_axes=0,
+        data_unit=cube.unit,
+        scheduler=scheduler,
+        initial=initial,
+        fitter=fitter,
+    )
     elapsed = time.perf_counter() - start
 
     lines = [
@@ -360,13 +454,14 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, wr
     result.to_zarr(output / "maps.zarr")
     _plot_maps(result, cube.truth, output / "maps.png")
     (output / "summary.txt").write_text(text + "\n\n" + result.summary() + "\n")
-    click.echo(f"wrote {output / 'maps.zarr'}, {output / 'maps.png'} and "
-               f"{output / 'summary.txt'}")
+    click.echo(f"wrote {output / 'maps.zarr'}, {output / 'maps.png'} and {output / 'summary.txt'}")
     if write_config:
         cube.to_fits(output / "cube.fits")
         (output / "fit.yaml").write_text(_demo_config(scheduler, initial, fitter))
-        click.echo(f"wrote {output / 'cube.fits'} and {output / 'fit.yaml'}; run the same fit "
-                   f"from the config with: parfit run {output / 'fit.yaml'}")
+        click.echo(
+            f"wrote {output / 'cube.fits'} and {output / 'fit.yaml'}; run the same fit "
+            f"from the config with: parfit run {output / 'fit.yaml'}"
+        )
 
 
 def _demo_config(scheduler, initial, fitter):
@@ -423,12 +518,14 @@ def _plot_maps(result, truth, path):
     import matplotlib.pyplot as plt
 
     names = result.param_names
-    fig, axes = plt.subplots(2, len(names) + 1, figsize=(4 * (len(names) + 1), 7),
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, len(names) + 1, figsize=(4 * (len(names) + 1), 7), constrained_layout=True
+    )
     for k, name in enumerate(names):
         vmin, vmax = np.nanpercentile(truth[name], [1, 99])
-        for row, (label, image) in enumerate((("fitted", result.parameters[name]),
-                                              ("true", truth[name]))):
+        for row, (label, image) in enumerate(
+            (("fitted", result.parameters[name]), ("true", truth[name]))
+        ):
             ax = axes[row, k]
             im = ax.imshow(image, origin="lower", vmin=vmin, vmax=vmax, cmap="viridis")
             ax.set_title(f"{label} {name}")

@@ -35,7 +35,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -64,8 +64,18 @@ from ._config_types import (
 from ._yaml import MAX_CHARS, Problem, format_path, load_yaml
 from .errors import ConfigError, InputTypeError
 
-__all__ = ["load_config", "parse_config", "validate_config", "config_schema", "open_input",
-           "config_hash", "build_model", "config_to_yaml", "template", "SECTIONS"]
+__all__ = [
+    "load_config",
+    "parse_config",
+    "validate_config",
+    "config_schema",
+    "open_input",  # noqa: F822 - resolved by __getattr__ (from _config_build)
+    "config_hash",
+    "build_model",  # noqa: F822 - resolved by __getattr__ (from _config_build)
+    "config_to_yaml",
+    "template",
+    "SECTIONS",
+]
 
 #: Most components a config's model may sum (each adds a level to the model's tree).
 MAX_COMPONENTS = 200
@@ -79,45 +89,67 @@ class _Section(BaseModel):
 
 # --- input --------------------------------------------------------------------------
 
+
 class InputSection(_Section):
     """The cube to fit and what comes with it."""
 
-    path: str = Field(description="The cube: a FITS file, a zarr store or array, or a "
-                                  "netCDF file (relative to this file's folder)",
-                      json_schema_extra={"example": "cube.fits"})
-    hdu: Optional[Union[int, str]] = Field(None, description="FITS only: the HDU number or "
-                                           "name (default: the first image HDU)",
-                                           json_schema_extra={"type_label": "int or name"})
-    variable: Optional[str] = Field(None, description="netCDF/zarr dataset only: the "
-                                    "variable to fit (default: the only >= 2-D one)")
-    fitting_axes: Axes = Field(0, description="Axis to fit along: a number (numpy order), a "
-                               "dimension name (netCDF/zarr), 'spectral' (the WCS spectral "
-                               "axis of a FITS cube), or a list of them for 2-D models")
-    unit: Optional[UnitStr] = Field(None, description="Unit of the data values, overriding "
-                                    "the file's (BUNIT, 'units' attribute)")
-    mask: Optional[Source] = Field(None, description="Samples to leave out (nonzero or true "
-                                   "= ignore), broadcastable to the cube")
-    weights: Optional[Source] = Field(None, description="Weights (1/sigma), broadcastable to "
-                                      "the cube")
-    uncertainty: Optional[Source] = Field(None, description="1-sigma uncertainties; the fit "
-                                          "uses weights 1/uncertainty (not with weights)")
+    path: str = Field(
+        description="The cube: a FITS file, a zarr store or array, or a "
+        "netCDF file (relative to this file's folder)",
+        json_schema_extra={"example": "cube.fits"},
+    )
+    hdu: int | str | None = Field(
+        None,
+        description="FITS only: the HDU number or name (default: the first image HDU)",
+        json_schema_extra={"type_label": "int or name"},
+    )
+    variable: str | None = Field(
+        None,
+        description="netCDF/zarr dataset only: the variable to fit (default: the only >= 2-D one)",
+    )
+    fitting_axes: Axes = Field(
+        0,
+        description="Axis to fit along: a number (numpy order), a "
+        "dimension name (netCDF/zarr), 'spectral' (the WCS spectral "
+        "axis of a FITS cube), or a list of them for 2-D models",
+    )
+    unit: UnitStr | None = Field(
+        None,
+        description="Unit of the data values, overriding the file's (BUNIT, 'units' attribute)",
+    )
+    mask: Source | None = Field(
+        None,
+        description="Samples to leave out (nonzero or true = ignore), broadcastable to the cube",
+    )
+    weights: Source | None = Field(None, description="Weights (1/sigma), broadcastable to the cube")
+    uncertainty: Source | None = Field(
+        None,
+        description="1-sigma uncertainties; the fit uses weights 1/uncertainty (not with weights)",
+    )
 
 
 # --- model --------------------------------------------------------------------------
 
+
 class ParameterConfig(_Section):
     """One parameter of a component.  A bare number or quantity is its value."""
 
-    value: Optional[QuantityLike] = Field(None, description="Starting value, a number or a "
-                                          "quantity such as \"4000 m/s\" (default: the "
-                                          "component's)")
-    unit: Optional[UnitStr] = Field(None, description="Unit of a plain-number value and "
-                                    "bounds")
-    bounds: Optional[Bounds] = Field(None, description="[lower, upper], null for no bound "
-                                     "(default: the component's)")
+    value: QuantityLike | None = Field(
+        None,
+        description="Starting value, a number or a "
+        'quantity such as "4000 m/s" (default: the '
+        "component's)",
+    )
+    unit: UnitStr | None = Field(None, description="Unit of a plain-number value and bounds")
+    bounds: Bounds | None = Field(
+        None, description="[lower, upper], null for no bound (default: the component's)"
+    )
     fixed: bool = Field(False, description="Keep the starting value; do not fit")
-    tied: Optional[str] = Field(None, description="Expression of other parameters, e.g. "
-                                "'mean_0 + 1200' (names as in the fitted model)")
+    tied: str | None = Field(
+        None,
+        description="Expression of other parameters, e.g. "
+        "'mean_0 + 1200' (names as in the fitted model)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -128,20 +160,22 @@ class ParameterConfig(_Section):
     def _consistent(self):
         target = _target_unit(self)
         value = None if self.value is None else _in_unit(self.value, target, "value")
-        bounds = [None if b is None else _in_unit(b, target, "bound")
-                  for b in (self.bounds or (None, None))]
+        bounds = [
+            None if b is None else _in_unit(b, target, "bound")
+            for b in (self.bounds or (None, None))
+        ]
         lo, hi = bounds
         if lo is not None and hi is not None and not lo < hi:
             raise ValueError(f"lower bound must be below upper bound; got {self.bounds!r}")
-        if value is not None and ((lo is not None and value < lo)
-                                  or (hi is not None and value > hi)):
-            raise ValueError(f"starting value {self.value!r} is outside its bounds "
-                             f"{self.bounds!r}")
+        if value is not None and (
+            (lo is not None and value < lo) or (hi is not None and value > hi)
+        ):
+            raise ValueError(f"starting value {self.value!r} is outside its bounds {self.bounds!r}")
         return self
 
 
 class _Component(_Section):
-    name: Optional[str] = Field(None, description="A label for this component")
+    name: str | None = Field(None, description="A label for this component")
 
 
 @functools.lru_cache(maxsize=8)
@@ -159,15 +193,20 @@ def _component_classes(registry_key):
             default = spec.default
             desc = spec.description or spec.name
             fields[spec.name] = (
-                Optional[ParameterConfig],
-                Field(None, description=f"{desc} (default {default:g}"
-                      + (f", bounds {list(spec.bounds)}" if spec.bounds != (None, None) else "")
-                      + ")", json_schema_extra={"unit_role": spec.unit}),
+                ParameterConfig | None,
+                Field(
+                    None,
+                    description=f"{desc} (default {default:g}"
+                    + (f", bounds {list(spec.bounds)}" if spec.bounds != (None, None) else "")
+                    + ")",
+                    json_schema_extra={"unit_role": spec.unit},
+                ),
             )
         dynamic = not getattr(cls, "param_specs", ())
         base = _DynamicComponent if dynamic else _Component
-        classes[type_name] = create_model(f"{type_name}Component", __base__=base,
-                                          __doc__=summary, **fields)
+        classes[type_name] = create_model(
+            f"{type_name}Component", __base__=base, __doc__=summary, **fields
+        )
     return classes
 
 
@@ -192,17 +231,24 @@ class _DynamicComponent(_Component):
             # problem is reported at the key, not at the component.
             if key not in names:
                 raise PydanticCustomError(
-                    "parfit_key", "{message}",
-                    {"message": f"{self.type} with {structural} has no parameter {key!r}"
-                                f"{_did_you_mean(key, names)}; its parameters are "
-                                f"{', '.join(names)}", "parfit_path": (key,)})
+                    "parfit_key",
+                    "{message}",
+                    {
+                        "message": f"{self.type} with {structural} has no parameter {key!r}"
+                        f"{_did_you_mean(key, names)}; its parameters are "
+                        f"{', '.join(names)}",
+                        "parfit_path": (key,),
+                    },
+                )
             try:
                 self.__pydantic_extra__[key] = ParameterConfig.model_validate(raw)
             except ValidationError as exc:
                 path, _, message = _problems_from(exc, raw, {})[0]
                 raise PydanticCustomError(
-                    "parfit_key", "{message}",
-                    {"message": message, "parfit_path": (key,) + tuple(path)}) from None
+                    "parfit_key",
+                    "{message}",
+                    {"message": message, "parfit_path": (key,) + tuple(path)},
+                ) from None
         return self
 
 
@@ -210,9 +256,11 @@ def check_structural(type_name, structural):
     """Refuse a structural argument past MAX_STRUCTURAL (ValueError) before building."""
     for key, value in structural.items():
         if isinstance(value, int) and abs(value) > MAX_STRUCTURAL:
-            raise ValueError(f"{key} {value} of {type_name} is larger than a config allows "
-                             f"({MAX_STRUCTURAL}); it would build a model with that many "
-                             f"parameters")
+            raise ValueError(
+                f"{key} {value} of {type_name} is larger than a config allows "
+                f"({MAX_STRUCTURAL}); it would build a model with that many "
+                f"parameters"
+            )
 
 
 def _structural_args(cls):
@@ -220,35 +268,43 @@ def _structural_args(cls):
     skip = {"self", "name", "bounds", "fixed", "tied"}
     params = inspect.signature(cls.__init__).parameters.values()
     specs = {s.name for s in getattr(cls, "param_specs", ())}
-    return tuple(p.name for p in params
-                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                 and p.name not in skip and p.name not in specs)
+    return tuple(
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in skip
+        and p.name not in specs
+    )
 
 
 def _registry_key():
     from .models import MODEL_REGISTRY
     from .models.function import FunctionModel
 
-    return tuple(sorted(name for name, cls in MODEL_REGISTRY.items()
-                        if not issubclass(cls, FunctionModel)))
+    return tuple(
+        sorted(name for name, cls in MODEL_REGISTRY.items() if not issubclass(cls, FunctionModel))
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _schema_for(registry_key):
     classes = _component_classes(registry_key)
-    component = Annotated[Union[tuple(classes.values())], Field(discriminator="type")]
+    # A union of classes known only at run time: typing.Union takes the tuple.
+    component = Annotated[Union[tuple(classes.values())], Field(discriminator="type")]  # noqa: UP007
 
     class ModelSection(_Section):
         """The model: a sum of components, and where each fit starts."""
 
         components: list[component] = Field(
             description="Components summed into the model, in order; several components "
-                        "number their parameters mean_0, mean_1, ...",
+            "number their parameters mean_0, mean_1, ...",
             min_length=1,
         )
         initial: Literal["model", "guess"] = Field(
-            "model", description="'model': every pixel starts from the values above; "
-                                 "'guess': from an estimate made from its own data")
+            "model",
+            description="'model': every pixel starts from the values above; "
+            "'guess': from an estimate made from its own data",
+        )
 
     class AnalysisConfig(_Section):
         """A parfit analysis."""
@@ -294,21 +350,30 @@ class FitterSection(_Section):
     """The solver and its tolerances."""
 
     name: Literal["batched", "trf", "dogbox", "lm"] = Field(
-        "batched", description="'batched': parfit's batched trust-region reflective (fast); "
-                               "'trf', 'dogbox', 'lm': scipy least_squares fit by fit")
-    ftol: float = Field(1e-8, gt=0, description="Stop when the relative drop of chi-square "
-                                                "is below this")
+        "batched",
+        description="'batched': parfit's batched trust-region reflective (fast); "
+        "'trf', 'dogbox', 'lm': scipy least_squares fit by fit",
+    )
+    ftol: float = Field(
+        1e-8, gt=0, description="Stop when the relative drop of chi-square is below this"
+    )
     xtol: float = Field(1e-8, gt=0, description="Stop when the relative step is below this")
     gtol: float = Field(1e-8, gt=0, description="Stop when the scaled gradient is below this")
-    max_nfev: Optional[int] = Field(None, ge=1, description="Most model evaluations per fit "
-                                    "(default: the solver's own limit)")
-    scale_covariance: bool = Field(True, description="Scale the errors by the reduced "
-                                   "chi-square (false: weights are exact 1/sigma)")
+    max_nfev: int | None = Field(
+        None, ge=1, description="Most model evaluations per fit (default: the solver's own limit)"
+    )
+    scale_covariance: bool = Field(
+        True,
+        description="Scale the errors by the reduced chi-square (false: weights are exact 1/sigma)",
+    )
     engine: Literal["auto", "numpy", "compiled"] = Field(
-        "auto", description="batched only: 'compiled' (numba), 'numpy', or 'auto' (compiled "
-                            "where the model allows)")
-    factor: float = Field(1.0, gt=0, description="batched only: initial trust radius "
-                                                 "relative to the scaled start")
+        "auto",
+        description="batched only: 'compiled' (numba), 'numpy', or 'auto' (compiled "
+        "where the model allows)",
+    )
+    factor: float = Field(
+        1.0, gt=0, description="batched only: initial trust radius relative to the scaled start"
+    )
 
     @field_validator(*_BATCHED_ONLY)
     @classmethod
@@ -322,8 +387,13 @@ class FitterSection(_Section):
         """``(fitter, fitter_kwargs)`` for :func:`parfit.parallel_fit`."""
         from .fitters import BatchedFitter, ScipyFitter
 
-        kwargs = {"ftol": self.ftol, "xtol": self.xtol, "gtol": self.gtol,
-                  "max_nfev": self.max_nfev, "scale_covariance": self.scale_covariance}
+        kwargs = {
+            "ftol": self.ftol,
+            "xtol": self.xtol,
+            "gtol": self.gtol,
+            "max_nfev": self.max_nfev,
+            "scale_covariance": self.scale_covariance,
+        }
         if self.name == "batched":
             return BatchedFitter(engine=self.engine, factor=self.factor, **kwargs), None
         return ScipyFitter(self.name, **kwargs), None
@@ -353,37 +423,60 @@ class RunSection(_Section):
         per_core = -(-n_fits // (2 * (os.cpu_count() or 1)))
         return int(max(500, min(16384, by_memory, per_core)))
 
-    chunk_n_max: ChunkSize = Field("auto", description="Most fits per block (one dask task "
-                             "each), or 'auto': about 16 MiB of data per block, 500 to "
-                             "16384 fits, at least two blocks per core")
-    scheduler: Scheduler = Field("threads", description="'threads', 'processes', "
-                                 "'synchronous', 'local' (a dask.distributed LocalCluster on "
-                                 "127.0.0.1), or the address of a running scheduler")
-    n_workers: Optional[int] = Field(None, ge=1, description="scheduler: local only: number "
-                                     "of worker processes (default: one per core)")
-    threads_per_worker: Optional[int] = Field(None, ge=1, description="scheduler: local "
-                                              "only: threads in each worker")
-    memory_limit: Optional[MemoryLimit] = Field(None, description="scheduler: local only: "
-                                                "memory of each worker, e.g. \"4GiB\"")
-    dashboard: bool = Field(False, description="scheduler: local only: serve the dask "
-                            "dashboard on 127.0.0.1")
-    preserve_native_chunks: bool = Field(False, description="Use the input's chunks as "
-                                         "blocks unchanged")
+    chunk_n_max: ChunkSize = Field(
+        "auto",
+        description="Most fits per block (one dask task "
+        "each), or 'auto': about 16 MiB of data per block, 500 to "
+        "16384 fits, at least two blocks per core",
+    )
+    scheduler: Scheduler = Field(
+        "threads",
+        description="'threads', 'processes', "
+        "'synchronous', 'local' (a dask.distributed LocalCluster on "
+        "127.0.0.1), or the address of a running scheduler",
+    )
+    n_workers: int | None = Field(
+        None,
+        ge=1,
+        description="scheduler: local only: number of worker processes (default: one per core)",
+    )
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="scheduler: local only: threads in each worker"
+    )
+    memory_limit: MemoryLimit | None = Field(
+        None, description='scheduler: local only: memory of each worker, e.g. "4GiB"'
+    )
+    dashboard: bool = Field(
+        False, description="scheduler: local only: serve the dask dashboard on 127.0.0.1"
+    )
+    preserve_native_chunks: bool = Field(
+        False, description="Use the input's chunks as blocks unchanged"
+    )
     progress: bool = Field(True, description="Show a progress bar (parfit run)")
-    fit_timeout: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="Seconds "
-                                         "one block of fits may take; a block still busy "
-                                         "then (a model that hangs) is abandoned and its "
-                                         "fits get status TIMEOUT (default: no limit)")
-    max_failed_fraction: float = Field(0.01, ge=0, le=1, description="parfit run exits with "
-                                       "code 3 when more fits than this fraction fail")
+    fit_timeout: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds "
+        "one block of fits may take; a block still busy "
+        "then (a model that hangs) is abandoned and its "
+        "fits get status TIMEOUT (default: no limit)",
+    )
+    max_failed_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="parfit run exits with code 3 when more fits than this fraction fail",
+    )
 
     @field_validator("n_workers", "threads_per_worker", "memory_limit", "dashboard")
     @classmethod
     def _local_only(cls, value, info):
         scheduler = info.data.get("scheduler", "threads")
         if scheduler != "local" and value != cls.model_fields[info.field_name].default:
-            raise ValueError(f"{info.field_name} applies only to scheduler: local, not "
-                             f"{scheduler!r}")
+            raise ValueError(
+                f"{info.field_name} applies only to scheduler: local, not {scheduler!r}"
+            )
         return value
 
 
@@ -391,34 +484,49 @@ class DiagnosticsSection(_Section):
     """Per-fit diagnostics folders."""
 
     mode: Literal["none", "error", "error+warn", "all"] = Field(
-        "error", description="Which fits get a folder with their error.log / warn.log: "
-                             "'none', 'error', 'error+warn' or 'all'")
-    path: Optional[str] = Field(None, description="Folder of the per-fit folders (default: "
-                                "diagnostics/ in the output folder)")
+        "error",
+        description="Which fits get a folder with their error.log / warn.log: "
+        "'none', 'error', 'error+warn' or 'all'",
+    )
+    path: str | None = Field(
+        None,
+        description="Folder of the per-fit folders (default: diagnostics/ in the output folder)",
+    )
 
 
 class OutputSection(_Section):
     """Where the results go."""
 
-    path: str = Field(description="Output folder: maps.zarr, config.yaml, run.json and the "
-                                  "diagnostics go here", json_schema_extra={"example": "results"})
+    path: str = Field(
+        description="Output folder: maps.zarr, config.yaml, run.json and the diagnostics go here",
+        json_schema_extra={"example": "results"},
+    )
     format: Literal["zarr", "netcdf", "fits"] = Field(
-        "zarr", description="The maps are always streamed to maps.zarr (resumable); 'netcdf' "
-                            "or 'fits' also writes maps.nc or maps.fits at the end")
-    overwrite: bool = Field(False, description="Replace the results of an earlier run in "
-                            "this folder (only files parfit wrote)")
-    resume: bool = Field(False, description="Fit only what an interrupted run in this "
-                         "folder left undone")
+        "zarr",
+        description="The maps are always streamed to maps.zarr (resumable); 'netcdf' "
+        "or 'fits' also writes maps.nc or maps.fits at the end",
+    )
+    overwrite: bool = Field(
+        False,
+        description="Replace the results of an earlier run in "
+        "this folder (only files parfit wrote)",
+    )
+    resume: bool = Field(
+        False, description="Fit only what an interrupted run in this folder left undone"
+    )
     cubes: list[Literal["model", "residual"]] = Field(
-        default_factory=list, description="Also stream these cubes, in the input's shape: "
-                                          "'model', 'residual'")
+        default_factory=list,
+        description="Also stream these cubes, in the input's shape: 'model', 'residual'",
+    )
 
     @field_validator("resume")
     @classmethod
     def _modes(cls, value, info):
         if value and info.data.get("overwrite"):
-            raise ValueError("overwrite and resume exclude each other: resume continues the "
-                             "results in the folder, overwrite replaces them")
+            raise ValueError(
+                "overwrite and resume exclude each other: resume continues the "
+                "results in the folder, overwrite replaces them"
+            )
         return value
 
 
@@ -427,10 +535,11 @@ SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
 
 # --- errors ---------------------------------------------------------------------------
 
+
 def _clean_message(msg):
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     return msg
 
 
@@ -505,17 +614,22 @@ def _problems_from(exc, raw, lines):
         elif kind == "union_tag_invalid":
             known = [t.strip("'") for t in ctx.get("expected_tags", "").split(", ")]
             tag = ctx.get("tag")
-            msg = (f"unknown component type {tag!r}{_did_you_mean(tag, known)} (known types: "
-                   f"{', '.join(known)}; register your own with "
-                   f"@parfit.models.register_model)")
+            msg = (
+                f"unknown component type {tag!r}{_did_you_mean(tag, known)} (known types: "
+                f"{', '.join(known)}; register your own with "
+                f"@parfit.models.register_model)"
+            )
             path = path + ("type",) if isinstance(err.get("input"), dict) else path
         elif kind == "union_tag_not_found":
             msg = "each component needs a 'type', e.g. type: Gaussian1D"
         elif kind == "literal_error":
             choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
             msg = f"{msg}; got {err.get('input')!r}{_did_you_mean(err.get('input'), choices)}"
-        elif "input" in err and kind not in ("value_error", "assertion_error") \
-                and not isinstance(err["input"], (dict, list)):
+        elif (
+            "input" in err
+            and kind not in ("value_error", "assertion_error")
+            and not isinstance(err["input"], (dict, list))
+        ):
             msg = f"{msg}; got {err['input']!r}"
         problems.append(Problem(path, _line_of(path, lines), msg))
     return problems
@@ -535,13 +649,17 @@ def _raise(problems, source):
     for p in problems:
         loc = f"{where}{p.line}: " if p.line is not None else (f"{source}: " if source else "")
         text.append(f"{loc}{format_path(p.path)}: {p.message}")
-    head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in " \
-           f"{source or 'the config'}:"
-    raise ConfigError("\n".join([head] + ["  " + t for t in text]),
-                      [(format_path(p.path), p.line, p.message) for p in problems])
+    head = (
+        f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {source or 'the config'}:"
+    )
+    raise ConfigError(
+        "\n".join([head] + ["  " + t for t in text]),
+        [(format_path(p.path), p.line, p.message) for p in problems],
+    )
 
 
 # --- entry points -------------------------------------------------------------------
+
 
 def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=False):
     """Validate config YAML text.
@@ -573,14 +691,17 @@ def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=Fal
         Listing every problem with its YAML path and line.
     """
     if not isinstance(text, str):
-        raise InputTypeError(f"parse_config(text) takes the YAML text as a str; got "
-                             f"{type(text).__name__}; use load_config(path) to read a file")
+        raise InputTypeError(
+            f"parse_config(text) takes the YAML text as a str; got "
+            f"{type(text).__name__}; use load_config(path) to read a file"
+        )
     data, lines, problems = load_yaml(text)
     if data is None and not problems:
         problems = [Problem((), 1, "the config is empty; start from `parfit config`")]
     elif data is not None and not isinstance(data, dict):
-        problems.append(Problem((), 1, "the config must be a mapping of the sections "
-                                       f"{', '.join(SECTIONS)}"))
+        problems.append(
+            Problem((), 1, f"the config must be a mapping of the sections {', '.join(SECTIONS)}")
+        )
     if problems and not isinstance(data, dict):
         _raise(problems, source)
     cfg, found = _validate(data, base_dir, check_files, deep and not problems, lines)
@@ -620,33 +741,44 @@ def load_config(path, *, check_files=True, deep=False):
     """
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"config file {str(path)!r} is a folder; give the YAML file in it",
-                          [("(file)", None, "is a folder")])
+        raise ConfigError(
+            f"config file {str(path)!r} is a folder; give the YAML file in it",
+            [("(file)", None, "is a folder")],
+        )
     try:
         # At most one byte past the limit is read, so a huge file (or /dev/zero)
         # costs no more than a config may.
         with open(path, "rb") as stream:
             raw = stream.read(MAX_CHARS + 1)
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist",
-                          [("(file)", None, "does not exist")]) from None
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist", [("(file)", None, "does not exist")]
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}",
-                          [("(file)", None, str(exc))]) from None
+        raise ConfigError(
+            f"cannot read config file {str(path)!r}: {exc}", [("(file)", None, str(exc))]
+        ) from None
     if len(raw) > MAX_CHARS:
-        why = (f"is larger than {MAX_CHARS:,} bytes; parfit reads configs of at most 1 MB: "
-               f"a config describes an analysis, its data belong in the files it names")
+        why = (
+            f"is larger than {MAX_CHARS:,} bytes; parfit reads configs of at most 1 MB: "
+            f"a config describes an analysis, its data belong in the files it names"
+        )
         raise ConfigError(f"config file {str(path)!r} {why}", [("(file)", None, why)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        why = (f"is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} cannot be "
-               f"decoded; save the file as UTF-8")
-        raise ConfigError(f"cannot read config file {str(path)!r}: {path.name}:{line}: {why}",
-                          [("(file)", line, why)]) from None
-    return parse_config(text, source=str(path), base_dir=path.resolve().parent,
-                        check_files=check_files, deep=deep)
+        why = (
+            f"is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} cannot be "
+            f"decoded; save the file as UTF-8"
+        )
+        raise ConfigError(
+            f"cannot read config file {str(path)!r}: {path.name}:{line}: {why}",
+            [("(file)", line, why)],
+        ) from None
+    return parse_config(
+        text, source=str(path), base_dir=path.resolve().parent, check_files=check_files, deep=deep
+    )
 
 
 def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=False):
@@ -683,12 +815,14 @@ def _validate(data, base_dir, check_files, deep, lines):
     except ValidationError as exc:
         problems = _problems_from(exc, data, lines)
         if check_files:  # missing files too, so that every problem shows at once
-            problems += [Problem(p, _line_of(p, lines), m)
-                         for p, m in _missing_raw_files(data, base)]
+            problems += [
+                Problem(p, _line_of(p, lines), m) for p, m in _missing_raw_files(data, base)
+            ]
         return None, problems
     object.__setattr__(cfg, "_base_dir", base.resolve())
-    return cfg, [Problem(p, _line_of(p, lines), m)
-                 for p, m in check_semantics(cfg, check_files, deep)]
+    return cfg, [
+        Problem(p, _line_of(p, lines), m) for p, m in check_semantics(cfg, check_files, deep)
+    ]
 
 
 def _too_many_components(data, lines):
@@ -698,10 +832,15 @@ def _too_many_components(data, lines):
     if not isinstance(comps, list) or len(comps) <= MAX_COMPONENTS:
         return []
     path = ("model", "components")
-    return [Problem(path, _line_of(path, lines),
-                    f"{len(comps)} components; a config's model sums at most "
-                    f"{MAX_COMPONENTS} (a per-pixel fit of more is not meaningful): fit "
-                    f"fewer components")]
+    return [
+        Problem(
+            path,
+            _line_of(path, lines),
+            f"{len(comps)} components; a config's model sums at most "
+            f"{MAX_COMPONENTS} (a per-pixel fit of more is not meaningful): fit "
+            f"fewer components",
+        )
+    ]
 
 
 def _missing_raw_files(data, base):
@@ -735,6 +874,7 @@ def resolve(cfg, path):
 
 # --- hashing and writing ------------------------------------------------------------
 
+
 def config_to_dict(cfg, *, resolve_paths=False):
     """The config as plain data (defaults included, unset parameters left out)."""
     data = cfg.model_dump(mode="json", exclude_none=False)
@@ -743,8 +883,11 @@ def config_to_dict(cfg, *, resolve_paths=False):
         keep = {k: v for k, v in raw.items() if v is not None or k in _structural_args_of(comp)}
         for k, v in list(keep.items()):
             if isinstance(v, dict) and set(v) >= {"value", "fixed"}:
-                keep[k] = {pk: pv for pk, pv in v.items()
-                           if pv is not None and not (pk == "fixed" and pv is False)}
+                keep[k] = {
+                    pk: pv
+                    for pk, pv in v.items()
+                    if pv is not None and not (pk == "fixed" and pv is False)
+                }
         comps.append(keep)
     data["model"]["components"] = comps
     if resolve_paths:
@@ -769,8 +912,12 @@ def config_to_yaml(cfg, *, resolve_paths=False):
     """The config as YAML text that :func:`parse_config` reads back."""
     import yaml
 
-    return yaml.safe_dump(config_to_dict(cfg, resolve_paths=resolve_paths),
-                          sort_keys=False, default_flow_style=None, width=100)
+    return yaml.safe_dump(
+        config_to_dict(cfg, resolve_paths=resolve_paths),
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
+    )
 
 
 def config_hash(cfg):
@@ -789,8 +936,12 @@ def config_hash(cfg):
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-_NOT_HASHED = (("output", "overwrite"), ("output", "resume"), ("run", "progress"),
-               ("run", "fit_timeout"))
+_NOT_HASHED = (
+    ("output", "overwrite"),
+    ("output", "resume"),
+    ("run", "progress"),
+    ("run", "fit_timeout"),
+)
 
 
 def template(minimal=False):

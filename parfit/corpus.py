@@ -20,17 +20,40 @@ from scipy.optimize import least_squares
 
 from .models import Gaussian1D, Linear1D
 
-__all__ = ["CorpusCase", "KINDS", "SCALED_KINDS", "hard_corpus", "trf_oracle", "fit_case",
-           "compare", "no_worse"]
+__all__ = [
+    "CorpusCase",
+    "KINDS",
+    "SCALED_KINDS",
+    "hard_corpus",
+    "trf_oracle",
+    "fit_case",
+    "compare",
+    "no_worse",
+]
 
 #: Data scales of the ``scaled_*`` kinds.
-SCALES = {"scaled_1e-26": 1e-26, "scaled_1e-20": 1e-20, "scaled_1e+20": 1e20,
-          "scaled_1e+150": 1e150}
+SCALES = {
+    "scaled_1e-26": 1e-26,
+    "scaled_1e-20": 1e-20,
+    "scaled_1e+20": 1e20,
+    "scaled_1e+150": 1e150,
+}
 #: Kinds whose data are a :func:`hard_corpus` ``"moderate"`` set times a scale.
 SCALED_KINDS = tuple(SCALES)
 #: Every kind of the corpus.
-KINDS = ("noise_only", "weak", "amplitude_10x", "position_3w", "narrow", "wide", "baseline",
-         "blend2", "blend3", "masked", "moderate") + SCALED_KINDS
+KINDS = (
+    "noise_only",
+    "weak",
+    "amplitude_10x",
+    "position_3w",
+    "narrow",
+    "wide",
+    "baseline",
+    "blend2",
+    "blend3",
+    "masked",
+    "moderate",
+) + SCALED_KINDS
 
 
 @dataclasses.dataclass
@@ -73,9 +96,16 @@ class CorpusCase:
         """The spectra as one :class:`~parfit.fitters.FitBlock` (NaN samples not valid)."""
         from .fitters.base import FitBlock
 
-        return FitBlock(x=(self.x,), y=self.y, weights=None, valid=np.isfinite(self.y),
-                        p0=self.p0.copy(), lower=self.lower.copy(), upper=self.upper.copy(),
-                        sample_shape=(self.y.shape[1],))
+        return FitBlock(
+            x=(self.x,),
+            y=self.y,
+            weights=None,
+            valid=np.isfinite(self.y),
+            p0=self.p0.copy(),
+            lower=self.lower.copy(),
+            upper=self.upper.copy(),
+            sample_shape=(self.y.shape[1],),
+        )
 
 
 def _gaussians(n_comp, baseline=False):
@@ -99,7 +129,7 @@ def _lines(rng, n, n_comp, amp, std, centre=(16.0, 48.0), separation=None):
 
 
 def _perturb(rng, lines, amp=(0.7, 1.4), shift=0.5, width=(0.75, 1.35)):
-    """Starting values near the truth: amplitude and width times a factor, mean shifted by widths."""
+    """Starts near the truth: amplitude and width times a factor, mean shifted by widths."""
     start = lines.copy()
     start[..., 0] *= rng.uniform(*amp, lines.shape[:-1])
     start[..., 1] += rng.uniform(-shift, shift, lines.shape[:-1]) * lines[..., 2]
@@ -166,8 +196,9 @@ def hard_corpus(kind, n=300, *, seed=0, n_channels=64):
         elif base == "narrow":
             truth = _lines(rng, n, 1, (5.0, 20.0), (0.6 / 2.3548, 1.6 / 2.3548))
         elif base == "wide":
-            truth = _lines(rng, n, 1, (2.0, 6.0), (8.0 / 2.3548, 32.0 / 2.3548),
-                           centre=(24.0, 40.0))
+            truth = _lines(
+                rng, n, 1, (2.0, 6.0), (8.0 / 2.3548, 32.0 / 2.3548), centre=(24.0, 40.0)
+            )
         elif base == "baseline":
             truth = _lines(rng, n, 1, (2.0, 6.0), (1.5, 4.0))
             baseline = np.stack([rng.uniform(-0.05, 0.05, n), rng.uniform(-2.0, 2.0, n)], -1)
@@ -202,13 +233,21 @@ def hard_corpus(kind, n=300, *, seed=0, n_channels=64):
         gap = (x >= begin[:, None]) & (x < (begin + width)[:, None])
         y[gap] = np.nan
     _, _, lower, upper = _start_and_bounds(model)
-    linear = np.array([p.startswith(("amplitude", "slope", "intercept"))
-                       for p in model.param_names])
+    linear = np.array(
+        [p.startswith(("amplitude", "slope", "intercept")) for p in model.param_names]
+    )
     factor = np.where(linear, scale, 1.0)
-    return CorpusCase(kind=kind, x=x, y=y * scale, model=model, p0=flat_start * factor,
-                      lower=np.broadcast_to(lower * factor, (n, len(lower))).copy(),
-                      upper=np.broadcast_to(upper * factor, (n, len(upper))).copy(),
-                      truth=flat_truth * factor, scale=scale)
+    return CorpusCase(
+        kind=kind,
+        x=x,
+        y=y * scale,
+        model=model,
+        p0=flat_start * factor,
+        lower=np.broadcast_to(lower * factor, (n, len(lower))).copy(),
+        upper=np.broadcast_to(upper * factor, (n, len(upper))).copy(),
+        truth=flat_truth * factor,
+        scale=scale,
+    )
 
 
 def _start_and_bounds(model):
@@ -216,8 +255,12 @@ def _start_and_bounds(model):
     from .fitters import Fitter
 
     names, values, lower, upper = zip(*Fitter().parameter_arrays(model))
-    return names, np.array(values, dtype=float), np.array(lower, dtype=float), np.array(
-        upper, dtype=float)
+    return (
+        names,
+        np.array(values, dtype=float),
+        np.array(lower, dtype=float),
+        np.array(upper, dtype=float),
+    )
 
 
 def trf_oracle(case, **options):
@@ -253,15 +296,21 @@ def trf_oracle(case, **options):
         valid = np.isfinite(case.y[i])
         x, y = case.x[valid], case.y[i, valid]
 
-        def fun(p):
+        def fun(p, x=x, y=y):
             return model.evaluate(x, p[None, :])[0] - y
 
-        def jac(p):
+        def jac(p, x=x):
             return model.jacobian(x, p[None, :])[0]
 
         try:
-            sol = least_squares(fun, case.p0[i], jac=jac, bounds=(case.lower[i], case.upper[i]),
-                                method="trf", **options)
+            sol = least_squares(
+                fun,
+                case.p0[i],
+                jac=jac,
+                bounds=(case.lower[i], case.upper[i]),
+                method="trf",
+                **options,
+            )
         except ValueError:
             continue
         params[i] = sol.x
@@ -337,7 +386,8 @@ def compare(case, result, oracle):
         "better": float(np.mean(better)),
         "ok": float(np.mean(ok)),
         "oracle_success": float(np.mean(success_t)),
-        "ok_nonfinite_errors": int(np.count_nonzero(
-            ok & ~np.all(np.isfinite(result.errors[:, free]), axis=1))),
+        "ok_nonfinite_errors": int(
+            np.count_nonzero(ok & ~np.all(np.isfinite(result.errors[:, free]), axis=1))
+        ),
         "flags": flags,
     }

@@ -82,27 +82,45 @@ class SyntheticCube:
 
         path = Path(path)
         v = np.asarray(self.world[0], dtype=np.float64) if len(self.world) == 1 else None
-        if self.data.ndim != 3 or v is None or v.ndim != 1 or len(v) < 2 or \
-                not np.allclose(np.diff(v), v[1] - v[0]):
-            raise InputError("to_fits writes (n_channels, ny, nx) cubes with an evenly spaced "
-                             "spectral axis only")
+        if (
+            self.data.ndim != 3
+            or v is None
+            or v.ndim != 1
+            or len(v) < 2
+            or not np.allclose(np.diff(v), v[1] - v[0])
+        ):
+            raise InputError(
+                "to_fits writes (n_channels, ny, nx) cubes with an evenly spaced spectral axis only"
+            )
         if path.exists() and not overwrite:
-            raise OutputExistsError(f"{str(path)!r} already exists; pass overwrite=True to "
-                                    f"replace it")
+            raise OutputExistsError(
+                f"{str(path)!r} already exists; pass overwrite=True to replace it"
+            )
         to_ms = u.Unit(self.world_unit).to(u.m / u.s)
         header = fits.Header()
         for key, value in (
-            ("CTYPE1", "RA---TAN"), ("CUNIT1", "deg"), ("CRPIX1", (self.data.shape[2] + 1) / 2),
-            ("CRVAL1", 83.8), ("CDELT1", -1.0 / 3600),
-            ("CTYPE2", "DEC--TAN"), ("CUNIT2", "deg"), ("CRPIX2", (self.data.shape[1] + 1) / 2),
-            ("CRVAL2", -5.4), ("CDELT2", 1.0 / 3600),
-            ("CTYPE3", "VRAD"), ("CUNIT3", "m/s"), ("CRPIX3", 1.0),
-            ("CRVAL3", float(v[0] * to_ms)), ("CDELT3", float((v[1] - v[0]) * to_ms)),
-            ("SPECSYS", "LSRK"), ("BUNIT", self.unit),
+            ("CTYPE1", "RA---TAN"),
+            ("CUNIT1", "deg"),
+            ("CRPIX1", (self.data.shape[2] + 1) / 2),
+            ("CRVAL1", 83.8),
+            ("CDELT1", -1.0 / 3600),
+            ("CTYPE2", "DEC--TAN"),
+            ("CUNIT2", "deg"),
+            ("CRPIX2", (self.data.shape[1] + 1) / 2),
+            ("CRVAL2", -5.4),
+            ("CDELT2", 1.0 / 3600),
+            ("CTYPE3", "VRAD"),
+            ("CUNIT3", "m/s"),
+            ("CRPIX3", 1.0),
+            ("CRVAL3", float(v[0] * to_ms)),
+            ("CDELT3", float((v[1] - v[0]) * to_ms)),
+            ("SPECSYS", "LSRK"),
+            ("BUNIT", self.unit),
         ):
             header[key] = value
         fits.PrimaryHDU(self.data.astype(np.float32), header=header).writeto(
-            path, overwrite=overwrite)
+            path, overwrite=overwrite
+        )
         return path
 
 
@@ -151,7 +169,7 @@ def gaussian_cube(shape=(60, 64, 64), *, noise=0.1, seed=0, n_blank=0):
     data = data + rng.normal(0.0, noise, data.shape)
     if n_blank:
         flat = data.reshape(n_chan, -1)
-        flat[:, flat.shape[1] - n_blank:] = np.nan
+        flat[:, flat.shape[1] - n_blank :] = np.nan
     model = Gaussian1D(amplitude=2.0, mean=0.0, stddev=5.0)
     model.stddev.bounds = (0.0, None)
     return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)
@@ -193,14 +211,26 @@ def gaussian2d_cube(shape=(4, 32, 32), *, noise=0.02, seed=0):
         row = np.array([[truth[name][k] for name in model.param_names]])
         data[k] = model.evaluate(x.ravel(), y.ravel(), row).reshape(ny, nx)
     data += rng.normal(0.0, noise, shape)
-    start = Gaussian2D(amplitude=1.5, x_mean=ny / 2, y_mean=nx / 2, x_stddev=0.1 * ny,
-                       y_stddev=0.06 * nx, theta=0.4)
-    return SyntheticCube(data=data, world=(np.arange(ny, dtype=float), np.arange(nx, dtype=float)),
-                         truth=truth, noise=noise, model=start, unit="Jy", world_unit="pix")
+    start = Gaussian2D(
+        amplitude=1.5,
+        x_mean=ny / 2,
+        y_mean=nx / 2,
+        x_stddev=0.1 * ny,
+        y_stddev=0.06 * nx,
+        theta=0.4,
+    )
+    return SyntheticCube(
+        data=data,
+        world=(np.arange(ny, dtype=float), np.arange(nx, dtype=float)),
+        truth=truth,
+        noise=noise,
+        model=start,
+        unit="Jy",
+        world_unit="pix",
+    )
 
 
-def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True, noise=0.1,
-                        seed=0):
+def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True, noise=0.1, seed=0):
     """A spectral cube holding several Gaussian lines (and a baseline) per pixel.
 
     The lines sit near fixed, well-separated centres 50 km/s apart
@@ -260,8 +290,11 @@ def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True,
     from .errors import InputError
     from .models import Gaussian1D, Linear1D
 
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
-            or n_components < 1:
+    if (
+        isinstance(n_components, bool)
+        or not isinstance(n_components, (int, np.integer))
+        or n_components < 1
+    ):
         raise InputError(f"n_components must be an integer >= 1; got {n_components!r}")
     if len(shape) < 1:
         raise InputError(f"shape must be (n_channels, *spatial); got {shape!r}")
@@ -283,9 +316,11 @@ def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True,
 
     values = []
     for centre in centres:
-        values += [rng.uniform(1.0, 3.0, spatial),
-                   rng.uniform(centre - 5.0, centre + 5.0, spatial),
-                   rng.uniform(3.0, 8.0, spatial)]
+        values += [
+            rng.uniform(1.0, 3.0, spatial),
+            rng.uniform(centre - 5.0, centre + 5.0, spatial),
+            rng.uniform(3.0, 8.0, spatial),
+        ]
     if baseline:
         values += [rng.uniform(-0.002, 0.002, spatial), rng.uniform(-0.2, 0.2, spatial)]
     truth = dict(zip(model.param_names, values))

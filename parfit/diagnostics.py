@@ -33,15 +33,32 @@ import numpy as np
 from .errors import InputError, InputTypeError, OutputExistsError
 from .status import Status, flag_names
 
-__all__ = ["DIAGNOSTICS_MODES", "check_diagnostics_path", "open_diagnostics_path",
-           "prepare_diagnostics_path", "write_manifest",
-           "folder_name", "MANIFEST_NAME", "MARKER_NAME", "read_manifest", "summarize"]
+__all__ = [
+    "DIAGNOSTICS_MODES",
+    "check_diagnostics_path",
+    "open_diagnostics_path",
+    "prepare_diagnostics_path",
+    "write_manifest",
+    "folder_name",
+    "MANIFEST_NAME",
+    "MARKER_NAME",
+    "read_manifest",
+    "summarize",
+]
 
 DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
 MANIFEST_NAME = "manifest.csv"
 MARKER_NAME = ".parfit"
-MANIFEST_COLUMNS = ("folder", "indices", "status", "status_name", "n_warnings", "run_id",
-                    "flags", "flag_names")
+MANIFEST_COLUMNS = (
+    "folder",
+    "indices",
+    "status",
+    "status_name",
+    "n_warnings",
+    "run_id",
+    "flags",
+    "flag_names",
+)
 
 
 def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
@@ -182,11 +199,12 @@ def _check_writable(path):
             f"directory"
         )
     if not os.access(existing, os.W_OK | os.X_OK) or not _can_create_in(existing):
-        what = "is not writable" if existing == path else (
-            f"cannot be created: {str(existing)!r} is not writable")
-        raise InputError(
-            f"diagnostics_path {str(path)!r} {what}; choose a folder you can write to"
+        what = (
+            "is not writable"
+            if existing == path
+            else (f"cannot be created: {str(existing)!r} is not writable")
         )
+        raise InputError(f"diagnostics_path {str(path)!r} {what}; choose a folder you can write to")
 
 
 def _can_create_in(folder):
@@ -242,8 +260,9 @@ def report_mode(diagnostics, status, n_warnings):
     return attempted
 
 
-def write_fit_folder(path, name, run_id, *, message=None, warnings=None, callable_=None,
-                     callable_args=()):
+def write_fit_folder(
+    path, name, run_id, *, message=None, warnings=None, callable_=None, callable_args=()
+):
     """Write one fit's folder; never raises because of the user callable.
 
     Raises
@@ -287,16 +306,18 @@ def write_manifest(path, rows, run_id):
         writer.writerow(MANIFEST_COLUMNS)
         for folder, indices, status, n_warnings, *flags in rows:
             bits = int(flags[0]) if flags else 0
-            writer.writerow([
-                folder,
-                " ".join(str(int(i)) for i in indices),
-                int(status),
-                Status(int(status)).name,
-                int(n_warnings),
-                run_id,
-                bits,
-                " ".join(flag_names(bits)),
-            ])
+            writer.writerow(
+                [
+                    folder,
+                    " ".join(str(int(i)) for i in indices),
+                    int(status),
+                    Status(int(status)).name,
+                    int(n_warnings),
+                    run_id,
+                    bits,
+                    " ".join(flag_names(bits)),
+                ]
+            )
     os.replace(tmp, path / MANIFEST_NAME)
 
 

@@ -30,21 +30,31 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .output import (damaged_error, is_parfit_store, open_maps_store, read_map,
-                     store_layout, stored_flags, verify_store)
-from .status import flag_counts
+from .output import (
+    damaged_error,
+    is_parfit_store,
+    open_maps_store,
+    read_map,
+    store_layout,
+    stored_flags,
+    verify_store,
+)
+
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
-from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status
+from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status, flag_counts
 
 __all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
 
 #: Percentiles of each parameter reported by :func:`summarize`.
 PERCENTILES = (1, 16, 50, 84, 99)
 _DEFAULT = object()
-_EXPECTED = ("a parfit output store (zarr), an analysis folder with run.json, or a "
-             "diagnostics folder with manifest.csv")
-_RESUME_HINT = ("resume with resume=True (parfit.parallel_fit) / `parfit run` with "
-                "output.resume: true")
+_EXPECTED = (
+    "a parfit output store (zarr), an analysis folder with run.json, or a "
+    "diagnostics folder with manifest.csv"
+)
+_RESUME_HINT = (
+    "resume with resume=True (parfit.parallel_fit) / `parfit run` with output.resume: true"
+)
 
 
 @dataclasses.dataclass
@@ -327,12 +337,16 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
         summary.run = run
         counts = run.get("status_counts")
         if isinstance(counts, dict) and counts != summary.status_counts:
-            summary.notes.append("run.json's status_counts differ from those of maps.zarr "
-                                 "(was the store changed after the run?)")
+            summary.notes.append(
+                "run.json's status_counts differ from those of maps.zarr "
+                "(was the store changed after the run?)"
+            )
         counts = run.get("flag_counts")
         if isinstance(counts, dict) and counts != summary.flag_counts:
-            summary.notes.append("run.json's flag_counts differ from those of maps.zarr "
-                                 "(was the store changed after the run?)")
+            summary.notes.append(
+                "run.json's flag_counts differ from those of maps.zarr "
+                "(was the store changed after the run?)"
+            )
     return summary
 
 
@@ -370,8 +384,10 @@ def _kind(path, caller):
             if not report.ok:
                 raise damaged_error(report)
         if (path / "maps.zarr").is_dir() and store_layout(path / "maps.zarr") is not None:
-            raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}; the maps it holds "
-                             f"are {str(path / 'maps.zarr')!r}")
+            raise InputError(
+                f"{caller}: {str(path)!r} is not {_EXPECTED}; the maps it holds "
+                f"are {str(path / 'maps.zarr')!r}"
+            )
     raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}")
 
 
@@ -437,11 +453,18 @@ class _Groups:
             folders = [m[1] for m in members[:examples] if m[1] is not None]
             pixels = [m[0] for m in members[:examples] if m[0] is not None]
             statuses = sorted(self.statuses[(kind, message)])
-            groups.append(MessageGroup(
-                message=message, count=len(members), kind=kind,
-                examples=pixels if use_pixels else folders, folders=folders, pixels=pixels,
-                statuses=[_status_name(s) for s in statuses],
-                occurrences=self.occurrences[(kind, message)]))
+            groups.append(
+                MessageGroup(
+                    message=message,
+                    count=len(members),
+                    kind=kind,
+                    examples=pixels if use_pixels else folders,
+                    folders=folders,
+                    pixels=pixels,
+                    statuses=[_status_name(s) for s in statuses],
+                    occurrences=self.occurrences[(kind, message)],
+                )
+            )
         return _sorted(groups)
 
 
@@ -491,8 +514,11 @@ def _folder_messages(diag, rows, groups, notes, failing=None):
             continue
         member = (row["pixel"], row["folder"])
         code = row["code"]
-        failed = failing(row) if failing is not None else (
-            code != Status.OK and code not in NOT_ATTEMPTED)
+        failed = (
+            failing(row)
+            if failing is not None
+            else (code != Status.OK and code not in NOT_ATTEMPTED)
+        )
         error = _read_text(folder / "error.log")
         if failed:
             if error is not None and _last_line(error):
@@ -512,8 +538,10 @@ def _folder_messages(diag, rows, groups, notes, failing=None):
         if callable_error and _last_line(callable_error):
             groups["callable"].add(_last_line(callable_error), "callable error", member, code)
     if missing:
-        notes.append(f"{len(missing)} folder(s) listed in manifest.csv are missing, e.g. "
-                     f"{', '.join(sorted(missing)[:3])}")
+        notes.append(
+            f"{len(missing)} folder(s) listed in manifest.csv are missing, e.g. "
+            f"{', '.join(sorted(missing)[:3])}"
+        )
     return covered
 
 
@@ -531,15 +559,20 @@ def _summarize_diagnostics(path, top, examples):
         notes.append(f"manifest.csv lists folders of {len(run_ids)} runs")
     n_failed = sum(n for c, n in counts.items() if c != Status.OK and c not in NOT_ATTEMPTED)
     return Summary(
-        kind="diagnostics", path=str(path), n_fits=len(rows),
-        status_counts=_named_counts(counts), flag_counts=_named_flags(bits),
+        kind="diagnostics",
+        path=str(path),
+        n_fits=len(rows),
+        status_counts=_named_counts(counts),
+        flag_counts=_named_flags(bits),
         errors=groups["errors"].result(examples, use_pixels=False),
         warnings=groups["warnings"].result(examples, use_pixels=False),
         callable_errors=groups["callable"].result(examples, use_pixels=False),
         n_failed=n_failed,
         n_not_attempted=sum(n for c, n in counts.items() if c in NOT_ATTEMPTED),
-        diagnostics_path=str(path), provenance={"run_id": run_ids[0] if run_ids else None},
-        notes=notes, top=top,
+        diagnostics_path=str(path),
+        provenance={"run_id": run_ids[0] if run_ids else None},
+        notes=notes,
+        top=top,
     )
 
 
@@ -569,11 +602,21 @@ def _summarize_store(path, top, examples, diag):
     codes, counts = np.unique(status, return_counts=True)
     counts = {int(c): int(n) for c, n in zip(codes, counts)}
     notes = []
-    summary = Summary(kind="output", path=str(path), n_fits=int(status.size),
-                      status_counts=_named_counts(counts),
-                      flag_counts=_named_flags(stored_flags(group)), units=units, shape=shape,
-                      dims=_dims(group["status"]), layout=layout, store=str(path),
-                      provenance=provenance, notes=notes, top=top)
+    summary = Summary(
+        kind="output",
+        path=str(path),
+        n_fits=int(status.size),
+        status_counts=_named_counts(counts),
+        flag_counts=_named_flags(stored_flags(group)),
+        units=units,
+        shape=shape,
+        dims=_dims(group["status"]),
+        layout=layout,
+        store=str(path),
+        provenance=provenance,
+        notes=notes,
+        top=top,
+    )
     failing_codes = [c for c in counts if c != Status.OK and c not in NOT_ATTEMPTED]
     summary.n_failed = sum(counts[c] for c in failing_codes)
     summary.n_not_attempted = sum(n for c, n in counts.items() if c in NOT_ATTEMPTED)
@@ -598,16 +641,21 @@ def _summarize_store(path, top, examples, diag):
         inside = []
         for row in rows:
             if len(row["pixel"]) == len(shape) and all(
-                    0 <= i < n for i, n in zip(row["pixel"], shape)):
+                0 <= i < n for i, n in zip(row["pixel"], shape)
+            ):
                 inside.append(row)
         if len(inside) < len(rows):
-            notes.append(f"{len(rows) - len(inside)} row(s) of manifest.csv name pixels "
-                         f"outside the maps {shape}; ignored")
+            notes.append(
+                f"{len(rows) - len(inside)} row(s) of manifest.csv name pixels "
+                f"outside the maps {shape}; ignored"
+            )
         run_ids = {row.get("run_id") for row in inside} - {None, ""}
         if provenance.get("run_id") and run_ids and run_ids != {provenance["run_id"]}:
-            notes.append(f"the diagnostics folder {str(diag)!r} was written by another run "
-                         f"than the store (run id {', '.join(sorted(run_ids))} there, "
-                         f"{provenance['run_id']} in the store)")
+            notes.append(
+                f"the diagnostics folder {str(diag)!r} was written by another run "
+                f"than the store (run id {', '.join(sorted(run_ids))} there, "
+                f"{provenance['run_id']} in the store)"
+            )
 
         def failing(row):
             code = int(status[row["pixel"]])
@@ -629,13 +677,20 @@ def _summarize_store(path, top, examples, diag):
         message = _status_message(code)
         kind = "not attempted" if code in NOT_ATTEMPTED else "error"
         pixels = [tuple(int(i) for i in p) for p in np.argwhere(where)[:examples]]
-        summary.errors.append(MessageGroup(
-            message=message, count=n, kind=kind, examples=pixels, pixels=pixels,
-            statuses=[_status_name(code)], occurrences=n))
+        summary.errors.append(
+            MessageGroup(
+                message=message,
+                count=n,
+                kind=kind,
+                examples=pixels,
+                pixels=pixels,
+                statuses=[_status_name(code)],
+                occurrences=n,
+            )
+        )
     errors = groups["errors"].result(examples, use_pixels=True)
     attempted = _sorted([g for g in errors + summary.errors if g.kind == "error"])
-    summary.errors = attempted + _sorted([g for g in summary.errors
-                                          if g.kind == "not attempted"])
+    summary.errors = attempted + _sorted([g for g in summary.errors if g.kind == "not attempted"])
     summary.warnings = groups["warnings"].result(examples, use_pixels=True)
     summary.callable_errors = groups["callable"].result(examples, use_pixels=True)
 
@@ -663,8 +718,11 @@ def _pct(n, total):
 def _status_lines(summary):
     lines = []
     for name, count in summary.status_counts.items():
-        description = (STATUS_DESCRIPTIONS[Status[name]] if name in Status.__members__
-                       else "unknown status code")
+        description = (
+            STATUS_DESCRIPTIONS[Status[name]]
+            if name in Status.__members__
+            else "unknown status code"
+        )
         lines.append(f"  {name:<16} {count:>9d}  {_pct(count, summary.n_fits)}  {description}")
     return lines
 
@@ -674,8 +732,7 @@ def _flag_lines(summary, title="flags (a fit may have several):"):
         return []
     lines = [title]
     for name, count in summary.flag_counts.items():
-        description = (FLAG_DESCRIPTIONS[Flag[name]] if name in Flag.__members__
-                       else "unknown flag")
+        description = FLAG_DESCRIPTIONS[Flag[name]] if name in Flag.__members__ else "unknown flag"
         lines.append(f"  {name:<16} {count:>9d}  {_pct(count, summary.n_fits)}  {description}")
     return lines
 
@@ -693,23 +750,24 @@ def _group_lines(title, groups, top, unit="fits", show_occurrences=False):
     lines = [title]
     shown = groups if top is None else groups[:top]
     for g in shown:
-        extra = (f"  ({g.occurrences} times)"
-                 if show_occurrences and g.occurrences != g.count else "")
+        extra = (
+            f"  ({g.occurrences} times)" if show_occurrences and g.occurrences != g.count else ""
+        )
         lines.append(f"  {g.count:>7d} {unit:<5} {g.message}{extra}")
         if g.examples:
             lines.append(f"          e.g. {', '.join(_format_example(e) for e in g.examples)}")
     if len(shown) < len(groups):
-        rest = groups[len(shown):]
-        lines.append(f"  ... and {len(rest)} more message(s) ({sum(g.count for g in rest)} "
-                     f"{unit})")
+        rest = groups[len(shown) :]
+        lines.append(f"  ... and {len(rest)} more message(s) ({sum(g.count for g in rest)} {unit})")
     return lines
 
 
 def _diagnostics_text(s, top):
     run = s.provenance.get("run_id")
-    lines = [f"parfit diagnostics folder: {s.path}",
-             f"  {s.n_fits} fit folder(s) listed in manifest.csv"
-             + (f" (run {run})" if run else "")]
+    lines = [
+        f"parfit diagnostics folder: {s.path}",
+        f"  {s.n_fits} fit folder(s) listed in manifest.csv" + (f" (run {run})" if run else ""),
+    ]
     if s.status_counts:
         lines.append("status of the fits with a folder:")
         lines += _status_lines(s)
@@ -726,9 +784,11 @@ def _store_text(s, top):
     layout = {"streamed": "streamed layout", "xarray": "FitResult.to_zarr layout"}[s.layout]
     lines = [f"parfit output store: {s.store} ({layout})"]
     prov = s.provenance
-    facts = [f"parfit {prov['parfit_version']}" if prov.get("parfit_version") else None,
-             f"run {prov['run_id']}" if prov.get("run_id") else None,
-             f"fitter {prov['fitter']}" if prov.get("fitter") else None]
+    facts = [
+        f"parfit {prov['parfit_version']}" if prov.get("parfit_version") else None,
+        f"run {prov['run_id']}" if prov.get("run_id") else None,
+        f"fitter {prov['fitter']}" if prov.get("fitter") else None,
+    ]
     facts = [f for f in facts if f]
     if facts:
         lines.append("  " + ", ".join(facts))
@@ -736,30 +796,38 @@ def _store_text(s, top):
     lines.append(f"  {s.n_fits} fits, map shape {tuple(s.shape)}{dims}")
     if s.damaged_blocks or s.problems:
         blocks = ", ".join(map(str, s.damaged_blocks)) or "none"
-        lines.append(f"  DAMAGED: the store fails verification (damaged blocks: {blocks}); "
-                     f"resume=True fits damaged blocks again")
+        lines.append(
+            f"  DAMAGED: the store fails verification (damaged blocks: {blocks}); "
+            f"resume=True fits damaged blocks again"
+        )
         lines += [f"    {problem}" for problem in s.problems]
     if s.complete is not None:
         if s.complete:
             lines.append(f"  complete: yes ({s.blocks_done} of {s.blocks_total} blocks done)")
         else:
-            lines.append(f"  complete: NO ({s.blocks_done} of {s.blocks_total} blocks done; "
-                         f"{_RESUME_HINT})")
+            lines.append(
+                f"  complete: NO ({s.blocks_done} of {s.blocks_total} blocks done; {_RESUME_HINT})"
+            )
     lines.append("status:")
     lines += _status_lines(s)
     lines += _flag_lines(s)
     attempted = s.n_fits - s.n_not_attempted
-    lines.append(f"failed: {s.n_failed} of {attempted} attempted "
-                 f"({_pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}")
+    lines.append(
+        f"failed: {s.n_failed} of {attempted} attempted "
+        f"({_pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}"
+    )
     if s.n_with_warnings is not None:
         lines.append(f"fits that raised warnings: {s.n_with_warnings}")
-    source = (f" (messages from {s.diagnostics_path})" if s.diagnostics_path
-              else " (status only; pass diagnostics= for the messages)")
+    source = (
+        f" (messages from {s.diagnostics_path})"
+        if s.diagnostics_path
+        else " (status only; pass diagnostics= for the messages)"
+    )
     failed = [g for g in s.errors if g.kind == "error"]
-    lines += _group_lines("most frequent error messages with example pixels" + source + ":",
-                          failed, top)
-    lines += _group_lines("not attempted:", [g for g in s.errors if g.kind == "not attempted"],
-                          top)
+    lines += _group_lines(
+        "most frequent error messages with example pixels" + source + ":", failed, top
+    )
+    lines += _group_lines("not attempted:", [g for g in s.errors if g.kind == "not attempted"], top)
     lines += _group_lines("most frequent warnings:", s.warnings, top, show_occurrences=True)
     lines += _group_lines("errors of diagnostics_callable:", s.callable_errors, top)
     n_ok = s.status_counts.get("OK", 0)
@@ -774,8 +842,7 @@ def _store_text(s, top):
     else:
         lines.append("no OK fits: no parameter percentiles")
     if s.median_statistic is not None:
-        lines.append(f"median statistic (chi-square) over the OK fits: "
-                     f"{s.median_statistic:.5g}")
+        lines.append(f"median statistic (chi-square) over the OK fits: {s.median_statistic:.5g}")
     return lines
 
 
@@ -783,8 +850,11 @@ def _run_lines(path, run):
     run = run or {}
     lines = [f"parfit analysis folder: {path}"]
     facts = []
-    for key, label in (("parfit_version", "parfit"), ("config_hash", "config"),
-                       ("exit_status", "exit status")):
+    for key, label in (
+        ("parfit_version", "parfit"),
+        ("config_hash", "config"),
+        ("exit_status", "exit status"),
+    ):
         if run.get(key) is not None:
             facts.append(f"{label} {run[key]}")
     if facts:
@@ -796,14 +866,21 @@ def _run_lines(path, run):
     if run.get("started") or run.get("finished"):
         lines.append(f"  started {run.get('started')}, finished {run.get('finished')}")
     if run.get("n_fits") is not None:
-        lines.append(f"  fits: {run.get('n_fits')}, failed: {run.get('n_failed')} of "
-                     f"{run.get('n_attempted')} attempted"
-                     + (f" ({100 * run['failed_fraction']:.1f}%)"
-                        if isinstance(run.get("failed_fraction"), (int, float)) else ""))
+        lines.append(
+            f"  fits: {run.get('n_fits')}, failed: {run.get('n_failed')} of "
+            f"{run.get('n_attempted')} attempted"
+            + (
+                f" ({100 * run['failed_fraction']:.1f}%)"
+                if isinstance(run.get("failed_fraction"), (int, float))
+                else ""
+            )
+        )
     timings = run.get("timings")
     if isinstance(timings, dict) and timings:
-        parts = [f"{k} {v:.3g} s" if isinstance(v, (int, float)) else f"{k} {v}"
-                 for k, v in timings.items()]
+        parts = [
+            f"{k} {v:.3g} s" if isinstance(v, (int, float)) else f"{k} {v}"
+            for k, v in timings.items()
+        ]
         lines.append(f"  timings: {', '.join(parts)}")
     lines.append(f"  diagnostics: {run.get('diagnostics_path') or 'none'}")
     return lines

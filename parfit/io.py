@@ -16,8 +16,16 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from .errors import InputError, InputTypeError
 
-__all__ = ["CubeInput", "WorldSpec", "FitsSection", "normalise_cube", "normalise_fitting_axes",
-           "normalise_world", "open_cube", "weight_warnings"]
+__all__ = [
+    "CubeInput",
+    "WorldSpec",
+    "FitsSection",
+    "normalise_cube",
+    "normalise_fitting_axes",
+    "normalise_world",
+    "open_cube",
+    "weight_warnings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +110,11 @@ def _as_array(obj, argname):
 
         # Read in the store's own chunks (zarr, h5py) where it has them.
         chunks = getattr(obj, "chunks", None)
-        if not (isinstance(chunks, tuple) and len(chunks) == len(obj.shape)
-                and all(isinstance(c, numbers.Integral) for c in chunks)):
+        if not (
+            isinstance(chunks, tuple)
+            and len(chunks) == len(obj.shape)
+            and all(isinstance(c, numbers.Integral) for c in chunks)
+        ):
             chunks = "auto"
         return da.from_array(obj, chunks=chunks)
     raise InputTypeError(
@@ -130,10 +141,10 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     does.  A ``Quantity`` gives ``data_unit``; a DataArray its dimension
     names and coordinates.  Nothing the caller passed is modified.
     """
+    import os
+
     from astropy import units as u
     from astropy.nddata import NDData, NDUncertainty
-
-    import os
 
     if isinstance(data, (str, os.PathLike)):
         data = open_cube(data)
@@ -181,8 +192,10 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
                 cube.weights = data.uncertainty
                 weights_name = "data.uncertainty"
             else:
-                log.info("weights given explicitly and by the NDData (uncertainty); the "
-                         "weights replace the uncertainty")
+                log.info(
+                    "weights given explicitly and by the NDData (uncertainty); the "
+                    "weights replace the uncertainty"
+                )
         data = data.data
 
     data, data_mask = _split_masked(data)
@@ -216,7 +229,9 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     data = _as_array(data, "data")
     _real_dtype_check(data.dtype, "data")
     if len(data.shape) == 0:
-        raise InputError("data is a scalar (0-dimensional); expected an array with at least one axis")
+        raise InputError(
+            "data is a scalar (0-dimensional); expected an array with at least one axis"
+        )
     if nddata_factor != 1.0:
         data = data * nddata_factor
     cube.data = data
@@ -349,8 +364,11 @@ def weight_warnings(weights):
     >>> w = np.array([[1.0, np.inf, 2.0], [1.0, 1.0, 1.0], [-1.0, -2.0, np.inf]])
     >>> for row, text in weight_warnings(w).items():
     ...     print(row, text)
-    0 1 sample(s) with an infinite weight (zero uncertainty) left out: a sample claimed to be exact cannot be weighed by a least-squares fit
-    2 1 sample(s) with an infinite weight (zero uncertainty) and 2 with a negative weight left out: a sample claimed to be exact cannot be weighed by a least-squares fit, and weights must be >= 0
+    0 1 sample(s) with an infinite weight (zero uncertainty) left out: a sample claimed to be
+    exact cannot be weighed by a least-squares fit
+    2 1 sample(s) with an infinite weight (zero uncertainty) and 2 with a negative weight left
+    out: a sample claimed to be exact cannot be weighed by a least-squares fit, and weights must
+    be >= 0
     """
     weights = np.asarray(weights)
     with np.errstate(invalid="ignore"):
@@ -360,15 +378,21 @@ def weight_warnings(weights):
     for row in np.flatnonzero((infinite > 0) | (negative > 0)):
         n_inf, n_neg = int(infinite[row]), int(negative[row])
         if n_inf and n_neg:
-            text = (f"{n_inf} sample(s) with an infinite weight (zero uncertainty) and {n_neg} "
-                    f"with a negative weight left out: a sample claimed to be exact cannot be "
-                    f"weighed by a least-squares fit, and weights must be >= 0")
+            text = (
+                f"{n_inf} sample(s) with an infinite weight (zero uncertainty) and {n_neg} "
+                f"with a negative weight left out: a sample claimed to be exact cannot be "
+                f"weighed by a least-squares fit, and weights must be >= 0"
+            )
         elif n_inf:
-            text = (f"{n_inf} sample(s) with an infinite weight (zero uncertainty) left out: a "
-                    f"sample claimed to be exact cannot be weighed by a least-squares fit")
+            text = (
+                f"{n_inf} sample(s) with an infinite weight (zero uncertainty) left out: a "
+                f"sample claimed to be exact cannot be weighed by a least-squares fit"
+            )
         else:
-            text = (f"{n_neg} sample(s) with a negative weight left out: weights are 1/sigma "
-                    f"and must be >= 0")
+            text = (
+                f"{n_neg} sample(s) with a negative weight left out: weights are 1/sigma "
+                f"and must be >= 0"
+            )
         out[int(row)] = text
     return out
 
@@ -689,8 +713,9 @@ def _world_from_wcs(wcs, shape, fitting_axes):
     corr = np.asarray(wcs.axis_correlation_matrix)
     # WCS pixel axes run in the reverse order of numpy axes.
     world_index = tuple(int(np.argwhere(corr[:, ndim - 1 - a])[0, 0]) for a in fitting_axes)
-    units = tuple(u.Unit(wcs.world_axis_units[i]) if wcs.world_axis_units[i] else None
-                  for i in world_index)
+    units = tuple(
+        u.Unit(wcs.world_axis_units[i]) if wcs.world_axis_units[i] else None for i in world_index
+    )
     iterating_pixel = [ndim - 1 - a for a in range(ndim) if a not in fitting_axes]
     depends_on_iterating = corr[np.array(world_index)][:, iterating_pixel].any()
     if depends_on_iterating:
@@ -784,8 +809,10 @@ def open_cube(path, *, hdu=None, variable=None):
         raise InputError(f"hdu={hdu!r} is for FITS files; {str(path)!r} is {kind}")
     if kind == "fits":
         if variable is not None:
-            raise InputError(f"variable={variable!r} is for netCDF and zarr datasets; "
-                             f"{str(path)!r} is a FITS file (use hdu=)")
+            raise InputError(
+                f"variable={variable!r} is for netCDF and zarr datasets; "
+                f"{str(path)!r} is a FITS file (use hdu=)"
+            )
         return _open_fits(path, hdu)
     if kind == "zarr":
         return _open_zarr(path, variable)
@@ -869,8 +896,10 @@ def _open_fits(path, hdu):
     with hdul:
         try:
             if hdu is None:
-                index = next((k for k, h in enumerate(hdul)
-                              if h.is_image and h.header.get("NAXIS", 0) >= 2), None)
+                index = next(
+                    (k for k, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) >= 2),
+                    None,
+                )
                 if index is None:
                     raise InputError(
                         f"FITS file {str(path)!r} has no image HDU with two or more axes; "
@@ -909,8 +938,9 @@ def _open_fits(path, hdu):
             try:
                 unit = u.Unit(header["BUNIT"])
             except ValueError:
-                log.warning("ignoring the BUNIT %r of %s: not a unit astropy knows",
-                            header["BUNIT"], path)
+                log.warning(
+                    "ignoring the BUNIT %r of %s: not a unit astropy knows", header["BUNIT"], path
+                )
     return NDData(data, wcs=wcs, unit=unit)
 
 

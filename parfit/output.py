@@ -59,12 +59,33 @@ import numpy as np
 from . import _lock
 from .errors import InputError, OutputExistsError, StoreDamagedError
 
-__all__ = ["DONE_NAME", "HASH_NAME", "ATTRS_KEY", "field_specs", "prepare_output",
-           "check_target", "check_resume", "create_output", "clear_store", "unrecord",
-           "write_block", "finish", "read_output", "input_fingerprint", "hash_block",
-           "is_parfit_store", "store_layout", "open_maps_store", "store_wcs",
-           "stored_start_model", "stored_flags", "StoreReport", "verify_store",
-           "damaged_error", "read_map"]
+__all__ = [
+    "DONE_NAME",
+    "HASH_NAME",
+    "ATTRS_KEY",
+    "field_specs",
+    "prepare_output",
+    "check_target",
+    "check_resume",
+    "create_output",
+    "clear_store",
+    "unrecord",
+    "write_block",
+    "finish",
+    "read_output",
+    "input_fingerprint",
+    "hash_block",
+    "is_parfit_store",
+    "store_layout",
+    "open_maps_store",
+    "store_wcs",
+    "stored_start_model",
+    "stored_flags",
+    "StoreReport",
+    "verify_store",
+    "damaged_error",
+    "read_map",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +103,14 @@ def field_specs(param_names):
     """``(array name, dtype, fill value)`` of every field, in packed order."""
     specs = [(name, "f8", np.nan) for name in param_names]
     specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
-    specs += [("statistic", "f8", np.nan), ("status", "i1", 0), ("nfev", "i4", 0),
-              ("n_warnings", "i4", 0), ("reported", "i1", 0), ("flags", "u1", 0)]
+    specs += [
+        ("statistic", "f8", np.nan),
+        ("status", "i1", 0),
+        ("nfev", "i4", 0),
+        ("n_warnings", "i4", 0),
+        ("reported", "i1", 0),
+        ("flags", "u1", 0),
+    ]
     return specs
 
 
@@ -111,8 +138,9 @@ def _what(path):
 
 def check_held(path, run_id):
     """Raise :class:`~parfit.errors.OutputLockedError` unless the store's lock names ``run_id``."""
-    _lock.check_held(os.path.dirname(lock_file(path)), run_id, what=_what(path),
-                     lock_file=lock_file(path))
+    _lock.check_held(
+        os.path.dirname(lock_file(path)), run_id, what=_what(path), lock_file=lock_file(path)
+    )
 
 
 def check_target(path, *, overwrite, resume):
@@ -147,8 +175,19 @@ def check_target(path, *, overwrite, resume):
     return "replace"
 
 
-def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, param_names,
-                   provenance, cubes=None, coords=None):
+def prepare_output(
+    path,
+    *,
+    overwrite,
+    resume,
+    iterating_shape,
+    chunks,
+    dims,
+    param_names,
+    provenance,
+    cubes=None,
+    coords=None,
+):
     """Create the store, or open it for resuming (check, then act; no lock).
 
     :func:`check_target` and (to resume) :func:`check_resume` first, then
@@ -196,19 +235,33 @@ def prepare_output(path, *, overwrite, resume, iterating_shape, chunks, dims, pa
     """
     action = check_target(path, overwrite=overwrite, resume=resume)
     if action == "resume":
-        done, stored, report = check_resume(path, iterating_shape, chunks, param_names,
-                                            provenance, set(cubes or {}) | set(coords or {}))
+        done, stored, report = check_resume(
+            path,
+            iterating_shape,
+            chunks,
+            param_names,
+            provenance,
+            set(cubes or {}) | set(coords or {}),
+        )
         unrecord(path, report.damaged_blocks)
         return done, stored
     if action == "replace":
         clear_store(path)
-    return create_output(path, iterating_shape=iterating_shape, chunks=chunks, dims=dims,
-                         param_names=param_names, provenance=provenance, cubes=cubes,
-                         coords=coords)
+    return create_output(
+        path,
+        iterating_shape=iterating_shape,
+        chunks=chunks,
+        dims=dims,
+        param_names=param_names,
+        provenance=provenance,
+        cubes=cubes,
+        coords=coords,
+    )
 
 
-def create_output(path, *, iterating_shape, chunks, dims, param_names, provenance, cubes=None,
-                  coords=None):
+def create_output(
+    path, *, iterating_shape, chunks, dims, param_names, provenance, cubes=None, coords=None
+):
     """Create a new store at ``path`` (absent, or an empty directory).
 
     Returns ``(done, provenance)`` like :func:`prepare_output`.
@@ -224,22 +277,46 @@ def create_output(path, *, iterating_shape, chunks, dims, param_names, provenanc
     path.mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(str(path), mode="a")
     for name, dtype, fill in field_specs(param_names):
-        group.create_array(name, shape=iterating_shape, chunks=chunks, dtype=dtype,
-                           fill_value=fill, dimension_names=dims)
+        group.create_array(
+            name,
+            shape=iterating_shape,
+            chunks=chunks,
+            dtype=dtype,
+            fill_value=fill,
+            dimension_names=dims,
+        )
     for dim, values in (coords or {}).items():
         values = np.asarray(values)
-        group.create_array(dim, shape=values.shape, dtype=values.dtype,
-                           dimension_names=(dim,))[...] = values
+        group.create_array(dim, shape=values.shape, dtype=values.dtype, dimension_names=(dim,))[
+            ...
+        ] = values
     for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
-        group.create_array(name, shape=shape, chunks=cube_chunks, dtype="f8",
-                           fill_value=np.nan, dimension_names=cube_dims)
+        group.create_array(
+            name,
+            shape=shape,
+            chunks=cube_chunks,
+            dtype="f8",
+            fill_value=np.nan,
+            dimension_names=cube_dims,
+        )
     grid = block_grid(iterating_shape, chunks)
     block_dims = tuple(f"block_{d}" for d in dims)
-    group.create_array(DONE_NAME, shape=grid, chunks=(1,) * len(grid), dtype="u1",
-                       fill_value=0, dimension_names=block_dims)
-    group.create_array(HASH_NAME, shape=grid + (HASH_SIZE,),
-                       chunks=(1,) * len(grid) + (HASH_SIZE,), dtype="u1", fill_value=0,
-                       dimension_names=block_dims + ("hash_byte",))
+    group.create_array(
+        DONE_NAME,
+        shape=grid,
+        chunks=(1,) * len(grid),
+        dtype="u1",
+        fill_value=0,
+        dimension_names=block_dims,
+    )
+    group.create_array(
+        HASH_NAME,
+        shape=grid + (HASH_SIZE,),
+        chunks=(1,) * len(grid) + (HASH_SIZE,),
+        dtype="u1",
+        fill_value=0,
+        dimension_names=block_dims + ("hash_byte",),
+    )
     group.attrs[ATTRS_KEY] = dict(provenance, complete=False)
     return np.zeros(grid, dtype=bool), dict(provenance)
 
@@ -285,8 +362,10 @@ def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
     path = Path(path)
     group = zarr.open_group(str(path), mode="r")
     stored = dict(group.attrs[ATTRS_KEY])
-    for key, what in (("input_fingerprint", "another input"),
-                      ("options_fingerprint", "other options")):
+    for key, what in (
+        ("input_fingerprint", "another input"),
+        ("options_fingerprint", "other options"),
+    ):
         if stored.get(key) != provenance[key]:
             raise InputError(
                 f"resume=True: output {str(path)!r} was written from {what} than this call "
@@ -302,8 +381,7 @@ def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
             f"replace it, or choose another output path"
         )
     names = set(_array_dirs(path))
-    expected = ({name for name, *_ in field_specs(param_names)} | {DONE_NAME, HASH_NAME}
-                | set(extra))
+    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME, HASH_NAME} | set(extra)
     for missing, what in (("flags", "no flags map"), (HASH_NAME, "no input hashes")):
         if missing not in names and names == expected - {missing}:
             raise InputError(
@@ -312,9 +390,11 @@ def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
                 f"finish it (read it with parfit.analysis.read_result, or choose another "
                 f"output path; overwrite=True replaces the store)"
             )
-    if (tuple(group["statistic"].shape) != tuple(iterating_shape)
-            or tuple(group["statistic"].chunks) != tuple(chunks)
-            or names != expected):
+    if (
+        tuple(group["statistic"].shape) != tuple(iterating_shape)
+        or tuple(group["statistic"].chunks) != tuple(chunks)
+        or names != expected
+    ):
         raise InputError(
             f"resume=True: output {str(path)!r} has another layout (map shape, chunks or "
             f"parameters) than this call would write; choose another output path"
@@ -335,8 +415,11 @@ def unrecord(path, blocks):
     blocks = [tuple(int(i) for i in b) for b in blocks]
     if not blocks:
         return
-    log.warning("output %r: block(s) %s are damaged; their records are removed and they are "
-                "fitted again", str(path), ", ".join(map(str, blocks)))
+    log.warning(
+        "output %r: block(s) %s are damaged; their records are removed and they are fitted again",
+        str(path),
+        ", ".join(map(str, blocks)),
+    )
     group = zarr.open_group(str(path), mode="r+")
     for index in blocks:
         group[DONE_NAME][tuple(slice(i, i + 1) for i in index)] = 0
@@ -381,8 +464,18 @@ def read_done(path):
     return np.asarray(zarr.open_array(str(Path(path) / DONE_NAME), mode="r")[...]) == 1
 
 
-def write_block(path, param_names, packed, block_index, offsets, record=True, cubes=None,
-                cube_offsets=(), input_hash=None, run_id=None):
+def write_block(
+    path,
+    param_names,
+    packed,
+    block_index,
+    offsets,
+    record=True,
+    cubes=None,
+    cube_offsets=(),
+    input_hash=None,
+    run_id=None,
+):
     """Write one block's fields, then (with ``record``) record the block as done.
 
     ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order;
@@ -407,7 +500,8 @@ def write_block(path, param_names, packed, block_index, offsets, record=True, cu
     block = tuple(slice(i, i + 1) for i in block_index)
     if input_hash is not None and HASH_NAME in group:
         group[HASH_NAME][block] = np.asarray(input_hash, dtype=np.uint8).reshape(
-            (1,) * len(block_index) + (HASH_SIZE,))
+            (1,) * len(block_index) + (HASH_SIZE,)
+        )
     if record:
         # The record comes last: a block is done only once its data are on disk.
         group[DONE_NAME][block] = 1
@@ -486,8 +580,9 @@ def damaged_error(report):
 def _array_dirs(path):
     """Names of the subdirectories of a store that hold a ``zarr.json`` (its arrays)."""
     path = Path(path)
-    return sorted(entry.name for entry in path.iterdir()
-                  if entry.is_dir() and (entry / "zarr.json").exists())
+    return sorted(
+        entry.name for entry in path.iterdir() if entry.is_dir() and (entry / "zarr.json").exists()
+    )
 
 
 def _read_meta(file):
@@ -548,8 +643,7 @@ def verify_store(path, *, fields=None):
             continue
         metas[name], err = _read_meta(file)
         if metas[name] is None:
-            report._layout(f"the metadata of array {name!r} ({str(file)!r}) cannot be read "
-                           f"({err})")
+            report._layout(f"the metadata of array {name!r} ({str(file)!r}) cannot be read ({err})")
     info = (meta.get("attributes") or {}).get(ATTRS_KEY)
     if not (isinstance(info, dict) and "param_names" in info):
         return report  # FitResult.to_zarr's layout: no blocks to check
@@ -564,15 +658,20 @@ def verify_store(path, *, fields=None):
     shape = tuple(metas["status"].get("shape") or ())
     chunks = tuple(info.get("chunks") or _chunk_shape(metas["status"]) or ())
     for name, dtype, _ in specs:
-        got = (tuple(metas[name].get("shape") or ()), _chunk_shape(metas[name]),
-               metas[name].get("data_type"))
+        got = (
+            tuple(metas[name].get("shape") or ()),
+            _chunk_shape(metas[name]),
+            metas[name].get("data_type"),
+        )
         want = (shape, chunks, np.dtype(dtype).name)
         if got != want:
             report._layout(f"array {name!r} has shape, chunks and dtype {got}; expected {want}")
     grid = block_grid(shape, chunks) if len(chunks) == len(shape) else None
     if grid is None or tuple(metas[DONE_NAME].get("shape") or ()) != grid:
-        report._layout(f"array {DONE_NAME!r} has shape {metas[DONE_NAME].get('shape')}; "
-                       f"expected the grid of blocks {grid}")
+        report._layout(
+            f"array {DONE_NAME!r} has shape {metas[DONE_NAME].get('shape')}; "
+            f"expected the grid of blocks {grid}"
+        )
     if report.layout_problems:
         return report
 
@@ -605,14 +704,20 @@ def verify_store(path, *, fields=None):
                     values[region] = array[region]
                 except Exception as exc:
                     reasons.setdefault(b, []).append(
-                        f"its chunk of {name!r} cannot be decoded ({exc})")
+                        f"its chunk of {name!r} cannot be decoded ({exc})"
+                    )
             return values
 
     status = read("status")
     params = {name: read(name) for name, _, _ in specs if name != "status"}
     if fields is not None:
-        fields.update({name: values for name, values in dict(params, status=status).items()
-                       if name not in partial})
+        fields.update(
+            {
+                name: values
+                for name, values in dict(params, status=status).items()
+                if name not in partial
+            }
+        )
     for b, region in regions():
         if b in reasons:
             continue
@@ -630,11 +735,12 @@ def verify_store(path, *, fields=None):
             if not np.isfinite(values[ok]).all():
                 reasons.setdefault(b, []).append(
                     f"{int((~np.isfinite(values[ok])).sum())} fit(s) with status OK have no "
-                    f"finite {name!r} (its chunk is missing or damaged)")
+                    f"finite {name!r} (its chunk is missing or damaged)"
+                )
             elif not np.isnan(values[~ok]).all():
                 reasons.setdefault(b, []).append(
-                    f"{int((~np.isnan(values[~ok])).sum())} failed fit(s) have a value of "
-                    f"{name!r}")
+                    f"{int((~np.isnan(values[~ok])).sum())} failed fit(s) have a value of {name!r}"
+                )
     for b in sorted(reasons):
         report.damaged_blocks.append(b)
         report.problems.append(f"block {b}: {'; '.join(reasons[b])}")
@@ -654,8 +760,10 @@ def read_map(group, name):
         out = np.full(array.shape, array.fill_value, dtype=array.dtype)
         grid = block_grid(array.shape, array.chunks)
         for block in np.ndindex(*grid):
-            region = tuple(slice(i * c, min((i + 1) * c, n))
-                           for i, c, n in zip(block, array.chunks, array.shape))
+            region = tuple(
+                slice(i * c, min((i + 1) * c, n))
+                for i, c, n in zip(block, array.chunks, array.shape)
+            )
             try:
                 out[region] = array[region]
             except Exception:  # this chunk is damaged: leave the fill value
@@ -772,17 +880,24 @@ def open_maps_store(path):
     else:
         info = attrs
         arrays = set(group.array_keys())
-        names = [name for name in sorted(arrays)
-                 if f"{name}_error" in arrays
-                 and dict(group[name].attrs).get("long_name") in (None, f"fitted {name}")]
-        provenance = {"parfit_version": attrs.get("parfit_version"), "run_id": None,
-                      "fitter": attrs.get("fitter")}
+        names = [
+            name
+            for name in sorted(arrays)
+            if f"{name}_error" in arrays
+            and dict(group[name].attrs).get("long_name") in (None, f"fitted {name}")
+        ]
+        provenance = {
+            "parfit_version": attrs.get("parfit_version"),
+            "run_id": None,
+            "fitter": attrs.get("fitter"),
+        }
         layout = "xarray"
     start = stored_start_model(info)
     if layout == "xarray" and start is not None and set(start.param_names) == set(names):
         names = list(start.param_names)  # a store lists its arrays sorted, not in model order
-    units = {name: dict(group[name].attrs).get("units") if name in group else None
-             for name in names}
+    units = {
+        name: dict(group[name].attrs).get("units") if name in group else None for name in names
+    }
     for name in names:
         if units[name] is None and start is not None:
             unit = getattr(getattr(start, name, None), "unit", None)
@@ -831,8 +946,9 @@ def store_wcs(info):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            header = fits.Header(header) if isinstance(header, dict) \
-                else fits.Header.fromstring(header)
+            header = (
+                fits.Header(header) if isinstance(header, dict) else fits.Header.fromstring(header)
+            )
             return WCS(header)
     except Exception:  # an unreadable header: no WCS
         return None
@@ -865,7 +981,7 @@ def _hash_item(h, item):
     h.update(repr((shape, dtype)).encode())
     if isinstance(item, np.ndarray):
         if item.nbytes <= 2**30:
-            h.update(memoryview(np.ascontiguousarray(item)).cast("B"))   # no copy
+            h.update(memoryview(np.ascontiguousarray(item)).cast("B"))  # no copy
             return
     size = math.prod(shape)
     if size == 0:

@@ -19,14 +19,25 @@ import numpy as np
 
 from . import diagnostics as diag
 from . import output as output_mod
+from ._streaming import (
+    _check_output,
+    _check_output_cubes,
+    _check_store,
+    _close_store,
+    _open_store,
+    _store_tasks,
+)
+from ._timeout import TimedOut, call_with_timeout
 from .errors import InputError, InputTypeError
 from .fitters import AstropyFitter, get_fitter
 from .fitters.base import BlockResult, FitBlock
-from .io import (normalise_cube, normalise_fitting_axes, normalise_world, wcs_world_values,
-                 weight_warnings)
-from ._streaming import (_check_output, _check_output_cubes, _check_store, _close_store,
-                         _open_store, _store_tasks)
-from ._timeout import TimedOut, call_with_timeout
+from .io import (
+    normalise_cube,
+    normalise_fitting_axes,
+    normalise_world,
+    wcs_world_values,
+    weight_warnings,
+)
 from .progress import BlockFailure, FitProgress, run_with_progress
 from .result import FitResult
 from .status import Status
@@ -261,9 +272,7 @@ def parallel_fit(
         )
     fitter_kwargs = dict(fitter_kwargs or {})
     if initial is not None and (not isinstance(initial, str) or initial not in _INITIAL):
-        raise InputError(
-            f"initial must be None, 'model' or 'guess'; got {initial!r}"
-        )
+        raise InputError(f"initial must be None, 'model' or 'guess'; got {initial!r}")
     guess = initial == "guess"
     output = _check_output(output, resume, fit_info, preserve_native_chunks)
     output_cubes = _check_output_cubes(output_cubes, output)
@@ -312,8 +321,14 @@ def parallel_fit(
             f"model input"
         )
     world_spec = normalise_world(cube.world, cube, fitting_axes)
-    units = prepare_units(fit_model, "astropy" if native_astropy else "parfit", world_spec,
-                          cube.data_unit, equivalencies, cube=cube)
+    units = prepare_units(
+        fit_model,
+        "astropy" if native_astropy else "parfit",
+        world_spec,
+        cube.data_unit,
+        equivalencies,
+        cube=cube,
+    )
     fit_model, world_spec = units.model, units.world
     if units.cube is not None:
         cube = units.cube  # the data in the model's amplitude unit
@@ -331,8 +346,9 @@ def parallel_fit(
     # --- scheduler and diagnostics ----------------------------------------
     sched_kwargs, needs_pickle = _resolve_scheduler(scheduler)
     if needs_pickle:
-        _check_picklable(fit_model=fit_model, fitter=fitter_obj,
-                         diagnostics_callable=diagnostics_callable)
+        _check_picklable(
+            fit_model=fit_model, fitter=fitter_obj, diagnostics_callable=diagnostics_callable
+        )
     run_id = uuid.uuid4().hex
     n_params = len(param_arrays)
     n_fields = 2 * n_params + len(_EXTRA_FIELDS)
@@ -348,18 +364,32 @@ def parallel_fit(
     store_plan = diag_plan = None
     if output is not None:
         store_plan = _check_store(
-            output, overwrite=overwrite, resume=resume, cube=cube,
-            fitting_axes=fitting_axes, iterating_axes=iterating_axes,
-            chunk_n_max=chunk_n_max, names=names,
-            fit_model=model if native_astropy else fit_model, fitter=fitter_obj,
-            fitter_kwargs=fitter_kwargs, world=world_spec, guess=guess, run_id=run_id,
-            cubes=output_cubes, scheduler_kwargs=sched_kwargs,
+            output,
+            overwrite=overwrite,
+            resume=resume,
+            cube=cube,
+            fitting_axes=fitting_axes,
+            iterating_axes=iterating_axes,
+            chunk_n_max=chunk_n_max,
+            names=names,
+            fit_model=model if native_astropy else fit_model,
+            fitter=fitter_obj,
+            fitter_kwargs=fitter_kwargs,
+            world=world_spec,
+            guess=guess,
+            run_id=run_id,
+            cubes=output_cubes,
+            scheduler_kwargs=sched_kwargs,
         )
     if diagnostics is not None:
-        resumed_id = (store_plan.stored["run_id"]
-                      if store_plan is not None and store_plan.action == "resume" else None)
-        diag_plan = diag.check_diagnostics_path(diagnostics_path, overwrite=overwrite,
-                                                run_id=resumed_id)
+        resumed_id = (
+            store_plan.stored["run_id"]
+            if store_plan is not None and store_plan.action == "resume"
+            else None
+        )
+        diag_plan = diag.check_diagnostics_path(
+            diagnostics_path, overwrite=overwrite, run_id=resumed_id
+        )
 
     # --- nothing on disk has changed so far; from here on, act -----------
     with contextlib.ExitStack() as held:
@@ -382,10 +412,25 @@ def parallel_fit(
             infos = np.empty(iterating_shape, dtype=object) if fit_info else None
         elif store is not None:
             pieces = _prepare_blocks(
-                cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
-                world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
-                diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
-                guess=guess, regular=True, fit_timeout=fit_timeout,
+                cube,
+                fitting_axes,
+                iterating_axes,
+                chunk_n_max,
+                preserve_native_chunks,
+                world_spec,
+                param_arrays,
+                fit_model,
+                fitter_obj,
+                fitter_kwargs,
+                fit_info,
+                diagnostics,
+                diagnostics_path,
+                diagnostics_callable,
+                run_id,
+                n_fields,
+                guess=guess,
+                regular=True,
+                fit_timeout=fit_timeout,
             )
             tasks, sizes, places = _store_tasks(*pieces, store=store, names=names)
             meta["blocks_fitted"] = len(tasks)
@@ -393,28 +438,51 @@ def parallel_fit(
             if tasks:
                 bar = _make_progress(progress, sum(sizes))
                 try:
-                    results = run_with_progress(tasks, sizes, sched_kwargs,
-                                                _client_for(sched_kwargs), bar)
+                    results = run_with_progress(
+                        tasks, sizes, sched_kwargs, _client_for(sched_kwargs), bar
+                    )
                 finally:
                     if bar is not None:
                         bar.close()
                 for result, (index, offsets, block_shape) in zip(results, places):
                     if isinstance(result, BlockFailure):
-                        packed_block = _failed_block(result, offsets, block_shape, n_fields,
-                                                     n_params, meta)
+                        packed_block = _failed_block(
+                            result, offsets, block_shape, n_fields, n_params, meta
+                        )
                         # Written, but not recorded as done: a resume tries it again.
-                        output_mod.write_block(store["path"], names, packed_block, index, offsets,
-                                               record=False, run_id=store["lock_run_id"])
+                        output_mod.write_block(
+                            store["path"],
+                            names,
+                            packed_block,
+                            index,
+                            offsets,
+                            record=False,
+                            run_id=store["lock_run_id"],
+                        )
             fields = {}
             output_mod.finish(store["path"], fields=fields)
             packed, infos = output_mod.read_output(store["path"], names, fields=fields), None
             meta["output"] = str(store["path"])
         else:
             graph = _build_graph(
-                cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
-                world_spec, param_arrays, fit_model, fitter_obj, fitter_kwargs, fit_info,
-                diagnostics, diagnostics_path, diagnostics_callable, run_id, n_fields,
-                guess=guess, fit_timeout=fit_timeout,
+                cube,
+                fitting_axes,
+                iterating_axes,
+                chunk_n_max,
+                preserve_native_chunks,
+                world_spec,
+                param_arrays,
+                fit_model,
+                fitter_obj,
+                fitter_kwargs,
+                fit_info,
+                diagnostics,
+                diagnostics_path,
+                diagnostics_callable,
+                run_id,
+                n_fields,
+                guess=guess,
+                fit_timeout=fit_timeout,
             )
             computed = _compute(graph, sched_kwargs, progress, meta, n_params)
             if fit_info:
@@ -424,13 +492,20 @@ def parallel_fit(
                 packed, infos = computed, None
 
         params = packed[..., :n_params]
-        errors = packed[..., n_params:2 * n_params]
+        errors = packed[..., n_params : 2 * n_params]
         extra = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
         status = extra["status"].astype(np.int8)
         flags = extra["flags"].astype(np.uint8)
         if diagnostics is not None:
-            _write_manifest(diagnostics_path, extra["reported"], status, extra["n_warnings"],
-                            flags, iterating_shape, run_id)
+            _write_manifest(
+                diagnostics_path,
+                extra["reported"],
+                status,
+                extra["n_warnings"],
+                flags,
+                iterating_shape,
+                run_id,
+            )
         # .copy(), not np.ascontiguousarray, which makes the 0-d maps of a
         # single fit 1-d.
         maps = {name: params[..., k].copy() for k, name in enumerate(names)}
@@ -452,8 +527,11 @@ def parallel_fit(
             flags=flags,
             units=units.parameter_units,
             dims=tuple(cube.dims[a] for a in iterating_axes) if cube.dims else None,
-            coords={d: c for d, c in cube.coords.items()
-                    if cube.dims and d in [cube.dims[a] for a in iterating_axes]},
+            coords={
+                d: c
+                for d, c in cube.coords.items()
+                if cube.dims and d in [cube.dims[a] for a in iterating_axes]
+            },
             wcs=_iterating_wcs(cube.world, iterating_axes, cube.ndim),
             start_model=model,
             fit_info=infos,
@@ -472,8 +550,12 @@ def _check_bool(name, value):
 def _check_timeout(fit_timeout):
     if fit_timeout is None:
         return None
-    if (isinstance(fit_timeout, (bool, np.bool_)) or not isinstance(fit_timeout, numbers.Real)
-            or not math.isfinite(fit_timeout) or fit_timeout <= 0):
+    if (
+        isinstance(fit_timeout, (bool, np.bool_))
+        or not isinstance(fit_timeout, numbers.Real)
+        or not math.isfinite(fit_timeout)
+        or fit_timeout <= 0
+    ):
         raise InputError(
             f"fit_timeout must be None or a positive number of seconds; got {fit_timeout!r}"
         )
@@ -712,9 +794,9 @@ def _block_sizes(data, iterating_axes, iterating_shape, chunk_n_max):
     native = None
     chunks = getattr(data, "chunks", None)
     if chunks is not None and len(chunks) == len(getattr(data, "shape", ())):
-        if all(isinstance(c, tuple) for c in chunks):       # dask
+        if all(isinstance(c, tuple) for c in chunks):  # dask
             native = tuple(max(chunks[a]) for a in iterating_axes)
-        else:                                               # zarr and the like
+        else:  # zarr and the like
             native = tuple(int(chunks[a]) for a in iterating_axes)
     return plan_chunks(iterating_shape, chunk_n_max, native=native)
 
@@ -761,7 +843,9 @@ def _build_graph(*args, **kwargs):
     n_out_fields = plan.n_fields + (1 if plan.fit_info else 0)
     dtype = object if plan.fit_info else np.float64
     return da.map_blocks(
-        _fit_block, data_t, *arrays,
+        _fit_block,
+        data_t,
+        *arrays,
         drop_axis=tuple(range(plan.n_fit_axes)),
         new_axis=[n_iter],
         chunks=iter_block_chunks + ((n_out_fields,),),
@@ -772,10 +856,27 @@ def _build_graph(*args, **kwargs):
     )
 
 
-def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_native_chunks,
-                    world, param_arrays, model, fitter, fitter_kwargs, fit_info, diagnostics,
-                    diagnostics_path, diagnostics_callable, run_id, n_fields, guess=False,
-                    regular=False, fit_timeout=None):
+def _prepare_blocks(
+    cube,
+    fitting_axes,
+    iterating_axes,
+    chunk_n_max,
+    preserve_native_chunks,
+    world,
+    param_arrays,
+    model,
+    fitter,
+    fitter_kwargs,
+    fit_info,
+    diagnostics,
+    diagnostics_path,
+    diagnostics_callable,
+    run_id,
+    n_fields,
+    guess=False,
+    regular=False,
+    fit_timeout=None,
+):
     """The dask arrays a block task reads, aligned block for block, and its plan.
 
     With ``regular``, blocks are parfit's own regular chunking (a zarr
@@ -799,7 +900,8 @@ def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_na
         chunks = data.chunks
     else:
         iter_chunks = _normalise_chunks(
-            _block_sizes(data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape)
+            _block_sizes(data, iterating_axes, iterating_shape, chunk_n_max), iterating_shape
+        )
         if isinstance(data, da.Array) and not regular:
             native = [data.chunks[a] for a in iterating_axes]
             if math.prod(max(c) for c in native) <= chunk_n_max:
@@ -825,20 +927,27 @@ def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_na
         arrays.append(aligned(cube.mask))
     shared_x = ()
     if world.kind == "shared":
-        shared_x = tuple(np.ascontiguousarray(w, dtype=np.float64).reshape(-1)
-                         for w in world.arrays)
+        shared_x = tuple(
+            np.ascontiguousarray(w, dtype=np.float64).reshape(-1) for w in world.arrays
+        )
     elif world.kind == "nd":
         arrays.extend(aligned(w) for w in world.arrays)
     else:
         for index in world.wcs_world_index:
-            arrays.append(da.map_blocks(
-                _wcs_world_block, chunks=data_t.chunks, dtype=np.float64,
-                meta=np.empty((0,) * data_t.ndim), wcs=world.wcs, world_index=index,
-                order=order,
-            ))
+            arrays.append(
+                da.map_blocks(
+                    _wcs_world_block,
+                    chunks=data_t.chunks,
+                    dtype=np.float64,
+                    meta=np.empty((0,) * data_t.ndim),
+                    wcs=world.wcs,
+                    world_index=index,
+                    order=order,
+                )
+            )
     n_world = 0 if world.kind == "shared" else len(fitting_axes)
 
-    iter_block_chunks = data_t.chunks[len(fitting_axes):]
+    iter_block_chunks = data_t.chunks[len(fitting_axes) :]
     sources = []
     n_maps = 0
     for _name, *values in param_arrays:
@@ -854,15 +963,26 @@ def _prepare_blocks(cube, fitting_axes, iterating_axes, chunk_n_max, preserve_na
         sources.append(entry)
 
     plan = _BlockPlan(
-        model=model, fitter=fitter, fitter_kwargs=fitter_kwargs, fit_info=fit_info,
-        n_fit_axes=len(fitting_axes), sample_shape=tuple(shape[a] for a in fitting_axes),
-        iterating_shape=iterating_shape, has_weights=cube.weights is not None,
-        has_mask=cube.mask is not None, shared_x=shared_x, n_world_arrays=n_world,
-        param_sources=sources, n_map_arrays=n_maps, n_fields=n_fields,
+        model=model,
+        fitter=fitter,
+        fitter_kwargs=fitter_kwargs,
+        fit_info=fit_info,
+        n_fit_axes=len(fitting_axes),
+        sample_shape=tuple(shape[a] for a in fitting_axes),
+        iterating_shape=iterating_shape,
+        has_weights=cube.weights is not None,
+        has_mask=cube.mask is not None,
+        shared_x=shared_x,
+        n_world_arrays=n_world,
+        param_sources=sources,
+        n_map_arrays=n_maps,
+        n_fields=n_fields,
         diagnostics=diagnostics,
         # Absolute, so workers started elsewhere write to the same place.
         diagnostics_path=None if diagnostics_path is None else os.path.abspath(diagnostics_path),
-        diagnostics_callable=diagnostics_callable, run_id=run_id, guess=guess,
+        diagnostics_callable=diagnostics_callable,
+        run_id=run_id,
+        guess=guess,
         fit_timeout=fit_timeout,
     )
     return data_t, arrays, plan, iter_block_chunks
@@ -898,8 +1018,10 @@ def _apply_guess(model, block):
         with np.errstate(all="ignore"):
             guessed = model.guess(*block.x, y=block.y, valid=block.valid, start=block.p0)
     except Exception as exc:  # a user model's _guess may raise anything
-        return (f"initial='guess' failed ({type(exc).__name__}: {exc}); the fit started "
-                f"from the model's values")
+        return (
+            f"initial='guess' failed ({type(exc).__name__}: {exc}); the fit started "
+            f"from the model's values"
+        )
     # Keep fits inside the bounds of this block (they may be per-pixel maps).
     block.p0 = np.clip(guessed, block.lower, block.upper)
     return None
@@ -947,8 +1069,16 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
             else:
                 columns[k].append(np.asarray(maps[value], dtype=np.float64).reshape(n_fits))
     p0, lower, upper = (np.stack(c, axis=1) if c else np.zeros((n_fits, 0)) for c in columns)
-    block = FitBlock(x=x, y=y, weights=weights, valid=valid, p0=p0, lower=lower, upper=upper,
-                     sample_shape=plan.sample_shape)
+    block = FitBlock(
+        x=x,
+        y=y,
+        weights=weights,
+        valid=valid,
+        p0=p0,
+        lower=lower,
+        upper=upper,
+        sample_shape=plan.sample_shape,
+    )
     outcome = call_with_timeout(_guess_and_fit, plan.fit_timeout, plan, block)
     if isinstance(outcome, TimedOut):
         guess_failure, result = None, _timed_out(n_fits, p0.shape[1], plan)
@@ -972,9 +1102,9 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
     packed = np.empty((n_fits, plan.n_fields))
     n_params = p0.shape[1]
     packed[:, :n_params] = result.params
-    packed[:, n_params:2 * n_params] = result.errors
+    packed[:, n_params : 2 * n_params] = result.errors
     flags = np.zeros(n_fits) if result.flags is None else result.flags
-    packed[:, 2 * n_params:] = np.stack(
+    packed[:, 2 * n_params :] = np.stack(
         [result.statistic, result.status, result.nfev, n_warn, reported, flags], axis=1
     )
     packed = packed.reshape(iter_chunk + (plan.n_fields,))
@@ -983,7 +1113,7 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
     if not plan.fit_info:
         return packed
     out = np.empty(iter_chunk + (n_out,), dtype=object)
-    out[..., :plan.n_fields] = packed
+    out[..., : plan.n_fields] = packed
     infos = np.empty(n_fits, dtype=object)
     infos[:] = result.fit_info if result.fit_info is not None else [None] * n_fits
     out[..., plan.n_fields] = infos.reshape(iter_chunk)
@@ -993,23 +1123,29 @@ def _fit_block(data, *arrays, plan=None, block_info=None, keep=None):
 def _guess_and_fit(plan, block):
     """The guesses (with ``initial="guess"``) and the fit of one block."""
     guess_failure = _apply_guess(plan.model, block) if plan.guess else None
-    result = plan.fitter.fit_block(plan.model, block, fit_info=plan.fit_info,
-                                   fitter_kwargs=plan.fitter_kwargs)
+    result = plan.fitter.fit_block(
+        plan.model, block, fit_info=plan.fit_info, fitter_kwargs=plan.fitter_kwargs
+    )
     return guess_failure, result
 
 
 def _timed_out(n_fits, n_params, plan):
     """The result of a block abandoned after ``plan.fit_timeout`` seconds."""
     result = BlockResult.empty(n_fits, n_params)
-    message = (f"fitting the block holding this fit took longer than fit_timeout="
-               f"{plan.fit_timeout:g} s and was abandoned (a model that hangs?); raise "
-               f"fit_timeout, or reduce chunk_n_max to give each block less work")
+    message = (
+        f"fitting the block holding this fit took longer than fit_timeout="
+        f"{plan.fit_timeout:g} s and was abandoned (a model that hangs?); raise "
+        f"fit_timeout, or reduce chunk_n_max to give each block less work"
+    )
     for i in range(n_fits):
         result.fail(i, Status.TIMEOUT, message)
     if plan.fit_info:
         result.fit_info = [None] * n_fits
-    log.warning("a block of %d fits ran past fit_timeout=%g s; its fits are marked TIMEOUT",
-                n_fits, plan.fit_timeout)
+    log.warning(
+        "a block of %d fits ran past fit_timeout=%g s; its fits are marked TIMEOUT",
+        n_fits,
+        plan.fit_timeout,
+    )
     return result
 
 
@@ -1021,14 +1157,19 @@ def _write_folders(plan, block, result, reported, iter_chunk, offsets):
         if plan.diagnostics_callable is not None:
             ok = result.status[i] == Status.OK
             fitted = plan.fitter.model_with_values(plan.model, result.params[i]) if ok else None
-            world = tuple(np.reshape(xk if xk.ndim == 1 else xk[i], plan.sample_shape)
-                          for xk in block.x)
+            world = tuple(
+                np.reshape(xk if xk.ndim == 1 else xk[i], plan.sample_shape) for xk in block.x
+            )
             w = None if block.weights is None else block.weights[i].reshape(plan.sample_shape)
             args = (world, block.y[i].reshape(plan.sample_shape), w, fitted, plan.fitter_kwargs)
         diag.write_fit_folder(
-            plan.diagnostics_path, name, plan.run_id,
-            message=result.messages.get(i), warnings=result.warnings.get(i),
-            callable_=plan.diagnostics_callable, callable_args=args,
+            plan.diagnostics_path,
+            name,
+            plan.run_id,
+            message=result.messages.get(i),
+            warnings=result.warnings.get(i),
+            callable_=plan.diagnostics_callable,
+            callable_args=args,
         )
 
 
@@ -1062,7 +1203,7 @@ def _compute(graph, sched_kwargs, progress, meta, n_params):
     client = _client_for(sched_kwargs)
     if not progress and client is None:
         return graph.compute(**sched_kwargs)
-    blocks = graph.to_delayed()                      # grid of blocks x 1 (fields)
+    blocks = graph.to_delayed()  # grid of blocks x 1 (fields)
     chunks = graph.chunks[:-1]
     places = list(_blocks(chunks))
     tasks = [blocks[index + (0,)] for index, _, _ in places]
@@ -1085,21 +1226,33 @@ def _blocks(chunks):
     """Every block of a dask chunking, in C order: ``(index, offsets, shape)``."""
     starts = [np.cumsum((0,) + tuple(c[:-1])) for c in chunks]
     for index in np.ndindex(*(len(c) for c in chunks)):
-        yield (index, tuple(int(st[i]) for st, i in zip(starts, index)),
-               tuple(c[i] for c, i in zip(chunks, index)))
+        yield (
+            index,
+            tuple(int(st[i]) for st, i in zip(starts, index)),
+            tuple(c[i] for c, i in zip(chunks, index)),
+        )
 
 
 def _failed_block(failure, offsets, block_shape, n_out, n_params, meta):
     """The packed fields of a block whose task failed on the cluster."""
     status = Status.WORKER_CRASH if failure.killed_worker else Status.FIT_ERROR
     where = ", ".join(f"{o}:{o + n}" for o, n in zip(offsets, block_shape))
-    log.warning("the block of fits [%s] failed on the cluster (%s: %s); its %d fits are "
-                "marked %s, the other blocks are kept", where,
-                type(failure.exception).__name__, failure.exception,
-                math.prod(block_shape), status.name)
+    log.warning(
+        "the block of fits [%s] failed on the cluster (%s: %s); its %d fits are "
+        "marked %s, the other blocks are kept",
+        where,
+        type(failure.exception).__name__,
+        failure.exception,
+        math.prod(block_shape),
+        status.name,
+    )
     meta.setdefault("failed_blocks", []).append(
-        dict(region=where, status=status.name,
-             error=f"{type(failure.exception).__name__}: {failure.exception}"))
+        dict(
+            region=where,
+            status=status.name,
+            error=f"{type(failure.exception).__name__}: {failure.exception}",
+        )
+    )
     packed = np.full(block_shape + (n_out,), np.nan)
     extra = 2 * n_params
     packed[..., extra + _EXTRA_FIELDS.index("status")] = status
@@ -1112,9 +1265,15 @@ def _write_manifest(path, reported, status, n_warnings, flags, iterating_shape, 
     rows = []
     for flat in np.flatnonzero(np.asarray(reported).reshape(-1) > 0):
         index = np.unravel_index(flat, iterating_shape)
-        rows.append((diag.folder_name(index, iterating_shape), index,
-                     status.reshape(-1)[flat], np.asarray(n_warnings).reshape(-1)[flat],
-                     np.asarray(flags).reshape(-1)[flat]))
+        rows.append(
+            (
+                diag.folder_name(index, iterating_shape),
+                index,
+                status.reshape(-1)[flat],
+                np.asarray(n_warnings).reshape(-1)[flat],
+                np.asarray(flags).reshape(-1)[flat],
+            )
+        )
     diag.write_manifest(path, rows, run_id)
 
 

@@ -55,8 +55,7 @@ def _as_float_or_array(name: str, what: str, value: Any) -> float | np.ndarray:
         arr = np.array(value, copy=True)
     except (TypeError, ValueError) as exc:
         raise ParameterError(
-            f"Parameter {name!r}: {what} must be a real number or array, "
-            f"got {value!r} ({exc})"
+            f"Parameter {name!r}: {what} must be a real number or array, got {value!r} ({exc})"
         ) from None
     if arr.dtype.kind not in "iuf":
         raise ParameterError(
@@ -214,7 +213,9 @@ class Parameter:
             return bool(fixed)
         if isinstance(fixed, (int, np.integer)) and fixed in (0, 1):
             return bool(fixed)
-        raise ParameterError(f"Parameter {self._name!r}: fixed must be True or False, got {fixed!r}")
+        raise ParameterError(
+            f"Parameter {self._name!r}: fixed must be True or False, got {fixed!r}"
+        )
 
     # ------------------------------------------------------------------
     def _check(

@@ -53,8 +53,14 @@ class FitProgress:
         if bar:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, unit="fit", unit_scale=True, desc="parfit",
-                             smoothing=0.1, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=self.total,
+                unit="fit",
+                unit_scale=True,
+                desc="parfit",
+                smoothing=0.1,
+                dynamic_ncols=True,
+            )
 
     def update(self, n):
         """Record ``n`` more finished fits."""
@@ -70,8 +76,10 @@ class FitProgress:
         """One line: fits done, rate and (with ``eta``) the time left."""
         elapsed = max(time.monotonic() - self.start, 1e-9)
         rate = self.done / elapsed
-        text = (f"{self.done}/{self.total} fits ({100 * self.done / max(self.total, 1):.1f} %), "
-                f"{rate:.0f} fits/s, {elapsed:.1f} s elapsed")
+        text = (
+            f"{self.done}/{self.total} fits ({100 * self.done / max(self.total, 1):.1f} %), "
+            f"{rate:.0f} fits/s, {elapsed:.1f} s elapsed"
+        )
         if eta:
             left = (self.total - self.done) / rate if rate > 0 else float("inf")
             text += f", about {left:.0f} s left"

@@ -81,9 +81,24 @@ class FitResult:
     ('dim_1',)
     """
 
-    def __init__(self, *, model, parameters, errors, statistic, status, nfev, flags=None,
-                 units=None, dims=None, coords=None, wcs=None, start_model=None, fit_info=None,
-                 meta=None):
+    def __init__(
+        self,
+        *,
+        model,
+        parameters,
+        errors,
+        statistic,
+        status,
+        nfev,
+        flags=None,
+        units=None,
+        dims=None,
+        coords=None,
+        wcs=None,
+        start_model=None,
+        fit_info=None,
+        meta=None,
+    ):
         self.model = model
         self.parameters = {k: _frozen(v) for k, v in parameters.items()}
         self.errors = {k: _frozen(v) for k, v in errors.items()}
@@ -95,8 +110,10 @@ class FitResult:
             flags = np.zeros(self.status.shape, dtype=np.uint8)
         self.flags = _frozen(np.asarray(flags, dtype=np.uint8))
         if self.flags.shape != self.status.shape:
-            raise ValueError(f"flags has shape {self.flags.shape}; expected the shape of "
-                             f"status, {self.status.shape}")
+            raise ValueError(
+                f"flags has shape {self.flags.shape}; expected the shape of "
+                f"status, {self.status.shape}"
+            )
         self.units = dict(units or {})
         self.shape = self.status.shape
         self.meta = dict(meta or {})
@@ -133,8 +150,10 @@ class FitResult:
 
     def __repr__(self):
         ok = int(self.success.sum())
-        return (f"<FitResult {self.n_fits} fits of shape {self.shape}, {ok} succeeded, "
-                f"parameters: {', '.join(self.param_names)}>")
+        return (
+            f"<FitResult {self.n_fits} fits of shape {self.shape}, {ok} succeeded, "
+            f"parameters: {', '.join(self.param_names)}>"
+        )
 
     # --- text ---------------------------------------------------------------
 
@@ -151,15 +170,17 @@ class FitResult:
         lines.append("status:")
         for status, count in sorted(self.status_counts().items()):
             pct = 100.0 * count / max(self.n_fits, 1)
-            lines.append(f"  {status.name:<16} {count:>9d}  ({pct:5.1f}%)  "
-                         f"{STATUS_DESCRIPTIONS[status]}")
+            lines.append(
+                f"  {status.name:<16} {count:>9d}  ({pct:5.1f}%)  {STATUS_DESCRIPTIONS[status]}"
+            )
         counts = self.flag_counts()
         if counts:
             lines.append("flags (a fit may have several):")
             for flag, count in counts.items():
                 pct = 100.0 * count / max(self.n_fits, 1)
-                lines.append(f"  {flag.name:<16} {count:>9d}  ({pct:5.1f}%)  "
-                             f"{FLAG_DESCRIPTIONS[flag]}")
+                lines.append(
+                    f"  {flag.name:<16} {count:>9d}  ({pct:5.1f}%)  {FLAG_DESCRIPTIONS[flag]}"
+                )
         ok = self.success
         if ok.any():
             lines.append("parameters over successful fits (16th / 50th / 84th percentile):")
@@ -169,8 +190,10 @@ class FitResult:
                 med_err = np.nanmedian(err) if np.isfinite(err).any() else np.nan
                 unit = self.units.get(name)
                 unit = f" [{unit}]" if unit not in (None, "") else ""
-                lines.append(f"  {name:<14} {p16:12.5g} {p50:12.5g} {p84:12.5g}"
-                             f"   median error {med_err:.3g}{unit}")
+                lines.append(
+                    f"  {name:<14} {p16:12.5g} {p50:12.5g} {p84:12.5g}"
+                    f"   median error {med_err:.3g}{unit}"
+                )
             lines.append(f"median chi-square: {np.median(self.statistic[ok]):.5g}")
         return "\n".join(lines)
 
@@ -211,25 +234,39 @@ class FitResult:
                 attrs["units"] = str(unit)
             data_vars[name] = (self.dims, np.array(self.parameters[name]), attrs)
             data_vars[f"{name}_error"] = (
-                self.dims, np.array(self.errors[name]),
+                self.dims,
+                np.array(self.errors[name]),
                 dict(attrs, long_name=f"1-sigma error of {name}"),
             )
-        data_vars["statistic"] = (self.dims, np.array(self.statistic),
-                                  {"long_name": "chi-square of the fit"})
-        data_vars["success"] = (self.dims, np.array(self.success),
-                                {"long_name": "fit succeeded (status == OK)"})
-        data_vars["status"] = (self.dims, np.array(self.status), {
-            "long_name": "parfit fit status code",
-            "flag_values": np.array([int(s) for s in Status], dtype=np.int8),
-            "flag_meanings": " ".join(s.name.lower() for s in Status),
-        })
-        data_vars["nfev"] = (self.dims, np.array(self.nfev),
-                             {"long_name": "number of model evaluations (-1 unknown)"})
+        data_vars["statistic"] = (
+            self.dims,
+            np.array(self.statistic),
+            {"long_name": "chi-square of the fit"},
+        )
+        data_vars["success"] = (
+            self.dims,
+            np.array(self.success),
+            {"long_name": "fit succeeded (status == OK)"},
+        )
+        data_vars["status"] = (
+            self.dims,
+            np.array(self.status),
+            {
+                "long_name": "parfit fit status code",
+                "flag_values": np.array([int(s) for s in Status], dtype=np.int8),
+                "flag_meanings": " ".join(s.name.lower() for s in Status),
+            },
+        )
+        data_vars["nfev"] = (
+            self.dims,
+            np.array(self.nfev),
+            {"long_name": "number of model evaluations (-1 unknown)"},
+        )
         data_vars["flags"] = (self.dims, np.array(self.flags), flags_attrs())
         coords = {d: c for d, c in self.coords.items() if d in self.dims}
         attrs = {
             "parfit_version": _version(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(),
             "fitter": str(self.meta.get("fitter", "")),
             "fitting_axes": list(self.meta.get("fitting_axes", ())),
             "data_shape": list(self.meta.get("data_shape", ())),
@@ -237,9 +274,7 @@ class FitResult:
         }
         ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
         if self.wcs is not None and self.wcs.has_celestial and len(self.dims) == 2:
-            lon, lat = self.wcs.celestial.array_index_to_world_values(
-                *np.indices(self.shape)
-            )
+            lon, lat = self.wcs.celestial.array_index_to_world_values(*np.indices(self.shape))
             ds = ds.assign_coords(world_lon=(self.dims, lon), world_lat=(self.dims, lat))
             ds["world_lon"].attrs["units"] = str(self.wcs.celestial.world_axis_units[0])
             ds["world_lat"].attrs["units"] = str(self.wcs.celestial.world_axis_units[1])
@@ -347,8 +382,9 @@ class FitResult:
 
         def add(name, array, unit=None):
             array = np.asarray(array)
-            hdu = fits.ImageHDU(array.reshape(1) if single else array, header=header.copy(),
-                                name=name.upper())
+            hdu = fits.ImageHDU(
+                array.reshape(1) if single else array, header=header.copy(), name=name.upper()
+            )
             if single:
                 hdu.header["PFSINGLE"] = (True, "one fit: a 0-d map stored as 1 pixel")
             if unit is not None:

@@ -19,8 +19,18 @@ import enum
 
 import numpy as np
 
-__all__ = ["Status", "STATUS_DESCRIPTIONS", "Flag", "FLAG_DESCRIPTIONS", "DEMOTING_FLAGS",
-           "NOT_ATTEMPTED", "is_failure", "flag_counts", "flag_names", "flags_attrs"]
+__all__ = [
+    "Status",
+    "STATUS_DESCRIPTIONS",
+    "Flag",
+    "FLAG_DESCRIPTIONS",
+    "DEMOTING_FLAGS",
+    "NOT_ATTEMPTED",
+    "is_failure",
+    "flag_counts",
+    "flag_names",
+    "flags_attrs",
+]
 
 
 class Status(enum.IntEnum):
@@ -67,7 +77,7 @@ STATUS_DESCRIPTIONS = {
     Status.NONFINITE: "model or fitted parameters not finite",
     Status.WORKER_CRASH: "the worker process running this fit died",
     Status.DEGENERATE: "converged to a degenerate solution (singular covariance or collapsed "
-                       "model)",
+    "model)",
     Status.TIMEOUT: "not finished within fit_timeout (the fitting of its block was abandoned)",
 }
 
@@ -114,7 +124,7 @@ FLAG_DESCRIPTIONS = {
     Flag.AT_BOUND: "a free parameter ended on a bound",
     Flag.SINGULAR: "singular or ill-conditioned covariance",
     Flag.DEGENERATE: "the model collapsed (zero or unresolved width, width beyond the data, "
-                     "line outside the data, zero amplitude)",
+    "line outside the data, zero amplitude)",
     Flag.RETRIED: "refitted from a second start; the better solution kept",
 }
 

@@ -84,8 +84,7 @@ def _convert_world(world, units, targets, equivalencies):
             "input units instead"
         )
     arrays = tuple(
-        w if (u is None or t is None or u == t)
-        else _convert(u, t, w, eq, f"world[{k}]")
+        w if (u is None or t is None or u == t) else _convert(u, t, w, eq, f"world[{k}]")
         for k, (w, u, t, eq) in enumerate(zip(world.arrays, units, targets, equivalencies))
     )
     return dataclasses.replace(world, arrays=arrays, units=tuple(targets))
@@ -95,6 +94,7 @@ def _astropy_units(model, world, data_unit, equivalencies):
     from astropy import units as u
 
     if not (model._has_units or data_unit is not None):
+
         def restore(maps):
             fitted = model.copy()
             fitted._reset_parameters(**maps)
@@ -113,7 +113,9 @@ def _astropy_units(model, world, data_unit, equivalencies):
     else:
         targets = [model.input_units[model.inputs[i]] for i in range(model.n_inputs)]
         world = _convert_world(
-            world, world_units, targets,
+            world,
+            world_units,
+            targets,
             [input_equivalencies[model.inputs[i]] for i in range(model.n_inputs)],
         )
     if any(t is None for t in targets) or data_unit is None:
@@ -160,8 +162,11 @@ def _model_input_units(model, world_units, data_unit, declared, equivalencies):
     for k, unit in enumerate(world_units):
         if unit is None:
             continue
-        wanted = [(name, declared[name]) for name in model.param_names
-                  if probe.get(name) == unit and declared[name] is not None]
+        wanted = [
+            (name, declared[name])
+            for name in model.param_names
+            if probe.get(name) == unit and declared[name] is not None
+        ]
         if not wanted:
             continue
         for eq in ([], equivalencies or []):
@@ -205,8 +210,11 @@ def _model_data_unit(model, world_units, data_unit, declared):
     if data_unit is None:
         return None, 1.0
     probe = model._parameter_units(tuple(world_units), data_unit)
-    wanted = [declared[name] for name in model.param_names
-              if probe.get(name) == data_unit and declared[name] is not None]
+    wanted = [
+        declared[name]
+        for name in model.param_names
+        if probe.get(name) == data_unit and declared[name] is not None
+    ]
     for target in wanted:
         try:
             return target, float(u.Unit(data_unit).to(target))
@@ -229,14 +237,15 @@ def _width_centres(model):
     """
     leaf_of = getattr(model, "_leaf_of", None)
     if leaf_of is None:
-        leaves = [(type(model), model._declared_specs(), dict(
-            (n, n) for n in model.param_names))]
+        leaves = [(type(model), model._declared_specs(), dict((n, n) for n in model.param_names))]
     else:
         by_leaf = {}
         for (idx, local), name in zip(leaf_of, model.param_names):
             by_leaf.setdefault(idx, {})[local] = name
-        leaves = [(type(model._templates[idx]), model._templates[idx]._declared_specs(), names)
-                  for idx, names in by_leaf.items()]
+        leaves = [
+            (type(model._templates[idx]), model._templates[idx]._declared_specs(), names)
+            for idx, names in by_leaf.items()
+        ]
     out = {}
     for cls, specs, names in leaves:
         roles = {spec.name: spec.unit for spec in specs}
@@ -250,8 +259,13 @@ def _width_centres(model):
                     out[names[spec.name]] = names.get(peak[1])
                 continue
             if any(w in spec.name.lower() for w in _WIDTH_WORDS):
-                centres = [n for n, r in roles.items() if r == spec.unit and n != spec.name
-                           and any(w in n.lower() for w in _CENTRE_WORDS)]
+                centres = [
+                    n
+                    for n, r in roles.items()
+                    if r == spec.unit
+                    and n != spec.name
+                    and any(w in n.lower() for w in _CENTRE_WORDS)
+                ]
                 out[names[spec.name]] = names.get(centres[0]) if len(centres) == 1 else None
     return out
 
@@ -289,8 +303,7 @@ def _convert_width(unit, target, values, centre, equivalencies, what):
 def _parfit_units(model, world, data_unit, equivalencies, cube=None):
     declared = {name: getattr(model, name).unit for name in model.param_names}
     if data_unit is None and all(unit is None for unit in world.units):
-        return UnitsPlan(model, world, declared, lambda maps: model.with_values(maps),
-                         cube=cube)
+        return UnitsPlan(model, world, declared, lambda maps: model.with_values(maps), cube=cube)
     inputs = _model_input_units(model, world.units, data_unit, declared, equivalencies)
     world = _convert_world(world, world.units, inputs, [equivalencies or []] * len(inputs))
     scale = 1.0
@@ -315,11 +328,15 @@ def _parfit_units(model, world, data_unit, equivalencies, cube=None):
             def convert(values, what, unit=par.unit, target=target, centre=centre):
                 return _convert_width(unit, target, values, centre, equivalencies, what)
         else:
+
             def convert(values, what, unit=par.unit, target=target):
                 return _convert(unit, target, values, equivalencies, what)
+
         value = convert(par.value, f"parameter {name!r}")
-        bounds = [None if b is None else convert(b, f"the bounds of parameter {name!r}")
-                  for b in (par.lower, par.upper)]
+        bounds = [
+            None if b is None else convert(b, f"the bounds of parameter {name!r}")
+            for b in (par.lower, par.upper)
+        ]
         if bounds[0] is not None and bounds[1] is not None and np.any(bounds[0] > bounds[1]):
             bounds = bounds[::-1]
         par.bounds = (None, None)
@@ -327,8 +344,15 @@ def _parfit_units(model, world, data_unit, equivalencies, cube=None):
         par.bounds = tuple(bounds)
         par.unit = target
     units = {name: getattr(fit_model, name).unit for name in fit_model.param_names}
-    return UnitsPlan(fit_model, world, units, lambda maps: fit_model.with_values(maps),
-                     data_unit=data_unit, data_scale=scale, cube=cube)
+    return UnitsPlan(
+        fit_model,
+        world,
+        units,
+        lambda maps: fit_model.with_values(maps),
+        data_unit=data_unit,
+        data_scale=scale,
+        cube=cube,
+    )
 
 
 def _centre_value(model, centre, unit, world, equivalencies):
@@ -363,7 +387,7 @@ def _centre_value(model, centre, unit, world, equivalencies):
 
 
 def _scaled_cube(cube, unit, scale):
-    """``cube`` with its data (and ``1/sigma`` weights) in ``unit``; the caller's arrays untouched."""
+    """``cube`` with its data (and ``1/sigma`` weights) in ``unit``; the caller's arrays kept."""
     weights = cube.weights
     if weights is not None:
         weights = weights / scale

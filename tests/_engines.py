@@ -9,5 +9,10 @@ import pytest
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
-ENGINES = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(
-    not HAVE_NUMBA, reason="the compiled engine needs numba"))]
+ENGINES = [
+    "numpy",
+    pytest.param(
+        "compiled",
+        marks=pytest.mark.skipif(not HAVE_NUMBA, reason="the compiled engine needs numba"),
+    ),
+]

@@ -134,6 +134,13 @@ def real_case(name: str):
     _, values, lower, upper = zip(*Fitter().parameter_arrays(model))
     p0, lower, upper = (np.array(a, dtype=float) for a in (values, lower, upper))
     n = y.shape[0]
-    return CorpusCase(kind=name, x=cube["x"], y=y, model=model, p0=np.tile(p0, (n, 1)),
-                      lower=np.tile(lower, (n, 1)), upper=np.tile(upper, (n, 1)),
-                      truth=np.full((n, len(p0)), np.nan))
+    return CorpusCase(
+        kind=name,
+        x=cube["x"],
+        y=y,
+        model=model,
+        p0=np.tile(p0, (n, 1)),
+        lower=np.tile(lower, (n, 1)),
+        upper=np.tile(upper, (n, 1)),
+        truth=np.full((n, len(p0)), np.nan),
+    )

@@ -63,8 +63,9 @@ def test_data_in_any_unit_give_the_scaled_fit(kind):
     same_status = a.status == b.status
     assert same_status.mean() >= 0.995
     both = same_status & (a.status == Status.OK)
-    factor = np.where(np.char.startswith(np.array(plain.model.param_names), "amplitude"),
-                      scale, 1.0)
+    factor = np.where(
+        np.char.startswith(np.array(plain.model.param_names), "amplitude"), scale, 1.0
+    )
     np.testing.assert_allclose(b.params[both] / factor, a.params[both], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(b.errors[both] / factor, a.errors[both], rtol=1e-5)
     np.testing.assert_allclose(b.statistic[both] / scale**2, a.statistic[both], rtol=1e-8)
@@ -130,9 +131,9 @@ def test_noise_only_fits_are_honest(fitter):
     ok = result.status == Status.OK
     assert np.all(np.isfinite(result.errors[ok]))
     degenerate = result.status == Status.DEGENERATE
-    assert degenerate.any()        # noise makes some fits collapse ...
+    assert degenerate.any()  # noise makes some fits collapse ...
     assert np.all(result.flags[degenerate] & (Flag.SINGULAR | Flag.DEGENERATE))
-    assert np.all(np.isfinite(result.statistic[degenerate]))   # ... with their chi-square kept
+    assert np.all(np.isfinite(result.statistic[degenerate]))  # ... with their chi-square kept
     assert np.all(np.isnan(result.params[degenerate]))
 
 
@@ -153,10 +154,16 @@ def test_the_astropy_path_gets_the_same_flags():
     cube = case.y.T.reshape(64, 6, 10)
     start = models.Gaussian1D(1.0, 32.0, 3.0)
     with np.errstate(all="ignore"):
-        ours = parfit.parallel_fit(Gaussian1D(1.0, 32.0, 3.0), cube, world=(X,),
-                                   fitter=ScipyFitter("trf"), scheduler="synchronous")
-        theirs = parfit.parallel_fit(start, cube, world=(X,), fitter=fitting.TRFLSQFitter(),
-                                     scheduler="synchronous")
+        ours = parfit.parallel_fit(
+            Gaussian1D(1.0, 32.0, 3.0),
+            cube,
+            world=(X,),
+            fitter=ScipyFitter("trf"),
+            scheduler="synchronous",
+        )
+        theirs = parfit.parallel_fit(
+            start, cube, world=(X,), fitter=fitting.TRFLSQFitter(), scheduler="synchronous"
+        )
     assert isinstance(AstropyFitter(fitting.TRFLSQFitter()), AstropyFitter)
     for res in (ours, theirs):
         ok = res.status == Status.OK

@@ -43,16 +43,23 @@ def assert_maps_equal(ref_model, result, rtol=RTOL):
         assert got.shape == expected.shape, name
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=1e-12, err_msg=name)
         # The returned model holds the same maps.
-        np.testing.assert_allclose(np.asarray(getattr(result.model, name).value), expected,
-                                   rtol=rtol, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(getattr(result.model, name).value),
+            expected,
+            rtol=rtol,
+            atol=1e-12,
+            err_msg=name,
+        )
 
 
 def both(model, data, **kwargs):
     """Run astropy and parfit with identical arguments."""
-    ref = parallel_fit_dask(model=model, fitter=fitting.TRFLSQFitter(), data=data,
-                            scheduler="synchronous", **kwargs)
-    res = parfit.parallel_fit(model=model, fitter=fitting.TRFLSQFitter(), data=data,
-                              scheduler="synchronous", **kwargs)
+    ref = parallel_fit_dask(
+        model=model, fitter=fitting.TRFLSQFitter(), data=data, scheduler="synchronous", **kwargs
+    )
+    res = parfit.parallel_fit(
+        model=model, fitter=fitting.TRFLSQFitter(), data=data, scheduler="synchronous", **kwargs
+    )
     return ref, res
 
 
@@ -70,10 +77,22 @@ def test_1d_fits_along_each_axis(axis):
 def test_negative_fitting_axis_matches_positive():
     # astropy crashes on fitting_axes=-1; parfit must treat it as the last axis.
     cube, x = gaussian_cube((5, 4, 41), axis=2)
-    ref = parallel_fit_dask(model=models.Gaussian1D(2, 0, 1), fitter=fitting.TRFLSQFitter(),
-                            data=cube, world=(x,), fitting_axes=2, scheduler="synchronous")
-    res = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), cube, fitter=fitting.TRFLSQFitter(),
-                              world=(x,), fitting_axes=-1, scheduler="synchronous")
+    ref = parallel_fit_dask(
+        model=models.Gaussian1D(2, 0, 1),
+        fitter=fitting.TRFLSQFitter(),
+        data=cube,
+        world=(x,),
+        fitting_axes=2,
+        scheduler="synchronous",
+    )
+    res = parfit.parallel_fit(
+        models.Gaussian1D(2, 0, 1),
+        cube,
+        fitter=fitting.TRFLSQFitter(),
+        world=(x,),
+        fitting_axes=-1,
+        scheduler="synchronous",
+    )
     assert_maps_equal(ref, res)
 
 
@@ -94,8 +113,9 @@ def test_nd_world_arrays():
 
 def test_array_valued_starting_parameters():
     cube, x = gaussian_cube((41, 4, 3), seed=3)
-    start = models.Gaussian1D(amplitude=np.full((4, 3), 2.0),
-                              mean=np.linspace(-0.5, 0.5, 12).reshape(4, 3), stddev=1.0)
+    start = models.Gaussian1D(
+        amplitude=np.full((4, 3), 2.0), mean=np.linspace(-0.5, 0.5, 12).reshape(4, 3), stddev=1.0
+    )
     ref, res = both(start, cube, world=(x,), fitting_axes=0)
     assert_maps_equal(ref, res)
 
@@ -105,7 +125,9 @@ def test_compound_model_with_bounds_fixed_and_tied():
     x = np.linspace(-10, 10, 80)
     clean = (models.Gaussian1D(2, -3, 1) + models.Gaussian1D(1, 2, 1) + models.Const1D(0.5))(x)
     cube = clean[:, None, None] + rng.normal(0, 0.02, (80, 3, 3))
-    start = models.Gaussian1D(1.5, -2.5, 1.2) + models.Gaussian1D(0.8, 1.5, 1.2) + models.Const1D(0.3)
+    start = (
+        models.Gaussian1D(1.5, -2.5, 1.2) + models.Gaussian1D(0.8, 1.5, 1.2) + models.Const1D(0.3)
+    )
     start.stddev_0.bounds = (0.1, 5)
     start.stddev_1.tied = lambda m: m.stddev_0
     start.amplitude_2.fixed = True
@@ -179,12 +201,24 @@ def test_wcs_2d_celestial_planes():
 
 def test_dask_input_any_chunking():
     cube, x = gaussian_cube((41, 6, 5), seed=6)
-    ref = parallel_fit_dask(model=models.Gaussian1D(2, 0, 1), fitter=fitting.TRFLSQFitter(),
-                            data=cube, world=(x,), fitting_axes=0, scheduler="synchronous")
+    ref = parallel_fit_dask(
+        model=models.Gaussian1D(2, 0, 1),
+        fitter=fitting.TRFLSQFitter(),
+        data=cube,
+        world=(x,),
+        fitting_axes=0,
+        scheduler="synchronous",
+    )
     for chunks in [(41, 6, 5), (10, 2, 3), (41, 1, 1)]:
-        res = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), da.from_array(cube, chunks=chunks),
-                                  fitter=fitting.TRFLSQFitter(), world=(x,), fitting_axes=0,
-                                  scheduler="synchronous", chunk_n_max=7)
+        res = parfit.parallel_fit(
+            models.Gaussian1D(2, 0, 1),
+            da.from_array(cube, chunks=chunks),
+            fitter=fitting.TRFLSQFitter(),
+            world=(x,),
+            fitting_axes=0,
+            scheduler="synchronous",
+            chunk_n_max=7,
+        )
         assert_maps_equal(ref, res)
 
 
@@ -213,13 +247,14 @@ def test_nddata_wcs_mask_unit_uncertainty():
     sigma[:, 0, 0] = 0.1
     mask = np.zeros(cube.shape, dtype=bool)
     mask[10:14, 1, 1] = True
-    nd = NDData(cube, wcs=cube_wcs(), mask=mask, unit="Jy",
-                uncertainty=StdDevUncertainty(sigma))
+    nd = NDData(cube, wcs=cube_wcs(), mask=mask, unit="Jy", uncertainty=StdDevUncertainty(sigma))
     start = models.Gaussian1D(2, 0, 250)
-    ref = parallel_fit_dask(data=nd, model=start, fitter=fitting.TRFLSQFitter(), fitting_axes=0,
-                            scheduler="synchronous")
-    res = parfit.parallel_fit(data=nd, model=start, fitter=fitting.TRFLSQFitter(),
-                              fitting_axes=0, scheduler="synchronous")
+    ref = parallel_fit_dask(
+        data=nd, model=start, fitter=fitting.TRFLSQFitter(), fitting_axes=0, scheduler="synchronous"
+    )
+    res = parfit.parallel_fit(
+        data=nd, model=start, fitter=fitting.TRFLSQFitter(), fitting_axes=0, scheduler="synchronous"
+    )
     # Masked samples are left out instead of given zero weight: same minimum.
     assert_maps_equal(ref, res, rtol=1e-6)
     assert res.model.amplitude.unit == u.Jy
@@ -227,12 +262,26 @@ def test_nddata_wcs_mask_unit_uncertainty():
 
 def test_xarray_dataarray_coords_and_dim_names():
     cube, x = gaussian_cube((41, 4, 3), seed=10)
-    arr = xr.DataArray(cube, dims=("v", "y", "x"),
-                       coords={"v": x, "y": np.arange(4) * 10.0, "x": np.arange(3) * 5.0})
-    ref = parallel_fit_dask(model=models.Gaussian1D(2, 0, 1), fitter=fitting.TRFLSQFitter(),
-                            data=cube, world=(x,), fitting_axes=0, scheduler="synchronous")
-    res = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), arr, fitter=fitting.TRFLSQFitter(),
-                              fitting_axes="v", scheduler="synchronous")
+    arr = xr.DataArray(
+        cube,
+        dims=("v", "y", "x"),
+        coords={"v": x, "y": np.arange(4) * 10.0, "x": np.arange(3) * 5.0},
+    )
+    ref = parallel_fit_dask(
+        model=models.Gaussian1D(2, 0, 1),
+        fitter=fitting.TRFLSQFitter(),
+        data=cube,
+        world=(x,),
+        fitting_axes=0,
+        scheduler="synchronous",
+    )
+    res = parfit.parallel_fit(
+        models.Gaussian1D(2, 0, 1),
+        arr,
+        fitter=fitting.TRFLSQFitter(),
+        fitting_axes="v",
+        scheduler="synchronous",
+    )
     assert_maps_equal(ref, res)
     ds = res.to_xarray()
     assert ds["amplitude"].dims == ("y", "x")
@@ -245,11 +294,24 @@ def test_weights_and_mask_arrays():
     mask = np.zeros(cube.shape, dtype=bool)
     mask[::7] = True
     weights_before = weights.copy()
-    ref, res = both(models.Gaussian1D(2, 0, 1), cube, world=(x,), fitting_axes=0,
-                    weights=weights.copy(), mask=mask)
+    ref, res = both(
+        models.Gaussian1D(2, 0, 1),
+        cube,
+        world=(x,),
+        fitting_axes=0,
+        weights=weights.copy(),
+        mask=mask,
+    )
     assert_maps_equal(ref, res, rtol=1e-6)
-    res2 = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), cube, fitter=fitting.TRFLSQFitter(),
-                               world=(x,), weights=weights, mask=mask, scheduler="synchronous")
+    res2 = parfit.parallel_fit(
+        models.Gaussian1D(2, 0, 1),
+        cube,
+        fitter=fitting.TRFLSQFitter(),
+        world=(x,),
+        weights=weights,
+        mask=mask,
+        scheduler="synchronous",
+    )
     # parfit never writes into the caller's weights (astropy multiplies them by the mask).
     np.testing.assert_array_equal(weights, weights_before)
     assert_maps_equal(ref, res2, rtol=1e-6)
@@ -259,8 +321,14 @@ def test_fit_info_collected_on_result_not_fitter():
     cube, x = gaussian_cube((41, 2, 3), seed=12)
     fitter = fitting.TRFLSQFitter()
     before = fitter.fit_info
-    res = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), cube, fitter=fitter, world=(x,),
-                              scheduler="synchronous", fit_info=("nfev", "message"))
+    res = parfit.parallel_fit(
+        models.Gaussian1D(2, 0, 1),
+        cube,
+        fitter=fitter,
+        world=(x,),
+        scheduler="synchronous",
+        fit_info=("nfev", "message"),
+    )
     assert fitter.fit_info is before
     assert res.fit_info.shape == (2, 3)
     info = res.fit_info[1, 2]
@@ -270,6 +338,12 @@ def test_fit_info_collected_on_result_not_fitter():
 
 def test_fit_info_single_name():
     cube, x = gaussian_cube((41, 2, 2), seed=13)
-    res = parfit.parallel_fit(models.Gaussian1D(2, 0, 1), cube, fitter=fitting.TRFLSQFitter(),
-                              world=(x,), scheduler="synchronous", fit_info="nfev")
+    res = parfit.parallel_fit(
+        models.Gaussian1D(2, 0, 1),
+        cube,
+        fitter=fitting.TRFLSQFitter(),
+        world=(x,),
+        scheduler="synchronous",
+        fit_info="nfev",
+    )
     assert res.fit_info[0, 1] == {"nfev": res.nfev[0, 1]}

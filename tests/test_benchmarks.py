@@ -25,8 +25,13 @@ def common(monkeypatch):
 
 
 def _run(script, *args, timeout=300):
-    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return proc.stdout
 
@@ -35,8 +40,16 @@ def _run(script, *args, timeout=300):
 def test_bench_throughput_quick_single(tmp_path):
     out_json = tmp_path / "out.json"
     out = _run("bench_throughput.py", "--quick", "--case", "single", "--json", str(out_json))
-    for header in ("tool", "fits", "wall s", "fits/s", "x astropy", "x xarray", "recovered",
-                   "rec. (own)"):
+    for header in (
+        "tool",
+        "fits",
+        "wall s",
+        "fits/s",
+        "x astropy",
+        "x xarray",
+        "recovered",
+        "rec. (own)",
+    ):
         assert header in out, header
     for text in ("cpu_count", "numpy", "dask", "astropy", "== case single", "target (parfit)"):
         assert text in out, text
@@ -92,22 +105,37 @@ def test_recovered_fraction_applies_one_rule_to_every_parameter(common):
 def test_bench_config_run_quick():
     out = _run("bench_config_run.py", "--quick")
     assert "== parfit run, 64x64 pixels x 60 channels, best of 1" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("500", "2000", "auto")}
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("500", "2000", "auto")
+    }
     assert set(rows) == {"500", "2000", "auto"}
-    assert rows["500"][1:3] == ["500", "16"]      # block size used, blocks fitted
-    assert rows["auto"][1:3] == ["1024", "4"]      # 4096 fits, two blocks per core
-    assert all(row[-1] == "4088" for row in rows.values())   # every attempted fit OK
+    assert rows["500"][1:3] == ["500", "16"]  # block size used, blocks fitted
+    assert rows["auto"][1:3] == ["1024", "4"]  # 4096 fits, two blocks per core
+    assert all(row[-1] == "4088" for row in rows.values())  # every attempted fit OK
     assert rows["500"][-2] == "1.00"
 
 
 @pytest.mark.slow
 def test_bench_accuracy_small(tmp_path):
     out_json = tmp_path / "accuracy.json"
-    out = _run("bench_accuracy.py", "--n", "40", "--kinds", "noise_only", "blend2",
-               "scaled_1e-26", "--json", str(out_json))
-    rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("noise_only", "blend2", "scaled_1e-26")}
+    out = _run(
+        "bench_accuracy.py",
+        "--n",
+        "40",
+        "--kinds",
+        "noise_only",
+        "blend2",
+        "scaled_1e-26",
+        "--json",
+        str(out_json),
+    )
+    rows = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("noise_only", "blend2", "scaled_1e-26")
+    }
     assert set(rows) == {"noise_only", "blend2", "scaled_1e-26"}
     assert all(row[1] == "40" and row[2] == "100.00%" for row in rows.values())
     assert "OK fits with a non-finite error: 0 (target 0)" in out
@@ -120,8 +148,12 @@ def test_bench_accuracy_small(tmp_path):
 def test_bench_fingerprint_quick():
     out = _run("bench_fingerprint.py", "--quick")
     assert "cube (53, 50, 50), 2500 fits" in out
-    for step in ("fit into the store (numpy):", "hash every block's input:",
-                 "resume, complete (dask):", "verify_store:"):
+    for step in (
+        "fit into the store (numpy):",
+        "hash every block's input:",
+        "resume, complete (dask):",
+        "verify_store:",
+    ):
         assert step in out
 
 

@@ -11,8 +11,13 @@ import parfit
 
 
 def parfit_cmd(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "parfit.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "parfit.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_version(tmp_path):

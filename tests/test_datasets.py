@@ -20,8 +20,19 @@ def test_multi_gaussian_cube_shapes_and_names():
     assert cube.data.shape == (64, 6, 7) and cube.data.dtype == np.float64
     assert len(cube.world) == 1 and cube.world[0].shape == (64,)
     names = cube.model.param_names
-    assert names == ("amplitude_0", "mean_0", "stddev_0", "amplitude_1", "mean_1", "stddev_1",
-                     "amplitude_2", "mean_2", "stddev_2", "slope_3", "intercept_3")
+    assert names == (
+        "amplitude_0",
+        "mean_0",
+        "stddev_0",
+        "amplitude_1",
+        "mean_1",
+        "stddev_1",
+        "amplitude_2",
+        "mean_2",
+        "stddev_2",
+        "slope_3",
+        "intercept_3",
+    )
     assert list(cube.truth) == list(names)
     for value in cube.truth.values():
         assert value.shape == (6, 7)
@@ -49,11 +60,13 @@ def test_multi_gaussian_cube_is_seeded():
     assert not np.array_equal(a.data, c.data)
 
 
-@pytest.mark.parametrize("n_components, baseline, n_params", [(1, False, 3), (2, True, 8),
-                                                              (4, False, 12)])
+@pytest.mark.parametrize(
+    "n_components, baseline, n_params", [(1, False, 3), (2, True, 8), (4, False, 12)]
+)
 def test_multi_gaussian_cube_components(n_components, baseline, n_params):
-    cube = multi_gaussian_cube((100, 2, 3), n_components=n_components, baseline=baseline,
-                               noise=0.0, seed=0)
+    cube = multi_gaussian_cube(
+        (100, 2, 3), n_components=n_components, baseline=baseline, noise=0.0, seed=0
+    )
     assert len(cube.model.param_names) == n_params
     assert list(cube.truth) == list(cube.model.param_names)
     np.testing.assert_allclose(cube.data, _model_at_truth(cube), rtol=0, atol=1e-12)

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from astropy.modeling import fitting, models
 from astropy.modeling.fitting import parallel_fit_dask
+from test_robustness import Exploding, spectra
 
 import parfit
 from parfit import Status
 from parfit.diagnostics import folder_name
 from parfit.errors import OutputExistsError
-
-from test_robustness import Exploding, spectra
 
 
 def run(tmp_path, mode, tag=None, scheduler="synchronous", **kwargs):
@@ -20,9 +19,16 @@ def run(tmp_path, mode, tag=None, scheduler="synchronous", **kwargs):
     if tag is None:
         tag = np.arange(48.0).reshape(4, 12)
     model = Exploding(amplitude=2.0, mean=0.0, stddev=1.0, tag=tag)
-    return parfit.parallel_fit(model, cube, world=(x,), fitter=fitting.TRFLSQFitter(),
-                               scheduler=scheduler, diagnostics=mode,
-                               diagnostics_path=tmp_path / "diag", **kwargs)
+    return parfit.parallel_fit(
+        model,
+        cube,
+        world=(x,),
+        fitter=fitting.TRFLSQFitter(),
+        scheduler=scheduler,
+        diagnostics=mode,
+        diagnostics_path=tmp_path / "diag",
+        **kwargs,
+    )
 
 
 def folders(path):
@@ -55,9 +61,16 @@ def test_same_folders_as_astropy(tmp_path):
     tag[0, 3] = tag[3, 11] = -1
     cube, x, _ = spectra(ny=4, nx=12)
     model = Exploding(amplitude=2.0, mean=0.0, stddev=1.0, tag=tag)
-    parallel_fit_dask(model=model, data=cube, world=(x,), fitter=fitting.TRFLSQFitter(),
-                      fitting_axes=0, diagnostics="error", diagnostics_path=tmp_path / "astropy",
-                      scheduler="synchronous")
+    parallel_fit_dask(
+        model=model,
+        data=cube,
+        world=(x,),
+        fitter=fitting.TRFLSQFitter(),
+        fitting_axes=0,
+        diagnostics="error",
+        diagnostics_path=tmp_path / "astropy",
+        scheduler="synchronous",
+    )
     run(tmp_path, "error", tag=tag)
     assert folders(tmp_path / "diag") == folders(tmp_path / "astropy") == ["00_03", "03_11"]
 
@@ -126,7 +139,7 @@ def test_existing_run_is_refused_then_overwritten(tmp_path):
     tag = np.arange(48.0).reshape(4, 12)
     tag[1, 1] = -1
     run(tmp_path, "error", tag=tag)
-    (tmp_path / "diag" / "notes").mkdir()          # the user's own folder
+    (tmp_path / "diag" / "notes").mkdir()  # the user's own folder
     with pytest.raises(OutputExistsError, match="already holds diagnostics of another run"):
         run(tmp_path, "error", tag=tag)
     tag[1, 1] = 5
@@ -150,7 +163,11 @@ def test_diagnostics_require_a_path():
 
 
 def test_unknown_diagnostics_mode():
-    with pytest.raises(ValueError, match=r"diagnostics must be None, 'error', 'error\+warn' or "
-                                         r"'all'; got 'warn'"):
-        parfit.parallel_fit(models.Gaussian1D(), np.zeros((5, 2)), diagnostics="warn",
-                            diagnostics_path="x")
+    with pytest.raises(
+        ValueError,
+        match=r"diagnostics must be None, 'error', 'error\+warn' or "
+        r"'all'; got 'warn'",
+    ):
+        parfit.parallel_fit(
+            models.Gaussian1D(), np.zeros((5, 2)), diagnostics="warn", diagnostics_path="x"
+        )

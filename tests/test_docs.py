@@ -24,7 +24,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 
-
 # --- the notebook -------------------------------------------------------------
 
 
@@ -47,11 +46,15 @@ def _kernel_env(tmp_path):
     if not usable:
         kernel_dir = tmp_path / "jupyter" / "kernels" / "python3"
         kernel_dir.mkdir(parents=True)
-        (kernel_dir / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3",
-            "language": "python",
-        }))
+        (kernel_dir / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "Python 3",
+                    "language": "python",
+                }
+            )
+        )
         env["JUPYTER_PATH"] = os.pathsep.join(
             [str(tmp_path / "jupyter")] + [p for p in [os.environ.get("JUPYTER_PATH")] if p]
         )
@@ -94,9 +97,10 @@ def _run_notebook(path, tmp_path, monkeypatch):
     workdir = tmp_path / "run"
     workdir.mkdir()
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
-                                     resources={"metadata": {"path": str(workdir)}})
-    client.execute()   # raises CellExecutionError on any error
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(workdir)}}
+    )
+    client.execute()  # raises CellExecutionError on any error
     return nb, workdir
 
 
@@ -104,8 +108,13 @@ def _run_notebook(path, tmp_path, monkeypatch):
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     nb, _ = _run_notebook(NOTEBOOK, tmp_path, monkeypatch)
 
-    errors = [out for cell in nb.cells if cell.cell_type == "code"
-              for out in cell.outputs if out.output_type == "error"]
+    errors = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "error"
+    ]
     assert errors == []
 
     fit = _cell_text(_tagged(nb, "fit"))
@@ -130,8 +139,13 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     astropy = _cell_text(_tagged(nb, "astropy"))
     assert astropy.count("same as parallel_fit_dask: True") == 3
 
-    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if "image/png" in out.get("data", {})]
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
     assert len(images) == 2
     assert nb.cells[1].outputs[0].text.startswith("parfit ")
 
@@ -145,23 +159,57 @@ def test_sphinx_docs_build_without_warnings(tmp_path):
     pytest.importorskip("numpydoc")
     out = tmp_path / "html"
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(DOCS), str(out)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(DOCS),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    for page in ("index", "quickstart", "migrating", "models", "diagnostics", "results",
-                 "config", "config_reference", "api"):
+    for page in (
+        "index",
+        "quickstart",
+        "migrating",
+        "models",
+        "diagnostics",
+        "results",
+        "config",
+        "config_reference",
+        "api",
+    ):
         assert (out / f"{page}.html").is_file(), page
     api = (out / "api.html").read_text()
-    for anchor in ("parfit.parallel_fit", "parfit.FitResult", "parfit.Status",
-                   "parfit.models.Model", "parfit.models.Gaussian1D", "parfit.fitters.ScipyFitter",
-                   "parfit.datasets.gaussian_cube", "parfit.diagnostics.read_manifest",
-                   "parfit.errors.OutputExistsError", "parfit.errors.ConfigError",
-                   "parfit.config.load_config", "parfit.config.build_model",
-                   "parfit.analysis.Analysis", "parfit.analysis.Analysis.read",
-                   "parfit.inspect.summarize", "parfit.inspect.Summary",
-                   "parfit.diagnostics.summarize"):
+    for anchor in (
+        "parfit.parallel_fit",
+        "parfit.FitResult",
+        "parfit.Status",
+        "parfit.models.Model",
+        "parfit.models.Gaussian1D",
+        "parfit.fitters.ScipyFitter",
+        "parfit.datasets.gaussian_cube",
+        "parfit.diagnostics.read_manifest",
+        "parfit.errors.OutputExistsError",
+        "parfit.errors.ConfigError",
+        "parfit.config.load_config",
+        "parfit.config.build_model",
+        "parfit.analysis.Analysis",
+        "parfit.analysis.Analysis.read",
+        "parfit.inspect.summarize",
+        "parfit.inspect.Summary",
+        "parfit.diagnostics.summarize",
+    ):
         assert f'id="{anchor}"' in api, anchor
     # The status table is generated from parfit.status, so it lists every code.
     from parfit import Status
@@ -185,17 +233,31 @@ def clean_registry():
     MODEL_REGISTRY.update(saved)
 
 
-DOC_PAGES = ["index", pytest.param("quickstart", marks=pytest.mark.slow), "migrating", "solver",
-             "large_cubes", "models",
-             "diagnostics", "results", "config"]
+DOC_PAGES = [
+    "index",
+    pytest.param("quickstart", marks=pytest.mark.slow),
+    "migrating",
+    "solver",
+    "large_cubes",
+    "models",
+    "diagnostics",
+    "results",
+    "config",
+]
 
 
 @pytest.mark.parametrize("page", DOC_PAGES)
 def test_docs_page_examples(page, tmp_path, monkeypatch, clean_registry):
     monkeypatch.chdir(tmp_path)
     path = DOCS / f"{page}.rst"
-    result = doctest.testfile(str(path), module_relative=False, optionflags=DOCTEST_FLAGS,
-                              raise_on_error=False, report=True, verbose=False)
+    result = doctest.testfile(
+        str(path),
+        module_relative=False,
+        optionflags=DOCTEST_FLAGS,
+        raise_on_error=False,
+        report=True,
+        verbose=False,
+    )
     assert result.failed == 0, f"{result.failed} example(s) of {path.name} failed (see output)"
     if page != "index":
         assert result.attempted > 0
@@ -206,9 +268,18 @@ def _public_modules():
     ``parfit.models`` and ``parfit.fitters``, and the other public ones."""
     import pkgutil
 
-    names = ["parfit.parallel", "parfit.result", "parfit.parameters", "parfit._expr",
-             "parfit.datasets", "parfit.io", "parfit.diagnostics", "parfit.config",
-             "parfit.analysis", "parfit.inspect"]
+    names = [
+        "parfit.parallel",
+        "parfit.result",
+        "parfit.parameters",
+        "parfit._expr",
+        "parfit.datasets",
+        "parfit.io",
+        "parfit.diagnostics",
+        "parfit.config",
+        "parfit.analysis",
+        "parfit.inspect",
+    ]
     for package in ("parfit.models", "parfit.fitters"):
         names.append(package)
         pkg = importlib.import_module(package)
@@ -297,8 +368,9 @@ def _code_blocks(text, language):
                     caption = value.strip()
                 i += 1
             body = []
-            while i < len(lines) and (not lines[i].strip()
-                                      or len(lines[i]) - len(lines[i].lstrip()) >= indent):
+            while i < len(lines) and (
+                not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) >= indent
+            ):
                 body.append(lines[i][indent:])
                 i += 1
             blocks.append((caption, "\n".join(body).strip("\n") + "\n"))
@@ -308,8 +380,11 @@ def _code_blocks(text, language):
 
 
 def _config_page_yaml(caption):
-    blocks = [body for cap, body in _code_blocks((DOCS / "config.rst").read_text(), "yaml")
-              if cap == caption]
+    blocks = [
+        body
+        for cap, body in _code_blocks((DOCS / "config.rst").read_text(), "yaml")
+        if cap == caption
+    ]
     assert len(blocks) == 1, f"expected one yaml block captioned {caption!r} in config.rst"
     return blocks[0]
 
@@ -343,17 +418,21 @@ def test_config_page_yaml_examples_are_what_they_claim(tmp_path, monkeypatch):
     assert cfg.run.scheduler == "local" and cfg.output.format == "netcdf"
 
     (tmp_path / "broken.yaml").write_text(_config_page_yaml("broken.yaml"))
-    (tmp_path / "data").mkdir()          # the cube the page's folder has (only its name counts)
+    (tmp_path / "data").mkdir()  # the cube the page's folder has (only its name counts)
     (tmp_path / "data" / "ngc1333_co.fits").write_bytes(b"")
     with pytest.raises(ConfigError) as info:
         load_config("broken.yaml", deep=True)
     shown = _console_output("parfit validate broken.yaml")
     assert str(info.value) == shown, (
         "the validate output shown in docs/config.rst is out of date; run `parfit validate "
-        "broken.yaml` on the broken.yaml block and paste what it prints")
+        "broken.yaml` on the broken.yaml block and paste what it prints"
+    )
 
-    demo = [body for cap, body in _code_blocks((DOCS / "config.rst").read_text(), "yaml")
-            if cap is None and "path: cube.fits" in body]
+    demo = [
+        body
+        for cap, body in _code_blocks((DOCS / "config.rst").read_text(), "yaml")
+        if cap is None and "path: cube.fits" in body
+    ]
     assert len(demo) == 1
     written = _demo_config("threads", "guess", "batched")
     assert written.endswith(demo[0]), "the demo config shown in config.rst is out of date"
@@ -367,17 +446,28 @@ def test_config_page_example_runs(tmp_path):
 
     (tmp_path / "data").mkdir()
     multi_gaussian_cube((60, 12, 16), n_components=2, baseline=False, seed=3).to_fits(
-        tmp_path / "data" / "ngc1333_co.fits")
+        tmp_path / "data" / "ngc1333_co.fits"
+    )
     (tmp_path / "fit.yaml").write_text(_config_page_yaml("fit.yaml"))
-    elsewhere = tmp_path / "elsewhere"     # relative paths follow the file, not the cwd
+    elsewhere = tmp_path / "elsewhere"  # relative paths follow the file, not the cwd
     elsewhere.mkdir()
     command = [sys.executable, "-m", "parfit.cli"]
-    proc = subprocess.run(command + ["validate", str(tmp_path / "fit.yaml")],
-                          capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    proc = subprocess.run(
+        command + ["validate", str(tmp_path / "fit.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "192 fits of 60 samples" in proc.stdout
-    proc = subprocess.run(command + ["run", "--no-progress", str(tmp_path / "fit.yaml")],
-                          capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    proc = subprocess.run(
+        command + ["run", "--no-progress", str(tmp_path / "fit.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        timeout=300,
+    )
     assert proc.returncode in (0, 3), proc.stdout + proc.stderr
     record = json.loads((tmp_path / "results" / "run.json").read_text())
     assert record["n_fits"] == 192 and record["complete"] is True
@@ -388,8 +478,7 @@ def test_config_page_example_runs(tmp_path):
 
 @pytest.mark.slow
 def test_config_workflow_notebook_runs(tmp_path, monkeypatch):
-    nb, workdir = _run_notebook(ROOT / "notebooks" / "config_workflow.ipynb", tmp_path,
-                                monkeypatch)
+    nb, workdir = _run_notebook(ROOT / "notebooks" / "config_workflow.ipynb", tmp_path, monkeypatch)
     assert "K VRAD m / s" in _cell_text(_tagged(nb, "cube"))
     assert "  path: cube.fits\n" in _cell_text(_tagged(nb, "template"))
     config = _cell_text(_tagged(nb, "config"))
@@ -397,8 +486,9 @@ def test_config_workflow_notebook_runs(tmp_path, monkeypatch):
 
     mistake = _cell_text(_tagged(nb, "mistake"))
     assert "4 problems in broken.yaml:" in mistake
-    assert ("broken.yaml:3: input.fiting_axes: unknown key 'fiting_axes' (did you mean "
-            "'fitting_axes'?)") in mistake
+    assert (
+        "broken.yaml:3: input.fiting_axes: unknown key 'fiting_axes' (did you mean 'fitting_axes'?)"
+    ) in mistake
     assert "broken.yaml:9: model.components[0].stddev.bounds: lower bound must be below" in mistake
     assert "'5 kms' is not a number with an optional unit" in mistake
     assert "broken.yaml:11: model.components[1].amplitude.fixed: ambiguous value NO" in mistake
@@ -421,10 +511,16 @@ def test_config_workflow_notebook_runs(tmp_path, monkeypatch):
     assert pixel.startswith("OK {'amplitude_0': ") and "same as the map: True" in pixel
     read = _cell_text(_tagged(nb, "read"))
     assert "identical maps: True" in read and "same record: True" in read
-    assert "refused: output.path 'results' holds the results of an earlier run" in \
-        _cell_text(_tagged(nb, "refused"))
+    assert "refused: output.path 'results' holds the results of an earlier run" in _cell_text(
+        _tagged(nb, "refused")
+    )
 
-    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if "image/png" in out.get("data", {})]
-    assert len(images) == 2                        # the maps, and the pixel's fit
-    assert list(workdir.iterdir()) == []           # everything went to a temporary folder
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+    assert len(images) == 2  # the maps, and the pixel's fit
+    assert list(workdir.iterdir()) == []  # everything went to a temporary folder

@@ -43,13 +43,27 @@ def test_parameter_name_shadows_constant():
 @pytest.mark.parametrize(
     ("func", "npfunc", "nargs"),
     [
-        ("sqrt", np.sqrt, 1), ("exp", np.exp, 1), ("log", np.log, 1),
-        ("log10", np.log10, 1), ("log2", np.log2, 1), ("sin", np.sin, 1),
-        ("cos", np.cos, 1), ("tan", np.tan, 1), ("arcsin", np.arcsin, 1),
-        ("arccos", np.arccos, 1), ("arctan", np.arctan, 1), ("arctan2", np.arctan2, 2),
-        ("sinh", np.sinh, 1), ("cosh", np.cosh, 1), ("tanh", np.tanh, 1),
-        ("abs", np.abs, 1), ("minimum", np.minimum, 2), ("maximum", np.maximum, 2),
-        ("hypot", np.hypot, 2), ("deg2rad", np.deg2rad, 1), ("rad2deg", np.rad2deg, 1),
+        ("sqrt", np.sqrt, 1),
+        ("exp", np.exp, 1),
+        ("log", np.log, 1),
+        ("log10", np.log10, 1),
+        ("log2", np.log2, 1),
+        ("sin", np.sin, 1),
+        ("cos", np.cos, 1),
+        ("tan", np.tan, 1),
+        ("arcsin", np.arcsin, 1),
+        ("arccos", np.arccos, 1),
+        ("arctan", np.arctan, 1),
+        ("arctan2", np.arctan2, 2),
+        ("sinh", np.sinh, 1),
+        ("cosh", np.cosh, 1),
+        ("tanh", np.tanh, 1),
+        ("abs", np.abs, 1),
+        ("minimum", np.minimum, 2),
+        ("maximum", np.maximum, 2),
+        ("hypot", np.hypot, 2),
+        ("deg2rad", np.deg2rad, 1),
+        ("rad2deg", np.rad2deg, 1),
     ],
 )
 def test_whitelisted_functions(func, npfunc, nargs):
@@ -105,7 +119,9 @@ def test_rejected_constructs(text, fragment):
 
 @pytest.mark.parametrize("text", ["mean_0 +", "1 = 2", "import os"])
 def test_syntax_errors(text):
-    with pytest.raises(ParameterError, match=re.escape(f"tied expression {text!r} is not valid syntax")):
+    with pytest.raises(
+        ParameterError, match=re.escape(f"tied expression {text!r} is not valid syntax")
+    ):
         compile_expression(text, NAMES)
 
 

@@ -17,12 +17,20 @@ from parfit.models import Gaussian1D
 
 N_SAMPLES = 40
 X = np.linspace(-5, 5, N_SAMPLES)
-TRUE = np.array([[2.0, 0.3, 1.1], [1.0, -0.5, 0.8], [3.0, 1.0, 1.5], [1.5, 0.0, 1.0],
-                 [2.5, -1.0, 1.2], [1.2, 0.4, 0.9]])
+TRUE = np.array(
+    [
+        [2.0, 0.3, 1.1],
+        [1.0, -0.5, 0.8],
+        [3.0, 1.0, 1.5],
+        [1.5, 0.0, 1.0],
+        [2.5, -1.0, 1.2],
+        [1.2, 0.4, 0.9],
+    ]
+)
 
 
 def gaussian(params):
-    a, m, s = (params[:, k:k + 1] for k in range(3))
+    a, m, s = (params[:, k : k + 1] for k in range(3))
     return a * np.exp(-0.5 * ((X[None] - m) / s) ** 2)
 
 
@@ -32,7 +40,9 @@ def make_block(y=None, weights=None, valid=None, p0=None, lower=None, upper=None
         y = gaussian(TRUE) + rng.normal(0, 0.01, (len(TRUE), N_SAMPLES))
     n = y.shape[0]
     block = FitBlock(
-        x=(X,), y=y, weights=weights,
+        x=(X,),
+        y=y,
+        weights=weights,
         valid=np.isfinite(y) if valid is None else valid,
         p0=np.tile([1.5, 0.0, 1.0], (n, 1)) if p0 is None else p0,
         lower=np.tile([-np.inf, -np.inf, 1e-3], (n, 1)) if lower is None else lower,
@@ -74,13 +84,13 @@ class FitterContract:
         block = make_block()
         res = self.fit(block)
         resid = block.y - gaussian(res.params)
-        np.testing.assert_allclose(res.statistic, np.sum(resid ** 2, axis=1), rtol=1e-8)
+        np.testing.assert_allclose(res.statistic, np.sum(resid**2, axis=1), rtol=1e-8)
 
     def test_invalid_samples_and_pixels(self):
         y = gaussian(TRUE)
-        y[0] = np.nan                       # nothing valid
-        y[1, 2:] = np.nan                   # two samples for three parameters
-        y[2, 5:20] = np.nan                 # enough left: fitted
+        y[0] = np.nan  # nothing valid
+        y[1, 2:] = np.nan  # two samples for three parameters
+        y[2, 5:20] = np.nan  # enough left: fitted
         res = self.fit(make_block(y=y))
         assert res.status[0] == Status.NO_VALID_DATA
         assert res.status[1] == Status.TOO_FEW_SAMPLES
@@ -94,15 +104,16 @@ class FitterContract:
         p0[3, 1] = np.nan
         res = self.fit(make_block(p0=p0))
         assert res.status[3] == Status.BAD_START
-        assert res.messages[3] == ("starting value NaN or outside bounds: parameter 'mean': "
-                                   "nan not in [-inf, inf]")
+        assert res.messages[3] == (
+            "starting value NaN or outside bounds: parameter 'mean': nan not in [-inf, inf]"
+        )
         assert np.all(res.status[np.arange(len(TRUE)) != 3] == Status.OK)
 
     def test_weights_change_the_fit_and_zero_weight_is_ignored(self):
         y = gaussian(TRUE)
-        y[:, :5] += 10.0                    # outliers ...
+        y[:, :5] += 10.0  # outliers ...
         w = np.ones_like(y)
-        w[:, :5] = 0.0                      # ... with zero weight
+        w[:, :5] = 0.0  # ... with zero weight
         valid = np.isfinite(y) & (w > 0)
         res = self.fit(make_block(y=y, weights=w, valid=valid))
         np.testing.assert_allclose(res.params, TRUE, rtol=1e-6)
@@ -115,8 +126,15 @@ class FitterContract:
 
     def test_block_arrays_are_not_modified(self):
         block = make_block(weights=np.ones((len(TRUE), N_SAMPLES)))
-        for array in (block.y, block.weights, block.valid, block.p0, block.lower, block.upper,
-                      *block.x):
+        for array in (
+            block.y,
+            block.weights,
+            block.valid,
+            block.p0,
+            block.lower,
+            block.upper,
+            *block.x,
+        ):
             array.setflags(write=False)
         res = self.fit(block)
         assert np.all(res.status == Status.OK)
@@ -132,7 +150,7 @@ class FitterContract:
 def _check_bounds(self):
     """Shared by the fitters that respect bounds exactly."""
     upper = np.full((len(TRUE), 3), np.inf)
-    upper[:, 0] = 1.8                   # below several true amplitudes
+    upper[:, 0] = 1.8  # below several true amplitudes
     res = self.fit(make_block(upper=upper))
     assert np.all(res.params[:, 0] <= 1.8)
     assert np.all(res.status == Status.OK)
@@ -185,7 +203,9 @@ class TestAstropyLevMar(FitterContract):
 
 @pytest.mark.parametrize("fitter", [ScipyFitter("trf"), AstropyFitter(fitting.TRFLSQFitter())])
 def test_fit_single_spectrum(fitter):
-    model = Gaussian1D(1.5, 0, 1) if isinstance(fitter, ScipyFitter) else amodels.Gaussian1D(1.5, 0, 1)
+    model = (
+        Gaussian1D(1.5, 0, 1) if isinstance(fitter, ScipyFitter) else amodels.Gaussian1D(1.5, 0, 1)
+    )
     out = fitter.fit(model, X, y=gaussian(TRUE[:1])[0])
     np.testing.assert_allclose(out.params[0], TRUE[0], rtol=1e-7)
 

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from _compare import assert_same_results
 from astropy.io import fits
 from click.testing import CliRunner
 
 import parfit
-from parfit import Flag, FitResult, Status
+from parfit import FitResult, Flag, Status
 from parfit.analysis import Analysis, read_result
 from parfit.errors import InputError
 from parfit.fitters import BlockResult, Fitter
@@ -27,12 +28,10 @@ from parfit.models import Linear1D
 from parfit.output import DONE_NAME, read_done
 from parfit.status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, is_failure
 
-from _compare import assert_same_results
-
 SHAPE = (6, 7)
 X = np.arange(12.0)
-BLANK = (5, 6)                      # an all-NaN pixel: NO_VALID_DATA, no flags
-DEMOTED = {11: Flag.SINGULAR, 23: Flag.DEGENERATE}   # pixel index -> demoting flag
+BLANK = (5, 6)  # an all-NaN pixel: NO_VALID_DATA, no flags
+DEMOTED = {11: Flag.SINGULAR, 23: Flag.DEGENERATE}  # pixel index -> demoting flag
 
 
 def flags_of(index):
@@ -62,7 +61,7 @@ class FlaggingFitter(Fitter):
             if not ok.any():
                 result.status[i] = Status.NO_VALID_DATA
                 continue
-            design = np.stack([x[ok], np.ones(int(ok.sum()))], axis=1)   # slope, intercept
+            design = np.stack([x[ok], np.ones(int(ok.sum()))], axis=1)  # slope, intercept
             coef = np.linalg.lstsq(design, block.y[i, ok], rcond=None)[0]
             resid = block.y[i, ok] - design @ coef
             cov = np.linalg.inv(design.T @ design) * (resid @ resid) / (ok.sum() - 2)
@@ -74,7 +73,7 @@ class FlaggingFitter(Fitter):
         demote = np.isin(index, list(DEMOTED))
         result.status[demote] = Status.DEGENERATE
         result.params[demote] = np.nan
-        result.errors[demote] = np.nan          # the statistic keeps the chi-square
+        result.errors[demote] = np.nan  # the statistic keeps the chi-square
         return result
 
 
@@ -92,8 +91,11 @@ def demoted_mask():
 
 def expected_counts():
     flags = expected_flags()
-    return {flag.name: int(np.count_nonzero(flags & flag)) for flag in Flag
-            if flag and np.count_nonzero(flags & flag)}
+    return {
+        flag.name: int(np.count_nonzero(flags & flag))
+        for flag in Flag
+        if flag and np.count_nonzero(flags & flag)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +111,9 @@ def cube():
 def fit(cube, **kwargs):
     kwargs.setdefault("scheduler", "synchronous")
     kwargs.setdefault("chunk_n_max", 10)
-    return parfit.parallel_fit(Linear1D(slope=1.0, intercept=0.0), cube, world=(X,),
-                               fitter=FlaggingFitter(), **kwargs)
+    return parfit.parallel_fit(
+        Linear1D(slope=1.0, intercept=0.0), cube, world=(X,), fitter=FlaggingFitter(), **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +138,7 @@ def test_flags_map_in_memory(result):
     assert not result.success[demoted].any()
     assert is_failure(result.status[demoted]).all()
     assert {f.name: n for f, n in result.flag_counts().items()} == expected_counts()
-    assert result.status_counts() == {Status.OK: 39, Status.NO_VALID_DATA: 1,
-                                      Status.DEGENERATE: 2}
+    assert result.status_counts() == {Status.OK: 39, Status.NO_VALID_DATA: 1, Status.DEGENERATE: 2}
 
 
 def test_flags_do_not_depend_on_chunking_or_scheduler(cube, result):
@@ -185,8 +187,9 @@ def test_failed_block_has_no_flags():
     n_params = 2
     n_fields = 2 * n_params + len(_EXTRA_FIELDS)
     meta = {}
-    packed = _failed_block(BlockFailure(RuntimeError("lost"), "key"), (0, 0), (2, 3),
-                           n_fields, n_params, meta)
+    packed = _failed_block(
+        BlockFailure(RuntimeError("lost"), "key"), (0, 0), (2, 3), n_fields, n_params, meta
+    )
     field = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
     assert np.all(field["flags"] == 0)
     assert np.all(field["status"] == Status.FIT_ERROR)
@@ -225,11 +228,12 @@ def test_summary_lists_flags_after_the_statuses(result):
     lines = text.splitlines()
     start = lines.index("flags (a fit may have several):")
     assert lines.index("status:") < start
-    assert any(line.startswith("  DEGENERATE") for line in lines[lines.index("status:"):start])
-    assert (f"  {'DEGENERATE':<16} {2:>9d}  (  4.8%)  "
-            f"{STATUS_DESCRIPTIONS[Status.DEGENERATE]}") in lines
+    assert any(line.startswith("  DEGENERATE") for line in lines[lines.index("status:") : start])
+    assert (
+        f"  {'DEGENERATE':<16} {2:>9d}  (  4.8%)  {STATUS_DESCRIPTIONS[Status.DEGENERATE]}"
+    ) in lines
     counts = expected_counts()
-    flag_lines = lines[start + 1:start + 1 + len(counts)]
+    flag_lines = lines[start + 1 : start + 1 + len(counts)]
     for line, (name, count) in zip(flag_lines, counts.items()):
         assert line.split()[:2] == [name, str(count)]
         assert line.endswith(FLAG_DESCRIPTIONS[Flag[name]])
@@ -238,15 +242,28 @@ def test_summary_lists_flags_after_the_statuses(result):
 
 def test_summary_without_flags_has_no_flag_lines():
     status = np.array([Status.OK, Status.DEGENERATE], dtype=np.int8)
-    res = FitResult(model=None, parameters={"a": [1.0, np.nan]}, errors={"a": [0.1, np.nan]},
-                    statistic=[1.0, 2.0], status=status, nfev=[3, 4])
+    res = FitResult(
+        model=None,
+        parameters={"a": [1.0, np.nan]},
+        errors={"a": [0.1, np.nan]},
+        statistic=[1.0, 2.0],
+        status=status,
+        nfev=[3, 4],
+    )
     assert res.flags.dtype == np.uint8 and res.flags.tolist() == [0, 0]
     assert res.flag_counts() == {}
     assert "flags" not in res.summary()
     assert "DEGENERATE" in res.summary()
     with pytest.raises(ValueError, match="flags has shape"):
-        FitResult(model=None, parameters={}, errors={}, statistic=[1.0, 2.0], status=status,
-                  nfev=[3, 4], flags=[1])
+        FitResult(
+            model=None,
+            parameters={},
+            errors={},
+            statistic=[1.0, 2.0],
+            status=status,
+            nfev=[3, 4],
+            flags=[1],
+        )
 
 
 def test_inspect_store_counts_flags(cube, tmp_path):
@@ -255,11 +272,14 @@ def test_inspect_store_counts_flags(cube, tmp_path):
     s = summarize(store)
     assert s.flag_counts == expected_counts()
     assert s.status_counts == {"OK": 39, "NO_VALID_DATA": 1, "DEGENERATE": 2}
-    assert (s.n_failed, s.n_not_attempted) == (2, 1)        # DEGENERATE is a failure
+    assert (s.n_failed, s.n_not_attempted) == (2, 1)  # DEGENERATE is a failure
     lines = s.text().splitlines()
     start = lines.index("flags (a fit may have several):")
-    assert lines.index("status:") < start < next(
-        k for k, line in enumerate(lines) if line.startswith("failed:"))
+    assert (
+        lines.index("status:")
+        < start
+        < next(k for k, line in enumerate(lines) if line.startswith("failed:"))
+    )
     for name, count in expected_counts().items():
         (line,) = [line for line in lines[start:] if line.startswith(f"  {name} ")]
         assert line.split()[1] == str(count)
@@ -298,7 +318,7 @@ def test_diagnostics_manifest_names_the_flags(cube, tmp_path):
     res = fit(cube, diagnostics="error", diagnostics_path=diag)
     with open(diag / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 2                       # the two DEGENERATE fits
+    assert len(rows) == 2  # the two DEGENERATE fits
     index = np.arange(np.prod(SHAPE)).reshape(SHAPE)
     for row in rows:
         pixel = tuple(int(i) for i in row["indices"].split())
@@ -308,7 +328,7 @@ def test_diagnostics_manifest_names_the_flags(cube, tmp_path):
         assert row["flag_names"].split() == [f.name for f in Flag if f and bits & f]
     s = summarize(diag)
     assert s.status_counts == {"DEGENERATE": 2}
-    assert s.flag_counts == {"SINGULAR": 1, "DEGENERATE": 1}   # pixels 11 and 23
+    assert s.flag_counts == {"SINGULAR": 1, "DEGENERATE": 1}  # pixels 11 and 23
     assert "flags of the fits with a folder:" in s.text()
 
 
@@ -323,9 +343,11 @@ def test_manifest_without_flag_columns_still_reads(tmp_path):
     assert (rows[0]["flags"], rows[0]["flag_names"]) == ("0", "")
     # A manifest of an earlier parfit: no flags columns.
     with open(diag / "manifest.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[k for k in rows[0]
-                                                if k not in ("flags", "flag_names")],
-                                extrasaction="ignore")
+        writer = csv.DictWriter(
+            fh,
+            fieldnames=[k for k in rows[0] if k not in ("flags", "flag_names")],
+            extrasaction="ignore",
+        )
         writer.writeheader()
         writer.writerows(rows)
     s = summarize(diag)
@@ -333,15 +355,29 @@ def test_manifest_without_flag_columns_still_reads(tmp_path):
 
 
 def test_degenerate_counts_as_failed_in_the_run_record(tmp_path):
-    analysis = Analysis({"input": {"path": "cube.fits", "fitting_axes": "spectral"},
-                         "model": {"components": [{"type": "Gaussian1D"}]},
-                         "output": {"path": "results"}}, base_dir=tmp_path)
-    status = np.array([Status.OK, Status.DEGENERATE, Status.NO_VALID_DATA, Status.OK],
-                      dtype=np.int8)
-    res = FitResult(model=None, parameters={"a": np.zeros(4)}, errors={"a": np.zeros(4)},
-                    statistic=np.zeros(4), status=status, nfev=np.zeros(4),
-                    flags=np.array([Flag.AT_BOUND, Flag.SINGULAR | Flag.RETRIED, 0,
-                                    Flag.AT_BOUND | Flag.RETRIED], dtype=np.uint8))
+    analysis = Analysis(
+        {
+            "input": {"path": "cube.fits", "fitting_axes": "spectral"},
+            "model": {"components": [{"type": "Gaussian1D"}]},
+            "output": {"path": "results"},
+        },
+        base_dir=tmp_path,
+    )
+    status = np.array(
+        [Status.OK, Status.DEGENERATE, Status.NO_VALID_DATA, Status.OK], dtype=np.int8
+    )
+    res = FitResult(
+        model=None,
+        parameters={"a": np.zeros(4)},
+        errors={"a": np.zeros(4)},
+        statistic=np.zeros(4),
+        status=status,
+        nfev=np.zeros(4),
+        flags=np.array(
+            [Flag.AT_BOUND, Flag.SINGULAR | Flag.RETRIED, 0, Flag.AT_BOUND | Flag.RETRIED],
+            dtype=np.uint8,
+        ),
+    )
     outcome = analysis._outcome(res)
     assert (outcome["n_failed"], outcome["n_attempted"]) == (1, 3)
     assert outcome["status_counts"] == {"OK": 2, "NO_VALID_DATA": 1, "DEGENERATE": 1}
@@ -353,11 +389,15 @@ def test_analysis_run_record_has_the_flag_counts(tmp_path):
     from parfit.datasets import gaussian_cube
 
     gaussian_cube((30, 4, 5), seed=1).to_fits(tmp_path / "cube.fits")
-    analysis = Analysis({"input": {"path": "cube.fits", "fitting_axes": "spectral"},
-                         "model": {"components": [{"type": "Gaussian1D"}],
-                                   "initial": "guess"},
-                         "run": {"scheduler": "synchronous", "progress": False},
-                         "output": {"path": "results"}}, base_dir=tmp_path)
+    analysis = Analysis(
+        {
+            "input": {"path": "cube.fits", "fitting_axes": "spectral"},
+            "model": {"components": [{"type": "Gaussian1D"}], "initial": "guess"},
+            "run": {"scheduler": "synchronous", "progress": False},
+            "output": {"path": "results"},
+        },
+        base_dir=tmp_path,
+    )
     res = analysis.run()
     record = json.loads((tmp_path / "results" / "run.json").read_text())
     assert record["flag_counts"] == {f.name: n for f, n in res.flag_counts().items()}

@@ -48,16 +48,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _slow_model import HangingGaussian
 
 import parfit
 from parfit import _lock
 from parfit.analysis import read_result
-from parfit.inspect import summarize
 from parfit.diagnostics import MANIFEST_NAME, read_manifest
 from parfit.errors import InputError, InputTypeError, OutputExistsError, OutputLockedError
+from parfit.inspect import summarize
 from parfit.models import Gaussian1D, Gaussian2D
-
-from _slow_model import HangingGaussian
 
 X = np.linspace(-5.0, 5.0, 40)
 
@@ -79,8 +78,10 @@ def fit(data=None, **kwargs):
 def snapshot(folder):
     """Every file under ``folder`` with its size and modification time."""
     folder = Path(folder)
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -98,8 +99,10 @@ def test_refused_diagnostics_path_leaves_the_earlier_store_untouched(store, tmp_
     path, before = store
     not_a_folder = tmp_path / "f.txt"
     not_a_folder.write_text("mine")
-    with pytest.raises(InputError, match=re.escape(
-            f"diagnostics_path {str(not_a_folder)!r} exists and is not a directory")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"diagnostics_path {str(not_a_folder)!r} exists and is not a directory"),
+    ):
         fit(output=path, overwrite=True, diagnostics="error", diagnostics_path=not_a_folder)
     assert snapshot(path) == before
     assert not_a_folder.read_text() == "mine"
@@ -108,8 +111,9 @@ def test_refused_diagnostics_path_leaves_the_earlier_store_untouched(store, tmp_
 @pytest.mark.parametrize("value", ["false", 1, None, [True]])
 def test_overwrite_must_be_a_bool_and_a_string_never_replaces(store, value):
     path, before = store
-    with pytest.raises(InputTypeError,
-                       match=re.escape(f"overwrite must be True or False; got {value!r}")):
+    with pytest.raises(
+        InputTypeError, match=re.escape(f"overwrite must be True or False; got {value!r}")
+    ):
         fit(output=path, overwrite=value)
     assert snapshot(path) == before
 
@@ -128,16 +132,22 @@ def test_numpy_bool_is_a_bool(store):
 
 def test_empty_diagnostics_path_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "diagnostics_path is empty; give the folder to write the per-fit folders to "
-            "(use '.' for the current directory)")):
+            "(use '.' for the current directory)"
+        ),
+    ):
         fit(diagnostics="all", diagnostics_path="")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_diagnostics_path_of_the_wrong_type_is_refused():
-    with pytest.raises(InputTypeError, match=re.escape(
-            "diagnostics_path must be a folder path (str or os.PathLike); got int")):
+    with pytest.raises(
+        InputTypeError,
+        match=re.escape("diagnostics_path must be a folder path (str or os.PathLike); got int"),
+    ):
         fit(diagnostics="all", diagnostics_path=3)
 
 
@@ -145,19 +155,27 @@ def test_diagnostics_path_below_a_file_is_refused_before_fitting(tmp_path):
     blocker = tmp_path / "f.txt"
     blocker.write_text("x")
     target = blocker / "diag"
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             f"diagnostics_path {str(target)!r} cannot be created: {str(blocker)!r} is not a "
-            f"directory")):
+            f"directory"
+        ),
+    ):
         fit(diagnostics="all", diagnostics_path=target, output=tmp_path / "maps.zarr")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]   # no store made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]  # no store made
 
 
 @pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs a read-only /sys")
 def test_unwritable_diagnostics_path_is_refused_before_fitting(tmp_path):
     target = Path("/sys/kernel/parfit-diagnostics")
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             f"diagnostics_path {str(target)!r} cannot be created: '/sys/kernel' is not "
-            f"writable; choose a folder you can write to")):
+            f"writable; choose a folder you can write to"
+        ),
+    ):
         fit(diagnostics="all", diagnostics_path=target, output=tmp_path / "maps.zarr")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
@@ -168,9 +186,13 @@ def test_a_manifest_the_user_wrote_is_never_replaced(tmp_path):
     folder.mkdir()
     (folder / MANIFEST_NAME).write_text("name,notes\nmine,keep me\n")
     for overwrite in (False, True):
-        with pytest.raises(OutputExistsError, match=re.escape(
+        with pytest.raises(
+            OutputExistsError,
+            match=re.escape(
                 f"diagnostics_path {str(folder)!r} holds a {MANIFEST_NAME} that parfit did not "
-                f"write; parfit never replaces files it did not create")):
+                f"write; parfit never replaces files it did not create"
+            ),
+        ):
             fit(diagnostics="all", diagnostics_path=folder, overwrite=overwrite)
     assert (folder / MANIFEST_NAME).read_text() == "name,notes\nmine,keep me\n"
 
@@ -214,13 +236,18 @@ def test_a_locked_diagnostics_folder_is_refused_naming_the_holder(tmp_path):
 def test_a_stale_diagnostics_lock_is_taken_over_with_a_warning(tmp_path):
     folder = tmp_path / "diag"
     folder.mkdir()
-    dead = dict(host=socket.gethostname(), pid=2 ** 22 + 12345, run_id="dead-run",
-                created="2026-01-01T00:00:00", what="diagnostics_path")
+    dead = dict(
+        host=socket.gethostname(),
+        pid=2**22 + 12345,
+        run_id="dead-run",
+        created="2026-01-01T00:00:00",
+        what="diagnostics_path",
+    )
     (folder / _lock.LOCK_NAME).write_text(json.dumps(dead))
     with pytest.warns(parfit.errors.StaleLockWarning, match="dead-run"):
         result = fit(diagnostics="all", diagnostics_path=folder)
     assert result.success.all()
-    assert _lock.holder(folder) is None          # released at the end of the run
+    assert _lock.holder(folder) is None  # released at the end of the run
     assert len(read_manifest(folder)) == 12
 
 
@@ -264,8 +291,9 @@ def test_one_spectrum_gives_0d_maps_everywhere(single):
     for array in (result.statistic, result.status, result.nfev, result.flags):
         assert array.shape == ()
     assert result.status == parfit.Status.OK
-    np.testing.assert_allclose([result.parameters[n] for n in ("amplitude", "mean", "stddev")],
-                               [3.0, 0.2, 0.8], rtol=1e-9)
+    np.testing.assert_allclose(
+        [result.parameters[n] for n in ("amplitude", "mean", "stddev")], [3.0, 0.2, 0.8], rtol=1e-9
+    )
     assert result.model.amplitude.value == pytest.approx(3.0)
 
 
@@ -299,8 +327,13 @@ def test_one_spectrum_diagnostics_folder_is_named_fit(single, tmp_path):
 def test_a_2d_model_over_one_image_gives_0d_maps():
     yy, xx = np.mgrid[0:20, 0:25].astype(float)
     image = 5.0 * np.exp(-0.5 * (((xx - 12.0) / 3.0) ** 2 + ((yy - 9.0) / 2.0) ** 2))
-    result = parfit.parallel_fit(Gaussian2D(4.0, 11.0, 10.0, 2.5, 2.5), image, world=(xx, yy),
-                                 fitting_axes=(1, 0), scheduler="synchronous")
+    result = parfit.parallel_fit(
+        Gaussian2D(4.0, 11.0, 10.0, 2.5, 2.5),
+        image,
+        world=(xx, yy),
+        fitting_axes=(1, 0),
+        scheduler="synchronous",
+    )
     assert result.status.shape == () and result.status == parfit.Status.OK
     assert result.parameters["x_mean"].shape == ()
     assert float(result.parameters["x_mean"]) == pytest.approx(12.0)
@@ -324,14 +357,21 @@ def hanging_fit(scheduler, fit_timeout=1.0, **kwargs):
     """
     data, _ = cube(ny=4, nx=6, seed=3)
     if not _WARM:
-        parfit.parallel_fit(HangingGaussian(2.0, 0.0, 1.0), data, world=(X,), chunk_n_max=6,
-                            scheduler="synchronous")
+        parfit.parallel_fit(
+            HangingGaussian(2.0, 0.0, 1.0), data, world=(X,), chunk_n_max=6, scheduler="synchronous"
+        )
         _WARM.append(True)
     amplitude = np.full((4, 6), 2.0)
-    amplitude[1, 4] = 13.0           # the block holding this fit hangs
-    return parfit.parallel_fit(HangingGaussian(amplitude, 0.0, 1.0), data, world=(X,),
-                               chunk_n_max=6, scheduler=scheduler, fit_timeout=fit_timeout,
-                               **kwargs)
+    amplitude[1, 4] = 13.0  # the block holding this fit hangs
+    return parfit.parallel_fit(
+        HangingGaussian(amplitude, 0.0, 1.0),
+        data,
+        world=(X,),
+        chunk_n_max=6,
+        scheduler=scheduler,
+        fit_timeout=fit_timeout,
+        **kwargs,
+    )
 
 
 def expected_timeout_status():
@@ -340,8 +380,9 @@ def expected_timeout_status():
     return status
 
 
-@pytest.mark.parametrize("scheduler", ["synchronous", "threads",
-                                       pytest.param("processes", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "scheduler", ["synchronous", "threads", pytest.param("processes", marks=pytest.mark.slow)]
+)
 def test_a_hanging_model_times_out_and_the_run_goes_on(scheduler):
     result = hanging_fit(scheduler, fit_timeout=1.0 if scheduler != "processes" else 10.0)
     np.testing.assert_array_equal(result.status, expected_timeout_status())
@@ -353,9 +394,16 @@ def test_a_hanging_model_times_out_and_the_run_goes_on(scheduler):
 @pytest.mark.slow
 def test_a_hanging_model_times_out_on_a_distributed_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         result = hanging_fit(client, fit_timeout=10.0, output=tmp_path / "maps.zarr")
     np.testing.assert_array_equal(result.status, expected_timeout_status())
 
@@ -381,17 +429,28 @@ def test_an_abandoned_thread_is_stopped():
 
 def test_a_model_that_hangs_at_the_shared_start_is_refused_before_dispatch():
     data, _ = cube()
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "model.evaluate did not return within fit_timeout=0.5 s at the starting values, "
-            "so every fit would hang; check the model")):
-        parfit.parallel_fit(HangingGaussian(13.0, 0.0, 1.0), data, world=(X,),
-                            scheduler="synchronous", fit_timeout=0.5)
+            "so every fit would hang; check the model"
+        ),
+    ):
+        parfit.parallel_fit(
+            HangingGaussian(13.0, 0.0, 1.0),
+            data,
+            world=(X,),
+            scheduler="synchronous",
+            fit_timeout=0.5,
+        )
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "5", True])
 def test_fit_timeout_must_be_a_positive_number(value):
-    with pytest.raises(InputError, match=re.escape(
-            f"fit_timeout must be None or a positive number of seconds; got {value!r}")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"fit_timeout must be None or a positive number of seconds; got {value!r}"),
+    ):
         fit(fit_timeout=value)
 
 
@@ -405,13 +464,16 @@ def test_fit_timeout_accepts_numpy_numbers():
 
 def test_a_closed_client_is_refused_before_dispatch():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    )
     client = distributed.Client(cluster)
     client.close()
     cluster.close()
-    with pytest.raises(InputError, match=re.escape(
-            "is closed; pass a running Client, or scheduler=None for dask's default")):
+    with pytest.raises(
+        InputError,
+        match=re.escape("is closed; pass a running Client, or scheduler=None for dask's default"),
+    ):
         fit(scheduler=client)
 
 
@@ -429,18 +491,25 @@ def test_two_runs_on_one_output_cannot_both_proceed(tmp_path):
 
     def first():
         outcome["first"] = parfit.parallel_fit(
-            SlowGaussian(2.0, 0.0, 1.0), first_cube, world=(X,), output=store,
-            chunk_n_max=6, scheduler="synchronous")
+            SlowGaussian(2.0, 0.0, 1.0),
+            first_cube,
+            world=(X,),
+            output=store,
+            chunk_n_max=6,
+            scheduler="synchronous",
+        )
 
     thread = threading.Thread(target=first)
     thread.start()
     try:
-        for _ in range(400):                      # wait until the first run holds the store
+        for _ in range(400):  # wait until the first run holds the store
             if Path(lock_file(store)).exists() and (store / "zarr.json").exists():
                 break
             threading.Event().wait(0.01)
-        with pytest.raises(OutputLockedError, match=re.escape(
-                f"output {str(store)!r} is in use by another parfit run (run ")):
+        with pytest.raises(
+            OutputLockedError,
+            match=re.escape(f"output {str(store)!r} is in use by another parfit run (run "),
+        ):
             fit(cube(ny=4, nx=6, seed=6)[0], output=store, overwrite=True)
         with pytest.raises(OutputLockedError):
             fit(first_cube, output=store, resume=True)
@@ -510,8 +579,12 @@ def test_timed_out_blocks_are_not_recorded_and_a_resume_fits_them(tmp_path):
 def test_diagnostics_inside_the_output_store_is_refused(tmp_path, inside):
     store = tmp_path / "maps.zarr"
     folder = store / inside if inside else store
-    with pytest.raises(InputError, match=re.escape(
-            f"diagnostics_path {str(folder)!r} is inside the output store {str(store)!r}")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            f"diagnostics_path {str(folder)!r} is inside the output store {str(store)!r}"
+        ),
+    ):
         fit(output=store, diagnostics="all", diagnostics_path=folder)
     assert list(tmp_path.iterdir()) == []
 
@@ -525,10 +598,16 @@ def test_inputs_are_never_modified_even_when_a_block_times_out():
     amplitude[1, 4] = 13.0
     amplitude.setflags(write=False)
     copies = data.copy(), weights.copy(), amplitude.copy()
-    hanging_fit("threads")            # warm
-    result = parfit.parallel_fit(HangingGaussian(amplitude, 0.0, 1.0), data, world=(X,),
-                                 weights=weights, chunk_n_max=6, scheduler="threads",
-                                 fit_timeout=1.0)
+    hanging_fit("threads")  # warm
+    result = parfit.parallel_fit(
+        HangingGaussian(amplitude, 0.0, 1.0),
+        data,
+        world=(X,),
+        weights=weights,
+        chunk_n_max=6,
+        scheduler="threads",
+        fit_timeout=1.0,
+    )
     np.testing.assert_array_equal(result.status, expected_timeout_status())
     for before, after in zip(copies, (data, weights, amplitude)):
         np.testing.assert_array_equal(before, after)
@@ -567,7 +646,7 @@ def config_folder(tmp_path):
     data = gaussian_cube((30, 3, 4), seed=4)
     data.to_fits(tmp_path / "cube.fits")
     sigma = np.full(data.data.shape, 0.05)
-    sigma[10, 1, 2] = 0.0                      # a sample claimed to be exact
+    sigma[10, 1, 2] = 0.0  # a sample claimed to be exact
     fits.writeto(tmp_path / "sigma.fits", sigma)
     (tmp_path / "fit.yaml").write_text(CONFIG)
     return tmp_path
@@ -601,8 +680,7 @@ def test_config_fit_timeout_must_be_a_positive_number(value):
     from parfit.errors import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape("run.fit_timeout")):
-        parse_config(CONFIG.replace("fit_timeout: 120", f"fit_timeout: {value}"),
-                     check_files=False)
+        parse_config(CONFIG.replace("fit_timeout: 120", f"fit_timeout: {value}"), check_files=False)
 
 
 def test_config_zero_uncertainty_is_left_out_with_a_warning(config_folder):
@@ -629,8 +707,10 @@ def test_model_yaml_refuses_aliases_so_no_billion_laughs():
 
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, 9)]
-    with pytest.raises(ModelError, match=re.escape(
-            "model YAML may not use aliases (*a0 at line 2); write the values out")):
+    with pytest.raises(
+        ModelError,
+        match=re.escape("model YAML may not use aliases (*a0 at line 2); write the values out"),
+    ):
         from_yaml("\n".join(lines) + "\n")
 
 

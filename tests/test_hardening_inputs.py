@@ -11,8 +11,13 @@ import dask.array as da
 import numpy as np
 import pytest
 from astropy import units as u
-from astropy.nddata import (InverseVariance, NDData, StdDevUncertainty, UnknownUncertainty,
-                            VarianceUncertainty)
+from astropy.nddata import (
+    InverseVariance,
+    NDData,
+    StdDevUncertainty,
+    UnknownUncertainty,
+    VarianceUncertainty,
+)
 
 import parfit
 from parfit.errors import InputError, InputTypeError
@@ -40,14 +45,12 @@ def readonly(arr):
 
 def fit(data, **kwargs):
     kwargs.setdefault("world", (X,))
-    return parfit.parallel_fit(Gaussian1D(1.0, 0.0, 1.0), data, scheduler="synchronous",
-                               **kwargs)
+    return parfit.parallel_fit(Gaussian1D(1.0, 0.0, 1.0), data, scheduler="synchronous", **kwargs)
 
 
 def assert_truth(result, where=(slice(None),) * 2):
     assert np.all(result.status[where] == Status.OK)
-    np.testing.assert_allclose(result.parameters["amplitude"][where], AMPLITUDE[where],
-                               rtol=1e-6)
+    np.testing.assert_allclose(result.parameters["amplitude"][where], AMPLITUDE[where], rtol=1e-6)
     np.testing.assert_allclose(result.parameters["mean"][where], MEAN, atol=1e-6)
     np.testing.assert_allclose(result.parameters["stddev"][where], STDDEV, rtol=1e-6)
 
@@ -110,8 +113,9 @@ def test_masked_weights_and_masked_mask():
 
 def test_dask_array_of_masked_chunks():
     data, bad = spiked()
-    cube = da.ma.masked_array(da.from_array(data, chunks=(31, 1, 3)),
-                              mask=da.from_array(bad, chunks=(31, 1, 3)))
+    cube = da.ma.masked_array(
+        da.from_array(data, chunks=(31, 1, 3)), mask=da.from_array(bad, chunks=(31, 1, 3))
+    )
     assert_truth(fit(cube))
 
 
@@ -127,17 +131,19 @@ def test_astropy_masked_quantity():
 def test_nddata_mask_unions_with_mask_and_nan_data():
     data, bad = spiked()
     data = np.array(data)
-    data[5:8, 1, 1] = np.nan                # NaN data: left out of pixel (1, 1)
-    data[:, 0, 2] = np.inf                  # all inf: nothing left in pixel (0, 2)
+    data[5:8, 1, 1] = np.nan  # NaN data: left out of pixel (1, 1)
+    data[:, 0, 2] = np.inf  # all inf: nothing left in pixel (0, 2)
     nd_mask = np.zeros((31, 2, 3), dtype=bool)
-    nd_mask[:, 0, 1] = True                 # NDData's mask blanks pixel (0, 1)
-    nd_mask |= bad                          # and covers the spikes of pixel (0, 0)
+    nd_mask[:, 0, 1] = True  # NDData's mask blanks pixel (0, 1)
+    nd_mask |= bad  # and covers the spikes of pixel (0, 0)
     arg_mask = np.zeros((31, 2, 3), dtype=bool)
-    arg_mask[:, 1, 0] = True                # mask= blanks pixel (1, 0)
+    arg_mask[:, 1, 0] = True  # mask= blanks pixel (1, 0)
     nd = NDData(readonly(data), mask=readonly(nd_mask))
     result = fit(nd, mask=readonly(arg_mask))
-    assert result.status.tolist() == [[Status.OK, Status.NO_VALID_DATA, Status.NO_VALID_DATA],
-                                      [Status.NO_VALID_DATA, Status.OK, Status.OK]]
+    assert result.status.tolist() == [
+        [Status.OK, Status.NO_VALID_DATA, Status.NO_VALID_DATA],
+        [Status.NO_VALID_DATA, Status.OK, Status.OK],
+    ]
     assert_truth(result, result.status == Status.OK)
     # A masked array inside an NDData keeps its mask when the NDData has none.
     spikes, _ = spiked()
@@ -146,18 +152,21 @@ def test_nddata_mask_unions_with_mask_and_nan_data():
 
 def test_integer_masks_nonzero_leaves_out_and_float_masks_are_refused():
     data, bad = spiked()
-    mask = np.where(bad, 2, 0).astype(np.int16)   # any nonzero value leaves the sample out
+    mask = np.where(bad, 2, 0).astype(np.int16)  # any nonzero value leaves the sample out
     mask[:, 1, 1] = 1
     result = fit(data, mask=readonly(mask))
     assert result.status[1, 1] == Status.NO_VALID_DATA
     assert_truth(result, result.status == Status.OK)
     assert (result.status == Status.OK).sum() == 5
-    with pytest.raises(InputTypeError, match=re.escape(
+    with pytest.raises(
+        InputTypeError,
+        match=re.escape(
             "mask must have a boolean dtype (True = leave the sample out) or an integer one "
-            "(nonzero = leave the sample out); got dtype float64")):
+            "(nonzero = leave the sample out); got dtype float64"
+        ),
+    ):
         fit(data, mask=bad.astype(float))
-    with pytest.raises(InputTypeError, match=re.escape(
-            "data.mask must have a boolean dtype")):
+    with pytest.raises(InputTypeError, match=re.escape("data.mask must have a boolean dtype")):
         fit(NDData(data, mask=bad.astype(float)))
 
 
@@ -184,16 +193,24 @@ def test_zero_and_nan_weights_leave_samples_out_negative_infinite_boolean_refuse
     weights[14:16, 0, 0] = np.nan
     assert_truth(fit(data, weights=readonly(weights)))
     weights[14:16, 0, 0] = np.inf
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "weights has 2 infinite value(s): an infinite weight (zero uncertainty) claims a "
-            "sample is exact, which a least-squares fit cannot weigh")):
+            "sample is exact, which a least-squares fit cannot weigh"
+        ),
+    ):
         fit(data, weights=weights)
     weights[14:16, 0, 0] = -1.0
     with pytest.raises(InputError, match=re.escape("weights has 2 negative value(s)")):
         fit(data, weights=weights)
-    with pytest.raises(InputTypeError, match=re.escape(
+    with pytest.raises(
+        InputTypeError,
+        match=re.escape(
             "weights has boolean dtype; weights are numbers (1/sigma). To leave samples out, "
-            "pass mask=")):
+            "pass mask="
+        ),
+    ):
         fit(data, weights=~bad)
 
 
@@ -213,16 +230,22 @@ def test_weight_warnings_name_the_samples_left_out_per_fit():
     rows = np.array([[1.0, np.inf, np.inf, 1.0], [1.0, 0.0, np.nan, 2.0], [-1.0, 1.0, 1.0, 1.0]])
     assert weight_warnings(readonly(rows)) == {
         0: "2 sample(s) with an infinite weight (zero uncertainty) left out: a sample claimed "
-           "to be exact cannot be weighed by a least-squares fit",
+        "to be exact cannot be weighed by a least-squares fit",
         2: "1 sample(s) with a negative weight left out: weights are 1/sigma and must be >= 0",
     }
 
 
-@pytest.mark.parametrize("uncertainty, message", [
-    (StdDevUncertainty, "data.uncertainty (StdDevUncertainty) has 4 zero value(s): a sample "
-                        "with zero uncertainty claims to be exact"),
-    (VarianceUncertainty, "data.uncertainty (VarianceUncertainty) has 4 zero value(s)"),
-])
+@pytest.mark.parametrize(
+    "uncertainty, message",
+    [
+        (
+            StdDevUncertainty,
+            "data.uncertainty (StdDevUncertainty) has 4 zero value(s): a sample "
+            "with zero uncertainty claims to be exact",
+        ),
+        (VarianceUncertainty, "data.uncertainty (VarianceUncertainty) has 4 zero value(s)"),
+    ],
+)
 def test_zero_uncertainty_in_memory_is_refused(uncertainty, message):
     data, bad = spiked()
     sigma = np.where(bad, 0.0, 0.1)
@@ -233,21 +256,34 @@ def test_zero_uncertainty_in_memory_is_refused(uncertainty, message):
 def test_infinite_inverse_variance_refused_negative_uncertainties_refused():
     data, bad = spiked()
     ivar = np.where(bad, np.inf, 100.0)
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "data.uncertainty (InverseVariance) has 4 infinite value(s): a sample with zero "
-            "uncertainty claims to be exact")):
+            "uncertainty claims to be exact"
+        ),
+    ):
         fit(NDData(data, uncertainty=InverseVariance(ivar)))
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "data.uncertainty (VarianceUncertainty) has 4 negative value(s); uncertainties "
-            "must be >= 0")):
+            "must be >= 0"
+        ),
+    ):
         fit(NDData(data, uncertainty=VarianceUncertainty(np.where(bad, -1.0, 0.01))))
     # Given as weights=, the refusal names weights.
-    with pytest.raises(InputError, match=re.escape(
-            "weights (StdDevUncertainty) has 4 negative value(s)")):
+    with pytest.raises(
+        InputError, match=re.escape("weights (StdDevUncertainty) has 4 negative value(s)")
+    ):
         fit(data, weights=StdDevUncertainty(np.where(bad, -0.1, 0.1)))
-    with pytest.raises(InputTypeError, match=re.escape(
+    with pytest.raises(
+        InputTypeError,
+        match=re.escape(
             "data.uncertainty is a UnknownUncertainty, which cannot be converted to standard "
-            "deviations")):
+            "deviations"
+        ),
+    ):
         fit(NDData(data, uncertainty=UnknownUncertainty(np.ones(data.shape))))
 
 
@@ -269,19 +305,22 @@ def test_uncertainty_kinds_and_units_give_the_same_fit():
     ref = fit(NDData(data, unit="K", uncertainty=StdDevUncertainty(sigma)), **kw)
     assert (ref.status == Status.OK).all()
     same = [
-        NDData(data, unit="K", uncertainty=VarianceUncertainty(sigma ** 2)),
-        NDData(data, unit="K", uncertainty=InverseVariance(1 / sigma ** 2)),
+        NDData(data, unit="K", uncertainty=VarianceUncertainty(sigma**2)),
+        NDData(data, unit="K", uncertainty=InverseVariance(1 / sigma**2)),
         NDData(data, unit="K", uncertainty=StdDevUncertainty(1000 * sigma * u.mK)),
     ]
     for nd in same:
         result = fit(nd, **kw)
         for name in ref.param_names:
-            np.testing.assert_allclose(result.parameters[name], ref.parameters[name],
-                                       rtol=1e-9)
+            np.testing.assert_allclose(result.parameters[name], ref.parameters[name], rtol=1e-9)
             np.testing.assert_allclose(result.errors[name], ref.errors[name], rtol=1e-9)
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "weights (StdDevUncertainty) has unit km / s, which cannot be converted to K (the "
-            "data unit K to the power 1)")):
+            "data unit K to the power 1)"
+        ),
+    ):
         fit(data * u.K, weights=StdDevUncertainty(sigma * u.km / u.s))
 
 
@@ -301,38 +340,53 @@ def test_nddata_in_another_unit_than_data_unit_is_converted():
     rng = np.random.default_rng(5)
     kelvin = make_cube() + rng.normal(0.0, 0.1, (31, 2, 3))
     exact = dict(fitter=parfit.fitters.BatchedFitter(scale_covariance=False))
-    ref = fit(kelvin, weights=np.full(kelvin.shape, 10.0), **exact)     # 1/sigma in 1/K
+    ref = fit(kelvin, weights=np.full(kelvin.shape, 10.0), **exact)  # 1/sigma in 1/K
     # The same cube as an NDData in mK, with its uncertainty in mK, fitted in K.
-    nd = NDData(readonly(kelvin * 1000), unit="mK",
-                uncertainty=StdDevUncertainty(np.full(kelvin.shape, 100.0)))
+    nd = NDData(
+        readonly(kelvin * 1000),
+        unit="mK",
+        uncertainty=StdDevUncertainty(np.full(kelvin.shape, 100.0)),
+    )
     result = fit(nd, data_unit="K", **exact)
     for name in ref.param_names:
         np.testing.assert_allclose(result.parameters[name], ref.parameters[name], rtol=1e-9)
         np.testing.assert_allclose(result.errors[name], ref.errors[name], rtol=1e-9)
-    with pytest.raises(InputError, match=re.escape(
-            "data is an NDData in mK, which cannot be converted to data_unit=km / s")):
+    with pytest.raises(
+        InputError,
+        match=re.escape("data is an NDData in mK, which cannot be converted to data_unit=km / s"),
+    ):
         fit(nd, data_unit="km/s")
 
 
 def test_quantity_weights_are_converted_to_the_inverse_data_unit():
     rng = np.random.default_rng(3)
     data = (make_cube() + rng.normal(0.0, 0.1, (31, 2, 3))) * u.K
-    ref = fit(data, weights=np.full((31, 2, 3), 10.0),
-              fitter=parfit.fitters.BatchedFitter(scale_covariance=False))
-    result = fit(data, weights=np.full((31, 2, 3), 0.01) / u.mK,
-                 fitter=parfit.fitters.BatchedFitter(scale_covariance=False))
+    ref = fit(
+        data,
+        weights=np.full((31, 2, 3), 10.0),
+        fitter=parfit.fitters.BatchedFitter(scale_covariance=False),
+    )
+    result = fit(
+        data,
+        weights=np.full((31, 2, 3), 0.01) / u.mK,
+        fitter=parfit.fitters.BatchedFitter(scale_covariance=False),
+    )
     for name in ref.param_names:
         np.testing.assert_allclose(result.errors[name], ref.errors[name], rtol=1e-9)
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "weights has unit 1 / s, which cannot be converted to 1 / K: weights are 1/sigma "
-            "in the inverse unit of the data (K)")):
+            "in the inverse unit of the data (K)"
+        ),
+    ):
         fit(data, weights=np.ones((31, 2, 3)) / u.s)
 
 
 # --- units ----------------------------------------------------------------------------
 
 F0 = 115.27 * u.GHz
-VELOCITY = np.linspace(-50.0, 50.0, 61)        # km/s
+VELOCITY = np.linspace(-50.0, 50.0, 61)  # km/s
 LINE = dict(amplitude=3.0, mean=5.0, stddev=8.0)
 
 
@@ -346,18 +400,23 @@ def frequency_cube():
 def test_velocity_model_on_frequency_world_with_doppler_equivalency():
     freq, cube = frequency_cube()
     start = Gaussian1D(1.0 * u.K, 0.0 * u.km / u.s, 5.0 * u.km / u.s)
-    result = parfit.parallel_fit(start, cube, world=(freq,), scheduler="synchronous",
-                                 equivalencies=u.doppler_radio(F0))
+    result = parfit.parallel_fit(
+        start, cube, world=(freq,), scheduler="synchronous", equivalencies=u.doppler_radio(F0)
+    )
     assert (result.status == Status.OK).all()
     assert result.units == {"amplitude": u.K, "mean": u.km / u.s, "stddev": u.km / u.s}
     for name, truth in LINE.items():
         np.testing.assert_allclose(result.parameters[name], truth, rtol=1e-6)
     assert result.model.stddev.unit == u.km / u.s
     # Without the equivalency the refusal says what to do.
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             "world[0] is in GHz, which cannot be converted to km / s, the unit of the model's "
             "parameter 'mean'; give world[0] in a unit convertible to km / s, or pass "
-            "equivalencies=")):
+            "equivalencies="
+        ),
+    ):
         parfit.parallel_fit(start, cube, world=(freq,), scheduler="synchronous")
 
 
@@ -366,12 +425,13 @@ def test_width_converts_as_a_difference_around_its_centre():
     # width and its default bound (stddev > 0) convert as differences.
     freq, cube = frequency_cube()
     start = Gaussian1D(1.0 * u.K, 115.2685 * u.GHz, 5.0 * u.km / u.s)
-    result = parfit.parallel_fit(start, cube, world=(freq,), scheduler="synchronous",
-                                 equivalencies=u.doppler_radio(F0))
+    result = parfit.parallel_fit(
+        start, cube, world=(freq,), scheduler="synchronous", equivalencies=u.doppler_radio(F0)
+    )
     assert (result.status == Status.OK).all()
     assert result.units["mean"] == u.GHz and result.units["stddev"] == u.GHz
     mean_ghz = (LINE["mean"] * u.km / u.s).to_value(u.GHz, equivalencies=u.doppler_radio(F0))
-    stddev_ghz = LINE["stddev"] / 299792.458 * F0.value     # radio: linear in velocity
+    stddev_ghz = LINE["stddev"] / 299792.458 * F0.value  # radio: linear in velocity
     np.testing.assert_allclose(result.parameters["mean"], mean_ghz, rtol=1e-9)
     np.testing.assert_allclose(result.parameters["stddev"], stddev_ghz, rtol=1e-6)
 
@@ -380,8 +440,8 @@ def test_prepare_units_fits_data_in_the_models_amplitude_unit():
     from parfit.io import normalise_cube, normalise_world
     from parfit.units import prepare_units
 
-    data = readonly(make_cube() * 1000)                        # mK
-    weights = readonly(np.full(data.shape, 0.01))              # 1/mK
+    data = readonly(make_cube() * 1000)  # mK
+    weights = readonly(np.full(data.shape, 0.01))  # 1/mK
     cube = normalise_cube(data * u.mK, weights=weights)
     world = normalise_world((X * u.km / u.s,), cube, (0,))
     start = Gaussian1D(1.0 * u.K, 0.0 * u.km / u.s, 1.0 * u.km / u.s)
@@ -399,8 +459,9 @@ def test_prepare_units_fits_data_in_the_models_amplitude_unit():
 
 def test_millikelvin_data_with_a_kelvin_model_gives_maps_in_kelvin():
     start = Gaussian1D(1.0 * u.K, 0.0 * u.km / u.s, 1.0 * u.km / u.s)
-    result = parfit.parallel_fit(start, make_cube() * 1000 * u.mK, world=(X * u.km / u.s,),
-                                 scheduler="synchronous")
+    result = parfit.parallel_fit(
+        start, make_cube() * 1000 * u.mK, world=(X * u.km / u.s,), scheduler="synchronous"
+    )
     assert result.units["amplitude"] == u.K
     np.testing.assert_allclose(result.parameters["amplitude"], AMPLITUDE, rtol=1e-6)
     np.testing.assert_allclose(result.model.amplitude.value, AMPLITUDE, rtol=1e-6)
@@ -409,11 +470,16 @@ def test_millikelvin_data_with_a_kelvin_model_gives_maps_in_kelvin():
 def test_lazy_infinite_weights_warn_the_fits_they_touch(tmp_path):
     weights = np.ones((31, 2, 3))
     weights[12:14, 0, 0] = np.inf
-    result = fit(make_cube(), weights=da.from_array(weights, chunks=(31, 1, 1)),
-                 diagnostics="error+warn", diagnostics_path=tmp_path / "diag")
+    result = fit(
+        make_cube(),
+        weights=da.from_array(weights, chunks=(31, 1, 1)),
+        diagnostics="error+warn",
+        diagnostics_path=tmp_path / "diag",
+    )
     assert result.status[0, 0] == Status.OK
     folders = sorted(p.name for p in (tmp_path / "diag").iterdir() if p.is_dir())
     assert folders == ["0_0"]
     assert (tmp_path / "diag" / "0_0" / "warn.log").read_text() == (
         "2 sample(s) with an infinite weight (zero uncertainty) left out: a sample claimed to "
-        "be exact cannot be weighed by a least-squares fit\n")
+        "be exact cannot be weighed by a least-squares fit\n"
+    )

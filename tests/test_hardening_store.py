@@ -26,8 +26,13 @@ def _dead_pid():
 
 
 def _plant(directory, *, lock_file=None, **info):
-    base = dict(host=socket.gethostname(), pid=os.getpid(), run_id="other",
-                created="2026-11-28T20:31:00", what="x")
+    base = dict(
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        run_id="other",
+        created="2026-11-28T20:31:00",
+        what="x",
+    )
     base.update(info)
     (lock_file or directory / _lock.LOCK_NAME).write_text(json.dumps(base))
 
@@ -43,16 +48,22 @@ def _store_holder(path):
 
 # --- the lock ---------------------------------------------------------------------------
 
+
 def test_lock_second_acquire_refused_naming_holder(tmp_path):
     with _lock.acquire(tmp_path, run_id="run1", what="output 'm.zarr'") as lock:
         assert lock.held()
         info = _lock.holder(tmp_path)
         assert (info["run_id"], info["pid"], info["host"]) == (
-            "run1", os.getpid(), socket.gethostname())
-        expected = (f"output 'm.zarr' is in use by another parfit run (run run1, pid "
-                    f"{os.getpid()} on host {socket.gethostname()}, since {info['created']}); "
-                    f"wait for it to finish, or remove {tmp_path / _lock.LOCK_NAME} if that "
-                    f"run is gone")
+            "run1",
+            os.getpid(),
+            socket.gethostname(),
+        )
+        expected = (
+            f"output 'm.zarr' is in use by another parfit run (run run1, pid "
+            f"{os.getpid()} on host {socket.gethostname()}, since {info['created']}); "
+            f"wait for it to finish, or remove {tmp_path / _lock.LOCK_NAME} if that "
+            f"run is gone"
+        )
         with pytest.raises(OutputLockedError, match=re.escape(expected)):
             _lock.acquire(tmp_path, run_id="run2", what="output 'm.zarr'")
         with pytest.raises(OutputLockedError, match=re.escape(expected)):
@@ -102,8 +113,10 @@ def test_lock_check_held(tmp_path):
         _lock.check_held(tmp_path, "run1", what="output 'm.zarr'")
     with _lock.acquire(tmp_path, run_id="run1"):
         _lock.check_held(tmp_path, "run1")
-        with pytest.raises(OutputLockedError, match=re.escape(
-                "is no longer locked by run run2 but by another parfit run (run run1")):
+        with pytest.raises(
+            OutputLockedError,
+            match=re.escape("is no longer locked by run run2 but by another parfit run (run run1"),
+        ):
             _lock.check_held(tmp_path, "run2")
 
 
@@ -121,8 +134,11 @@ import logging  # noqa: E402
 import zarr  # noqa: E402
 
 import parfit  # noqa: E402
-from parfit import Status, output  # noqa: E402
-from parfit import _streaming  # noqa: E402
+from parfit import (  # noqa: E402
+    Status,
+    _streaming,  # noqa: E402
+    output,
+)
 from parfit.analysis import read_result  # noqa: E402
 from parfit.datasets import gaussian_cube  # noqa: E402
 from parfit.errors import InputError, InputTypeError, OutputExistsError  # noqa: E402
@@ -137,13 +153,17 @@ def cube():
 def fit(cube, data=None, **kwargs):
     kwargs.setdefault("scheduler", "synchronous")
     kwargs.setdefault("chunk_n_max", 6)
-    return parfit.parallel_fit(cube.model, cube.data if data is None else data,
-                               world=cube.world, **kwargs)
+    return parfit.parallel_fit(
+        cube.model, cube.data if data is None else data, world=cube.world, **kwargs
+    )
 
 
 def maps(result):
-    return {**{k: v.copy() for k, v in result.parameters.items()},
-            "status": result.status.copy(), "statistic": result.statistic.copy()}
+    return {
+        **{k: v.copy() for k, v in result.parameters.items()},
+        "status": result.status.copy(),
+        "statistic": result.statistic.copy(),
+    }
 
 
 def assert_same(result, expected):
@@ -154,8 +174,9 @@ def assert_same(result, expected):
 
 def tree(path):
     """Every file under ``path`` with its bytes (to show nothing changed)."""
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -163,8 +184,9 @@ def store(cube, tmp_path):
     """A complete store of 4 blocks of (1, 6) fits, and the maps of that run."""
     path = tmp_path / "maps.zarr"
     res = fit(cube, output=path)
-    assert output.block_grid((4, 6), tuple(res.meta and
-                                           zarr.open_group(str(path)).attrs["parfit"]["chunks"]))
+    assert output.block_grid(
+        (4, 6), tuple(res.meta and zarr.open_group(str(path)).attrs["parfit"]["chunks"])
+    )
     return path, maps(res)
 
 
@@ -189,8 +211,11 @@ def test_deleted_chunk_is_refitted_on_resume(cube, store, array, caplog):
     (path / array / "c" / "2" / "0").unlink()
     report = output.verify_store(path)
     assert report.damaged_blocks == [(2, 0)] and not report.ok
-    reason = ("its status chunk is missing" if array == "status"
-              else "6 fit(s) with status OK have no finite 'mean'")
+    reason = (
+        "its status chunk is missing"
+        if array == "status"
+        else "6 fit(s) with status OK have no finite 'mean'"
+    )
     assert reason in report.problems[0]
     with caplog.at_level(logging.WARNING, logger="parfit"):
         res = fit(cube, output=path, resume=True)
@@ -203,7 +228,7 @@ def test_deleted_chunk_is_refitted_on_resume(cube, store, array, caplog):
 
 def test_all_failed_block_without_parameter_chunks_is_not_damaged(cube, tmp_path):
     data = cube.data.copy()
-    data[:, 1, :] = np.nan                         # block (1, 0): every fit NO_VALID_DATA
+    data[:, 1, :] = np.nan  # block (1, 0): every fit NO_VALID_DATA
     path = tmp_path / "m.zarr"
     res = fit(cube, data, output=path)
     assert (res.status[1] == Status.NO_VALID_DATA).all()
@@ -232,15 +257,19 @@ def test_inspect_json_on_undecodable_chunk(store):
     s = summarize(path)
     assert s.damaged_blocks == [(0, 0)] and s.complete is False
     assert "cannot be decoded" in s.problems[0]
-    assert s.status_counts["NOT_RUN"] == 6       # the undecodable chunk reads as not run
+    assert s.status_counts["NOT_RUN"] == 6  # the undecodable chunk reads as not run
 
 
 def test_read_result_refuses_damaged_unless_allowed(store):
     path, expected = store
     (path / "mean" / "c" / "0" / "0").unlink()
-    with pytest.raises(StoreDamagedError, match=re.escape(
+    with pytest.raises(
+        StoreDamagedError,
+        match=re.escape(
             f"output {str(path)!r} is damaged (block(s) (0, 0)): block (0, 0): 6 fit(s) with "
-            f"status OK have no finite 'mean'")) as info:
+            f"status OK have no finite 'mean'"
+        ),
+    ) as info:
         read_result(path)
     assert info.value.damaged_blocks == [(0, 0)]
     with pytest.warns(RuntimeWarning, match=re.escape("is damaged (block(s) (0, 0))")):
@@ -248,8 +277,9 @@ def test_read_result_refuses_damaged_unless_allowed(store):
     assert res.meta["complete"] is False and res.meta["damaged_blocks"] == [(0, 0)]
     assert (res.status[0] == Status.NOT_RUN).all() and np.isnan(res.parameters["mean"][0]).all()
     np.testing.assert_array_equal(res.parameters["mean"][1:], expected["mean"][1:])
-    with pytest.raises(InputTypeError, match=re.escape(
-            "allow_damaged must be True or False; got 'yes'")):
+    with pytest.raises(
+        InputTypeError, match=re.escape("allow_damaged must be True or False; got 'yes'")
+    ):
         read_result(path, allow_damaged="yes")
 
 
@@ -258,8 +288,11 @@ def test_truncated_array_metadata_names_the_array(cube, store):
     meta = path / "stddev_error" / "zarr.json"
     meta.write_text(meta.read_text()[:40])
     fragment = f"the metadata of array 'stddev_error' ({str(meta)!r}) cannot be read"
-    for call in (lambda: read_result(path), lambda: summarize(path),
-                 lambda: fit(cube, output=path, resume=True)):
+    for call in (
+        lambda: read_result(path),
+        lambda: summarize(path),
+        lambda: fit(cube, output=path, resume=True),
+    ):
         with pytest.raises(StoreDamagedError, match=re.escape(fragment)):
             call()
     with pytest.raises(StoreDamagedError, match="cannot be read or resumed"):
@@ -280,9 +313,13 @@ def test_store_locked_by_live_run_is_refused_untouched(cube, store, monkeypatch)
     _plant_store(path, run_id="busy")  # our own pid: alive
     before = tree(path)
     for kwargs in (dict(overwrite=True), dict(resume=True)):
-        with pytest.raises(OutputLockedError, match=re.escape(
+        with pytest.raises(
+            OutputLockedError,
+            match=re.escape(
                 f"output {str(path)!r} is in use by another parfit run (run busy, pid "
-                f"{os.getpid()} on host {socket.gethostname()}, since 2026-11-28T20:31:00)")):
+                f"{os.getpid()} on host {socket.gethostname()}, since 2026-11-28T20:31:00)"
+            ),
+        ):
             fit(cube, output=path, **kwargs)
     assert tree(path) == before
 
@@ -302,7 +339,7 @@ def test_stale_store_lock_taken_over_with_warning(cube, store):
     with pytest.warns(StaleLockWarning, match=re.escape(f"(run dead, pid {pid} on host")):
         res = fit(cube, output=path, overwrite=True)
     assert_same(res, expected)
-    assert _store_holder(path) is None              # released when the run ended
+    assert _store_holder(path) is None  # released when the run ended
 
 
 class _Gate:
@@ -336,9 +373,14 @@ def test_two_concurrent_runs_cannot_both_proceed(cube, tmp_path):
 
     def first():
         try:
-            results["first"] = parfit.parallel_fit(_gated_model(), cube.data, world=cube.world,
-                                                   output=path, scheduler="synchronous",
-                                                   chunk_n_max=6)
+            results["first"] = parfit.parallel_fit(
+                _gated_model(),
+                cube.data,
+                world=cube.world,
+                output=path,
+                scheduler="synchronous",
+                chunk_n_max=6,
+            )
         except BaseException as exc:  # reported below
             results["first"] = exc
 
@@ -348,9 +390,13 @@ def test_two_concurrent_runs_cannot_both_proceed(cube, tmp_path):
         assert _Gate.started.wait(30)
         run_id = _store_holder(path)["run_id"]
         for kwargs in ({}, dict(overwrite=True), dict(resume=True)):
-            with pytest.raises(OutputLockedError, match=re.escape(
+            with pytest.raises(
+                OutputLockedError,
+                match=re.escape(
                     f"output {str(path)!r} is in use by another parfit run (run {run_id}, pid "
-                    f"{os.getpid()} on host {socket.gethostname()}")):
+                    f"{os.getpid()} on host {socket.gethostname()}"
+                ),
+            ):
                 fit(cube, output=path, **kwargs)
     finally:
         _Gate.release.set()
@@ -402,14 +448,31 @@ def _plan(cube, path, *, overwrite=False, resume=False, run_id="r1", data=None):
     from parfit.fitters import get_fitter
     from parfit.io import normalise_cube, normalise_world
 
-    norm = normalise_cube(cube.data if data is None else data, weights=None, mask=None,
-                          data_unit=None, world=cube.world)
+    norm = normalise_cube(
+        cube.data if data is None else data,
+        weights=None,
+        mask=None,
+        data_unit=None,
+        world=cube.world,
+    )
     world = normalise_world(norm.world, norm, (0,))
     res_names = ["amplitude", "mean", "stddev"]
     return _streaming._check_store(
-        str(path), overwrite=overwrite, resume=resume, cube=norm, fitting_axes=(0,),
-        iterating_axes=(1, 2), chunk_n_max=6, names=res_names, fit_model=cube.model,
-        fitter=get_fitter(None), fitter_kwargs={}, world=world, guess=False, run_id=run_id)
+        str(path),
+        overwrite=overwrite,
+        resume=resume,
+        cube=norm,
+        fitting_axes=(0,),
+        iterating_axes=(1, 2),
+        chunk_n_max=6,
+        names=res_names,
+        fit_model=cube.model,
+        fitter=get_fitter(None),
+        fitter_kwargs={},
+        world=world,
+        guess=False,
+        run_id=run_id,
+    )
 
 
 def test_modified_lazy_cube_refused_on_resume(cube, tmp_path):
@@ -418,14 +481,19 @@ def test_modified_lazy_cube_refused_on_resume(cube, tmp_path):
     path = tmp_path / "m.zarr"
     fit(cube, da.from_array(cube.data, chunks=(30, 2, 3)), output=path)
     changed = cube.data.copy()
-    changed[15, 2, 3] += 1.0                       # flat index 375: not one of the 9 sampled
+    changed[15, 2, 3] += 1.0  # flat index 375: not one of the 9 sampled
     lazy = da.from_array(changed, chunks=(30, 2, 3))
     assert output.input_fingerprint(lazy) == output.input_fingerprint(
-        da.from_array(cube.data, chunks=(30, 2, 3)))
+        da.from_array(cube.data, chunks=(30, 2, 3))
+    )
     before = tree(path)
-    with pytest.raises(InputError, match=re.escape(
+    with pytest.raises(
+        InputError,
+        match=re.escape(
             f"resume=True: the input of block(s) (1, 1) differs from what was fitted into "
-            f"{str(path)!r} (their input hashes differ)")):
+            f"{str(path)!r} (their input hashes differ)"
+        ),
+    ):
         fit(cube, lazy, output=path, resume=True)
     assert tree(path) == before
     # The same values in other dask chunks (split along the fitting axis) are the same input.
@@ -449,26 +517,36 @@ def test_writer_refuses_when_lock_names_another_run(cube, tmp_path):
     store_ = _streaming._open_store(_plan(cube, path, run_id="mine"), lock=True)
     assert store_["lock_run_id"] == "mine" and _store_holder(path)["run_id"] == "mine"
     packed = np.full((1, 6, 12), np.nan)
-    packed[..., 7:] = 0                           # status, nfev, n_warnings, reported, flags
+    packed[..., 7:] = 0  # status, nfev, n_warnings, reported, flags
     packed[..., 7] = Status.FIT_ERROR
-    output.write_block(path, ["amplitude", "mean", "stddev"], packed, (0, 0), (0, 0),
-                       run_id="mine")
+    output.write_block(path, ["amplitude", "mean", "stddev"], packed, (0, 0), (0, 0), run_id="mine")
     assert output.read_done(path)[0, 0]
     Path(output.lock_file(path)).unlink()
-    _plant_store(path, run_id="thief")            # the lock was taken over
+    _plant_store(path, run_id="thief")  # the lock was taken over
     before = tree(path)
-    with pytest.raises(OutputLockedError, match=re.escape(
+    with pytest.raises(
+        OutputLockedError,
+        match=re.escape(
             f"output {str(path)!r} is no longer locked by run mine but by another parfit run "
-            f"(run thief,")):
-        output.write_block(path, ["amplitude", "mean", "stddev"], packed, (1, 0), (1, 0),
-                           run_id="mine")
+            f"(run thief,"
+        ),
+    ):
+        output.write_block(
+            path, ["amplitude", "mean", "stddev"], packed, (1, 0), (1, 0), run_id="mine"
+        )
     # The block task refuses before fitting anything.
     with pytest.raises(OutputLockedError, match="no longer locked by run mine"):
-        _streaming._fit_and_store(cube.data[:, 1:2, :], plan=None, path=str(path),
-                                  names=["amplitude", "mean", "stddev"], block_index=(1, 0),
-                                  offsets=(1, 0), lock_run_id="mine")
+        _streaming._fit_and_store(
+            cube.data[:, 1:2, :],
+            plan=None,
+            path=str(path),
+            names=["amplitude", "mean", "stddev"],
+            block_index=(1, 0),
+            offsets=(1, 0),
+            lock_run_id="mine",
+        )
     assert tree(path) == before
-    _streaming._close_store(store_)               # releases only its own lock
+    _streaming._close_store(store_)  # releases only its own lock
     assert _store_holder(path)["run_id"] == "thief"
 
 
@@ -478,12 +556,14 @@ def test_check_store_changes_nothing(cube, store):
     before = tree(path)
     plan = _plan(cube, path, resume=True)
     assert (plan.action, plan.damaged, plan.done[3, 0]) == ("resume", [(3, 0)], False)
-    assert output.read_done(path)[3, 0]           # still recorded on disk
+    assert output.read_done(path)[3, 0]  # still recorded on disk
     plan2 = _plan(cube, path, overwrite=True)
     assert plan2.action == "replace"
     assert tree(path) == before and not Path(output.lock_file(path)).exists()
-    with pytest.raises(OutputExistsError, match=re.escape(
-            f"output {str(path)!r} already exists; pass overwrite=True")):
+    with pytest.raises(
+        OutputExistsError,
+        match=re.escape(f"output {str(path)!r} already exists; pass overwrite=True"),
+    ):
         _plan(cube, path)
     # Acting on the replace plan: the old store goes, the lock stays until closed.
     store_ = _streaming._open_store(plan2, lock=True)
@@ -494,11 +574,15 @@ def test_check_store_changes_nothing(cube, store):
 
 def test_open_store_rechecks_under_the_lock(cube, tmp_path):
     path = tmp_path / "m.zarr"
-    plan = _plan(cube, path)                       # nothing there yet: create
+    plan = _plan(cube, path)  # nothing there yet: create
     other = _plan(cube, path, run_id="other")
     _streaming._close_store(_streaming._open_store(other, lock=True))  # another run got there
     before = tree(path)
-    with pytest.raises(OutputExistsError, match=re.escape(
-            f"output {str(path)!r} was changed by another run after this call checked it")):
+    with pytest.raises(
+        OutputExistsError,
+        match=re.escape(
+            f"output {str(path)!r} was changed by another run after this call checked it"
+        ),
+    ):
         _streaming._open_store(plan, lock=True)
     assert tree(path) == before and not Path(output.lock_file(path)).exists()

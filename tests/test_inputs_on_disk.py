@@ -43,14 +43,14 @@ MODEL = Gaussian1D(2.0 * u.K, 0.0 * u.km / u.s, 5.0 * u.km / u.s)
 
 def reference(cube, header):
     """The same cube given in memory, with the same WCS and unit."""
-    return parfit.parallel_fit(MODEL, NDData(cube.data, wcs=WCS(header), unit="K"),
-                               scheduler="threads")
+    return parfit.parallel_fit(
+        MODEL, NDData(cube.data, wcs=WCS(header), unit="K"), scheduler="threads"
+    )
 
 
 def assert_same(a, b, rtol=0.0):
     for name in a.param_names:
-        np.testing.assert_allclose(a.parameters[name], b.parameters[name], rtol=rtol,
-                                   atol=rtol)
+        np.testing.assert_allclose(a.parameters[name], b.parameters[name], rtol=rtol, atol=rtol)
     np.testing.assert_array_equal(a.status, b.status)
 
 
@@ -69,13 +69,12 @@ def test_fits_file_gives_the_in_memory_fit(cube, header, tmp_path, dtype, scaled
     hdu.writeto(path)
     opened = open_cube(path)
     assert isinstance(opened, NDData)
-    assert type(opened.data).__name__ == "Array"          # dask: nothing read yet
+    assert type(opened.data).__name__ == "Array"  # dask: nothing read yet
     assert opened.data.dtype.isnative
     assert opened.unit == u.K
     assert opened.wcs.wcs.ctype[2] == "VOPT"
     res = parfit.parallel_fit(MODEL, str(path), scheduler="threads")
-    ref = parfit.parallel_fit(MODEL, NDData(data, wcs=WCS(header), unit="K"),
-                              scheduler="threads")
+    ref = parfit.parallel_fit(MODEL, NDData(data, wcs=WCS(header), unit="K"), scheduler="threads")
     assert res.success.all()
     assert res.units["mean"] == u.km / u.s
     # float32 samples (and astropy's float32 scaling of 16-bit integers) differ from
@@ -102,13 +101,21 @@ def test_fits_reader_reads_only_what_is_asked(cube, header, tmp_path, monkeypatc
 
 def test_fits_hdu_choice_and_errors(cube, header, tmp_path):
     path = tmp_path / "two.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube.data, header=header, name="CO"),
-                  fits.ImageHDU(2 * cube.data, header=header, name="HCN")]).writeto(path)
-    first = open_cube(path)                        # the first image with 2+ axes
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(cube.data, header=header, name="CO"),
+            fits.ImageHDU(2 * cube.data, header=header, name="HCN"),
+        ]
+    ).writeto(path)
+    first = open_cube(path)  # the first image with 2+ axes
     np.testing.assert_array_equal(first.data.compute(), cube.data)
     np.testing.assert_array_equal(open_cube(path, hdu="HCN").data.compute(), 2 * cube.data)
-    with pytest.raises(ValueError, match=r"hdu='XYZ' is not in FITS file .*; its HDUs: "
-                                         r"PRIMARY, CO, HCN"):
+    with pytest.raises(
+        ValueError,
+        match=r"hdu='XYZ' is not in FITS file .*; its HDUs: "
+        r"PRIMARY, CO, HCN",
+    ):
         open_cube(path, hdu="XYZ")
     empty = tmp_path / "empty.fits"
     fits.PrimaryHDU().writeto(empty)
@@ -121,8 +128,9 @@ def test_truncated_and_foreign_files_are_refused(cube, header, tmp_path):
     fits.PrimaryHDU(cube.data, header=header).writeto(path)
     truncated = tmp_path / "truncated.fits"
     truncated.write_bytes(path.read_bytes()[:4000])
-    with pytest.raises(ValueError, match="FITS file '.*truncated.fits' is truncated: File may "
-                                         "have been truncated"):
+    with pytest.raises(
+        ValueError, match="FITS file '.*truncated.fits' is truncated: File may have been truncated"
+    ):
         parfit.parallel_fit(MODEL, truncated, scheduler=never_dispatch)
     text = tmp_path / "notes.fits"
     text.write_text("not a FITS file at all\n" * 200)
@@ -130,8 +138,9 @@ def test_truncated_and_foreign_files_are_refused(cube, header, tmp_path):
         parfit.parallel_fit(MODEL, text, scheduler=never_dispatch)
     unknown = tmp_path / "cube.dat"
     unknown.write_bytes(b"\x00" * 100)
-    with pytest.raises(ValueError, match="is neither a FITS file, a netCDF/HDF5 file nor a "
-                                         "zarr store"):
+    with pytest.raises(
+        ValueError, match="is neither a FITS file, a netCDF/HDF5 file nor a zarr store"
+    ):
         parfit.parallel_fit(MODEL, unknown, scheduler=never_dispatch)
     with pytest.raises(ValueError, match="data path '.*missing.fits' does not exist"):
         parfit.parallel_fit(MODEL, tmp_path / "missing.fits", scheduler=never_dispatch)
@@ -142,23 +151,33 @@ def test_zarr_array_path(cube, tmp_path):
     arr = zarr.create_array(str(path), shape=cube.data.shape, chunks=(40, 4, 5), dtype="f4")
     arr[...] = cube.data
     res = parfit.parallel_fit(cube.model, path, world=cube.world, scheduler="threads")
-    ref = parfit.parallel_fit(cube.model, cube.data.astype("f4"), world=cube.world,
-                              scheduler="threads")
+    ref = parfit.parallel_fit(
+        cube.model, cube.data.astype("f4"), world=cube.world, scheduler="threads"
+    )
     assert_same(res, ref)
     # A zarr array object works as it is, a group is refused with its arrays listed.
-    assert_same(parfit.parallel_fit(cube.model, zarr.open_array(str(path), mode="r"),
-                                    world=cube.world, scheduler="threads"), ref)
+    assert_same(
+        parfit.parallel_fit(
+            cube.model, zarr.open_array(str(path), mode="r"), world=cube.world, scheduler="threads"
+        ),
+        ref,
+    )
     group = zarr.open_group(str(tmp_path / "group.zarr"), mode="w")
     group.create_array("co", shape=(4, 2), dtype="f8")
-    with pytest.raises(TypeError, match=r"data is a zarr group \(arrays: co\); give one of its "
-                                        r"arrays"):
+    with pytest.raises(
+        TypeError,
+        match=r"data is a zarr group \(arrays: co\); give one of its "
+        r"arrays",
+    ):
         parfit.parallel_fit(cube.model, group, scheduler=never_dispatch)
 
 
 def _dataset(cube, names=("co",)):
     v = cube.world[0]
-    return xr.Dataset({name: (("v", "y", "x"), (k + 1) * cube.data)
-                       for k, name in enumerate(names)}, coords={"v": v})
+    return xr.Dataset(
+        {name: (("v", "y", "x"), (k + 1) * cube.data) for k, name in enumerate(names)},
+        coords={"v": v},
+    )
 
 
 @pytest.mark.parametrize("fmt", ["zarr", "netcdf4", "netcdf3"])
@@ -182,12 +201,18 @@ def test_datasets_on_disk_with_coordinates(cube, tmp_path, fmt):
 def test_several_variables_need_a_choice(cube, tmp_path):
     path = tmp_path / "two.zarr"
     _dataset(cube, names=("co", "hcn")).to_zarr(path, consolidated=False)
-    with pytest.raises(ValueError, match=r"holds 2 data variables with two or more dimensions "
-                                         r"\(co, hcn\); say which with "
-                                         r"parfit.io.open_cube\(path, variable=...\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds 2 data variables with two or more dimensions "
+        r"\(co, hcn\); say which with "
+        r"parfit.io.open_cube\(path, variable=...\)",
+    ):
         parfit.parallel_fit(cube.model, path, fitting_axes="v", scheduler=never_dispatch)
     hcn = open_cube(path, variable="hcn")
     np.testing.assert_array_equal(hcn.values, 2 * cube.data)
-    with pytest.raises(ValueError, match=r"variable='cs' is not in .*; its data variables: "
-                                         r"co, hcn"):
+    with pytest.raises(
+        ValueError,
+        match=r"variable='cs' is not in .*; its data variables: "
+        r"co, hcn",
+    ):
         open_cube(path, variable="cs")

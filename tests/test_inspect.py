@@ -51,11 +51,11 @@ class Flaky(Fittable1DModel):
         return amplitude * np.exp(-0.5 * ((x - mean) / stddev) ** 2)
 
 
-BLOWN_UP = [(1, 2), (3, 5), (4, 0), (5, 1)]     # ValueError
-SINGULAR = [(0, 6)]                             # RuntimeError
-LOW_SIGNAL = [(0, 0), (2, 3), (2, 4)]           # one warning
-ODD_WIDTH = [(3, 3)]                            # two warnings
-BLANK = (5, 7)                                  # all-NaN spectrum: NO_VALID_DATA
+BLOWN_UP = [(1, 2), (3, 5), (4, 0), (5, 1)]  # ValueError
+SINGULAR = [(0, 6)]  # RuntimeError
+LOW_SIGNAL = [(0, 0), (2, 3), (2, 4)]  # one warning
+ODD_WIDTH = [(3, 3)]  # two warnings
+BLANK = (5, 7)  # all-NaN spectrum: NO_VALID_DATA
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +70,17 @@ def run(tmp_path_factory):
         for p in pixels:
             tag[p] = value
     model = Flaky(amplitude=2.0, mean=0.0, stddev=5.0, tag=tag)
-    result = parfit.parallel_fit(model, data, world=cube.world, fitter=fitting.TRFLSQFitter(),
-                                 scheduler="synchronous", diagnostics="error+warn",
-                                 diagnostics_path=tmp / "diag", output=tmp / "maps.zarr",
-                                 chunk_n_max=12)
+    result = parfit.parallel_fit(
+        model,
+        data,
+        world=cube.world,
+        fitter=fitting.TRFLSQFitter(),
+        scheduler="synchronous",
+        diagnostics="error+warn",
+        diagnostics_path=tmp / "diag",
+        output=tmp / "maps.zarr",
+        chunk_n_max=12,
+    )
     return tmp, result
 
 
@@ -90,8 +97,9 @@ def wcs_run(tmp_path_factory):
     w.wcs.cdelt = [-0.001, 0.001, v[1] - v[0]]
     w.wcs.crpix = [1, 1, 1]
     model = Gaussian1D(2.0 * u.K, 0.0 * u.km / u.s, 5.0 * u.km / u.s)
-    result = parfit.parallel_fit(model, NDData(cube.data, wcs=w, unit="K"),
-                                 scheduler="synchronous", output=tmp / "maps.zarr")
+    result = parfit.parallel_fit(
+        model, NDData(cube.data, wcs=w, unit="K"), scheduler="synchronous", output=tmp / "maps.zarr"
+    )
     return tmp, result
 
 
@@ -102,7 +110,7 @@ def copy_run(run, tmp_path):
 
 
 def folder(pixel):
-    return "_".join(str(i) for i in pixel)      # maps (6, 8): one digit
+    return "_".join(str(i) for i in pixel)  # maps (6, 8): one digit
 
 
 def by_message(groups):
@@ -123,15 +131,19 @@ def test_store_counts_and_completeness(run):
     assert (s.n_failed, s.n_not_attempted) == (5, 1)
     assert s.n_with_warnings == len(LOW_SIGNAL) + len(ODD_WIDTH)
     assert s.provenance["run_id"] == result.meta["run_id"]
-    assert s.warnings == []          # warning texts live in the diagnostics folder only
+    assert s.warnings == []  # warning texts live in the diagnostics folder only
 
 
 def test_store_without_diagnostics_groups_by_status(run):
     s = summarize(run[0] / "maps.zarr", examples=2)
     assert [(g.message, g.count, g.kind, g.examples) for g in s.errors] == [
         ("FIT_ERROR: the model or fitter raised an exception", 5, "error", [(0, 6), (1, 2)]),
-        ("NO_VALID_DATA: no valid samples (all NaN, inf, masked or zero weight)", 1,
-         "not attempted", [BLANK]),
+        (
+            "NO_VALID_DATA: no valid samples (all NaN, inf, masked or zero weight)",
+            1,
+            "not attempted",
+            [BLANK],
+        ),
     ]
     text = s.text()
     assert "FIT_ERROR: the model or fitter raised an exception" in text
@@ -145,8 +157,11 @@ def test_store_with_diagnostics_has_the_exception_lines(run):
     assert [(g.message, g.count, g.kind) for g in s.errors] == [
         ("ValueError: model blew up", 4, "error"),
         ("RuntimeError: singular matrix", 1, "error"),
-        ("NO_VALID_DATA: no valid samples (all NaN, inf, masked or zero weight)", 1,
-         "not attempted"),
+        (
+            "NO_VALID_DATA: no valid samples (all NaN, inf, masked or zero weight)",
+            1,
+            "not attempted",
+        ),
     ]
     blown = s.errors[0]
     assert blown.examples == blown.pixels == sorted(BLOWN_UP)[:3]
@@ -158,7 +173,7 @@ def test_store_with_diagnostics_has_the_exception_lines(run):
     (odd,) = [g for m, g in warns.items() if m.endswith("UserWarning: odd width")]
     assert low.count == len(LOW_SIGNAL) + len(ODD_WIDTH)
     assert low.examples == sorted(LOW_SIGNAL + ODD_WIDTH)[:3]
-    assert low.occurrences > low.count       # astropy evaluates the model many times
+    assert low.occurrences > low.count  # astropy evaluates the model many times
     assert (odd.count, odd.examples) == (1, ODD_WIDTH)
     assert [g.count for g in s.warnings] == [4, 1]
     assert s.diagnostics_path == str(tmp / "diag")
@@ -192,7 +207,7 @@ def test_percentiles_and_median_statistic(run):
         got = [s.percentiles[name][f"p{q}"] for q in PERCENTILES]
         np.testing.assert_allclose(got, expected, rtol=0, atol=0)
     assert s.median_statistic == pytest.approx(np.median(result.statistic[ok]), rel=1e-15)
-    assert s.units == {name: None for name in result.param_names}   # astropy model
+    assert s.units == {name: None for name in result.param_names}  # astropy model
 
 
 def test_incomplete_store_is_detected(run, tmp_path):
@@ -209,27 +224,35 @@ def test_incomplete_store_is_detected(run, tmp_path):
 def test_not_run_pixels_are_not_failures(tmp_path):
     from parfit import output
 
-    output.prepare_output(tmp_path / "m.zarr", overwrite=False, resume=False,
-                          iterating_shape=(2, 3), chunks=(1, 3), dims=("y", "x"),
-                          param_names=["a"], provenance={"run_id": "r", "param_names": ["a"]})
+    output.prepare_output(
+        tmp_path / "m.zarr",
+        overwrite=False,
+        resume=False,
+        iterating_shape=(2, 3),
+        chunks=(1, 3),
+        dims=("y", "x"),
+        param_names=["a"],
+        provenance={"run_id": "r", "param_names": ["a"]},
+    )
     packed = np.full((1, 3, 8), np.nan)
     packed[..., 0] = [1.0, 2.0, 3.0]
-    packed[..., 2] = 0.5                               # statistic
+    packed[..., 2] = 0.5  # statistic
     packed[..., 3] = [Status.OK, Status.OK, Status.NOT_CONVERGED]
-    packed[..., 4:] = 0                                # nfev, n_warnings, reported, flags
+    packed[..., 4:] = 0  # nfev, n_warnings, reported, flags
     output.write_block(tmp_path / "m.zarr", ["a"], packed, (0, 0), (0, 0))
     assert summarize(tmp_path / "m.zarr").units == {"a": None}
     zarr.open_array(str(tmp_path / "m.zarr" / "a"), mode="r+").attrs["units"] = "K"
     s = summarize(tmp_path / "m.zarr")
-    assert s.units == {"a": "K"}                   # the arrays' units attribute
+    assert s.units == {"a": "K"}  # the arrays' units attribute
     assert s.status_counts == {"NOT_RUN": 3, "OK": 2, "NOT_CONVERGED": 1}
     assert (s.complete, s.blocks_done, s.n_failed, s.n_not_attempted) == (False, 1, 1, 3)
     assert [(g.message.split(":")[0], g.kind, g.examples) for g in s.errors] == [
         ("NOT_CONVERGED", "error", [(0, 2)]),
         ("NOT_RUN", "not attempted", [(1, 0), (1, 1), (1, 2)]),
     ]
-    assert s.percentiles == {"a": {f"p{q}": v for q, v in
-                                   zip(PERCENTILES, np.percentile([1.0, 2.0], PERCENTILES))}}
+    assert s.percentiles == {
+        "a": {f"p{q}": v for q, v in zip(PERCENTILES, np.percentile([1.0, 2.0], PERCENTILES))}
+    }
     assert s.dims == ("y", "x")
 
 
@@ -246,7 +269,8 @@ def test_to_zarr_layout(run, tmp_path):
     for name in result.param_names:
         np.testing.assert_allclose(
             [s.percentiles[name][f"p{q}"] for q in PERCENTILES],
-            np.percentile(result.parameters[name][result.success], PERCENTILES))
+            np.percentile(result.parameters[name][result.success], PERCENTILES),
+        )
     assert s.errors[0].examples == [(0, 6), (1, 2), (3, 5)]
     assert "FitResult.to_zarr layout" in s.text() and "complete:" not in s.text()
 
@@ -256,7 +280,7 @@ def test_units_of_both_layouts(wcs_run, tmp_path):
     result.to_zarr(tmp_path / "r.zarr")
     expected = {"amplitude": "K", "mean": "km / s", "stddev": "km / s"}
     assert {k: str(v) for k, v in result.units.items()} == expected
-    assert summarize(tmp / "maps.zarr").units == expected         # from the model's YAML
+    assert summarize(tmp / "maps.zarr").units == expected  # from the model's YAML
     s = summarize(tmp_path / "r.zarr")
     assert s.units == expected
     assert "mean [km / s]" in s.text()
@@ -299,8 +323,8 @@ def test_grouping_keys_and_text_truncation(tmp_path):
 
     diag = tmp_path / "diag"
     logs = {
-        (0, 0): "Traceback (most recent call last):\n  File \"m.py\", line 1\n"
-                "ValueError: model blew up\n\n",
+        (0, 0): 'Traceback (most recent call last):\n  File "m.py", line 1\n'
+        "ValueError: model blew up\n\n",
         (0, 1): "ValueError: model blew up\n",
         (0, 2): "scipy least_squares: too many evaluations\n",
         (1, 0): "line one\nline two\n",
@@ -308,7 +332,7 @@ def test_grouping_keys_and_text_truncation(tmp_path):
     for pixel, text in logs.items():
         (diag / folder(pixel)).mkdir(parents=True)
         (diag / folder(pixel) / "error.log").write_text(text)
-    (diag / "1_1").mkdir()                                  # failed, no error.log
+    (diag / "1_1").mkdir()  # failed, no error.log
     (diag / "1_1" / "warn.log").write_text("w: a\nw: a\n  w: b  \n")
     rows = [(folder(p), p, Status.FIT_ERROR, 0) for p in logs]
     rows.append(("1_1", (1, 1), Status.NOT_CONVERGED, 3))
@@ -321,7 +345,9 @@ def test_grouping_keys_and_text_truncation(tmp_path):
         ("scipy least_squares: too many evaluations", 1),
     ]
     assert [(g.message, g.count, g.occurrences) for g in s.warnings] == [
-        ("w: a", 1, 2), ("w: b", 1, 1)]
+        ("w: a", 1, 2),
+        ("w: b", 1, 1),
+    ]
     text = s.text()
     assert "... and 3 more message(s) (3 fits)" in text
     assert "... and 1 more message(s) (1 fits)" in text
@@ -352,12 +378,18 @@ def test_diagnostics_re_export(run):
 def write_run_json(folder, diagnostics_path, result):
     counts = {s.name: n for s, n in result.status_counts().items()}
     run = {
-        "parfit_version": parfit.__version__, "config_hash": "c0ffee",
+        "parfit_version": parfit.__version__,
+        "config_hash": "c0ffee",
         "input": {"path": "/data/cube.fits", "fingerprint": "abc123"},
         "diagnostics_path": diagnostics_path,
         "timings": {"fit": 1.25, "total": 2.5},
-        "status_counts": counts, "n_fits": 48, "n_failed": 5, "failed_fraction": 5 / 48,
-        "exit_status": 0, "started": "2025-01-01T00:00:00", "finished": "2025-01-01T00:00:03",
+        "status_counts": counts,
+        "n_fits": 48,
+        "n_failed": 5,
+        "failed_fraction": 5 / 48,
+        "exit_status": 0,
+        "started": "2025-01-01T00:00:00",
+        "finished": "2025-01-01T00:00:03",
     }
     (folder / "run.json").write_text(json.dumps(run))
     return run
@@ -373,9 +405,14 @@ def test_analysis_folder(run, tmp_path):
     assert s.errors[0].message == "ValueError: model blew up"
     assert s.diagnostics_path == str(tmp / "diag")
     text = s.text()
-    for expected in (f"parfit analysis folder: {tmp}", f"parfit {parfit.__version__}",
-                     "config c0ffee", "timings: fit 1.25 s, total 2.5 s",
-                     "input: /data/cube.fits (fingerprint abc123)", "exit status 0"):
+    for expected in (
+        f"parfit analysis folder: {tmp}",
+        f"parfit {parfit.__version__}",
+        "config c0ffee",
+        "timings: fit 1.25 s, total 2.5 s",
+        "input: /data/cube.fits (fingerprint abc123)",
+        "exit status 0",
+    ):
         assert expected in text, expected
 
 
@@ -386,7 +423,7 @@ def test_analysis_folder_without_diagnostics(run, tmp_path):
     s = summarize(tmp)
     assert s.diagnostics_path is None
     assert s.errors[0].message == "FIT_ERROR: the model or fitter raised an exception"
-    write_run_json(tmp, str(tmp / "gone"), result)          # named but deleted
+    write_run_json(tmp, str(tmp / "gone"), result)  # named but deleted
     assert summarize(tmp).diagnostics_path is None
 
 
@@ -401,8 +438,10 @@ def test_to_dict_is_json(run):
 
 # --- refused paths ----------------------------------------------------------------------
 
-EXPECTED = ("a parfit output store (zarr), an analysis folder with run.json, or a "
-            "diagnostics folder with manifest.csv")
+EXPECTED = (
+    "a parfit output store (zarr), an analysis folder with run.json, or a "
+    "diagnostics folder with manifest.csv"
+)
 
 
 def test_missing_path(tmp_path):
@@ -419,7 +458,8 @@ def test_not_a_store(tmp_path):
             summarize(path)
         assert str(info.value) == f"summarize: {str(path)!r} is not {EXPECTED}"
     zarr.open_group(str(tmp_path / "plain.zarr"), mode="w").create_array(
-        "status", shape=(2,), dtype="i1")
+        "status", shape=(2,), dtype="i1"
+    )
     with pytest.raises(InputError, match="is not a parfit output store"):
         summarize(tmp_path / "plain.zarr")
     with pytest.raises(InputError, match="is not a parfit output store"):
@@ -428,9 +468,12 @@ def test_not_a_store(tmp_path):
 
 def test_other_refusals(run, tmp_path):
     (tmp_path / "run.json").write_text("{}")
-    with pytest.raises(InputError, match=r"holds the record of a run that wrote no maps \(exit "
-                                         r"status unknown\); an analysis folder holds run.json "
-                                         r"and maps.zarr"):
+    with pytest.raises(
+        InputError,
+        match=r"holds the record of a run that wrote no maps \(exit "
+        r"status unknown\); an analysis folder holds run.json "
+        r"and maps.zarr",
+    ):
         summarize(tmp_path)
     with pytest.raises(InputError, match="is itself a diagnostics folder"):
         summarize(run[0] / "diag", diagnostics=run[0] / "diag")
@@ -457,16 +500,18 @@ def test_plot_maps_pixel_axes(run, tmp_path):
     tmp, result = run
     out = tmp_path / "png" / "deeper"
     written = plot_maps(tmp / "maps.zarr", out, dpi=50)
-    assert written == [out / f"{name}.png" for name in result.param_names] + [
-        out / "status.png"]
+    assert written == [out / f"{name}.png" for name in result.param_names] + [out / "status.png"]
     for path in written:
         assert_png(path)
-    assert plot_maps(tmp / "maps.zarr", out, dpi=50) == written     # replaced, no error
+    assert plot_maps(tmp / "maps.zarr", out, dpi=50) == written  # replaced, no error
     figures = dict(parfit._plots._map_figures(tmp / "maps.zarr"))
     assert type(figures["amplitude"].axes[0]).__name__ == "Axes"
     colorbar = figures["status"].axes[1]
     assert [t.get_text() for t in colorbar.get_yticklabels()] == [
-        "1 OK", "2 FIT_ERROR", "4 NO_VALID_DATA"]
+        "1 OK",
+        "2 FIT_ERROR",
+        "4 NO_VALID_DATA",
+    ]
 
 
 def test_plot_maps_wcs_axes(wcs_run, tmp_path):
@@ -475,9 +520,8 @@ def test_plot_maps_wcs_axes(wcs_run, tmp_path):
     tmp, _ = wcs_run
     shutil.copytree(tmp / "maps.zarr", tmp_path / "maps.zarr")
     (tmp_path / "run.json").write_text(json.dumps({"diagnostics_path": None}))
-    written = plot_maps(tmp_path, tmp_path / "png", dpi=50)          # an analysis folder
-    assert [p.name for p in written] == ["amplitude.png", "mean.png", "stddev.png",
-                                         "status.png"]
+    written = plot_maps(tmp_path, tmp_path / "png", dpi=50)  # an analysis folder
+    assert [p.name for p in written] == ["amplitude.png", "mean.png", "stddev.png", "status.png"]
     for path in written:
         assert_png(path)
     for name, fig in parfit._plots._map_figures(tmp / "maps.zarr"):
@@ -490,16 +534,27 @@ def test_plot_maps_1d_and_3d(tmp_path):
     from parfit import output
 
     cube = gaussian_cube((30, 5), seed=2)
-    parfit.parallel_fit(cube.model, cube.data, world=cube.world, scheduler="synchronous",
-                        output=tmp_path / "line.zarr")
+    parfit.parallel_fit(
+        cube.model,
+        cube.data,
+        world=cube.world,
+        scheduler="synchronous",
+        output=tmp_path / "line.zarr",
+    )
     written = plot_maps(tmp_path / "line.zarr", tmp_path / "png", dpi=50)
-    assert [p.name for p in written] == ["amplitude.png", "mean.png", "stddev.png",
-                                         "status.png"]
+    assert [p.name for p in written] == ["amplitude.png", "mean.png", "stddev.png", "status.png"]
     for path in written:
         assert_png(path)
-    output.prepare_output(tmp_path / "cube.zarr", overwrite=False, resume=False,
-                          iterating_shape=(2, 2, 2), chunks=(2, 2, 2), dims=("a", "b", "c"),
-                          param_names=["p"], provenance={"param_names": ["p"]})
+    output.prepare_output(
+        tmp_path / "cube.zarr",
+        overwrite=False,
+        resume=False,
+        iterating_shape=(2, 2, 2),
+        chunks=(2, 2, 2),
+        dims=("a", "b", "c"),
+        param_names=["p"],
+        provenance={"param_names": ["p"]},
+    )
     with pytest.raises(InputError, match=r"are 3-D \(shape \(2, 2, 2\)\); only 1-D and 2-D"):
         plot_maps(tmp_path / "cube.zarr", tmp_path / "png")
 
@@ -509,12 +564,29 @@ def test_plot_fit(tmp_path):
     model = 2.0 * np.exp(-0.5 * x**2)
     data = model + np.random.default_rng(0).normal(0, 0.05, x.size)
     data[3] = np.nan
-    path = plot_fit(tmp_path / "fit.png", x, data, 0.5 * model, model, title="pixel (1, 2)",
-                    x_label="v [km/s]", y_label="T [K]", dpi=50)
+    path = plot_fit(
+        tmp_path / "fit.png",
+        x,
+        data,
+        0.5 * model,
+        model,
+        title="pixel (1, 2)",
+        x_label="v [km/s]",
+        y_label="T [K]",
+        dpi=50,
+    )
     assert path == tmp_path / "fit.png"
     assert_png(path)
-    failed = plot_fit(tmp_path / "failed.png", x, data, 0.5 * model, None,
-                      title="pixel (1, 3)", note="FIT_ERROR: model blew up", dpi=50)
+    failed = plot_fit(
+        tmp_path / "failed.png",
+        x,
+        data,
+        0.5 * model,
+        None,
+        title="pixel (1, 3)",
+        note="FIT_ERROR: model blew up",
+        dpi=50,
+    )
     assert_png(failed)
     assert_png(plot_fit(tmp_path / "bare.png", x, data, None, None, dpi=50))
     with pytest.raises(InputError, match="x has 40 values but data 39"):
@@ -523,13 +595,17 @@ def test_plot_fit(tmp_path):
 
 def test_docstring_examples(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = doctest.testmod(parfit.inspect, report=True, verbose=False,
-                             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    result = doctest.testmod(
+        parfit.inspect,
+        report=True,
+        verbose=False,
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,
+    )
     assert result.failed == 0 and result.attempted > 0
 
 
 def test_diagnostics_of_another_run_are_noted(run, wcs_run):
     s = summarize(wcs_run[0] / "maps.zarr", diagnostics=run[0] / "diag")
     assert len(s.notes) == 1 and "was written by another run than the store" in s.notes[0]
-    assert s.errors == []          # every pixel of that store is OK: no failure to explain
-    assert len(s.warnings) == 2    # the folders' warnings are still shown
+    assert s.errors == []  # every pixel of that store is OK: no failure to explain
+    assert len(s.warnings) == 2  # the folders' warnings are still shown

@@ -29,12 +29,22 @@ RNG_SEED = 20240611
 def _random_params(name, n, rng):
     """Random, well-conditioned parameters for each built-in."""
     if name == "Gaussian1D":
-        return np.column_stack([rng.uniform(0.5, 3, n), rng.uniform(-2, 2, n), rng.uniform(0.5, 2, n)])
+        return np.column_stack(
+            [rng.uniform(0.5, 3, n), rng.uniform(-2, 2, n), rng.uniform(0.5, 2, n)]
+        )
     if name == "Lorentz1D":
-        return np.column_stack([rng.uniform(0.5, 3, n), rng.uniform(-2, 2, n), rng.uniform(0.5, 2, n)])
+        return np.column_stack(
+            [rng.uniform(0.5, 3, n), rng.uniform(-2, 2, n), rng.uniform(0.5, 2, n)]
+        )
     if name == "Voigt1D":
-        return np.column_stack([rng.uniform(-2, 2, n), rng.uniform(0.5, 3, n),
-                                rng.uniform(0.3, 2, n), rng.uniform(0.3, 2, n)])
+        return np.column_stack(
+            [
+                rng.uniform(-2, 2, n),
+                rng.uniform(0.5, 3, n),
+                rng.uniform(0.3, 2, n),
+                rng.uniform(0.3, 2, n),
+            ]
+        )
     if name == "Const1D":
         return rng.uniform(-3, 3, (n, 1))
     if name == "Linear1D":
@@ -42,10 +52,20 @@ def _random_params(name, n, rng):
     if name == "Polynomial1D":
         return rng.uniform(-2, 2, (n, 4))
     if name == "PowerLaw1D":
-        return np.column_stack([rng.uniform(0.5, 3, n), rng.uniform(0.5, 2, n), rng.uniform(-2, 3, n)])
+        return np.column_stack(
+            [rng.uniform(0.5, 3, n), rng.uniform(0.5, 2, n), rng.uniform(-2, 3, n)]
+        )
     if name == "Gaussian2D":
-        return np.column_stack([rng.uniform(0.5, 3, n), rng.uniform(-1, 1, n), rng.uniform(-1, 1, n),
-                                rng.uniform(0.5, 2, n), rng.uniform(0.5, 2, n), rng.uniform(-3, 3, n)])
+        return np.column_stack(
+            [
+                rng.uniform(0.5, 3, n),
+                rng.uniform(-1, 1, n),
+                rng.uniform(-1, 1, n),
+                rng.uniform(0.5, 2, n),
+                rng.uniform(0.5, 2, n),
+                rng.uniform(-3, 3, n),
+            ]
+        )
     raise AssertionError(name)
 
 
@@ -115,7 +135,9 @@ def test_evaluate_per_fit_x(name):
     ours_cls, _ = BUILTINS[name]
     model = ours_cls()
     params = _random_params(name, 4, rng)
-    xs_per_fit = [np.stack([_inputs(name, rng, 9)[i] for _ in range(4)]) for i in range(model.n_inputs)]
+    xs_per_fit = [
+        np.stack([_inputs(name, rng, 9)[i] for _ in range(4)]) for i in range(model.n_inputs)
+    ]
     out = model.evaluate(*xs_per_fit, params)
     for k in range(4):
         row = model.evaluate(*[x[k] for x in xs_per_fit], params[k : k + 1])
@@ -255,7 +277,9 @@ class Float32Out(Model):
 
 def test_model_output_checks():
     x = np.arange(5.0)
-    with pytest.raises(ModelError, match=re.escape("WrongShape returned an array of shape (3,); expected (2, 5)")):
+    with pytest.raises(
+        ModelError, match=re.escape("WrongShape returned an array of shape (3,); expected (2, 5)")
+    ):
         WrongShape().evaluate(x, np.ones((2, 1)))
     with pytest.raises(ModelError, match="returned values of dtype complex128"):
         ComplexOut().evaluate(x, np.ones((2, 1)))
@@ -276,7 +300,12 @@ def test_positional_and_keyword_values():
         Gaussian1D(2.0, amplitude=3.0)
     with pytest.raises(ModelError, match="at most 3 positional parameter values"):
         Gaussian1D(1, 2, 3, 4)
-    with pytest.raises(ModelError, match=re.escape("Gaussian1D: unknown parameter(s) 'sigma'; parameters are: amplitude, mean, stddev")):
+    with pytest.raises(
+        ModelError,
+        match=re.escape(
+            "Gaussian1D: unknown parameter(s) 'sigma'; parameters are: amplitude, mean, stddev"
+        ),
+    ):
         Gaussian1D(sigma=1.0)
     with pytest.raises(ModelError, match="bounds given for unknown parameter\\(s\\) 'sigma'"):
         Gaussian1D(bounds={"sigma": (0, 1)})
@@ -323,7 +352,9 @@ def test_polynomial_constructor():
 def test_repr_forms():
     assert repr(Gaussian1D()) == "<Gaussian1D(amplitude=1.0, mean=0.0, stddev=1.0)>"
     g = Gaussian1D(amplitude=np.ones((64, 64)), name="g")
-    assert repr(g) == "<Gaussian1D(amplitude=array(shape=(64, 64)), mean=0.0, stddev=1.0, name='g')>"
+    assert (
+        repr(g) == "<Gaussian1D(amplitude=array(shape=(64, 64)), mean=0.0, stddev=1.0, name='g')>"
+    )
     c = Gaussian1D() + Const1D() * Const1D()
     assert repr(c) == (
         "<CompoundModel(Gaussian1D + [Const1D * Const1D]: amplitude_0=1.0, mean_0=0.0, "
@@ -466,7 +497,9 @@ def test_tie_errors():
     g = Gaussian1D(tied={"mean": "mean + 1"})
     with pytest.raises(
         ParameterError,
-        match=re.escape("Parameter 'mean': tied expression 'mean + 1' refers to the parameter itself"),
+        match=re.escape(
+            "Parameter 'mean': tied expression 'mean + 1' refers to the parameter itself"
+        ),
     ):
         g.validate()
     m = Gaussian1D() + Gaussian1D()
@@ -474,7 +507,8 @@ def test_tie_errors():
     m.mean_1.tied = "stddev_0"
     m.stddev_0.tied = "mean_0 * 2"
     with pytest.raises(
-        ParameterError, match=re.escape("tied parameters form a cycle: mean_0 -> mean_1 -> stddev_0 -> mean_0")
+        ParameterError,
+        match=re.escape("tied parameters form a cycle: mean_0 -> mean_1 -> stddev_0 -> mean_0"),
     ):
         m.validate()
     with pytest.raises(ParameterError, match="cycle"):
@@ -566,7 +600,8 @@ def test_copy_and_with_values():
         Gaussian1D(mean=np.arange(4.0), bounds={"stddev": (0.1, 5)}, name="g"),
         Polynomial1D(2, c1=3.0),
         Voigt1D(),
-        Gaussian1D() + Gaussian1D(tied={"stddev": "mean / 10"}) * Const1D(fixed={"amplitude": True}),
+        Gaussian1D()
+        + Gaussian1D(tied={"stddev": "mean / 10"}) * Const1D(fixed={"amplitude": True}),
         Gaussian2D(theta=0.3) - Gaussian2D(),
         Exponential1D(),
     ],
@@ -627,7 +662,9 @@ def test_compound_with_fd_leaf():
     rng = np.random.default_rng(RNG_SEED + 8)
     params = rng.uniform(0.5, 2.0, (4, m.n_params))
     x = rng.uniform(0, 3, 10)
-    np.testing.assert_allclose(m.jacobian(x, params), _fd_jacobian(m, [x], params), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        m.jacobian(x, params), _fd_jacobian(m, [x], params), rtol=1e-6, atol=1e-8
+    )
 
 
 def test_compound_copies_parameter_attributes_and_operands():
@@ -646,8 +683,15 @@ def test_nested_compound_tie_renaming():
     inner = Gaussian1D() + Gaussian1D()
     inner.mean_1.tied = "mean_0 + 1200"
     outer = Const1D() + inner
-    assert outer.param_names == ("amplitude_0", "amplitude_1", "mean_1", "stddev_1",
-                                 "amplitude_2", "mean_2", "stddev_2")
+    assert outer.param_names == (
+        "amplitude_0",
+        "amplitude_1",
+        "mean_1",
+        "stddev_1",
+        "amplitude_2",
+        "mean_2",
+        "stddev_2",
+    )
     assert outer.mean_2.tied == "mean_1 + 1200"
     outer2 = outer + (Gaussian1D(tied={"mean": "stddev * 3"}) + Const1D())
     assert outer2.mean_2.tied == "mean_1 + 1200"
@@ -672,7 +716,9 @@ def test_leaves_are_copies_with_current_values():
 
 
 def test_composition_errors():
-    with pytest.raises(ModelError, match="cannot combine Gaussian1D .*n_inputs=1.* with Gaussian2D .*n_inputs=2"):
+    with pytest.raises(
+        ModelError, match="cannot combine Gaussian1D .*n_inputs=1.* with Gaussian2D .*n_inputs=2"
+    ):
         Gaussian1D() + Gaussian2D()
     with pytest.raises(TypeError):
         Gaussian1D() + 1.0
@@ -692,16 +738,29 @@ def test_parameter_units_builtins():
     x, y = u.um, u.Jy
     assert Gaussian1D()._parameter_units((x,), y) == {"amplitude": y, "mean": x, "stddev": x}
     assert Lorentz1D()._parameter_units((x,), y) == {"amplitude": y, "x_0": x, "fwhm": x}
-    assert Voigt1D()._parameter_units((x,), y) == {"x_0": x, "amplitude_L": y, "fwhm_L": x, "fwhm_G": x}
+    assert Voigt1D()._parameter_units((x,), y) == {
+        "x_0": x,
+        "amplitude_L": y,
+        "fwhm_L": x,
+        "fwhm_G": x,
+    }
     assert Const1D()._parameter_units((x,), y) == {"amplitude": y}
     assert Linear1D()._parameter_units((x,), y) == {"slope": y / x, "intercept": y}
     assert Polynomial1D(2)._parameter_units((x,), y) == {"c0": y, "c1": y / x, "c2": y / x**2}
     assert PowerLaw1D()._parameter_units((x,), y) == {"amplitude": y, "x_0": x, "alpha": None}
     assert Gaussian2D()._parameter_units((u.deg, u.arcsec), u.K) == {
-        "amplitude": u.K, "x_mean": u.deg, "y_mean": u.arcsec,
-        "x_stddev": u.deg, "y_stddev": u.arcsec, "theta": u.rad,
+        "amplitude": u.K,
+        "x_mean": u.deg,
+        "y_mean": u.arcsec,
+        "x_stddev": u.deg,
+        "y_stddev": u.arcsec,
+        "theta": u.rad,
     }
-    assert Gaussian1D()._parameter_units((None,), None) == {"amplitude": None, "mean": None, "stddev": None}
+    assert Gaussian1D()._parameter_units((None,), None) == {
+        "amplitude": None,
+        "mean": None,
+        "stddev": None,
+    }
     with pytest.raises(InputError, match="1 input\\(s\\), got 2 input unit"):
         Gaussian1D()._parameter_units((x, x), y)
 
@@ -710,6 +769,10 @@ def test_parameter_units_compound():
     m = Gaussian1D() * Linear1D() + Const1D()
     units = m._parameter_units((u.um,), u.Jy)
     assert units == {
-        "amplitude_0": u.Jy, "mean_0": u.um, "stddev_0": u.um,
-        "slope_1": 1 / u.um, "intercept_1": None, "amplitude_2": u.Jy,
+        "amplitude_0": u.Jy,
+        "mean_0": u.um,
+        "stddev_0": u.um,
+        "slope_1": 1 / u.um,
+        "intercept_1": None,
+        "amplitude_2": u.Jy,
     }

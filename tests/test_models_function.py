@@ -147,14 +147,14 @@ def test_bounds_fixed_tied_copy_with_values():
 def test_composition_with_gaussian():
     m = Damped(2.0) + Gaussian1D(1.0, 0.5, 0.7)
     assert isinstance(m, CompoundModel)
-    assert m.param_names == ("amplitude_0", "tau_0", "omega_0", "amplitude_1", "mean_1",
-                             "stddev_1")
+    assert m.param_names == ("amplitude_0", "tau_0", "omega_0", "amplitude_1", "mean_1", "stddev_1")
     np.testing.assert_allclose(m(X), damped(X, 2.0) + Gaussian1D(1.0, 0.5, 0.7)(X), rtol=1e-15)
     assert not m.has_analytic_jacobian
     params = np.array([[2.0, 1.5, 0.3, 1.0, 0.5, 0.7]])
     jac = m.jacobian(X, params)
-    np.testing.assert_allclose(jac[0, :, 3:], Gaussian1D().jacobian(X, params[:, 3:])[0],
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        jac[0, :, 3:], Gaussian1D().jacobian(X, params[:, 3:])[0], rtol=1e-6, atol=1e-9
+    )
     assert (m * Gaussian1D()).n_params == 9
 
 
@@ -178,32 +178,66 @@ def test_bad_signatures():
         return x
 
     cases = [
-        (star_args, {}, "model_from_function: function test_bad_signatures.<locals>.star_args "
-         "takes *p; a model function needs a fixed list of named parameters, e.g. "
-         "f(x, a, b=2.0)"),
-        (star_kwargs, {}, "model_from_function: function test_bad_signatures.<locals>."
-         "star_kwargs takes **kw; a model function needs a fixed list of named parameters, "
-         "e.g. f(x, a, b=2.0)"),
-        (kw_only, {}, "model_from_function: argument 'b' of function test_bad_signatures."
-         "<locals>.kw_only is keyword-only; write the parameters as ordinary arguments after "
-         "the independent variable(s), e.g. f(x, a, b=2.0)"),
-        (no_params, {}, "model_from_function: function test_bad_signatures.<locals>.no_params "
-         "takes 1 argument(s), but needs the 1 independent variable(s) and at least one "
-         "parameter, e.g. f(x, a)"),
-        (text_default, {}, "model_from_function: default of parameter 'a' of "
-         "test_bad_signatures.<locals>.text_default must be a real number, got 'abc'"),
-        (reserved, {}, "model_from_function: reserved: parameter name 'name' clashes with a "
-         "Model attribute"),
+        (
+            star_args,
+            {},
+            "model_from_function: function test_bad_signatures.<locals>.star_args "
+            "takes *p; a model function needs a fixed list of named parameters, e.g. "
+            "f(x, a, b=2.0)",
+        ),
+        (
+            star_kwargs,
+            {},
+            "model_from_function: function test_bad_signatures.<locals>."
+            "star_kwargs takes **kw; a model function needs a fixed list of named parameters, "
+            "e.g. f(x, a, b=2.0)",
+        ),
+        (
+            kw_only,
+            {},
+            "model_from_function: argument 'b' of function test_bad_signatures."
+            "<locals>.kw_only is keyword-only; write the parameters as ordinary arguments after "
+            "the independent variable(s), e.g. f(x, a, b=2.0)",
+        ),
+        (
+            no_params,
+            {},
+            "model_from_function: function test_bad_signatures.<locals>.no_params "
+            "takes 1 argument(s), but needs the 1 independent variable(s) and at least one "
+            "parameter, e.g. f(x, a)",
+        ),
+        (
+            text_default,
+            {},
+            "model_from_function: default of parameter 'a' of "
+            "test_bad_signatures.<locals>.text_default must be a real number, got 'abc'",
+        ),
+        (
+            reserved,
+            {},
+            "model_from_function: reserved: parameter name 'name' clashes with a Model attribute",
+        ),
         (damped, {"n_inputs": 3}, "model_from_function: n_inputs must be 1 or 2, got 3"),
-        (damped, {"name": "not valid"}, "model_from_function: name must be a Python "
-         "identifier, got 'not valid'"),
+        (
+            damped,
+            {"name": "not valid"},
+            "model_from_function: name must be a Python identifier, got 'not valid'",
+        ),
         (3.0, {}, "model_from_function expects a function, got 3.0"),
-        (Gaussian1D, {}, "model_from_function expects a function, got <class "
-         "'parfit.models.functional_1d.Gaussian1D'>"),
+        (
+            Gaussian1D,
+            {},
+            "model_from_function expects a function, got <class "
+            "'parfit.models.functional_1d.Gaussian1D'>",
+        ),
         (damped, {"jacobian": 5}, "model_from_function: jacobian must be a function, got 5"),
-        (damped, {"jacobian": lambda x, a: [x]}, "model_from_function: jacobian "
-         "test_bad_signatures.<locals>.<lambda> cannot be called with the arguments of damped "
-         "(x, amplitude, tau, omega); give it the same signature"),
+        (
+            damped,
+            {"jacobian": lambda x, a: [x]},
+            "model_from_function: jacobian "
+            "test_bad_signatures.<locals>.<lambda> cannot be called with the arguments of damped "
+            "(x, amplitude, tau, omega); give it the same signature",
+        ),
     ]
     for func, kwargs, message in cases:
         with pytest.raises(ModelError) as info:
@@ -238,7 +272,7 @@ def test_cloudpickle_round_trip_in_another_process(tmp_path):
     Bump = _made_inside_a_function()
     model = Bump(2.0, width=0.5, bounds={"width": (0.1, None)}) + Gaussian1D(1.0, 1.0, 0.3)
     with pytest.raises((pickle.PicklingError, AttributeError)):
-        pickle.dumps(model)                    # a local class: only cloudpickle can
+        pickle.dumps(model)  # a local class: only cloudpickle can
     payload = tmp_path / "model.pkl"
     payload.write_bytes(cloudpickle.dumps(model))
     again = pickle.loads(payload.read_bytes())
@@ -251,8 +285,7 @@ def test_cloudpickle_round_trip_in_another_process(tmp_path):
         "print(repr(model))\n"
         "print(repr(model(x).round(12).tolist()))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == repr(model)

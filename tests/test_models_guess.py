@@ -24,8 +24,7 @@ from parfit.models import (
 SEED = 20240917
 N_FITS = 200
 X = np.linspace(-10.0, 10.0, 201)
-GUESSING = ("Gaussian1D, Lorentz1D, Voigt1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, "
-            "Gaussian2D")
+GUESSING = "Gaussian1D, Lorentz1D, Voigt1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Gaussian2D"
 
 
 def _voigt_fwhm(p):
@@ -43,21 +42,34 @@ PEAKS = {
     "Gaussian1D": (
         Gaussian1D(),
         lambda rng, n: np.column_stack(
-            [rng.uniform(1, 3, n), rng.uniform(-5, 5, n), rng.uniform(0.3, 2.5, n)]),
-        1, lambda p: p[:, 0], lambda p: p[:, 2],
+            [rng.uniform(1, 3, n), rng.uniform(-5, 5, n), rng.uniform(0.3, 2.5, n)]
+        ),
+        1,
+        lambda p: p[:, 0],
+        lambda p: p[:, 2],
     ),
     "Lorentz1D": (
         Lorentz1D(),
         lambda rng, n: np.column_stack(
-            [rng.uniform(1, 3, n), rng.uniform(-5, 5, n), rng.uniform(0.6, 5, n)]),
-        1, lambda p: p[:, 0], lambda p: p[:, 2],
+            [rng.uniform(1, 3, n), rng.uniform(-5, 5, n), rng.uniform(0.6, 5, n)]
+        ),
+        1,
+        lambda p: p[:, 0],
+        lambda p: p[:, 2],
     ),
     "Voigt1D": (
         Voigt1D(),
         lambda rng, n: np.column_stack(
-            [rng.uniform(-5, 5, n), rng.uniform(1, 3, n), rng.uniform(0.3, 3, n),
-             rng.uniform(0.3, 3, n)]),
-        0, _voigt_peak, _voigt_fwhm,
+            [
+                rng.uniform(-5, 5, n),
+                rng.uniform(1, 3, n),
+                rng.uniform(0.3, 3, n),
+                rng.uniform(0.3, 3, n),
+            ]
+        ),
+        0,
+        _voigt_peak,
+        _voigt_fwhm,
     ),
 }
 
@@ -112,8 +124,9 @@ def test_gaussian1d_noiseless_is_nearly_exact():
 def test_narrow_and_coarsely_sampled_gaussians():
     rng = np.random.default_rng(SEED + 1)
     x = np.linspace(-10, 10, 41)  # spacing 0.5
-    truth = np.column_stack([rng.uniform(1, 3, 100), rng.uniform(-5, 5, 100),
-                             rng.uniform(0.5, 1.5, 100)])
+    truth = np.column_stack(
+        [rng.uniform(1, 3, 100), rng.uniform(-5, 5, 100), rng.uniform(0.5, 1.5, 100)]
+    )
     g = Gaussian1D().guess(x, y=_noisy(Gaussian1D().evaluate(x, truth), truth[:, 0], 10, rng))
     assert np.all(np.abs(g[:, 1] - truth[:, 1]) < truth[:, 2])
     np.testing.assert_allclose(g[:, 0] / truth[:, 0], 1.0, rtol=0.3)
@@ -123,13 +136,13 @@ def test_narrow_and_coarsely_sampled_gaussians():
 def test_stddev_clipped_to_spacing_and_range():
     x = np.linspace(0.0, 10.0, 11)
     y = np.zeros((2, 11))
-    y[0, 5] = 1.0                      # a single-sample spike: narrower than the sampling
-    y[1] = 1.0                         # flat: wider than the range
+    y[0, 5] = 1.0  # a single-sample spike: narrower than the sampling
+    y[1] = 1.0  # flat: wider than the range
     g = Gaussian1D().guess(x, y=y)
-    assert g[0, 2] == pytest.approx(1.0)          # the sample spacing
+    assert g[0, 2] == pytest.approx(1.0)  # the sample spacing
     # no half-maximum crossing: a FWHM of the x range
     assert g[1, 2] == pytest.approx(10.0 / (2 * np.sqrt(2 * np.log(2))))
-    y[1] = np.linspace(0.0, 1.0, 11) ** 0.01      # one crossing, at the left edge
+    y[1] = np.linspace(0.0, 1.0, 11) ** 0.01  # one crossing, at the left edge
     assert Gaussian1D().guess(x, y=y)[1, 2] <= 10.0
 
 
@@ -152,7 +165,7 @@ def test_const1d_is_the_median(snr):
     level = rng.uniform(-3, 3, N_FITS)
     noise = 0.0 if snr is None else rng.normal(0, 1.0 / snr, (N_FITS, X.size))
     y = np.broadcast_to(level[:, None], (N_FITS, X.size)) + noise
-    y[:, ::7] = 1e6                                # outliers do not move a median much
+    y[:, ::7] = 1e6  # outliers do not move a median much
     g = Const1D().guess(X, y=y)
     np.testing.assert_allclose(g[:, 0], np.median(y, axis=1))
     np.testing.assert_allclose(g[:, 0], level, atol=0.2 if snr is None else 0.2 + 1.0 / snr)
@@ -164,7 +177,7 @@ def test_linear1d_is_least_squares(snr):
     truth = rng.uniform(-2, 2, (N_FITS, 2))
     y = _noisy(Linear1D().evaluate(X, truth), np.ones(N_FITS), snr, rng)
     g = Linear1D().guess(X, y=y)
-    expected = np.array([np.polyfit(X, row, 1) for row in y])   # slope, intercept
+    expected = np.array([np.polyfit(X, row, 1) for row in y])  # slope, intercept
     np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-9)
     if snr is None:
         np.testing.assert_allclose(g, truth, rtol=1e-9, atol=1e-9)
@@ -181,28 +194,29 @@ def test_polynomial1d_is_least_squares_per_fit_mask(snr):
     g = model.guess(x, y=y)
     for k in range(0, N_FITS, 37):
         ok = np.isfinite(y[k])
-        np.testing.assert_allclose(g[k], np.polyfit(x[ok], y[k, ok], 3)[::-1], rtol=1e-7,
-                                   atol=1e-9)
+        np.testing.assert_allclose(g[k], np.polyfit(x[ok], y[k, ok], 3)[::-1], rtol=1e-7, atol=1e-9)
     if snr is None:
         np.testing.assert_allclose(g, truth, rtol=1e-7, atol=1e-9)
 
 
 def test_polynomial1d_with_too_few_samples_stays_finite():
     y = np.full((2, 10), np.nan)
-    y[0, :2] = [1.0, 2.0]                   # two samples for a cubic
-    y[1, 3] = 5.0                           # one sample
+    y[0, :2] = [1.0, 2.0]  # two samples for a cubic
+    y[1, 3] = 5.0  # one sample
     g = Polynomial1D(3).guess(np.arange(10.0), y=y)
     assert np.all(np.isfinite(g))
-    np.testing.assert_allclose(Polynomial1D(3).evaluate(np.arange(10.0), g)[0, :2], [1, 2],
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        Polynomial1D(3).evaluate(np.arange(10.0), g)[0, :2], [1, 2], atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("snr", [None, 100, 10, 3])
 def test_powerlaw1d_loglog_fit_keeps_x_0(snr):
     rng = np.random.default_rng(SEED + 5)
     x = np.linspace(0.5, 10.0, 100)
-    truth = np.column_stack([rng.uniform(1, 3, N_FITS), np.full(N_FITS, 2.0),
-                             rng.uniform(-1, 2.5, N_FITS)])
+    truth = np.column_stack(
+        [rng.uniform(1, 3, N_FITS), np.full(N_FITS, 2.0), rng.uniform(-1, 2.5, N_FITS)]
+    )
     clean = PowerLaw1D().evaluate(x, truth)
     y = clean if snr is None else clean * (1 + rng.normal(0, 1.0 / snr, clean.shape))
     g = PowerLaw1D(x_0=2.0).guess(x, y=y)
@@ -223,11 +237,16 @@ def test_powerlaw1d_without_positive_samples_keeps_start():
 
 
 def _gaussian2d_truth(rng, n, rotated):
-    return np.column_stack([
-        rng.uniform(1, 3, n), rng.uniform(8, 24, n), rng.uniform(8, 24, n),
-        rng.uniform(1, 4, n), rng.uniform(1, 4, n),
-        rng.uniform(-0.5, 0.5, n) if rotated else np.zeros(n),
-    ])
+    return np.column_stack(
+        [
+            rng.uniform(1, 3, n),
+            rng.uniform(8, 24, n),
+            rng.uniform(8, 24, n),
+            rng.uniform(1, 4, n),
+            rng.uniform(1, 4, n),
+            rng.uniform(-0.5, 0.5, n) if rotated else np.zeros(n),
+        ]
+    )
 
 
 @pytest.mark.parametrize("snr", [None, 100, 10, 3])
@@ -239,7 +258,7 @@ def test_gaussian2d_recovery(snr, rotated):
     truth = _gaussian2d_truth(rng, 150, rotated)
     y = _noisy(Gaussian2D().evaluate(x0, x1, truth), truth[:, 0], snr, rng)
     start = np.tile(Gaussian2D().starting_values((1,))[:, 0], (150, 1))
-    start[:, 5] = truth[:, 5]              # theta is kept: start it at the truth
+    start[:, 5] = truth[:, 5]  # theta is kept: start it at the truth
     g = Gaussian2D().guess(x0, x1, y=y, start=start)
     np.testing.assert_array_equal(g[:, 5], truth[:, 5])
     smallest = truth[:, 3:5].min(axis=1)
@@ -263,7 +282,7 @@ def test_gaussian2d_keeps_theta_and_projects_widths():
     y = Gaussian2D().evaluate(gx.ravel(), gy.ravel(), truth)
     g = Gaussian2D(theta=0.6).guess(gx.ravel(), gy.ravel(), y=y)
     np.testing.assert_allclose(g, truth, rtol=0.03, atol=0.03)
-    wrong = Gaussian2D().guess(gx.ravel(), gy.ravel(), y=y)   # theta 0: spread along x and y
+    wrong = Gaussian2D().guess(gx.ravel(), gy.ravel(), y=y)  # theta 0: spread along x and y
     assert wrong[0, 5] == 0.0
     assert 1.5 < wrong[0, 4] < wrong[0, 3] < 4.0
 
@@ -285,12 +304,21 @@ def test_three_gaussians_and_a_line(snr):
     n = N_FITS
     model = Gaussian1D() + Gaussian1D() + Gaussian1D() + Linear1D()
     # lines at least 3.5 sigma apart (strongly blended lines are not told apart)
-    truth = np.column_stack([
-        rng.uniform(1, 3, n), rng.uniform(-8, -5, n), rng.uniform(0.3, 1, n),
-        rng.uniform(1, 3, n), rng.uniform(-1.5, 1.5, n), rng.uniform(0.3, 1, n),
-        rng.uniform(1, 3, n), rng.uniform(5, 8, n), rng.uniform(0.3, 1, n),
-        rng.uniform(-0.1, 0.1, n), rng.uniform(-1, 1, n),
-    ])
+    truth = np.column_stack(
+        [
+            rng.uniform(1, 3, n),
+            rng.uniform(-8, -5, n),
+            rng.uniform(0.3, 1, n),
+            rng.uniform(1, 3, n),
+            rng.uniform(-1.5, 1.5, n),
+            rng.uniform(0.3, 1, n),
+            rng.uniform(1, 3, n),
+            rng.uniform(5, 8, n),
+            rng.uniform(0.3, 1, n),
+            rng.uniform(-0.1, 0.1, n),
+            rng.uniform(-1, 1, n),
+        ]
+    )
     faintest = truth[:, [0, 3, 6]].min(axis=1)
     y = _noisy(model.evaluate(X, truth), faintest, snr, rng)
     g = model.guess(X, y=y)
@@ -337,7 +365,7 @@ def test_compound_tied_parameters_keep_start_but_ties_shape_the_subtraction():
     model.stddev_1.tied = "stddev_0"
     truth = (Gaussian1D(2.0, -3.0, 1.0) + Gaussian1D(1.0, 3.0, 1.0))(X)[None]
     g = model.guess(X, y=truth)
-    assert g[0, 4] == 99.0 and g[0, 5] == 1.0          # tied: start values
+    assert g[0, 4] == 99.0 and g[0, 5] == 1.0  # tied: start values
     np.testing.assert_allclose(g[0, [0, 1, 2, 3]], [2.0, -3.0, 1.0, 1.0], rtol=0.05, atol=0.05)
 
 
@@ -366,13 +394,19 @@ def test_nan_rows_and_all_nan_row_keeps_start(name):
 
 def test_every_model_with_empty_rows_keeps_start_without_warnings():
     cases = [
-        (Gaussian1D(), (X,)), (Lorentz1D(), (X,)), (Voigt1D(), (X,)), (Const1D(), (X,)),
-        (Linear1D(), (X,)), (Polynomial1D(2), (X,)), (PowerLaw1D(), (X + 11,)),
-        (Gaussian2D(), (X, X[::-1])), (Gaussian1D() + Linear1D(), (X,)),
+        (Gaussian1D(), (X,)),
+        (Lorentz1D(), (X,)),
+        (Voigt1D(), (X,)),
+        (Const1D(), (X,)),
+        (Linear1D(), (X,)),
+        (Polynomial1D(2), (X,)),
+        (PowerLaw1D(), (X + 11,)),
+        (Gaussian2D(), (X, X[::-1])),
+        (Gaussian1D() + Linear1D(), (X,)),
     ]
     for model, xs in cases:
         y = np.full((3, X.size), np.nan)
-        y[1, 7] = 2.0                      # a single valid sample
+        y[1, 7] = 2.0  # a single valid sample
         g = model.guess(*xs, y=y)
         start = model.starting_values((3,)).T
         np.testing.assert_array_equal(g[[0, 2]], start[[0, 2]])
@@ -396,7 +430,7 @@ def test_no_valid_data_at_all_returns_start_copy():
 
 def test_valid_mask_excludes_samples():
     y = Gaussian1D(1.0, 3.0, 1.0)(X)[None] + 0.0
-    y[0, 20] = 100.0                                     # a spike
+    y[0, 20] = 100.0  # a spike
     valid = np.ones(y.shape, bool)
     valid[0, 20] = False
     g = Gaussian1D().guess(X, y=y, valid=valid)
@@ -407,29 +441,28 @@ def test_valid_mask_excludes_samples():
 def test_per_fit_x_in_any_order():
     rng = np.random.default_rng(SEED + 9)
     n = 50
-    x = rng.uniform(-10, 10, (n, 150))          # unsorted, different for every fit
-    truth = np.column_stack([rng.uniform(1, 3, n), rng.uniform(-5, 5, n),
-                             rng.uniform(0.5, 2, n)])
+    x = rng.uniform(-10, 10, (n, 150))  # unsorted, different for every fit
+    truth = np.column_stack([rng.uniform(1, 3, n), rng.uniform(-5, 5, n), rng.uniform(0.5, 2, n)])
     y = Gaussian1D().evaluate(x, truth)
     g = Gaussian1D().guess(x, y=y)
     np.testing.assert_array_less(np.abs(g[:, 1] - truth[:, 1]), 0.5 * truth[:, 2])
     np.testing.assert_allclose(g[:, [0, 2]], truth[:, [0, 2]], rtol=0.35)
     x_nan = x.copy()
-    x_nan[:, :30] = np.nan                      # non-finite coordinates are not used
+    x_nan[:, :30] = np.nan  # non-finite coordinates are not used
     g2 = Gaussian1D().guess(x_nan, y=y)
     np.testing.assert_array_less(np.abs(g2[:, 1] - truth[:, 1]), 0.5 * truth[:, 2])
     np.testing.assert_allclose(g2[:, [0, 2]], truth[:, [0, 2]], rtol=0.35)
     # a baseline with per-fit x
     lin = np.column_stack([rng.uniform(-1, 1, n), rng.uniform(-1, 1, n)])
-    np.testing.assert_allclose(Linear1D().guess(x, y=Linear1D().evaluate(x, lin)), lin,
-                               atol=1e-9)
+    np.testing.assert_allclose(Linear1D().guess(x, y=Linear1D().evaluate(x, lin)), lin, atol=1e-9)
 
 
 def test_rows_are_independent():
     rng = np.random.default_rng(SEED + 10)
     model = Gaussian1D() + Gaussian1D() + Linear1D()
-    truth = np.array([[2.0, -3.0, 1.0, 1.0, 4.0, 1.5, 0.05, 0.5],
-                      [1.0, 0.0, 0.5, 3.0, 6.0, 1.0, 0.0, -1.0]])
+    truth = np.array(
+        [[2.0, -3.0, 1.0, 1.0, 4.0, 1.5, 0.05, 0.5], [1.0, 0.0, 0.5, 3.0, 6.0, 1.0, 0.0, -1.0]]
+    )
     y = model.evaluate(X, truth) + rng.normal(0, 0.05, (2, X.size))
     both = model.guess(X, y=y)
     for k in range(2):
@@ -452,9 +485,14 @@ def test_fixed_and_tied_keep_start():
 def test_guesses_are_clipped_into_scalar_and_per_pixel_bounds():
     y = np.stack([Gaussian1D(3.0, 2.0, 1.5)(X), Gaussian1D(3.0, -6.0, 1.5)(X)])
     model = Gaussian1D(
-        amplitude=1.0, mean=np.array([0.0, -1.0]), stddev=2.5,
-        bounds={"amplitude": (0.0, 2.5), "mean": (np.array([-1.0, -2.0]), np.array([1.0, 0.0])),
-                "stddev": (2.0, None)},
+        amplitude=1.0,
+        mean=np.array([0.0, -1.0]),
+        stddev=2.5,
+        bounds={
+            "amplitude": (0.0, 2.5),
+            "mean": (np.array([-1.0, -2.0]), np.array([1.0, 0.0])),
+            "stddev": (2.0, None),
+        },
     )
     g = model.guess(X, y=y)
     np.testing.assert_array_equal(g[:, 0], [2.5, 2.5])
@@ -469,16 +507,21 @@ def test_default_start_flattens_per_pixel_maps():
     np.testing.assert_array_equal(g[:, 1], np.arange(6.0))
     with pytest.raises(InputError, match=r"per-pixel values of shape \(2, 3\)"):
         model.guess(X, y=np.zeros((4, X.size)))
-    g = model.guess(X, y=y[:4], start=[1.0, 2.0, 3.0])   # explicit start
+    g = model.guess(X, y=y[:4], start=[1.0, 2.0, 3.0])  # explicit start
     np.testing.assert_array_equal(g[:, 1], [2.0] * 4)
 
 
 def test_start_row_broadcasts_and_bad_start_shape():
     y = np.full((3, X.size), np.nan)
-    np.testing.assert_array_equal(Gaussian1D().guess(X, y=y, start=[1.0, 2.0, 3.0]),
-                                  np.tile([1.0, 2.0, 3.0], (3, 1)))
-    with pytest.raises(InputError, match=re.escape("start must have shape (n_fits, n_params) "
-                                                   "= (3, 3) or (3,), got shape (2, 3)")):
+    np.testing.assert_array_equal(
+        Gaussian1D().guess(X, y=y, start=[1.0, 2.0, 3.0]), np.tile([1.0, 2.0, 3.0], (3, 1))
+    )
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "start must have shape (n_fits, n_params) = (3, 3) or (3,), got shape (2, 3)"
+        ),
+    ):
         Gaussian1D().guess(X, y=y, start=np.zeros((2, 3)))
 
 
@@ -538,8 +581,10 @@ def test_can_guess():
 
 def test_cannot_guess_messages():
     y = np.zeros((1, X.size))
-    prefix = f"cannot guess starting values; models that can: {GUESSING}, and compound " \
-             "models that only add (+) such models"
+    prefix = (
+        f"cannot guess starting values; models that can: {GUESSING}, and compound "
+        "models that only add (+) such models"
+    )
     with pytest.raises(ModelError) as info:
         Exponential1D().guess(X, y=y)
     assert str(info.value) == f"Exponential1D {prefix}"
@@ -584,16 +629,20 @@ def test_user_model_with_guess_hook():
     np.testing.assert_allclose(model.guess(x, y=y), [[2.0, 1.5], [1.0, 3.0]], rtol=1e-9)
     g = (model + Const1D()).guess(x, y=y + 0.0)
     assert g.shape == (2, 3)
-    with pytest.raises(ModelError, match=r"BadGuess._guess returned unknown parameter\(s\) "
-                                         r"'width'; parameters are: amplitude, tau"):
+    with pytest.raises(
+        ModelError,
+        match=r"BadGuess._guess returned unknown parameter\(s\) "
+        r"'width'; parameters are: amplitude, tau",
+    ):
         BadGuess().guess(x, y=y)
 
 
 def test_guess_feeds_per_pixel_starting_values():
     # guesses of a block become per-pixel maps of a model
     rng = np.random.default_rng(SEED + 11)
-    truth = np.column_stack([rng.uniform(1, 3, 12), rng.uniform(-5, 5, 12),
-                             rng.uniform(0.5, 2, 12)])
+    truth = np.column_stack(
+        [rng.uniform(1, 3, 12), rng.uniform(-5, 5, 12), rng.uniform(0.5, 2, 12)]
+    )
     cube = Gaussian1D().evaluate(X, truth).T.reshape(X.size, 3, 4)
     model = Gaussian1D()
     g = model.guess(X, y=cube.reshape(X.size, -1).T)
@@ -606,10 +655,12 @@ def test_peaks_of_a_sum_are_numbered_by_position():
     # The stronger line is on the right in the first fit and on the left in the
     # second; component 0 must hold the left line in both.
     x = np.linspace(-30, 30, 241)
-    y = np.stack([
-        (Gaussian1D(1.0, -10.0, 2.0) + Gaussian1D(3.0, 12.0, 2.0))(x),
-        (Gaussian1D(3.0, -10.0, 2.0) + Gaussian1D(1.0, 12.0, 2.0))(x),
-    ])
+    y = np.stack(
+        [
+            (Gaussian1D(1.0, -10.0, 2.0) + Gaussian1D(3.0, 12.0, 2.0))(x),
+            (Gaussian1D(3.0, -10.0, 2.0) + Gaussian1D(1.0, 12.0, 2.0))(x),
+        ]
+    )
     out = (Gaussian1D() + Gaussian1D()).guess(x, y=y)
     np.testing.assert_allclose(out[:, 1], [-10.0, -10.0], atol=0.3)
     np.testing.assert_allclose(out[:, 4], [12.0, 12.0], atol=0.3)

@@ -50,8 +50,13 @@ def assert_same_model(a, b):
 @pytest.mark.parametrize(
     "model",
     [
-        Gaussian1D(amplitude=3 * u.Jy, mean=0.1 + 0.2, stddev=1 / 3, bounds={"mean": (-1e-300, 7.25)},
-                   name="line"),
+        Gaussian1D(
+            amplitude=3 * u.Jy,
+            mean=0.1 + 0.2,
+            stddev=1 / 3,
+            bounds={"mean": (-1e-300, 7.25)},
+            name="line",
+        ),
         Lorentz1D(fixed={"fwhm": True}),
         Voigt1D(x_0=2 * u.um),
         Const1D(-0.0),
@@ -75,17 +80,38 @@ def test_leaf_dict_format():
         "model": "Gaussian1D",
         "name": None,
         "parameters": {
-            "amplitude": {"value": 2.0, "bounds": [0.0, None], "fixed": False, "tied": None, "unit": "Jy"},
-            "mean": {"value": 0.0, "bounds": [None, None], "fixed": True, "tied": None, "unit": None},
-            "stddev": {"value": 1.0, "bounds": [float(np.finfo(np.float32).tiny), None],
-                       "fixed": False, "tied": None, "unit": None},
+            "amplitude": {
+                "value": 2.0,
+                "bounds": [0.0, None],
+                "fixed": False,
+                "tied": None,
+                "unit": "Jy",
+            },
+            "mean": {
+                "value": 0.0,
+                "bounds": [None, None],
+                "fixed": True,
+                "tied": None,
+                "unit": None,
+            },
+            "stddev": {
+                "value": 1.0,
+                "bounds": [float(np.finfo(np.float32).tiny), None],
+                "fixed": False,
+                "tied": None,
+                "unit": None,
+            },
         },
     }
     assert to_dict(Polynomial1D(1))["degree"] == 1
 
 
 def test_compound_round_trip_with_ties():
-    m = Gaussian1D(mean=6563.0) + Gaussian1D(mean=7763.0) * Const1D(fixed={"amplitude": True}) + Linear1D()
+    m = (
+        Gaussian1D(mean=6563.0)
+        + Gaussian1D(mean=7763.0) * Const1D(fixed={"amplitude": True})
+        + Linear1D()
+    )
     m.mean_1.tied = "mean_0 + 1200"
     m.stddev_1.tied = "stddev_0"
     m.amplitude_0.bounds = (0, None)
@@ -114,8 +140,10 @@ def CompoundModelFactory():
 
 
 def test_arrays_included():
-    g = Gaussian1D(mean=np.array([[0.1, np.nan], [np.inf, -2.5]]),
-                   bounds={"stddev": (np.full((2, 2), 0.5), 10.0)})
+    g = Gaussian1D(
+        mean=np.array([[0.1, np.nan], [np.inf, -2.5]]),
+        bounds={"stddev": (np.full((2, 2), 0.5), 10.0)},
+    )
     back = from_yaml(to_yaml(g))
     assert_same_model(g, back)
 
@@ -143,22 +171,24 @@ def test_duplicate_keys_rejected():
     text = "model: Const1D\nname: null\nmodel: Gaussian1D\n"
     with pytest.raises(ModelError, match="duplicate key 'model' at line 3"):
         from_yaml(text)
-    nested = (
-        "model: Const1D\nparameters:\n  amplitude:\n    value: 1.0\n    value: 2.0\n"
-    )
+    nested = "model: Const1D\nparameters:\n  amplitude:\n    value: 1.0\n    value: 2.0\n"
     with pytest.raises(ModelError, match="duplicate key 'value' at line 5"):
         from_yaml(nested)
 
 
 def test_unknown_model_lists_known():
-    with pytest.raises(ModelError, match=r"model: unknown model 'Gauss'; known models: .*Const1D.*Gaussian1D"):
+    with pytest.raises(
+        ModelError, match=r"model: unknown model 'Gauss'; known models: .*Const1D.*Gaussian1D"
+    ):
         from_dict({"model": "Gauss"})
 
 
 def test_bad_documents():
     with pytest.raises(ModelError, match="Gaussian1D has no parameter 'sigma'"):
         from_dict({"model": "Gaussian1D", "parameters": {"sigma": {"value": 1.0}}})
-    with pytest.raises(ModelError, match=re.escape("model.parameters.mean: unknown key(s) ['valu']")):
+    with pytest.raises(
+        ModelError, match=re.escape("model.parameters.mean: unknown key(s) ['valu']")
+    ):
         from_dict({"model": "Gaussian1D", "parameters": {"mean": {"valu": 1.0}}})
     with pytest.raises(ModelError, match="fixed must be true or false, got 'yes'"):
         from_dict({"model": "Gaussian1D", "parameters": {"mean": {"fixed": "yes"}}})
@@ -198,7 +228,9 @@ def test_user_model_registration():
         def _evaluate(self, x, a):
             return a * x
 
-    with pytest.raises(ModelError, match="is not registered; decorate it with @parfit.models.register_model"):
+    with pytest.raises(
+        ModelError, match="is not registered; decorate it with @parfit.models.register_model"
+    ):
         to_yaml(Unregistered())
 
     @register_model
@@ -218,7 +250,9 @@ def test_user_model_registration():
             param_specs = ()
 
         Quadratic1DClash.__name__ = "Quadratic1D"
-        with pytest.raises(ModelError, match="a different model class is already registered as 'Quadratic1D'"):
+        with pytest.raises(
+            ModelError, match="a different model class is already registered as 'Quadratic1D'"
+        ):
             register_model(Quadratic1DClash)
         with pytest.raises(ModelError, match="expects a Model subclass"):
             register_model(int)

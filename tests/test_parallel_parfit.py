@@ -19,8 +19,9 @@ def cube():
 
 def fit(cube, model=None, **kwargs):
     kwargs.setdefault("scheduler", "synchronous")
-    return parfit.parallel_fit(model if model is not None else cube.model, cube.data,
-                               world=cube.world, **kwargs)
+    return parfit.parallel_fit(
+        model if model is not None else cube.model, cube.data, world=cube.world, **kwargs
+    )
 
 
 def test_recovers_truth_and_errors_are_calibrated(cube):
@@ -55,8 +56,12 @@ def test_methods_agree(cube, method):
     ref = fit(cube, model, fitter="trf")
     res = fit(cube, model, fitter=method)
     for name in res.param_names:
-        np.testing.assert_allclose(res.parameters[name], ref.parameters[name], rtol=1e-5,
-                                   atol=1e-3 * np.median(ref.errors[name]))
+        np.testing.assert_allclose(
+            res.parameters[name],
+            ref.parameters[name],
+            rtol=1e-5,
+            atol=1e-3 * np.median(ref.errors[name]),
+        )
 
 
 def test_lm_clips_parameters_into_bounds(cube):
@@ -66,8 +71,9 @@ def test_lm_clips_parameters_into_bounds(cube):
     assert res.success.all()
     assert np.nanmax(res.parameters["amplitude"]) <= 1.5
     below = cube.truth["amplitude"] < 1.3
-    np.testing.assert_allclose(res.parameters["amplitude"][below],
-                               cube.truth["amplitude"][below], atol=0.15)
+    np.testing.assert_allclose(
+        res.parameters["amplitude"][below], cube.truth["amplitude"][below], atol=0.15
+    )
 
 
 def test_tied_fixed_and_bounds():
@@ -79,7 +85,7 @@ def test_tied_fixed_and_bounds():
     start.mean_1.tied = "mean_0 + 12"
     start.stddev_1.tied = "stddev_0"
     start.amplitude_2.fixed = True
-    start.amplitude_1.bounds = (0.0, 0.9)          # the true value 1.0 is outside
+    start.amplitude_1.bounds = (0.0, 0.9)  # the true value 1.0 is outside
     res = parfit.parallel_fit(start, data, world=(x,), scheduler="synchronous")
     assert res.success.all()
     p = res.parameters
@@ -97,7 +103,7 @@ def test_per_pixel_starting_values_and_bounds(cube):
     start = cube.model.copy()
     start.mean = cube.truth["mean"] + 1.0
     lower = np.full((12, 10), -30.0)
-    lower[0, 0] = 20.0                                  # start -5 outside [20, 30]
+    lower[0, 0] = 20.0  # start -5 outside [20, 30]
     start.mean.bounds = (lower, 30.0)
     res = fit(cube, start)
     assert res.status[0, 0] == Status.BAD_START
@@ -116,16 +122,16 @@ def test_not_converged_is_reported(cube):
 
 def test_nonfinite_model_at_a_pixel_start():
     x = np.linspace(1, 10, 30)
-    data = (2.0 * x ** -1.5)[:, None] * np.ones((30, 4))
+    data = (2.0 * x**-1.5)[:, None] * np.ones((30, 4))
     x0 = np.array([1.0, 1.0, 1.0, np.inf])
-    res = parfit.parallel_fit(PowerLaw1D(1.0, x0, 1.0, fixed={"x_0": True}), data, world=(x,),
-                              scheduler="synchronous")
+    res = parfit.parallel_fit(
+        PowerLaw1D(1.0, x0, 1.0, fixed={"x_0": True}), data, world=(x,), scheduler="synchronous"
+    )
     assert list(res.status) == [Status.OK] * 3 + [Status.BAD_START]
     np.testing.assert_allclose(res.parameters["alpha"][:3], 1.5, rtol=1e-6)
     # With x_0 free, amplitude and x_0 are one degree of freedom: the covariance is
     # singular, and such a fit is not called a success.
-    res = parfit.parallel_fit(PowerLaw1D(1.0, x0, 1.0), data, world=(x,),
-                              scheduler="synchronous")
+    res = parfit.parallel_fit(PowerLaw1D(1.0, x0, 1.0), data, world=(x,), scheduler="synchronous")
     assert list(res.status) == [Status.DEGENERATE] * 3 + [Status.BAD_START]
     assert np.all(res.flags[:3] & parfit.Flag.SINGULAR)
 
@@ -134,8 +140,11 @@ class Exploding(Model):
     """A user model with no analytic Jacobian that raises on one pixel."""
 
     n_inputs = 1
-    param_specs = (ParameterSpec("height", 1.0), ParameterSpec("centre", 0.0),
-                   ParameterSpec("width", 1.0, bounds=(0.0, None)))
+    param_specs = (
+        ParameterSpec("height", 1.0),
+        ParameterSpec("centre", 0.0),
+        ParameterSpec("width", 1.0, bounds=(0.0, None)),
+    )
 
     def _evaluate(self, x, height, centre, width):
         if np.any(height > 1e6):
@@ -148,8 +157,9 @@ def test_user_model_with_finite_difference_jacobian_and_a_failing_pixel():
     height = np.array([[1.0, 2.0, 3.0]])
     data = height[None] / (1 + ((x[:, None, None] - 0.5) / 1.2) ** 2)
     start_height = np.array([[1.5, 1.5, 2e6]])
-    res = parfit.parallel_fit(Exploding(height=start_height, centre=0.0, width=1.0), data,
-                              world=(x,), scheduler="threads")
+    res = parfit.parallel_fit(
+        Exploding(height=start_height, centre=0.0, width=1.0), data, world=(x,), scheduler="threads"
+    )
     assert list(res.status[0]) == [Status.OK, Status.OK, Status.FIT_ERROR]
     np.testing.assert_allclose(res.parameters["height"][0, :2], [1.0, 2.0], rtol=1e-6)
     np.testing.assert_allclose(res.parameters["width"][0, :2], 1.2, rtol=1e-6)
@@ -157,8 +167,7 @@ def test_user_model_with_finite_difference_jacobian_and_a_failing_pixel():
 
 def test_2d_fits_of_image_planes():
     stack = gaussian2d_cube((3, 24, 20), seed=2)
-    res = parfit.parallel_fit(stack.model, stack.data, fitting_axes=(1, 2),
-                              scheduler="synchronous")
+    res = parfit.parallel_fit(stack.model, stack.data, fitting_axes=(1, 2), scheduler="synchronous")
     assert res.success.all()
     for name in res.param_names:
         pull = (res.parameters[name] - stack.truth[name]) / res.errors[name]
@@ -178,8 +187,9 @@ def test_astropy_model_on_parfit_fitter_comes_back_as_astropy(cube):
     # batched solver finds a deeper one.
     same = np.isclose(res.statistic, ref.statistic, rtol=1e-6)
     assert same.mean() > 0.9
-    np.testing.assert_allclose(res.parameters["mean"][same], ref.parameters["mean"][same],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        res.parameters["mean"][same], ref.parameters["mean"][same], atol=1e-3
+    )
 
 
 def test_astropy_ties_are_translated():
@@ -196,8 +206,9 @@ def test_astropy_ties_are_translated():
 def test_untranslatable_astropy_tie_and_model_are_refused():
     start = amodels.Gaussian1D() + amodels.Gaussian1D()
     start.mean_1.tied = lambda m: max(m.mean_0, 3.0)
-    with pytest.raises(TypeError, match="the tie of astropy parameter 'mean_1' cannot be "
-                                        "translated"):
+    with pytest.raises(
+        TypeError, match="the tie of astropy parameter 'mean_1' cannot be translated"
+    ):
         parfit.parallel_fit(start, np.zeros((10, 2)))
     with pytest.raises(TypeError, match="astropy model Sersic1D has no parfit equivalent"):
         parfit.parallel_fit(amodels.Sersic1D(), np.zeros((10, 2)))
@@ -209,15 +220,17 @@ def test_units_on_parfit_models(cube):
     # model's amplitude unit, so the maps come back in the model's units.
     start = Gaussian1D(amplitude=2000 * u.mK, mean=0 * u.km / u.s, stddev=5000 * u.m / u.s)
     start.stddev.bounds = (0, None)
-    res = parfit.parallel_fit(start, cube.data * u.K, world=(cube.world[0] * 1000 * u.m / u.s,),
-                              scheduler="synchronous")
+    res = parfit.parallel_fit(
+        start, cube.data * u.K, world=(cube.world[0] * 1000 * u.m / u.s,), scheduler="synchronous"
+    )
     assert res.units == {"amplitude": u.mK, "mean": u.km / u.s, "stddev": u.km / u.s}
     kms = fit(cube)
     scale = {"amplitude": 1000.0}
     for name in res.param_names:
         # The same fit, on data 1000 times larger: equal to the solver's tolerance.
-        np.testing.assert_allclose(res.parameters[name],
-                                   scale.get(name, 1.0) * kms.parameters[name], rtol=1e-4)
+        np.testing.assert_allclose(
+            res.parameters[name], scale.get(name, 1.0) * kms.parameters[name], rtol=1e-4
+        )
     assert res.model.mean.unit == u.km / u.s
     ds = res.to_xarray()
     assert ds["mean"].attrs["units"] == "km / s"
@@ -228,8 +241,13 @@ def test_dask_chunking_does_not_change_results(cube):
 
     ref = fit(cube)
     for chunks in [(50, 5, 3), (50, 12, 10), (50, 1, 10)]:
-        res = parfit.parallel_fit(cube.model, da.from_array(cube.data, chunks=chunks),
-                                  world=cube.world, scheduler="threads", chunk_n_max=17)
+        res = parfit.parallel_fit(
+            cube.model,
+            da.from_array(cube.data, chunks=chunks),
+            world=cube.world,
+            scheduler="threads",
+            chunk_n_max=17,
+        )
         for name in res.param_names:
             np.testing.assert_array_equal(res.parameters[name], ref.parameters[name])
 

@@ -163,7 +163,8 @@ def test_array_bounds_shapes_must_broadcast():
 
 def test_fixed_and_tied_is_error():
     with pytest.raises(
-        ParameterError, match=re.escape("Parameter 'b': cannot be both fixed and tied (tied='2 * a')")
+        ParameterError,
+        match=re.escape("Parameter 'b': cannot be both fixed and tied (tied='2 * a')"),
     ):
         Parameter("b", 1.0, fixed=True, tied="2 * a")
     p = Parameter("b", 1.0, tied="2 * a")
@@ -241,8 +242,9 @@ def test_copy_is_independent():
 
 
 def test_pickle_round_trip():
-    p = Parameter("a", np.arange(3.0), bounds=(0.0, None), tied="b + 1", unit="km / s",
-                  description="speed")
+    p = Parameter(
+        "a", np.arange(3.0), bounds=(0.0, None), tied="b + 1", unit="km / s", description="speed"
+    )
     back = pickle.loads(pickle.dumps(p))
     np.testing.assert_array_equal(back.value, p.value)
     assert back.bounds == (0.0, None)

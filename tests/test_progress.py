@@ -27,8 +27,9 @@ def test_progress_bar_counts_every_fit(cube, tmp_path, capsys, caplog, scheduler
     assert "parfit: 100%" in err and "300/300" in err and "fit/s" in err
     finished = [r.getMessage() for r in caplog.records if r.name == "parfit.progress"]
     assert finished and finished[-1].startswith("finished: 300/300 fits (100.0 %), ")
-    plain = parfit.parallel_fit(cube.model, cube.data, world=cube.world, scheduler="threads",
-                                chunk_n_max=60)
+    plain = parfit.parallel_fit(
+        cube.model, cube.data, world=cube.world, scheduler="threads", chunk_n_max=60
+    )
     np.testing.assert_array_equal(res.parameters["mean"], plain.parameters["mean"])
     np.testing.assert_array_equal(res.status, plain.status)
 

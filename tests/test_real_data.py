@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from _real_cubes import REAL_CUBES, load_real_cube  # tests/ is on sys.path
 
 

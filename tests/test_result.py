@@ -21,8 +21,13 @@ def synthetic():
 
 @pytest.fixture(scope="module")
 def result(synthetic):
-    return parfit.parallel_fit(synthetic.model, synthetic.data, world=synthetic.world,
-                               data_unit="K", scheduler="synchronous")
+    return parfit.parallel_fit(
+        synthetic.model,
+        synthetic.data,
+        world=synthetic.world,
+        data_unit="K",
+        scheduler="synchronous",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +70,19 @@ def test_summary_text(result):
 
 def test_to_xarray(result):
     ds = result.to_xarray()
-    expected = {"amplitude", "amplitude_error", "mean", "mean_error", "stddev", "stddev_error",
-                "statistic", "success", "status", "nfev", "flags"}
+    expected = {
+        "amplitude",
+        "amplitude_error",
+        "mean",
+        "mean_error",
+        "stddev",
+        "stddev_error",
+        "statistic",
+        "success",
+        "status",
+        "nfev",
+        "flags",
+    }
     assert set(ds.data_vars) == expected
     assert ds["mean"].dims == ("dim_1", "dim_2")
     np.testing.assert_array_equal(ds["mean"].values, result.parameters["mean"])
@@ -111,8 +127,19 @@ def test_to_fits(wcs_result, tmp_path):
     result.to_fits(path)
     with fits.open(path) as hdul:
         names = [h.name for h in hdul]
-        assert names == ["PRIMARY", "AMPLITUDE", "AMPLITUDE_ERR", "MEAN", "MEAN_ERR", "STDDEV",
-                         "STDDEV_ERR", "STATISTIC", "STATUS", "NFEV", "FLAGS"]
+        assert names == [
+            "PRIMARY",
+            "AMPLITUDE",
+            "AMPLITUDE_ERR",
+            "MEAN",
+            "MEAN_ERR",
+            "STDDEV",
+            "STDDEV_ERR",
+            "STATISTIC",
+            "STATUS",
+            "NFEV",
+            "FLAGS",
+        ]
         np.testing.assert_array_equal(hdul["MEAN"].data, result.parameters["mean"])
         assert hdul["MEAN"].header["BUNIT"] == "km / s"
         map_wcs = WCS(hdul["MEAN"].header)

@@ -2,20 +2,25 @@
 
 import numpy as np
 import pytest
+from _compare import assert_same_results as assert_same
 from astropy.modeling import fitting, models
+from test_robustness import spectra
 
 import parfit
-
-from _compare import assert_same_results as assert_same
-from test_robustness import spectra
 
 
 def fit(scheduler, **kwargs):
     cube, x, _ = spectra(ny=6, nx=7, seed=11)
     cube[:, 0, 0] = np.nan
-    return parfit.parallel_fit(models.Gaussian1D(2, 0, 1), cube, world=(x,),
-                               fitter=fitting.TRFLSQFitter(), scheduler=scheduler,
-                               chunk_n_max=10, **kwargs)
+    return parfit.parallel_fit(
+        models.Gaussian1D(2, 0, 1),
+        cube,
+        world=(x,),
+        fitter=fitting.TRFLSQFitter(),
+        scheduler=scheduler,
+        chunk_n_max=10,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +37,21 @@ def test_local_schedulers_agree(scheduler, reference):
 @pytest.mark.slow
 def test_distributed_local_cluster_agrees(reference, capsys, tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         for scheduler in (client, None):  # None: the active client
             with distributed.get_task_stream(client) as stream:
                 assert_same(fit(scheduler), reference)
             fit_tasks = [t for t in stream.data if str(t["key"]).startswith("('parfit-fit-")]
-            assert len(fit_tasks) == 6          # 6 x 7 fits in blocks of 1 x 7
+            assert len(fit_tasks) == 6  # 6 x 7 fits in blocks of 1 x 7
             assert len({t["worker"] for t in fit_tasks}) >= 1
         # With a progress bar (futures per block) and streamed to a store.
         assert_same(fit(client, progress=True), reference)

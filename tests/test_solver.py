@@ -23,7 +23,7 @@ def needs_numba():
 
 def gaussians(params, x=X):
     """Rows of ``a exp(-(x - m)**2 / (2 s**2))`` for rows ``(a, m, s)`` of params."""
-    a, m, s = (np.asarray(params, float)[:, k:k + 1] for k in range(3))
+    a, m, s = (np.asarray(params, float)[:, k : k + 1] for k in range(3))
     return a * np.exp(-0.5 * ((x - m) / s) ** 2)
 
 
@@ -38,7 +38,10 @@ def block_for(model, y, *, x=X, p0=None, lower=None, upper=None, weights=None, v
     if valid is None:
         valid = np.isfinite(y) if weights is None else np.isfinite(y) & (weights > 0)
     return FitBlock(
-        x=(x,), y=y, weights=weights, valid=valid,
+        x=(x,),
+        y=y,
+        weights=weights,
+        valid=valid,
         p0=np.tile(start, (n, 1)) if p0 is None else np.asarray(p0, float),
         lower=np.tile(lo, (n, 1)) if lower is None else lower,
         upper=np.tile(hi, (n, 1)) if upper is None else upper,
@@ -82,8 +85,9 @@ def test_trust_region_reflective_on_a_tiny_problem(problem_class):
     truth = np.array([[3.0, 0.5], [1.0, 2.0], [0.5, 0.1]])
     y = truth[:, :1] * np.exp(-truth[:, 1:] * t)
     inf = np.full(truth.shape, np.inf)
-    out = trf.trust_region_reflective(problem_class(t, y), np.ones_like(truth), -inf, inf,
-                                      lm.LMOptions(**TIGHT))
+    out = trf.trust_region_reflective(
+        problem_class(t, y), np.ones_like(truth), -inf, inf, lm.LMOptions(**TIGHT)
+    )
     np.testing.assert_allclose(out.params, truth, rtol=1e-10)
     assert out.converged.all()
     assert np.all(out.chi2 < 1e-20)
@@ -99,8 +103,8 @@ def test_trust_region_reflective_respects_bounds_and_bad_starts():
     t = np.linspace(0, 4, 20)
     y = np.array([[3.0], [1.0]]) * np.exp(-np.array([[0.5], [2.0]]) * t)
     lower = np.array([[-np.inf, -np.inf], [-np.inf, -np.inf]])
-    upper = np.array([[2.0, np.inf], [np.inf, np.inf]])     # a = 3 is out of reach
-    p0 = np.array([[1.0, 1.0], [1.0, -1e4]])                # exp(1e4 t) overflows
+    upper = np.array([[2.0, np.inf], [np.inf, np.inf]])  # a = 3 is out of reach
+    p0 = np.array([[1.0, 1.0], [1.0, -1e4]])  # exp(1e4 t) overflows
     out = trf.trust_region_reflective(Decay(t, y), p0, lower, upper)
     # scipy's TRF stays strictly inside the bounds: within rounding of a = 2.
     assert out.params[0, 0] < 2.0 and out.params[0, 0] == pytest.approx(2.0, rel=1e-12)
@@ -113,8 +117,9 @@ def test_trust_region_reflective_max_nfev():
     t = np.linspace(0, 4, 20)
     y = 3.0 * np.exp(-0.5 * t)[None]
     inf = np.full((1, 2), np.inf)
-    out = trf.trust_region_reflective(Decay(t, y), np.ones((1, 2)), -inf, inf,
-                                      lm.LMOptions(max_nfev=2))
+    out = trf.trust_region_reflective(
+        Decay(t, y), np.ones((1, 2)), -inf, inf, lm.LMOptions(max_nfev=2)
+    )
     assert out.reason[0] == lm.MAXFEV and out.nfev[0] == 2 and not out.converged[0]
 
 
@@ -141,8 +146,9 @@ def test_bounds_respected(engine):
 def test_fit_converges_onto_a_bound(engine):
     # A negative dip on a constant, and a peak held at the dip: the best amplitude >= 0
     # is 0, reached to within rounding and flagged AT_BOUND; the fit is still OK.
-    model = Gaussian1D(1.0, 0.0, 1.0, bounds={"amplitude": (0.0, None)},
-                       fixed={"mean": True, "stddev": True}) + Const1D(0.0)
+    model = Gaussian1D(
+        1.0, 0.0, 1.0, bounds={"amplitude": (0.0, None)}, fixed={"mean": True, "stddev": True}
+    ) + Const1D(0.0)
     y = 2.0 - gaussians([[1.5, 0.0, 1.0]])
     res = BatchedFitter(engine=engine).fit_block(model, block_for(model, y))
     assert res.status[0] == Status.OK and res.flags[0] & Flag.AT_BOUND
@@ -158,7 +164,7 @@ def test_fixed_parameters_keep_their_values(engine):
     model = Gaussian1D(1.5, 0.0, 1.0)
     model.stddev.fixed = True
     p0 = np.tile([1.5, 0.0, 1.0], (5, 1))
-    p0[:, 2] = truth[:, 2]              # per-fit fixed values
+    p0[:, 2] = truth[:, 2]  # per-fit fixed values
     res = BatchedFitter(engine=engine).fit_block(model, block_for(model, y, p0=p0))
     assert np.all(res.status == Status.OK)
     np.testing.assert_array_equal(res.params[:, 2], truth[:, 2])
@@ -197,8 +203,10 @@ def test_max_nfev_gives_not_converged(engine):
     assert np.all(np.isnan(res.params)) and np.all(np.isnan(res.statistic))
     np.testing.assert_array_equal(res.nfev, 3)
     for i in range(3):
-        assert res.messages[i] == ("batched trust-region reflective: the maximum number of function "
-                                   "evaluations (3) was reached")
+        assert res.messages[i] == (
+            "batched trust-region reflective: the maximum number of function "
+            "evaluations (3) was reached"
+        )
 
 
 class Touchy(Gaussian1D):
@@ -221,7 +229,7 @@ class Noisy(Gaussian1D):
 
 def lines_with_one_big(bad=2):
     truth, y = noisy_lines(5)
-    y[bad] = gaussians([[100.0, 0.2, 1.0]])[0]   # only this fit drives amplitude past 50
+    y[bad] = gaussians([[100.0, 0.2, 1.0]])[0]  # only this fit drives amplitude past 50
     return y
 
 
@@ -257,7 +265,7 @@ def test_model_not_finite_at_the_start(engine):
     _, y = noisy_lines(3)
     model = Gaussian1D(1.5, 0.0, 1.0, bounds={"stddev": (None, None)})
     p0 = np.tile([1.5, 0.0, 1.0], (3, 1))
-    p0[1, 2] = 0.0                      # no bound to move it off, and 0/0 in the model
+    p0[1, 2] = 0.0  # no bound to move it off, and 0/0 in the model
     res = BatchedFitter(engine=engine).fit_block(model, block_for(model, y, p0=p0))
     assert res.status.tolist() == [Status.OK, Status.NONFINITE, Status.OK]
     assert res.messages == {1: "the model is not finite at the starting values"}
@@ -272,8 +280,12 @@ def test_screened_fits_are_not_attempted():
     p0 = np.tile([1.5, 0.0, 1.0], (4, 1))
     p0[2, 1] = np.nan
     res = BatchedFitter().fit_block(model, block_for(model, y, p0=p0), fit_info=True)
-    assert res.status.tolist() == [Status.NO_VALID_DATA, Status.TOO_FEW_SAMPLES,
-                                   Status.BAD_START, Status.OK]
+    assert res.status.tolist() == [
+        Status.NO_VALID_DATA,
+        Status.TOO_FEW_SAMPLES,
+        Status.BAD_START,
+        Status.OK,
+    ]
     assert res.fit_info[:3] == [None, None, None]
     assert res.nfev[:3].tolist() == [0, 0, 0]
 
@@ -287,7 +299,7 @@ def test_per_fit_x(engine):
     rng = np.random.default_rng(5)
     xs = np.sort(rng.uniform(-5, 5, (4, 30)), axis=1)
     truth = np.array([[2.0, 0.3, 1.1], [1.0, -0.5, 0.8], [3.0, 1.0, 1.5], [1.5, 0.0, 1.0]])
-    y = np.vstack([gaussians(truth[i:i + 1], xs[i])[0] for i in range(4)])
+    y = np.vstack([gaussians(truth[i : i + 1], xs[i])[0] for i in range(4)])
     y += rng.normal(0, 0.01, y.shape)
     model = Gaussian1D(1.5, 0.0, 1.0)
     fitter = BatchedFitter(engine=engine, **TIGHT)
@@ -305,8 +317,8 @@ def test_weights(engine):
     rng = np.random.default_rng(6)
     truth, y = noisy_lines(4, seed=6, noise=0.05)
     w = rng.uniform(0.2, 3.0, y.shape)
-    w[:, :3] = 0.0                      # ignored samples ...
-    y[:, :3] = 1e3                      # ... however wrong
+    w[:, :3] = 0.0  # ignored samples ...
+    y[:, :3] = 1e3  # ... however wrong
     model = Gaussian1D(1.5, 0.0, 1.0) + Linear1D(0.0, 0.0)
     block = block_for(model, y, weights=w)
     res = BatchedFitter(engine=engine, **TIGHT).fit_block(model, block)
@@ -328,7 +340,7 @@ def test_fit_info(engine):
     for i in (0, 2):
         info = res.fit_info[i]
         assert set(info) == {"message", "nfev", "n_iter", "chi2", "converged", "flags"}
-        assert info["message"] in lm.REASONS[lm.FTOL:lm.GTOL + 1]
+        assert info["message"] in lm.REASONS[lm.FTOL : lm.GTOL + 1]
         assert info["converged"] is True and info["flags"] == 0
         assert info["nfev"] == res.nfev[i] and 1 <= info["n_iter"] <= info["nfev"] - 1
         assert info["chi2"] == res.statistic[i]
@@ -369,21 +381,29 @@ def test_engine_must_be_known():
     assert isinstance(info.value, InputError)
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(ftol=-1e-3), "BatchedFitter: ftol must be a number in [0, 1); got -0.001"),
-    (dict(xtol=1.0), "BatchedFitter: xtol must be a number in [0, 1); got 1.0"),
-    (dict(gtol="1e-8"), "BatchedFitter: gtol must be a number in [0, 1); got '1e-8'"),
-    (dict(ftol=True), "BatchedFitter: ftol must be a number in [0, 1); got True"),
-    (dict(ftol=0, xtol=0, gtol=0), "BatchedFitter: ftol, xtol and gtol cannot all be zero (or "
-                                   "below machine epsilon, 2.2e-16): at least one convergence "
-                                   "test must be on"),
-    (dict(max_nfev=0), "BatchedFitter: max_nfev must be a positive integer or None; got 0"),
-    (dict(max_nfev=2.5), "BatchedFitter: max_nfev must be a positive integer or None; got 2.5"),
-    (dict(max_nfev=True),
-     "BatchedFitter: max_nfev must be a positive integer or None; got True"),
-    (dict(factor=0.0), "BatchedFitter: factor must be a positive number; got 0.0"),
-    (dict(factor=float("nan")), "BatchedFitter: factor must be a positive number; got nan"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(ftol=-1e-3), "BatchedFitter: ftol must be a number in [0, 1); got -0.001"),
+        (dict(xtol=1.0), "BatchedFitter: xtol must be a number in [0, 1); got 1.0"),
+        (dict(gtol="1e-8"), "BatchedFitter: gtol must be a number in [0, 1); got '1e-8'"),
+        (dict(ftol=True), "BatchedFitter: ftol must be a number in [0, 1); got True"),
+        (
+            dict(ftol=0, xtol=0, gtol=0),
+            "BatchedFitter: ftol, xtol and gtol cannot all be zero (or "
+            "below machine epsilon, 2.2e-16): at least one convergence "
+            "test must be on",
+        ),
+        (dict(max_nfev=0), "BatchedFitter: max_nfev must be a positive integer or None; got 0"),
+        (dict(max_nfev=2.5), "BatchedFitter: max_nfev must be a positive integer or None; got 2.5"),
+        (
+            dict(max_nfev=True),
+            "BatchedFitter: max_nfev must be a positive integer or None; got True",
+        ),
+        (dict(factor=0.0), "BatchedFitter: factor must be a positive number; got 0.0"),
+        (dict(factor=float("nan")), "BatchedFitter: factor must be a positive number; got nan"),
+    ],
+)
 def test_bad_options(options, message):
     with pytest.raises(ValueError) as info:
         BatchedFitter(**options)
@@ -397,11 +417,11 @@ def test_bad_fitter_kwargs_are_rejected_in_check():
         fitter.check(model, {"ftol": 1e-10, "loss": "soft_l1"})
     assert str(info.value) == (
         "fitter_kwargs has unknown key(s) 'loss' for fitter 'batched-trf'; valid keys are "
-        "'ftol', 'xtol', 'gtol', 'max_nfev', 'factor'")
+        "'ftol', 'xtol', 'gtol', 'max_nfev', 'factor'"
+    )
     with pytest.raises(ValueError) as info:
         fitter.check(model, {"max_nfev": -1})
-    assert str(info.value) == (
-        "fitter_kwargs: max_nfev must be a positive integer or None; got -1")
+    assert str(info.value) == ("fitter_kwargs: max_nfev must be a positive integer or None; got -1")
     fitter.check(model, {"ftol": 1e-10, "max_nfev": 50})
 
 
@@ -419,9 +439,10 @@ def test_compiled_engine_rejects_tied_model_in_check(needs_numba):
     fitter = BatchedFitter(engine="compiled")
     with pytest.raises(ValueError) as info:
         fitter.check(model)
-    assert str(info.value) == ("engine='compiled' cannot fit this model: tied parameters are "
-                               "handled by the numpy solver")
-    fitter.check(Gaussian1D() + Gaussian1D())   # untied: fine
+    assert str(info.value) == (
+        "engine='compiled' cannot fit this model: tied parameters are handled by the numpy solver"
+    )
+    fitter.check(Gaussian1D() + Gaussian1D())  # untied: fine
     # parallel_fit asks before dispatching anything.
     cube = np.ones((len(X), 2))
     with pytest.raises(ValueError, match="engine='compiled' cannot fit this model: tied"):

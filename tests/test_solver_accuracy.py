@@ -62,9 +62,11 @@ def synthetic_block(n_comp, snr, n_samples, n_fits, seed):
         mean = centre + rng.uniform(-5.0, 5.0, n_fits)
         sigma = rng.uniform(3.0, 6.0, n_fits)
         truth += [amp, mean, sigma]
-        start += [amp * rng.uniform(0.6, 1.4, n_fits),
-                  mean + sigma * rng.uniform(-0.7, 0.7, n_fits),
-                  sigma * rng.uniform(0.7, 1.4, n_fits)]
+        start += [
+            amp * rng.uniform(0.6, 1.4, n_fits),
+            mean + sigma * rng.uniform(-0.7, 0.7, n_fits),
+            sigma * rng.uniform(0.7, 1.4, n_fits),
+        ]
         lower += [-np.inf, -np.inf, 0.0]
     truth += [rng.uniform(-0.01, 0.01, n_fits), rng.uniform(-0.5, 0.5, n_fits)]
     start += [np.zeros(n_fits), np.zeros(n_fits)]
@@ -73,9 +75,16 @@ def synthetic_block(n_comp, snr, n_samples, n_fits, seed):
     noise = MEAN_AMPLITUDE / snr
     y = model.evaluate(x, truth) + rng.normal(0.0, noise, (n_fits, n_samples))
     n_params = truth.shape[1]
-    block = FitBlock(x=(x,), y=y, weights=None, valid=np.isfinite(y), p0=start,
-                     lower=np.tile(lower, (n_fits, 1)), upper=np.full((n_fits, n_params), np.inf),
-                     sample_shape=(n_samples,))
+    block = FitBlock(
+        x=(x,),
+        y=y,
+        weights=None,
+        valid=np.isfinite(y),
+        p0=start,
+        lower=np.tile(lower, (n_fits, 1)),
+        upper=np.full((n_fits, n_params), np.inf),
+        sample_shape=(n_samples,),
+    )
     return model, block, truth
 
 
@@ -86,17 +95,26 @@ def suite_configs(n_fits, n_fits_2000):
     components are not fitted to 20 samples (11 parameters, lines about one
     sample wide).
     """
-    return [(n_comp, snr, m, n_fits_2000 if m == 2000 else n_fits)
-            for n_comp in (1, 2, 3) for snr in (3, 10, 100, 1000) for m in (20, 100, 2000)
-            if not (n_comp == 3 and m == 20)]
+    return [
+        (n_comp, snr, m, n_fits_2000 if m == 2000 else n_fits)
+        for n_comp in (1, 2, 3)
+        for snr in (3, 10, 100, 1000)
+        for m in (20, 100, 2000)
+        if not (n_comp == 3 and m == 20)
+    ]
 
 
 #: The full suite: 2,520 fits (scipy takes most of the time).
 FULL_SUITE = suite_configs(120, 10)
 #: A fast subset, S/N from 3 to 1000, away from the few-samples, low-S/N corner where
 #: the two solvers may end in different local minima (that corner is in the full suite).
-FAST_SUITE = [(1, 3, 2000, 5), (1, 10, 100, 15), (2, 100, 100, 15), (3, 1000, 100, 10),
-              (1, 100, 20, 15)]
+FAST_SUITE = [
+    (1, 3, 2000, 5),
+    (1, 10, 100, 15),
+    (2, 100, 100, 15),
+    (3, 1000, 100, 10),
+    (1, 100, 20, 15),
+]
 
 
 def config_seed(n_comp, snr, n_samples):
@@ -114,8 +132,10 @@ def batched_vs_scipy(suite):
     """Fit every block of ``suite`` with both solvers: ``{config: (batched, scipy)}``."""
     batched = BatchedFitter(**TIGHT)
     scipy = ScipyFitter("trf", **TIGHT)
-    return {config: (batched.fit_block(model, block), scipy.fit_block(model, block))
-            for config, model, block in suite_blocks(suite)}
+    return {
+        config: (batched.fit_block(model, block), scipy.fit_block(model, block))
+        for config, model, block in suite_blocks(suite)
+    }
 
 
 def compare_solvers(results):
@@ -147,8 +167,13 @@ def compare_solvers(results):
         compared = same & point
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = np.max(np.abs(rb.params - rs.params) / (np.abs(rs.params) + rs.errors), axis=1)
-        out[config] = dict(n=len(no_worse), no_worse=no_worse, compared=compared,
-                           rel=rel[compared], excluded=int(np.sum(same & ~point)))
+        out[config] = dict(
+            n=len(no_worse),
+            no_worse=no_worse,
+            compared=compared,
+            rel=rel[compared],
+            excluded=int(np.sum(same & ~point)),
+        )
     return out
 
 
@@ -179,19 +204,23 @@ def check_against_scipy(suite):
         group = agree["S/N 3" if snr == 3 else "S/N >= 10"]
         group[0] += n_ok
         group[1] += n_cmp
-        lines.append(f"  {n_comp} comp, S/N {snr:4d}, {m:4d} samples: chi2 no worse "
-                     f"{s['no_worse'].mean():.4f} of {s['n']}; params within {tol:g} "
-                     f"{n_ok}/{n_cmp} (singular, not compared: {s['excluded']})")
+        lines.append(
+            f"  {n_comp} comp, S/N {snr:4d}, {m:4d} samples: chi2 no worse "
+            f"{s['no_worse'].mean():.4f} of {s['n']}; params within {tol:g} "
+            f"{n_ok}/{n_cmp} (singular, not compared: {s['excluded']})"
+        )
     report = "\n".join(lines)
     frac = n_no_worse / n_all
     assert frac >= 0.995, (
         f"batched chi-square worse than scipy's on {n_all - n_no_worse} of {n_all} fits "
-        f"({frac:.4f} no worse, need 0.995):\n{report}")
+        f"({frac:.4f} no worse, need 0.995):\n{report}"
+    )
     for name, (n_ok, n_cmp) in agree.items():
         if n_cmp:
             assert n_ok >= 0.99 * n_cmp, (
                 f"{name}: parameters agree with scipy on {n_ok}/{n_cmp} fits at the same "
-                f"minimum ({n_ok / n_cmp:.4f}, need 0.99):\n{report}")
+                f"minimum ({n_ok / n_cmp:.4f}, need 0.99):\n{report}"
+            )
     return report
 
 
@@ -225,17 +254,21 @@ def check_engines(suite):
             # Errors: equal within 1e-6, or NaN in both (singular covariance).
             errors_equal = np.all(
                 (np.abs(rn.errors - rc.errors) <= 1e-6 * np.abs(rc.errors))
-                | (np.isnan(rn.errors) & np.isnan(rc.errors)), axis=1)
+                | (np.isnan(rn.errors) & np.isnan(rc.errors)),
+                axis=1,
+            )
         same_status = rn.status == rc.status
         n_all += len(same_status)
         n_same_status += int(same_status.sum())
         n_both += int(both.sum())
         n_params += int(np.sum(params_equal & both))
         n_errors += int(np.sum(errors_equal & both))
-        lines.append(f"  {n_comp} comp, S/N {snr:4d}, {m:4d} samples: same status "
-                     f"{same_status.mean():.4f} of {len(same_status)}; params equal "
-                     f"{np.sum(params_equal & both)}/{both.sum()}, errors equal "
-                     f"{np.sum(errors_equal & both)}/{both.sum()}")
+        lines.append(
+            f"  {n_comp} comp, S/N {snr:4d}, {m:4d} samples: same status "
+            f"{same_status.mean():.4f} of {len(same_status)}; params equal "
+            f"{np.sum(params_equal & both)}/{both.sum()}, errors equal "
+            f"{np.sum(errors_equal & both)}/{both.sum()}"
+        )
     report = "\n".join(lines)
     assert n_same_status >= 0.995 * n_all, f"statuses differ:\n{report}"
     assert n_params >= 0.995 * n_both, f"parameters differ beyond 1e-6:\n{report}"
@@ -265,8 +298,11 @@ class NistGauss(Model):
     param_specs = tuple(ParameterSpec(name, 1.0) for name in NIST_PARAMS)
 
     def _evaluate(self, x, b1, b2, b3, b4, b5, b6, b7, b8):
-        return (b1 * np.exp(-b2 * x) + b3 * np.exp(-((x - b4) ** 2) / b5**2)
-                + b6 * np.exp(-((x - b7) ** 2) / b8**2))
+        return (
+            b1 * np.exp(-b2 * x)
+            + b3 * np.exp(-((x - b4) ** 2) / b5**2)
+            + b6 * np.exp(-((x - b7) ** 2) / b8**2)
+        )
 
 
 class NistGaussAnalytic(NistGauss):
@@ -276,14 +312,20 @@ class NistGaussAnalytic(NistGauss):
         decay = np.exp(-b2 * x)
         g1 = np.exp(-((x - b4) ** 2) / b5**2)
         g2 = np.exp(-((x - b7) ** 2) / b8**2)
-        return [decay, -b1 * x * decay,
-                g1, 2 * b3 * g1 * (x - b4) / b5**2, 2 * b3 * g1 * (x - b4) ** 2 / b5**3,
-                g2, 2 * b6 * g2 * (x - b7) / b8**2, 2 * b6 * g2 * (x - b7) ** 2 / b8**3]
+        return [
+            decay,
+            -b1 * x * decay,
+            g1,
+            2 * b3 * g1 * (x - b4) / b5**2,
+            2 * b3 * g1 * (x - b4) ** 2 / b5**3,
+            g2,
+            2 * b6 * g2 * (x - b7) / b8**2,
+            2 * b6 * g2 * (x - b7) ** 2 / b8**3,
+        ]
 
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_PARAM_LINE = re.compile(
-    rf"^\s*(b\d+)\s*=\s*({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
+_PARAM_LINE = re.compile(rf"^\s*(b\d+)\s*=\s*({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
 
 
 @functools.cache
@@ -317,12 +359,18 @@ def read_nist(name):
     # The data block follows the last "Data:" line, which names its columns.
     header = max(i for i, line in enumerate(lines) if line.strip().startswith("Data:"))
     columns = lines[header].split(":")[1].split()
-    data = np.array([[float(v) for v in line.split()] for line in lines[header + 1:]
-                     if line.strip()])
+    data = np.array(
+        [[float(v) for v in line.split()] for line in lines[header + 1 :] if line.strip()]
+    )
     assert data.shape == (int(number_after("Number of Observations:")), len(columns))
-    return dict(starts=table[:, :2].T, certified=table[:, 2], certified_sd=table[:, 3],
-                rss=number_after("Residual Sum of Squares:"),
-                x=data[:, columns.index("x")], y=data[:, columns.index("y")])
+    return dict(
+        starts=table[:, :2].T,
+        certified=table[:, 2],
+        certified_sd=table[:, 3],
+        rss=number_after("Residual Sum of Squares:"),
+        x=data[:, columns.index("x")],
+        y=data[:, columns.index("y")],
+    )
 
 
 def lre(estimate, certified):
@@ -332,10 +380,13 @@ def lre(estimate, certified):
         return -np.log10(np.abs(estimate - certified) / np.abs(certified))
 
 
-@pytest.mark.parametrize("model_class, engine", [
-    pytest.param(NistGauss, "numpy", id="finite-differences"),
-    pytest.param(NistGaussAnalytic, "auto", id="analytic-jacobian"),
-])
+@pytest.mark.parametrize(
+    "model_class, engine",
+    [
+        pytest.param(NistGauss, "numpy", id="finite-differences"),
+        pytest.param(NistGaussAnalytic, "auto", id="analytic-jacobian"),
+    ],
+)
 @pytest.mark.parametrize("start", [1, 2], ids=["start1", "start2"])
 @pytest.mark.parametrize("name", ["Gauss1", "Gauss2", "Gauss3"])
 def test_nist_certified_values(name, start, model_class, engine):
@@ -351,18 +402,22 @@ def test_nist_certified_values(name, start, model_class, engine):
     assert np.all(sd_digits >= 3), f"standard deviation LRE {sd_digits.round(1)}"
 
 
-@pytest.mark.parametrize("name, start", [
-    ("Gauss1", 1),
-    ("Gauss1", 2),
-    ("Gauss2", 1),
-    ("Gauss2", 2),
-    ("Gauss3", 1),
-    ("Gauss3", 2),
-])
+@pytest.mark.parametrize(
+    "name, start",
+    [
+        ("Gauss1", 1),
+        ("Gauss1", 2),
+        ("Gauss2", 1),
+        ("Gauss2", 2),
+        ("Gauss3", 1),
+        ("Gauss3", 2),
+    ],
+)
 def test_nist_default_tolerances(name, start):
     # With BatchedFitter()'s own tolerances (1e-8): 4 correct digits at least.
     problem = read_nist(name)
-    result = BatchedFitter().fit(NistGaussAnalytic(*problem["starts"][start - 1]),
-                                 problem["x"], y=problem["y"])
+    result = BatchedFitter().fit(
+        NistGaussAnalytic(*problem["starts"][start - 1]), problem["x"], y=problem["y"]
+    )
     assert result.status[0] == Status.OK
     assert np.all(lre(result.params[0], problem["certified"]) >= 4)

@@ -6,7 +6,6 @@ overall scale of the weights; statuses follow their documented invariants.
 Each property runs with both engines of :class:`~parfit.fitters.BatchedFitter`.
 """
 
-
 import dask.array as da
 import numpy as np
 import pytest
@@ -41,16 +40,20 @@ def make_cube(seed, ny, nx, noise=0.05):
 
 def fit(data, engine, **kwargs):
     kwargs.setdefault("world", (X,))
-    return parfit.parallel_fit(MODEL, data, fitter=BatchedFitter(engine=engine),
-                               scheduler="synchronous", **kwargs)
+    return parfit.parallel_fit(
+        MODEL, data, fitter=BatchedFitter(engine=engine), scheduler="synchronous", **kwargs
+    )
 
 
 def maps(result, transform=lambda a: a):
     """Every map of a result, as a dict of arrays."""
     out = {f"param {k}": transform(v) for k, v in result.parameters.items()}
     out.update({f"error {k}": transform(v) for k, v in result.errors.items()})
-    out.update(statistic=transform(result.statistic), status=transform(result.status),
-               nfev=transform(result.nfev))
+    out.update(
+        statistic=transform(result.statistic),
+        status=transform(result.status),
+        nfev=transform(result.nfev),
+    )
     return out
 
 
@@ -59,8 +62,9 @@ def assert_same_maps(got, expected):
     for key in expected:
         assert got[key].shape == expected[key].shape, key
         if got[key].dtype.kind == "f":
-            np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, atol=0,
-                                       equal_nan=True, err_msg=key)
+            np.testing.assert_allclose(
+                got[key], expected[key], rtol=1e-12, atol=0, equal_nan=True, err_msg=key
+            )
         else:
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 
@@ -84,21 +88,23 @@ def test_chunking_does_not_change_results(engine, seed, ny, nx, data):
     cube = make_cube(seed, ny, nx)
     expected = maps(fit(cube, engine, chunk_n_max=ny * nx))
     chunk_n_max = data.draw(st.integers(1, ny * nx), label="chunk_n_max")
-    chunks = (N_SAMPLES, data.draw(partitions(ny), label="y chunks"),
-              data.draw(partitions(nx), label="x chunks"))
+    chunks = (
+        N_SAMPLES,
+        data.draw(partitions(ny), label="y chunks"),
+        data.draw(partitions(nx), label="x chunks"),
+    )
     got = maps(fit(da.from_array(cube, chunks=chunks), engine, chunk_n_max=chunk_n_max))
     assert_same_maps(got, expected)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=12, deadline=None)
-@given(seed=seeds, ny=sizes, nx=sizes, order=st.permutations([0, 1, 2]),
-       negative=st.booleans())
+@given(seed=seeds, ny=sizes, nx=sizes, order=st.permutations([0, 1, 2]), negative=st.booleans())
 def test_axis_order_does_not_change_results(engine, seed, ny, nx, order, negative):
-    cube = make_cube(seed, ny, nx)             # fitting axis 0, then y, x
+    cube = make_cube(seed, ny, nx)  # fitting axis 0, then y, x
     expected = fit(cube, engine)
-    axis = order.index(0)                      # where the fitting axis went
-    spatial = [a for a in order if a != 0]     # the order of y and x after it
+    axis = order.index(0)  # where the fitting axis went
+    spatial = [a for a in order if a != 0]  # the order of y and x after it
     got = fit(np.transpose(cube, order), engine, fitting_axes=axis - 3 if negative else axis)
     transform = (lambda a: a) if spatial == [1, 2] else (lambda a: a.T)
     assert_same_maps(maps(got), maps(expected, transform))
@@ -145,6 +151,7 @@ def test_masked_samples_are_as_if_absent(engine, how, cube_and_mask):
 # ---------------------------------------------------------------------------
 # Weights
 
+
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=15, deadline=None)
 @given(seed=seeds, c=st.floats(1e-3, 1e3))
@@ -177,20 +184,23 @@ def awkward_cubes(draw):
     ny, nx = draw(sizes), draw(sizes)
     cube = make_cube(draw(seeds), ny, nx)
     rng = np.random.default_rng(draw(seeds))
-    kinds = np.array(draw(st.lists(st.sampled_from(PIXEL_KINDS), min_size=ny * nx,
-                                   max_size=ny * nx))).reshape(ny, nx)
+    kinds = np.array(
+        draw(st.lists(st.sampled_from(PIXEL_KINDS), min_size=ny * nx, max_size=ny * nx))
+    ).reshape(ny, nx)
     for j, i in np.ndindex(ny, nx):
         spectrum = cube[:, j, i]
         if kinds[j, i] == "partly nan":
-            spectrum[rng.choice(N_SAMPLES, rng.integers(1, N_SAMPLES - N_FREE),
-                                replace=False)] = np.nan
+            spectrum[rng.choice(N_SAMPLES, rng.integers(1, N_SAMPLES - N_FREE), replace=False)] = (
+                np.nan
+            )
         elif kinds[j, i] == "inf":
             spectrum[rng.integers(N_SAMPLES)] = rng.choice([np.inf, -np.inf])
         elif kinds[j, i] == "all nan":
             spectrum[:] = np.nan
         elif kinds[j, i] == "too few":
-            spectrum[rng.choice(N_SAMPLES, N_SAMPLES - rng.integers(1, N_FREE),
-                                replace=False)] = np.nan
+            spectrum[rng.choice(N_SAMPLES, N_SAMPLES - rng.integers(1, N_FREE), replace=False)] = (
+                np.nan
+            )
         elif kinds[j, i] == "noise":
             spectrum[:] = rng.normal(0.0, 1.0, N_SAMPLES)
     return cube, kinds

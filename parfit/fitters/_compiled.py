@@ -40,12 +40,17 @@ def component_codes(model):
     >>> codes.tolist(), offsets.tolist(), signs.tolist()
     ([0, 0, 3], [0, 3, 6], [1.0, 1.0, -1.0])
     """
-    from ..models import (Const1D, Gaussian1D, Linear1D, Lorentz1D, Polynomial1D,
-                          PowerLaw1D)
+    from ..models import Const1D, Gaussian1D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D
     from ..models.compound import CompoundModel
 
-    kinds = {Gaussian1D: _GAUSSIAN, Lorentz1D: _LORENTZ, Const1D: _CONST, Linear1D: _LINEAR,
-             Polynomial1D: _POLY, PowerLaw1D: _POWERLAW}
+    kinds = {
+        Gaussian1D: _GAUSSIAN,
+        Lorentz1D: _LORENTZ,
+        Const1D: _CONST,
+        Linear1D: _LINEAR,
+        Polynomial1D: _POLY,
+        PowerLaw1D: _POWERLAW,
+    }
     if any(getattr(model, n).tied for n in model.param_names):
         return None, "tied parameters are handled by the numpy solver"
     if isinstance(model, CompoundModel):
@@ -74,8 +79,11 @@ def component_codes(model):
         codes.append(code)
         offsets.append(offset)
         offset += len(type(leaf).param_specs) if code != _POLY else leaf.degree + 1
-    return (np.array(codes, dtype=np.int64), np.array(offsets, dtype=np.int64),
-            np.array(signs, dtype=np.float64))
+    return (
+        np.array(codes, dtype=np.int64),
+        np.array(offsets, dtype=np.int64),
+        np.array(signs, dtype=np.float64),
+    )
 
 
 def unsupported_reason(model):
@@ -112,14 +120,25 @@ def solve(model, problem, p0, lower, upper, options, required=False):
         return None
     codes, offsets, signs = described
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
-    _kernel.fit_all(codes, offsets, signs, np.ascontiguousarray(problem.xs[0], dtype=np.float64),
-                    np.ascontiguousarray(problem.y),
-                    np.ascontiguousarray(problem.w, dtype=np.float64),
-                    np.ascontiguousarray(problem.template, dtype=np.float64),
-                    np.flatnonzero(problem.free).astype(np.int64), lower, upper, scale,
-                    problem.x_scale, float(options.ftol), float(options.xtol), gtol,
-                    options.nfev_limit(p0.shape[1]), float(options.factor), *state.arrays())
+    _kernel.fit_all(
+        codes,
+        offsets,
+        signs,
+        np.ascontiguousarray(problem.xs[0], dtype=np.float64),
+        np.ascontiguousarray(problem.y),
+        np.ascontiguousarray(problem.w, dtype=np.float64),
+        np.ascontiguousarray(problem.template, dtype=np.float64),
+        np.flatnonzero(problem.free).astype(np.int64),
+        lower,
+        upper,
+        scale,
+        problem.x_scale,
+        float(options.ftol),
+        float(options.xtol),
+        gtol,
+        options.nfev_limit(p0.shape[1]),
+        float(options.factor),
+        *state.arrays(),
+    )
     state.finish(out, scale)
     return out
-
-

@@ -48,9 +48,11 @@ if AVAILABLE:
     _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
     # Sums over samples may be reordered (and so vectorised): the order of a
     # sum changes it only by rounding.
-    _jit_sums = numba.njit(nogil=True, cache=True, error_model="numpy",
-                           fastmath={"reassoc", "contract"})
+    _jit_sums = numba.njit(
+        nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"}
+    )
 else:  # pragma: no cover - exercised only without numba
+
     def _jit(func):
         return func
 
@@ -66,23 +68,94 @@ _FTOL, _XTOL, _GTOL_MET, _MAXFEV, _BAD_START = lm.FTOL, lm.XTOL, lm.GTOL, lm.MAX
 _NFEV, _NITER, _REASON, _M = range(4)
 
 
-
 @_jit
-def _begin_compiled(rows, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv,
-                    sc, ic, work, lower, upper, xsc, gtol, factor, max_nfev, keep):
+def _begin_compiled(
+    rows,
+    r,
+    jt,
+    x,
+    x_new,
+    step,
+    step_h,
+    g,
+    d,
+    diag_h,
+    g_h,
+    s,
+    suf,
+    rr,
+    vv,
+    sc,
+    ic,
+    work,
+    lower,
+    upper,
+    xsc,
+    gtol,
+    factor,
+    max_nfev,
+    keep,
+):
     k = x.shape[1]
     gm = np.empty(k)
     am = np.empty((k, k))
     for t in range(rows.shape[0]):
         cost = _moments(r[t], jt[t], r.shape[1], gm, am)
-        keep[t] = begin_fit(rows[t], cost, gm, am, jt[t], r.shape[1], x, x_new, step, step_h,
-                            g, d, diag_h, g_h, s, suf, rr, vv, sc, ic, work, lower, upper, xsc,
-                            gtol[rows[t]], factor, max_nfev)
+        keep[t] = begin_fit(
+            rows[t],
+            cost,
+            gm,
+            am,
+            jt[t],
+            r.shape[1],
+            x,
+            x_new,
+            step,
+            step_h,
+            g,
+            d,
+            diag_h,
+            g_h,
+            s,
+            suf,
+            rr,
+            vv,
+            sc,
+            ic,
+            work,
+            lower,
+            upper,
+            xsc,
+            gtol[rows[t]],
+            factor,
+            max_nfev,
+        )
 
 
 @_jit
-def _judge_compiled(rows, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv,
-                    sc, ic, work, ftol, xtol, accepted):
+def _judge_compiled(
+    rows,
+    r,
+    jt,
+    x,
+    x_new,
+    step,
+    step_h,
+    g,
+    d,
+    diag_h,
+    g_h,
+    s,
+    suf,
+    rr,
+    vv,
+    sc,
+    ic,
+    work,
+    ftol,
+    xtol,
+    accepted,
+):
     """Judge each row's trial point; ``jt`` (or None, when the Jacobian comes later)
     makes a point where it is not finite no place to stand."""
     for t in range(rows.shape[0]):
@@ -98,8 +171,32 @@ def _judge_compiled(rows, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s, s
 
 
 @_jit
-def _continue_compiled(rows, accepted, r, jt, x, x_new, step, step_h, g, d, diag_h, g_h, s,
-                       suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev, keep):
+def _continue_compiled(
+    rows,
+    accepted,
+    r,
+    jt,
+    x,
+    x_new,
+    step,
+    step_h,
+    g,
+    d,
+    diag_h,
+    g_h,
+    s,
+    suf,
+    rr,
+    vv,
+    sc,
+    ic,
+    work,
+    lower,
+    upper,
+    xsc,
+    max_nfev,
+    keep,
+):
     k = x.shape[1]
     gm = np.empty(k)
     am = np.empty((k, k))
@@ -108,13 +205,35 @@ def _continue_compiled(rows, accepted, r, jt, x, x_new, step, step_h, g, d, diag
         if accepted[t]:
             cost = _moments(r[t], jt[t], r.shape[1], gm, am)
             accept_fit(i, cost, gm, am, jt[t], r.shape[1], x, x_new, g, rr, sc, ic, work)
-        keep[t] = continue_fit(i, accepted[t], x, x_new, step, step_h, g, d, diag_h, g_h,
-                               s, suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev)
+        keep[t] = continue_fit(
+            i,
+            accepted[t],
+            x,
+            x_new,
+            step,
+            step_h,
+            g,
+            d,
+            diag_h,
+            g_h,
+            s,
+            suf,
+            rr,
+            vv,
+            sc,
+            ic,
+            work,
+            lower,
+            upper,
+            xsc,
+            max_nfev,
+        )
 
 
 @_jit_sums
 def _moments(r, jt, m, gm, am):
-    """``0.5 r.r`` (inf if ``r`` or ``jt`` is not finite), ``J^T r`` into ``gm``, ``J^T J`` into ``am``."""
+    """``0.5 r.r`` (inf if ``r`` or ``jt`` is not finite); ``J^T r`` into ``gm``, ``J^T J`` into
+    ``am``."""
     k = jt.shape[0]
     cost = 0.0
     for j in range(m):
@@ -144,8 +263,35 @@ def _moments(r, jt, m, gm, am):
 
 
 @_jit
-def begin_fit(i, cost, gm, am, jt, m, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr,
-              vv, sc, ic, work, lower, upper, xsc, gtol, factor, max_nfev):
+def begin_fit(
+    i,
+    cost,
+    gm,
+    am,
+    jt,
+    m,
+    x,
+    x_new,
+    step,
+    step_h,
+    g,
+    d,
+    diag_h,
+    g_h,
+    s,
+    suf,
+    rr,
+    vv,
+    sc,
+    ic,
+    work,
+    lower,
+    upper,
+    xsc,
+    gtol,
+    factor,
+    max_nfev,
+):
     """Start fit ``i`` at ``x[i]``; True if it goes on.
 
     ``cost``, ``gm`` and ``am`` are ``0.5 r.r``, ``J^T r`` and ``J^T J`` there
@@ -174,8 +320,29 @@ def begin_fit(i, cost, gm, am, jt, m, x, x_new, step, step_h, g, d, diag_h, g_h,
     delta = math.sqrt(delta)
     sc[i, _DELTA] = factor * (delta if delta > 0 else 1.0)
     sc[i, _ALPHA] = 0.0
-    return continue_fit(i, True, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv,
-                        sc, ic, work, lower, upper, xsc, max_nfev)
+    return continue_fit(
+        i,
+        True,
+        x,
+        x_new,
+        step,
+        step_h,
+        g,
+        d,
+        diag_h,
+        g_h,
+        s,
+        suf,
+        rr,
+        vv,
+        sc,
+        ic,
+        work,
+        lower,
+        upper,
+        xsc,
+        max_nfev,
+    )
 
 
 @_jit
@@ -266,8 +433,29 @@ def judge_fit(i, cost_new, x, step, sc, ic, ftol, xtol):
 
 
 @_jit
-def continue_fit(i, moved, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr, vv, sc, ic,
-                 work, lower, upper, xsc, max_nfev):
+def continue_fit(
+    i,
+    moved,
+    x,
+    x_new,
+    step,
+    step_h,
+    g,
+    d,
+    diag_h,
+    g_h,
+    s,
+    suf,
+    rr,
+    vv,
+    sc,
+    ic,
+    work,
+    lower,
+    upper,
+    xsc,
+    max_nfev,
+):
     """The next trial point of fit ``i`` into ``x_new``; False when the fit is done."""
     if ic[i, _REASON] != 0:
         return False
@@ -295,15 +483,28 @@ def continue_fit(i, moved, x, x_new, step, step_h, g, d, diag_h, g_h, s, suf, rr
             _svd(i, vv, s, suf, g_h, work)
             sc[i, _SVD] = 1.0
     if not gauss_newton:
-        sc[i, _ALPHA] = _more(s[i], suf[i], vv[i], sc[i, _DELTA], sc[i, _ALPHA], step_h[i],
-                              ic[i, _M], work)
+        sc[i, _ALPHA] = _more(
+            s[i], suf[i], vv[i], sc[i, _DELTA], sc[i, _ALPHA], step_h[i], ic[i, _M], work
+        )
     for q in range(k):
         step[i, q] = d[i, q] * step_h[i, q]
     if _inside(i, x, step, lower, upper):  # the common case, without taking row views
         sc[i, _PRED] = -_quadratic_at(i, rr, d, diag_h, g_h, step_h)
     else:
-        sc[i, _PRED] = _select_step(x[i], step[i], step_h[i], d[i], diag_h[i], g_h[i], rr[i],
-                                    sc[i, _DELTA], lower[i], upper[i], sc[i, _THETA], work)
+        sc[i, _PRED] = _select_step(
+            x[i],
+            step[i],
+            step_h[i],
+            d[i],
+            diag_h[i],
+            g_h[i],
+            rr[i],
+            sc[i, _DELTA],
+            lower[i],
+            upper[i],
+            sc[i, _THETA],
+            work,
+        )
     hn = 0.0
     sn = 0.0
     for q in range(k):
@@ -608,7 +809,7 @@ def _phi(alpha, suf, s, delta):
     for q in range(s.shape[0]):
         den = s[q] ** 2 + alpha
         norm += (suf[q] / den) ** 2
-        der += suf[q] ** 2 / den ** 3
+        der += suf[q] ** 2 / den**3
     norm = math.sqrt(norm)
     return norm - delta, -der / norm
 
@@ -710,9 +911,16 @@ def _select_step(xv, p, p_h, d, diag_h, g_h, r, delta, lo, hi, theta, work):
     others as they are): the step (into ``p``, ``p_h``) and its predicted reduction."""
     k = xv.shape[0]
     base = work.shape[0] - 8
-    r_h, rr, ag_h, ag, hits, xb, tmp, tmp0 = (work[base], work[base + 1], work[base + 2],
-                                              work[base + 3], work[base + 4], work[base + 5],
-                                              work[base + 6], work[base + 7])
+    r_h, rr, ag_h, ag, hits, xb, tmp, tmp0 = (
+        work[base],
+        work[base + 1],
+        work[base + 2],
+        work[base + 3],
+        work[base + 4],
+        work[base + 5],
+        work[base + 6],
+        work[base + 7],
+    )
     p_stride = _to_bound(xv, p, lo, hi, hits)
     for q in range(k):
         r_h[q] = -p_h[q] if hits[q] != 0 else p_h[q]
@@ -782,6 +990,7 @@ def _select_step(xv, p, p_h, d, diag_h, g_h, r, delta, lo, hi, theta, work):
 # ----------------------------------------------------------------------------
 # Built-in components and the fused loop.
 
+
 @_jit
 def _model_values(codes, offsets, signs, x, p, f, jfull):
     """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``."""
@@ -844,9 +1053,11 @@ def _model_values(codes, offsets, signs, x, p, f, jfull):
                 jfull[o + 1, j] = s * (a * al * d_a / x0)
                 jfull[o + 2, j] = s * (-a * d_a * math.log(xx))
 
+
 @_jit
-def _weighted(codes, offsets, signs, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt,
-              gm, am):
+def _weighted(
+    codes, offsets, signs, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am
+):
     """Scaled weighted residuals and transposed Jacobian of the valid samples, and their moments.
 
     ``r[:m]`` and ``jt[:, :m]`` receive the samples of non-zero weight
@@ -882,9 +1093,40 @@ def _weighted(codes, offsets, signs, x, y, w, p, free_idx, inv_scale, compact, f
 
 
 @_jit
-def fit_all(codes, offsets, signs, x, y, w, template, free_idx, lower, upper, scale, xsc,
-            ftol, xtol, gtol, max_nfev, factor, xs, x_new, step, step_h, g, d, diag_h, g_h,
-            s, suf, rr, vv, sc, ic, work):
+def fit_all(
+    codes,
+    offsets,
+    signs,
+    x,
+    y,
+    w,
+    template,
+    free_idx,
+    lower,
+    upper,
+    scale,
+    xsc,
+    ftol,
+    xtol,
+    gtol,
+    max_nfev,
+    factor,
+    xs,
+    x_new,
+    step,
+    step_h,
+    g,
+    d,
+    diag_h,
+    g_h,
+    s,
+    suf,
+    rr,
+    vv,
+    sc,
+    ic,
+    work,
+):
     """Every fit of the block, one after the other, with scipy's TRF steps."""
     n_fits, n_samples = y.shape
     k = free_idx.shape[0]
@@ -908,19 +1150,98 @@ def fit_all(codes, offsets, signs, x, y, w, template, free_idx, lower, upper, sc
             p[q] = template[i, q]
         for q in range(k):
             p[free_idx[q]] = xs[i, q]
-        m, cost = _weighted(codes, offsets, signs, xrow, y[i], w[i], p, free_idx, inv_scale,
-                            compact, f, jfull, r, jt, gm, am)
+        m, cost = _weighted(
+            codes,
+            offsets,
+            signs,
+            xrow,
+            y[i],
+            w[i],
+            p,
+            free_idx,
+            inv_scale,
+            compact,
+            f,
+            jfull,
+            r,
+            jt,
+            gm,
+            am,
+        )
         ic[i, _M] = m
-        going = begin_fit(i, cost, gm, am, jt, m, xs, x_new, step, step_h, g, d, diag_h, g_h,
-                          s, suf, rr, vv, sc, ic, work, lower, upper, xsc, gtol[i], factor,
-                          max_nfev)
+        going = begin_fit(
+            i,
+            cost,
+            gm,
+            am,
+            jt,
+            m,
+            xs,
+            x_new,
+            step,
+            step_h,
+            g,
+            d,
+            diag_h,
+            g_h,
+            s,
+            suf,
+            rr,
+            vv,
+            sc,
+            ic,
+            work,
+            lower,
+            upper,
+            xsc,
+            gtol[i],
+            factor,
+            max_nfev,
+        )
         while going:
             for q in range(k):
                 p[free_idx[q]] = x_new[i, q]
-            m, cost = _weighted(codes, offsets, signs, xrow, y[i], w[i], p, free_idx,
-                                inv_scale, compact, f, jfull, r, jt, gm, am)
+            m, cost = _weighted(
+                codes,
+                offsets,
+                signs,
+                xrow,
+                y[i],
+                w[i],
+                p,
+                free_idx,
+                inv_scale,
+                compact,
+                f,
+                jfull,
+                r,
+                jt,
+                gm,
+                am,
+            )
             taken = judge_fit(i, cost, xs, step, sc, ic, ftol, xtol)
             if taken:
                 accept_fit(i, cost, gm, am, jt, m, xs, x_new, g, rr, sc, ic, work)
-            going = continue_fit(i, taken, xs, x_new, step, step_h, g, d, diag_h, g_h, s,
-                                 suf, rr, vv, sc, ic, work, lower, upper, xsc, max_nfev)
+            going = continue_fit(
+                i,
+                taken,
+                xs,
+                x_new,
+                step,
+                step_h,
+                g,
+                d,
+                diag_h,
+                g_h,
+                s,
+                suf,
+                rr,
+                vv,
+                sc,
+                ic,
+                work,
+                lower,
+                upper,
+                xsc,
+                max_nfev,
+            )

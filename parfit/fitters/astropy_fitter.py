@@ -30,8 +30,19 @@ ASTROPY_FIT_INFO_NAMES = {
     "TRFLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
     "DogBoxLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
     "LMLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
-    "LevMarLSQFitter": ("nfev", "njev", "fvec", "fjac", "ipvt", "qtf", "message", "ierr",
-                        "param_jac", "param_cov", "cov_x"),
+    "LevMarLSQFitter": (
+        "nfev",
+        "njev",
+        "fvec",
+        "fjac",
+        "ipvt",
+        "qtf",
+        "message",
+        "ierr",
+        "param_jac",
+        "param_cov",
+        "cov_x",
+    ),
     "SLSQPLSQFitter": ("final_func_val", "numiter", "exit_mode", "message"),
     "SimplexLSQFitter": ("final_func_val", "numiter", "exit_mode", "num_function_calls"),
     "LinearLSQFitter": ("residuals", "rank", "singular_values", "params"),
@@ -131,8 +142,11 @@ class AstropyFitter(Fitter):
         except (TypeError, ValueError):  # pragma: no cover - builtins
             params = None
         if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            valid = [n for n, p in params.items()
-                     if n not in _RESERVED and p.kind is not p.VAR_POSITIONAL]
+            valid = [
+                n
+                for n, p in params.items()
+                if n not in _RESERVED and p.kind is not p.VAR_POSITIONAL
+            ]
             refuse_unknown_kwargs(fitter_kwargs, valid, self.name)
         for key, value in fitter_kwargs.items():
             if key in _KWARG_CHECKS:
@@ -181,22 +195,26 @@ class AstropyFitter(Fitter):
         """True when the fitter hands the bounds to scipy (which refuses starts outside them)."""
         from astropy.modeling import fitting
 
-        bounded = tuple(getattr(fitting, n) for n in ("TRFLSQFitter", "DogBoxLSQFitter")
-                        if hasattr(fitting, n))
+        bounded = tuple(
+            getattr(fitting, n) for n in ("TRFLSQFitter", "DogBoxLSQFitter") if hasattr(fitting, n)
+        )
         return isinstance(self.fitter, bounded) and not getattr(
-            self.fitter, "_use_min_max_bounds", False)
+            self.fitter, "_use_min_max_bounds", False
+        )
 
     def parameter_arrays(self, model):
         out = []
         for name in model.param_names:
             lower, upper = model.bounds[name]
             value = np.asarray(getattr(model, name).value, dtype=np.float64)
-            out.append((
-                name,
-                value.item() if value.ndim == 0 else value,
-                -np.inf if lower is None else float(lower),
-                np.inf if upper is None else float(upper),
-            ))
+            out.append(
+                (
+                    name,
+                    value.item() if value.ndim == 0 else value,
+                    -np.inf if lower is None else float(lower),
+                    np.inf if upper is None else float(upper),
+                )
+            )
         return out
 
     def model_with_values(self, model, values):
@@ -215,8 +233,9 @@ class AstropyFitter(Fitter):
         infos = [None] * block.n_fits if fit_info else None
         model_i = model.copy()
         ours = _parfit_twin(model)
-        todo = screen_block(block, free, result, names=names,
-                            check_bounds=self._scipy_enforces_bounds())
+        todo = screen_block(
+            block, free, result, names=names, check_bounds=self._scipy_enforces_bounds()
+        )
         for i in todo:
             sel = block.valid[i]
             if sel.all():
@@ -231,17 +250,33 @@ class AstropyFitter(Fitter):
             kwargs = dict(fitter_kwargs)
             if w is not None:
                 kwargs["weights"] = w
-            run_guarded(result, i, self._fit_one, fitter, model_i, x, y, w, kwargs, free, i,
-                        result, infos, fit_info, block, ours)
+            run_guarded(
+                result,
+                i,
+                self._fit_one,
+                fitter,
+                model_i,
+                x,
+                y,
+                w,
+                kwargs,
+                free,
+                i,
+                result,
+                infos,
+                fit_info,
+                block,
+                ours,
+            )
         result.fit_info = infos
         return result
 
     @staticmethod
-    def _fit_one(fitter, model_i, x, y, w, kwargs, free, i, result, infos, fit_info, block,
-                 ours):
+    def _fit_one(fitter, model_i, x, y, w, kwargs, free, i, result, infos, fit_info, block, ours):
         fitted = fitter(model_i, *x, y, inplace=True, **kwargs)
-        params = np.array([np.asarray(getattr(fitted, n).value, dtype=float).item()
-                           for n in fitted.param_names])
+        params = np.array(
+            [np.asarray(getattr(fitted, n).value, dtype=float).item() for n in fitted.param_names]
+        )
         info = getattr(fitter, "fit_info", None)
         if infos is not None:
             infos[i] = _select_fit_info(info, fit_info)
@@ -262,12 +297,21 @@ class AstropyFitter(Fitter):
             errors[0, free] = np.sqrt(np.where(var >= 0, var, np.nan))
         else:  # this fitter gives no covariance: one from a numerical Jacobian
             normal = _numerical_normal(fitted, x, w, params, free)
-            errors = quality.errors_from_normal(None, params[None], free, False, normal[None],
-                                                np.array([chi2]), np.array([np.size(y)]), True)
+            errors = quality.errors_from_normal(
+                None,
+                params[None],
+                free,
+                False,
+                normal[None],
+                np.array([chi2]),
+                np.array([np.size(y)]),
+                True,
+            )
         row = np.array([i])
         flags = quality.quality_flags(ours, block, row, params[None], errors, free)
-        quality.store_converged(result, row, params[None], np.array([chi2]), errors, flags,
-                                fitted.param_names)
+        quality.store_converged(
+            result, row, params[None], np.array([chi2]), errors, flags, fitted.param_names
+        )
 
 
 def _parfit_twin(model):

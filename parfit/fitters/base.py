@@ -16,8 +16,15 @@ from .._capture import capture_warnings, format_warnings
 from ..status import Status
 from .options import check_fit_info_names
 
-__all__ = ["FitBlock", "BlockResult", "Fitter", "block_from_arrays", "run_guarded",
-           "screen_block", "select_fit_info"]
+__all__ = [
+    "FitBlock",
+    "BlockResult",
+    "Fitter",
+    "block_from_arrays",
+    "run_guarded",
+    "screen_block",
+    "select_fit_info",
+]
 
 
 @dataclasses.dataclass
@@ -166,7 +173,9 @@ class Fitter:
         >>> ScipyFitter("trf").check_fit_info(["nfev", "chi2"])
         Traceback (most recent call last):
         ...
-        parfit.errors.InputError: fit_info has unknown name(s) 'chi2' for fitter 'scipy-trf'; valid names are 'x', 'cost', 'fun', 'jac', 'grad', 'optimality', 'active_mask', 'nfev', 'njev', 'status', 'message', 'success'
+        parfit.errors.InputError: fit_info has unknown name(s) 'chi2' for fitter 'scipy-trf';
+        valid names are 'x', 'cost', 'fun', 'jac', 'grad', 'optimality', 'active_mask', 'nfev',
+        'njev', 'status', 'message', 'success'
         """
         check_fit_info_names(names, self.fit_info_names, self.name)
 
@@ -243,8 +252,9 @@ def block_from_arrays(parameter_arrays, x, y, weights=None):
     p0, lower, upper = (
         np.array([[float(entry[k]) for entry in parameter_arrays]]) for k in (1, 2, 3)
     )
-    return FitBlock(x=xs, y=flat, weights=w, valid=valid, p0=p0, lower=lower, upper=upper,
-                    sample_shape=y.shape)
+    return FitBlock(
+        x=xs, y=flat, weights=w, valid=valid, p0=p0, lower=lower, upper=upper, sample_shape=y.shape
+    )
 
 
 def screen_block(block, free_mask, result, *, names=None, check_bounds=True):
@@ -273,7 +283,9 @@ def screen_block(block, free_mask, result, *, names=None, check_bounds=True):
     few = ~empty & (n_valid < n_free)
     bad = ~empty & ~few & bad_start
     for i in np.flatnonzero(empty):
-        result.fail(i, Status.NO_VALID_DATA, "no valid samples (all NaN, inf, masked or zero weight)")
+        result.fail(
+            i, Status.NO_VALID_DATA, "no valid samples (all NaN, inf, masked or zero weight)"
+        )
     for i in np.flatnonzero(few):
         result.fail(
             i,

@@ -20,8 +20,13 @@ from ..errors import InputError
 from ..status import Flag, Status
 from . import lm, quality, trf
 from .base import BlockResult, Fitter, run_guarded, screen_block, select_fit_info
-from .options import (check_bool, check_max_nfev, check_positive, check_tolerances,
-                      refuse_unknown_kwargs)
+from .options import (
+    check_bool,
+    check_max_nfev,
+    check_positive,
+    check_tolerances,
+    refuse_unknown_kwargs,
+)
 
 __all__ = ["BatchedFitter"]
 
@@ -80,14 +85,22 @@ class BatchedFitter(Fitter):
     name = "batched-trf"
     fit_info_names = FIT_INFO_NAMES
 
-    def __init__(self, *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None, factor=1.0,
-                 scale_covariance=True, engine="auto"):
-        self.options = _make_options(dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
-                                          factor=factor), "BatchedFitter")
+    def __init__(
+        self,
+        *,
+        ftol=1e-8,
+        xtol=1e-8,
+        gtol=1e-8,
+        max_nfev=None,
+        factor=1.0,
+        scale_covariance=True,
+        engine="auto",
+    ):
+        self.options = _make_options(
+            dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, factor=factor), "BatchedFitter"
+        )
         if not isinstance(engine, str) or engine not in ("auto", "numpy", "compiled"):
-            raise InputError(
-                f"engine must be 'auto', 'numpy' or 'compiled'; got {engine!r}"
-            )
+            raise InputError(f"engine must be 'auto', 'numpy' or 'compiled'; got {engine!r}")
         if engine == "compiled":
             from . import _compiled
 
@@ -97,12 +110,14 @@ class BatchedFitter(Fitter):
                     "use engine='auto' or 'numpy'"
                 )
         self.engine = engine
-        self.scale_covariance = check_bool(scale_covariance, "BatchedFitter",
-                                           "scale_covariance")
+        self.scale_covariance = check_bool(scale_covariance, "BatchedFitter", "scale_covariance")
 
     def describe(self):
-        opts = ", ".join(f"{k}={getattr(self.options, k)!r}" for k in _OPTIONS
-                         if getattr(self.options, k) is not None)
+        opts = ", ".join(
+            f"{k}={getattr(self.options, k)!r}"
+            for k in _OPTIONS
+            if getattr(self.options, k) is not None
+        )
         # scale_covariance changes the errors, so it belongs to the description (and
         # so to the options fingerprint a resume checks); shown only when not default.
         extra = "" if self.scale_covariance else ", scale_covariance=False"
@@ -146,8 +161,18 @@ class BatchedFitter(Fitter):
                     failed = True
             if failed or records:
                 for i in todo:
-                    run_guarded(result, i, self._solve, model, block, np.array([i]), free,
-                                options, result, infos)
+                    run_guarded(
+                        result,
+                        i,
+                        self._solve,
+                        model,
+                        block,
+                        np.array([i]),
+                        free,
+                        options,
+                        result,
+                        infos,
+                    )
         result.fit_info = select_fit_info(infos, fit_info)
         return result
 
@@ -166,10 +191,12 @@ class BatchedFitter(Fitter):
             retry = self._retry_rows(model, first)
             start = _second_start(model, block, todo[retry]) if len(retry) else None
             if start is not None:
-                second = self._attempt(model, block, todo[retry],
-                                       problem.select(retry, start), options)
-                better = second.converged & (~first.converged[retry] | (
-                    second.chi2 <= first.chi2[retry]))
+                second = self._attempt(
+                    model, block, todo[retry], problem.select(retry, start), options
+                )
+                better = second.converged & (
+                    ~first.converged[retry] | (second.chi2 <= first.chi2[retry])
+                )
                 first.take(retry[better], second, np.flatnonzero(better))
                 first.flags[retry] |= np.uint8(Flag.RETRIED)
         self._store(model, block, todo, free, first, options, result, infos)
@@ -200,33 +227,69 @@ class BatchedFitter(Fitter):
         if self.engine != "numpy":
             from . import _compiled
 
-            outcome = _compiled.solve(model, problem, p0, lower, upper, options,
-                                      required=self.engine == "compiled")
+            outcome = _compiled.solve(
+                model, problem, p0, lower, upper, options, required=self.engine == "compiled"
+            )
         if outcome is None:
-            outcome = trf.trust_region_reflective(problem, p0, lower, upper, options,
-                                                  rms=problem.rms, x_scale=problem.x_scale,
-                                                  n_valid=problem.n_valid)
+            outcome = trf.trust_region_reflective(
+                problem,
+                p0,
+                lower,
+                upper,
+                options,
+                rms=problem.rms,
+                x_scale=problem.x_scale,
+                n_valid=problem.n_valid,
+            )
         params = problem.full_parameters(np.arange(len(rows)), outcome.params)
-        converged = outcome.converged & np.all(np.isfinite(params), axis=1) & np.isfinite(
-            outcome.chi2)
+        converged = (
+            outcome.converged & np.all(np.isfinite(params), axis=1) & np.isfinite(outcome.chi2)
+        )
         errors = np.full(params.shape, np.nan)
         errors[converged] = quality.errors_from_normal(
-            model, params[converged], free, problem.has_ties, outcome.normal[converged],
-            outcome.chi2_scaled[converged], problem.n_valid[converged],
-            self.scale_covariance, outcome.scale[converged])
+            model,
+            params[converged],
+            free,
+            problem.has_ties,
+            outcome.normal[converged],
+            outcome.chi2_scaled[converged],
+            problem.n_valid[converged],
+            self.scale_covariance,
+            outcome.scale[converged],
+        )
         flags = np.zeros(len(rows), dtype=np.uint8)
         flags[converged] = quality.quality_flags(
-            model, block, rows[converged], params[converged], errors[converged], free,
-            extent=tuple(e[converged] for e in problem.extent))
-        return _Attempt(params=params, errors=errors, chi2=outcome.chi2, flags=flags,
-                        converged=converged, reason=outcome.reason.astype(np.int8),
-                        nfev=outcome.nfev.copy(), n_iter=outcome.n_iter.copy())
+            model,
+            block,
+            rows[converged],
+            params[converged],
+            errors[converged],
+            free,
+            extent=tuple(e[converged] for e in problem.extent),
+        )
+        return _Attempt(
+            params=params,
+            errors=errors,
+            chi2=outcome.chi2,
+            flags=flags,
+            converged=converged,
+            reason=outcome.reason.astype(np.int8),
+            nfev=outcome.nfev.copy(),
+            n_iter=outcome.n_iter.copy(),
+        )
 
     def _store(self, model, block, todo, free, attempt, options, result, infos):
         ok = attempt.converged
         result.nfev[todo] = attempt.nfev
-        quality.store_converged(result, todo[ok], attempt.params[ok], attempt.chi2[ok],
-                                attempt.errors[ok], attempt.flags[ok], model.param_names)
+        quality.store_converged(
+            result,
+            todo[ok],
+            attempt.params[ok],
+            attempt.chi2[ok],
+            attempt.errors[ok],
+            attempt.flags[ok],
+            model.param_names,
+        )
         result.flags[todo] = attempt.flags
         limit = options.nfev_limit(int(free.sum()))
         for j in np.flatnonzero(~ok):
@@ -235,9 +298,12 @@ class BatchedFitter(Fitter):
             if reason == lm.BAD_START:
                 result.fail(i, Status.NONFINITE, "the model is not finite at the starting values")
             elif reason == lm.MAXFEV:
-                result.fail(i, Status.NOT_CONVERGED,
-                            f"batched trust-region reflective: the maximum number of function "
-                            f"evaluations ({limit}) was reached")
+                result.fail(
+                    i,
+                    Status.NOT_CONVERGED,
+                    f"batched trust-region reflective: the maximum number of function "
+                    f"evaluations ({limit}) was reached",
+                )
             else:
                 result.fail(i, Status.NONFINITE, "the fit ended on non-finite parameters")
         if infos is not None:
@@ -277,8 +343,12 @@ def _second_start(model, block, rows):
     """The model's guess from the data of ``rows``, inside the bounds; None if it fails."""
     try:
         with capture_warnings():
-            start = model.guess(*_rows_x(block, rows), y=block.y[rows], valid=block.valid[rows],
-                                start=block.p0[rows])
+            start = model.guess(
+                *_rows_x(block, rows),
+                y=block.y[rows],
+                valid=block.valid[rows],
+                start=block.p0[rows],
+            )
     except Exception:  # a user model's guess may raise anything: no second start then
         return None
     return np.clip(start, block.lower[rows], block.upper[rows])
@@ -303,16 +373,16 @@ class _ModelProblem(lm.Problem):
         self.y = np.where(valid, block.y[todo], 0.0)
         w = 1.0 if block.weights is None else block.weights[todo]
         self.w = np.where(valid, w, 0.0)
-        self.xs = [xk[None, :] if xk.ndim == 1 else np.where(valid, xk[todo], 0.0)
-                   for xk in block.x]
+        self.xs = [
+            xk[None, :] if xk.ndim == 1 else np.where(valid, xk[todo], 0.0) for xk in block.x
+        ]
         self.shared_x = all(xk.shape[0] == 1 for xk in self.xs)
         self.template = block.p0[todo]
         # The solver works in units of each fit's data (see parfit.fitters.trf):
         # residuals in those of the weighted data, amplitudes in those of the data.
         self.rms = trf.data_rms(self.y, self.w, valid)
         y_rms = self.rms if block.weights is None else trf.data_rms(self.y, 1.0, valid)
-        self.x_scale = np.ascontiguousarray(trf.parameter_scales(y_rms,
-                                                                 _data_linear(model)[free]))
+        self.x_scale = np.ascontiguousarray(trf.parameter_scales(y_rms, _data_linear(model)[free]))
         self.extent = quality.sample_extent(block, todo)
 
     def select(self, rows, template):

@@ -29,7 +29,7 @@ NOT_RUN, FTOL, XTOL, GTOL, MAXFEV, BAD_START = range(6)
 
 @dataclasses.dataclass(frozen=True)
 class LMOptions:
-    """Options of the batched solver (scipy's meanings; ``factor`` scales the initial trust radius)."""
+    """Options of the batched solver (scipy's meanings; ``factor`` scales the first radius)."""
 
     ftol: float = 1e-8
     xtol: float = 1e-8
@@ -137,8 +137,8 @@ def cholesky_inverse(a):
         ljj = np.sqrt(np.where(d > 0, d, 1.0))
         low[:, j, j] = ljj
         if j + 1 < k:
-            s = a[:, j + 1:, j] - np.einsum("nri,ni->nr", low[:, j + 1:, :j], low[:, j, :j])
-            low[:, j + 1:, j] = s / ljj[:, None]
+            s = a[:, j + 1 :, j] - np.einsum("nri,ni->nr", low[:, j + 1 :, :j], low[:, j, :j])
+            low[:, j + 1 :, j] = s / ljj[:, None]
     inverse = np.empty_like(a)
     for j in range(k):  # forward and back substitution on each unit vector
         z = np.zeros((n, k))
@@ -147,7 +147,9 @@ def cholesky_inverse(a):
             z[:, t] = (unit - np.einsum("ni,ni->n", low[:, t, :t], z[:, :t])) / low[:, t, t]
         h = np.empty((n, k))
         for t in range(k - 1, -1, -1):
-            h[:, t] = (z[:, t] - np.einsum("ni,ni->n", low[:, t + 1:, t], h[:, t + 1:])) / low[:, t, t]
+            h[:, t] = (z[:, t] - np.einsum("ni,ni->n", low[:, t + 1 :, t], h[:, t + 1 :])) / low[
+                :, t, t
+            ]
         inverse[:, :, j] = h
     inverse[~ok] = np.nan
     pivots = np.where(ok[:, None], np.diagonal(low, axis1=1, axis2=2), 0.0)

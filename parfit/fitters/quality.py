@@ -25,8 +25,7 @@ from . import lm
 __all__ = ["errors_from_normal", "sample_extent", "quality_flags", "store_converged"]
 
 
-def errors_from_normal(model, params, free, has_ties, normal, chi2, n_valid, scale,
-                       data_scale=1.0):
+def errors_from_normal(model, params, free, has_ties, normal, chi2, n_valid, scale, data_scale=1.0):
     """1-sigma errors of all parameters from ``J^T J`` at the solution.
 
     Parameters
@@ -76,11 +75,11 @@ def errors_from_normal(model, params, free, has_ties, normal, chi2, n_valid, sca
         diag = np.diagonal(normal, axis1=1, axis2=2)
         positive = np.all(diag > 0, axis=1) & np.all(np.isfinite(normal), axis=(1, 2))
         d = np.sqrt(np.where(diag > 0, diag, 1.0))
-        corr = np.where(positive[:, None, None], normal / (d[:, :, None] * d[:, None, :]),
-                        np.eye(n_free))
+        corr = np.where(
+            positive[:, None, None], normal / (d[:, :, None] * d[:, None, :]), np.eye(n_free)
+        )
         inv_corr, pivots = lm.cholesky_inverse(corr)
-        singular = ~positive | np.any(pivots <= np.sqrt(10 * n_free * np.finfo(float).eps),
-                                      axis=1)
+        singular = ~positive | np.any(pivots <= np.sqrt(10 * n_free * np.finfo(float).eps), axis=1)
         cov = inv_corr / (d[:, :, None] * d[:, None, :])
         if scale:
             dof = n_valid - n_free
@@ -169,10 +168,13 @@ def quality_flags(model, block, rows, params, errors, free, extent=None):
     value, start = params[:, free], block.p0[rows][:, free]
     err = errors[:, free]
     with np.errstate(all="ignore"):
-        near = np.maximum(1e-6 * np.maximum(np.abs(value), np.abs(start)),
-                          np.where(np.isfinite(err), 1e-3 * err, 0.0))
+        near = np.maximum(
+            1e-6 * np.maximum(np.abs(value), np.abs(start)),
+            np.where(np.isfinite(err), 1e-3 * err, 0.0),
+        )
         on_bound = (np.isfinite(lower) & (value - lower <= near)) | (
-            np.isfinite(upper) & (upper - value <= near))
+            np.isfinite(upper) & (upper - value <= near)
+        )
     flags[np.any(on_bound, axis=1)] |= np.uint8(Flag.AT_BOUND)
     flags[~np.all(np.isfinite(err), axis=1)] |= np.uint8(Flag.SINGULAR)
     if model is not None and getattr(model, "n_inputs", 1) == 1:
@@ -198,13 +200,23 @@ def store_converged(result, rows, params, chi2, errors, flags, names):
     result.flags[rows] = flags
     for j in np.flatnonzero(demote):
         i = rows[j]
-        why = "; ".join(text for flag, text in (
-            (Flag.SINGULAR, "singular covariance (some parameters are not determined by the "
-                            "data)"),
-            (Flag.DEGENERATE, "the model collapsed (zero or unresolved width, width beyond the "
-                              "data, line outside the data, or zero amplitude)"))
-            if flags[j] & flag)
+        why = "; ".join(
+            text
+            for flag, text in (
+                (
+                    Flag.SINGULAR,
+                    "singular covariance (some parameters are not determined by the data)",
+                ),
+                (
+                    Flag.DEGENERATE,
+                    "the model collapsed (zero or unresolved width, width beyond the "
+                    "data, line outside the data, or zero amplitude)",
+                ),
+            )
+            if flags[j] & flag
+        )
         values = ", ".join(f"{name}={float(v):.6g}" for name, v in zip(names, params[j]))
-        result.fail(i, Status.DEGENERATE, f"converged to a degenerate solution: {why}; it "
-                                          f"ended at {values}")
+        result.fail(
+            i, Status.DEGENERATE, f"converged to a degenerate solution: {why}; it ended at {values}"
+        )
         result.statistic[i] = chi2[j]

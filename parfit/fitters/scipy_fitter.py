@@ -16,16 +16,35 @@ from ..errors import InputError
 from ..status import Status
 from . import quality
 from .base import BlockResult, Fitter, run_guarded, screen_block
-from .options import (EPS, TOLERANCES, check_bool, check_max_nfev, check_positive,
-                      check_tolerances, is_integer, is_real, refuse_unknown_kwargs)
+from .options import (
+    EPS,
+    TOLERANCES,
+    check_bool,
+    check_max_nfev,
+    check_positive,
+    check_tolerances,
+    is_integer,
+    is_real,
+    refuse_unknown_kwargs,
+)
 
 __all__ = ["ScipyFitter"]
 
 _METHODS = ("trf", "dogbox", "lm")
 
 #: The options of scipy.optimize.least_squares that parfit passes on.
-OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "x_scale", "loss", "f_scale", "tr_solver",
-           "tr_options", "verbose")
+OPTIONS = (
+    "ftol",
+    "xtol",
+    "gtol",
+    "max_nfev",
+    "x_scale",
+    "loss",
+    "f_scale",
+    "tr_solver",
+    "tr_options",
+    "verbose",
+)
 
 #: Options of least_squares that act only when scipy differentiates numerically; parfit
 #: always passes the model's Jacobian, so they would be silently ignored: refused.
@@ -34,8 +53,20 @@ _NO_EFFECT = ("diff_step", "jac_sparsity", "workers")
 _LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
 
 #: The attributes of the OptimizeResult of least_squares (the names ``fit_info`` may ask for).
-FIT_INFO_NAMES = ("x", "cost", "fun", "jac", "grad", "optimality", "active_mask", "nfev",
-                  "njev", "status", "message", "success")
+FIT_INFO_NAMES = (
+    "x",
+    "cost",
+    "fun",
+    "jac",
+    "grad",
+    "optimality",
+    "active_mask",
+    "nfev",
+    "njev",
+    "status",
+    "message",
+    "success",
+)
 
 #: What ``fit_info=True`` keeps of each fit's OptimizeResult.
 _FIT_INFO_DEFAULT = ("status", "message", "nfev", "cost", "optimality")
@@ -97,8 +128,18 @@ class ScipyFitter(Fitter):
 
     fit_info_names = FIT_INFO_NAMES
 
-    def __init__(self, method="trf", *, ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None,
-                 x_scale=1.0, scale_covariance=True, **options):
+    def __init__(
+        self,
+        method="trf",
+        *,
+        ftol=1e-8,
+        xtol=1e-8,
+        gtol=1e-8,
+        max_nfev=None,
+        x_scale=1.0,
+        scale_covariance=True,
+        **options,
+    ):
         if not isinstance(method, str) or method not in _METHODS:
             raise InputError(
                 f"fitter method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}"
@@ -113,7 +154,9 @@ class ScipyFitter(Fitter):
         self.method = method
         self.options = check_options(
             dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale, **options),
-            "ScipyFitter", method)
+            "ScipyFitter",
+            method,
+        )
         self.scale_covariance = check_bool(scale_covariance, "ScipyFitter", "scale_covariance")
 
     @property
@@ -166,8 +209,20 @@ class ScipyFitter(Fitter):
         infos = [None] * block.n_fits if fit_info else None
         names = _FIT_INFO_DEFAULT if fit_info is True else fit_info
         for i in screen_block(block, free, result, names=model.param_names):
-            run_guarded(result, i, self._fit_one, model, block, i, free, has_ties, options,
-                        result, infos, names)
+            run_guarded(
+                result,
+                i,
+                self._fit_one,
+                model,
+                block,
+                i,
+                free,
+                has_ties,
+                options,
+                result,
+                infos,
+                names,
+            )
         result.fit_info = infos
         return result
 
@@ -223,12 +278,20 @@ class ScipyFitter(Fitter):
             return
         j = jac(sol.x)
         row = np.array([i])
-        errors = quality.errors_from_normal(model, params[None], free, has_ties,
-                                            (j.T @ j)[None], np.array([chi2]),
-                                            np.array([len(y)]), self.scale_covariance)
+        errors = quality.errors_from_normal(
+            model,
+            params[None],
+            free,
+            has_ties,
+            (j.T @ j)[None],
+            np.array([chi2]),
+            np.array([len(y)]),
+            self.scale_covariance,
+        )
         flags = quality.quality_flags(model, block, row, params[None], errors, free)
-        quality.store_converged(result, row, params[None], np.array([chi2]), errors, flags,
-                                model.param_names)
+        quality.store_converged(
+            result, row, params[None], np.array([chi2]), errors, flags, model.param_names
+        )
 
 
 def _plain(value):
@@ -257,7 +320,8 @@ def check_options(values, what, method):
     ...               "fitter_kwargs", "lm")
     Traceback (most recent call last):
     ...
-    parfit.errors.InputError: fitter_kwargs: method 'lm' supports only loss='linear'; got loss='soft_l1'; use fitter='trf' for a robust loss
+    parfit.errors.InputError: fitter_kwargs: method 'lm' supports only loss='linear'; got
+    loss='soft_l1'; use fitter='trf' for a robust loss
     """
     out = dict(values)
     for key in _NO_EFFECT:
@@ -309,8 +373,13 @@ def _check_x_scale(value, what):
         return float(value)
     if isinstance(value, (list, tuple, np.ndarray)) and not isinstance(value, str):
         arr = np.asarray(value)
-        if (arr.ndim == 1 and arr.size and arr.dtype.kind in "iuf"
-                and np.all(np.isfinite(arr)) and np.all(arr > 0)):
+        if (
+            arr.ndim == 1
+            and arr.size
+            and arr.dtype.kind in "iuf"
+            and np.all(np.isfinite(arr))
+            and np.all(arr > 0)
+        ):
             return tuple(float(v) for v in arr)
     raise InputError(
         f"{what}: x_scale must be 'jac', a positive number or a list of positive numbers "

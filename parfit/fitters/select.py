@@ -10,7 +10,9 @@ __all__ = ["FITTER_NAMES", "get_fitter", "is_astropy_fitter"]
 
 #: Names accepted by ``fitter=``, mapped to what they build.
 FITTER_NAMES = {
-    "batched": "parfit's batched trust-region reflective, every fit of a block at once (the default)",
+    "batched": (
+        "parfit's batched trust-region reflective, every fit of a block at once (the default)"
+    ),
     "trf": "scipy.optimize.least_squares, trust-region reflective (bounds)",
     "dogbox": "scipy.optimize.least_squares, dogleg in a box (bounds)",
     "lm": "scipy.optimize.least_squares, MINPACK Levenberg-Marquardt (no bounds)",
@@ -47,9 +49,11 @@ def get_fitter(fitter):
     --------
     >>> from parfit.fitters import get_fitter
     >>> get_fitter(None)
-    <BatchedFitter batched trust-region reflective (ftol=1e-08, xtol=1e-08, gtol=1e-08, factor=1.0, engine='auto')>
+    <BatchedFitter batched trust-region reflective (ftol=1e-08, xtol=1e-08, gtol=1e-08,
+    factor=1.0, engine='auto')>
     >>> get_fitter("lm")
-    <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08, x_scale=1.0)>
+    <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08,
+    x_scale=1.0)>
     """
     if fitter is None or fitter == "batched":
         return BatchedFitter()

@@ -45,11 +45,28 @@ Each fit stops on its own; the work per round shrinks as fits finish.
 import numpy as np
 
 from . import lm
-from ._kernel import (_COST, _M, _N_SCALARS, _NFEV, _NITER, _REASON, _begin_compiled,
-                      _continue_compiled, _judge_compiled)
+from ._kernel import (
+    _COST,
+    _M,
+    _N_SCALARS,
+    _NFEV,
+    _NITER,
+    _REASON,
+    _begin_compiled,
+    _continue_compiled,
+    _judge_compiled,
+)
 
-__all__ = ["trust_region_reflective", "data_rms", "data_scale", "gradient_tolerance",
-           "parameter_scales", "strictly_feasible", "prepare", "NORMALISE_RANGE"]
+__all__ = [
+    "trust_region_reflective",
+    "data_rms",
+    "data_scale",
+    "gradient_tolerance",
+    "parameter_scales",
+    "strictly_feasible",
+    "prepare",
+    "NORMALISE_RANGE",
+]
 
 #: Root mean square of the weighted data inside which residuals are not rescaled.
 NORMALISE_RANGE = (1.0 / 16.0, 16.0)
@@ -91,8 +108,9 @@ def data_scale(rms):
     return np.ldexp(1.0, exponent.astype(np.int64))
 
 
-def trust_region_reflective(problem, p0, lower, upper, options=lm.LMOptions(),
-                            rms=None, x_scale=None, n_valid=None):
+def trust_region_reflective(
+    problem, p0, lower, upper, options=None, rms=None, x_scale=None, n_valid=None
+):
     """Minimise the chi-square of every fit of a batch together (scipy's TRF steps).
 
     Parameters
@@ -102,8 +120,9 @@ def trust_region_reflective(problem, p0, lower, upper, options=lm.LMOptions(),
     p0, lower, upper : ndarray
         ``(n_fits, n_free)`` starting values (inside the bounds) and bounds
         (``-inf``/``inf`` where none).
-    options : parfit.fitters.lm.LMOptions
-        Tolerances, evaluation limit and the initial trust radius factor.
+    options : parfit.fitters.lm.LMOptions, optional
+        Tolerances, evaluation limit and the initial trust radius factor
+        (default ``LMOptions()``).
     rms : ndarray, optional
         ``(n_fits,)`` root mean square of the weighted data (see
         :func:`data_rms`): it sets the power-of-two unit the residuals are
@@ -143,6 +162,8 @@ def trust_region_reflective(problem, p0, lower, upper, options=lm.LMOptions(),
     >>> bool(out.converged.all())
     True
     """
+    if options is None:
+        options = lm.LMOptions()
     lower, upper, scale, gtol, state, out = prepare(p0, lower, upper, rms, options)
     n_fits, k = state.x.shape
     xsc = np.ones((n_fits, k)) if x_scale is None else np.ascontiguousarray(x_scale, dtype=float)
@@ -152,8 +173,9 @@ def trust_region_reflective(problem, p0, lower, upper, options=lm.LMOptions(),
         r, jac = problem.residuals_and_jacobian(rows, state.x)
         state.ic[:, _M] = r.shape[1] if n_valid is None else n_valid
         r, jt = r / scale[:, None], _transposed(jac, scale)
-        active = _begin_rows(rows, np.ascontiguousarray(r), jt, state, lower, upper, xsc, gtol,
-                             options, max_nfev)
+        active = _begin_rows(
+            rows, np.ascontiguousarray(r), jt, state, lower, upper, xsc, gtol, options, max_nfev
+        )
         while len(active):
             trial = state.x_new[active]
             if problem.cheap_jacobian:
@@ -169,8 +191,7 @@ def trust_region_reflective(problem, p0, lower, upper, options=lm.LMOptions(),
                 if len(moved):
                     _, jm = problem.residuals_and_jacobian(moved, state.x_new[moved])
                     jt[accepted] = _transposed(jm, scale[moved])
-            active = _continue_rows(active, accepted, r, jt, state, lower, upper, xsc,
-                                    max_nfev)
+            active = _continue_rows(active, accepted, r, jt, state, lower, upper, xsc, max_nfev)
     state.finish(out, scale)
     return out
 
@@ -240,8 +261,14 @@ def prepare(p0, lower, upper, rms, options):
     state = _State(n_fits, k)
     with np.errstate(all="ignore"):
         state.x[:] = strictly_feasible(np.asarray(p0, dtype=np.float64), lower, upper)
-    return (lower, upper, scale, gradient_tolerance(options.gtol, rms, scale), state,
-            state.outcome(scale))
+    return (
+        lower,
+        upper,
+        scale,
+        gradient_tolerance(options.gtol, rms, scale),
+        state,
+        state.outcome(scale),
+    )
 
 
 class _State:
@@ -265,15 +292,35 @@ class _State:
         self.work = np.zeros((2 * k + 8, max(k, 1)))
 
     def arrays(self):
-        return (self.x, self.x_new, self.step, self.step_h, self.g, self.d, self.diag_h,
-                self.g_h, self.s, self.suf, self.r, self.v, self.sc, self.ic, self.work)
+        return (
+            self.x,
+            self.x_new,
+            self.step,
+            self.step_h,
+            self.g,
+            self.d,
+            self.diag_h,
+            self.g_h,
+            self.s,
+            self.suf,
+            self.r,
+            self.v,
+            self.sc,
+            self.ic,
+            self.work,
+        )
 
     def outcome(self, scale):
         n, k = self.x.shape
-        return lm.LMOutcome(params=self.x, chi2=np.full(n, np.nan),
-                            normal=np.zeros((n, k, k)), nfev=np.ones(n, dtype=np.int64),
-                            n_iter=np.zeros(n, dtype=np.int64),
-                            reason=np.zeros(n, dtype=np.int8), scale=scale)
+        return lm.LMOutcome(
+            params=self.x,
+            chi2=np.full(n, np.nan),
+            normal=np.zeros((n, k, k)),
+            nfev=np.ones(n, dtype=np.int64),
+            n_iter=np.zeros(n, dtype=np.int64),
+            reason=np.zeros(n, dtype=np.int8),
+            scale=scale,
+        )
 
     def finish(self, out, scale):
         started = self.ic[:, _REASON] != lm.BAD_START
@@ -287,22 +334,33 @@ class _State:
 
 def _begin_rows(rows, r, jac, state, lower, upper, xsc, gtol, options, max_nfev):
     keep = np.zeros(len(rows), dtype=np.bool_)
-    _begin_compiled(rows, r, jac, *state.arrays(), lower, upper, xsc, gtol,
-                    float(options.factor), int(max_nfev), keep)
+    _begin_compiled(
+        rows,
+        r,
+        jac,
+        *state.arrays(),
+        lower,
+        upper,
+        xsc,
+        gtol,
+        float(options.factor),
+        int(max_nfev),
+        keep,
+    )
     return rows[keep]
 
 
 def _judge_rows(rows, r, jt, state, options):
     accepted = np.zeros(len(rows), dtype=np.bool_)
-    _judge_compiled(rows, r, jt, *state.arrays(), float(options.ftol), float(options.xtol),
-                    accepted)
+    _judge_compiled(
+        rows, r, jt, *state.arrays(), float(options.ftol), float(options.xtol), accepted
+    )
     return accepted
 
 
 def _continue_rows(rows, accepted, r, jac, state, lower, upper, xsc, max_nfev):
     keep = np.zeros(len(rows), dtype=np.bool_)
-    _continue_compiled(rows, accepted, r, jac, *state.arrays(), lower, upper, xsc,
-                       int(max_nfev), keep)
+    _continue_compiled(
+        rows, accepted, r, jac, *state.arrays(), lower, upper, xsc, int(max_nfev), keep
+    )
     return rows[keep]
-
-

@@ -10,6 +10,7 @@ Examples
 
 from parfit.models.base import MODEL_REGISTRY, Model, ParameterSpec, register_model
 from parfit.models.compound import CompoundModel
+from parfit.models.function import FunctionModel, model_from_function
 from parfit.models.functional_1d import (
     Const1D,
     Gaussian1D,
@@ -20,7 +21,6 @@ from parfit.models.functional_1d import (
     Voigt1D,
 )
 from parfit.models.functional_2d import Gaussian2D
-from parfit.models.function import FunctionModel, model_from_function
 from parfit.models.serialize import from_dict, from_yaml, to_dict, to_yaml
 from parfit.parameters import Parameter, Parameters
 

@@ -134,8 +134,14 @@ def _crossing(xs: np.ndarray, s: np.ndarray, i: np.ndarray, j: np.ndarray, level
     return xi + frac * (xj - xi)
 
 
-def _half_maximum(xs: np.ndarray, ys: np.ndarray, v: np.ndarray, k: np.ndarray, h: np.ndarray,
-                  lopsided_factor: float = np.inf):
+def _half_maximum(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    v: np.ndarray,
+    k: np.ndarray,
+    h: np.ndarray,
+    lopsided_factor: float = np.inf,
+):
     """Peak of the data smoothed over ``2 h + 1`` samples and its half-maximum width."""
     n = xs.shape[1]
     idx = np.arange(n)[np.newaxis, :]
@@ -163,7 +169,8 @@ def _half_maximum(xs: np.ndarray, ys: np.ndarray, v: np.ndarray, k: np.ndarray, 
     narrow = np.minimum(half_left, half_right)
     lopsided = both & (np.maximum(half_left, half_right) > lopsided_factor * narrow)
     fwhm = np.where(
-        both, np.where(lopsided, 2.0 * narrow, half_left + half_right),
+        both,
+        np.where(lopsided, 2.0 * narrow, half_left + half_right),
         np.where(has_left, 2.0 * half_left, np.where(has_right, 2.0 * half_right, span)),
     )
     # a boxcar of w samples adds the variance (w**2 - 1) / 12 samples**2 (Gaussian approximation)
@@ -230,8 +237,7 @@ def peak_1d(x: np.ndarray, y: np.ndarray, valid: np.ndarray):
     return center, height, fwhm, spacing, span
 
 
-def peak_2d(x0: np.ndarray, x1: np.ndarray, y: np.ndarray, valid: np.ndarray,
-            n_iter: int = 12):
+def peak_2d(x0: np.ndarray, x1: np.ndarray, y: np.ndarray, valid: np.ndarray, n_iter: int = 12):
     """Position and covariance of the highest 2-D peak by adaptive moments.
 
     Starting at the highest valid sample, the intensity-weighted centroid
@@ -288,8 +294,12 @@ def peak_2d(x0: np.ndarray, x1: np.ndarray, y: np.ndarray, valid: np.ndarray,
         myy = (wy * (dy - my[:, None]) ** 2).sum(axis=1) / total
         mxy = (wy * (dx - mx[:, None]) * (dy - my[:, None])).sum(axis=1) / total
         ok = (
-            (total > 0) & (mxx > 0) & (myy > 0) & (mxx * myy - mxy**2 > 0)
-            & (mx**2 <= cxx) & (my**2 <= cyy)  # the centre moves by at most the window
+            (total > 0)
+            & (mxx > 0)
+            & (myy > 0)
+            & (mxx * myy - mxy**2 > 0)
+            & (mx**2 <= cxx)
+            & (my**2 <= cyy)  # the centre moves by at most the window
         )
         ok &= np.isfinite(mxx + myy + mxy + mx + my)
         cx = np.where(ok, cx + mx, cx)

@@ -96,7 +96,10 @@ class GuessMixin:
         return ""
 
     def _guess(
-        self, xs: list[np.ndarray], y: np.ndarray, valid: np.ndarray,
+        self,
+        xs: list[np.ndarray],
+        y: np.ndarray,
+        valid: np.ndarray,
         start: dict[str, np.ndarray],
     ) -> dict[str, Any]:
         raise NotImplementedError
@@ -210,8 +213,13 @@ class GuessMixin:
         )
 
     def _guess_array(
-        self, xs: list[np.ndarray], y: np.ndarray, valid: np.ndarray, start: np.ndarray,
-        lower: np.ndarray, upper: np.ndarray,
+        self,
+        xs: list[np.ndarray],
+        y: np.ndarray,
+        valid: np.ndarray,
+        start: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
     ) -> np.ndarray:
         """Guesses merged into a copy of ``start``; compound models override this."""
         names = self.param_names
@@ -285,7 +293,7 @@ class GuessMixin:
         """Shape ``S`` whose flattened starting values (or bounds) give ``n_fits`` rows."""
         shapes = []
         for p in self._params.values():
-            for v in ((p.lower, p.upper) if bounds else (p.value,)):
+            for v in (p.lower, p.upper) if bounds else (p.value,):
                 if isinstance(v, np.ndarray):
                     shapes.append(v.shape)
         what = "bounds" if bounds else "values"

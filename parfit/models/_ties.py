@@ -51,7 +51,7 @@ class TiesMixin:
             if state.get(i) == 2:
                 return
             if state.get(i) == 1:
-                cycle = path[path.index(i):] + [i]
+                cycle = path[path.index(i) :] + [i]
                 raise ParameterError(
                     "tied parameters form a cycle: "
                     + " -> ".join(names[j] for j in cycle)
@@ -172,7 +172,8 @@ class TiesMixin:
         >>> g.validate()
         Traceback (most recent call last):
         ...
-        parfit.errors.ParameterError: Parameter 'mean': tied expression 'foo' uses unknown name 'foo'; known names: amplitude, mean, stddev
+        parfit.errors.ParameterError: Parameter 'mean': tied expression 'foo' uses unknown name
+        'foo'; known names: amplitude, mean, stddev
         """
         for p in self._params.values():
             p.validate()

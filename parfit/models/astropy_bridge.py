@@ -14,7 +14,15 @@ else cannot be translated and raises a clear error.
 import numpy as np
 
 from ..errors import InputTypeError
-from .functional_1d import Const1D, Gaussian1D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D, Voigt1D
+from .functional_1d import (
+    Const1D,
+    Gaussian1D,
+    Linear1D,
+    Lorentz1D,
+    Polynomial1D,
+    PowerLaw1D,
+    Voigt1D,
+)
 from .functional_2d import Gaussian2D
 
 __all__ = ["from_astropy", "to_astropy", "SUPPORTED_ASTROPY_MODELS"]

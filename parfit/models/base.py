@@ -26,6 +26,7 @@ __all__ = ["MODEL_REGISTRY", "Model", "ParameterSpec", "register_model"]
 #: Instance attributes of every model, unavailable as parameter names.
 _RESERVED_NAMES = frozenset({"name", "degree"})
 
+
 def _as_inputs(model: Model, args: tuple[Any, ...]) -> tuple[list[np.ndarray], np.ndarray]:
     """Normalise ``(*x, params)`` for the batched interface."""
     n_in = model.n_inputs
@@ -225,8 +226,12 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
             if arg_name in values:
                 raise ModelError(f"{cls_name}: parameter {arg_name!r} given twice")
             values[arg_name] = arg
-        for label, mapping in (("values", values), ("bounds", bounds or {}),
-                               ("fixed", fixed or {}), ("tied", tied or {})):
+        for label, mapping in (
+            ("values", values),
+            ("bounds", bounds or {}),
+            ("fixed", fixed or {}),
+            ("tied", tied or {}),
+        ):
             if not isinstance(mapping, Mapping):
                 raise ModelError(f"{cls_name}: {label} must be a dict, got {mapping!r}")
             unknown = [k for k in mapping if k not in names]
@@ -455,9 +460,7 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         (3, 4, 5)
         """
         if len(x) != self.n_inputs:
-            raise InputError(
-                f"{type(self).__name__} takes {self.n_inputs} input(s), got {len(x)}"
-            )
+            raise InputError(f"{type(self).__name__} takes {self.n_inputs} input(s), got {len(x)}")
         arrays = np.broadcast_arrays(*[np.asarray(v, dtype=np.float64) for v in x])
         x_shape = arrays[0].shape
         flat = [a.reshape(1, -1) for a in arrays]
@@ -586,8 +589,13 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
             return out
         names = [spec.name for spec in self._declared_specs()]
         cols = {name: params[:, i] for i, name in enumerate(names)}
-        fitted = dict(zip(names, np.ones(len(names), dtype=bool) if free is None
-                          else np.asarray(free, dtype=bool), strict=True))
+        fitted = dict(
+            zip(
+                names,
+                np.ones(len(names), dtype=bool) if free is None else np.asarray(free, dtype=bool),
+                strict=True,
+            )
+        )
         amp_name, centre_name = self.peak_parameters
         widths = [n for n in names if n not in self.peak_parameters]
         with np.errstate(all="ignore"):
@@ -653,9 +661,7 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         return from_yaml(text)
 
     def __repr__(self) -> str:
-        vals = ", ".join(
-            f"{p.name}={_fmt(p.value)}" for p in self._params.values()
-        )
+        vals = ", ".join(f"{p.name}={_fmt(p.value)}" for p in self._params.values())
         extra = "".join(f", {k}={v!r}" for k, v in self._structural_args().items())
         label = f", name={self.name!r}" if self.name is not None else ""
         if extra:

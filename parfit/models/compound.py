@@ -119,9 +119,7 @@ class CompoundModel(Model):
                 side_templates = [_strip(side)]
                 side_tree = 0
                 side_entries = [((0, p.name), p) for p in side._params.values()]
-            mapping = {
-                p.name: f"{local}_{idx + offset}" for (idx, local), p in side_entries
-            }
+            mapping = {p.name: f"{local}_{idx + offset}" for (idx, local), p in side_entries}
             for (idx, local), p in side_entries:
                 new = p.copy(name=mapping[p.name])
                 if new.tied is not None:
@@ -318,8 +316,15 @@ class CompoundModel(Model):
         return [local for idx, local in self._leaf_of if idx == index]
 
     def _guess_leaf(
-        self, index: int, xs: list[np.ndarray], resid: np.ndarray, mask: np.ndarray,
-        start: np.ndarray, out: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+        self,
+        index: int,
+        xs: list[np.ndarray],
+        resid: np.ndarray,
+        mask: np.ndarray,
+        start: np.ndarray,
+        out: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
     ) -> np.ndarray:
         """Guess of leaf ``index`` on ``resid``: its columns of ``out``, updated."""
         sl = self._slices[index]
@@ -343,8 +348,15 @@ class CompoundModel(Model):
         return np.broadcast_to(value, xs[0].shape)
 
     def _guess_baseline(
-        self, index: int, xs: list[np.ndarray], resid: np.ndarray, use: np.ndarray,
-        start: np.ndarray, out: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+        self,
+        index: int,
+        xs: list[np.ndarray],
+        resid: np.ndarray,
+        use: np.ndarray,
+        start: np.ndarray,
+        out: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
     ) -> np.ndarray:
         # Peaks pull a plain fit up (or down) and need not leave any edge free, and
         # the lowest quantile is biased by the noise; so the baseline is fitted to
@@ -373,8 +385,13 @@ class CompoundModel(Model):
         return block
 
     def _guess_array(
-        self, xs: list[np.ndarray], y: np.ndarray, valid: np.ndarray, start: np.ndarray,
-        lower: np.ndarray, upper: np.ndarray,
+        self,
+        xs: list[np.ndarray],
+        y: np.ndarray,
+        valid: np.ndarray,
+        start: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
     ) -> np.ndarray:
         # Baselines first, robustly, from the data; then each peak, in leaf order, on
         # what the baselines and the previous peaks leave.  A second pass refits the
@@ -423,8 +440,7 @@ class CompoundModel(Model):
         """
         groups: dict[type, list[int]] = {}
         for t in peaks:
-            names = [name for name, (idx, _) in zip(self.param_names, self._leaf_of)
-                     if idx == t]
+            names = [name for name, (idx, _) in zip(self.param_names, self._leaf_of) if idx == t]
             if any(getattr(self, name).fixed or getattr(self, name).tied for name in names):
                 continue
             groups.setdefault(type(self._templates[t]), []).append(t)
@@ -442,8 +458,11 @@ class CompoundModel(Model):
 
     def peak_amplitude_indices(self) -> list[int]:
         """Positions of the amplitudes of every peak of the compound (see :class:`Model`)."""
-        return [sl.start + i for template, sl in zip(self._templates, self._slices, strict=True)
-                for i in template.peak_amplitude_indices()]
+        return [
+            sl.start + i
+            for template, sl in zip(self._templates, self._slices, strict=True)
+            for i in template.peak_amplitude_indices()
+        ]
 
     def collapsed(self, params: Any, lo: Any, hi: Any, step: Any, free: Any = None) -> np.ndarray:
         """Where any fitted peak of the sum has collapsed (see :meth:`Model.collapsed`)."""

@@ -191,6 +191,7 @@ def model_from_function(
     3.0
     """
     if func is None:
+
         def decorate(f: Callable[..., Any]) -> Any:
             return model_from_function(f, n_inputs=n_inputs, name=name, jacobian=jacobian)
 
@@ -200,17 +201,13 @@ def model_from_function(
     if isinstance(n_inputs, bool) or n_inputs not in (1, 2):
         raise ModelError(f"model_from_function: n_inputs must be 1 or 2, got {n_inputs!r}")
     if name is not None and (not isinstance(name, str) or not name.isidentifier()):
-        raise ModelError(
-            f"model_from_function: name must be a Python identifier, got {name!r}"
-        )
+        raise ModelError(f"model_from_function: name must be a Python identifier, got {name!r}")
     fname = _function_name(func)
     params = _check_signature(func, n_inputs)
     names = [p.name for p in params]
     if jacobian is not None:
         if not callable(jacobian):
-            raise ModelError(
-                f"model_from_function: jacobian must be a function, got {jacobian!r}"
-            )
+            raise ModelError(f"model_from_function: jacobian must be a function, got {jacobian!r}")
         try:
             inspect.signature(jacobian).bind(*names)
         except TypeError:

@@ -74,7 +74,10 @@ class Gaussian1D(Model):
         ParameterSpec("amplitude", 1.0, unit="y", description="Amplitude (peak value)"),
         ParameterSpec("mean", 0.0, unit="x", description="Position of peak"),
         ParameterSpec(
-            "stddev", 1.0, bounds=(FLOAT_EPSILON, None), unit="x",
+            "stddev",
+            1.0,
+            bounds=(FLOAT_EPSILON, None),
+            unit="x",
             description="Standard deviation",
         ),
     )
@@ -199,9 +202,7 @@ class Voigt1D(Model):
         z = (2 * (x - x_0) + 1j * fwhm_L) * self._sqrt_ln2 / fwhm_G
         return wofz(z).real * self._sqrt_ln2pi / fwhm_G * fwhm_L * amplitude_L
 
-    def _jacobian(
-        self, x: Any, x_0: Any, amplitude_L: Any, fwhm_L: Any, fwhm_G: Any
-    ) -> list[Any]:
+    def _jacobian(self, x: Any, x_0: Any, amplitude_L: Any, fwhm_L: Any, fwhm_G: Any) -> list[Any]:
         s = self._sqrt_ln2 / fwhm_G
         dx = x - x_0
         z = (2 * dx + 1j * fwhm_L) * s
@@ -335,7 +336,9 @@ class Polynomial1D(Model):
         specs = []
         for i in range(self.degree + 1):
             unit = "y" if i == 0 else ("y / x" if i == 1 else f"y / x**{i}")
-            specs.append(ParameterSpec(f"c{i}", 0.0, unit=unit, description=f"coefficient of x**{i}"))
+            specs.append(
+                ParameterSpec(f"c{i}", 0.0, unit=unit, description=f"coefficient of x**{i}")
+            )
         return tuple(specs)
 
     def _structural_args(self) -> dict[str, Any]:

@@ -46,19 +46,32 @@ class Gaussian2D(Model):
         ParameterSpec("x_mean", 0.0, unit="x", description="Peak position along x"),
         ParameterSpec("y_mean", 0.0, unit="y", description="Peak position along y"),
         ParameterSpec(
-            "x_stddev", 1.0, bounds=(FLOAT_EPSILON, None), unit="x",
+            "x_stddev",
+            1.0,
+            bounds=(FLOAT_EPSILON, None),
+            unit="x",
             description="Standard deviation along x before rotation",
         ),
         ParameterSpec(
-            "y_stddev", 1.0, bounds=(FLOAT_EPSILON, None), unit="y",
+            "y_stddev",
+            1.0,
+            bounds=(FLOAT_EPSILON, None),
+            unit="y",
             description="Standard deviation along y before rotation",
         ),
         ParameterSpec("theta", 0.0, unit="rad", description="Rotation angle (radians)"),
     )
 
     def _evaluate(
-        self, x: Any, y: Any, amplitude: Any, x_mean: Any, y_mean: Any,
-        x_stddev: Any, y_stddev: Any, theta: Any,
+        self,
+        x: Any,
+        y: Any,
+        amplitude: Any,
+        x_mean: Any,
+        y_mean: Any,
+        x_stddev: Any,
+        y_stddev: Any,
+        theta: Any,
     ) -> Any:
         cost2 = np.cos(theta) ** 2
         sint2 = np.sin(theta) ** 2
@@ -73,8 +86,15 @@ class Gaussian2D(Model):
         return amplitude * np.exp(-((a * xdiff**2) + (b * xdiff * ydiff) + (c * ydiff**2)))
 
     def _jacobian(
-        self, x: Any, y: Any, amplitude: Any, x_mean: Any, y_mean: Any,
-        x_stddev: Any, y_stddev: Any, theta: Any,
+        self,
+        x: Any,
+        y: Any,
+        amplitude: Any,
+        x_mean: Any,
+        y_mean: Any,
+        x_stddev: Any,
+        y_stddev: Any,
+        theta: Any,
     ) -> list[Any]:
         cost = np.cos(theta)
         sint = np.sin(theta)
@@ -136,6 +156,9 @@ class Gaussian2D(Model):
         height = np.where(valid, sy, -np.inf).max(axis=1)
         amplitude = sign * _amplitude(unit, sy, valid, height)
         return {
-            "amplitude": amplitude, "x_mean": cx, "y_mean": cy,
-            "x_stddev": x_stddev, "y_stddev": y_stddev,
+            "amplitude": amplitude,
+            "x_mean": cx,
+            "y_mean": cy,
+            "x_stddev": x_stddev,
+            "y_stddev": y_stddev,
         }

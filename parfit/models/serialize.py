@@ -28,8 +28,15 @@ from parfit.parameters import Parameter
 
 __all__ = ["from_dict", "from_yaml", "to_dict", "to_yaml"]
 
-_PARAM_KEYS = {"value", "bounds", "fixed", "tied", "unit", "per_pixel_shape",
-               "per_pixel_bounds_shape"}
+_PARAM_KEYS = {
+    "value",
+    "bounds",
+    "fixed",
+    "tied",
+    "unit",
+    "per_pixel_shape",
+    "per_pixel_bounds_shape",
+}
 
 
 def _number_or_list(value: Any) -> Any:
@@ -82,9 +89,7 @@ def _leaf_to_dict(model: Model, pairs: list[tuple[str, Parameter]], include_arra
         )
     d: dict[str, Any] = {"model": cls.__name__, "name": model.name}
     d.update(model._structural_args())
-    d["parameters"] = {
-        local: _param_to_dict(p, p.tied, include_arrays) for local, p in pairs
-    }
+    d["parameters"] = {local: _param_to_dict(p, p.tied, include_arrays) for local, p in pairs}
     return d
 
 
@@ -108,11 +113,13 @@ def to_dict(model: Model, include_arrays: bool = True) -> dict[str, Any]:
     --------
     >>> from parfit.models import Const1D
     >>> to_dict(Const1D(2.0))
-    {'model': 'Const1D', 'name': None, 'parameters': {'amplitude': {'value': 2.0, 'bounds': [None, None], 'fixed': False, 'tied': None, 'unit': None}}}
+    {'model': 'Const1D', 'name': None, 'parameters': {'amplitude': {'value': 2.0, 'bounds': [None,
+    None], 'fixed': False, 'tied': None, 'unit': None}}}
     """
     if not isinstance(model, Model):
         raise ModelError(f"to_dict expects a parfit model, got {model!r}")
     if isinstance(model, CompoundModel):
+
         def walk(node: Any) -> dict[str, Any]:
             if isinstance(node, int):
                 return _leaf_to_dict(
@@ -156,7 +163,9 @@ def _leaf_from_dict(d: dict, path: str, ties: list[tuple[int, str, str]]) -> Mod
         )
     structural = {k: v for k, v in d.items() if k not in ("model", "name", "parameters")}
     label = d.get("name")
-    _expect(label is None or isinstance(label, str), path, f"'name' must be a string, got {label!r}")
+    _expect(
+        label is None or isinstance(label, str), path, f"'name' must be a string, got {label!r}"
+    )
     try:
         model = cls(**structural, name=label)
     except TypeError as exc:
@@ -174,7 +183,9 @@ def _leaf_from_dict(d: dict, path: str, ties: list[tuple[int, str, str]]) -> Mod
             )
         _expect(isinstance(pd, dict), ppath, f"must be a mapping, got {pd!r}")
         unknown = set(pd) - _PARAM_KEYS
-        _expect(not unknown, ppath, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_PARAM_KEYS)}")
+        _expect(
+            not unknown, ppath, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_PARAM_KEYS)}"
+        )
         param = model.parameters[pname]
         kwargs: dict[str, Any] = {}
         unit = pd.get("unit")
@@ -190,7 +201,8 @@ def _leaf_from_dict(d: dict, path: str, ties: list[tuple[int, str, str]]) -> Mod
         if "bounds" in pd:  # a missing key keeps the model's default bounds
             bounds = pd["bounds"]
             _expect(
-                isinstance(bounds, list) and len(bounds) == 2, ppath,
+                isinstance(bounds, list) and len(bounds) == 2,
+                ppath,
                 f"bounds must be a list [lower, upper], got {bounds!r}",
             )
             kwargs["bounds"] = tuple(
@@ -201,8 +213,11 @@ def _leaf_from_dict(d: dict, path: str, ties: list[tuple[int, str, str]]) -> Mod
         _expect(isinstance(fixed, bool), ppath, f"fixed must be true or false, got {fixed!r}")
         kwargs["fixed"] = fixed
         tied = pd.get("tied")
-        _expect(tied is None or isinstance(tied, str), ppath,
-                f"tied must be an expression string or null, got {tied!r}")
+        _expect(
+            tied is None or isinstance(tied, str),
+            ppath,
+            f"tied must be an expression string or null, got {tied!r}",
+        )
         kwargs["tied"] = None
         if tied is not None:
             ties.append((id(model), pname, tied))
@@ -219,12 +234,16 @@ def _from_dict(d: Any, path: str, ties: list[tuple[int, str, str]]) -> Model:
         unknown = set(d) - {"operator", "left", "right", "name"}
         _expect(not unknown, path, f"unknown key(s) {sorted(unknown)} in a compound model")
         op = d["operator"]
-        _expect(op in OPERATORS, path, f"unknown operator {op!r}; supported: {', '.join(OPERATORS)}")
+        _expect(
+            op in OPERATORS, path, f"unknown operator {op!r}; supported: {', '.join(OPERATORS)}"
+        )
         _expect("left" in d and "right" in d, path, "a compound model needs 'left' and 'right'")
         left = _from_dict(d["left"], path + ".left", ties)
         right = _from_dict(d["right"], path + ".right", ties)
         label = d.get("name")
-        _expect(label is None or isinstance(label, str), path, f"'name' must be a string, got {label!r}")
+        _expect(
+            label is None or isinstance(label, str), path, f"'name' must be a string, got {label!r}"
+        )
         return _Pending(op, left, right, label)  # type: ignore[return-value]
     _expect("model" in d, path, "needs a 'model' key (leaf) or an 'operator' key (compound)")
     return _leaf_from_dict(d, path, ties)
@@ -261,7 +280,8 @@ def from_dict(d: dict[str, Any]) -> Model:
     --------
     >>> from parfit.models import Gaussian1D, Const1D
     >>> from_dict(to_dict(Gaussian1D(mean=2.0) + Const1D()))
-    <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=2.0, stddev_0=1.0, amplitude_1=1.0)>
+    <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=2.0, stddev_0=1.0,
+    amplitude_1=1.0)>
     """
     ties: list[tuple[int, str, str]] = []
     root = _from_dict(d, "model", ties)

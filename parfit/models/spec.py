@@ -54,7 +54,8 @@ def register_model(cls: type[Model]) -> type[Model]:
     name = cls.__name__
     existing = MODEL_REGISTRY.get(name)
     reloaded = existing is not None and (existing.__module__, existing.__qualname__) == (
-        cls.__module__, cls.__qualname__
+        cls.__module__,
+        cls.__qualname__,
     )
     if existing is not None and existing is not cls and not reloaded:
         raise ModelError(

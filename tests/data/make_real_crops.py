@@ -50,8 +50,12 @@ def crop_hcn(src_root):
         f"parfit tests: cropped from pyspeckit 1.0.4 region5_hcn_crop.fits "
         f"[chan {k0}:{k1}, y {y0}:{y1}, x {x0}:{x1}] (0-based, end-exclusive)"
     )
-    header.add_history("parfit tests: removed LBOUNDn, CHECKSUM, DATASUM, placeholder DATE-OBS/MJD-OBS")
-    header.add_history("parfit tests: removed alternate WCS 'A' (VELO-LSR duplicate of the VRAD axis)")
+    header.add_history(
+        "parfit tests: removed LBOUNDn, CHECKSUM, DATASUM, placeholder DATE-OBS/MJD-OBS"
+    )
+    header.add_history(
+        "parfit tests: removed alternate WCS 'A' (VELO-LSR duplicate of the VRAD axis)"
+    )
     fits.PrimaryHDU(out, header).writeto(HERE / "mopra_hcn_crop.fits", overwrite=True)
 
 
@@ -66,14 +70,40 @@ def crop_muse(src_root):
     out = np.asarray(data[k0:k1], dtype=np.float32)
     _shift_crpix(header, (0, 0, k0))
     new = fits.Header()
-    for key in ("TELESCOP", "INSTRUME", "OBJECT", "DATE-OBS", "MJD-OBS", "EXPTIME", "ARCFILE", "PIPEFILE"):
+    for key in (
+        "TELESCOP",
+        "INSTRUME",
+        "OBJECT",
+        "DATE-OBS",
+        "MJD-OBS",
+        "EXPTIME",
+        "ARCFILE",
+        "PIPEFILE",
+    ):
         if key in prim:
             new[key] = (prim[key], prim.comments[key])
     new["PROGID"] = (prim.get("HIERARCH ESO OBS PROG ID", ""), "ESO programme id")
     skip = {
-        "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT", "EXTNAME",
-        "HDUCLASS", "HDUDOC", "HDUVERS", "HDUCLAS1", "HDUCLAS2", "ERRDATA", "QUALDATA", "SCIDATA",
-        "CHECKSUM", "DATASUM", "OBJECT",
+        "XTENSION",
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "NAXIS3",
+        "PCOUNT",
+        "GCOUNT",
+        "EXTNAME",
+        "HDUCLASS",
+        "HDUDOC",
+        "HDUVERS",
+        "HDUCLAS1",
+        "HDUCLAS2",
+        "ERRDATA",
+        "QUALDATA",
+        "SCIDATA",
+        "CHECKSUM",
+        "DATASUM",
+        "OBJECT",
     }
     for card in header.cards:
         if card.keyword not in skip and card.keyword not in ("COMMENT", "HISTORY", ""):
@@ -116,7 +146,9 @@ def crop_eis(src_root):
     h["INSTRUME"] = idx["instrume"]
     h["DATE-OBS"] = idx["date_obs"]
     h["DATE-END"] = idx["date_end"]
-    h["MJD-OBS"] = Time(idx["date_obs"], scale="utc").mjd  # explicit, so astropy.wcs need not fix it
+    h["MJD-OBS"] = Time(
+        idx["date_obs"], scale="utc"
+    ).mjd  # explicit, so astropy.wcs need not fix it
     h["MJD-END"] = Time(idx["date_end"], scale="utc").mjd
     h["OBJECT"] = idx["obstitle"].rstrip("&").strip()[:68]
     h["STUDY"] = idx["stud_acr"]
@@ -133,10 +165,16 @@ def crop_eis(src_root):
         h[f"CRVAL{n}"] = float(val)
         h[f"CDELT{n}"] = float(step)
         h[f"CUNIT{n}"] = cunit
-    h.add_history(f"parfit tests: eispac 0.99.4 eispac/data/test/eis_20210306_064444.data.h5 level1/win02 ({unit})")
-    h.add_history("parfit tests: transposed to (wavelength, slit y, raster x); -100 (missing) -> NaN")
+    h.add_history(
+        f"parfit tests: eispac 0.99.4 eispac/data/test/eis_20210306_064444.data.h5 level1/win02 ({unit})"
+    )
+    h.add_history(
+        "parfit tests: transposed to (wavelength, slit y, raster x); -100 (missing) -> NaN"
+    )
     h.add_history("parfit tests: WCS built as eispac.read_cube does; one wavelength scale for all")
-    h.add_history("parfit tests: pixels (per-pixel wave_corr spread is about 0.004 A rms, not applied)")
+    h.add_history(
+        "parfit tests: pixels (per-pixel wave_corr spread is about 0.004 A rms, not applied)"
+    )
     fits.PrimaryHDU(out, h).writeto(HERE / "eis_fe12_crop.fits", overwrite=True)
 
 
