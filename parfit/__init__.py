@@ -4,6 +4,7 @@ The public surface is small:
 
 * :func:`parallel_fit` - fit every pixel (or image plane) of a cube,
 * :class:`FitResult` - what it returns,
+* :func:`read_result` - a result read back from its output store,
 * :mod:`parfit.models` - models and parameters,
 * :mod:`parfit.fitters` - the fitters.
 """
@@ -20,4 +21,23 @@ from .parallel import parallel_fit
 from .result import FitResult
 from .status import Flag, Status
 
-__all__ = ["parallel_fit", "FitResult", "Status", "Flag", "models", "fitters", "__version__"]
+__all__ = [
+    "parallel_fit",
+    "read_result",
+    "FitResult",
+    "Status",
+    "Flag",
+    "models",
+    "fitters",
+    "__version__",
+]
+
+
+def __getattr__(name):
+    # read_result lives with the config-driven analysis, whose imports (pydantic,
+    # the config schema) a plain ``import parfit`` need not pay for.
+    if name == "read_result":
+        from .analysis import read_result
+
+        return read_result
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

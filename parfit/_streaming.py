@@ -79,7 +79,7 @@ class _StorePlan:
     order: tuple
     chunks: tuple
     done: object = None
-    stored: dict = None
+    stored: dict | None = None
     damaged: list = field(default_factory=list)
 
 

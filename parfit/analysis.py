@@ -30,7 +30,7 @@ from . import config as config_mod
 from ._config_build import open_input
 from .errors import ConfigError, InputError, InputTypeError, OutputExistsError, ParfitError
 from .output import store_layout
-from .status import Flag, Status
+from .status import NOT_ATTEMPTED, Flag, Status
 
 __all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME", "MAPS_NAME"]
 
@@ -40,8 +40,6 @@ CONFIG_NAME = "config.yaml"
 RUN_RECORD = "run.json"
 MAPS_NAME = "maps.zarr"
 EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
-#: Statuses that are not failures: the fit worked, or there was nothing to fit.
-NOT_FAILED = (Status.OK, Status.NO_VALID_DATA)
 
 
 # --- reading results back ----------------------------------------------------------------
@@ -455,9 +453,11 @@ class Analysis:
     def _outcome(self, result):
         counts = {s.name: n for s, n in result.status_counts().items()}
         n_fits = result.n_fits
-        blank = counts.get(Status.NO_VALID_DATA.name, 0)
-        failed = int(sum(n for s, n in result.status_counts().items() if s not in NOT_FAILED))
-        attempted = n_fits - blank
+        # One definition of "failed" and "not attempted" (parfit.status).
+        failed = int(sum(n for s, n in result.status_counts().items() if s.is_failed()))
+        attempted = n_fits - int(
+            sum(n for s, n in result.status_counts().items() if s in NOT_ATTEMPTED)
+        )
         fraction = failed / attempted if attempted else 0.0
         limit = self.config.run.max_failed_fraction
         return {

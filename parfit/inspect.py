@@ -177,22 +177,22 @@ class Summary:
     callable_errors: list = dataclasses.field(default_factory=list)
     percentiles: dict = dataclasses.field(default_factory=dict)
     units: dict = dataclasses.field(default_factory=dict)
-    median_statistic: float = None
-    complete: bool = None
-    blocks_done: int = None
-    blocks_total: int = None
+    median_statistic: float | None = None
+    complete: bool | None = None
+    blocks_done: int | None = None
+    blocks_total: int | None = None
     damaged_blocks: list = dataclasses.field(default_factory=list)
     problems: list = dataclasses.field(default_factory=list)
     n_failed: int = 0
     n_not_attempted: int = 0
-    n_with_warnings: int = None
-    shape: tuple = None
-    dims: tuple = None
-    layout: str = None
-    store: str = None
-    diagnostics_path: str = None
+    n_with_warnings: int | None = None
+    shape: tuple | None = None
+    dims: tuple | None = None
+    layout: str | None = None
+    store: str | None = None
+    diagnostics_path: str | None = None
     provenance: dict = dataclasses.field(default_factory=dict)
-    run: dict = None
+    run: dict | None = None
     notes: list = dataclasses.field(default_factory=list)
     top: int = 5
 
@@ -514,11 +514,7 @@ def _folder_messages(diag, rows, groups, notes, failing=None):
             continue
         member = (row["pixel"], row["folder"])
         code = row["code"]
-        failed = (
-            failing(row)
-            if failing is not None
-            else (code != Status.OK and code not in NOT_ATTEMPTED)
-        )
+        failed = failing(row) if failing is not None else Status(code).is_failed()
         error = _read_text(folder / "error.log")
         if failed:
             if error is not None and _last_line(error):
@@ -557,7 +553,7 @@ def _summarize_diagnostics(path, top, examples):
     run_ids = sorted({row.get("run_id") or "" for row in rows} - {""})
     if len(run_ids) > 1:
         notes.append(f"manifest.csv lists folders of {len(run_ids)} runs")
-    n_failed = sum(n for c, n in counts.items() if c != Status.OK and c not in NOT_ATTEMPTED)
+    n_failed = sum(n for c, n in counts.items() if Status(c).is_failed())
     return Summary(
         kind="diagnostics",
         path=str(path),
@@ -617,7 +613,7 @@ def _summarize_store(path, top, examples, diag):
         notes=notes,
         top=top,
     )
-    failing_codes = [c for c in counts if c != Status.OK and c not in NOT_ATTEMPTED]
+    failing_codes = [c for c in counts if Status(c).is_failed()]
     summary.n_failed = sum(counts[c] for c in failing_codes)
     summary.n_not_attempted = sum(n for c, n in counts.items() if c in NOT_ATTEMPTED)
 
@@ -659,7 +655,7 @@ def _summarize_store(path, top, examples, diag):
 
         def failing(row):
             code = int(status[row["pixel"]])
-            return code != Status.OK and code not in NOT_ATTEMPTED
+            return Status(code).is_failed()
 
         for pixel in _folder_messages(diag, inside, groups, notes, failing=failing):
             covered[pixel] = True

@@ -39,10 +39,10 @@ class CubeInput:
     weights: object = None
     mask: object = None
     world: object = None
-    dims: tuple = None
+    dims: tuple | None = None
     coords: dict = dataclasses.field(default_factory=dict)
     attrs: dict = dataclasses.field(default_factory=dict)
-    name: str = None
+    name: str | None = None
 
     @property
     def shape(self):

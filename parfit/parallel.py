@@ -831,7 +831,7 @@ class _BlockPlan:
     diagnostics_callable: object
     run_id: str
     guess: bool = False
-    fit_timeout: float = None
+    fit_timeout: float | None = None
 
 
 def _build_graph(*args, **kwargs):

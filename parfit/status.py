@@ -65,6 +65,20 @@ class Status(enum.IntEnum):
     #: that hangs); its unfinished fits were abandoned, the run went on.
     TIMEOUT = 10
 
+    def is_failed(self) -> bool:
+        """True for a fit that was attempted and did not succeed.
+
+        The one definition of "failed" (:func:`is_failure` applies it to
+        arrays): not ``OK``, and not one of :data:`NOT_ATTEMPTED`
+        (``NOT_RUN``, ``NO_VALID_DATA``).
+
+        Examples
+        --------
+        >>> Status.DEGENERATE.is_failed(), Status.NO_VALID_DATA.is_failed()
+        (True, False)
+        """
+        return self is not Status.OK and self not in NOT_ATTEMPTED
+
 
 STATUS_DESCRIPTIONS = {
     Status.NOT_RUN: "not run",

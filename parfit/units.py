@@ -329,7 +329,7 @@ def _parfit_units(model, world, data_unit, equivalencies, cube=None):
                 return _convert_width(unit, target, values, centre, equivalencies, what)
         else:
 
-            def convert(values, what, unit=par.unit, target=target):
+            def convert(values, what, unit=par.unit, target=target, centre=None):
                 return _convert(unit, target, values, equivalencies, what)
 
         value = convert(par.value, f"parameter {name!r}")

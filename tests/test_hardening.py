@@ -722,3 +722,27 @@ def test_model_yaml_refuses_deep_nesting_without_a_recursion_error():
         from_yaml("a:\n" + "".join("  " * k + " b:\n" for k in range(1, 5000)))
     with pytest.raises(ModelError, match=re.escape("model YAML nests deeper than 300 levels")):
         from_yaml("[" * 5000 + "]" * 5000)
+
+
+# --- one definition of "failed" ------------------------------------------------------
+
+
+def test_one_definition_of_failed_and_not_attempted():
+    from parfit.status import NOT_ATTEMPTED, is_failure
+
+    codes = np.array(list(parfit.Status))
+    np.testing.assert_array_equal(is_failure(codes), [s.is_failed() for s in parfit.Status])
+    assert [s.name for s in parfit.Status if not s.is_failed()] == [
+        "NOT_RUN",
+        "OK",
+        "NO_VALID_DATA",
+    ]
+    assert set(NOT_ATTEMPTED) == {parfit.Status.NOT_RUN, parfit.Status.NO_VALID_DATA}
+
+
+def test_read_result_is_public_at_top_level(tmp_path):
+    store = tmp_path / "maps.zarr"
+    fitted = fit(output=store)
+    again = parfit.read_result(store)
+    np.testing.assert_array_equal(again.parameters["mean"], fitted.parameters["mean"])
+    assert "read_result" in parfit.__all__

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from astropy import units as u
@@ -20,7 +20,10 @@ class ArraysMixin:
 
     _params: Any
     n_params: Any
-    n_inputs: Any
+    n_inputs: ClassVar[int]
+
+    def _declared_specs(self) -> tuple[Any, ...]:  # Model's
+        raise NotImplementedError
 
     def starting_values(self, shape: tuple[int, ...]) -> np.ndarray:
         """Starting values broadcast to the iterating (non-fitting) shape.

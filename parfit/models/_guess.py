@@ -66,7 +66,7 @@ class GuessMixin:
 
     _params: Any
     n_params: Any
-    n_inputs: Any
+    n_inputs: ClassVar[int]
     param_names: Any
     free_mask: Any
 

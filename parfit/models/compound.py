@@ -88,6 +88,10 @@ class CompoundModel(Model):
     True
     """
 
+    _templates: list[Model]
+    _tree: Any
+    _leaf_of: list[tuple[int, str]]
+
     def __init__(self, op: str, left: Model, right: Model, *, name: str | None = None) -> None:
         if op not in OPERATORS:
             raise ModelError(f"unknown operator {op!r}; supported: {', '.join(OPERATORS)}")
@@ -438,7 +442,7 @@ class CompoundModel(Model):
         (not fixed, not tied) are reordered; the position is the first
         parameter measured in units of x (``mean``, ``x_0``).
         """
-        groups: dict[type, list[int]] = {}
+        groups: dict[type[Model], list[int]] = {}
         for t in peaks:
             names = [name for name, (idx, _) in zip(self.param_names, self._leaf_of) if idx == t]
             if any(getattr(self, name).fixed or getattr(self, name).tied for name in names):

@@ -261,7 +261,7 @@ class _Pending:
         return CompoundModel(self.op, left, right, name=self.name)
 
     def leaves(self) -> list[Model]:
-        out = []
+        out: list[Model] = []
         for side in (self.left, self.right):
             out.extend(side.leaves() if isinstance(side, _Pending) else [side])
         return out
