@@ -271,9 +271,8 @@ class BatchedFitter(Fitter):
             outcome.converged & np.all(np.isfinite(params), axis=1) & np.isfinite(outcome.chi2)
         )
         errors = np.full(params.shape, np.nan)
-        assert (
-            outcome.scale is not None and outcome.chi2_scaled is not None
-        )  # both solvers set them
+        # Both solvers set scale and chi2_scaled (LMOutcome has them optional); for mypy.
+        assert outcome.scale is not None and outcome.chi2_scaled is not None
         errors[converged] = quality.errors_from_normal(
             model,
             params[converged],
