@@ -14,17 +14,25 @@ parfit then uses the numpy solver, which gives the same answers, only
 slower.
 """
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from . import _kernel, trf
+from . import _kernel, lm, trf
 from ._kernel import AVAILABLE
+
+if TYPE_CHECKING:
+    from .batched import _ModelProblem
 
 __all__ = ["AVAILABLE", "solve", "unsupported_reason", "component_codes"]
 
 _GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW = range(6)
 
+#: What :func:`component_codes` returns: ``(codes, offsets, signs)`` or ``(None, reason)``.
+ComponentCodes = tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[None, str]
 
-def component_codes(model):
+
+def component_codes(model: Any) -> ComponentCodes:
     """The kernel's description of ``model``, or a reason why there is none.
 
     Returns
@@ -54,9 +62,10 @@ def component_codes(model):
     if any(getattr(model, n).tied for n in model.param_names):
         return None, "tied parameters are handled by the numpy solver"
     if isinstance(model, CompoundModel):
-        leaves, signs = [], []
+        leaves: list[Any] = []
+        signs: list[float] = []
 
-        def walk(node, sign):
+        def walk(node: Any, sign: float) -> bool:
             if isinstance(node, int):
                 leaves.append(model._templates[node])
                 signs.append(sign)
@@ -86,7 +95,7 @@ def component_codes(model):
     )
 
 
-def unsupported_reason(model):
+def unsupported_reason(model: Any) -> str:
     """Why the compiled kernel cannot fit ``model`` (empty when it can)."""
     if not AVAILABLE:
         return "numba is not installed"
@@ -94,7 +103,15 @@ def unsupported_reason(model):
     return described[1] if described[0] is None else ""
 
 
-def solve(model, problem, p0, lower, upper, options, required=False):
+def solve(
+    model: Any,
+    problem: "_ModelProblem",
+    p0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    options: lm.LMOptions,
+    required: bool = False,
+) -> lm.LMOutcome | None:
     """Run the compiled kernel on ``problem``; None when it cannot be used.
 
     Parameters

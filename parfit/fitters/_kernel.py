@@ -29,6 +29,7 @@ True
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from . import lm
 try:  # numba is optional at run time; without it these run as plain Python
     import numba
 except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
+    numba = None  # type: ignore[assignment]  # checked through AVAILABLE below
 
 #: True when numba is importable and the kernel is compiled.
 AVAILABLE = numba is not None
@@ -53,7 +54,7 @@ if AVAILABLE:
     )
 else:  # pragma: no cover - exercised only without numba
 
-    def _jit(func):
+    def _jit(func: Any) -> Any:
         return func
 
     _jit_sums = _jit
@@ -70,32 +71,32 @@ _NFEV, _NITER, _REASON, _M = range(4)
 
 @_jit
 def _begin_compiled(
-    rows,
-    r,
-    jt,
-    x,
-    x_new,
-    step,
-    step_h,
-    g,
-    d,
-    diag_h,
-    g_h,
-    s,
-    suf,
-    rr,
-    vv,
-    sc,
-    ic,
-    work,
-    lower,
-    upper,
-    xsc,
-    gtol,
-    factor,
-    max_nfev,
-    keep,
-):
+    rows: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    x: np.ndarray,
+    x_new: np.ndarray,
+    step: np.ndarray,
+    step_h: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+    gtol: np.ndarray,
+    factor: float,
+    max_nfev: int,
+    keep: np.ndarray,
+) -> None:
     k = x.shape[1]
     gm = np.empty(k)
     am = np.empty((k, k))
@@ -134,28 +135,28 @@ def _begin_compiled(
 
 @_jit
 def _judge_compiled(
-    rows,
-    r,
-    jt,
-    x,
-    x_new,
-    step,
-    step_h,
-    g,
-    d,
-    diag_h,
-    g_h,
-    s,
-    suf,
-    rr,
-    vv,
-    sc,
-    ic,
-    work,
-    ftol,
-    xtol,
-    accepted,
-):
+    rows: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray | None,
+    x: np.ndarray,
+    x_new: np.ndarray,
+    step: np.ndarray,
+    step_h: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+    ftol: float,
+    xtol: float,
+    accepted: np.ndarray,
+) -> None:
     """Judge each row's trial point; ``jt`` (or None, when the Jacobian comes later)
     makes a point where it is not finite no place to stand."""
     for t in range(rows.shape[0]):
@@ -172,31 +173,31 @@ def _judge_compiled(
 
 @_jit
 def _continue_compiled(
-    rows,
-    accepted,
-    r,
-    jt,
-    x,
-    x_new,
-    step,
-    step_h,
-    g,
-    d,
-    diag_h,
-    g_h,
-    s,
-    suf,
-    rr,
-    vv,
-    sc,
-    ic,
-    work,
-    lower,
-    upper,
-    xsc,
-    max_nfev,
-    keep,
-):
+    rows: np.ndarray,
+    accepted: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    x: np.ndarray,
+    x_new: np.ndarray,
+    step: np.ndarray,
+    step_h: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+    max_nfev: int,
+    keep: np.ndarray,
+) -> None:
     k = x.shape[1]
     gm = np.empty(k)
     am = np.empty((k, k))
@@ -231,7 +232,7 @@ def _continue_compiled(
 
 
 @_jit_sums
-def _moments(r, jt, m, gm, am):
+def _moments(r: np.ndarray, jt: np.ndarray, m: int, gm: np.ndarray, am: np.ndarray) -> float:
     """``0.5 r.r`` (inf if ``r`` or ``jt`` is not finite); ``J^T r`` into ``gm``, ``J^T J`` into
     ``am``."""
     k = jt.shape[0]
@@ -264,34 +265,34 @@ def _moments(r, jt, m, gm, am):
 
 @_jit
 def begin_fit(
-    i,
-    cost,
-    gm,
-    am,
-    jt,
-    m,
-    x,
-    x_new,
-    step,
-    step_h,
-    g,
-    d,
-    diag_h,
-    g_h,
-    s,
-    suf,
-    rr,
-    vv,
-    sc,
-    ic,
-    work,
-    lower,
-    upper,
-    xsc,
-    gtol,
-    factor,
-    max_nfev,
-):
+    i: int,
+    cost: float,
+    gm: np.ndarray,
+    am: np.ndarray,
+    jt: np.ndarray,
+    m: int,
+    x: np.ndarray,
+    x_new: np.ndarray,
+    step: np.ndarray,
+    step_h: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+    gtol: float,
+    factor: float,
+    max_nfev: int,
+) -> bool:
     """Start fit ``i`` at ``x[i]``; True if it goes on.
 
     ``cost``, ``gm`` and ``am`` are ``0.5 r.r``, ``J^T r`` and ``J^T J`` there
@@ -346,7 +347,21 @@ def begin_fit(
 
 
 @_jit
-def accept_fit(i, cost, gm, am, jt, m, x, x_new, g, rr, sc, ic, work):
+def accept_fit(
+    i: int,
+    cost: float,
+    gm: np.ndarray,
+    am: np.ndarray,
+    jt: np.ndarray,
+    m: int,
+    x: np.ndarray,
+    x_new: np.ndarray,
+    g: np.ndarray,
+    rr: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+) -> None:
     """Move fit ``i`` to ``x_new``, given ``0.5 r.r``, ``J^T r``, ``J^T J`` and ``J^T`` there.
 
     ``jt[:, :m]`` is overwritten.
@@ -362,7 +377,7 @@ def accept_fit(i, cost, gm, am, jt, m, x, x_new, g, rr, sc, ic, work):
 
 
 @_jit
-def _cholesky_r(am, r, work):
+def _cholesky_r(am: np.ndarray, r: np.ndarray, work: np.ndarray) -> bool:
     """``r`` from the Cholesky factor of ``J^T J`` (``am``) when ``J`` is well conditioned.
 
     The factorisation is of the correlation matrix (columns scaled to unit
@@ -395,7 +410,16 @@ def _cholesky_r(am, r, work):
 
 
 @_jit
-def judge_fit(i, cost_new, x, step, sc, ic, ftol, xtol):
+def judge_fit(
+    i: int,
+    cost_new: float,
+    x: np.ndarray,
+    step: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    ftol: float,
+    xtol: float,
+) -> bool:
     """Judge the trial point of fit ``i`` (cost ``cost_new``): True when it is taken."""
     ic[i, _NFEV] += 1
     delta = sc[i, _DELTA]
@@ -434,28 +458,28 @@ def judge_fit(i, cost_new, x, step, sc, ic, ftol, xtol):
 
 @_jit
 def continue_fit(
-    i,
-    moved,
-    x,
-    x_new,
-    step,
-    step_h,
-    g,
-    d,
-    diag_h,
-    g_h,
-    s,
-    suf,
-    rr,
-    vv,
-    sc,
-    ic,
-    work,
-    lower,
-    upper,
-    xsc,
-    max_nfev,
-):
+    i: int,
+    moved: bool,
+    x: np.ndarray,
+    x_new: np.ndarray,
+    step: np.ndarray,
+    step_h: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+    max_nfev: int,
+) -> bool:
     """The next trial point of fit ``i`` into ``x_new``; False when the fit is done."""
     if ic[i, _REASON] != 0:
         return False
@@ -525,7 +549,7 @@ def continue_fit(
 
 
 @_jit
-def _cl_scaling(x, g, lo, hi):
+def _cl_scaling(x: float, g: float, lo: float, hi: float) -> tuple[float, float]:
     """Coleman-Li scaling ``v`` and its derivative ``dv`` for one parameter."""
     if g < 0 and math.isfinite(hi):
         return hi - x, -1.0
@@ -535,7 +559,23 @@ def _cl_scaling(x, g, lo, hi):
 
 
 @_jit
-def _factor(i, x, g, d, diag_h, g_h, s, suf, rr, vv, sc, work, lower, upper, xsc):
+def _factor(
+    i: int,
+    x: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    work: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+) -> float:
     """Scaling at ``x[i]`` and the factor of the augmented scaled Jacobian; the gradient norm."""
     k = x.shape[1]
     g_norm = 0.0
@@ -578,7 +618,9 @@ def _factor(i, x, g, d, diag_h, g_h, s, suf, rr, vv, sc, work, lower, upper, xsc
 
 
 @_jit
-def _svd(i, vv, s, suf, g_h, work):
+def _svd(
+    i: int, vv: np.ndarray, s: np.ndarray, suf: np.ndarray, g_h: np.ndarray, work: np.ndarray
+) -> None:
     """SVD of the triangular factor in ``vv[i]``: ``s[i]``, ``V`` into ``vv[i]``, ``suf[i]``."""
     k = s.shape[1]
     bt = work[:k]
@@ -594,7 +636,7 @@ def _svd(i, vv, s, suf, g_h, work):
 
 
 @_jit
-def _well_conditioned(i, vv):
+def _well_conditioned(i: int, vv: np.ndarray) -> bool:
     """True when the diagonal of the triangle ``vv[i]`` leaves no doubt that it is of full rank."""
     k = vv.shape[1]
     big = 0.0
@@ -609,7 +651,7 @@ def _well_conditioned(i, vv):
 
 
 @_jit
-def _gauss_newton(i, vv, g_h, p_h):
+def _gauss_newton(i: int, vv: np.ndarray, g_h: np.ndarray, p_h: np.ndarray) -> float:
     """``p_h[i] = -(R2^T R2)^-1 g_h[i]`` with ``R2 = vv[i]``, two triangular solves; its norm.
 
     Indexed in place (no row views: each costs a reference count).
@@ -631,7 +673,7 @@ def _gauss_newton(i, vv, g_h, p_h):
 
 
 @_jit
-def _inside(i, x, step, lower, upper):
+def _inside(i: int, x: np.ndarray, step: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> bool:
     """True when ``x[i] + step[i]`` is inside the bounds (scipy's in_bounds)."""
     for q in range(x.shape[1]):
         y = x[i, q] + step[i, q]
@@ -641,7 +683,9 @@ def _inside(i, x, step, lower, upper):
 
 
 @_jit
-def _quadratic_at(i, rr, d, diag_h, g_h, step_h):
+def _quadratic_at(
+    i: int, rr: np.ndarray, d: np.ndarray, diag_h: np.ndarray, g_h: np.ndarray, step_h: np.ndarray
+) -> float:
     """:func:`_quadratic` of fit ``i``'s step, indexed in place."""
     k = d.shape[1]
     q_val = 0.0
@@ -658,7 +702,7 @@ def _quadratic_at(i, rr, d, diag_h, g_h, step_h):
 
 
 @_jit
-def _householder_r(at, rows, r):
+def _householder_r(at: np.ndarray, rows: int, r: np.ndarray) -> None:
     """Triangular factor ``r`` (k x k) of the QR factorisation of ``at[:, :rows].T``.
 
     ``at`` is the transposed Jacobian ``(k, >= rows)``, so that each column
@@ -697,7 +741,7 @@ def _householder_r(at, rows, r):
 
 
 @_jit
-def _jacobi_svd(bt, s, v):
+def _jacobi_svd(bt: np.ndarray, s: np.ndarray, v: np.ndarray) -> None:
     """Singular values (descending) into ``s`` and right vectors into ``v`` of ``bt.T``.
 
     One-sided Jacobi (Hestenes): rotate column pairs until they are
@@ -760,7 +804,16 @@ def _jacobi_svd(bt, s, v):
 
 
 @_jit
-def _more(s, suf, v, delta, alpha, p_h, m, work):
+def _more(
+    s: np.ndarray,
+    suf: np.ndarray,
+    v: np.ndarray,
+    delta: float,
+    alpha: float,
+    p_h: np.ndarray,
+    m: int,
+    work: np.ndarray,
+) -> float:
     """Moré's trust-region step ``p_h`` from the SVD; returns the new ``alpha`` (scipy's)."""
     k = s.shape[0]
     coef = work[work.shape[0] - 1]
@@ -802,7 +855,7 @@ def _more(s, suf, v, delta, alpha, p_h, m, work):
 
 
 @_jit
-def _phi(alpha, suf, s, delta):
+def _phi(alpha: float, suf: np.ndarray, s: np.ndarray, delta: float) -> tuple[float, float]:
     """Moré's ``phi(alpha) = ||p(alpha)|| - delta`` and its derivative."""
     norm = 0.0
     der = 0.0
@@ -815,7 +868,7 @@ def _phi(alpha, suf, s, delta):
 
 
 @_jit
-def _v_times(v, coef, out, sign):
+def _v_times(v: np.ndarray, coef: np.ndarray, out: np.ndarray, sign: float) -> float:
     """``out = sign * v @ coef``; returns its norm."""
     k = coef.shape[0]
     norm = 0.0
@@ -829,7 +882,7 @@ def _v_times(v, coef, out, sign):
 
 
 @_jit
-def _jh(r, d, sv, out):
+def _jh(r: np.ndarray, d: np.ndarray, sv: np.ndarray, out: np.ndarray) -> None:
     """``out = J_h @ sv`` up to an orthogonal factor: ``R @ (d * sv)``."""
     k = sv.shape[0]
     for row in range(k):
@@ -840,7 +893,14 @@ def _jh(r, d, sv, out):
 
 
 @_jit
-def _quadratic(r, d, diag_h, g_h, sv, tmp):
+def _quadratic(
+    r: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    sv: np.ndarray,
+    tmp: np.ndarray,
+) -> float:
     """``0.5 sv.(J_h^T J_h + diag_h) sv + g_h.sv`` (scipy's evaluate_quadratic)."""
     _jh(r, d, sv, tmp)
     q = 0.0
@@ -852,7 +912,17 @@ def _quadratic(r, d, diag_h, g_h, sv, tmp):
 
 
 @_jit
-def _line_quadratic(r, d, diag_h, g_h, sv, s0, tmp, tmp0, with_s0):
+def _line_quadratic(
+    r: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    sv: np.ndarray,
+    s0: np.ndarray,
+    tmp: np.ndarray,
+    tmp0: np.ndarray,
+    with_s0: bool,
+) -> tuple[float, float, float]:
     """Coefficients of the quadratic along ``s0 + t sv`` (scipy's build_quadratic_1d)."""
     _jh(r, d, sv, tmp)
     a = 0.0
@@ -871,7 +941,7 @@ def _line_quadratic(r, d, diag_h, g_h, sv, s0, tmp, tmp0, with_s0):
 
 
 @_jit
-def _min_line(a, b, lo, hi, c):
+def _min_line(a: float, b: float, lo: float, hi: float, c: float) -> tuple[float, float]:
     """Minimum of ``a t**2 + b t + c`` on ``[lo, hi]`` (scipy's minimize_quadratic_1d)."""
     best_t = lo
     best = lo * (a * lo + b) + c
@@ -888,7 +958,9 @@ def _min_line(a, b, lo, hi, c):
 
 
 @_jit
-def _to_bound(xv, sv, lo, hi, hits):
+def _to_bound(
+    xv: np.ndarray, sv: np.ndarray, lo: np.ndarray, hi: np.ndarray, hits: np.ndarray
+) -> float:
     """Step along ``sv`` from ``xv`` to the nearest bound, and which bounds it hits."""
     k = xv.shape[0]
     best = math.inf
@@ -906,7 +978,20 @@ def _to_bound(xv, sv, lo, hi, hits):
 
 
 @_jit
-def _select_step(xv, p, p_h, d, diag_h, g_h, r, delta, lo, hi, theta, work):
+def _select_step(
+    xv: np.ndarray,
+    p: np.ndarray,
+    p_h: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    r: np.ndarray,
+    delta: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    theta: float,
+    work: np.ndarray,
+) -> float:
     """scipy's TRF ``select_step`` for a step that leaves the box (``continue_fit`` takes the
     others as they are): the step (into ``p``, ``p_h``) and its predicted reduction."""
     k = xv.shape[0]
@@ -992,7 +1077,15 @@ def _select_step(xv, p, p_h, d, diag_h, g_h, r, delta, lo, hi, theta, work):
 
 
 @_jit
-def _model_values(codes, offsets, signs, x, p, f, jfull):
+def _model_values(
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    signs: np.ndarray,
+    x: np.ndarray,
+    p: np.ndarray,
+    f: np.ndarray,
+    jfull: np.ndarray,
+) -> None:
     """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``."""
     m = x.shape[0]
     for j in range(m):
@@ -1056,8 +1149,23 @@ def _model_values(codes, offsets, signs, x, p, f, jfull):
 
 @_jit
 def _weighted(
-    codes, offsets, signs, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am
-):
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    signs: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    p: np.ndarray,
+    free_idx: np.ndarray,
+    inv_scale: float,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
     """Scaled weighted residuals and transposed Jacobian of the valid samples, and their moments.
 
     ``r[:m]`` and ``jt[:, :m]`` receive the samples of non-zero weight
@@ -1094,39 +1202,39 @@ def _weighted(
 
 @_jit
 def fit_all(
-    codes,
-    offsets,
-    signs,
-    x,
-    y,
-    w,
-    template,
-    free_idx,
-    lower,
-    upper,
-    scale,
-    xsc,
-    ftol,
-    xtol,
-    gtol,
-    max_nfev,
-    factor,
-    xs,
-    x_new,
-    step,
-    step_h,
-    g,
-    d,
-    diag_h,
-    g_h,
-    s,
-    suf,
-    rr,
-    vv,
-    sc,
-    ic,
-    work,
-):
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    signs: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    template: np.ndarray,
+    free_idx: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    scale: np.ndarray,
+    xsc: np.ndarray,
+    ftol: float,
+    xtol: float,
+    gtol: np.ndarray,
+    max_nfev: int,
+    factor: float,
+    xs: np.ndarray,
+    x_new: np.ndarray,
+    step: np.ndarray,
+    step_h: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    diag_h: np.ndarray,
+    g_h: np.ndarray,
+    s: np.ndarray,
+    suf: np.ndarray,
+    rr: np.ndarray,
+    vv: np.ndarray,
+    sc: np.ndarray,
+    ic: np.ndarray,
+    work: np.ndarray,
+) -> None:
     """Every fit of the block, one after the other, with scipy's TRF steps."""
     n_fits, n_samples = y.shape
     k = free_idx.shape[0]

@@ -11,14 +11,16 @@ never modified (each block works on its own copy).
 
 import copy
 import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import InputError, ParameterError
 from ..status import Status
 from . import quality
-from .base import BlockResult, Fitter, run_guarded, screen_block
-from .options import check_bool, check_max_nfev, check_positive, refuse_unknown_kwargs
+from .base import BlockResult, FitBlock, Fitter, Row, run_guarded, screen_block
+from .options import FitInfoArg, check_bool, check_max_nfev, check_positive, refuse_unknown_kwargs
 from .scipy_fitter import FIT_INFO_NAMES as _SCIPY_FIT_INFO
 
 __all__ = ["AstropyFitter", "ASTROPY_FIT_INFO_NAMES", "astropy_free_mask"]
@@ -26,7 +28,7 @@ __all__ = ["AstropyFitter", "ASTROPY_FIT_INFO_NAMES", "astropy_free_mask"]
 #: The entries of ``fit_info`` of astropy's own fitter classes (astropy 6 to 8), by
 #: class name.  Subclasses and other fitters are not listed: any name is
 #: accepted for them.
-ASTROPY_FIT_INFO_NAMES = {
+ASTROPY_FIT_INFO_NAMES: dict[str, tuple[str, ...]] = {
     "TRFLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
     "DogBoxLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
     "LMLSQFitter": _SCIPY_FIT_INFO + ("param_cov",),
@@ -52,7 +54,7 @@ ASTROPY_FIT_INFO_NAMES = {
 _RESERVED = ("model", "x", "y", "z", "weights", "inplace")
 
 #: Checks of the usual keyword arguments of astropy fitters (as ``fitter_kwargs``).
-_KWARG_CHECKS = {
+_KWARG_CHECKS: dict[str, Callable[[Any], object]] = {
     "maxiter": lambda v: check_max_nfev(v, "fitter_kwargs", name="maxiter", allow_none=False),
     "acc": lambda v: check_positive(v, "fitter_kwargs", "acc"),
     "epsilon": lambda v: check_positive(v, "fitter_kwargs", "epsilon"),
@@ -61,7 +63,7 @@ _KWARG_CHECKS = {
 }
 
 
-def astropy_free_mask(model):
+def astropy_free_mask(model: Any) -> np.ndarray:
     """Bool array, True for the parameters an astropy fitter varies."""
     return np.array(
         [not model.fixed[name] and not model.tied[name] for name in model.param_names],
@@ -90,7 +92,7 @@ class AstropyFitter(Fitter):
     [2.0, 0.5, 1.2]
     """
 
-    def __init__(self, fitter):
+    def __init__(self, fitter: Any) -> None:
         if isinstance(fitter, type):
             raise InputError(
                 f"fitter must be an astropy fitter instance, not the class "
@@ -99,14 +101,14 @@ class AstropyFitter(Fitter):
         self.fitter = fitter
 
     @property
-    def name(self):
+    def name(self) -> str:  # type: ignore[override]  # read-only here, a class attribute on Fitter
         return f"astropy-{type(self.fitter).__name__}"
 
-    def describe(self):
+    def describe(self) -> str:
         return f"astropy.modeling.fitting.{type(self.fitter).__name__} (per fit)"
 
     @property
-    def fit_info_names(self):
+    def fit_info_names(self) -> tuple[str, ...] | None:  # type: ignore[override]  # as name
         """The entries of this astropy fitter's ``fit_info``, or None if not known."""
         from astropy.modeling import fitting
 
@@ -115,7 +117,7 @@ class AstropyFitter(Fitter):
             return None  # a subclass or a fitter from elsewhere: its entries are unknown
         return ASTROPY_FIT_INFO_NAMES.get(cls.__name__)
 
-    def check(self, model, fitter_kwargs=None):
+    def check(self, model: Any, fitter_kwargs: dict[str, Any] | None = None) -> None:
         """Reject, before dispatch, what the astropy fitter would reject in every fit.
 
         ``fitter_kwargs``: unknown keys, keys parfit sets itself and bad
@@ -129,7 +131,7 @@ class AstropyFitter(Fitter):
         self._check_kwargs(dict(fitter_kwargs or {}))
         self._check_model(model)
 
-    def _check_kwargs(self, fitter_kwargs):
+    def _check_kwargs(self, fitter_kwargs: dict[str, Any]) -> None:
         reserved = sorted(set(fitter_kwargs) & set(_RESERVED))
         if reserved:
             raise InputError(
@@ -152,7 +154,7 @@ class AstropyFitter(Fitter):
             if key in _KWARG_CHECKS:
                 _KWARG_CHECKS[key](value)
 
-    def _check_model(self, model):
+    def _check_model(self, model: Any) -> None:
         fitter_name = type(self.fitter).__name__
         free = astropy_free_mask(model)
         scipy_bounds = self._scipy_enforces_bounds()
@@ -191,7 +193,7 @@ class AstropyFitter(Fitter):
                     f"model.{name}.bounds ({fitter_name} refuses a start outside them)"
                 )
 
-    def _scipy_enforces_bounds(self):
+    def _scipy_enforces_bounds(self) -> bool:
         """True when the fitter hands the bounds to scipy (which refuses starts outside them)."""
         from astropy.modeling import fitting
 
@@ -202,7 +204,7 @@ class AstropyFitter(Fitter):
             self.fitter, "_use_min_max_bounds", False
         )
 
-    def parameter_arrays(self, model):
+    def parameter_arrays(self, model: Any) -> list[tuple[str, Any, Any, Any]]:
         out = []
         for name in model.param_names:
             lower, upper = model.bounds[name]
@@ -217,12 +219,19 @@ class AstropyFitter(Fitter):
             )
         return out
 
-    def model_with_values(self, model, values):
+    def model_with_values(self, model: Any, values: Any) -> Any:
         out = model.copy()
         out._reset_parameters(**{n: float(v) for n, v in zip(model.param_names, values)})
         return out
 
-    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+    def fit_block(
+        self,
+        model: Any,
+        block: FitBlock,
+        *,
+        fit_info: FitInfoArg = False,
+        fitter_kwargs: dict[str, Any] | None = None,
+    ) -> BlockResult:
         fitter_kwargs = dict(fitter_kwargs or {})
         # A private copy per block: astropy fitters store fit_info on
         # themselves, which threads would otherwise overwrite under us.
@@ -272,7 +281,21 @@ class AstropyFitter(Fitter):
         return result
 
     @staticmethod
-    def _fit_one(fitter, model_i, x, y, w, kwargs, free, i, result, infos, fit_info, block, ours):
+    def _fit_one(
+        fitter: Any,
+        model_i: Any,
+        x: tuple[np.ndarray, ...],
+        y: np.ndarray,
+        w: np.ndarray | None,
+        kwargs: dict[str, Any],
+        free: np.ndarray,
+        i: Row,
+        result: BlockResult,
+        infos: list[Any] | None,
+        fit_info: FitInfoArg,
+        block: FitBlock,
+        ours: Any,
+    ) -> None:
         fitted = fitter(model_i, *x, y, inplace=True, **kwargs)
         params = np.array(
             [np.asarray(getattr(fitted, n).value, dtype=float).item() for n in fitted.param_names]
@@ -314,7 +337,7 @@ class AstropyFitter(Fitter):
         )
 
 
-def _parfit_twin(model):
+def _parfit_twin(model: Any) -> Any:
     """parfit's version of an astropy model (for the collapse test), or None."""
     from ..models.astropy_bridge import from_astropy
 
@@ -325,7 +348,13 @@ def _parfit_twin(model):
     return twin if tuple(twin.param_names) == tuple(model.param_names) else None
 
 
-def _numerical_normal(fitted, x, w, params, free):
+def _numerical_normal(
+    fitted: Any,
+    x: tuple[np.ndarray, ...],
+    w: np.ndarray | None,
+    params: np.ndarray,
+    free: np.ndarray,
+) -> np.ndarray:
     """``J^T J`` of the weighted residuals by central differences in the free parameters."""
     cols = []
     for k in np.flatnonzero(free):
@@ -339,7 +368,7 @@ def _numerical_normal(fitted, x, w, params, free):
     return jac.T @ jac
 
 
-def _info_get(info, key):
+def _info_get(info: Any, key: str) -> Any:
     if info is None:
         return None
     if isinstance(info, dict):
@@ -347,7 +376,8 @@ def _info_get(info, key):
     return getattr(info, key, None)
 
 
-def _select_fit_info(info, fit_info):
+def _select_fit_info(info: Any, fit_info: FitInfoArg) -> Any:
     if fit_info is True:
         return copy.deepcopy(info)
-    return {key: copy.deepcopy(_info_get(info, key)) for key in fit_info}
+    names = cast("Sequence[str]", fit_info)  # fit_info=False never gets here
+    return {key: copy.deepcopy(_info_get(info, key)) for key in names}

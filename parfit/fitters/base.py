@@ -9,22 +9,28 @@ numpy.
 
 import dataclasses
 import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._capture import capture_warnings, format_warnings
 from ..status import Status
-from .options import check_fit_info_names
+from .options import FitInfoArg, check_fit_info_names
 
 __all__ = [
     "FitBlock",
     "BlockResult",
+    "Row",
     "Fitter",
     "block_from_arrays",
     "run_guarded",
     "screen_block",
     "select_fit_info",
 ]
+
+#: A fit's row in its block: a Python or a numpy integer (as iterating an index array gives).
+Row = int | np.integer[Any]
 
 
 @dataclasses.dataclass
@@ -51,20 +57,20 @@ class FitBlock:
         Shape of the fitting axes; ``n_samples == prod(sample_shape)``.
     """
 
-    x: tuple
+    x: tuple[np.ndarray, ...]
     y: np.ndarray
-    weights: object
+    weights: np.ndarray | None
     valid: np.ndarray
     p0: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
-    sample_shape: tuple
+    sample_shape: tuple[int, ...]
 
     @property
-    def n_fits(self):
-        return self.y.shape[0]
+    def n_fits(self) -> int:
+        return int(self.y.shape[0])
 
-    def fit_x(self, i, select=None):
+    def fit_x(self, i: Row, select: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """The model inputs of fit ``i``, optionally restricted to ``select``."""
         out = []
         for xk in self.x:
@@ -106,13 +112,13 @@ class BlockResult:
     statistic: np.ndarray
     status: np.ndarray
     nfev: np.ndarray
-    flags: np.ndarray = None
-    messages: dict = dataclasses.field(default_factory=dict)
-    warnings: dict = dataclasses.field(default_factory=dict)
-    fit_info: object = None
+    flags: np.ndarray | None = None
+    messages: dict[Row, str] = dataclasses.field(default_factory=dict)
+    warnings: dict[Row, list[str]] = dataclasses.field(default_factory=dict)
+    fit_info: list[Any] | None = None
 
     @classmethod
-    def empty(cls, n_fits, n_params):
+    def empty(cls, n_fits: int, n_params: int) -> "BlockResult":
         """A result with every fit NOT_RUN and NaN everywhere."""
         nan = np.full((n_fits, n_params), np.nan)
         return cls(
@@ -124,7 +130,7 @@ class BlockResult:
             flags=np.zeros(n_fits, dtype=np.uint8),
         )
 
-    def fail(self, i, status, message):
+    def fail(self, i: Row, status: int, message: str) -> None:
         """Mark fit ``i`` as failed with ``status`` and an explanation."""
         self.params[i] = np.nan
         self.errors[i] = np.nan
@@ -142,17 +148,17 @@ class Fitter:
     """
 
     #: Human-readable name used in result metadata.
-    name = "fitter"
+    name: str = "fitter"
 
     #: The entries a fit's ``fit_info`` can hold (a tuple of names), or None
     #: when the fitter cannot tell (then any name is accepted).  The base
     #: class records none.
-    fit_info_names = ()
+    fit_info_names: tuple[str, ...] | None = ()
 
-    def check(self, model, fitter_kwargs=None):
+    def check(self, model: Any, fitter_kwargs: dict[str, Any] | None = None) -> None:
         """Raise before dispatch if this fitter cannot fit ``model`` with ``fitter_kwargs``."""
 
-    def check_fit_info(self, names):
+    def check_fit_info(self, names: FitInfoArg) -> None:
         """Raise before dispatch if ``names`` asks for a ``fit_info`` entry this fitter lacks.
 
         Parameters
@@ -179,11 +185,25 @@ class Fitter:
         """
         check_fit_info_names(names, self.fit_info_names, self.name)
 
-    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+    def fit_block(
+        self,
+        model: Any,
+        block: FitBlock,
+        *,
+        fit_info: FitInfoArg = False,
+        fitter_kwargs: dict[str, Any] | None = None,
+    ) -> BlockResult:
         """Fit every row of ``block``; see :class:`BlockResult`."""
         raise NotImplementedError
 
-    def fit(self, model, *x, y, weights=None, fitter_kwargs=None):
+    def fit(
+        self,
+        model: Any,
+        *x: Any,
+        y: Any,
+        weights: Any = None,
+        fitter_kwargs: dict[str, Any] | None = None,
+    ) -> BlockResult:
         """Fit a single data vector with the same code path as a cube pixel.
 
         Parameters
@@ -205,7 +225,7 @@ class Fitter:
         block = block_from_arrays(self.parameter_arrays(model), x, y, weights)
         return self.fit_block(model, block, fitter_kwargs=fitter_kwargs)
 
-    def parameter_arrays(self, model):
+    def parameter_arrays(self, model: Any) -> list[tuple[str, Any, Any, Any]]:
         """Starting value and bounds of each parameter, in model order.
 
         Returns
@@ -222,19 +242,24 @@ class Fitter:
             out.append((name, par.value, lower, upper))
         return out
 
-    def model_with_values(self, model, values):
+    def model_with_values(self, model: Any, values: Any) -> Any:
         """A copy of ``model`` holding ``values`` (one row, model order)."""
         return model.with_values(np.asarray(values, dtype=np.float64))
 
-    def describe(self):
+    def describe(self) -> str:
         """A short text naming the fitter and its options."""
         return self.name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
 
 
-def block_from_arrays(parameter_arrays, x, y, weights=None):
+def block_from_arrays(
+    parameter_arrays: Sequence[tuple[str, Any, Any, Any]],
+    x: Sequence[Any],
+    y: Any,
+    weights: Any = None,
+) -> FitBlock:
     """Build a one-fit :class:`FitBlock` from plain arrays.
 
     ``parameter_arrays`` is what :meth:`Fitter.parameter_arrays` returns;
@@ -257,7 +282,14 @@ def block_from_arrays(parameter_arrays, x, y, weights=None):
     )
 
 
-def screen_block(block, free_mask, result, *, names=None, check_bounds=True):
+def screen_block(
+    block: FitBlock,
+    free_mask: np.ndarray,
+    result: BlockResult,
+    *,
+    names: Sequence[str] | None = None,
+    check_bounds: bool = True,
+) -> np.ndarray:
     """Mark the fits that cannot be attempted and return the rest.
 
     Fits with no valid sample get ``NO_VALID_DATA``; fits with fewer valid
@@ -297,7 +329,9 @@ def screen_block(block, free_mask, result, *, names=None, check_bounds=True):
     return np.flatnonzero(~(empty | few | bad)).astype(np.intp)
 
 
-def _bad_start_message(block, i, free_mask, names=None):
+def _bad_start_message(
+    block: FitBlock, i: Row, free_mask: np.ndarray, names: Sequence[str] | None = None
+) -> str:
     values = ", ".join(
         f"parameter {names[k] if names else k!r}: {float(v)!r} not in "
         f"[{float(lo)!r}, {float(hi)!r}]"
@@ -309,7 +343,7 @@ def _bad_start_message(block, i, free_mask, names=None):
     return f"starting value NaN or outside bounds: {values}"
 
 
-def select_fit_info(infos, fit_info):
+def select_fit_info(infos: list[Any] | None, fit_info: FitInfoArg) -> list[Any] | None:
     """Keep only the entries named by ``fit_info`` in each dict of ``infos``.
 
     ``infos`` is a list (one dict or None per fit) or None; with
@@ -321,7 +355,7 @@ def select_fit_info(infos, fit_info):
     return [None if info is None else {k: info.get(k) for k in names} for info in infos]
 
 
-def run_guarded(result, i, func, *args):
+def run_guarded(result: BlockResult, i: Row, func: Callable[..., object], *args: Any) -> None:
     """Run fit ``i`` as ``func(*args)``; nothing it raises escapes.
 
     Any exception (even ``SystemExit`` raised by a user model) marks fit
@@ -340,6 +374,6 @@ def run_guarded(result, i, func, *args):
         result.warnings[i] = format_warnings(records).splitlines()
 
 
-def exception_message(exc):
+def exception_message(exc: BaseException) -> str:
     """The full traceback of ``exc`` as text, for ``error.log``."""
     return "".join(traceback.format_exception(exc))

@@ -12,6 +12,7 @@ weak ones are solved again from the model's guess.
 
 import copy
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,9 @@ from .._capture import capture_warnings
 from ..errors import InputError
 from ..status import Flag, Status
 from . import lm, quality, trf
-from .base import BlockResult, Fitter, run_guarded, screen_block, select_fit_info
+from .base import BlockResult, FitBlock, Fitter, run_guarded, screen_block, select_fit_info
 from .options import (
+    FitInfoArg,
     check_bool,
     check_max_nfev,
     check_positive,
@@ -88,14 +90,14 @@ class BatchedFitter(Fitter):
     def __init__(
         self,
         *,
-        ftol=1e-8,
-        xtol=1e-8,
-        gtol=1e-8,
-        max_nfev=None,
-        factor=1.0,
-        scale_covariance=True,
-        engine="auto",
-    ):
+        ftol: float = 1e-8,
+        xtol: float = 1e-8,
+        gtol: float = 1e-8,
+        max_nfev: int | None = None,
+        factor: float = 1.0,
+        scale_covariance: bool = True,
+        engine: str = "auto",
+    ) -> None:
         self.options = _make_options(
             dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, factor=factor), "BatchedFitter"
         )
@@ -112,7 +114,7 @@ class BatchedFitter(Fitter):
         self.engine = engine
         self.scale_covariance = check_bool(scale_covariance, "BatchedFitter", "scale_covariance")
 
-    def describe(self):
+    def describe(self) -> str:
         opts = ", ".join(
             f"{k}={getattr(self.options, k)!r}"
             for k in _OPTIONS
@@ -123,7 +125,7 @@ class BatchedFitter(Fitter):
         extra = "" if self.scale_covariance else ", scale_covariance=False"
         return f"batched trust-region reflective ({opts}, engine={self.engine!r}{extra})"
 
-    def check(self, model, fitter_kwargs=None):
+    def check(self, model: Any, fitter_kwargs: dict[str, Any] | None = None) -> None:
         """Reject unknown ``fitter_kwargs`` and models the engine cannot run."""
         self._options(fitter_kwargs)  # raises on unknown or invalid options
         if self.engine == "compiled":
@@ -133,7 +135,7 @@ class BatchedFitter(Fitter):
             if reason:
                 raise InputError(f"engine='compiled' cannot fit this model: {reason}")
 
-    def _options(self, fitter_kwargs):
+    def _options(self, fitter_kwargs: dict[str, Any] | None) -> lm.LMOptions:
         if not fitter_kwargs:
             return self.options
         merged = {k: getattr(self.options, k) for k in _OPTIONS}
@@ -141,7 +143,14 @@ class BatchedFitter(Fitter):
         merged.update(fitter_kwargs)
         return _make_options(merged, "fitter_kwargs")
 
-    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+    def fit_block(
+        self,
+        model: Any,
+        block: FitBlock,
+        *,
+        fit_info: FitInfoArg = False,
+        fitter_kwargs: dict[str, Any] | None = None,
+    ) -> BlockResult:
         options = self._options(fitter_kwargs)
         n_params = len(model.param_names)
         result = BlockResult.empty(block.n_fits, n_params)
@@ -176,7 +185,16 @@ class BatchedFitter(Fitter):
         result.fit_info = select_fit_info(infos, fit_info)
         return result
 
-    def _solve(self, model, block, todo, free, options, result, infos):
+    def _solve(
+        self,
+        model: Any,
+        block: FitBlock,
+        todo: np.ndarray,
+        free: np.ndarray,
+        options: lm.LMOptions,
+        result: BlockResult,
+        infos: list[Any] | None,
+    ) -> None:
         """Fit rows ``todo`` of ``block`` and store them in ``result``.
 
         Fits that end singular, collapsed, on a bound or without converging
@@ -201,7 +219,7 @@ class BatchedFitter(Fitter):
                 first.flags[retry] |= np.uint8(Flag.RETRIED)
         self._store(model, block, todo, free, first, options, result, infos)
 
-    def _retry_rows(self, model, attempt):
+    def _retry_rows(self, model: Any, attempt: "_Attempt") -> np.ndarray:
         """Rows of ``attempt`` worth a second start (none if the model cannot guess).
 
         Those that ended singular, collapsed, on a bound or at ``max_nfev``,
@@ -218,7 +236,14 @@ class BatchedFitter(Fitter):
             weak |= np.any(faint, axis=1)
         return np.flatnonzero((attempt.converged & weak) | (attempt.reason == lm.MAXFEV))
 
-    def _attempt(self, model, block, rows, problem, options):
+    def _attempt(
+        self,
+        model: Any,
+        block: FitBlock,
+        rows: np.ndarray,
+        problem: "_ModelProblem",
+        options: lm.LMOptions,
+    ) -> "_Attempt":
         """Solve ``rows`` of ``block`` (``problem``, from its template); errors and flags too."""
         free = problem.free
         p0 = problem.template[:, free]
@@ -246,6 +271,8 @@ class BatchedFitter(Fitter):
             outcome.converged & np.all(np.isfinite(params), axis=1) & np.isfinite(outcome.chi2)
         )
         errors = np.full(params.shape, np.nan)
+        # Both solvers set scale and chi2_scaled (LMOutcome has them optional); for mypy.
+        assert outcome.scale is not None and outcome.chi2_scaled is not None
         errors[converged] = quality.errors_from_normal(
             model,
             params[converged],
@@ -278,7 +305,17 @@ class BatchedFitter(Fitter):
             n_iter=outcome.n_iter.copy(),
         )
 
-    def _store(self, model, block, todo, free, attempt, options, result, infos):
+    def _store(
+        self,
+        model: Any,
+        block: FitBlock,
+        todo: np.ndarray,
+        free: np.ndarray,
+        attempt: "_Attempt",
+        options: lm.LMOptions,
+        result: BlockResult,
+        infos: list[Any] | None,
+    ) -> None:
         ok = attempt.converged
         result.nfev[todo] = attempt.nfev
         quality.store_converged(
@@ -290,6 +327,7 @@ class BatchedFitter(Fitter):
             attempt.flags[ok],
             model.param_names,
         )
+        assert result.flags is not None  # BlockResult.empty sets them; for mypy
         result.flags[todo] = attempt.flags
         limit = options.nfev_limit(int(free.sum()))
         for j in np.flatnonzero(~ok):
@@ -307,14 +345,14 @@ class BatchedFitter(Fitter):
             else:
                 result.fail(i, Status.NONFINITE, "the fit ended on non-finite parameters")
         if infos is not None:
-            for j, i in enumerate(todo):
+            for n, i in enumerate(todo):
                 infos[i] = {
-                    "message": lm.REASONS[int(attempt.reason[j])],
-                    "nfev": int(attempt.nfev[j]),
-                    "n_iter": int(attempt.n_iter[j]),
-                    "chi2": float(attempt.chi2[j]),
-                    "converged": bool(ok[j]),
-                    "flags": int(attempt.flags[j]),
+                    "message": lm.REASONS[int(attempt.reason[n])],
+                    "nfev": int(attempt.nfev[n]),
+                    "n_iter": int(attempt.n_iter[n]),
+                    "chi2": float(attempt.chi2[n]),
+                    "converged": bool(ok[n]),
+                    "flags": int(attempt.flags[n]),
                 }
 
 
@@ -331,7 +369,7 @@ class _Attempt:
     nfev: np.ndarray
     n_iter: np.ndarray
 
-    def take(self, rows, other, other_rows):
+    def take(self, rows: np.ndarray, other: "_Attempt", other_rows: np.ndarray) -> None:
         """Replace ``rows`` by ``other_rows`` of ``other``; evaluations add up."""
         self.nfev[rows] += other.nfev[other_rows]
         self.n_iter[rows] += other.n_iter[other_rows]
@@ -339,7 +377,7 @@ class _Attempt:
             getattr(self, name)[rows] = getattr(other, name)[other_rows]
 
 
-def _second_start(model, block, rows):
+def _second_start(model: Any, block: FitBlock, rows: np.ndarray) -> np.ndarray | None:
     """The model's guess from the data of ``rows``, inside the bounds; None if it fails."""
     try:
         with capture_warnings():
@@ -354,7 +392,7 @@ def _second_start(model, block, rows):
     return np.clip(start, block.lower[rows], block.upper[rows])
 
 
-def _rows_x(block, rows):
+def _rows_x(block: FitBlock, rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """The model inputs of ``rows`` of ``block``, each shared or one row per fit."""
     return tuple(xk if xk.ndim == 1 else xk[rows] for xk in block.x)
 
@@ -362,7 +400,7 @@ def _rows_x(block, rows):
 class _ModelProblem(lm.Problem):
     """Weighted residuals of a parfit model on rows ``todo`` of a block."""
 
-    def __init__(self, model, block, todo, free):
+    def __init__(self, model: Any, block: FitBlock, todo: np.ndarray, free: np.ndarray) -> None:
         self.model = model
         self.free = free
         self.has_ties = any(getattr(model, n).tied for n in model.param_names)
@@ -385,7 +423,7 @@ class _ModelProblem(lm.Problem):
         self.x_scale = np.ascontiguousarray(trf.parameter_scales(y_rms, _data_linear(model)[free]))
         self.extent = quality.sample_extent(block, todo)
 
-    def select(self, rows, template):
+    def select(self, rows: np.ndarray, template: np.ndarray) -> "_ModelProblem":
         """The same problem on ``rows`` of this one only, starting from ``template``."""
         other = copy.copy(self)
         for name in ("valid", "n_valid", "y", "w", "rms", "x_scale"):
@@ -395,21 +433,23 @@ class _ModelProblem(lm.Problem):
         other.template = template
         return other
 
-    def full_parameters(self, rows, params):
+    def full_parameters(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
         full = self.template[rows].copy()
         full[:, self.free] = params
         return self.model.apply_ties(full) if self.has_ties else full
 
-    def _inputs(self, rows):
+    def _inputs(self, rows: np.ndarray) -> list[np.ndarray]:
         if self.shared_x:
             return self.xs
         return [xk if xk.shape[0] == 1 else xk[rows] for xk in self.xs]
 
-    def residuals(self, rows, params):
+    def residuals(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
         value = self.model._value(self._inputs(rows), self.full_parameters(rows, params))
         return np.where(self.valid[rows], (value - self.y[rows]) * self.w[rows], 0.0)
 
-    def residuals_and_jacobian(self, rows, params):
+    def residuals_and_jacobian(
+        self, rows: np.ndarray, params: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         full = self.full_parameters(rows, params)
         n_samples = self.y.shape[1]
         jac = np.empty((len(rows), n_samples, full.shape[1]))
@@ -425,7 +465,7 @@ class _ModelProblem(lm.Problem):
         return r, jac
 
 
-def _data_linear(model):
+def _data_linear(model: Any) -> np.ndarray:
     """Bool per parameter: its unit is the data's (amplitudes, baseline coefficients)."""
     from astropy import units as u
 
@@ -437,7 +477,7 @@ def _data_linear(model):
     return np.array([units.get(name) == probe for name in model.param_names], dtype=bool)
 
 
-def _make_options(values, what):
+def _make_options(values: dict[str, Any], what: str) -> lm.LMOptions:
     tolerances = check_tolerances(values, what)
     max_nfev = check_max_nfev(values["max_nfev"], what)
     factor = check_positive(values["factor"], what, "factor")

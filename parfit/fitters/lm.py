@@ -37,7 +37,7 @@ class LMOptions:
     max_nfev: int | None = None
     factor: float = 1.0
 
-    def nfev_limit(self, n_free):
+    def nfev_limit(self, n_free: int) -> int:
         """``max_nfev``, or ``100 * (n_free + 1)``."""
         return int(self.max_nfev) if self.max_nfev is not None else 100 * (n_free + 1)
 
@@ -56,11 +56,13 @@ class Problem:
     #: then both are computed at every trial point.
     cheap_jacobian = True
 
-    def residuals(self, rows, params):
+    def residuals(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
         """Residuals ``(len(rows), n_samples)``."""
         raise NotImplementedError
 
-    def residuals_and_jacobian(self, rows, params):
+    def residuals_and_jacobian(
+        self, rows: np.ndarray, params: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Residuals and their Jacobian ``(len(rows), n_samples, n_free)``."""
         raise NotImplementedError
 
@@ -95,16 +97,16 @@ class LMOutcome:
     nfev: np.ndarray
     n_iter: np.ndarray
     reason: np.ndarray
-    scale: object = None
-    chi2_scaled: object = None
+    scale: np.ndarray | None = None
+    chi2_scaled: np.ndarray | None = None
 
     @property
-    def converged(self):
+    def converged(self) -> np.ndarray:
         """True where a convergence test was met."""
         return np.isin(self.reason, (FTOL, XTOL, GTOL))
 
 
-def cholesky_inverse(a):
+def cholesky_inverse(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverses of a batch of symmetric positive definite matrices.
 
     Parameters

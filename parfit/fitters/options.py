@@ -8,6 +8,8 @@ Every helper returns the value normalised to a Python ``float`` or ``int``.
 """
 
 import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +17,7 @@ from ..errors import InputError
 
 __all__ = [
     "EPS",
+    "FitInfoArg",
     "TOLERANCES",
     "check_bool",
     "check_fit_info_names",
@@ -32,18 +35,21 @@ EPS = float(np.finfo(float).eps)
 #: The convergence tolerances every parfit fitter takes.
 TOLERANCES = ("ftol", "xtol", "gtol")
 
+#: What ``parallel_fit(fit_info=...)`` takes: True, False, one name or a sequence of names.
+FitInfoArg = bool | str | Sequence[str]
 
-def is_real(value):
+
+def is_real(value: object) -> bool:
     """True for a real number (Python or numpy), False for booleans and anything else."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def is_integer(value):
+def is_integer(value: object) -> bool:
     """True for an integer (Python or numpy), False for booleans and anything else."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_tolerances(values, what):
+def check_tolerances(values: Mapping[str, Any], what: str) -> dict[str, float]:
     """Check ``ftol``, ``xtol`` and ``gtol`` of ``values`` (a dict); return them as floats.
 
     Each must be a number in ``[0, 1)``, and at least one must reach machine
@@ -72,7 +78,9 @@ def check_tolerances(values, what):
     return out
 
 
-def check_max_nfev(value, what, *, name="max_nfev", allow_none=True):
+def check_max_nfev(
+    value: Any, what: str, *, name: str = "max_nfev", allow_none: bool = True
+) -> int | None:
     """A positive integer (or None when ``allow_none``), returned as an ``int``."""
     if value is None and allow_none:
         return None
@@ -82,21 +90,21 @@ def check_max_nfev(value, what, *, name="max_nfev", allow_none=True):
     return int(value)
 
 
-def check_positive(value, what, name):
+def check_positive(value: Any, what: str, name: str) -> float:
     """A positive finite number, returned as a ``float``."""
     if not is_real(value) or not 0 < value < np.inf:
         raise InputError(f"{what}: {name} must be a positive number; got {value!r}")
     return float(value)
 
 
-def check_bool(value, what, name):
+def check_bool(value: object, what: str, name: str) -> bool:
     """True or False (numpy booleans too), returned as a ``bool``."""
     if not isinstance(value, (bool, np.bool_)):
         raise InputError(f"{what}: {name} must be True or False; got {value!r}")
     return bool(value)
 
 
-def refuse_unknown_kwargs(given, valid, fitter_name):
+def refuse_unknown_kwargs(given: Iterable[str], valid: Sequence[str], fitter_name: str) -> None:
     """Raise if ``given`` (the keys of ``fitter_kwargs``) holds a key not in ``valid``.
 
     Every fitter refuses unknown ``fitter_kwargs`` with this one message.
@@ -109,7 +117,7 @@ def refuse_unknown_kwargs(given, valid, fitter_name):
         )
 
 
-def check_fit_info_names(names, valid, fitter_name):
+def check_fit_info_names(names: FitInfoArg, valid: Sequence[str] | None, fitter_name: str) -> None:
     """Raise if a name of ``names`` is not in ``valid`` (None: any name is accepted).
 
     ``names`` is True, False, one name or a sequence of names, as

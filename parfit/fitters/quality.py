@@ -17,15 +17,29 @@ flags of :class:`parfit.status.Flag` mean the same on every path:
   zero amplitude).  The fit becomes ``Status.DEGENERATE``.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from ..status import DEMOTING_FLAGS, Flag, Status
 from . import lm
+from .base import BlockResult, FitBlock
 
 __all__ = ["errors_from_normal", "sample_extent", "quality_flags", "store_converged"]
 
 
-def errors_from_normal(model, params, free, has_ties, normal, chi2, n_valid, scale, data_scale=1.0):
+def errors_from_normal(
+    model: Any,
+    params: np.ndarray,
+    free: np.ndarray,
+    has_ties: bool,
+    normal: np.ndarray,
+    chi2: np.ndarray,
+    n_valid: np.ndarray,
+    scale: bool,
+    data_scale: float | np.ndarray = 1.0,
+) -> np.ndarray:
     """1-sigma errors of all parameters from ``J^T J`` at the solution.
 
     Parameters
@@ -100,7 +114,7 @@ def errors_from_normal(model, params, free, has_ties, normal, chi2, n_valid, sca
     return errors
 
 
-def sample_extent(block, rows):
+def sample_extent(block: FitBlock, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Smallest and largest valid coordinate and smallest valid spacing of 1-D fits.
 
     Returns
@@ -126,7 +140,7 @@ def sample_extent(block, rows):
     return _extent(x[rows], valid)
 
 
-def _extent(x, valid):
+def _extent(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     valid = valid & np.isfinite(x)
     lo = np.where(valid, x, np.inf).min(axis=1)
     hi = np.where(valid, x, -np.inf).max(axis=1)
@@ -138,7 +152,15 @@ def _extent(x, valid):
     return lo, hi, np.where(np.isfinite(step), step, 0.0)
 
 
-def quality_flags(model, block, rows, params, errors, free, extent=None):
+def quality_flags(
+    model: Any,
+    block: FitBlock,
+    rows: np.ndarray,
+    params: np.ndarray,
+    errors: np.ndarray,
+    free: np.ndarray,
+    extent: tuple[np.ndarray, ...] | None = None,
+) -> np.ndarray:
     """:class:`~parfit.status.Flag` bits of converged fits ``rows`` of ``block``.
 
     Parameters
@@ -183,7 +205,15 @@ def quality_flags(model, block, rows, params, errors, free, extent=None):
     return flags
 
 
-def store_converged(result, rows, params, chi2, errors, flags, names):
+def store_converged(
+    result: BlockResult,
+    rows: np.ndarray,
+    params: np.ndarray,
+    chi2: np.ndarray,
+    errors: np.ndarray,
+    flags: np.ndarray,
+    names: Sequence[str],
+) -> None:
     """Write converged fits: ``OK``, or ``DEGENERATE`` where a flag demotes them.
 
     A demoted fit keeps NaN parameters and errors (as every non-OK fit) but
@@ -197,6 +227,7 @@ def store_converged(result, rows, params, chi2, errors, flags, names):
     result.errors[good] = errors[~demote]
     result.statistic[good] = chi2[~demote]
     result.status[good] = Status.OK
+    assert result.flags is not None  # BlockResult.empty sets them; for mypy
     result.flags[rows] = flags
     for j in np.flatnonzero(demote):
         i = rows[j]

@@ -7,6 +7,8 @@ against and the fitter to choose when a problem needs scipy's robust losses.
 """
 
 import inspect
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -15,10 +17,11 @@ from scipy.sparse.linalg import lsmr
 from ..errors import InputError
 from ..status import Status
 from . import quality
-from .base import BlockResult, Fitter, run_guarded, screen_block
+from .base import BlockResult, FitBlock, Fitter, Row, run_guarded, screen_block
 from .options import (
     EPS,
     TOLERANCES,
+    FitInfoArg,
     check_bool,
     check_max_nfev,
     check_positive,
@@ -130,16 +133,16 @@ class ScipyFitter(Fitter):
 
     def __init__(
         self,
-        method="trf",
+        method: str = "trf",
         *,
-        ftol=1e-8,
-        xtol=1e-8,
-        gtol=1e-8,
-        max_nfev=None,
-        x_scale=1.0,
-        scale_covariance=True,
-        **options,
-    ):
+        ftol: float = 1e-8,
+        xtol: float = 1e-8,
+        gtol: float = 1e-8,
+        max_nfev: int | None = None,
+        x_scale: Any = 1.0,
+        scale_covariance: bool = True,
+        **options: Any,
+    ) -> None:
         if not isinstance(method, str) or method not in _METHODS:
             raise InputError(
                 f"fitter method must be one of {', '.join(map(repr, _METHODS))}; got {method!r}"
@@ -160,15 +163,15 @@ class ScipyFitter(Fitter):
         self.scale_covariance = check_bool(scale_covariance, "ScipyFitter", "scale_covariance")
 
     @property
-    def name(self):
+    def name(self) -> str:  # type: ignore[override]  # read-only here, a class attribute on Fitter
         return f"scipy-{self.method}"
 
-    def describe(self):
+    def describe(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
         extra = "" if self.scale_covariance else ", scale_covariance=False"
         return f"scipy.optimize.least_squares(method={self.method!r}, {opts}{extra})"
 
-    def check(self, model, fitter_kwargs=None):
+    def check(self, model: Any, fitter_kwargs: dict[str, Any] | None = None) -> None:
         """Reject, before dispatch, what scipy would reject (or silently ignore) in every fit.
 
         Every option, those of the fitter and those of ``fitter_kwargs``, is
@@ -188,7 +191,7 @@ class ScipyFitter(Fitter):
                     f"free parameter, one number or 'jac'"
                 )
 
-    def _options(self, fitter_kwargs):
+    def _options(self, fitter_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """The options of this fitter updated by ``fitter_kwargs``, checked."""
         if not fitter_kwargs:
             return self.options
@@ -197,7 +200,14 @@ class ScipyFitter(Fitter):
         merged.update(fitter_kwargs)
         return check_options(merged, "fitter_kwargs", self.method)
 
-    def fit_block(self, model, block, *, fit_info=False, fitter_kwargs=None):
+    def fit_block(
+        self,
+        model: Any,
+        block: FitBlock,
+        *,
+        fit_info: FitInfoArg = False,
+        fitter_kwargs: dict[str, Any] | None = None,
+    ) -> BlockResult:
         options = dict(self._options(fitter_kwargs))
         for key in TOLERANCES:  # scipy's way to switch a test off without a warning
             if options[key] < EPS:
@@ -226,7 +236,18 @@ class ScipyFitter(Fitter):
         result.fit_info = infos
         return result
 
-    def _fit_one(self, model, block, i, free, has_ties, options, result, infos, names):
+    def _fit_one(
+        self,
+        model: Any,
+        block: FitBlock,
+        i: Row,
+        free: np.ndarray,
+        has_ties: bool,
+        options: dict[str, Any],
+        result: BlockResult,
+        infos: list[Any] | None,
+        names: Sequence[str],
+    ) -> None:
         sel = block.valid[i]
         subset = None if sel.all() else sel
         xs = tuple(xk[None, :] for xk in block.fit_x(i, subset))
@@ -239,17 +260,17 @@ class ScipyFitter(Fitter):
         upper = block.upper[i, free]
         clip = self.method == "lm" and (np.isfinite(lower).any() or np.isfinite(upper).any())
 
-        def full(pf):
+        def full(pf: np.ndarray) -> np.ndarray:
             p = p_start.copy()
             p[free] = np.clip(pf, lower, upper) if clip else pf
             p = p[None, :]
             return model.apply_ties(p) if has_ties else p
 
-        def fun(pf):
+        def fun(pf: np.ndarray) -> np.ndarray:
             r = model.evaluate(*xs, full(pf))[0] - y
             return r * w if w is not None else r
 
-        def jac(pf):
+        def jac(pf: np.ndarray) -> np.ndarray:
             p = full(pf)
             j = model.jacobian(*xs, p)[0]
             j = j @ model.tie_jacobian(p)[0] if has_ties else j[:, free]
@@ -294,12 +315,12 @@ class ScipyFitter(Fitter):
         )
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A numpy scalar as the Python number it holds; anything else as it is."""
     return value.item() if isinstance(value, np.generic) else value
 
 
-def check_options(values, what, method):
+def check_options(values: dict[str, Any], what: str, method: str) -> dict[str, Any]:
     """Check options of :func:`scipy.optimize.least_squares` for ``method``; return them normalised.
 
     ``values`` holds the tolerances and ``max_nfev`` and any of
@@ -365,7 +386,7 @@ def check_options(values, what, method):
     return out
 
 
-def _check_x_scale(value, what):
+def _check_x_scale(value: Any, what: str) -> str | float | tuple[float, ...]:
     """'jac', a positive number (a float) or positive numbers (a tuple of floats)."""
     if isinstance(value, str) and value == "jac":
         return value
@@ -387,7 +408,7 @@ def _check_x_scale(value, what):
     )
 
 
-def _check_trust_region(out, what, method):
+def _check_trust_region(out: dict[str, Any], what: str, method: str) -> None:
     """``tr_solver`` and ``tr_options``: known values, and only where scipy uses them."""
     solver = out.get("tr_solver")
     tr_options = out.get("tr_options")

@@ -1,5 +1,7 @@
 """Turn the ``fitter=`` argument of :func:`parfit.parallel_fit` into a fitter."""
 
+from typing import Any
+
 from ..errors import InputError, InputTypeError
 from .astropy_fitter import AstropyFitter
 from .base import Fitter
@@ -22,7 +24,7 @@ FITTER_NAMES = {
 DEFAULT_FITTER = "batched"
 
 
-def is_astropy_fitter(obj):
+def is_astropy_fitter(obj: object) -> bool:
     """True for an astropy.modeling fitter instance (or class)."""
     try:
         from astropy.modeling.fitting import Fitter as _AstropyBase
@@ -33,7 +35,7 @@ def is_astropy_fitter(obj):
     return isinstance(obj, _AstropyBase)
 
 
-def get_fitter(fitter):
+def get_fitter(fitter: Any) -> Fitter:
     """Return the parfit :class:`~parfit.fitters.Fitter` for ``fitter``.
 
     Parameters

@@ -72,7 +72,7 @@ __all__ = [
 NORMALISE_RANGE = (1.0 / 16.0, 16.0)
 
 
-def data_rms(y, w, valid):
+def data_rms(y: np.ndarray, w: float | np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Root mean square of each fit's weighted valid data, without overflow.
 
     Examples
@@ -92,7 +92,7 @@ def data_rms(y, w, valid):
         return safe * np.sqrt(np.einsum("nm,nm->n", wy / safe[:, None], wy / safe[:, None]) / n)
 
 
-def data_scale(rms):
+def data_scale(rms: np.ndarray) -> np.ndarray:
     """Power-of-two scale of data of root mean square ``rms`` (1 inside :data:`NORMALISE_RANGE`).
 
     Examples
@@ -109,8 +109,15 @@ def data_scale(rms):
 
 
 def trust_region_reflective(
-    problem, p0, lower, upper, options=None, rms=None, x_scale=None, n_valid=None
-):
+    problem: lm.Problem,
+    p0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    options: lm.LMOptions | None = None,
+    rms: np.ndarray | None = None,
+    x_scale: np.ndarray | None = None,
+    n_valid: np.ndarray | None = None,
+) -> lm.LMOutcome:
     """Minimise the chi-square of every fit of a batch together (scipy's TRF steps).
 
     Parameters
@@ -172,6 +179,7 @@ def trust_region_reflective(
         rows = np.arange(n_fits)
         r, jac = problem.residuals_and_jacobian(rows, state.x)
         state.ic[:, _M] = r.shape[1] if n_valid is None else n_valid
+        jt: np.ndarray | None
         r, jt = r / scale[:, None], _transposed(jac, scale)
         active = _begin_rows(
             rows, np.ascontiguousarray(r), jt, state, lower, upper, xsc, gtol, options, max_nfev
@@ -196,12 +204,12 @@ def trust_region_reflective(
     return out
 
 
-def _transposed(jac, scale):
+def _transposed(jac: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """``(n, k, m)`` contiguous: each fit's Jacobian columns, divided by its scale."""
     return np.ascontiguousarray(np.transpose(jac / scale[:, None, None], (0, 2, 1)))
 
 
-def gradient_tolerance(gtol, rms, scale):
+def gradient_tolerance(gtol: float, rms: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Per fit: ``gtol`` in units of the data's mean square, in the solver's units.
 
     scipy's test ``max|g v| < gtol`` is absolute: data ten times larger stop
@@ -213,7 +221,7 @@ def gradient_tolerance(gtol, rms, scale):
     return gtol * np.where((unit > 0) & np.isfinite(unit), unit, 1.0)
 
 
-def parameter_scales(y_rms, linear):
+def parameter_scales(y_rms: np.ndarray, linear: np.ndarray) -> np.ndarray:
     """``(n_fits, n_free)`` x_scale: the power-of-two unit of the data for parameters linear in it.
 
     Parameters
@@ -228,7 +236,9 @@ def parameter_scales(y_rms, linear):
     return np.where(linear, data_scale(np.asarray(y_rms, dtype=float))[:, None], 1.0)
 
 
-def strictly_feasible(x, lower, upper, rstep=1e-10):
+def strictly_feasible(
+    x: np.ndarray, lower: np.ndarray, upper: np.ndarray, rstep: float = 1e-10
+) -> np.ndarray:
     """scipy's ``make_strictly_feasible``: move ``x`` off its bounds, relatively by ``rstep``."""
     x = np.array(x, dtype=np.float64)
     low_gap = rstep * np.maximum(1.0, np.abs(lower))
@@ -242,7 +252,13 @@ def strictly_feasible(x, lower, upper, rstep=1e-10):
     return np.where(tight, 0.5 * (lower + upper), x)
 
 
-def prepare(p0, lower, upper, rms, options):
+def prepare(
+    p0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    rms: np.ndarray | None,
+    options: lm.LMOptions,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, "_State", lm.LMOutcome]:
     """What both solver paths set up before the first evaluation.
 
     Returns
@@ -271,10 +287,30 @@ def prepare(p0, lower, upper, rms, options):
     )
 
 
+#: What :meth:`_State.arrays` returns: the 15 state arrays the compiled row functions take.
+_StateArrays = tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]
+
+
 class _State:
     """Every fit's solver state, as arrays the compiled row functions update."""
 
-    def __init__(self, n, k):
+    def __init__(self, n: int, k: int) -> None:
         self.x = np.zeros((n, k))
         self.x_new = np.zeros((n, k))
         self.step = np.zeros((n, k))
@@ -291,7 +327,7 @@ class _State:
         self.ic = np.zeros((n, 4), dtype=np.int64)
         self.work = np.zeros((2 * k + 8, max(k, 1)))
 
-    def arrays(self):
+    def arrays(self) -> _StateArrays:
         return (
             self.x,
             self.x_new,
@@ -310,7 +346,7 @@ class _State:
             self.work,
         )
 
-    def outcome(self, scale):
+    def outcome(self, scale: np.ndarray) -> lm.LMOutcome:
         n, k = self.x.shape
         return lm.LMOutcome(
             params=self.x,
@@ -322,7 +358,7 @@ class _State:
             scale=scale,
         )
 
-    def finish(self, out, scale):
+    def finish(self, out: lm.LMOutcome, scale: np.ndarray) -> None:
         started = self.ic[:, _REASON] != lm.BAD_START
         out.chi2[started] = 2.0 * self.sc[started, _COST] * scale[started] ** 2
         out.normal[:] = np.einsum("nik,nil->nkl", self.r, self.r)
@@ -332,7 +368,18 @@ class _State:
         out.chi2_scaled = np.where(started, 2.0 * self.sc[:, _COST], np.nan)
 
 
-def _begin_rows(rows, r, jac, state, lower, upper, xsc, gtol, options, max_nfev):
+def _begin_rows(
+    rows: np.ndarray,
+    r: np.ndarray,
+    jac: np.ndarray,
+    state: _State,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+    gtol: np.ndarray,
+    options: lm.LMOptions,
+    max_nfev: int,
+) -> np.ndarray:
     keep = np.zeros(len(rows), dtype=np.bool_)
     _begin_compiled(
         rows,
@@ -350,7 +397,9 @@ def _begin_rows(rows, r, jac, state, lower, upper, xsc, gtol, options, max_nfev)
     return rows[keep]
 
 
-def _judge_rows(rows, r, jt, state, options):
+def _judge_rows(
+    rows: np.ndarray, r: np.ndarray, jt: np.ndarray | None, state: _State, options: lm.LMOptions
+) -> np.ndarray:
     accepted = np.zeros(len(rows), dtype=np.bool_)
     _judge_compiled(
         rows, r, jt, *state.arrays(), float(options.ftol), float(options.xtol), accepted
@@ -358,7 +407,17 @@ def _judge_rows(rows, r, jt, state, options):
     return accepted
 
 
-def _continue_rows(rows, accepted, r, jac, state, lower, upper, xsc, max_nfev):
+def _continue_rows(
+    rows: np.ndarray,
+    accepted: np.ndarray,
+    r: np.ndarray,
+    jac: np.ndarray,
+    state: _State,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    xsc: np.ndarray,
+    max_nfev: int,
+) -> np.ndarray:
     keep = np.zeros(len(rows), dtype=np.bool_)
     _continue_compiled(
         rows, accepted, r, jac, *state.arrays(), lower, upper, xsc, int(max_nfev), keep
