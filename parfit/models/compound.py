@@ -305,7 +305,7 @@ class CompoundModel(Model):
         return ""
 
     @property
-    def can_guess(self) -> bool:  # type: ignore[override]
+    def can_guess(self) -> bool:
         """True when only ``+`` combines leaves that can all guess.
 
         Examples
