@@ -7,6 +7,7 @@ it is in the schema (a test fails when the committed page drifts).
 
 import json
 import textwrap
+import types
 import typing
 
 from pydantic import BaseModel
@@ -53,7 +54,7 @@ def _label(annotation):
     args = typing.get_args(annotation)
     if origin is typing.Literal:
         return " | ".join(str(a) for a in args)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None
         parts = [a for a in args if a is not type(None)]
         if all(isinstance(a, type) and issubclass(a, BaseModel) for a in parts):
             return "component"

@@ -24,7 +24,7 @@ from .status import Status
 log = logging.getLogger(__name__)
 
 #: What ``output_cubes=`` may ask for.
-_CUBES = ("model", "residual")
+_CUBES = output_mod.OUTPUT_CUBES
 
 
 def _model_cubes(plan, block, result, cubes, iter_chunk, order):

@@ -62,7 +62,14 @@ from ._config_types import (
     _target_unit,
 )
 from ._yaml import MAX_CHARS, Problem, format_path, load_yaml
+
+# The names the engine accepts, so that the schema cannot drift from them.
+from .diagnostics import DIAGNOSTICS_MODES
 from .errors import ConfigError, InputTypeError
+from .fitters.batched import ENGINES
+from .fitters.select import FITTER_NAMES
+from .output import OUTPUT_CUBES
+from .parallel import INITIAL_VALUES
 
 __all__ = [
     "load_config",
@@ -300,7 +307,7 @@ def _schema_for(registry_key):
             "number their parameters mean_0, mean_1, ...",
             min_length=1,
         )
-        initial: Literal["model", "guess"] = Field(
+        initial: Literal[INITIAL_VALUES] = Field(
             "model",
             description="'model': every pixel starts from the values above; "
             "'guess': from an estimate made from its own data",
@@ -349,7 +356,7 @@ _BATCHED_ONLY = ("engine", "factor")
 class FitterSection(_Section):
     """The solver and its tolerances."""
 
-    name: Literal["batched", "trf", "dogbox", "lm"] = Field(
+    name: Literal[tuple(FITTER_NAMES)] = Field(  # type: ignore[valid-type]
         "batched",
         description="'batched': parfit's batched trust-region reflective (fast); "
         "'trf', 'dogbox', 'lm': scipy least_squares fit by fit",
@@ -366,7 +373,7 @@ class FitterSection(_Section):
         True,
         description="Scale the errors by the reduced chi-square (false: weights are exact 1/sigma)",
     )
-    engine: Literal["auto", "numpy", "compiled"] = Field(
+    engine: Literal[ENGINES] = Field(  # type: ignore[valid-type]
         "auto",
         description="batched only: 'compiled' (numba), 'numpy', or 'auto' (compiled "
         "where the model allows)",
@@ -483,7 +490,8 @@ class RunSection(_Section):
 class DiagnosticsSection(_Section):
     """Per-fit diagnostics folders."""
 
-    mode: Literal["none", "error", "error+warn", "all"] = Field(
+    # "none" in a config file where parallel_fit takes None.
+    mode: Literal[("none",) + DIAGNOSTICS_MODES[1:]] = Field(  # type: ignore[valid-type]
         "error",
         description="Which fits get a folder with their error.log / warn.log: "
         "'none', 'error', 'error+warn' or 'all'",
@@ -514,7 +522,7 @@ class OutputSection(_Section):
     resume: bool = Field(
         False, description="Fit only what an interrupted run in this folder left undone"
     )
-    cubes: list[Literal["model", "residual"]] = Field(
+    cubes: list[Literal[OUTPUT_CUBES]] = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="Also stream these cubes, in the input's shape: 'model', 'residual'",
     )

@@ -89,6 +89,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The cubes ``output_cubes=`` may stream beside the maps.
+OUTPUT_CUBES = ("model", "residual")
 #: Array of the completion records.
 DONE_NAME = "_parfit_done"
 #: Array of the per-block input hashes (the grid of blocks by HASH_SIZE bytes).

@@ -59,7 +59,7 @@ _SCHEDULER_NAMES = (
 )
 
 #: Accepted values of ``initial=``.
-_INITIAL = ("model", "guess")
+INITIAL_VALUES = ("model", "guess")
 
 # Fields packed per fit by the block kernel, after params and errors (the order of
 # output.field_specs).
@@ -271,7 +271,7 @@ def parallel_fit(
             f"fitter_kwargs must be a dict or None; got {type(fitter_kwargs).__name__}"
         )
     fitter_kwargs = dict(fitter_kwargs or {})
-    if initial is not None and (not isinstance(initial, str) or initial not in _INITIAL):
+    if initial is not None and (not isinstance(initial, str) or initial not in INITIAL_VALUES):
         raise InputError(f"initial must be None, 'model' or 'guess'; got {initial!r}")
     guess = initial == "guess"
     output = _check_output(output, resume, fit_info, preserve_native_chunks)

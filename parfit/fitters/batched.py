@@ -38,6 +38,11 @@ _OPTIONS = ("ftol", "xtol", "gtol", "max_nfev", "factor")
 FIT_INFO_NAMES = ("message", "nfev", "n_iter", "chi2", "converged", "flags")
 
 
+#: The engines of :class:`BatchedFitter`: ``"auto"`` picks the compiled one
+#: where the model allows.
+ENGINES = ("auto", "numpy", "compiled")
+
+
 class BatchedFitter(Fitter):
     """Fit all pixels of a block together with a batched trust-region reflective solver.
 
@@ -101,7 +106,7 @@ class BatchedFitter(Fitter):
         self.options = _make_options(
             dict(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, factor=factor), "BatchedFitter"
         )
-        if not isinstance(engine, str) or engine not in ("auto", "numpy", "compiled"):
+        if not isinstance(engine, str) or engine not in ENGINES:
             raise InputError(f"engine must be 'auto', 'numpy' or 'compiled'; got {engine!r}")
         if engine == "compiled":
             from . import _compiled
