@@ -243,6 +243,7 @@ DOC_PAGES = [
     "diagnostics",
     "results",
     "config",
+    "guarantees",
 ]
 
 
