@@ -222,15 +222,7 @@ def test_sphinx_docs_build_without_warnings(tmp_path):
 # --- examples in the docs pages and the docstrings -------------------------------------
 
 
-@pytest.fixture
-def clean_registry():
-    """Examples register models; keep them out of the other tests."""
-    from parfit.models import MODEL_REGISTRY
-
-    saved = dict(MODEL_REGISTRY)
-    yield
-    MODEL_REGISTRY.clear()
-    MODEL_REGISTRY.update(saved)
+# Examples register models: clean_registry (conftest.py) keeps them out of other tests.
 
 
 DOC_PAGES = [
