@@ -407,31 +407,32 @@ def parallel_fit(
             fitter=fitter_obj.describe(),
             run_id=run_id,
         )
+        # What the blocks are cut from and what each block task needs: the same
+        # for the in-memory graph and the streamed tasks.
+        block_args = (
+            cube,
+            fitting_axes,
+            iterating_axes,
+            chunk_n_max,
+            preserve_native_chunks,
+            world_spec,
+            param_arrays,
+            fit_model,
+            fitter_obj,
+            fitter_kwargs,
+            fit_info,
+            diagnostics,
+            diagnostics_path,
+            diagnostics_callable,
+            run_id,
+            n_fields,
+        )
+        block_kwargs = dict(guess=guess, fit_timeout=fit_timeout)
         if math.prod(iterating_shape) == 0:
             packed = np.zeros(iterating_shape + (n_fields,))
             infos = np.empty(iterating_shape, dtype=object) if fit_info else None
         elif store is not None:
-            pieces = _prepare_blocks(
-                cube,
-                fitting_axes,
-                iterating_axes,
-                chunk_n_max,
-                preserve_native_chunks,
-                world_spec,
-                param_arrays,
-                fit_model,
-                fitter_obj,
-                fitter_kwargs,
-                fit_info,
-                diagnostics,
-                diagnostics_path,
-                diagnostics_callable,
-                run_id,
-                n_fields,
-                guess=guess,
-                regular=True,
-                fit_timeout=fit_timeout,
-            )
+            pieces = _prepare_blocks(*block_args, regular=True, **block_kwargs)
             tasks, sizes, places = _store_tasks(*pieces, store=store, names=names)
             meta["blocks_fitted"] = len(tasks)
             meta["blocks_resumed"] = int(store["done"].sum())
@@ -464,26 +465,7 @@ def parallel_fit(
             packed, infos = output_mod.read_output(store["path"], names, fields=fields), None
             meta["output"] = str(store["path"])
         else:
-            graph = _build_graph(
-                cube,
-                fitting_axes,
-                iterating_axes,
-                chunk_n_max,
-                preserve_native_chunks,
-                world_spec,
-                param_arrays,
-                fit_model,
-                fitter_obj,
-                fitter_kwargs,
-                fit_info,
-                diagnostics,
-                diagnostics_path,
-                diagnostics_callable,
-                run_id,
-                n_fields,
-                guess=guess,
-                fit_timeout=fit_timeout,
-            )
+            graph = _build_graph(*block_args, **block_kwargs)
             computed = _compute(graph, sched_kwargs, progress, meta, n_params)
             if fit_info:
                 packed = computed[..., :n_fields].astype(np.float64)
