@@ -24,7 +24,6 @@ from .status import Status
 log = logging.getLogger(__name__)
 
 #: What ``output_cubes=`` may ask for.
-_CUBES = output_mod.OUTPUT_CUBES
 
 
 def _model_cubes(plan, block, result, cubes, iter_chunk, order):
@@ -122,11 +121,11 @@ def _check_output_cubes(output_cubes, output):
         output_cubes = (output_cubes,)
     if not (
         isinstance(output_cubes, (list, tuple))
-        and all(isinstance(c, str) and c in _CUBES for c in output_cubes)
+        and all(isinstance(c, str) and c in output_mod.OUTPUT_CUBES for c in output_cubes)
     ):
         raise InputError(
-            f"output_cubes must be a sequence of {', '.join(map(repr, _CUBES))}; got "
-            f"{output_cubes!r}"
+            f"output_cubes must be a sequence of "
+            f"{', '.join(map(repr, output_mod.OUTPUT_CUBES))}; got {output_cubes!r}"
         )
     if output is None:
         raise InputError("output_cubes needs output= (the cubes are written to the store)")
@@ -154,8 +153,9 @@ def _check_store(
 ):
     """Check everything about the output store; change nothing on disk.
 
-    Validates the path (a parfit store or nothing), ``overwrite`` and
-    ``resume``, that no live run holds the store's lock, and on resume the
+    Validates the path (a parfit store or nothing), what ``overwrite`` and
+    ``resume`` (bools, checked by :func:`_check_output`) allow, that no live
+    run holds the store's lock, and on resume the
     fingerprints, the layout, the store's integrity
     (:func:`parfit.output.verify_store`: damaged blocks are planned for a
     refit) and the input of every recorded block, re-read and hashed
@@ -170,7 +170,6 @@ def _check_store(
     from . import __version__
     from .parallel import _block_sizes, _iterating_wcs, _normalise_chunks
 
-    _check_overwrite(overwrite)
     shape = cube.shape
     iterating_shape = tuple(shape[a] for a in iterating_axes)
     if math.prod(iterating_shape) == 0:
@@ -411,51 +410,6 @@ def _close_store(store):
     held = store.get("lock") if store else None
     if held is not None:
         held.release()
-
-
-def _prepare_store(
-    path,
-    *,
-    overwrite,
-    resume,
-    cube,
-    fitting_axes,
-    iterating_axes,
-    chunk_n_max,
-    names,
-    fit_model,
-    fitter,
-    fitter_kwargs,
-    world,
-    guess,
-    run_id,
-    cubes=(),
-    lock=False,
-    scheduler_kwargs=None,
-):
-    """Check, then create (or reopen, to resume) the output store; return what the tasks need.
-
-    ``_open_store(_check_store(...), lock=lock)``; see those.
-    """
-    plan = _check_store(
-        path,
-        overwrite=overwrite,
-        resume=resume,
-        cube=cube,
-        fitting_axes=fitting_axes,
-        iterating_axes=iterating_axes,
-        chunk_n_max=chunk_n_max,
-        names=names,
-        fit_model=fit_model,
-        fitter=fitter,
-        fitter_kwargs=fitter_kwargs,
-        world=world,
-        guess=guess,
-        run_id=run_id,
-        cubes=cubes,
-        scheduler_kwargs=scheduler_kwargs,
-    )
-    return _open_store(plan, lock=lock)
 
 
 def _wcs_header(wcs):

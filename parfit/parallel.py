@@ -260,7 +260,6 @@ def parallel_fit(
     """
     # --- arguments that need nothing else --------------------------------
     chunk_n_max = _check_chunk_n_max(chunk_n_max)
-    _check_bool("overwrite", overwrite)
     _check_bool("progress", progress)
     _check_bool("preserve_native_chunks", preserve_native_chunks)
     fit_timeout = _check_timeout(fit_timeout)
@@ -274,7 +273,9 @@ def parallel_fit(
     if initial is not None and (not isinstance(initial, str) or initial not in INITIAL_VALUES):
         raise InputError(f"initial must be None, 'model' or 'guess'; got {initial!r}")
     guess = initial == "guess"
-    output = _check_output(output, resume, fit_info, preserve_native_chunks)
+    # overwrite is checked there, with or without output (it also governs
+    # diagnostics_path).
+    output = _check_output(output, resume, fit_info, preserve_native_chunks, overwrite)
     output_cubes = _check_output_cubes(output_cubes, output)
     if isinstance(fit_info, str):
         fit_info = (fit_info,)  # one name, as astropy documents
