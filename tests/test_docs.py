@@ -264,8 +264,8 @@ def _public_modules():
     names = [
         "parfit.parallel",
         "parfit.result",
-        "parfit.parameters",
-        "parfit._expr",
+        "parfit.models.parameters",
+        "parfit.models._expr",
         "parfit.datasets",
         "parfit.io",
         "parfit.diagnostics",

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from parfit._expr import compile_expression, expression_names, rename_expression
 from parfit.errors import ParameterError
+from parfit.models._expr import compile_expression, expression_names, rename_expression
 
 NAMES = ("amplitude_0", "mean_0", "stddev_0", "amplitude_1", "mean_1")
 

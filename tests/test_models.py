@@ -327,7 +327,7 @@ def test_attribute_access_and_setting():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         g.nope  # noqa: B018
     assert "stddev" in dir(g)
-    from parfit.parameters import Parameter
+    from parfit.models.parameters import Parameter
 
     g.stddev = Parameter("other", 4.0, bounds=(1.0, 5.0))
     assert g.stddev.name == "stddev" and g.stddev.bounds == (1.0, 5.0)

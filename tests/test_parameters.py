@@ -8,7 +8,7 @@ import pytest
 from astropy import units as u
 
 from parfit.errors import ParameterError
-from parfit.parameters import Parameter, Parameters
+from parfit.models.parameters import Parameter, Parameters
 
 
 def test_defaults_and_repr():

@@ -21,8 +21,8 @@ from parfit.models.functional_1d import (
     Voigt1D,
 )
 from parfit.models.functional_2d import Gaussian2D
+from parfit.models.parameters import Parameter, Parameters
 from parfit.models.serialize import from_dict, from_yaml, to_dict, to_yaml
-from parfit.parameters import Parameter, Parameters
 
 __all__ = [
     "MODEL_REGISTRY",

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 from astropy import units as u
 
-from parfit._expr import compile_expression
 from parfit.errors import InputError, ParameterError
-from parfit.parameters import Parameter
+from parfit.models._expr import compile_expression
+from parfit.models.parameters import Parameter
 
 __all__ = ["ArraysMixin"]
 

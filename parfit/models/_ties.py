@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from parfit._expr import CompiledExpression, compile_expression
 from parfit.errors import ParameterError
+from parfit.models._expr import CompiledExpression, compile_expression
 
 __all__ = ["TiesMixin"]
 

@@ -18,8 +18,8 @@ from parfit.errors import InputError, ModelError, ParameterError
 from parfit.models._arrays import ArraysMixin
 from parfit.models._guess import GuessMixin
 from parfit.models._ties import _FD_STEP, TiesMixin
+from parfit.models.parameters import Parameter, Parameters
 from parfit.models.spec import MODEL_REGISTRY, ParameterSpec, register_model
-from parfit.parameters import Parameter, Parameters
 
 __all__ = ["MODEL_REGISTRY", "Model", "ParameterSpec", "register_model"]
 
@@ -298,7 +298,7 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
 
     @property
     def parameters(self) -> Parameters:
-        """The model's :class:`~parfit.parameters.Parameters` (live, not a copy)."""
+        """The model's :class:`~parfit.models.parameters.Parameters` (live, not a copy)."""
         return self._params
 
     @property

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
-from parfit._expr import expression_names, rename_expression
 from parfit.errors import ModelError, ParameterError
 from parfit.models._estimators import masked_median
+from parfit.models._expr import expression_names, rename_expression
 from parfit.models._guess import merge_guess
 from parfit.models.base import Model, _fmt
-from parfit.parameters import Parameter, Parameters
+from parfit.models.parameters import Parameter, Parameters
 
 __all__ = ["CompoundModel", "OPERATORS"]
 

@@ -24,7 +24,7 @@ from parfit.errors import ModelError, ParameterError
 from parfit.models.base import MODEL_REGISTRY, Model
 from parfit.models.compound import OPERATORS, CompoundModel
 from parfit.models.function import FunctionModel
-from parfit.parameters import Parameter
+from parfit.models.parameters import Parameter
 
 __all__ = ["from_dict", "from_yaml", "to_dict", "to_yaml"]
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
-from parfit._expr import expression_names
 from parfit.errors import ParameterError
+from parfit.models._expr import expression_names
 
 __all__ = ["Parameter", "Parameters"]
 
