@@ -1,18 +1,27 @@
-"""Steady-state fits/s of ``parallel_fit`` in memory and streamed to a zarr store.
+"""Steady-state fits/s of ``parallel_fit`` in memory, streamed to a store, and on a LocalCluster.
 
-One Gaussian per pixel of ``gaussian_cube((53, 100, 100))`` (10,000 fits),
-threads scheduler; each path is run ``--repeat`` times after one warm-up and
-the best is printed as JSON.  ``--tree`` fits with the parfit of another source
-tree (e.g. a ``git worktree`` of an older commit), to compare two versions
-alternately on one machine::
+One Gaussian per pixel of ``gaussian_cube((53, 200, 200))`` (40,000 fits),
+every path with **default arguments** (the automatic block size):
 
-    git worktree add /tmp/before <commit>
-    python benchmarks/bench_streamed.py --tree /tmp/before
+* ``memory``: the threads scheduler, maps assembled in memory;
+* ``store``: the same with ``output=`` (a zarr store written block by block);
+* ``cluster``: a ``distributed.LocalCluster`` on 127.0.0.1 (one worker
+  process per core, one thread each), maps in memory;
+* ``cluster_store``: the LocalCluster with ``output=``.
+
+Each path is run once to warm up (compilation, the cluster's imports), then
+``--repeat`` times; the best is printed as JSON with each path's ratio to
+``memory``.  ``--tree`` fits with the parfit of another source tree (e.g. a
+``git worktree`` of an older commit), to compare two versions on one
+machine::
+
     python benchmarks/bench_streamed.py
+    python benchmarks/bench_streamed.py --shape 53 100 100 --repeat 5
 """
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -23,27 +32,60 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", help="source tree whose parfit to import")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shape", type=int, nargs=3, default=(53, 200, 200))
+    parser.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster paths")
     args = parser.parse_args(argv)
     if args.tree:
         sys.path.insert(0, args.tree)
     import parfit
     from parfit.datasets import gaussian_cube
 
-    cube = gaussian_cube((53, 100, 100), seed=0, noise=0.1)
+    cube = gaussian_cube(tuple(args.shape), seed=0, noise=0.1)
+    n_fits = cube.data[0].size
+    client = cluster = None
+    paths = ["memory", "store"]
+    if not args.no_cluster:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=os.cpu_count() or 1,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+        paths += ["cluster", "cluster_store"]
     best = {}
-    for label in ("memory", "store"):
-        times = []
-        for _ in range(args.repeat + 1):
-            folder = tempfile.mkdtemp()
-            kwargs = {"output": f"{folder}/maps.zarr"} if label == "store" else {}
-            start = time.perf_counter()
-            parfit.parallel_fit(
-                cube.model, cube.data, world=cube.world, scheduler="threads", **kwargs
+    try:
+        for label in paths:
+            times = []
+            for _ in range(args.repeat + 1):
+                folder = tempfile.mkdtemp()
+                kwargs = {"scheduler": client if label.startswith("cluster") else "threads"}
+                if label.endswith("store"):
+                    kwargs["output"] = f"{folder}/maps.zarr"
+                start = time.perf_counter()
+                result = parfit.parallel_fit(cube.model, cube.data, world=cube.world, **kwargs)
+                result.status_counts()  # a streamed result reads its maps when used
+                times.append(time.perf_counter() - start)
+                shutil.rmtree(folder)
+            best[label] = round(n_fits / min(times[1:]))
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
+    ratios = {label: round(value / best["memory"], 3) for label, value in best.items()}
+    print(
+        json.dumps(
+            dict(
+                parfit=parfit.__file__,
+                shape=list(args.shape),
+                cores=os.cpu_count(),
+                fits_per_s=best,
+                ratio_to_memory=ratios,
             )
-            times.append(time.perf_counter() - start)
-            shutil.rmtree(folder)
-        best[label] = round(cube.data[0].size / min(times[1:]))
-    print(json.dumps(dict(parfit=parfit.__file__, fits_per_s=best)))
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from . import fitters, models
-from .parallel import parallel_fit
-from .result import FitResult
-from .status import Flag, Status
+from parfit import fitters, models
+from parfit.fit import parallel_fit
+from parfit.result import FitResult, read_result
+from parfit.status import Flag, Status
 
 __all__ = [
     "parallel_fit",
@@ -31,13 +31,3 @@ __all__ = [
     "fitters",
     "__version__",
 ]
-
-
-def __getattr__(name):
-    # read_result lives with the config-driven analysis, whose imports (pydantic,
-    # the config schema) a plain ``import parfit`` need not pay for.
-    if name == "read_result":
-        from .analysis import read_result
-
-        return read_result
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -67,8 +67,8 @@ def _check_against_input(cfg, model):
         ]
     if model is None:
         return []
-    from .io import normalise_cube, normalise_world
-    from .units import prepare_units
+    from .engine.inputs import normalise_cube, normalise_world
+    from .engine.units import prepare_units
 
     # The units of the data and of the world coordinates must suit the model's
     # parameters; this needs only the header and coordinates, not the data.
@@ -255,7 +255,8 @@ def open_input(cfg):
 
 
 def _open_input(cfg):
-    from .io import normalise_fitting_axes, open_cube
+    from .engine.inputs import normalise_fitting_axes
+    from .io import open_cube
 
     inp = cfg.input
     path = resolve(cfg, inp.path)

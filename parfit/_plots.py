@@ -12,8 +12,8 @@ import numpy as np
 
 from .errors import InputError
 from .inspect import _dims, _kind, _status, _status_name
-from .output import open_maps_store, store_wcs
 from .status import Status
+from .store.reader import open_maps_store, store_wcs
 
 __all__ = ["plot_maps", "plot_fit"]
 

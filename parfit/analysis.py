@@ -21,16 +21,16 @@ import math
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import config as config_mod
 from ._config_build import open_input
-from .errors import ConfigError, InputError, InputTypeError, OutputExistsError, ParfitError
-from .output import store_layout
+from .errors import ConfigError, InputError, OutputExistsError
+from .result import read_result  # noqa: F401  (its home was here; kept importable)
 from .status import NOT_ATTEMPTED, Flag, Status
+from .store.layout import store_layout
 
 __all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME", "MAPS_NAME"]
 
@@ -43,123 +43,6 @@ EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
 
 
 # --- reading results back ----------------------------------------------------------------
-
-
-def read_result(path, *, allow_damaged=False):
-    """A :class:`~parfit.FitResult` from a zarr store of maps.
-
-    Reads both the store streamed by ``parallel_fit(..., output=)`` and the
-    one written by :meth:`FitResult.to_zarr`.  The maps are read into
-    memory; ``result.model`` is the starting model of the store's YAML with
-    the fitted maps as its values.  A store written before parfit had
-    quality flags holds no ``flags`` map: its ``result.flags`` are all 0.
-
-    A streamed store is verified first (:func:`parfit.output.verify_store`).
-    A damaged one is refused with :class:`~parfit.errors.StoreDamagedError`
-    naming the damaged blocks, unless ``allow_damaged=True``: then it is
-    read with a warning, the fits of damaged blocks get status ``NOT_RUN``
-    and NaN parameters, ``result.meta["complete"]`` is False and
-    ``result.meta["damaged_blocks"]`` lists them.  A store whose layout is
-    broken (an array's metadata unreadable or missing) is always refused.
-
-    Parameters
-    ----------
-    path : path-like
-    allow_damaged : bool, optional
-        Read a store with damaged blocks instead of refusing it.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, parfit
-    >>> from parfit.datasets import gaussian_cube
-    >>> cube = gaussian_cube((30, 3, 4), seed=2)
-    >>> store = pathlib.Path(tempfile.mkdtemp()) / "maps.zarr"
-    >>> fitted = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
-    ...                              scheduler="synchronous", output=store)
-    >>> again = read_result(store)
-    >>> bool(np.array_equal(again.parameters["mean"], fitted.parameters["mean"]))
-    True
-    """
-    import xarray as xr
-    from astropy import units as u
-
-    from .output import (
-        damaged_error,
-        is_parfit_store,
-        open_maps_store,
-        read_map,
-        store_wcs,
-        stored_flags,
-        stored_start_model,
-        verify_store,
-    )
-    from .result import FitResult
-
-    if not isinstance(allow_damaged, (bool, np.bool_)):
-        raise InputTypeError(f"allow_damaged must be True or False; got {allow_damaged!r}")
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{str(path)!r} does not exist")
-    report = verify_store(path) if is_parfit_store(path) else None
-    if report is not None and not report.ok:
-        if not allow_damaged or report.layout_problems:
-            raise damaged_error(report)
-        warnings.warn(
-            f"{str(damaged_error(report)).split('; resume the run')[0]}; the fits "
-            f"of those blocks read as NOT_RUN with NaN parameters",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    if store_layout(path) is None:
-        raise InputError(
-            f"{str(path)!r} is not a zarr store of parfit maps (no status array "
-            f"and parfit attributes)"
-        )
-    group, layout, names, units, provenance, info = open_maps_store(path)
-    with xr.open_zarr(path, consolidated=False) as ds:
-        dims = tuple(ds["status"].dims)
-        coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
-    # Through read_map: a chunk that does not decode (a damaged block, read with
-    # allow_damaged=True) reads as the fill value instead of failing the read.
-    maps = {n: read_map(group, n).astype(np.float64) for n in names}
-    errors = {n: read_map(group, f"{n}_error").astype(np.float64) for n in names}
-    result_args = dict(
-        statistic=read_map(group, "statistic"),
-        status=read_map(group, "status"),
-        nfev=read_map(group, "nfev"),
-        flags=stored_flags(group),
-    )
-    damaged = list(report.damaged_blocks) if report is not None else []
-    if damaged:
-        chunks = tuple(info.get("chunks") or group["status"].chunks)
-        for block in damaged:
-            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(block, chunks))
-            result_args["status"][region] = 0  # Status.NOT_RUN
-            for values in (*maps.values(), *errors.values(), result_args["statistic"]):
-                values[region] = np.nan
-    start = stored_start_model(info)
-    try:
-        fitted = None if start is None else start.with_values(maps)
-    except ParfitError:
-        fitted = None
-    streamed = layout == "streamed"
-    return FitResult(
-        model=fitted,
-        parameters=maps,
-        errors=errors,
-        dims=dims,
-        coords=coords,
-        units={n: None if not units[n] else u.Unit(units[n]) for n in names},
-        wcs=store_wcs(info) if streamed else None,
-        start_model=start,
-        meta={
-            "output": str(path),
-            "run_id": provenance["run_id"],
-            "complete": (bool(info.get("complete", True)) and not damaged if streamed else True),
-            "damaged_blocks": damaged,
-        },
-        **result_args,
-    )
 
 
 # --- the analysis ---------------------------------------------------------------------------
@@ -281,7 +164,7 @@ class Analysis:
             If the input does not match the config.
         """
         from . import parallel_fit
-        from .output import ATTRS_KEY
+        from .store.layout import ATTRS_KEY
 
         cfg = self.config
         started = _now()
@@ -356,12 +239,9 @@ class Analysis:
             run_id=prov.get("run_id"),
             input_fingerprint=prov.get("input_fingerprint"),
             complete=bool(prov.get("complete")),
-            blocks_fitted=result.meta.get("blocks_fitted"),
-            blocks_resumed=result.meta.get("blocks_resumed"),
-            failed_blocks=[
-                list(map(int, b)) if isinstance(b, (tuple, list)) else str(b)
-                for b in result.meta.get("failed_blocks", [])
-            ],
+            blocks_fitted=result.run.blocks_fitted,
+            blocks_resumed=result.run.blocks_resumed,
+            failed_blocks=[block.as_dict() for block in result.run.failed_blocks],
             exports=exported,
             timings={
                 "open_s": round(t_open - t0, 3),
@@ -549,91 +429,57 @@ class Analysis:
             :class:`parfit.Flag`), ``parameters`` (fitted values),
             ``x_unit``, ``data_unit``.
         """
-        from . import parallel_fit
-        from .io import normalise_cube, normalise_world
-        from .units import prepare_units
+        from .engine.execute import fit_pixel
+        from .fit import fit_request
 
         cfg = self.config
         opened = open_input(cfg)
-        cube = normalise_cube(
+        fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
+        request, units = fit_request(
+            config_mod.build_model(cfg),
             opened["data"],
+            fitting_axes=opened["fitting_axes"],
+            fitter=fitter,
+            fitter_kwargs=fitter_kwargs,
+            initial=cfg.model.initial,
             weights=opened["weights"],
             mask=opened["mask"],
             data_unit=opened["data_unit"],
         )
-        axes = opened["fitting_axes"]
-        if len(axes) != 1:
-            raise InputError(f"fit_pixel plots 1-D fits only; this config fits {len(axes)} axes")
-        iterating = [a for a in range(cube.ndim) if a not in axes]
-        pixel = tuple(int(i) for i in pixel)
-        if len(pixel) != len(iterating):
+        if len(request.fitting_axes) != 1:
             raise InputError(
-                f"pixel must have {len(iterating)} indices (one per iterating axis); got {pixel}"
+                f"fit_pixel plots 1-D fits only; this config fits {len(request.fitting_axes)} axes"
             )
-        for i, a in zip(pixel, iterating):
-            if not 0 <= i < cube.shape[a]:
-                raise InputError(
-                    f"pixel {pixel} is outside the maps, whose shape is "
-                    f"{tuple(cube.shape[a] for a in iterating)}"
-                )
-        index = [slice(None)] * cube.ndim
-        for i, a in zip(pixel, iterating):
-            index[a] = slice(i, i + 1)
-        index = tuple(index)
-        data = np.asarray(cube.data[index], dtype=np.float64)
-        aux = {}
-        for key in ("weights", "mask"):
-            arr = getattr(cube, key)
-            if arr is not None:
-                aux[key] = np.asarray(
-                    np.broadcast_to(
-                        np.asarray(arr[index]) if np.ndim(arr) == cube.ndim else np.asarray(arr),
-                        data.shape,
-                    )
-                )
-        world = normalise_world(cube.world, cube, axes)
-        x = _pixel_world(world, cube, axes, pixel, iterating)
-        world_q = (x if world.units[0] is None else x * world.units[0],)
-        model = config_mod.build_model(cfg)
-        fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
-        result = parallel_fit(
-            model,
-            data,
-            world=world_q,
-            fitting_axes=axes,
-            fitter=fitter,
-            fitter_kwargs=fitter_kwargs,
-            initial=cfg.model.initial,
-            data_unit=cube.data_unit,
-            scheduler="synchronous",
-            **aux,
-        )
-        sub = normalise_cube(data, data_unit=cube.data_unit)
-        plan = prepare_units(model, "parfit", normalise_world(world_q, sub, axes), cube.data_unit)
-        x_fit = np.asarray(plan.world.arrays[0], dtype=np.float64)
-        y = data.reshape(-1)
-        start_model = plan.model
-        if cfg.model.initial == "guess":
-            valid = np.isfinite(y) & ~aux.get("mask", np.zeros(data.shape, bool)).reshape(-1)
-            values = start_model.guess(x_fit, y=y[None, :], valid=valid[None, :])
-            start_model = start_model.with_values(np.asarray(values)[0])
-        status = Status(int(result.status.reshape(-1)[0]))
+        shape = request.iterating_shape
+        pixel = tuple(int(i) for i in pixel)
+        if len(pixel) != len(shape):
+            raise InputError(
+                f"pixel must have {len(shape)} indices (one per iterating axis); got {pixel}"
+            )
+        if not all(0 <= i < n for i, n in zip(pixel, shape)):
+            raise InputError(f"pixel {pixel} is outside the maps, whose shape is {shape}")
+        block, output = fit_pixel(request, pixel)
+        model = request.model
+        x = np.asarray(block.x[0], dtype=np.float64).reshape(-1)
+        status = Status(int(output.status.reshape(-1)[0]))
+        params = output.params.reshape(1, -1)
         fitted = None
         if status == Status.OK:
-            fitted = np.asarray(result.model(x_fit)).reshape(-1)
+            fitted = np.asarray(model.evaluate(x, params)).reshape(-1)
+        start = np.asarray(model.evaluate(x, output.start.reshape(1, -1))).reshape(-1)
+        x_unit = request.world.units[0]
+        data_unit = request.cube.data_unit
         return {
             "pixel": pixel,
-            "x": x_fit,
-            "data": y,
-            "start": np.asarray(start_model(x_fit)).reshape(-1),
+            "x": x,
+            "data": block.y[0],
+            "start": start,
             "fitted": fitted,
             "status": status,
-            "flags": Flag(int(result.flags.reshape(-1)[0])),
-            "parameters": {
-                n: float(result.parameters[n].reshape(-1)[0]) for n in result.param_names
-            },
-            "x_unit": None if plan.world.units[0] is None else str(plan.world.units[0]),
-            "data_unit": None if cube.data_unit is None else str(cube.data_unit),
+            "flags": Flag(int(output.flags.reshape(-1)[0])),
+            "parameters": {n: float(v) for n, v in zip(request.param_names, params[0])},
+            "x_unit": None if x_unit is None else str(x_unit),
+            "data_unit": None if data_unit is None else str(data_unit),
         }
 
     def plot_pixel(self, pixel, path, *, fit=None):
@@ -662,28 +508,6 @@ class Analysis:
             x_label="x" + (f" [{fit['x_unit']}]" if fit["x_unit"] else ""),
             y_label="data" + (f" [{fit['data_unit']}]" if fit["data_unit"] else ""),
         )
-
-
-def _pixel_world(world, cube, axes, pixel, iterating):
-    from .io import wcs_world_values
-
-    if world.kind == "shared":
-        return np.asarray(world.arrays[0], dtype=np.float64)
-    if world.kind == "nd":
-        arr = np.broadcast_to(np.asarray(world.arrays[0]), cube.shape)
-        index = [slice(None)] * cube.ndim
-        for i, a in zip(pixel, iterating):
-            index[a] = i
-        return np.asarray(arr[tuple(index)], dtype=np.float64)
-    n = cube.shape[axes[0]]
-    index = []
-    for a in range(cube.ndim):
-        if a == axes[0]:
-            index.append(np.arange(n))
-        else:
-            index.append(np.full(n, pixel[iterating.index(a)]))
-    values = wcs_world_values(world.wcs, index)
-    return np.asarray(values[world.wcs_world_index[0]], dtype=np.float64)
 
 
 # --- helpers ---------------------------------------------------------------------------------

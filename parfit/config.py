@@ -65,11 +65,11 @@ from ._yaml import MAX_CHARS, Problem, format_path, load_yaml
 
 # The names the engine accepts, so that the schema cannot drift from them.
 from .diagnostics import DIAGNOSTICS_MODES
+from .engine.request import INITIAL_VALUES
 from .errors import ConfigError, InputTypeError
 from .fitters.batched import ENGINES
 from .fitters.select import FITTER_NAMES
-from .output import OUTPUT_CUBES
-from .parallel import INITIAL_VALUES
+from .store.layout import OUTPUT_CUBES
 
 __all__ = [
     "load_config",

@@ -122,7 +122,7 @@ def check_diagnostics_path(path, *, overwrite=False, run_id=None):
     parfit.errors.OutputLockedError
         Another parfit run is writing to ``path``.
     """
-    from . import _lock
+    from .store import lock as _lock
 
     path = Path(os.path.abspath(path))
     if path.exists() and not path.is_dir():
@@ -163,7 +163,7 @@ def open_diagnostics_path(plan, *, run_id):
     parfit._lock.Lock
         Held for the run; release it when the run ends.
     """
-    from . import _lock
+    from .store import lock as _lock
 
     plan.path.mkdir(parents=True, exist_ok=True)
     lock = _lock.acquire(plan.path, run_id=run_id, what=f"diagnostics_path {str(plan.path)!r}")
@@ -271,7 +271,7 @@ def write_fit_folder(
         ``path`` is no longer locked by ``run_id`` (its run ended or was
         taken over): nothing is written.
     """
-    from . import _lock
+    from .store import lock as _lock
 
     _lock.check_held(path, run_id, what=f"diagnostics_path {str(path)!r}")
     folder = Path(path) / name

@@ -30,18 +30,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .output import (
-    damaged_error,
-    is_parfit_store,
-    open_maps_store,
-    read_map,
-    store_layout,
-    stored_flags,
-    verify_store,
-)
 
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
 from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status, flag_counts
+from .store.layout import is_parfit_store, store_layout
+from .store.reader import (
+    damaged_error,
+    open_maps_store,
+    read_map,
+    stored_flags,
+    verify_store,
+)
 
 __all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
 
@@ -618,7 +617,7 @@ def _summarize_store(path, top, examples, diag):
     summary.n_not_attempted = sum(n for c, n in counts.items() if c in NOT_ATTEMPTED)
 
     if layout == "streamed":
-        from .output import DONE_NAME
+        from .store.layout import DONE_NAME
 
         done = read_map(group, DONE_NAME) == 1
         report = verify_store(path)

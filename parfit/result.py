@@ -1,19 +1,24 @@
 """``FitResult``: the maps a parallel fit produced, and their writers."""
 
+import dataclasses
 import datetime
+import math
 import shutil
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputExistsError
-from .status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Status, flag_counts, flags_attrs
+from parfit.engine.request import RunInfo
+from parfit.errors import InputError, InputTypeError, OutputExistsError, ParfitError
+from parfit.status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Status, flag_counts, flags_attrs
 
-__all__ = ["FitResult"]
+__all__ = ["FitResult", "read_result"]
 
 
 def _version():
-    from . import __version__
+    from parfit import __version__
 
     return __version__
 
@@ -98,33 +103,150 @@ class FitResult:
         start_model=None,
         fit_info=None,
         meta=None,
+        run=None,
     ):
-        self.model = model
-        self.parameters = {k: _frozen(v) for k, v in parameters.items()}
-        self.errors = {k: _frozen(v) for k, v in errors.items()}
-        self.statistic = _frozen(statistic)
-        self.status = _frozen(np.asarray(status, dtype=np.int8))
-        self.success = _frozen(self.status == Status.OK)
-        self.nfev = _frozen(np.asarray(nfev, dtype=np.int32))
+        status = np.asarray(status, dtype=np.int8)
         if flags is None:
-            flags = np.zeros(self.status.shape, dtype=np.uint8)
-        self.flags = _frozen(np.asarray(flags, dtype=np.uint8))
-        if self.flags.shape != self.status.shape:
+            flags = np.zeros(status.shape, dtype=np.uint8)
+        flags = np.asarray(flags, dtype=np.uint8)
+        if flags.shape != status.shape:
             raise ValueError(
-                f"flags has shape {self.flags.shape}; expected the shape of "
-                f"status, {self.status.shape}"
+                f"flags has shape {flags.shape}; expected the shape of status, {status.shape}"
             )
+        fields = {}
+        for name, values in parameters.items():
+            fields[name] = _frozen(values)
+            fields[f"{name}_error"] = _frozen(errors[name])
+        fields.update(
+            statistic=_frozen(statistic),
+            status=_frozen(status),
+            nfev=_frozen(np.asarray(nfev, dtype=np.int32)),
+            flags=_frozen(flags),
+        )
+        self._setup(
+            fields,
+            param_names=list(parameters),
+            model=model,
+            units=units,
+            dims=dims,
+            coords=coords,
+            wcs=wcs,
+            start_model=start_model,
+            fit_info=fit_info,
+            run=run if run is not None else _run_from_meta(meta),
+            meta=meta,
+        )
+
+    @classmethod
+    def from_fields(
+        cls,
+        fields,
+        *,
+        param_names,
+        model=None,
+        units=None,
+        dims=None,
+        coords=None,
+        wcs=None,
+        start_model=None,
+        fit_info=None,
+        run=None,
+    ):
+        """A result over ``fields``: a mapping from the store's array names to maps.
+
+        ``fields`` may read its maps only when first asked for (as
+        :class:`parfit.store.reader.StoreMaps` does): the result then stays
+        lazy until a map is used.  ``model`` may be a callable building the
+        fitted model from the parameter maps, called when ``.model`` is
+        first used.
+        """
+        self = cls.__new__(cls)
+        self._setup(
+            fields,
+            param_names=list(param_names),
+            model=model,
+            units=units,
+            dims=dims,
+            coords=coords,
+            wcs=wcs,
+            start_model=start_model,
+            fit_info=fit_info,
+            run=run if run is not None else RunInfo(),
+            meta=None,
+        )
+        return self
+
+    def _setup(
+        self,
+        fields,
+        *,
+        param_names,
+        model,
+        units,
+        dims,
+        coords,
+        wcs,
+        start_model,
+        fit_info,
+        run,
+        meta,
+    ):
+        if isinstance(fields, dict):
+            for values in fields.values():
+                if isinstance(values, np.ndarray) and values.flags.writeable:
+                    values.setflags(write=False)
+        self._fields = fields
+        self._names = tuple(param_names)
+        self._model = model
+        self.parameters = _FieldView(fields, self._names, "")
+        self.errors = _FieldView(fields, self._names, "_error")
         self.units = dict(units or {})
-        self.shape = self.status.shape
-        self.meta = dict(meta or {})
+        shape = getattr(fields, "shape", None)
+        self.shape = tuple(shape) if shape is not None else tuple(np.shape(fields["status"]))
+        self.run = run
+        self.meta = dict(meta) if meta is not None else run.as_dict()
         self.fit_info = fit_info
         self._start_model = start_model
         if dims is None:
-            axes = self.meta.get("iterating_axes", tuple(range(len(self.shape))))
+            axes = self.meta.get("iterating_axes") or tuple(range(len(self.shape)))
             dims = tuple(f"dim_{a}" for a in axes)
         self.dims = tuple(dims)
         self.coords = dict(coords or {})
         self.wcs = wcs
+
+    @property
+    def model(self):
+        """The model given to ``parallel_fit`` (same kind), holding the fitted maps."""
+        if callable(self._model) and not _is_model(self._model):
+            self._model = self._model(self.parameters)
+        return self._model
+
+    @property
+    def statistic(self):
+        return self._fields["statistic"]
+
+    @property
+    def status(self):
+        return self._fields["status"]
+
+    @property
+    def success(self):
+        if "success" not in self.__dict__:
+            self.__dict__["success"] = _frozen(self.status == Status.OK)
+        return self.__dict__["success"]
+
+    @property
+    def nfev(self):
+        return self._fields["nfev"]
+
+    @property
+    def flags(self):
+        return self._fields["flags"]
+
+    @property
+    def is_lazy(self):
+        """True when the maps are read from a store as they are used."""
+        return hasattr(self._fields, "lazy")
 
     @property
     def param_names(self):
@@ -134,7 +256,7 @@ class FitResult:
     @property
     def n_fits(self):
         """Number of fits (pixels of the maps)."""
-        return int(self.status.size)
+        return int(math.prod(self.shape))
 
     def status_counts(self):
         """Number of fits with each status, as ``{Status: count}`` (nonzero only)."""
@@ -219,6 +341,8 @@ class FitResult:
         on the dimensions of the iterating axes, with their coordinates where
         known.  Attributes record the parfit version, the
         fitter, the model as YAML (for parfit models) and the fitting axes.
+        A result read from a store (:attr:`is_lazy`) gives dask arrays over
+        the store: nothing is read until it is computed.
 
         Returns
         -------
@@ -226,50 +350,43 @@ class FitResult:
         """
         import xarray as xr
 
-        data_vars = {}
-        for name in self.param_names:
-            unit = self.units.get(name)
-            attrs = {"long_name": f"fitted {name}"}
-            if unit is not None:
+        from parfit.store.layout import field_attrs
+
+        names = list(self.param_names)
+
+        def values(name):
+            if self.is_lazy:
+                return self._fields.lazy(name)
+            return np.array(self._fields[name])
+
+        def var(name, attrs=None):
+            attrs = dict(field_attrs(name, names) if attrs is None else attrs)
+            unit = self.units.get(name[: -len("_error")] if name.endswith("_error") else name)
+            if unit is not None and (name in names or name[: -len("_error")] in names):
                 attrs["units"] = str(unit)
-            data_vars[name] = (self.dims, np.array(self.parameters[name]), attrs)
-            data_vars[f"{name}_error"] = (
-                self.dims,
-                np.array(self.errors[name]),
-                dict(attrs, long_name=f"1-sigma error of {name}"),
-            )
-        data_vars["statistic"] = (
-            self.dims,
-            np.array(self.statistic),
-            {"long_name": "chi-square of the fit"},
-        )
+            return (self.dims, values(name), attrs)
+
+        data_vars = {}
+        for name in names:
+            data_vars[name] = var(name)
+            data_vars[f"{name}_error"] = var(f"{name}_error")
+        data_vars["statistic"] = var("statistic")
+        status = values("status")
         data_vars["success"] = (
             self.dims,
-            np.array(self.success),
+            status == Status.OK,
             {"long_name": "fit succeeded (status == OK)"},
         )
-        data_vars["status"] = (
-            self.dims,
-            np.array(self.status),
-            {
-                "long_name": "parfit fit status code",
-                "flag_values": np.array([int(s) for s in Status], dtype=np.int8),
-                "flag_meanings": " ".join(s.name.lower() for s in Status),
-            },
-        )
-        data_vars["nfev"] = (
-            self.dims,
-            np.array(self.nfev),
-            {"long_name": "number of model evaluations (-1 unknown)"},
-        )
-        data_vars["flags"] = (self.dims, np.array(self.flags), flags_attrs())
+        data_vars["status"] = (self.dims, status, _status_attrs())
+        data_vars["nfev"] = var("nfev")
+        data_vars["flags"] = (self.dims, values("flags"), flags_attrs())
         coords = {d: c for d, c in self.coords.items() if d in self.dims}
         attrs = {
             "parfit_version": _version(),
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
-            "fitter": str(self.meta.get("fitter", "")),
-            "fitting_axes": list(self.meta.get("fitting_axes", ())),
-            "data_shape": list(self.meta.get("data_shape", ())),
+            "fitter": str(self.meta.get("fitter") or ""),
+            "fitting_axes": list(self.meta.get("fitting_axes") or ()),
+            "data_shape": list(self.meta.get("data_shape") or ()),
             "model_yaml": self._model_yaml(),
         }
         ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
@@ -281,7 +398,11 @@ class FitResult:
         return ds
 
     def to_zarr(self, path, *, overwrite=False):
-        """Write the maps to a zarr store (the :meth:`to_xarray` dataset).
+        """Write the maps to a zarr store, in the layout of ``parallel_fit(output=...)``.
+
+        The store is the one a streamed run writes (:mod:`parfit.store.layout`),
+        as a single block recorded done: :func:`parfit.read_result`,
+        ``parfit inspect`` and ``xarray.open_zarr`` read it like any other.
 
         Parameters
         ----------
@@ -297,6 +418,10 @@ class FitResult:
             If ``path`` exists and ``overwrite`` is False, or if it exists
             and is not a zarr store.
         """
+        from parfit.engine.inputs import wcs_header
+        from parfit.store.layout import field_specs
+        from parfit.store.writer import write_maps
+
         path = Path(path)
         if path.exists():
             if not overwrite:
@@ -308,7 +433,39 @@ class FitResult:
                     f"{str(path)!r} exists and is not a zarr store; parfit will not replace it"
                 )
             shutil.rmtree(path)
-        self.to_xarray().to_zarr(path, mode="w-", consolidated=False)
+        names = list(self.param_names)
+        fields = {}
+        for name, _dtype, fill in field_specs(names):
+            fields[name] = (
+                self._fields[name]
+                if name in self._fields
+                else np.full(self.shape, fill)  # n_warnings and reported of a result by hand
+            )
+        model_yaml = self._model_yaml()
+        provenance = dict(
+            parfit_version=_version(),
+            run_id=self.run.run_id,
+            created=datetime.datetime.now(datetime.UTC).isoformat(),
+            input_fingerprint=None,
+            options_fingerprint=None,
+            options=dict(
+                fitter=self.meta.get("fitter"),
+                fitting_axes=list(self.meta.get("fitting_axes") or ()),
+                data_shape=list(self.meta.get("data_shape") or ()),
+                output_cubes=[],
+            ),
+            model_yaml=model_yaml or None,
+            wcs_header=wcs_header(self.wcs),
+        )
+        write_maps(
+            path,
+            fields,
+            param_names=names,
+            dims=self.dims,
+            provenance=provenance,
+            units=self.units,
+            coords={d: c for d, c in self.coords.items() if d in self.dims and np.ndim(c) == 1},
+        )
         return path
 
     def to_netcdf(self, path, *, overwrite=False, engine=None):
@@ -408,5 +565,192 @@ def _frozen(array):
     return array
 
 
+def _status_attrs():
+    from parfit.store.layout import field_attrs
+
+    attrs = field_attrs("status", ())
+    attrs["flag_values"] = np.array(attrs["flag_values"], dtype=np.int8)
+    return attrs
+
+
+def _is_model(obj):
+    """True for a parfit or astropy model (callable, but not a factory of models)."""
+    from parfit.models.base import Model
+
+    if isinstance(obj, Model):
+        return True
+    try:
+        from astropy.modeling import Model as AstropyModel
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, AstropyModel)
+
+
+class _FieldView(Mapping):
+    """``result.parameters`` and ``result.errors``: parameter name -> map, read when asked."""
+
+    def __init__(self, fields, names, suffix):
+        self._fields = fields
+        self._names = names
+        self._suffix = suffix
+
+    def __getitem__(self, name):
+        if name not in self._names:
+            raise KeyError(name)
+        values = self._fields[f"{name}{self._suffix}"]
+        if values.flags.writeable:
+            values.setflags(write=False)
+        return values
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def __repr__(self):
+        return "{" + ", ".join(f"{n!r}: <map {self[n].shape}>" for n in self._names) + "}"
+
+
+def _run_from_meta(meta):
+    """The typed run information of a result built from a ``meta`` dict."""
+    meta = dict(meta or {})
+    known = {f.name for f in dataclasses.fields(RunInfo)}
+    args = {k: v for k, v in meta.items() if k in known and k != "failed_blocks"}
+    return RunInfo(**args)
+
+
 def _is_zarr_store(path):
     return any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))
+
+
+def read_result(path, *, allow_damaged=False):
+    """A :class:`~parfit.FitResult` from a zarr store of maps.
+
+    Reads both the store streamed by ``parallel_fit(..., output=)`` and the
+    one written by :meth:`FitResult.to_zarr`.  The maps are read into
+    memory; ``result.model`` is the starting model of the store's YAML with
+    the fitted maps as its values.  A store written before parfit had
+    quality flags holds no ``flags`` map: its ``result.flags`` are all 0.
+
+    A streamed store is verified first (:func:`parfit.store.verify_store`).
+    A damaged one is refused with :class:`~parfit.errors.StoreDamagedError`
+    naming the damaged blocks, unless ``allow_damaged=True``: then it is
+    read with a warning, the fits of damaged blocks get status ``NOT_RUN``
+    and NaN parameters, ``result.meta["complete"]`` is False and
+    ``result.meta["damaged_blocks"]`` lists them.  A store whose layout is
+    broken (an array's metadata unreadable or missing) is always refused.
+
+    Parameters
+    ----------
+    path : path-like
+    allow_damaged : bool, optional
+        Read a store with damaged blocks instead of refusing it.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np, parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> cube = gaussian_cube((30, 3, 4), seed=2)
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "maps.zarr"
+    >>> fitted = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                              scheduler="synchronous", output=store)
+    >>> again = read_result(store)
+    >>> bool(np.array_equal(again.parameters["mean"], fitted.parameters["mean"]))
+    True
+    """
+    import xarray as xr
+    from astropy import units as u
+
+    from parfit.store.layout import is_parfit_store, store_layout
+    from parfit.store.reader import (
+        StoreMaps,
+        damaged_error,
+        open_maps_store,
+        read_map,
+        store_wcs,
+        stored_flags,
+        stored_start_model,
+        verify_store,
+    )
+
+    if not isinstance(allow_damaged, (bool, np.bool_)):
+        raise InputTypeError(f"allow_damaged must be True or False; got {allow_damaged!r}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{str(path)!r} does not exist")
+    report = verify_store(path) if is_parfit_store(path) else None
+    if report is not None and not report.ok:
+        if not allow_damaged or report.layout_problems:
+            raise damaged_error(report)
+        warnings.warn(
+            f"{str(damaged_error(report)).split('; resume the run')[0]}; the fits "
+            f"of those blocks read as NOT_RUN with NaN parameters",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if store_layout(path) is None:
+        raise InputError(
+            f"{str(path)!r} is not a zarr store of parfit maps (no status array "
+            f"and parfit attributes)"
+        )
+    group, layout, names, units, provenance, info = open_maps_store(path)
+    with xr.open_zarr(path, consolidated=False) as ds:
+        dims = tuple(ds["status"].dims)
+        coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
+    start = stored_start_model(info)
+    streamed = layout == "streamed"
+    damaged = list(report.damaged_blocks) if report is not None else []
+    run = RunInfo(
+        run_id=provenance["run_id"],
+        fitter=provenance.get("fitter"),
+        output=str(path),
+        complete=(bool(info.get("complete", True)) and not damaged if streamed else True),
+        damaged_blocks=damaged,
+    )
+    common = dict(
+        param_names=names,
+        model=lambda maps: _with_values(start, maps),
+        dims=dims,
+        coords=coords,
+        units={n: None if not units[n] else u.Unit(units[n]) for n in names},
+        wcs=store_wcs(info) if streamed else None,
+        start_model=start,
+        run=run,
+    )
+    if streamed and not damaged:
+        return FitResult.from_fields(StoreMaps(path, names), **common)
+    # Through read_map: a chunk that does not decode (a damaged block, read with
+    # allow_damaged=True) reads as the fill value instead of failing the read.
+    maps = {n: read_map(group, n).astype(np.float64) for n in names}
+    errors = {n: read_map(group, f"{n}_error").astype(np.float64) for n in names}
+    result_args = dict(
+        statistic=read_map(group, "statistic"),
+        status=read_map(group, "status"),
+        nfev=read_map(group, "nfev"),
+        flags=stored_flags(group),
+    )
+    if damaged:
+        chunks = tuple(info.get("chunks") or group["status"].chunks)
+        for block in damaged:
+            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(block, chunks))
+            result_args["status"][region] = 0  # Status.NOT_RUN
+            for values in (*maps.values(), *errors.values(), result_args["statistic"]):
+                values[region] = np.nan
+    fields = {}
+    for n in names:
+        fields[n] = maps[n]
+        fields[f"{n}_error"] = errors[n]
+    fields.update(result_args)
+    return FitResult.from_fields(fields, **common)
+
+
+def _with_values(start, maps):
+    """The starting model with the fitted maps as its values (None if that fails)."""
+    if start is None:
+        return None
+    try:
+        return start.with_values({name: maps[name] for name in maps})
+    except ParfitError:
+        return None

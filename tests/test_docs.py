@@ -262,7 +262,9 @@ def _public_modules():
     import pkgutil
 
     names = [
-        "parfit.parallel",
+        "parfit.fit",
+        "parfit.engine.plan",
+        "parfit.store.reader",
         "parfit.result",
         "parfit.models.parameters",
         "parfit.models._expr",

@@ -181,19 +181,13 @@ def test_resume_keeps_the_flags_of_blocks_already_done(cube, result, tmp_path):
 
 
 def test_failed_block_has_no_flags():
-    from parfit.parallel import _EXTRA_FIELDS, _failed_block
-    from parfit.progress import BlockFailure
+    from parfit.engine.fields import BlockOutput
 
-    n_params = 2
-    n_fields = 2 * n_params + len(_EXTRA_FIELDS)
-    meta = {}
-    packed = _failed_block(
-        BlockFailure(RuntimeError("lost"), "key"), (0, 0), (2, 3), n_fields, n_params, meta
-    )
-    field = {name: packed[..., 2 * n_params + k] for k, name in enumerate(_EXTRA_FIELDS)}
-    assert np.all(field["flags"] == 0)
-    assert np.all(field["status"] == Status.FIT_ERROR)
-    assert meta["failed_blocks"][0]["status"] == "FIT_ERROR"
+    output = BlockOutput.failed(["a", "b"], (2, 3), Status.FIT_ERROR)
+    fields = output.fields()
+    assert np.all(fields["flags"] == 0) and fields["flags"].dtype == np.uint8
+    assert np.all(fields["status"] == Status.FIT_ERROR)
+    assert np.isnan(fields["a"]).all() and np.isnan(fields["b_error"]).all()
 
 
 def test_to_xarray_flags_variable(result):

@@ -51,12 +51,12 @@ import pytest
 from _slow_model import HangingGaussian
 
 import parfit
-from parfit import _lock
 from parfit.analysis import read_result
 from parfit.diagnostics import MANIFEST_NAME, read_manifest
 from parfit.errors import InputError, InputTypeError, OutputExistsError, OutputLockedError
 from parfit.inspect import summarize
 from parfit.models import Gaussian1D, Gaussian2D
+from parfit.store import lock as _lock
 
 X = np.linspace(-5.0, 5.0, 40)
 
@@ -257,7 +257,7 @@ def test_the_diagnostics_lock_is_released_when_the_run_fails(tmp_path, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(parfit.parallel, "_write_manifest", broken)
+    monkeypatch.setattr(parfit.fit, "_write_manifest", broken)
     with pytest.raises(RuntimeError, match="boom"):
         fit(diagnostics="all", diagnostics_path=folder)
     assert _lock.holder(folder) is None

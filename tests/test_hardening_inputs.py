@@ -20,8 +20,8 @@ from astropy.nddata import (
 )
 
 import parfit
+from parfit.engine.inputs import CubeInput
 from parfit.errors import InputError, InputTypeError
-from parfit.io import CubeInput
 from parfit.models import Gaussian1D
 from parfit.status import Status
 
@@ -225,7 +225,7 @@ def test_lazy_infinite_and_negative_weights_leave_samples_out():
 
 
 def test_weight_warnings_name_the_samples_left_out_per_fit():
-    from parfit.io import weight_warnings
+    from parfit.engine.inputs import weight_warnings
 
     rows = np.array([[1.0, np.inf, np.inf, 1.0], [1.0, 0.0, np.nan, 2.0], [-1.0, 1.0, 1.0, 1.0]])
     assert weight_warnings(readonly(rows)) == {
@@ -437,8 +437,8 @@ def test_width_converts_as_a_difference_around_its_centre():
 
 
 def test_prepare_units_fits_data_in_the_models_amplitude_unit():
-    from parfit.io import normalise_cube, normalise_world
-    from parfit.units import prepare_units
+    from parfit.engine.inputs import normalise_cube, normalise_world
+    from parfit.engine.units import prepare_units
 
     data = readonly(make_cube() * 1000)  # mK
     weights = readonly(np.full(data.shape, 0.01))  # 1/mK

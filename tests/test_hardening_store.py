@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parfit import _lock
 from parfit.errors import OutputLockedError, StaleLockWarning, StoreDamagedError
+from parfit.store import lock as _lock
 
 
 def _dead_pid():
@@ -136,11 +136,14 @@ import zarr  # noqa: E402
 import parfit  # noqa: E402
 from parfit import (  # noqa: E402
     Status,
-    _streaming,  # noqa: E402
     output,
 )
+from parfit import fit as fit_module  # noqa: E402
 from parfit.analysis import read_result  # noqa: E402
 from parfit.datasets import gaussian_cube  # noqa: E402
+from parfit.engine import execute  # noqa: E402
+from parfit.engine.fields import BlockPlace  # noqa: E402
+from parfit.engine.sinks import StoreSink, StoreWriter  # noqa: E402
 from parfit.errors import InputError, InputTypeError, OutputExistsError  # noqa: E402
 from parfit.inspect import summarize  # noqa: E402
 
@@ -415,9 +418,9 @@ def test_overwrite_must_be_a_bool(cube, store, bad):
     with pytest.raises(InputTypeError, match=re.escape(message)):
         fit(cube, output=path, overwrite=bad)
     with pytest.raises(InputTypeError, match=re.escape(message)):
-        _streaming._check_output(str(path), False, False, False, overwrite=bad)
+        fit_module._check_output(str(path), False, False, False, overwrite=bad)
     assert tree(path) == before
-    _streaming._check_output(str(path), False, False, False, overwrite=np.bool_(True))
+    fit_module._check_output(str(path), False, False, False, overwrite=np.bool_(True))
 
 
 def test_lock_file_does_not_disturb_readers(cube, store):
@@ -436,17 +439,18 @@ def test_lock_file_does_not_disturb_readers(cube, store):
     Path(output.lock_file(path)).unlink()
     _plant_store(path, pid=_dead_pid(), run_id="gone")
     with pytest.warns(StaleLockWarning):
-        plan = _plan(cube, path, resume=True, run_id="r2")
-        store_ = _streaming._open_store(plan, lock=True)
-    assert store_["done"].all() and store_["lock"].held()
-    _streaming._close_store(store_)
+        sink = _plan(cube, path, resume=True, run_id="r2")
+        sink.open(lock=True)
+    assert sink.done.all() and sink.lock.held()
+    sink.close()
     assert not Path(output.lock_file(path)).exists()
 
 
 def _plan(cube, path, *, overwrite=False, resume=False, run_id="r1", data=None):
-    """A _StorePlan for fitting ``cube`` (as fit() does) into ``path``."""
+    """A StoreSink checked for fitting ``cube`` (as fit() does) into ``path``."""
+    from parfit.engine.inputs import normalise_cube, normalise_world
+    from parfit.engine.request import FitRequest
     from parfit.fitters import get_fitter
-    from parfit.io import normalise_cube, normalise_world
 
     norm = normalise_cube(
         cube.data if data is None else data,
@@ -456,22 +460,19 @@ def _plan(cube, path, *, overwrite=False, resume=False, run_id="r1", data=None):
         world=cube.world,
     )
     world = normalise_world(norm.world, norm, (0,))
-    res_names = ["amplitude", "mean", "stddev"]
-    return _streaming._check_store(
-        str(path),
-        overwrite=overwrite,
-        resume=resume,
+    fitter = get_fitter(None)
+    request = FitRequest(
         cube=norm,
         fitting_axes=(0,),
-        iterating_axes=(1, 2),
-        chunk_n_max=6,
-        names=res_names,
-        fit_model=cube.model,
-        fitter=get_fitter(None),
-        fitter_kwargs={},
+        model=cube.model,
+        fitter=fitter,
         world=world,
-        guess=False,
+        parameters=list(fitter.parameter_arrays(cube.model)),
+        block_size=6,
         run_id=run_id,
+    )
+    return StoreSink.check(
+        str(path), request, overwrite=overwrite, resume=resume, cubes=(), chunk_n_max=6
     )
 
 
@@ -514,8 +515,9 @@ def test_block_without_hash_is_refitted(cube, store, caplog):
 
 def test_writer_refuses_when_lock_names_another_run(cube, tmp_path):
     path = tmp_path / "m.zarr"
-    store_ = _streaming._open_store(_plan(cube, path, run_id="mine"), lock=True)
-    assert store_["lock_run_id"] == "mine" and _store_holder(path)["run_id"] == "mine"
+    sink = _plan(cube, path, run_id="mine")
+    sink.open(lock=True)
+    assert sink.writer.lock_run_id == "mine" and _store_holder(path)["run_id"] == "mine"
     packed = np.full((1, 6, 12), np.nan)
     packed[..., 7:] = 0  # status, nfev, n_warnings, reported, flags
     packed[..., 7] = Status.FIT_ERROR
@@ -536,17 +538,14 @@ def test_writer_refuses_when_lock_names_another_run(cube, tmp_path):
         )
     # The block task refuses before fitting anything.
     with pytest.raises(OutputLockedError, match="no longer locked by run mine"):
-        _streaming._fit_and_store(
-            cube.data[:, 1:2, :],
-            plan=None,
-            path=str(path),
-            names=["amplitude", "mean", "stddev"],
-            block_index=(1, 0),
-            offsets=(1, 0),
-            lock_run_id="mine",
+        execute.run_block(
+            {"data": cube.data[:, 1:2, :]},
+            None,
+            BlockPlace(index=(1, 0), offsets=(1, 0), shape=(1, 12)),
+            StoreWriter(path=str(path), lock_run_id="mine", order=(0, 1, 2)),
         )
     assert tree(path) == before
-    _streaming._close_store(store_)  # releases only its own lock
+    sink.close()  # releases only its own lock
     assert _store_holder(path)["run_id"] == "thief"
 
 
@@ -554,11 +553,11 @@ def test_check_store_changes_nothing(cube, store):
     path, _ = store
     (path / "mean" / "c" / "3" / "0").unlink()
     before = tree(path)
-    plan = _plan(cube, path, resume=True)
+    plan = _plan(cube, path, resume=True).plan
     assert (plan.action, plan.damaged, plan.done[3, 0]) == ("resume", [(3, 0)], False)
     assert output.read_done(path)[3, 0]  # still recorded on disk
     plan2 = _plan(cube, path, overwrite=True)
-    assert plan2.action == "replace"
+    assert plan2.plan.action == "replace"
     assert tree(path) == before and not Path(output.lock_file(path)).exists()
     with pytest.raises(
         OutputExistsError,
@@ -566,9 +565,9 @@ def test_check_store_changes_nothing(cube, store):
     ):
         _plan(cube, path)
     # Acting on the replace plan: the old store goes, the lock stays until closed.
-    store_ = _streaming._open_store(plan2, lock=True)
-    assert not output.read_done(path).any() and store_["lock"].held()
-    _streaming._close_store(store_)
+    plan2.open(lock=True)
+    assert not output.read_done(path).any() and plan2.lock.held()
+    plan2.close()
     assert not Path(output.lock_file(path)).exists()
 
 
@@ -576,7 +575,8 @@ def test_open_store_rechecks_under_the_lock(cube, tmp_path):
     path = tmp_path / "m.zarr"
     plan = _plan(cube, path)  # nothing there yet: create
     other = _plan(cube, path, run_id="other")
-    _streaming._close_store(_streaming._open_store(other, lock=True))  # another run got there
+    other.open(lock=True)  # another run got there
+    other.close()
     before = tree(path)
     with pytest.raises(
         OutputExistsError,
@@ -584,5 +584,5 @@ def test_open_store_rechecks_under_the_lock(cube, tmp_path):
             f"output {str(path)!r} was changed by another run after this call checked it"
         ),
     ):
-        _streaming._open_store(plan, lock=True)
+        plan.open(lock=True)
     assert tree(path) == before and not Path(output.lock_file(path)).exists()

@@ -7,7 +7,7 @@ import pytest
 
 import parfit
 from parfit.datasets import gaussian_cube
-from parfit.progress import FitProgress
+from parfit.engine.progress import FitProgress
 
 
 @pytest.fixture(scope="module")

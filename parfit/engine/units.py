@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from .errors import InputError
+from parfit.errors import InputError
 
 __all__ = ["UnitsPlan", "prepare_units"]
 

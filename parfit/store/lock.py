@@ -23,7 +23,7 @@ it, ``<store>.parfit.lock`` (every function here takes ``lock_file=``).
 Examples
 --------
 >>> import tempfile
->>> from parfit import _lock
+>>> from parfit.store import lock as _lock
 >>> folder = tempfile.mkdtemp()
 >>> with _lock.acquire(folder, run_id="abc", what="output 'maps.zarr'") as lock:
 ...     _lock.holder(folder)["run_id"]
@@ -40,7 +40,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OutputLockedError, StaleLockWarning
+from parfit.errors import OutputLockedError, StaleLockWarning
 
 __all__ = ["LOCK_NAME", "Lock", "acquire", "holder", "check_free", "check_held"]
 

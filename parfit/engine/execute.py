@@ -1,0 +1,294 @@
+"""Run a :class:`~parfit.engine.request.FitRequest`: one task per block, into a sink.
+
+Every run takes the same path, whatever the scheduler and the sink:
+
+1. the blocks (:mod:`parfit.engine.plan`) the sink still wants;
+2. one dask task per block, running :func:`run_block`: the kernel
+   (:func:`parfit.engine.kernel.fit_block`), then the sink's writer on the
+   worker, if it has one;
+3. the tasks computed with ``dask.compute`` on a local scheduler (counting
+   finished blocks for the progress bar), or as futures on a
+   ``distributed.Client``, where a block whose task fails for good (its
+   worker keeps dying) is retried once alone and then given up: its fits
+   get ``WORKER_CRASH`` (or ``FIT_ERROR``) and every other block is kept;
+4. each block's return value handed to the sink.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from parfit.engine.fields import BlockOutput, BlockPlace
+from parfit.engine.kernel import BlockSpec, fit_block, make_block
+from parfit.engine.plan import BlockGrid
+from parfit.engine.progress import FitProgress
+from parfit.engine.request import Execution, FailedBlock, FitRequest, RunInfo
+from parfit.fitters.base import FitBlock
+from parfit.status import Status
+
+__all__ = ["BlockFailure", "block_spec", "fit_pixel", "run", "run_block"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BlockFailure:
+    """A block whose task failed on the cluster, with the exception."""
+
+    exception: BaseException
+    key: Any = None
+
+    @property
+    def killed_worker(self) -> bool:
+        """True when the task's workers died (distributed's ``KilledWorker``)."""
+        return type(self.exception).__name__ == "KilledWorker"
+
+
+def block_spec(request: FitRequest, cubes: tuple[str, ...] = ()) -> BlockSpec:
+    """What every block task of ``request`` needs besides its arrays."""
+    world = request.world
+    shared_x: tuple[np.ndarray, ...] = ()
+    if world.kind == "shared":
+        shared_x = tuple(
+            np.ascontiguousarray(w, dtype=np.float64).reshape(-1) for w in world.arrays
+        )
+    parameters = [
+        (name, *(None if np.ndim(v) else float(v) for v in values))
+        for name, *values in request.parameters
+    ]
+    diagnostics = request.diagnostics
+    return BlockSpec(
+        model=request.model,
+        fitter=request.fitter,
+        fitter_kwargs=request.fitter_kwargs,
+        fit_info=request.fit_info,
+        order=request.order,
+        sample_shape=request.sample_shape,
+        iterating_shape=request.iterating_shape,
+        world=world if world.kind == "wcs" else _without_arrays(world),
+        parameters=parameters,
+        run_id=request.run_id,
+        guess=request.guess,
+        fit_timeout=request.fit_timeout,
+        diagnostics=None if diagnostics is None else diagnostics.mode,
+        diagnostics_path=None if diagnostics is None else diagnostics.path,
+        diagnostics_callable=None if diagnostics is None else diagnostics.callable,
+        cubes=cubes,
+        shared_x=shared_x,
+    )
+
+
+def _without_arrays(world: Any) -> Any:
+    """``world`` without its arrays (the tasks get them otherwise), for a small spec."""
+    import dataclasses
+
+    return dataclasses.replace(world, arrays=())
+
+
+def run_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace, writer: Any) -> Any:
+    """One block task: fit the block, then hand it to the sink's writer (on the worker).
+
+    Returns the :class:`BlockOutput`, or what ``writer`` returns.
+    """
+    if writer is not None:
+        writer.check()
+    output = fit_block(inputs, spec, place)
+    if writer is None:
+        return output
+    return writer(output, place, inputs)
+
+
+def run(
+    request: FitRequest,
+    grid: BlockGrid,
+    sink: Any,
+    execution: Execution,
+    info: RunInfo,
+    cubes: tuple[str, ...] = (),
+) -> None:
+    """Fit every block of ``grid`` that ``sink`` still wants, and hand the results to it.
+
+    ``info`` receives the counts of blocks and the failed ones.
+    """
+    import dask
+
+    places = list(grid.places())
+    todo = sink.pending(places)
+    info.block_shape = grid.block_shape
+    info.blocks = len(places)
+    info.blocks_fitted = len(todo)
+    info.blocks_resumed = len(places) - len(todo)
+    if not todo:
+        return
+    spec = dask.delayed(
+        block_spec(request, cubes), name=f"parfit-spec-{request.run_id}", traverse=False
+    )
+    writer = sink.writer
+    if writer is not None:
+        writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
+    arrays = {name: a.to_delayed() for name, a in grid.input_arrays().items()}
+    n_fit = len(request.fitting_axes)
+    shape = request.iterating_shape
+    maps = [
+        (f"{name}:{what}", np.broadcast_to(np.asarray(v, dtype=np.float64), shape))
+        for name, *values in request.parameters
+        for what, v in zip(("value", "lower", "upper"), values)
+        if np.ndim(v)
+    ]
+    tasks = []
+    for place in todo:
+        full = (0,) * n_fit + place.index
+        inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
+        for key, values in maps:
+            inputs[key] = np.ascontiguousarray(values[place.region])
+        tasks.append(
+            dask.delayed(run_block, pure=False)(
+                inputs,
+                spec,
+                place,
+                writer,
+                dask_key_name=f"parfit-block-{request.run_id}-" + "_".join(map(str, place.index)),
+            )
+        )
+    sizes = [p.size for p in todo]
+    bar = FitProgress(sum(sizes), bar=True) if execution.progress else None
+    try:
+        results = compute_blocks(tasks, sizes, execution, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    for place, result in zip(todo, results):
+        if isinstance(result, BlockFailure):
+            info.failed_blocks.append(_failed(result, place))
+            status = Status.WORKER_CRASH if result.killed_worker else Status.FIT_ERROR
+            result = BlockOutput.failed(
+                request.param_names, place.shape, status, bool(request.fit_info)
+            )
+        sink.accept(place, result)
+
+
+def _failed(failure: BlockFailure, place: BlockPlace) -> FailedBlock:
+    status = Status.WORKER_CRASH if failure.killed_worker else Status.FIT_ERROR
+    where = place.describe()
+    log.warning(
+        "the block of fits [%s] failed on the cluster (%s: %s); its %d fits are "
+        "marked %s, the other blocks are kept",
+        where,
+        type(failure.exception).__name__,
+        failure.exception,
+        place.size,
+        status.name,
+    )
+    return FailedBlock(
+        region=where,
+        status=status.name,
+        error=f"{type(failure.exception).__name__}: {failure.exception}",
+    )
+
+
+def compute_blocks(
+    tasks: list[Any], sizes: list[int], execution: Execution, progress: FitProgress | None
+) -> list[Any]:
+    """Compute ``tasks`` (one per block) and return their results in order.
+
+    On a distributed cluster a block whose task failed for good is a
+    :class:`BlockFailure` instead of its result; finished blocks count on
+    ``progress`` as they come.
+    """
+    import dask
+
+    client = execution.client
+    if client is not None:
+        return _on_cluster(client, tasks, sizes, progress)
+    if progress is None:
+        return list(dask.compute(*tasks, **execution.compute_kwargs))
+    from dask.callbacks import Callback
+
+    keys = {task.key: n for task, n in zip(tasks, sizes)}
+
+    class _Counter(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            n = keys.get(key)
+            if n:
+                progress.update(n)
+
+    with _Counter():
+        return list(dask.compute(*tasks, **execution.compute_kwargs))
+
+
+def _on_cluster(client: Any, tasks: list[Any], sizes: list[int], progress: Any) -> list[Any]:
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    index = {f.key: k for k, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    for future in as_completed(futures):
+        k = index[future.key]
+        if future.status == "error":
+            # The block's task failed for good (e.g. distributed gave up after
+            # its worker died repeatedly): keep the exception instead of
+            # losing every other block.
+            results[k] = BlockFailure(future.exception(), future.key)
+        else:
+            results[k] = future.result()
+        if progress is not None:
+            progress.update(sizes[k])
+    # A worker's death also condemns the tasks queued on it, so a block may
+    # fail only for being next to a block that kills its worker: try every
+    # such block once more, one at a time, before giving up on it.
+    for k, result in enumerate(results):
+        if isinstance(result, BlockFailure) and result.killed_worker:
+            client.retry([futures[k]])
+            try:
+                results[k] = futures[k].result()
+            except Exception as exc:  # failed again: it is the block's own doing
+                results[k] = BlockFailure(exc, futures[k].key)
+    return results
+
+
+def fit_pixel(request: FitRequest, pixel: tuple[int, ...]) -> tuple[FitBlock, BlockOutput]:
+    """Fit one pixel of ``request`` here and now: a block of one fit, through the kernel.
+
+    Returns the block (its world ``x``, data ``y`` and validity) and the
+    output, whose ``start`` holds the values the fit started from (after
+    its guess, with ``initial="guess"``).  No diagnostics folder is written.
+    """
+    import dataclasses
+
+    cube = request.cube
+    iterating = request.iterating_axes
+    index: list[Any] = [slice(None)] * cube.ndim
+    for i, a in zip(pixel, iterating):
+        index[a] = slice(i, i + 1)
+
+    def take(arr: Any) -> np.ndarray:
+        if hasattr(arr, "compute"):
+            import dask.array as da
+
+            part = da.broadcast_to(arr, cube.shape)[tuple(index)].compute()
+        else:
+            part = np.broadcast_to(np.asarray(arr), cube.shape)[tuple(index)]
+        return np.asarray(part).transpose(request.order)
+
+    inputs: dict[str, Any] = {"data": take(cube.data)}
+    if cube.weights is not None:
+        inputs["weights"] = take(cube.weights)
+    if cube.mask is not None:
+        inputs["mask"] = take(cube.mask)
+    if request.world.kind == "nd":
+        for k, w in enumerate(request.world.arrays):
+            inputs[f"x{k}"] = take(w)
+    place = BlockPlace(
+        index=(0,) * len(iterating), offsets=tuple(pixel), shape=(1,) * len(iterating)
+    )
+    for name, *values in request.parameters:
+        for what, v in zip(("value", "lower", "upper"), values):
+            if np.ndim(v):
+                full = np.broadcast_to(np.asarray(v, dtype=np.float64), request.iterating_shape)
+                inputs[f"{name}:{what}"] = full[place.region]
+    spec = dataclasses.replace(block_spec(request), diagnostics=None, keep_start=True)
+    return make_block(inputs, spec, place), fit_block(inputs, spec, place)

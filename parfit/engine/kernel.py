@@ -1,0 +1,307 @@
+"""The block kernel: fit every pixel of one block (runs on a worker).
+
+:func:`fit_block` takes the block's named input arrays (fitting axes
+first), a :class:`BlockSpec` (the same for every block of a run) and the
+block's place, and returns a :class:`~parfit.engine.fields.BlockOutput`.
+A failing guess, a user model that raises or hangs (``fit_timeout``) and
+bad weights all end up in the block's statuses and warnings: the kernel
+itself never raises for one fit's sake.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parfit import diagnostics as diag
+from parfit.engine.fields import BlockOutput, BlockPlace
+from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
+from parfit.engine.timeout import TimedOut, call_with_timeout
+from parfit.fitters.base import BlockResult, FitBlock, Fitter
+from parfit.status import Status
+
+__all__ = ["BlockSpec", "apply_guess", "fit_block", "make_block", "model_cubes"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BlockSpec:
+    """Everything a block task needs besides its arrays (sent once per run).
+
+    ``parameters`` holds ``(name, value, lower, upper)`` per free parameter,
+    each a float, or None where it is a per-pixel map (then the block's
+    part of it is among the block's inputs as ``"<name>:value"``,
+    ``"<name>:lower"`` or ``"<name>:upper"``).
+    """
+
+    model: Any
+    fitter: Fitter
+    fitter_kwargs: dict[str, Any]
+    fit_info: Any
+    order: tuple[int, ...]
+    sample_shape: tuple[int, ...]
+    iterating_shape: tuple[int, ...]
+    world: WorldSpec
+    parameters: list[tuple[str, float | None, float | None, float | None]]
+    run_id: str
+    guess: bool = False
+    fit_timeout: float | None = None
+    diagnostics: str | None = None
+    diagnostics_path: str | None = None
+    diagnostics_callable: Any = None
+    cubes: tuple[str, ...] = ()
+    shared_x: tuple[np.ndarray, ...] = field(default=())
+    keep_start: bool = False
+
+    @property
+    def n_fit_axes(self) -> int:
+        return len(self.sample_shape)
+
+    @property
+    def param_names(self) -> list[str]:
+        return [entry[0] for entry in self.parameters]
+
+
+def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> BlockOutput:
+    """Fit every pixel of one block.
+
+    Parameters
+    ----------
+    inputs : dict
+        ``"data"`` (fitting axes first, then the block's iterating axes),
+        optional ``"weights"``, ``"mask"`` and world arrays ``"x0"``...
+        of the same shape, and the block's part of per-pixel parameter maps.
+    spec : BlockSpec
+    place : BlockPlace
+
+    Returns
+    -------
+    BlockOutput
+    """
+    n_fits = place.size
+    if n_fits == 0:
+        return BlockOutput.failed(
+            spec.param_names, place.shape, Status.NOT_RUN, bool(spec.fit_info)
+        )
+    block = make_block(inputs, spec, place)
+    weights = block.weights
+    p0 = block.p0
+    outcome = call_with_timeout(_guess_and_fit, spec.fit_timeout, spec, block)
+    if isinstance(outcome, TimedOut):
+        guess_failure, result = None, _timed_out(n_fits, p0.shape[1], spec)
+    else:
+        guess_failure, result = outcome
+    if weights is not None:
+        for i, text in weight_warnings(weights).items():
+            result.warnings.setdefault(i, []).append(text)
+    if guess_failure:
+        for i in range(n_fits):
+            result.warnings.setdefault(i, []).insert(0, guess_failure)
+
+    n_warn = np.zeros(n_fits, dtype=np.int32)
+    for i, lines in result.warnings.items():
+        n_warn[i] = len(lines)
+    reported = diag.report_mode(spec.diagnostics, result.status, n_warn)
+    if reported.any():
+        _write_folders(spec, block, result, reported, place)
+    shape = place.shape
+    n_params = p0.shape[1]
+    output = BlockOutput(
+        param_names=spec.param_names,
+        params=np.asarray(result.params, dtype=np.float64).reshape(shape + (n_params,)),
+        errors=np.asarray(result.errors, dtype=np.float64).reshape(shape + (n_params,)),
+        statistic=np.asarray(result.statistic, dtype=np.float64).reshape(shape),
+        status=np.asarray(result.status, dtype=np.int8).reshape(shape),
+        nfev=np.asarray(result.nfev, dtype=np.int32).reshape(shape),
+        n_warnings=n_warn.reshape(shape),
+        reported=np.asarray(reported, dtype=np.int8).reshape(shape),
+        flags=(
+            np.zeros(shape, dtype=np.uint8)
+            if result.flags is None
+            else np.asarray(result.flags, dtype=np.uint8).reshape(shape)
+        ),
+    )
+    if spec.fit_info:
+        infos = np.empty(n_fits, dtype=object)
+        infos[:] = result.fit_info if result.fit_info is not None else [None] * n_fits
+        output.fit_info = infos.reshape(shape)
+    if spec.cubes:
+        output.cubes = model_cubes(spec, block, result, place)
+    if spec.keep_start:
+        output.start = np.asarray(block.p0, dtype=np.float64).reshape(shape + (n_params,))
+    return output
+
+
+def make_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> FitBlock:
+    """The block's fits as rows: samples, weights, validity, world, starts and bounds."""
+    data = np.asarray(inputs["data"])
+    n_fits = place.size
+    n_samples = math.prod(spec.sample_shape)
+
+    def rows(a: Any) -> np.ndarray:
+        a = np.broadcast_to(np.asarray(a), data.shape).reshape(n_samples, n_fits)
+        return np.ascontiguousarray(a.T, dtype=np.float64)
+
+    y = rows(data)
+    valid = np.isfinite(y)
+    weights = None
+    if "weights" in inputs:
+        weights = rows(inputs["weights"])
+        valid &= np.isfinite(weights) & (weights > 0)
+    if "mask" in inputs:
+        valid &= ~(rows(inputs["mask"]) != 0)
+    x = _world_rows(inputs, spec, place, rows)
+    if spec.world.kind != "shared":
+        for xk in x:
+            valid &= np.isfinite(xk)
+    p0, lower, upper = _start(inputs, spec, n_fits)
+    return FitBlock(
+        x=x,
+        y=y,
+        weights=weights,
+        valid=valid,
+        p0=p0,
+        lower=lower,
+        upper=upper,
+        sample_shape=spec.sample_shape,
+    )
+
+
+def _world_rows(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace, rows: Any) -> tuple:
+    """The block's world coordinates: shared 1-D arrays, or one row per fit."""
+    world = spec.world
+    if world.kind == "shared":
+        return spec.shared_x
+    if world.kind == "nd":
+        return tuple(rows(inputs[f"x{k}"]) for k in range(len(spec.sample_shape)))
+    # A WCS: world values of every sample of the block, from its pixel indices.
+    location = [(0, n) for n in spec.sample_shape] + [
+        (o, o + n) for o, n in zip(place.offsets, place.shape)
+    ]
+    grids = np.meshgrid(*[np.arange(a, b) for a, b in location], indexing="ij")
+    index: list[Any] = [None] * len(spec.order)
+    for k, axis in enumerate(spec.order):
+        index[axis] = grids[k]
+    values = wcs_world_values(world.wcs, index)
+    return tuple(rows(np.asarray(values[i], dtype=np.float64)) for i in world.wcs_world_index)
+
+
+def _start(inputs: dict[str, Any], spec: BlockSpec, n_fits: int) -> tuple[np.ndarray, ...]:
+    """Starting values, lower and upper bounds of the block's fits, ``(n_fits, n_params)``."""
+    columns: list[list[np.ndarray]] = [[], [], []]
+    for name, *values in spec.parameters:
+        for k, (what, value) in enumerate(zip(("value", "lower", "upper"), values)):
+            if value is None:
+                part = np.asarray(inputs[f"{name}:{what}"], dtype=np.float64).reshape(n_fits)
+                columns[k].append(part)
+            else:
+                columns[k].append(np.full(n_fits, value))
+    p0, lower, upper = (np.stack(c, axis=1) if c else np.zeros((n_fits, 0)) for c in columns)
+    return p0, lower, upper
+
+
+def apply_guess(model: Any, block: FitBlock) -> str | None:
+    """Replace ``block.p0`` by per-fit guesses; return a warning text if that failed.
+
+    A failing guess never stops the block: its fits start from the model's
+    values and each gets the explanation among its warnings.
+    """
+    try:
+        with np.errstate(all="ignore"):
+            guessed = model.guess(*block.x, y=block.y, valid=block.valid, start=block.p0)
+    except Exception as exc:  # a user model's _guess may raise anything
+        return (
+            f"initial='guess' failed ({type(exc).__name__}: {exc}); the fit started "
+            f"from the model's values"
+        )
+    # Keep fits inside the bounds of this block (they may be per-pixel maps).
+    block.p0 = np.clip(guessed, block.lower, block.upper)
+    return None
+
+
+def _guess_and_fit(spec: BlockSpec, block: FitBlock) -> tuple[str | None, BlockResult]:
+    """The guesses (with ``initial="guess"``) and the fit of one block."""
+    guess_failure = apply_guess(spec.model, block) if spec.guess else None
+    result = spec.fitter.fit_block(
+        spec.model, block, fit_info=spec.fit_info, fitter_kwargs=spec.fitter_kwargs
+    )
+    return guess_failure, result
+
+
+def _timed_out(n_fits: int, n_params: int, spec: BlockSpec) -> BlockResult:
+    """The result of a block abandoned after ``spec.fit_timeout`` seconds."""
+    result = BlockResult.empty(n_fits, n_params)
+    message = (
+        f"fitting the block holding this fit took longer than fit_timeout="
+        f"{spec.fit_timeout:g} s and was abandoned (a model that hangs?); raise "
+        f"fit_timeout, or reduce chunk_n_max to give each block less work"
+    )
+    for i in range(n_fits):
+        result.fail(i, Status.TIMEOUT, message)
+    if spec.fit_info:
+        result.fit_info = [None] * n_fits
+    log.warning(
+        "a block of %d fits ran past fit_timeout=%g s; its fits are marked TIMEOUT",
+        n_fits,
+        spec.fit_timeout,
+    )
+    return result
+
+
+def _write_folders(
+    spec: BlockSpec, block: FitBlock, result: BlockResult, reported: np.ndarray, place: BlockPlace
+) -> None:
+    for i in np.flatnonzero(reported):
+        index = np.add(np.unravel_index(i, place.shape), place.offsets)
+        name = diag.folder_name(index, spec.iterating_shape)
+        args: tuple = ()
+        if spec.diagnostics_callable is not None:
+            ok = result.status[i] == Status.OK
+            fitted = spec.fitter.model_with_values(spec.model, result.params[i]) if ok else None
+            world = tuple(
+                np.reshape(xk if xk.ndim == 1 else xk[i], spec.sample_shape) for xk in block.x
+            )
+            w = None if block.weights is None else block.weights[i].reshape(spec.sample_shape)
+            args = (world, block.y[i].reshape(spec.sample_shape), w, fitted, spec.fitter_kwargs)
+        diag.write_fit_folder(
+            spec.diagnostics_path,
+            name,
+            spec.run_id,
+            message=result.messages.get(i),
+            warnings=result.warnings.get(i),
+            callable_=spec.diagnostics_callable,
+            callable_args=args,
+        )
+
+
+def model_cubes(
+    spec: BlockSpec, block: FitBlock, result: BlockResult, place: BlockPlace
+) -> dict[str, np.ndarray]:
+    """The best-fit model (and residual) of a block, in the input's axis order.
+
+    Failed fits give NaN; the residual is ``data - model`` (NaN where the data
+    are).
+    """
+    with np.errstate(all="ignore"):
+        try:
+            values = spec.model.evaluate(*block.x, result.params)
+        except Exception:  # a model failing on NaN rows: evaluate fit by fit
+            values = np.full(block.y.shape, np.nan)
+            for i in np.flatnonzero(result.status == Status.OK):
+                xs = tuple(xk if xk.ndim == 1 else xk[i] for xk in block.x)
+                values[i] = spec.model.evaluate(*xs, result.params[i : i + 1])[0]
+    values = np.where((result.status == Status.OK)[:, None], values, np.nan)
+    out = {}
+    back = np.argsort(spec.order)
+    n_iter = len(place.shape)
+    for name in spec.cubes:
+        flat = values if name == "model" else block.y - values
+        arr = flat.reshape(place.shape + spec.sample_shape)
+        arr = np.moveaxis(arr, tuple(range(n_iter, arr.ndim)), tuple(range(spec.n_fit_axes)))
+        out[name] = np.transpose(arr, back)
+    return out

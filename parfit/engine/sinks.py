@@ -1,0 +1,449 @@
+"""Where block outputs go: the maps in memory, or a zarr store written as blocks finish.
+
+Both sinks receive the same :class:`~parfit.engine.fields.BlockOutput` from
+the same block tasks (:mod:`parfit.engine.execute`):
+
+* :class:`MemorySink`: every block task returns its output, which the sink
+  places into the maps;
+* :class:`StoreSink`: every block task writes its output to the store on
+  the worker (:class:`StoreWriter`), records the block as done and returns
+  only its status counts; the maps never travel back through the
+  scheduler, and the result reads them from the store lazily.
+
+The store sink is planned in two steps: :meth:`StoreSink.check` changes
+nothing on disk (check everything first), :meth:`StoreSink.open` takes the
+store's lock and creates, replaces or reopens it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parfit.engine.fields import BlockOutput, BlockPlace
+from parfit.engine.inputs import iterating_wcs, wcs_header
+from parfit.engine.plan import BlockGrid
+from parfit.engine.request import FitRequest
+from parfit.errors import InputError, OutputExistsError
+from parfit.status import Status
+from parfit.store import fingerprint, reader, writer
+from parfit.store import lock as locks
+from parfit.store.layout import field_specs, is_parfit_store, lock_file
+
+__all__ = ["MemorySink", "StoreSink", "StoreWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class MemorySink:
+    """Assemble the maps in memory: block tasks return their whole output."""
+
+    writer = None
+
+    def __init__(self, request: FitRequest):
+        shape = request.iterating_shape
+        self.param_names = request.param_names
+        self.fields = {
+            name: np.full(shape, fill, dtype=dtype)
+            for name, dtype, fill in field_specs(self.param_names)
+        }
+        self.fit_info = np.empty(shape, dtype=object) if request.fit_info else None
+
+    def pending(self, places: list[BlockPlace]) -> list[BlockPlace]:
+        return places
+
+    def accept(self, place: BlockPlace, output: Any) -> None:
+        region = place.region
+        for name, values in output.fields().items():
+            self.fields[name][region] = values
+        if self.fit_info is not None and output.fit_info is not None:
+            self.fit_info[region] = output.fit_info
+
+    def maps(self) -> dict[str, np.ndarray]:
+        return self.fields
+
+
+@dataclass
+class StoreWriter:
+    """Writes one block's output to the store (runs on a worker; pickled per run).
+
+    The block's input (data, weights, mask) is hashed, and the hash written
+    before the block's record.  With ``lock_run_id`` the store's lock must
+    still name that run, else nothing is written.  A block abandoned after
+    ``fit_timeout`` is written but not recorded: a resume fits it again.
+    """
+
+    path: str
+    lock_run_id: str | None
+    order: tuple[int, ...]
+
+    def check(self) -> None:
+        """Refuse before spending time on the fits if another run took the store."""
+        if self.lock_run_id is not None:
+            writer.check_held(self.path, self.lock_run_id)
+
+    def __call__(self, output: BlockOutput, place: BlockPlace, inputs: dict[str, Any]) -> Any:
+        input_hash = fingerprint.hash_block(
+            *(inputs[name] for name in ("data", "weights", "mask") if name in inputs)
+        )
+        n_fit = len(self.order) - len(place.offsets)
+        writer.write_fields(
+            self.path,
+            output.fields(),
+            place.index,
+            place.offsets,
+            cubes=output.cubes,
+            cube_offsets=_cube_offsets(place.offsets, self.order, n_fit),
+            input_hash=input_hash,
+            run_id=self.lock_run_id,
+            record=not np.any(output.status == Status.TIMEOUT),
+        )
+        return output.status_counts()
+
+
+def _cube_offsets(offsets: tuple[int, ...], order: tuple[int, ...], n_fit: int) -> tuple[int, ...]:
+    """Offsets of a block in the input's axis order (0 along the fitting axes)."""
+    full = [0] * len(order)
+    for k, axis in enumerate(order[n_fit:]):
+        full[axis] = offsets[k]
+    return tuple(full)
+
+
+@dataclass
+class StorePlan:
+    """What :meth:`StoreSink.check` decided, for :meth:`StoreSink.open` to carry out.
+
+    ``action`` is ``"create"``, ``"replace"`` (remove the old parfit store
+    first) or ``"resume"``; ``done`` the blocks kept (resume); ``damaged``
+    the recorded blocks to un-record and refit.
+    """
+
+    path: str
+    action: str
+    run_id: str
+    layout: dict[str, Any]
+    provenance: dict[str, Any]
+    cubes: tuple[str, ...]
+    chunks: tuple[int, ...]
+    done: Any = None
+    stored: dict[str, Any] | None = None
+    damaged: list[tuple[int, ...]] = field(default_factory=list)
+
+
+class StoreSink:
+    """Stream the maps to a zarr store (:mod:`parfit.store`), resumably.
+
+    Made by :meth:`check` (nothing on disk changes), then :meth:`open`
+    (lock, create or reopen) and :meth:`close` (release the lock).
+    """
+
+    def __init__(self, plan: StorePlan, request: FitRequest):
+        self.plan = plan
+        self.request = request
+        self.path = plan.path
+        self.lock: locks.Lock | None = None
+        self.done = np.zeros((0,), dtype=bool)
+        self.run_id = plan.run_id
+        self.writer: StoreWriter | None = None
+
+    # --- check, then act ----------------------------------------------------------------
+
+    @classmethod
+    def check(
+        cls,
+        path: str,
+        request: FitRequest,
+        *,
+        overwrite: bool,
+        resume: bool,
+        cubes: tuple[str, ...],
+        chunk_n_max: int,
+        compute_kwargs: dict[str, Any] | None = None,
+    ) -> StoreSink:
+        """Check everything about the output store; change nothing on disk.
+
+        Validates the path (a parfit store or nothing), what ``overwrite``
+        and ``resume`` allow, that no live run holds the store's lock, and on
+        resume the fingerprints, the layout, the store's integrity
+        (:func:`parfit.store.verify_store`: damaged blocks are planned for a
+        refit) and the input of every recorded block, re-read and hashed (a
+        dask computation on ``compute_kwargs``).  Without ``chunk_n_max``
+        given by the user (``request.block_size`` None), a resumed store
+        keeps its own blocks.
+        """
+        from parfit import __version__
+        from parfit.engine.plan import block_grid
+
+        if request.n_fits == 0:
+            raise InputError(
+                f"output=: the maps would be empty (iterating shape {request.iterating_shape}); "
+                f"there is nothing to write"
+            )
+        action = writer.check_target(path, overwrite=overwrite, resume=resume)
+        if action == "resume" and request.block_size is None:
+            stored_chunks = reader.stored_chunks(path)
+            if stored_chunks is not None:
+                chunk_n_max = max(1, math.prod(stored_chunks))
+        grid = block_grid(request, chunk_n_max, regular=True)
+        chunks = grid.block_shape
+        cube = request.cube
+        iterating_axes = request.iterating_axes
+        shape = cube.shape
+        dims = (
+            tuple(cube.dims[a] for a in iterating_axes)
+            if cube.dims
+            else tuple(f"dim_{a}" for a in iterating_axes)
+        )
+        model_text = _model_text(request.model)
+        options = dict(
+            fitting_axes=list(request.fitting_axes),
+            chunk_n_max=request.block_size,
+            fitter=request.fitter.describe(),
+            fitter_kwargs=repr(sorted(request.fitter_kwargs.items())),
+            initial="guess" if request.guess else "model",
+            data_unit=str(cube.data_unit) if cube.data_unit is not None else None,
+            weights=cube.weights is not None,
+            mask=cube.mask is not None,
+            output_cubes=list(cubes),
+        )
+        world = request.world
+        world_items = (
+            tuple(world.arrays)
+            if world.kind != "wcs"
+            else (
+                world.wcs.to_header_string()
+                if hasattr(world.wcs, "to_header_string")
+                else repr(world.wcs),
+            )
+        )
+        provenance = dict(
+            parfit_version=__version__,
+            run_id=request.run_id,
+            input_fingerprint=fingerprint.input_fingerprint(
+                cube.data, (cube.weights, cube.mask, *world_items)
+            ),
+            options_fingerprint=fingerprint.input_fingerprint(
+                json.dumps(options, sort_keys=True), (model_text,)
+            ),
+            options=options,
+            model_yaml=model_text if len(model_text) < 100_000 else None,
+            wcs_header=wcs_header(iterating_wcs(cube.world, iterating_axes, cube.ndim)),
+            chunks=list(chunks),
+            param_names=list(request.param_names),
+        )
+        cube_dims = tuple(cube.dims) if cube.dims else tuple(f"dim_{a}" for a in range(len(shape)))
+        cube_chunks = tuple(
+            shape[a] if a not in iterating_axes else chunks[iterating_axes.index(a)]
+            for a in range(len(shape))
+        )
+        layout = dict(
+            iterating_shape=request.iterating_shape,
+            chunks=chunks,
+            dims=dims,
+            param_names=list(request.param_names),
+            cubes={name: (shape, cube_chunks, cube_dims) for name in cubes},
+            coords={
+                d: v
+                for d, v in cube.coords.items()
+                if np.ndim(v) == 1 and (d in dims or (cubes and d in cube_dims))
+            },
+        )
+        plan = StorePlan(
+            path=path,
+            action=action,
+            run_id=request.run_id,
+            layout=layout,
+            provenance=provenance,
+            cubes=tuple(cubes),
+            chunks=chunks,
+        )
+        if plan.action == "resume":
+            plan.done, plan.stored, report = writer.check_resume(
+                path,
+                request.iterating_shape,
+                chunks,
+                request.param_names,
+                provenance,
+                set(layout["cubes"]) | set(layout["coords"]),
+            )
+            plan.damaged = list(report.damaged_blocks)
+            unhashed = _check_block_hashes(path, plan.done, grid, compute_kwargs)
+            for index in unhashed:
+                plan.done[index] = False
+            plan.damaged = sorted(set(plan.damaged) | set(unhashed))
+        return cls(plan, request)
+
+    @property
+    def chunk_n_max(self) -> int:
+        """Fits per block of this store."""
+        return math.prod(self.plan.chunks)
+
+    @property
+    def resumed_run_id(self) -> str | None:
+        """The run id of the store being resumed, if any."""
+        if self.plan.action == "resume" and self.plan.stored is not None:
+            return self.plan.stored["run_id"]
+        return None
+
+    def open(self, *, lock: bool = True) -> None:
+        """Carry out the plan: lock, then create, replace or reopen the store.
+
+        With ``lock`` the store's lock file (``<store>.parfit.lock``, beside
+        it) is taken first and the store's state is checked again under it.
+        Only now is anything on disk changed: the old store removed
+        (``"replace"``: only a parfit store), the new one created, or damaged
+        blocks un-recorded.  If creating fails, the half-made store is
+        removed (under the lock, all of it is this call's).
+        """
+        plan = self.plan
+        path = plan.path
+        creating = False
+        if lock:
+            parent = os.path.dirname(path)
+            os.makedirs(parent, exist_ok=True)
+            self.lock = locks.acquire(
+                parent, run_id=plan.run_id, what=f"output {str(path)!r}", lock_file=lock_file(path)
+            )
+        try:
+            if lock:
+                self._recheck()
+            if plan.action == "resume":
+                writer.unrecord(path, plan.damaged)
+                done, stored = plan.done, plan.stored
+            else:
+                if plan.action == "replace":
+                    writer.clear_store(path)
+                creating = True
+                done, stored = writer.create_output(path, provenance=plan.provenance, **plan.layout)
+        except BaseException:
+            if self.lock is not None:
+                if creating and os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)  # the half-made store of this call
+                self.lock.release()
+                self.lock = None
+            raise
+        self.done = done
+        assert stored is not None
+        self.run_id = stored["run_id"]
+        self.writer = StoreWriter(
+            path=path,
+            lock_run_id=None if self.lock is None else self.lock.run_id,
+            order=self.request.order,
+        )
+
+    def _recheck(self) -> None:
+        """Refuse if the store changed between :meth:`check` and taking its lock."""
+        plan = self.plan
+        path = plan.path
+        now = (
+            "create"
+            if not os.path.exists(os.path.join(path, "zarr.json"))
+            else "parfit"
+            if is_parfit_store(path)
+            else "other"
+        )
+        changed = (now != "create") if plan.action == "create" else (now != "parfit")
+        if not changed and plan.action == "resume":
+            recorded = reader.read_done(path)
+            for index in plan.damaged:
+                recorded[index] = False
+            changed = not np.array_equal(recorded, plan.done)
+        if changed:
+            raise OutputExistsError(
+                f"output {str(path)!r} was changed by another run after this call checked it; "
+                f"check it (parfit inspect) and call again"
+            )
+
+    def close(self) -> None:
+        """Release the store's lock (if this run holds one); harmless to call twice."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    # --- during the run -----------------------------------------------------------------
+
+    def pending(self, places: list[BlockPlace]) -> list[BlockPlace]:
+        """The blocks not yet recorded as done."""
+        return [p for p in places if not self.done[p.index]]
+
+    def accept(self, place: BlockPlace, output: Any) -> None:
+        """A block's task returned (its status counts), or failed (its failed output).
+
+        A failed block is written, but not recorded as done: a resume tries it again.
+        """
+        if isinstance(output, BlockOutput):
+            writer.write_fields(
+                self.path,
+                output.fields(),
+                place.index,
+                place.offsets,
+                record=False,
+                run_id=None if self.lock is None else self.lock.run_id,
+            )
+
+    def finish(self) -> reader.StoreMaps:
+        """Mark the store complete if it verifies; the maps, read lazily from the store."""
+        writer.finish(self.path)
+        return reader.StoreMaps(self.path)
+
+
+def _check_block_hashes(
+    path: str, done: np.ndarray, grid: BlockGrid, compute_kwargs: dict[str, Any] | None
+) -> list[tuple[int, ...]]:
+    """Re-hash the input of every recorded block and compare with the store.
+
+    Returns the recorded blocks that have no stored hash (to refit); raises
+    :class:`~parfit.errors.InputError` naming the blocks whose input differs.
+    """
+    import dask
+
+    blocks = [tuple(int(i) for i in b) for b in np.argwhere(done)]
+    if not blocks:
+        return []
+    stored = reader.read_hashes(path)
+    unhashed = [b for b in blocks if not stored[b].any()]
+    check = [b for b in blocks if stored[b].any()]
+    arrays = grid.input_arrays()
+    inputs = [arrays[name].to_delayed() for name in ("data", "weights", "mask") if name in arrays]
+    n_fit = len(grid.request.fitting_axes)
+    tasks = [
+        dask.delayed(fingerprint.hash_block)(*(d[(0,) * n_fit + b] for d in inputs)) for b in check
+    ]
+    hashes = dask.compute(*tasks, **(compute_kwargs or {}))
+    changed = [b for b, h in zip(check, hashes) if not np.array_equal(h, stored[b])]
+    if changed:
+        listed = ", ".join(map(str, changed[:20])) + (
+            f" and {len(changed) - 20} more" if len(changed) > 20 else ""
+        )
+        raise InputError(
+            f"resume=True: the input of block(s) {listed} differs from what was fitted into "
+            f"{str(path)!r} (their input hashes differ); resume only with the same data, "
+            f"weights and mask, or choose another output path (overwrite=True replaces the "
+            f"store)"
+        )
+    if unhashed:
+        log.warning(
+            "output %r: block(s) %s are recorded done without an input hash; they are fitted again",
+            str(path),
+            ", ".join(map(str, unhashed)),
+        )
+    return unhashed
+
+
+def _model_text(model: Any) -> str:
+    """The starting model as text, for provenance and the options fingerprint."""
+    to_yaml = getattr(model, "to_yaml", None)
+    if to_yaml is not None:
+        try:
+            return to_yaml()
+        except Exception:  # e.g. an unregistered function model
+            pass
+    values = {name: np.asarray(getattr(model, name).value).tolist() for name in model.param_names}
+    return f"{type(model).__name__} {json.dumps(values, sort_keys=True)}"

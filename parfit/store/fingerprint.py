@@ -1,0 +1,66 @@
+"""Fingerprints of a run's input: the whole input (cheap), and each block's (exact)."""
+
+import hashlib
+import math
+
+import numpy as np
+
+from parfit.store.layout import HASH_SIZE
+
+
+def input_fingerprint(data, extras=()):
+    """A short hash identifying the input, cheap even for cubes on disk.
+
+    In-memory arrays up to 1 GiB are hashed whole.  Larger or lazy (dask)
+    arrays contribute their shape, dtype and a fixed sample of values (the
+    first and last elements and a few in between), so a different file is
+    recognised without reading the cube.  ``extras`` (world coordinates,
+    weights, mask, ...) are hashed the same way.
+    """
+    h = hashlib.sha256()
+    for item in (data, *extras):
+        _hash_item(h, item)
+    return h.hexdigest()[:32]
+
+
+def _hash_item(h, item):
+    if item is None:
+        h.update(b"none")
+        return
+    if isinstance(item, (str, bytes)):
+        h.update(item.encode() if isinstance(item, str) else item)
+        return
+    shape = tuple(getattr(item, "shape", ()))
+    dtype = str(getattr(item, "dtype", type(item).__name__))
+    h.update(repr((shape, dtype)).encode())
+    if isinstance(item, np.ndarray):
+        if item.nbytes <= 2**30:
+            h.update(memoryview(np.ascontiguousarray(item)).cast("B"))  # no copy
+            return
+    size = math.prod(shape)
+    if size == 0:
+        return
+    flat = np.unique(np.linspace(0, size - 1, min(size, 9)).astype(np.int64))
+    index = np.unravel_index(flat, shape)
+    if hasattr(item, "vindex"):
+        values = np.asarray(item.vindex[index].compute())
+    else:
+        values = np.asarray(item)[index]
+    h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+
+
+def hash_block(*arrays):
+    """The BLAKE2b digest (HASH_SIZE uint8 values) of a block's input arrays.
+
+    Each array contributes its shape and its values as float64 (C order), so
+    the digest does not depend on memory layout; None contributes a marker.
+    """
+    h = hashlib.blake2b(digest_size=HASH_SIZE)
+    for arr in arrays:
+        if arr is None:
+            h.update(b"none")
+            continue
+        arr = np.asarray(arr)
+        h.update(repr(tuple(arr.shape)).encode())
+        h.update(memoryview(np.ascontiguousarray(arr, dtype=np.float64)).cast("B"))
+    return np.frombuffer(h.digest(), dtype=np.uint8).copy()

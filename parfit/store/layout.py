@@ -1,0 +1,160 @@
+"""The one zarr layout of parfit maps: written block by block, resumable.
+
+With ``parallel_fit(..., output="maps.zarr")`` every block task writes its
+part of the maps straight into the store and then records the block as done
+in the ``_parfit_done`` array (one element per block; zarr writes each chunk
+atomically, and the record is written only after the block's data).  So
+after a crash the store says exactly which blocks are complete; NaN never
+has to mean "not done".  ``resume=True`` recomputes only the blocks not
+recorded, after checking that the store was made from the same input and
+options.
+
+Layout of the store (a zarr v3 group, readable with ``xarray.open_zarr``):
+
+* one float64 array per parameter, and ``<name>_error``;
+* ``statistic`` (float64), ``status`` (int8, 0 = NOT_RUN where no block
+  wrote), ``nfev`` (int32), ``n_warnings`` (int32), ``reported`` (int8),
+  ``flags`` (uint8, :class:`~parfit.status.Flag` bits, 0 where none; a
+  store written before parfit had flags has no ``flags`` array, and readers
+  take it as all 0);
+* with ``output_cubes``, ``model`` and/or ``residual``: float64 cubes of the
+  input's shape and axis order, chunked like the blocks (NaN where a fit
+  failed);
+* the 1-D coordinates of the input (e.g. of a DataArray) that belong to the
+  written dimensions, as arrays named after them;
+* ``_parfit_done`` (uint8 over the grid of blocks);
+* ``_parfit_input_hash`` (uint8, the grid of blocks by 16): a BLAKE2b
+  digest of each block's input (data, weights, mask), written by the block
+  task before its record; a resume re-reads and re-hashes the input of
+  every recorded block and refuses a changed cube;
+* while a run writes, its lock file lies *beside* the store,
+  ``<store>.parfit.lock`` (see :mod:`parfit.store.lock` and :func:`lock_file`;
+  inside, zarr would warn about it);
+* group attributes ``parfit``: version, run id, input and options
+  fingerprints, the options in words, the starting model as YAML, the
+  block chunking, the FITS header of the maps' WCS (when the input had a
+  WCS), and ``complete`` once every block is done.
+
+Before a store is trusted (a resume, :func:`parfit.analysis.read_result`,
+``parfit inspect``) it is checked with :func:`parfit.store.verify_store`: the metadata
+parse, the layout matches the provenance, and every block recorded done has
+its status chunk, no fit NOT_RUN, finite parameters where the status is OK
+and NaN parameters elsewhere.  The ``complete`` attribute is set only on a
+store that passes.
+
+Nothing here imports dask: the functions run on workers."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: The cubes ``output_cubes=`` may stream beside the maps.
+OUTPUT_CUBES = ("model", "residual")
+
+#: Array of the completion records.
+DONE_NAME = "_parfit_done"
+
+#: Array of the per-block input hashes (the grid of blocks by HASH_SIZE bytes).
+HASH_NAME = "_parfit_input_hash"
+
+#: Bytes of a block's input hash.
+HASH_SIZE = 16
+
+#: Group attribute holding parfit's provenance and bookkeeping.
+ATTRS_KEY = "parfit"
+
+
+def field_specs(param_names):
+    """``(array name, dtype, fill value)`` of every field, in packed order."""
+    specs = [(name, "f8", np.nan) for name in param_names]
+    specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
+    specs += [
+        ("statistic", "f8", np.nan),
+        ("status", "i1", 0),
+        ("nfev", "i4", 0),
+        ("n_warnings", "i4", 0),
+        ("reported", "i1", 0),
+        ("flags", "u1", 0),
+    ]
+    return specs
+
+
+def block_grid(shape, chunks):
+    """Number of blocks along each axis."""
+    return tuple(math.ceil(n / c) if n else 0 for n, c in zip(shape, chunks))
+
+
+def field_attrs(name, param_names):
+    """The attributes (CF names, flag meanings) of the store array of field ``name``.
+
+    Examples
+    --------
+    >>> field_attrs("mean_error", ["mean"])
+    {'long_name': '1-sigma error of mean'}
+    """
+    from parfit.status import Status, flags_attrs
+
+    if name in param_names:
+        return {"long_name": f"fitted {name}"}
+    if name.endswith("_error") and name[: -len("_error")] in param_names:
+        return {"long_name": f"1-sigma error of {name[: -len('_error')]}"}
+    if name == "status":
+        return {
+            "long_name": "parfit fit status code",
+            "flag_values": [int(s) for s in Status],
+            "flag_meanings": " ".join(s.name.lower() for s in Status),
+        }
+    if name == "flags":
+        return {k: v.tolist() if hasattr(v, "tolist") else v for k, v in flags_attrs().items()}
+    return {
+        "statistic": {"long_name": "chi-square of the fit"},
+        "nfev": {"long_name": "number of model evaluations (-1 unknown)"},
+        "n_warnings": {"long_name": "number of warnings of the fit"},
+        "reported": {"long_name": "the fit has a diagnostics folder (1) or not (0)"},
+    }.get(name, {})
+
+
+def is_parfit_store(path):
+    """True if ``path`` is a zarr group that parfit created as output."""
+    path = Path(path)
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    return isinstance(attrs.get(ATTRS_KEY), dict)
+
+
+def lock_file(path):
+    """The lock file of the store at ``path``: ``<path>.parfit.lock``, beside it."""
+    return os.path.abspath(os.fspath(path)) + ".parfit.lock"
+
+
+def store_layout(path):
+    """``"streamed"`` (this module's layout), ``"xarray"`` (``FitResult.to_zarr``) or None.
+
+    None for anything that is not a zarr group of parfit maps.
+    """
+    path = Path(path)
+    if not any((path / name).is_file() for name in ("zarr.json", ".zgroup")):
+        return None
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
+        names = set(group.array_keys())
+    except Exception:  # not a readable zarr group
+        return None
+    if "status" not in names:
+        return None
+    if isinstance(attrs.get(ATTRS_KEY), dict) and "param_names" in attrs[ATTRS_KEY]:
+        return "streamed"
+    if "parfit_version" in attrs:
+        return "xarray"
+    return None

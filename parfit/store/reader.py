@@ -1,0 +1,508 @@
+"""Reading and verifying a store of maps (both layouts); nothing here writes."""
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from parfit.errors import StoreDamagedError
+from parfit.status import Status
+from parfit.store.layout import (
+    ATTRS_KEY,
+    DONE_NAME,
+    HASH_NAME,
+    block_grid,
+    field_specs,
+)
+
+log = logging.getLogger(__name__)
+
+
+def read_done(path):
+    """The completion records as a bool array over the grid of blocks."""
+    import zarr
+
+    return np.asarray(zarr.open_array(str(Path(path) / DONE_NAME), mode="r")[...]) == 1
+
+
+def read_hashes(path):
+    """The stored input hash of every block (grid + (HASH_SIZE,) uint8; all 0 where none)."""
+    import zarr
+
+    return np.asarray(zarr.open_array(str(Path(path) / HASH_NAME), mode="r")[...])
+
+
+@dataclass
+class StoreReport:
+    """What :func:`verify_store` found.
+
+    Attributes
+    ----------
+    path : str
+    damaged_blocks : list of tuple
+        Blocks recorded done whose data are missing, undecodable or
+        disagree with their status (a resume refits them).
+    problems : list of str
+        Every problem, in words (each damaged block's among them).
+    layout_problems : list of str
+        The problems not confined to blocks (metadata that does not parse,
+        arrays missing or of the wrong shape, chunks or dtype).
+    """
+
+    path: str
+    damaged_blocks: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    layout_problems: list = field(default_factory=list)
+
+    @property
+    def ok(self):
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def _layout(self, message):
+        self.layout_problems.append(message)
+        self.problems.append(message)
+
+
+def damaged_error(report):
+    """The :class:`~parfit.errors.StoreDamagedError` describing a failed :class:`StoreReport`."""
+    if report.layout_problems:
+        return StoreDamagedError(
+            f"output {report.path!r} is damaged: {'; '.join(report.layout_problems)}; it "
+            f"cannot be read or resumed; fit again into another output path (or with "
+            f"overwrite=True)"
+        )
+    blocks = ", ".join(map(str, report.damaged_blocks))
+    return StoreDamagedError(
+        f"output {report.path!r} is damaged (block(s) {blocks}): {'; '.join(report.problems)}; "
+        f"resume the run with resume=True (damaged blocks are fitted again), or read it "
+        f"anyway with allow_damaged=True",
+        report.damaged_blocks,
+    )
+
+
+def _array_dirs(path):
+    """Names of the subdirectories of a store that hold a ``zarr.json`` (its arrays)."""
+    path = Path(path)
+    return sorted(
+        entry.name for entry in path.iterdir() if entry.is_dir() and (entry / "zarr.json").exists()
+    )
+
+
+def _read_meta(file):
+    try:
+        meta = json.loads(Path(file).read_text())
+    except (OSError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(meta, dict):
+        return None, "not a JSON object"
+    return meta, None
+
+
+def _chunk_shape(meta):
+    try:
+        return tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+    except (KeyError, TypeError):
+        return None
+
+
+def verify_store(path, *, fields=None):
+    """Check a streamed parfit store before trusting it; change nothing.
+
+    Checks that every array's metadata parses; that the arrays of the
+    provenance's parameters, the fields, the completion records and the
+    output cubes exist with the maps' shape, chunks and dtypes; and, for
+    every block recorded done, that its chunks decode, its status chunk
+    exists, no fit in it is NOT_RUN, fits with status OK have finite
+    parameters and the others NaN ones.  (zarr does not write a chunk equal
+    to its fill value, so a block whose fits all failed legitimately has no
+    parameter chunks; its status chunk is never all 0.)  Stores written by
+    :meth:`FitResult.to_zarr` get the metadata checks only.
+
+    Parameters
+    ----------
+    path : path-like
+    fields : dict, optional
+        Receives ``{array name: values}`` of the maps read while checking
+        the recorded blocks, when every chunk of them decoded.
+
+    Returns
+    -------
+    StoreReport
+    """
+    import zarr
+
+    path = Path(path)
+    report = StoreReport(str(path))
+    meta, err = _read_meta(path / "zarr.json")
+    if meta is None:
+        report._layout(f"the store's metadata {str(path / 'zarr.json')!r} cannot be read ({err})")
+        return report
+    metas = {}
+    for name in sorted(entry.name for entry in path.iterdir() if entry.is_dir()):
+        file = path / name / "zarr.json"
+        if not file.exists():
+            continue
+        metas[name], err = _read_meta(file)
+        if metas[name] is None:
+            report._layout(f"the metadata of array {name!r} ({str(file)!r}) cannot be read ({err})")
+    info = (meta.get("attributes") or {}).get(ATTRS_KEY)
+    if not (isinstance(info, dict) and "param_names" in info):
+        return report  # FitResult.to_zarr's layout: no blocks to check
+    names = list(info["param_names"])
+    specs = [spec for spec in field_specs(names) if spec[0] != "flags" or "flags" in metas]
+    cubes = list((info.get("options") or {}).get("output_cubes") or [])
+    for name in [spec[0] for spec in specs] + [DONE_NAME] + cubes:
+        if name not in metas:
+            report._layout(f"array {name!r} is missing")
+    if report.layout_problems:
+        return report
+    shape = tuple(metas["status"].get("shape") or ())
+    chunks = tuple(info.get("chunks") or _chunk_shape(metas["status"]) or ())
+    for name, dtype, _ in specs:
+        got = (
+            tuple(metas[name].get("shape") or ()),
+            _chunk_shape(metas[name]),
+            metas[name].get("data_type"),
+        )
+        want = (shape, chunks, np.dtype(dtype).name)
+        if got != want:
+            report._layout(f"array {name!r} has shape, chunks and dtype {got}; expected {want}")
+    grid = block_grid(shape, chunks) if len(chunks) == len(shape) else None
+    if grid is None or tuple(metas[DONE_NAME].get("shape") or ()) != grid:
+        report._layout(
+            f"array {DONE_NAME!r} has shape {metas[DONE_NAME].get('shape')}; "
+            f"expected the grid of blocks {grid}"
+        )
+    if report.layout_problems:
+        return report
+
+    group = zarr.open_group(str(path), mode="r")
+    try:
+        done = np.asarray(group[DONE_NAME][...]) == 1
+    except Exception as exc:  # an undecodable chunk of the records
+        report._layout(f"the completion records ({DONE_NAME!r}) cannot be read ({exc})")
+        return report
+    blocks = [tuple(int(i) for i in b) for b in np.argwhere(done)]
+    if not blocks:
+        return report
+    reasons = {}
+    partial = set()  # maps read block by block (0 outside the recorded blocks)
+
+    def regions():
+        for b in blocks:
+            yield b, tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(b, chunks, shape))
+
+    def read(name):
+        """The whole map, NaN (or 0) in blocks whose chunks do not decode."""
+        array = group[name]
+        try:
+            return np.asarray(array[...])
+        except Exception:  # find the blocks that do not decode
+            partial.add(name)
+            values = np.zeros(shape, dtype=np.float64)
+            for b, region in regions():
+                try:
+                    values[region] = array[region]
+                except Exception as exc:
+                    reasons.setdefault(b, []).append(
+                        f"its chunk of {name!r} cannot be decoded ({exc})"
+                    )
+            return values
+
+    status = read("status")
+    params = {name: read(name) for name, _, _ in specs if name != "status"}
+    if fields is not None:
+        fields.update(
+            {
+                name: values
+                for name, values in dict(params, status=status).items()
+                if name not in partial
+            }
+        )
+    for b, region in regions():
+        if b in reasons:
+            continue
+        chunk_file = _chunk_file(path, "status", b, metas["status"])
+        if chunk_file is not None and not chunk_file.exists():
+            reasons[b] = [f"its status chunk is missing ({str(chunk_file)!r})"]
+            continue
+        st = status[region]
+        if (st == Status.NOT_RUN).any():
+            reasons[b] = [f"{int((st == Status.NOT_RUN).sum())} of its fits are NOT_RUN"]
+            continue
+        ok = st == Status.OK
+        for name in names:
+            values = params[name][region]
+            if not np.isfinite(values[ok]).all():
+                reasons.setdefault(b, []).append(
+                    f"{int((~np.isfinite(values[ok])).sum())} fit(s) with status OK have no "
+                    f"finite {name!r} (its chunk is missing or damaged)"
+                )
+            elif not np.isnan(values[~ok]).all():
+                reasons.setdefault(b, []).append(
+                    f"{int((~np.isnan(values[~ok])).sum())} failed fit(s) have a value of {name!r}"
+                )
+    for b in sorted(reasons):
+        report.damaged_blocks.append(b)
+        report.problems.append(f"block {b}: {'; '.join(reasons[b])}")
+    return report
+
+
+def read_map(group, name):
+    """Array ``name`` of ``group`` read whole; chunks that do not decode read as its fill value.
+
+    For reporting on a damaged store (``parfit inspect``) without failing on
+    it; :func:`verify_store` says which blocks are damaged.
+    """
+    array = group[name]
+    try:
+        return np.asarray(array[...])
+    except Exception:  # some chunk does not decode: read chunk by chunk
+        out = np.full(array.shape, array.fill_value, dtype=array.dtype)
+        grid = block_grid(array.shape, array.chunks)
+        for block in np.ndindex(*grid):
+            region = tuple(
+                slice(i * c, min((i + 1) * c, n))
+                for i, c, n in zip(block, array.chunks, array.shape)
+            )
+            try:
+                out[region] = array[region]
+            except Exception:  # this chunk is damaged: leave the fill value
+                pass
+        return out
+
+
+def _chunk_file(path, name, block, meta):
+    """The file holding chunk ``block`` of array ``name`` (None for an unknown key encoding)."""
+    encoding = meta.get("chunk_key_encoding") or {}
+    separator = (encoding.get("configuration") or {}).get("separator", "/")
+    if encoding.get("name", "default") == "default":
+        key = separator.join(["c", *map(str, block)])
+    elif encoding.get("name") == "v2":
+        key = separator.join(map(str, block)) if block else "0"
+    else:
+        return None
+    return Path(path) / name / key
+
+
+def read_output(path, param_names, fields=None):
+    """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64.
+
+    A field the store lacks (``flags`` of a store written before parfit had
+    flags) is its fill value everywhere.  ``fields`` holds maps already read
+    (by :func:`finish`), used instead of reading them again.
+    """
+    import zarr
+
+    fields = fields or {}
+    group = zarr.open_group(str(path), mode="r")
+    shape = tuple(group["status"].shape)
+    names = set(group.array_keys())
+
+    def field(name, fill):
+        if name in fields:
+            return np.asarray(fields[name], dtype=np.float64)
+        if name in names:
+            return np.asarray(group[name][...], dtype=np.float64)
+        return np.full(shape, fill, dtype=np.float64)
+
+    return np.stack([field(name, fill) for name, _, fill in field_specs(param_names)], axis=-1)
+
+
+def open_maps_store(path):
+    """Open a store of maps of either layout (see :func:`store_layout`).
+
+    Returns
+    -------
+    group : zarr.Group
+    layout : str
+    names : list of str
+        The fitted parameters, in the model's order.
+    units : dict
+        Unit (text) or None of every parameter: the arrays' ``units``
+        attribute, else the unit of the store's starting model.
+    provenance : dict
+        ``parfit_version``, ``run_id`` and ``fitter``.
+    info : dict
+        The store's own attributes (``attrs["parfit"]`` of a streamed store).
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    attrs = dict(group.attrs)
+    if isinstance(attrs.get(ATTRS_KEY), dict) and "param_names" in attrs[ATTRS_KEY]:
+        info = dict(attrs[ATTRS_KEY])
+        names = list(info["param_names"])
+        provenance = {k: info.get(k) for k in ("parfit_version", "run_id")}
+        provenance["fitter"] = (info.get("options") or {}).get("fitter")
+        layout = "streamed"
+    else:
+        info = attrs
+        arrays = set(group.array_keys())
+        names = [
+            name
+            for name in sorted(arrays)
+            if f"{name}_error" in arrays
+            and dict(group[name].attrs).get("long_name") in (None, f"fitted {name}")
+        ]
+        provenance = {
+            "parfit_version": attrs.get("parfit_version"),
+            "run_id": None,
+            "fitter": attrs.get("fitter"),
+        }
+        layout = "xarray"
+    start = stored_start_model(info)
+    if layout == "xarray" and start is not None and set(start.param_names) == set(names):
+        names = list(start.param_names)  # a store lists its arrays sorted, not in model order
+    units = {
+        name: dict(group[name].attrs).get("units") if name in group else None for name in names
+    }
+    for name in names:
+        if units[name] is None and start is not None:
+            unit = getattr(getattr(start, name, None), "unit", None)
+            units[name] = None if unit is None else str(unit)
+    return group, layout, names, units, provenance, info
+
+
+def stored_flags(group):
+    """The ``flags`` map of a store of either layout, uint8; all 0 where it has none.
+
+    Stores written before parfit had flags hold no ``flags`` array: their
+    fits read as having no flag set.
+    """
+    if "flags" in set(group.array_keys()):
+        return read_map(group, "flags").astype(np.uint8)
+    return np.zeros(tuple(group["status"].shape), dtype=np.uint8)
+
+
+def stored_start_model(info):
+    """The starting model recorded in a store's attributes ``info`` (its YAML), or None.
+
+    None where there is none, or it is an astropy model or a model class not
+    registered in this process.
+    """
+    text = info.get("model_yaml") if isinstance(info, dict) else None
+    if not text:
+        return None
+    from parfit.models import from_yaml
+
+    try:
+        return from_yaml(text)
+    except Exception:  # not parfit YAML (an astropy model), or a model not registered here
+        return None
+
+
+def store_wcs(info):
+    """The WCS of the maps recorded in a store's attributes (its FITS header), or None."""
+    header = info.get("wcs_header") if isinstance(info, dict) else None
+    if not header:
+        return None
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            header = (
+                fits.Header(header) if isinstance(header, dict) else fits.Header.fromstring(header)
+            )
+            return WCS(header)
+    except Exception:  # an unreadable header: no WCS
+        return None
+
+
+def stored_chunks(path):
+    """The block shape recorded in the parfit store at ``path``, or None."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+        chunks = meta["attributes"][ATTRS_KEY]["chunks"]
+        return tuple(int(c) for c in chunks)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class StoreMaps(Mapping):
+    """The maps of a store, read one array at a time when first asked for.
+
+    A read-only mapping from array name (:func:`~parfit.store.layout.field_specs`)
+    to a read-only ndarray; an array the store lacks (``flags`` of a store
+    written before parfit had flags) reads as its fill value everywhere.
+    Chunks that do not decode read as the fill value (see :func:`read_map`).
+    :meth:`lazy` gives a dask array over the store instead, read nothing yet.
+
+    Parameters
+    ----------
+    path : path-like
+    param_names : sequence of str, optional
+        The fitted parameters (default: the store's own list).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> cube = gaussian_cube((30, 3, 4), seed=2)
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "maps.zarr"
+    >>> _ = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                         scheduler="synchronous", output=store)
+    >>> maps = StoreMaps(store)
+    >>> maps.shape, maps["status"].dtype.name, type(maps.lazy("mean")).__name__
+    ((3, 4), 'int8', 'Array')
+    """
+
+    def __init__(self, path, param_names=None):
+        import zarr
+
+        self.path = str(path)
+        self._group = zarr.open_group(self.path, mode="r")
+        if param_names is None:
+            param_names = self._group.attrs[ATTRS_KEY]["param_names"]
+        self.param_names = list(param_names)
+        self._specs = {name: (dtype, fill) for name, dtype, fill in field_specs(self.param_names)}
+        self.shape = tuple(self._group["status"].shape)
+        self._cache = {}
+
+    def __getitem__(self, name):
+        if name not in self._specs:
+            raise KeyError(name)
+        if name not in self._cache:
+            dtype, fill = self._specs[name]
+            if name in self._group:
+                values = read_map(self._group, name).astype(dtype, copy=False)
+            else:
+                values = np.full(self.shape, fill, dtype=dtype)
+            values.setflags(write=False)
+            self._cache[name] = values
+        return self._cache[name]
+
+    def __iter__(self):
+        return iter(self._specs)
+
+    def __len__(self):
+        return len(self._specs)
+
+    def lazy(self, name):
+        """Array ``name`` as a dask array over the store (nothing read yet)."""
+        import dask.array as da
+
+        if name in self._cache:
+            return da.from_array(self._cache[name], chunks=self._group["status"].chunks)
+        if name not in self._group:
+            dtype, fill = self._specs[name]
+            return da.full(self.shape, fill, dtype=dtype, chunks=self._group["status"].chunks)
+        return da.from_zarr(self._group[name])
+
+
+def stored_complete(path):
+    """The ``complete`` flag of the parfit store at ``path`` (False if it cannot be read)."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+        return bool(meta["attributes"][ATTRS_KEY].get("complete", False))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

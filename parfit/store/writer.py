@@ -1,0 +1,517 @@
+"""Writing a store: create or replace it, write blocks and their records, finish it.
+
+Nothing here imports dask: the functions run on workers.
+"""
+
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from parfit.errors import InputError, OutputExistsError, StoreDamagedError
+from parfit.store import lock as _lock_mod
+from parfit.store.layout import (
+    ATTRS_KEY,
+    DONE_NAME,
+    HASH_NAME,
+    HASH_SIZE,
+    block_grid,
+    field_attrs,
+    field_specs,
+    is_parfit_store,
+    lock_file,
+)
+from parfit.store.reader import _array_dirs, read_done, verify_store
+
+log = logging.getLogger(__name__)
+
+
+def _what(path):
+    return f"output {str(path)!r}"
+
+
+def check_held(path, run_id):
+    """Raise :class:`~parfit.errors.OutputLockedError` unless the store's lock names ``run_id``."""
+    _lock_mod.check_held(
+        os.path.dirname(lock_file(path)), run_id, what=_what(path), lock_file=lock_file(path)
+    )
+
+
+def check_target(path, *, overwrite, resume):
+    """What a run may do with ``path``: ``"create"``, ``"replace"`` or ``"resume"``.
+
+    Changes nothing on disk.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and is not a parfit store (never replaced or
+        resumed), or neither ``overwrite`` nor ``resume`` was given.
+    OutputLockedError
+        Another live parfit run holds the store.
+    """
+    path = Path(path)
+    _lock_mod.check_free(path.parent, what=_what(path), lock_file=lock_file(path))
+    if not path.exists():
+        return "create"
+    if not is_parfit_store(path):
+        raise OutputExistsError(
+            f"output {str(path)!r} exists and is not a parfit output store; parfit never "
+            f"replaces or deletes what it did not create; choose another output path"
+        )
+    if resume:
+        return "resume"
+    if not overwrite:
+        raise OutputExistsError(
+            f"output {str(path)!r} already exists; pass overwrite=True to replace it, or "
+            f"resume=True to finish the run that wrote it"
+        )
+    return "replace"
+
+
+def prepare_output(
+    path,
+    *,
+    overwrite,
+    resume,
+    iterating_shape,
+    chunks,
+    dims,
+    param_names,
+    provenance,
+    cubes=None,
+    coords=None,
+):
+    """Create the store, or open it for resuming (check, then act; no lock).
+
+    :func:`check_target` and (to resume) :func:`check_resume` first, then
+    :func:`create_output` (after :func:`clear_store` to replace) or
+    :func:`unrecord` of the damaged blocks.  ``parallel_fit`` runs the same
+    steps with the store locked in between.
+
+    Parameters
+    ----------
+    path : path-like
+    overwrite, resume : bool
+    iterating_shape : tuple of int
+        Shape of the maps.
+    chunks : tuple of int
+        Block size along each iterating axis (the zarr chunks).
+    dims : tuple of str
+        Dimension names of the maps.
+    param_names : sequence of str
+    provenance : dict
+        JSON-able; must hold ``input_fingerprint`` and ``options_fingerprint``.
+    cubes : dict, optional
+        ``{name: (shape, chunks, dims)}`` of cubes shaped like the input
+        (the best-fit model, the residual) to create beside the maps.
+    coords : dict, optional
+        ``{dimension: values}``: 1-D coordinates written as arrays named
+        after their dimension, which xarray reads as coordinates.
+
+    Returns
+    -------
+    done : ndarray of bool
+        Over the grid of blocks: True where a block is already recorded
+        (and not damaged).
+    provenance : dict
+        What the store holds (on resume, the earlier run's, with its run id).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and neither ``overwrite`` nor ``resume`` was given,
+        or it is not a parfit store (never replaced or resumed).
+    InputError
+        Resuming onto a store made from another input or other options.
+    StoreDamagedError
+        Resuming onto a store whose layout is broken.
+    """
+    action = check_target(path, overwrite=overwrite, resume=resume)
+    if action == "resume":
+        done, stored, report = check_resume(
+            path,
+            iterating_shape,
+            chunks,
+            param_names,
+            provenance,
+            set(cubes or {}) | set(coords or {}),
+        )
+        unrecord(path, report.damaged_blocks)
+        return done, stored
+    if action == "replace":
+        clear_store(path)
+    return create_output(
+        path,
+        iterating_shape=iterating_shape,
+        chunks=chunks,
+        dims=dims,
+        param_names=param_names,
+        provenance=provenance,
+        cubes=cubes,
+        coords=coords,
+    )
+
+
+def create_output(
+    path, *, iterating_shape, chunks, dims, param_names, provenance, cubes=None, coords=None
+):
+    """Create a new store at ``path`` (absent, or an empty directory).
+
+    Returns ``(done, provenance)`` like :func:`prepare_output`.
+    """
+    import zarr
+
+    path = Path(path)
+    if (path / "zarr.json").exists() or (path.exists() and not path.is_dir()):
+        raise OutputExistsError(
+            f"output {str(path)!r} was created by someone else since this call checked it; "
+            f"choose another output path"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    group = zarr.open_group(str(path), mode="a")
+    for name, dtype, fill in field_specs(param_names):
+        group.create_array(
+            name,
+            shape=iterating_shape,
+            chunks=chunks,
+            dtype=dtype,
+            fill_value=fill,
+            dimension_names=dims,
+            attributes=field_attrs(name, param_names),
+        )
+    for dim, values in (coords or {}).items():
+        values = np.asarray(values)
+        group.create_array(dim, shape=values.shape, dtype=values.dtype, dimension_names=(dim,))[
+            ...
+        ] = values
+    for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
+        group.create_array(
+            name,
+            shape=shape,
+            chunks=cube_chunks,
+            dtype="f8",
+            fill_value=np.nan,
+            dimension_names=cube_dims,
+        )
+    grid = block_grid(iterating_shape, chunks)
+    block_dims = tuple(f"block_{d}" for d in dims)
+    group.create_array(
+        DONE_NAME,
+        shape=grid,
+        chunks=(1,) * len(grid),
+        dtype="u1",
+        fill_value=0,
+        dimension_names=block_dims,
+    )
+    group.create_array(
+        HASH_NAME,
+        shape=grid + (HASH_SIZE,),
+        chunks=(1,) * len(grid) + (HASH_SIZE,),
+        dtype="u1",
+        fill_value=0,
+        dimension_names=block_dims + ("hash_byte",),
+    )
+    group.attrs[ATTRS_KEY] = dict(provenance, complete=False)
+    return np.zeros(grid, dtype=bool), dict(provenance)
+
+
+def clear_store(path):
+    """Remove the parfit store ``path`` (its lock file, beside it, stays).
+
+    Refuses (:class:`OutputExistsError`) anything that is not a parfit store.
+    """
+    path = Path(path)
+    if not is_parfit_store(path):
+        raise OutputExistsError(
+            f"output {str(path)!r} exists and is not a parfit output store; parfit never "
+            f"replaces or deletes what it did not create; choose another output path"
+        )
+    shutil.rmtree(path)
+
+
+def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
+    """Check that the store at ``path`` can be resumed by this call; change nothing.
+
+    Returns
+    -------
+    done : ndarray of bool
+        Blocks recorded done and not damaged (they are kept).
+    stored : dict
+        The store's provenance.
+    report : StoreReport
+        From :func:`verify_store`; its ``damaged_blocks`` are to be
+        un-recorded (:func:`unrecord`) and refitted.
+
+    Raises
+    ------
+    InputError
+        The store was made from another input or other options, or with
+        another layout.
+    StoreDamagedError
+        The store's metadata or layout is broken (no block-by-block repair
+        is possible).
+    """
+    import zarr
+
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r")
+    stored = dict(group.attrs[ATTRS_KEY])
+    for key, what in (
+        ("input_fingerprint", "another input"),
+        ("options_fingerprint", "other options"),
+    ):
+        if stored.get(key) != provenance[key]:
+            raise InputError(
+                f"resume=True: output {str(path)!r} was written from {what} than this call "
+                f"({key} {stored.get(key)!r} there, {provenance[key]!r} now); resume only "
+                f"with the same data, model and options, or choose another output path "
+                f"(overwrite=True replaces the store)"
+            )
+    report = verify_store(path)
+    if report.layout_problems:
+        raise StoreDamagedError(
+            f"resume=True: output {str(path)!r} is damaged and cannot be resumed: "
+            f"{'; '.join(report.layout_problems)}; pass overwrite=True to "
+            f"replace it, or choose another output path"
+        )
+    names = set(_array_dirs(path))
+    expected = {name for name, *_ in field_specs(param_names)} | {DONE_NAME, HASH_NAME} | set(extra)
+    for missing, what in (("flags", "no flags map"), (HASH_NAME, "no input hashes")):
+        if missing not in names and names == expected - {missing}:
+            raise InputError(
+                f"resume=True: output {str(path)!r} was written by parfit "
+                f"{stored.get('parfit_version')}, which kept {what}; this version cannot "
+                f"finish it (read it with parfit.analysis.read_result, or choose another "
+                f"output path; overwrite=True replaces the store)"
+            )
+    if (
+        tuple(group["statistic"].shape) != tuple(iterating_shape)
+        or tuple(group["statistic"].chunks) != tuple(chunks)
+        or names != expected
+    ):
+        raise InputError(
+            f"resume=True: output {str(path)!r} has another layout (map shape, chunks or "
+            f"parameters) than this call would write; choose another output path"
+        )
+    done = read_done(path)
+    for index in report.damaged_blocks:
+        done[index] = False
+    return done, stored, report
+
+
+def unrecord(path, blocks):
+    """Record ``blocks`` (indices over the grid of blocks) as not done, and the store incomplete.
+
+    A resume refits them.  Logs a warning naming them.
+    """
+    import zarr
+
+    blocks = [tuple(int(i) for i in b) for b in blocks]
+    if not blocks:
+        return
+    log.warning(
+        "output %r: block(s) %s are damaged; their records are removed and they are fitted again",
+        str(path),
+        ", ".join(map(str, blocks)),
+    )
+    group = zarr.open_group(str(path), mode="r+")
+    for index in blocks:
+        group[DONE_NAME][tuple(slice(i, i + 1) for i in index)] = 0
+    attrs = dict(group.attrs[ATTRS_KEY])
+    attrs["complete"] = False
+    group.attrs[ATTRS_KEY] = attrs
+
+
+def write_block(
+    path,
+    param_names,
+    packed,
+    block_index,
+    offsets,
+    record=True,
+    cubes=None,
+    cube_offsets=(),
+    input_hash=None,
+    run_id=None,
+):
+    """Write one block's fields given packed, then (with ``record``) record the block as done.
+
+    ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order;
+    the rest is as for :func:`write_fields`, which this calls.
+    """
+    fields = {
+        name: packed[..., k].astype(dtype)
+        for k, (name, dtype, _) in enumerate(field_specs(param_names))
+    }
+    write_fields(
+        path,
+        fields,
+        block_index,
+        offsets,
+        record=record,
+        cubes=cubes,
+        cube_offsets=cube_offsets,
+        input_hash=input_hash,
+        run_id=run_id,
+    )
+
+
+def write_fields(
+    path,
+    fields,
+    block_index,
+    offsets,
+    *,
+    record=True,
+    cubes=None,
+    cube_offsets=(),
+    input_hash=None,
+    run_id=None,
+):
+    """Write one block's fields, then (with ``record``) record the block as done.
+
+    ``fields`` maps array names (:func:`field_specs`) to this block's values;
+    ``cubes`` maps cube names to this block's part of them, placed at
+    ``cube_offsets``; ``input_hash`` (:func:`hash_block` of the block's
+    input) is written before the record.  The fields and cubes are written
+    in one concurrent write (zarr's asynchronous API), the hash and the
+    record in a second.  With ``run_id``, the store's lock file must name
+    that run (:func:`check_held`), else nothing is written and
+    :class:`~parfit.errors.OutputLockedError` is raised: a worker of a run
+    whose lock was taken over never writes into another run's store.
+    """
+    from zarr.core.sync import sync
+
+    if run_id is not None:
+        check_held(path, run_id)
+    writes = []
+    for name, values in fields.items():
+        values = np.asarray(values)
+        region = tuple(slice(o, o + n) for o, n in zip(offsets, values.shape))
+        writes.append((name, region, values))
+    writes += [
+        (name, tuple(slice(o, o + n) for o, n in zip(cube_offsets, values.shape)), values)
+        for name, values in (cubes or {}).items()
+    ]
+    block = tuple(slice(i, i + 1) for i in block_index)
+    marks = []
+    if input_hash is not None:
+        marks.append(
+            (
+                HASH_NAME,
+                block,
+                np.asarray(input_hash, dtype=np.uint8).reshape(
+                    (1,) * len(block_index) + (HASH_SIZE,)
+                ),
+            )
+        )
+    if record:
+        # The record comes last: a block is done only once its data are on disk.
+        marks.append((DONE_NAME, block, np.ones((1,) * len(block_index), dtype=np.uint8)))
+    sync(_write_all(str(path), writes, marks))
+
+
+async def _write_all(path, writes, marks=()):
+    """Write ``(array name, region, values)`` items of the group at ``path`` concurrently.
+
+    Then the ``marks`` (the input hash and the completion record), once
+    every write has finished.
+    """
+    import asyncio
+
+    import zarr.api.asynchronous as azarr
+
+    group = await azarr.open_group(store=path, mode="r+")
+    names = list(dict.fromkeys(name for name, _, _ in writes))
+    arrays = dict(zip(names, await asyncio.gather(*(group.getitem(n) for n in names))))
+    await asyncio.gather(*(arrays[n].setitem(region, values) for n, region, values in writes))
+    for name, region, values in marks:
+        try:
+            array = await group.getitem(name)
+        except KeyError:
+            if name == HASH_NAME:  # a store written before parfit kept input hashes
+                continue
+            raise
+        await array.setitem(region, values)
+
+
+def finish(path, fields=None):
+    """Mark the store complete if every block is recorded and the store verifies.
+
+    A store failing :func:`verify_store` is never marked complete; its
+    problems are logged as a warning.  Returns the ``complete`` flag.
+    ``fields``, a dict, receives the maps the verification read (see
+    :func:`verify_store`), so that :func:`read_output` need not read them
+    again.
+    """
+    import zarr
+
+    report = verify_store(path, fields=fields)
+    if not report.ok:
+        log.warning("output %r fails verification: %s", str(path), "; ".join(report.problems))
+    group = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs[ATTRS_KEY])
+    attrs["complete"] = bool(report.ok and read_done(path).all())
+    group.attrs[ATTRS_KEY] = attrs
+    return attrs["complete"]
+
+
+def write_units(path, units):
+    """Record the unit of each parameter (and its error) as the arrays' ``units``.
+
+    ``units`` maps parameter names to astropy units or None; xarray shows
+    them as the variables' ``units`` attribute.
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    for name, unit in (units or {}).items():
+        if unit is None or str(unit) == "":
+            continue
+        for array_name in (name, f"{name}_error"):
+            if array_name in group:
+                group[array_name].attrs["units"] = str(unit)
+
+
+def write_maps(path, fields, *, param_names, dims, provenance, units=None, coords=None):
+    """Write complete maps as a store of one block (what :meth:`FitResult.to_zarr` does).
+
+    The store has the layout of a streamed run (:mod:`parfit.store.layout`)
+    with one block holding every fit, recorded done and verified, so every
+    reader of streamed stores reads it.  ``path`` must not exist.
+
+    Parameters
+    ----------
+    path : path-like
+    fields : dict
+        ``{array name: map}`` of every field of :func:`field_specs`.
+    param_names : sequence of str
+    dims : tuple of str
+    provenance : dict
+        JSON-able attributes (``parfit_version``, ``run_id``, ``options``,
+        ``model_yaml``...).
+    units : dict, optional
+        Unit of each parameter (see :func:`write_units`).
+    coords : dict, optional
+        ``{dimension: values}``, written as 1-D arrays.
+    """
+    shape = tuple(np.shape(fields["status"]))
+    chunks = tuple(max(int(n), 1) for n in shape)
+    provenance = dict(provenance, chunks=list(chunks), param_names=list(param_names))
+    create_output(
+        path,
+        iterating_shape=shape,
+        chunks=chunks,
+        dims=dims,
+        param_names=param_names,
+        provenance=provenance,
+        coords=coords,
+    )
+    if math.prod(shape):
+        write_fields(path, fields, (0,) * len(shape), (0,) * len(shape))
+    write_units(path, units)
+    finish(path)
