@@ -16,19 +16,20 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from . import fitters, models
+# parfit.models and parfit.fitters, attributes of parfit after a plain ``import parfit``.
+from . import fitters as fitters
+from . import models as models
 from .parallel import parallel_fit
 from .result import FitResult
 from .status import Flag, Status
 
+# The documented names (docs/api.rst; tests/test_public_api.py keeps them equal).
 __all__ = [
     "parallel_fit",
     "read_result",
     "FitResult",
     "Status",
     "Flag",
-    "models",
-    "fitters",
     "__version__",
 ]
 

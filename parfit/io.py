@@ -16,16 +16,9 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from .errors import InputError, InputTypeError
 
-__all__ = [
-    "CubeInput",
-    "WorldSpec",
-    "FitsSection",
-    "normalise_cube",
-    "normalise_fitting_axes",
-    "normalise_world",
-    "open_cube",
-    "weight_warnings",
-]
+# The file readers are public; the normalisation helpers (CubeInput, WorldSpec,
+# normalise_*, weight_warnings) serve parallel_fit and the config front end.
+__all__ = ["FitsSection", "open_cube"]
 
 log = logging.getLogger(__name__)
 
