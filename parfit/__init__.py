@@ -16,18 +16,19 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from parfit import fitters, models
+# parfit.models and parfit.fitters, attributes of parfit after a plain ``import parfit``.
+from parfit import fitters as fitters
+from parfit import models as models
 from parfit.fit import parallel_fit
 from parfit.result import FitResult, read_result
 from parfit.status import Flag, Status
 
+# The documented names (docs/api.rst; tests/test_public_api.py keeps them equal).
 __all__ = [
     "parallel_fit",
     "read_result",
     "FitResult",
     "Status",
     "Flag",
-    "models",
-    "fitters",
     "__version__",
 ]

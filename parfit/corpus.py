@@ -24,6 +24,7 @@ __all__ = [
     "CorpusCase",
     "KINDS",
     "SCALED_KINDS",
+    "SCALES",
     "hard_corpus",
     "trf_oracle",
     "fit_case",

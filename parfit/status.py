@@ -29,7 +29,6 @@ __all__ = [
     "is_failure",
     "flag_counts",
     "flag_names",
-    "flags_attrs",
 ]
 
 

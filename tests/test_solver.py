@@ -8,7 +8,7 @@ import pytest
 import parfit
 from parfit import Flag, Status
 from parfit.errors import InputError
-from parfit.fitters import BatchedFitter, FitBlock, ScipyFitter, lm, trf
+from parfit.fitters import BatchedFitter, FitBlock, ScipyFitter, lm, quality, trf
 from parfit.models import Const1D, Gaussian1D, Linear1D
 
 X = np.linspace(-5.0, 5.0, 41)
@@ -188,6 +188,87 @@ def test_tied_parameters_match_scipy():
     # The tied mean moves with mean_0: the same error.
     np.testing.assert_allclose(res.errors, ref.errors, rtol=1e-6)
     np.testing.assert_allclose(res.errors[:, 4], res.errors[:, 1], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Errors: one covariance computation (quality.errors_from_normal) for every fitter
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_errors_from_normal_is_the_inverse_of_the_normal_matrix(scale):
+    rng = np.random.default_rng(7)
+    jac = rng.normal(size=(4, 30, 3)) * np.array([1.0, 1e-3, 1e4])  # columns of any unit
+    normal = np.einsum("nsf,nsg->nfg", jac, jac)
+    chi2, n_valid, data_scale = rng.uniform(10, 40, 4), np.full(4, 30), 4.0
+    free = np.ones(3, dtype=bool)
+    errors = quality.errors_from_normal(
+        Gaussian1D(), np.zeros((4, 3)), free, False, normal, chi2, n_valid, scale, data_scale
+    )
+    factor = chi2 / (30 - 3) if scale else np.full(4, data_scale**-2)
+    expected = np.sqrt(np.diagonal(np.linalg.inv(normal), axis1=1, axis2=2) * factor[:, None])
+    np.testing.assert_allclose(errors, expected, rtol=1e-12)
+
+
+def test_errors_from_normal_fixed_singular_and_no_dof():
+    model = Gaussian1D()
+    model.stddev.fixed = True
+    free = np.array([True, True, False])
+    normal = np.array(
+        [[[4.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]], [[4.0, 0.0], [0.0, 1.0]]]
+    )
+    errors = quality.errors_from_normal(
+        model, np.zeros((3, 3)), free, False, normal, np.ones(3), np.array([3, 3, 2]), True
+    )
+    np.testing.assert_allclose(errors[0, :2], [0.5, 1.0], rtol=1e-15)
+    assert np.isnan(errors[0, 2])  # fixed
+    assert np.all(np.isnan(errors[1]))  # singular
+    assert np.all(np.isnan(errors[2]))  # no degree of freedom left to scale by
+
+
+@pytest.mark.parametrize("fitter", ["scipy", *ENGINES])
+def test_errors_match_curve_fit(fitter):
+    """Every fitter's errors are curve_fit's: sqrt(diag(pcov)), pcov scaled by chi2 / dof."""
+    from scipy.optimize import curve_fit
+
+    rng = np.random.default_rng(11)
+    y = gaussians([[2.0, 0.3, 0.9]])[0] + rng.normal(0, 0.05, len(X))
+    model = Gaussian1D(1.5, 0.0, 1.0)
+
+    def f(x, *p):
+        return model.evaluate(x[None, :], np.array([p]))[0]
+
+    def jac(x, *p):
+        return model.jacobian(x[None, :], np.array([p]))[0]
+
+    popt, pcov = curve_fit(f, X, y, p0=[1.5, 0.0, 1.0], jac=jac, method="trf", **TIGHT)
+    if fitter == "scipy":  # the same least_squares run: the same Jacobian at the end
+        res, rtol = ScipyFitter("trf", **TIGHT).fit_block(model, block_for(model, y)), 1e-9
+    else:
+        res, rtol = (
+            BatchedFitter(engine=fitter, **TIGHT).fit_block(model, block_for(model, y)),
+            1e-6,
+        )
+    assert res.status[0] == Status.OK
+    np.testing.assert_allclose(res.params[0], popt, rtol=rtol)
+    np.testing.assert_allclose(res.errors[0], np.sqrt(np.diag(pcov)), rtol=rtol)
+
+
+def test_every_fitter_takes_its_errors_from_errors_from_normal(monkeypatch):
+    calls = []
+    original = quality.errors_from_normal
+
+    def spy(*args, **kwargs):
+        calls.append(args[4].shape)  # the normal matrices
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "errors_from_normal", spy)
+    _, y = noisy_lines(3)
+    model = Gaussian1D(1.5, 0.0, 1.0)
+    for fitter in (BatchedFitter(engine="numpy"), ScipyFitter("trf")):
+        calls.clear()
+        res = fitter.fit_block(model, block_for(model, y))
+        assert np.all(res.status == Status.OK)
+        assert sum(shape[0] for shape in calls) >= 3, fitter.name
 
 
 # ---------------------------------------------------------------------------

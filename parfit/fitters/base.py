@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._capture import capture_warnings, format_warnings
 from ..status import Status
+from ._capture import capture_warnings, format_warnings
 from .options import FitInfoArg, check_fit_info_names
 
 __all__ = [

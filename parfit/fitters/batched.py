@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .._capture import capture_warnings
 from ..errors import InputError
 from ..status import Flag, Status
 from . import lm, quality, trf
+from ._capture import capture_warnings
 from .base import BlockResult, FitBlock, Fitter, run_guarded, screen_block, select_fit_info
 from .options import (
     FitInfoArg,

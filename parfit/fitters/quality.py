@@ -1,5 +1,12 @@
 """Honest successes: errors, quality flags and demotion, the same for every fitter.
 
+:func:`errors_from_normal` is the one computation of parameter errors from
+``J^T J`` at the solution: the batched fitter (both engines: the compiled
+kernel returns ``J^T J`` and leaves the errors to it), the scipy fitter and
+the astropy fitter (for astropy fitters that give no covariance of their
+own) all call it, so scaling by the reduced chi-square, fixed and tied
+parameters and singular matrices are treated alike on every path.
+
 A converged fit is ``Status.OK`` only when every free parameter has a finite
 error and the model has not collapsed.  Every fitter (batched, scipy,
 astropy) ends its converged fits through :func:`store_converged`, so the
@@ -42,6 +49,21 @@ def errors_from_normal(
 ) -> np.ndarray:
     """1-sigma errors of all parameters from ``J^T J`` at the solution.
 
+    The covariance of the free parameters is ``(J^T J)^-1`` times the
+    reduced chi-square ``chi2 / (n_valid - n_free)`` (``scale=True``, as
+    astropy, lmfit and :func:`scipy.optimize.curve_fit` do), or divided by
+    ``data_scale**2`` (``scale=False``, for true ``1/sigma`` weights).  The
+    inverse is that of the correlation matrix (:func:`parfit.fitters.lm.cholesky_inverse`),
+    so the singularity test does not depend on the units of the parameters.
+    Tied parameters get ``T C T^T``, ``T`` the model's
+    :meth:`~parfit.models.Model.tie_jacobian`; fixed parameters get NaN.
+
+    Every fitter computes its errors here: :class:`~parfit.fitters.BatchedFitter`
+    from the solver's ``J^T J`` (:attr:`parfit.fitters.lm.LMOutcome.normal`),
+    :class:`~parfit.fitters.ScipyFitter` from the Jacobian at scipy's
+    solution and :class:`~parfit.fitters.AstropyFitter` from a numerical
+    Jacobian when the astropy fitter reports no covariance.
+
     Parameters
     ----------
     model : parfit model
@@ -79,6 +101,16 @@ def errors_from_normal(
     >>> errors_from_normal(Linear1D(), np.zeros((1, 2)), np.array([True, True]), False,
     ...                    normal, np.array([1.0]), np.array([3]), False)
     array([[0.70710678, 0.35355339]])
+
+    Scaled by the reduced chi-square (here ``4 / (3 - 2)``), and NaN where the
+    matrix is singular (two identical columns of ``J``):
+
+    >>> singular = np.array([[[1.0, 1.0], [1.0, 1.0]]])
+    >>> errors_from_normal(Linear1D(), np.zeros((2, 2)), np.array([True, True]), False,
+    ...                    np.concatenate([normal, singular]), np.array([4.0, 4.0]),
+    ...                    np.array([3, 3]), True)
+    array([[1.41421356, 0.70710678],
+           [       nan,        nan]])
     """
     n, n_params = params.shape
     errors = np.full((n, n_params), np.nan)

@@ -64,7 +64,6 @@ __all__ = [
     "gradient_tolerance",
     "parameter_scales",
     "strictly_feasible",
-    "prepare",
     "NORMALISE_RANGE",
 ]
 
