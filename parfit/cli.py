@@ -294,7 +294,7 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
     """
     import json
 
-    from .inspect import plot_maps, summarize
+    from .diagnostics import plot_maps, summarize
 
     if pixel is not None and not (path / "config.yaml").is_file():
         raise click.ClickException(

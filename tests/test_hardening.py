@@ -53,9 +53,8 @@ from _slow_model import HangingGaussian
 import parfit
 from parfit import _lock
 from parfit.analysis import read_result
-from parfit.diagnostics import MANIFEST_NAME, read_manifest
+from parfit.diagnostics import MANIFEST_NAME, read_manifest, summarize
 from parfit.errors import InputError, InputTypeError, OutputExistsError, OutputLockedError
-from parfit.inspect import summarize
 from parfit.models import Gaussian1D, Gaussian2D
 
 X = np.linspace(-5.0, 5.0, 40)

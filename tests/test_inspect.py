@@ -1,4 +1,4 @@
-"""Summaries and quick-look plots of what a run left on disk (parfit.inspect)."""
+"""Summaries and quick-look plots of what a run left on disk (parfit.diagnostics)."""
 
 import csv
 import doctest
@@ -15,11 +15,12 @@ from astropy.nddata import NDData
 from astropy.wcs import WCS
 
 import parfit
-import parfit.inspect
+import parfit.diagnostics.plots
+import parfit.diagnostics.summary
 from parfit import Status
 from parfit.datasets import gaussian_cube
+from parfit.diagnostics import PERCENTILES, plot_fit, plot_maps, summarize
 from parfit.errors import InputError
-from parfit.inspect import PERCENTILES, plot_fit, plot_maps, summarize
 from parfit.models import Gaussian1D
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -504,7 +505,7 @@ def test_plot_maps_pixel_axes(run, tmp_path):
     for path in written:
         assert_png(path)
     assert plot_maps(tmp / "maps.zarr", out, dpi=50) == written  # replaced, no error
-    figures = dict(parfit._plots._map_figures(tmp / "maps.zarr"))
+    figures = dict(parfit.diagnostics.plots._map_figures(tmp / "maps.zarr"))
     assert type(figures["amplitude"].axes[0]).__name__ == "Axes"
     colorbar = figures["status"].axes[1]
     assert [t.get_text() for t in colorbar.get_yticklabels()] == [
@@ -524,7 +525,7 @@ def test_plot_maps_wcs_axes(wcs_run, tmp_path):
     assert [p.name for p in written] == ["amplitude.png", "mean.png", "stddev.png", "status.png"]
     for path in written:
         assert_png(path)
-    for name, fig in parfit._plots._map_figures(tmp / "maps.zarr"):
+    for name, fig in parfit.diagnostics.plots._map_figures(tmp / "maps.zarr"):
         ax = fig.axes[0]
         assert isinstance(ax, WCSAxes), name
         assert ax.coords[0].get_axislabel() == "RA" and ax.coords[1].get_axislabel() == "Dec"
@@ -593,10 +594,11 @@ def test_plot_fit(tmp_path):
         plot_fit(tmp_path / "bad.png", x, data[1:], None, None)
 
 
-def test_docstring_examples(tmp_path, monkeypatch):
+@pytest.mark.parametrize("module", [parfit.diagnostics.summary, parfit.diagnostics.plots])
+def test_docstring_examples(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(
-        parfit.inspect,
+        module,
         report=True,
         verbose=False,
         optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,

@@ -1,4 +1,4 @@
-"""Quick-look plots of what a run left on disk (used by :mod:`parfit.inspect`).
+"""Quick-look plots of what a run left on disk.
 
 :func:`plot_maps` draws every parameter map of a store (on sky axes when the
 store holds a celestial WCS) and a status map; :func:`plot_fit` one fit
@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .inspect import _dims, _kind, _status, _status_name
-from .output import open_maps_store, store_wcs
-from .status import Status
+from parfit.diagnostics.paths import map_dims, maps_path
+from parfit.diagnostics.summary import status_name
+from parfit.errors import InputError
+from parfit.output import open_maps_store, store_wcs
+from parfit.status import Status
 
 __all__ = ["plot_maps", "plot_fit"]
 
-_STATUS_COLORS = {
+_STATUS_COLORS: dict[int, str] = {
     Status.NOT_RUN: "#9e9e9e",
     Status.OK: "#4daf4a",
     Status.FIT_ERROR: "#e41a1c",
@@ -30,17 +31,6 @@ _STATUS_COLORS = {
     Status.DEGENERATE: "#377eb8",
     Status.TIMEOUT: "#ffff33",
 }
-
-
-def _store_of(path, caller):
-    path = Path(path)
-    kind = _kind(path, caller)
-    if kind == "diagnostics":
-        raise InputError(
-            f"{caller}: {str(path)!r} is a diagnostics folder, which holds no maps; give the "
-            f"output store (zarr) or the analysis folder of the run"
-        )
-    return path / "maps.zarr" if kind == "analysis" else path
 
 
 def _map_wcs(info, ndim):
@@ -63,7 +53,7 @@ def _map_figures(path, dpi=100):
             f"{status.shape}); only 1-D and 2-D maps can be plotted"
         )
     wcs = _map_wcs(info, status.ndim) if layout == "streamed" else None
-    dims = _dims(group["status"]) or tuple(f"axis {k}" for k in range(status.ndim))
+    dims = map_dims(group["status"]) or tuple(f"axis {k}" for k in range(status.ndim))
 
     def new_axes():
         fig = Figure(figsize=(6.4, 4.8), dpi=dpi)
@@ -112,8 +102,8 @@ def _status_figure(status, new_axes):
 
     codes = sorted(int(c) for c in np.unique(status))
     index = np.searchsorted(codes, status)
-    names = [_status_name(c) for c in codes]
-    colors = [_STATUS_COLORS.get(_status(c), "#7f7f7f") for c in codes]
+    names = [status_name(c) for c in codes]
+    colors = [_STATUS_COLORS.get(c, "#7f7f7f") for c in codes]
     fig, ax = new_axes()
     cmap = ListedColormap(colors)
     norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, len(codes))
@@ -170,7 +160,7 @@ def plot_maps(path, out_dir, *, dpi=100):
     >>> from pathlib import Path
     >>> import parfit
     >>> from parfit.datasets import gaussian_cube
-    >>> from parfit.inspect import plot_maps
+    >>> from parfit.diagnostics import plot_maps
     >>> cube = gaussian_cube((20, 4, 4), seed=0)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     _ = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
@@ -179,7 +169,7 @@ def plot_maps(path, out_dir, *, dpi=100):
     ...     print([p.name for p in written])
     ['amplitude.png', 'mean.png', 'stddev.png', 'status.png']
     """
-    store = _store_of(path, "plot_maps")
+    store = maps_path(path, "plot_maps")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -226,7 +216,7 @@ def plot_fit(
     >>> import tempfile
     >>> from pathlib import Path
     >>> import numpy as np
-    >>> from parfit.inspect import plot_fit
+    >>> from parfit.diagnostics import plot_fit
     >>> x = np.linspace(-5, 5, 30)
     >>> model = np.exp(-0.5 * x**2)
     >>> with tempfile.TemporaryDirectory() as tmp:
