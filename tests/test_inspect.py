@@ -19,7 +19,7 @@ import parfit.diagnostics.plots
 import parfit.diagnostics.summary
 from parfit import Status
 from parfit.datasets import gaussian_cube
-from parfit.diagnostics import PERCENTILES, plot_fit, plot_maps, summarize
+from parfit.diagnostics import PERCENTILES, plot_fit, plot_maps, plot_overview, summarize
 from parfit.errors import InputError
 from parfit.models import Gaussian1D
 
@@ -558,6 +558,42 @@ def test_plot_maps_1d_and_3d(tmp_path):
     )
     with pytest.raises(InputError, match=r"are 3-D \(shape \(2, 2, 2\)\); only 1-D and 2-D"):
         plot_maps(tmp_path / "cube.zarr", tmp_path / "png")
+    assert_png(plot_overview(tmp_path / "line.zarr", tmp_path / "line.png", dpi=50))
+    with pytest.raises(InputError, match=r"plot_overview: the maps of .* are 3-D"):
+        plot_overview(tmp_path / "cube.zarr", tmp_path / "cube.png")
+
+
+def test_plot_overview(run, wcs_run, tmp_path):
+    from matplotlib.image import imread
+
+    tmp, result = run
+    alone = plot_overview(tmp / "maps.zarr", tmp_path / "alone.png", dpi=40)
+    assert alone == tmp_path / "alone.png"
+    assert_png(alone)
+    names = result.param_names[:2]
+    both = plot_overview(
+        tmp / "maps.zarr",
+        tmp_path / "both.png",
+        reference={name: result.parameters[name] for name in names},
+        reference_label="true",
+        dpi=40,
+    )
+    assert_png(both)
+    assert imread(both).shape[0] > imread(alone).shape[0]  # a second row: the reference
+    shutil.copytree(wcs_run[0] / "maps.zarr", tmp_path / "analysis" / "maps.zarr")
+    (tmp_path / "analysis" / "run.json").write_text(json.dumps({"diagnostics_path": None}))
+    assert_png(plot_overview(tmp_path / "analysis", tmp_path / "wcs.png", dpi=40))
+    with pytest.raises(InputError, match=r"reference has maps \['width'\] that the store does not"):
+        plot_overview(tmp / "maps.zarr", tmp_path / "x.png", reference={"width": np.ones((6, 8))})
+    with pytest.raises(
+        InputError, match=r"reference\['mean'\] has shape \(3,\); the maps have shape \(6, 8\)"
+    ):
+        plot_overview(tmp / "maps.zarr", tmp_path / "x.png", reference={"mean": np.ones(3)})
+    with pytest.raises(InputError, match="reference must be a mapping"):
+        plot_overview(tmp / "maps.zarr", tmp_path / "x.png", reference=[1.0])
+    with pytest.raises(InputError, match="is a diagnostics folder, which holds no maps"):
+        plot_overview(tmp / "diag", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_plot_fit(tmp_path):

@@ -8,8 +8,8 @@
 * :mod:`parfit.diagnostics.summary` - :func:`summarize`, what happened in a
   run, read from a diagnostics folder, an output store or an analysis folder
   (what ``parfit inspect`` prints);
-* :mod:`parfit.diagnostics.plots` - :func:`plot_maps` and :func:`plot_fit`,
-  quick-look PNGs of the maps and of one fit.
+* :mod:`parfit.diagnostics.plots` - :func:`plot_maps`, :func:`plot_overview`
+  and :func:`plot_fit`, quick-look PNGs of the maps and of one fit.
 
 Dependencies point one way: plots -> summary -> paths -> folders.
 """
@@ -29,7 +29,7 @@ from parfit.diagnostics.folders import (
     write_fit_folder,
     write_manifest,
 )
-from parfit.diagnostics.plots import plot_fit, plot_maps
+from parfit.diagnostics.plots import plot_fit, plot_maps, plot_overview
 from parfit.diagnostics.summary import PERCENTILES, MessageGroup, Summary, summarize
 
 __all__ = [
@@ -54,5 +54,6 @@ __all__ = [
     "PERCENTILES",
     # plots
     "plot_maps",
+    "plot_overview",
     "plot_fit",
 ]

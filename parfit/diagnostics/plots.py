@@ -1,12 +1,17 @@
 """Quick-look plots of what a run left on disk.
 
 :func:`plot_maps` draws every parameter map of a store (on sky axes when the
-store holds a celestial WCS) and a status map; :func:`plot_fit` one fit
-against its data.  Figures are built with :class:`matplotlib.figure.Figure`
-(no pyplot state) and written as PNG.
+store holds a celestial WCS) and a status map, one PNG each;
+:func:`plot_overview` all of them, and the statistic, in one PNG, beside
+reference maps where given; :func:`plot_fit` one fit against its data.
+Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state)
+and written as PNG.
 """
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +21,7 @@ from parfit.errors import InputError
 from parfit.output import open_maps_store, store_wcs
 from parfit.status import Status
 
-__all__ = ["plot_maps", "plot_fit"]
+__all__ = ["plot_maps", "plot_overview", "plot_fit"]
 
 _STATUS_COLORS: dict[int, str] = {
     Status.NOT_RUN: "#9e9e9e",
@@ -41,70 +46,113 @@ def _map_wcs(info, ndim):
     return wcs.celestial
 
 
-def _map_figures(path, dpi=100):
-    """``(file stem, Figure)`` of every map of a store, built lazily."""
-    from matplotlib.figure import Figure
+@dataclasses.dataclass
+class _Maps:
+    """The maps of a store, as the plots need them."""
 
+    group: Any
+    names: list[str]
+    units: dict[str, Any]
+    status: np.ndarray
+    #: Celestial WCS of 2-D maps (a streamed store that records one), else None.
+    wcs: Any
+    dims: tuple[str, ...]
+
+    def values(self, name: str) -> np.ndarray:
+        return np.asarray(self.group[name][...], dtype=np.float64)
+
+    def label(self, name: str) -> str:
+        unit = self.units.get(name)
+        return f"{name} [{unit}]" if unit not in (None, "") else name
+
+
+def _open_maps(path: Path, caller: str) -> _Maps:
     group, layout, names, units, _, info = open_maps_store(path)
     status = np.asarray(group["status"][...])
     if status.ndim not in (1, 2):
         raise InputError(
-            f"plot_maps: the maps of {str(path)!r} are {status.ndim}-D (shape "
+            f"{caller}: the maps of {str(path)!r} are {status.ndim}-D (shape "
             f"{status.shape}); only 1-D and 2-D maps can be plotted"
         )
     wcs = _map_wcs(info, status.ndim) if layout == "streamed" else None
     dims = map_dims(group["status"]) or tuple(f"axis {k}" for k in range(status.ndim))
+    return _Maps(group, list(names), dict(units), status, wcs, dims)
+
+
+def _new_axes(fig, maps: _Maps, *where):
+    """Axes for one map: on sky axes where the maps have a celestial WCS."""
+    if maps.wcs is not None:
+        wcs = maps.wcs
+        ax = fig.add_subplot(*where, projection=wcs)
+        ax.coords[0].set_axislabel("RA" if _is_ra(wcs) else wcs.world_axis_names[0] or "lon")
+        ax.coords[1].set_axislabel("Dec" if _is_ra(wcs) else wcs.world_axis_names[1] or "lat")
+    else:
+        ax = fig.add_subplot(*where)
+        if maps.status.ndim == 2:
+            ax.set_xlabel(f"{maps.dims[1]} (pixel)")
+            ax.set_ylabel(f"{maps.dims[0]} (pixel)")
+    return ax
+
+
+def _limits(values: np.ndarray) -> tuple[float | None, float | None]:
+    """Colour limits of a map: its 1st and 99th percentiles (None without finite values)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return None, None
+    vmin, vmax = np.percentile(finite, [1, 99])
+    return float(vmin), float(vmax)
+
+
+def _draw_map(fig, ax, values: np.ndarray, label: str, maps: _Maps, limits=None) -> None:
+    """One map: an image with a colour bar (2-D) or a line (1-D)."""
+    if values.ndim == 2:
+        vmin, vmax = _limits(values) if limits is None else limits
+        image = ax.imshow(
+            values,
+            origin="lower",
+            interpolation="nearest",
+            vmin=vmin,
+            vmax=vmax if vmax != vmin else None,
+        )
+        fig.colorbar(image, ax=ax, label=label)
+    else:
+        ax.plot(np.arange(values.size), values, marker=".")
+        ax.set_xlabel(f"{maps.dims[0]} (pixel)")
+        ax.set_ylabel(label)
+
+
+def _map_figures(path, dpi=100):
+    """``(file stem, Figure)`` of every map of a store, built lazily."""
+    from matplotlib.figure import Figure
+
+    maps = _open_maps(path, "plot_maps")
 
     def new_axes():
         fig = Figure(figsize=(6.4, 4.8), dpi=dpi)
-        if wcs is not None:
-            ax = fig.add_subplot(projection=wcs)
-            ax.coords[0].set_axislabel("RA" if _is_ra(wcs) else wcs.world_axis_names[0] or "lon")
-            ax.coords[1].set_axislabel("Dec" if _is_ra(wcs) else wcs.world_axis_names[1] or "lat")
-        else:
-            ax = fig.add_subplot()
-            if status.ndim == 2:
-                ax.set_xlabel(f"{dims[1]} (pixel)")
-                ax.set_ylabel(f"{dims[0]} (pixel)")
-        return fig, ax
+        return fig, _new_axes(fig, maps)
 
-    for name in names:
-        values = np.asarray(group[name][...], dtype=np.float64)
+    for name in maps.names:
         fig, ax = new_axes()
-        unit = units.get(name)
-        label = f"{name} [{unit}]" if unit not in (None, "") else name
-        if values.ndim == 2:
-            finite = values[np.isfinite(values)]
-            vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (None, None)
-            image = ax.imshow(
-                values,
-                origin="lower",
-                interpolation="nearest",
-                vmin=vmin,
-                vmax=vmax if vmax != vmin else None,
-            )
-            fig.colorbar(image, ax=ax, label=label)
-        else:
-            ax.plot(np.arange(values.size), values, marker=".")
-            ax.set_xlabel(f"{dims[0]} (pixel)")
-            ax.set_ylabel(label)
+        _draw_map(fig, ax, maps.values(name), maps.label(name), maps)
         ax.set_title(f"{name} (NaN where the fit failed)")
         yield name, fig
-    yield "status", _status_figure(status, new_axes)
+    fig, ax = new_axes()
+    _draw_status(fig, ax, maps.status)
+    yield "status", fig
 
 
 def _is_ra(wcs):
     return wcs.wcs.ctype[0].upper().startswith("RA")
 
 
-def _status_figure(status, new_axes):
+def _draw_status(fig, ax, status: np.ndarray) -> None:
+    """The categorical status map, whose colour bar (or axis) names the codes present."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     codes = sorted(int(c) for c in np.unique(status))
     index = np.searchsorted(codes, status)
     names = [status_name(c) for c in codes]
     colors = [_STATUS_COLORS.get(c, "#7f7f7f") for c in codes]
-    fig, ax = new_axes()
     cmap = ListedColormap(colors)
     norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, len(codes))
     if status.ndim == 2:
@@ -118,7 +166,6 @@ def _status_figure(status, new_axes):
         ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
         ax.set_xlabel("pixel")
     ax.set_title("fit status")
-    return fig
 
 
 def plot_maps(path, out_dir, *, dpi=100):
@@ -178,6 +225,117 @@ def plot_maps(path, out_dir, *, dpi=100):
         fig.savefig(target, dpi=dpi, bbox_inches="tight")
         written.append(target)
     return written
+
+
+def plot_overview(
+    path: str | Path,
+    path_png: str | Path,
+    *,
+    reference: Mapping[str, Any] | None = None,
+    reference_label: str = "reference",
+    dpi: int = 100,
+) -> Path:
+    """Draw every map of a store in one PNG: the parameters, the status and the statistic.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An output store (either layout) or an analysis folder (its
+        ``maps.zarr`` is drawn).
+    path_png : str or path-like
+        The image to write (replaced if it exists).
+    reference : mapping of str to array-like, optional
+        Maps to compare with, by parameter name (e.g. the truth of a
+        synthetic cube), each of the shape of the store's maps.  They are
+        drawn in a second row, each under its fitted map and on the same
+        colour scale (that of the reference).
+    reference_label : str
+        What the reference maps are, in the titles (e.g. ``"true"``).
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path_png``.
+
+    Raises
+    ------
+    InputError
+        If ``path`` holds no maps, the maps are not 1-D or 2-D, or a
+        reference map has another name or shape than the store's maps.
+
+    See Also
+    --------
+    plot_maps : one PNG per map.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> from parfit.diagnostics import plot_overview
+    >>> cube = gaussian_cube((20, 4, 4), seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                             scheduler="synchronous", output=Path(tmp) / "maps.zarr")
+    ...     out = plot_overview(Path(tmp) / "maps.zarr", Path(tmp) / "maps.png",
+    ...                         reference=cube.truth, reference_label="true")
+    ...     print(out.name, out.stat().st_size > 0)
+    maps.png True
+    """
+    from matplotlib.figure import Figure
+
+    store = maps_path(path, "plot_overview")
+    maps = _open_maps(store, "plot_overview")
+    reference = _check_reference(reference, maps)
+    n = len(maps.names)
+    rows, cols = (2, n + 1) if reference else (1, n + 2)
+    fig = Figure(figsize=(4.0 * cols, 3.5 * rows), dpi=dpi, layout="constrained")
+    fitted = "fitted " if reference else ""
+    for k, name in enumerate(maps.names):
+        limits = _limits(reference[name]) if name in reference else None
+        ax = _new_axes(fig, maps, rows, cols, k + 1)
+        _draw_map(fig, ax, maps.values(name), maps.label(name), maps, limits)
+        ax.set_title(f"{fitted}{name}")
+        if name in reference:
+            ax = _new_axes(fig, maps, rows, cols, cols + k + 1)
+            _draw_map(fig, ax, reference[name], maps.label(name), maps, limits)
+            ax.set_title(f"{reference_label} {name}")
+    _draw_status(fig, _new_axes(fig, maps, rows, cols, n + 1), maps.status)
+    ax = _new_axes(fig, maps, rows, cols, rows * cols)
+    _draw_map(fig, ax, maps.values("statistic"), "statistic", maps)
+    ax.set_title("statistic (chi-square)")
+    path_png = Path(path_png)
+    fig.savefig(path_png, dpi=dpi)
+    return path_png
+
+
+def _check_reference(reference: Mapping[str, Any] | None, maps: _Maps) -> dict[str, np.ndarray]:
+    if reference is None:
+        return {}
+    if not isinstance(reference, Mapping):
+        raise InputError(
+            f"plot_overview: reference must be a mapping of parameter names to maps; got "
+            f"{type(reference).__name__}"
+        )
+    unknown = sorted(set(reference) - set(maps.names))
+    if unknown:
+        raise InputError(
+            f"plot_overview: reference has maps {unknown} that the store does not; its "
+            f"parameters are {maps.names}"
+        )
+    out = {}
+    for name, values in reference.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != maps.status.shape:
+            raise InputError(
+                f"plot_overview: reference[{name!r}] has shape {values.shape}; the maps have "
+                f"shape {maps.status.shape}"
+            )
+        out[name] = values
+    return out
 
 
 def plot_fit(
