@@ -487,7 +487,7 @@ class Analysis:
 
         ``fit`` may pass what :meth:`fit_pixel` already returned for ``pixel``.
         """
-        from .inspect import plot_fit
+        from .diagnostics import plot_fit
         from .status import STATUS_DESCRIPTIONS
 
         fit = self.fit_pixel(pixel) if fit is None else fit

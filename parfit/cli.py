@@ -294,7 +294,7 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
     """
     import json
 
-    from .inspect import plot_maps, summarize
+    from .diagnostics import plot_maps, summarize
 
     if pixel is not None and not (path / "config.yaml").is_file():
         raise click.ClickException(
@@ -407,6 +407,7 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, wr
     """
     from . import parallel_fit
     from .datasets import gaussian_cube
+    from .diagnostics import plot_overview
 
     names = DEMO_FILES + (CONFIG_DEMO_FILES if write_config else ())
     existing = [name for name in names if (output / name).exists()]
@@ -452,7 +453,13 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, wr
     for name in existing:
         _remove_demo_file(output / name)
     result.to_zarr(output / "maps.zarr")
-    _plot_maps(result, cube.truth, output / "maps.png")
+    plot_overview(
+        output / "maps.zarr",
+        output / "maps.png",
+        reference=cube.truth,
+        reference_label="true",
+        dpi=80,
+    )
     (output / "summary.txt").write_text(text + "\n\n" + result.summary() + "\n")
     click.echo(f"wrote {output / 'maps.zarr'}, {output / 'maps.png'} and {output / 'summary.txt'}")
     if write_config:
@@ -509,37 +516,6 @@ def _remove_demo_file(path):
         shutil.rmtree(path)
     else:
         path.unlink()
-
-
-def _plot_maps(result, truth, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = result.param_names
-    fig, axes = plt.subplots(
-        2, len(names) + 1, figsize=(4 * (len(names) + 1), 7), constrained_layout=True
-    )
-    for k, name in enumerate(names):
-        vmin, vmax = np.nanpercentile(truth[name], [1, 99])
-        for row, (label, image) in enumerate(
-            (("fitted", result.parameters[name]), ("true", truth[name]))
-        ):
-            ax = axes[row, k]
-            im = ax.imshow(image, origin="lower", vmin=vmin, vmax=vmax, cmap="viridis")
-            ax.set_title(f"{label} {name}")
-            fig.colorbar(im, ax=ax, shrink=0.8)
-    ax = axes[0, -1]
-    im = ax.imshow(result.status, origin="lower", cmap="tab10", vmin=0, vmax=9)
-    ax.set_title("status (1 = ok)")
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    ax = axes[1, -1]
-    im = ax.imshow(result.statistic, origin="lower", cmap="magma")
-    ax.set_title("chi-square")
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -596,7 +596,13 @@ def _write_manifest(request: FitRequest, maps: Any) -> None:
     for flat in np.flatnonzero(reported > 0):
         index = np.unravel_index(flat, shape)
         rows.append(
-            (diag.folder_name(index, shape), index, status[flat], n_warnings[flat], flags[flat])
+            (
+                diag.folder_name([int(k) for k in index], shape),
+                index,
+                status[flat],
+                n_warnings[flat],
+                flags[flat],
+            )
         )
     diag.write_manifest(request.diagnostics.path, rows, request.run_id)
 

@@ -1009,7 +1009,7 @@ def test_unreachable_scheduler_fails_within_seconds(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_gives_the_maps_of_an_uninterrupted_run(tmp_path):
-    from parfit.output import DONE_NAME, read_done
+    from parfit.store import DONE_NAME, read_done
 
     gaussian_cube((30, 60, 40), seed=4, n_blank=5).to_fits(tmp_path / "cube.fits")
     slow = config_text(fitter="{name: trf}", run="chunk_n_max: 40")  # 60 blocks, one by one
@@ -1085,7 +1085,7 @@ register_model(SlowGaussian)     # a model that sleeps, so a signal lands inside
     ],
 )
 def test_ctrl_c_stops_the_run_with_exit_130(tmp_path, scheduler, fitter, signum):
-    from parfit.output import DONE_NAME, read_done
+    from parfit.store import DONE_NAME, read_done
 
     site = tmp_path / "site"
     write(site / "sitecustomize.py", SITECUSTOMIZE.format(tests=str(ROOT / "tests")))

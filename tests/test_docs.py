@@ -206,9 +206,9 @@ def test_sphinx_docs_build_without_warnings(tmp_path):
         "parfit.config.build_model",
         "parfit.analysis.Analysis",
         "parfit.analysis.Analysis.read",
-        "parfit.inspect.summarize",
-        "parfit.inspect.Summary",
         "parfit.diagnostics.summarize",
+        "parfit.diagnostics.Summary",
+        "parfit.diagnostics.plot_maps",
     ):
         assert f'id="{anchor}"' in api, anchor
     # The status table is generated from parfit.status, so it lists every code.
@@ -271,9 +271,12 @@ def _public_modules():
         "parfit.datasets",
         "parfit.io",
         "parfit.diagnostics",
+        "parfit.diagnostics.folders",
+        "parfit.diagnostics.paths",
+        "parfit.diagnostics.summary",
+        "parfit.diagnostics.plots",
         "parfit.config",
         "parfit.analysis",
-        "parfit.inspect",
     ]
     for package in ("parfit.models", "parfit.fitters"):
         names.append(package)
@@ -288,6 +291,7 @@ MODULES_WITHOUT_EXAMPLES = {
     "parfit.fitters.base",
     "parfit.io",
     "parfit.diagnostics",
+    "parfit.diagnostics.paths",
 }
 
 

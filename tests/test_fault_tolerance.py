@@ -13,7 +13,7 @@ import pytest
 import parfit
 from parfit import Status
 from parfit.datasets import gaussian_cube
-from parfit.output import read_done
+from parfit.store import read_done
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow

@@ -21,12 +21,12 @@ from click.testing import CliRunner
 import parfit
 from parfit import FitResult, Flag, Status
 from parfit.analysis import Analysis, read_result
+from parfit.diagnostics import summarize
 from parfit.errors import InputError
 from parfit.fitters import BlockResult, Fitter
-from parfit.inspect import summarize
 from parfit.models import Linear1D
-from parfit.output import DONE_NAME, read_done
 from parfit.status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, is_failure
+from parfit.store import DONE_NAME, read_done
 
 SHAPE = (6, 7)
 X = np.arange(12.0)

@@ -52,9 +52,8 @@ from _slow_model import HangingGaussian
 
 import parfit
 from parfit.analysis import read_result
-from parfit.diagnostics import MANIFEST_NAME, read_manifest
+from parfit.diagnostics import MANIFEST_NAME, read_manifest, summarize
 from parfit.errors import InputError, InputTypeError, OutputExistsError, OutputLockedError
-from parfit.inspect import summarize
 from parfit.models import Gaussian1D, Gaussian2D
 from parfit.store import lock as _lock
 
@@ -483,7 +482,7 @@ def test_a_closed_client_is_refused_before_dispatch():
 def test_two_runs_on_one_output_cannot_both_proceed(tmp_path):
     from _slow_model import SlowGaussian
 
-    from parfit.output import lock_file
+    from parfit.store import lock_file
 
     store = tmp_path / "maps.zarr"
     first_cube, amplitude = cube(ny=4, nx=6, seed=5)
@@ -566,7 +565,7 @@ def test_timed_out_blocks_are_not_recorded_and_a_resume_fits_them(tmp_path):
     store = tmp_path / "maps.zarr"
     result = hanging_fit("threads", output=store)
     np.testing.assert_array_equal(result.status, expected_timeout_status())
-    np.testing.assert_array_equal(parfit.output.read_done(store), [[1], [0], [1], [1]])
+    np.testing.assert_array_equal(parfit.store.read_done(store), [[1], [0], [1], [1]])
     text = str(summarize(store))
     assert "complete: NO (3 of 4 blocks done; resume with resume=True" in text
     # The same run, resumed, tries the timed-out block again (and here times out again).

@@ -141,11 +141,11 @@ from parfit import (  # noqa: E402
 from parfit import fit as fit_module  # noqa: E402
 from parfit.analysis import read_result  # noqa: E402
 from parfit.datasets import gaussian_cube  # noqa: E402
+from parfit.diagnostics import summarize  # noqa: E402
 from parfit.engine import execute  # noqa: E402
 from parfit.engine.fields import BlockPlace  # noqa: E402
 from parfit.engine.sinks import StoreSink, StoreWriter  # noqa: E402
 from parfit.errors import InputError, InputTypeError, OutputExistsError  # noqa: E402
-from parfit.inspect import summarize  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Summaries and quick-look plots of what a run left on disk (parfit.inspect)."""
+"""Summaries and quick-look plots of what a run left on disk (parfit.diagnostics)."""
 
 import csv
 import doctest
@@ -15,11 +15,12 @@ from astropy.nddata import NDData
 from astropy.wcs import WCS
 
 import parfit
-import parfit.inspect
-from parfit import Status
+import parfit.diagnostics.plots
+import parfit.diagnostics.summary
+from parfit import Status, read_result
 from parfit.datasets import gaussian_cube
+from parfit.diagnostics import PERCENTILES, plot_fit, plot_maps, plot_overview, summarize
 from parfit.errors import InputError
-from parfit.inspect import PERCENTILES, plot_fit, plot_maps, summarize
 from parfit.models import Gaussian1D
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -259,11 +260,11 @@ def test_not_run_pixels_are_not_failures(tmp_path):
 # --- the FitResult.to_zarr layout and units ---------------------------------------------
 
 
-def test_to_zarr_layout(run, tmp_path):
+def test_to_zarr_writes_the_streamed_layout(run, tmp_path):
     _, result = run
     result.to_zarr(tmp_path / "r.zarr")
     s = summarize(tmp_path / "r.zarr")
-    assert (s.layout, s.complete, s.blocks_total) == ("xarray", None, None)
+    assert (s.layout, s.complete, s.blocks_total, s.blocks_done) == ("streamed", True, 1, 1)
     assert s.status_counts == {"OK": 42, "FIT_ERROR": 5, "NO_VALID_DATA": 1}
     assert sorted(s.percentiles) == sorted(result.param_names)
     for name in result.param_names:
@@ -271,8 +272,19 @@ def test_to_zarr_layout(run, tmp_path):
             [s.percentiles[name][f"p{q}"] for q in PERCENTILES],
             np.percentile(result.parameters[name][result.success], PERCENTILES),
         )
+
+
+def test_legacy_xarray_layout_still_reads(run, tmp_path):
+    """Stores written by FitResult.to_zarr before the one layout: the to_xarray dataset."""
+    _, result = run
+    result.to_xarray().to_zarr(tmp_path / "r.zarr", consolidated=False)
+    s = summarize(tmp_path / "r.zarr")
+    assert (s.layout, s.complete, s.blocks_total) == ("xarray", None, None)
+    assert s.status_counts == {"OK": 42, "FIT_ERROR": 5, "NO_VALID_DATA": 1}
     assert s.errors[0].examples == [(0, 6), (1, 2), (3, 5)]
     assert "FitResult.to_zarr layout" in s.text() and "complete:" not in s.text()
+    back = read_result(tmp_path / "r.zarr")
+    np.testing.assert_array_equal(back.status, result.status)
 
 
 def test_units_of_both_layouts(wcs_run, tmp_path):
@@ -504,7 +516,7 @@ def test_plot_maps_pixel_axes(run, tmp_path):
     for path in written:
         assert_png(path)
     assert plot_maps(tmp / "maps.zarr", out, dpi=50) == written  # replaced, no error
-    figures = dict(parfit._plots._map_figures(tmp / "maps.zarr"))
+    figures = dict(parfit.diagnostics.plots._map_figures(tmp / "maps.zarr"))
     assert type(figures["amplitude"].axes[0]).__name__ == "Axes"
     colorbar = figures["status"].axes[1]
     assert [t.get_text() for t in colorbar.get_yticklabels()] == [
@@ -524,7 +536,7 @@ def test_plot_maps_wcs_axes(wcs_run, tmp_path):
     assert [p.name for p in written] == ["amplitude.png", "mean.png", "stddev.png", "status.png"]
     for path in written:
         assert_png(path)
-    for name, fig in parfit._plots._map_figures(tmp / "maps.zarr"):
+    for name, fig in parfit.diagnostics.plots._map_figures(tmp / "maps.zarr"):
         ax = fig.axes[0]
         assert isinstance(ax, WCSAxes), name
         assert ax.coords[0].get_axislabel() == "RA" and ax.coords[1].get_axislabel() == "Dec"
@@ -557,6 +569,42 @@ def test_plot_maps_1d_and_3d(tmp_path):
     )
     with pytest.raises(InputError, match=r"are 3-D \(shape \(2, 2, 2\)\); only 1-D and 2-D"):
         plot_maps(tmp_path / "cube.zarr", tmp_path / "png")
+    assert_png(plot_overview(tmp_path / "line.zarr", tmp_path / "line.png", dpi=50))
+    with pytest.raises(InputError, match=r"plot_overview: the maps of .* are 3-D"):
+        plot_overview(tmp_path / "cube.zarr", tmp_path / "cube.png")
+
+
+def test_plot_overview(run, wcs_run, tmp_path):
+    from matplotlib.image import imread
+
+    tmp, result = run
+    alone = plot_overview(tmp / "maps.zarr", tmp_path / "alone.png", dpi=40)
+    assert alone == tmp_path / "alone.png"
+    assert_png(alone)
+    names = result.param_names[:2]
+    both = plot_overview(
+        tmp / "maps.zarr",
+        tmp_path / "both.png",
+        reference={name: result.parameters[name] for name in names},
+        reference_label="true",
+        dpi=40,
+    )
+    assert_png(both)
+    assert imread(both).shape[0] > imread(alone).shape[0]  # a second row: the reference
+    shutil.copytree(wcs_run[0] / "maps.zarr", tmp_path / "analysis" / "maps.zarr")
+    (tmp_path / "analysis" / "run.json").write_text(json.dumps({"diagnostics_path": None}))
+    assert_png(plot_overview(tmp_path / "analysis", tmp_path / "wcs.png", dpi=40))
+    with pytest.raises(InputError, match=r"reference has maps \['width'\] that the store does not"):
+        plot_overview(tmp / "maps.zarr", tmp_path / "x.png", reference={"width": np.ones((6, 8))})
+    with pytest.raises(
+        InputError, match=r"reference\['mean'\] has shape \(3,\); the maps have shape \(6, 8\)"
+    ):
+        plot_overview(tmp / "maps.zarr", tmp_path / "x.png", reference={"mean": np.ones(3)})
+    with pytest.raises(InputError, match="reference must be a mapping"):
+        plot_overview(tmp / "maps.zarr", tmp_path / "x.png", reference=[1.0])
+    with pytest.raises(InputError, match="is a diagnostics folder, which holds no maps"):
+        plot_overview(tmp / "diag", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_plot_fit(tmp_path):
@@ -593,10 +641,11 @@ def test_plot_fit(tmp_path):
         plot_fit(tmp_path / "bad.png", x, data[1:], None, None)
 
 
-def test_docstring_examples(tmp_path, monkeypatch):
+@pytest.mark.parametrize("module", [parfit.diagnostics.summary, parfit.diagnostics.plots])
+def test_docstring_examples(module, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = doctest.testmod(
-        parfit.inspect,
+        module,
         report=True,
         verbose=False,
         optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS,

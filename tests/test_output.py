@@ -17,7 +17,7 @@ from _compare import assert_same_results as assert_same_maps  # noqa: E402
 import parfit
 from parfit import Status
 from parfit.datasets import gaussian_cube
-from parfit.output import ATTRS_KEY, DONE_NAME, read_done
+from parfit.store import ATTRS_KEY, DONE_NAME, read_done
 
 HERE = Path(__file__).resolve().parent
 

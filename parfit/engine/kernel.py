@@ -256,9 +256,10 @@ def _timed_out(n_fits: int, n_params: int, spec: BlockSpec) -> BlockResult:
 def _write_folders(
     spec: BlockSpec, block: FitBlock, result: BlockResult, reported: np.ndarray, place: BlockPlace
 ) -> None:
+    assert spec.diagnostics_path is not None
     for i in np.flatnonzero(reported):
         index = np.add(np.unravel_index(i, place.shape), place.offsets)
-        name = diag.folder_name(index, spec.iterating_shape)
+        name = diag.folder_name([int(k) for k in index], spec.iterating_shape)
         args: tuple = ()
         if spec.diagnostics_callable is not None:
             ok = result.status[i] == Status.OK

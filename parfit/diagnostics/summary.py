@@ -1,11 +1,10 @@
-"""Look at what a run left on disk: summaries and quick-look plots.
+"""Summaries of what a run left on disk (what ``parfit inspect`` prints).
 
 :func:`summarize` reads a diagnostics folder, an output store or an
 analysis folder and tells what happened: how many fits ended with each
 status and how many carry each quality flag, the most frequent error and
 warning messages with example pixels, and the spread of every fitted
-parameter.  :func:`plot_maps` draws the maps of a store as PNG files,
-:func:`plot_fit` one fit against its data.
+parameter.  The quick-look plots are in :mod:`parfit.diagnostics.plots`.
 
 What each kind of path holds:
 
@@ -22,35 +21,33 @@ Nothing here changes what it reads.
 """
 
 import dataclasses
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from parfit.diagnostics.folders import MANIFEST_NAME, read_manifest
+from parfit.diagnostics.paths import MAPS_NAME, map_dims, path_kind, read_run
+from parfit.errors import InputError
 
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
-from .status import FLAG_DESCRIPTIONS, NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Flag, Status, flag_counts
-from .store.layout import is_parfit_store, store_layout
-from .store.reader import (
-    damaged_error,
-    open_maps_store,
-    read_map,
-    stored_flags,
-    verify_store,
+from parfit.status import (
+    FLAG_DESCRIPTIONS,
+    NOT_ATTEMPTED,
+    STATUS_DESCRIPTIONS,
+    Flag,
+    Status,
+    flag_counts,
 )
+from parfit.store.layout import DONE_NAME
+from parfit.store.reader import open_maps_store, read_map, stored_flags, verify_store
 
-__all__ = ["Summary", "MessageGroup", "summarize", "plot_maps", "plot_fit", "PERCENTILES"]
+__all__ = ["Summary", "MessageGroup", "summarize", "PERCENTILES", "status_name"]
 
 #: Percentiles of each parameter reported by :func:`summarize`.
 PERCENTILES = (1, 16, 50, 84, 99)
 _DEFAULT = object()
-_EXPECTED = (
-    "a parfit output store (zarr), an analysis folder with run.json, or a "
-    "diagnostics folder with manifest.csv"
-)
 _RESUME_HINT = (
     "resume with resume=True (parfit.parallel_fit) / `parfit run` with output.resume: true"
 )
@@ -131,14 +128,14 @@ class Summary:
         Median chi-square of the OK fits.
     complete : bool or None
         Whether every block of a streamed store is done and the store
-        passes :func:`parfit.output.verify_store` (None where the layout
+        passes :func:`parfit.store.verify_store` (None where the layout
         does not record it).  A damaged store is never complete.
     damaged_blocks : list of tuple
         Blocks of a streamed store recorded done whose data are missing,
         undecodable or disagree with their status (``resume=True`` fits
         them again); empty when none.
     problems : list of str
-        What :func:`parfit.output.verify_store` found wrong, in words.
+        What :func:`parfit.store.verify_store` found wrong, in words.
     blocks_done, blocks_total : int or None
         Block records of a streamed store.
     n_failed : int
@@ -281,7 +278,7 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
     >>> from pathlib import Path
     >>> import parfit
     >>> from parfit.datasets import gaussian_cube
-    >>> from parfit.inspect import summarize
+    >>> from parfit.diagnostics import summarize
     >>> cube = gaussian_cube((20, 4, 4), seed=0, n_blank=1)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     result = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
@@ -303,7 +300,7 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
     top = _check_count(top, "top", allow_none=True)
     examples = _check_count(examples, "examples")
     path = Path(path)
-    kind = _kind(path, "summarize")
+    kind = path_kind(path, "summarize")
     if kind == "diagnostics":
         if diagnostics is not None:
             raise InputError(
@@ -314,17 +311,17 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
     run = None
     store = path
     if kind == "analysis":
-        run = _read_run(path)
-        store = path / "maps.zarr"
+        run = read_run(path)
+        store = path / MAPS_NAME
         if diagnostics is None and run.get("diagnostics_path"):
             candidate = Path(run["diagnostics_path"])
             if not candidate.is_absolute():
                 candidate = path / candidate
-            if (candidate / "manifest.csv").is_file():
+            if (candidate / MANIFEST_NAME).is_file():
                 diagnostics = candidate
     if diagnostics is not None:
         diagnostics = Path(diagnostics)
-        if not (diagnostics / "manifest.csv").is_file():
+        if not (diagnostics / MANIFEST_NAME).is_file():
             raise InputError(
                 f"summarize: diagnostics={str(diagnostics)!r} is not a diagnostics folder "
                 f"(no manifest.csv there); give the diagnostics_path of the run"
@@ -357,49 +354,6 @@ def _check_count(value, name, allow_none=False):
     return int(value)
 
 
-def _kind(path, caller):
-    """What ``path`` is: "diagnostics", "analysis", "streamed" or "xarray"."""
-    if not path.exists():
-        raise InputError(f"{caller}: {str(path)!r} does not exist; expected {_EXPECTED}")
-    if path.is_dir():
-        if (path / "manifest.csv").is_file():
-            return "diagnostics"
-        if (path / "run.json").is_file():
-            if not (path / "maps.zarr").is_dir():
-                run = _read_run(path) or {}
-                ended = run.get("exit_status", "unknown")
-                why = f" ({run['error']})" if run.get("error") else ""
-                raise InputError(
-                    f"{caller}: {str(path)!r} holds the record of a run that wrote no maps "
-                    f"(exit status {ended}{why}); an analysis folder holds run.json and "
-                    f"maps.zarr"
-                )
-            return "analysis"
-        layout = store_layout(path)
-        if layout is not None:
-            return layout
-        if is_parfit_store(path):  # parfit's, but unreadable: say why
-            report = verify_store(path)
-            if not report.ok:
-                raise damaged_error(report)
-        if (path / "maps.zarr").is_dir() and store_layout(path / "maps.zarr") is not None:
-            raise InputError(
-                f"{caller}: {str(path)!r} is not {_EXPECTED}; the maps it holds "
-                f"are {str(path / 'maps.zarr')!r}"
-            )
-    raise InputError(f"{caller}: {str(path)!r} is not {_EXPECTED}")
-
-
-def _read_run(path):
-    try:
-        run = json.loads((path / "run.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"summarize: cannot read {str(path / 'run.json')!r}: {exc}") from None
-    if not isinstance(run, dict):
-        raise InputError(f"summarize: {str(path / 'run.json')!r} does not hold a JSON object")
-    return run
-
-
 def _last_line(text):
     """The grouping key of an ``error.log``: its last non-empty line."""
     for line in reversed(text.splitlines()):
@@ -415,7 +369,15 @@ def _status(code):
         return None
 
 
-def _status_name(code):
+def status_name(code: int) -> str:
+    """The name of a status code as the summaries show it; the number if unknown.
+
+    Examples
+    --------
+    >>> from parfit.diagnostics.summary import status_name
+    >>> status_name(1), status_name(99)
+    ('OK', '99')
+    """
     status = _status(code)
     return status.name if status is not None else str(int(code))
 
@@ -460,7 +422,7 @@ class _Groups:
                     examples=pixels if use_pixels else folders,
                     folders=folders,
                     pixels=pixels,
-                    statuses=[_status_name(s) for s in statuses],
+                    statuses=[status_name(s) for s in statuses],
                     occurrences=self.occurrences[(kind, message)],
                 )
             )
@@ -473,8 +435,6 @@ def _sorted(groups):
 
 def _manifest(path):
     """Rows of ``manifest.csv`` with the pixel index and status parsed."""
-    from .diagnostics import read_manifest
-
     rows = []
     for row in read_manifest(path):
         try:
@@ -579,15 +539,8 @@ def _named_flags(flags):
 def _named_counts(counts):
     out = {}
     for code in sorted(counts):
-        out[_status_name(code)] = int(counts[code])
+        out[status_name(code)] = int(counts[code])
     return out
-
-
-def _dims(array):
-    names = getattr(getattr(array, "metadata", None), "dimension_names", None)
-    if names is None:
-        names = dict(array.attrs).get("_ARRAY_DIMENSIONS")
-    return tuple(names) if names is not None else None
 
 
 def _summarize_store(path, top, examples, diag):
@@ -605,7 +558,7 @@ def _summarize_store(path, top, examples, diag):
         flag_counts=_named_flags(stored_flags(group)),
         units=units,
         shape=shape,
-        dims=_dims(group["status"]),
+        dims=map_dims(group["status"]),
         layout=layout,
         store=str(path),
         provenance=provenance,
@@ -617,8 +570,6 @@ def _summarize_store(path, top, examples, diag):
     summary.n_not_attempted = sum(n for c, n in counts.items() if c in NOT_ATTEMPTED)
 
     if layout == "streamed":
-        from .store.layout import DONE_NAME
-
         done = read_map(group, DONE_NAME) == 1
         report = verify_store(path)
         summary.damaged_blocks = list(report.damaged_blocks)
@@ -679,7 +630,7 @@ def _summarize_store(path, top, examples, diag):
                 kind=kind,
                 examples=pixels,
                 pixels=pixels,
-                statuses=[_status_name(code)],
+                statuses=[status_name(code)],
                 occurrences=n,
             )
         )
@@ -896,7 +847,3 @@ def _plain(obj):
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
-
-
-# The plots live in their own module; they are part of this one's interface.
-from ._plots import plot_fit, plot_maps  # noqa: E402

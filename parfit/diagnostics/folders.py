@@ -26,24 +26,29 @@ import os
 import shutil
 import traceback
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .errors import InputError, InputTypeError, OutputExistsError
-from .status import Status, flag_names
+from parfit.errors import InputError, InputTypeError, OutputExistsError
+from parfit.status import Status, flag_names
 
 __all__ = [
     "DIAGNOSTICS_MODES",
+    "MANIFEST_NAME",
+    "MARKER_NAME",
+    "DiagnosticsPlan",
+    "check_diagnostics_args",
     "check_diagnostics_path",
     "open_diagnostics_path",
     "prepare_diagnostics_path",
-    "write_manifest",
     "folder_name",
-    "MANIFEST_NAME",
-    "MARKER_NAME",
+    "report_mode",
+    "write_fit_folder",
+    "write_manifest",
     "read_manifest",
-    "summarize",
 ]
 
 DIAGNOSTICS_MODES = (None, "error", "error+warn", "all")
@@ -61,7 +66,11 @@ MANIFEST_COLUMNS = (
 )
 
 
-def check_diagnostics_args(diagnostics, diagnostics_path, diagnostics_callable):
+def check_diagnostics_args(
+    diagnostics: str | None,
+    diagnostics_path: str | os.PathLike | None,
+    diagnostics_callable: Callable | None,
+) -> None:
     """Validate the diagnostics arguments of ``parallel_fit`` (nothing on disk)."""
     if diagnostics not in DIAGNOSTICS_MODES:
         raise InputError(
@@ -95,12 +104,14 @@ class DiagnosticsPlan:
 
     path: Path
     #: Folders of earlier runs to remove (each carries parfit's marker).
-    remove: list
+    remove: list[Path]
     #: Whether the earlier run's ``manifest.csv`` is to be removed.
     remove_manifest: bool
 
 
-def check_diagnostics_path(path, *, overwrite=False, run_id=None):
+def check_diagnostics_path(
+    path: str | os.PathLike, *, overwrite: bool = False, run_id: str | None = None
+) -> DiagnosticsPlan:
     """Check that ``path`` can take this run's diagnostics; change nothing on disk.
 
     With ``run_id`` (a resumed run), folders written by that same run are
@@ -122,7 +133,7 @@ def check_diagnostics_path(path, *, overwrite=False, run_id=None):
     parfit.errors.OutputLockedError
         Another parfit run is writing to ``path``.
     """
-    from .store import lock as _lock
+    from parfit.store import lock as _lock
 
     path = Path(os.path.abspath(path))
     if path.exists() and not path.is_dir():
@@ -155,15 +166,15 @@ def check_diagnostics_path(path, *, overwrite=False, run_id=None):
     return DiagnosticsPlan(path, ours, manifest.exists())
 
 
-def open_diagnostics_path(plan, *, run_id):
+def open_diagnostics_path(plan: DiagnosticsPlan, *, run_id: str) -> Any:
     """Create the folder, take its lock and remove what the plan says.
 
     Returns
     -------
-    parfit._lock.Lock
+    parfit.store.lock.Lock
         Held for the run; release it when the run ends.
     """
-    from .store import lock as _lock
+    from parfit.store import lock as _lock
 
     plan.path.mkdir(parents=True, exist_ok=True)
     lock = _lock.acquire(plan.path, run_id=run_id, what=f"diagnostics_path {str(plan.path)!r}")
@@ -180,13 +191,15 @@ def open_diagnostics_path(plan, *, run_id):
     return lock
 
 
-def prepare_diagnostics_path(path, *, overwrite=False, run_id=None):
+def prepare_diagnostics_path(
+    path: str | os.PathLike, *, overwrite: bool = False, run_id: str | None = None
+) -> Any:
     """Check ``path`` (:func:`check_diagnostics_path`), then open it; return the lock."""
     plan = check_diagnostics_path(path, overwrite=overwrite, run_id=run_id)
     return open_diagnostics_path(plan, run_id=run_id or "unknown")
 
 
-def _check_writable(path):
+def _check_writable(path: Path) -> None:
     """Refuse a folder that cannot be created or written, without creating it."""
     existing = path
     while not existing.exists():
@@ -207,7 +220,7 @@ def _check_writable(path):
         raise InputError(f"diagnostics_path {str(path)!r} {what}; choose a folder you can write to")
 
 
-def _can_create_in(folder):
+def _can_create_in(folder: Path) -> bool:
     """Whether a folder can be made in ``folder`` (made and removed at once).
 
     Permission bits do not tell the whole story (a read-only file system, a
@@ -222,7 +235,7 @@ def _can_create_in(folder):
     return True
 
 
-def _is_our_manifest(manifest):
+def _is_our_manifest(manifest: Path) -> bool:
     """True if ``manifest`` starts with the header parfit writes."""
     try:
         with open(manifest, newline="") as fh:
@@ -232,10 +245,18 @@ def _is_our_manifest(manifest):
     return header is not None and tuple(header[:6]) == MANIFEST_COLUMNS[:6]
 
 
-def folder_name(index, iterating_shape):
+def folder_name(index: Sequence[int], iterating_shape: Sequence[int]) -> str:
     """Astropy's folder name: zero-padded indices joined by ``_``.
 
     A single fit (no iterating axes) has the folder ``fit``.
+
+    Examples
+    --------
+    >>> from parfit.diagnostics import folder_name
+    >>> folder_name((3, 17), (40, 20))
+    '03_17'
+    >>> folder_name((), ())
+    'fit'
     """
     if len(iterating_shape) == 0:
         return "fit"
@@ -243,7 +264,7 @@ def folder_name(index, iterating_shape):
     return "_".join(f"{int(i):0{width}d}" for i in index)
 
 
-def report_mode(diagnostics, status, n_warnings):
+def report_mode(diagnostics: str | None, status: Any, n_warnings: Any) -> np.ndarray:
     """True where a fit gets a folder under ``diagnostics``.
 
     Fits without any valid sample are never reported (as in astropy).
@@ -261,8 +282,15 @@ def report_mode(diagnostics, status, n_warnings):
 
 
 def write_fit_folder(
-    path, name, run_id, *, message=None, warnings=None, callable_=None, callable_args=()
-):
+    path: str | os.PathLike,
+    name: str,
+    run_id: str,
+    *,
+    message: str | None = None,
+    warnings: Sequence[str] | None = None,
+    callable_: Callable | None = None,
+    callable_args: tuple = (),
+) -> None:
     """Write one fit's folder; never raises because of the user callable.
 
     Raises
@@ -271,7 +299,7 @@ def write_fit_folder(
         ``path`` is no longer locked by ``run_id`` (its run ended or was
         taken over): nothing is written.
     """
-    from .store import lock as _lock
+    from parfit.store import lock as _lock
 
     _lock.check_held(path, run_id, what=f"diagnostics_path {str(path)!r}")
     folder = Path(path) / name
@@ -290,7 +318,7 @@ def write_fit_folder(
             (folder / "callable_error.log").write_text(traceback.format_exc())
 
 
-def write_manifest(path, rows, run_id):
+def write_manifest(path: str | os.PathLike, rows: Iterable[Sequence], run_id: str) -> None:
     """Write ``manifest.csv`` listing this run's folders.
 
     ``rows`` is an iterable of ``(folder, indices, status, n_warnings)`` or
@@ -321,38 +349,7 @@ def write_manifest(path, rows, run_id):
     os.replace(tmp, path / MANIFEST_NAME)
 
 
-def read_manifest(path):
+def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read ``manifest.csv`` of a diagnostics folder as a list of dicts."""
     with open(Path(path) / MANIFEST_NAME, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def summarize(path, **kwargs):
-    """Summarize a diagnostics folder, an output store or an analysis folder.
-
-    The same as :func:`parfit.inspect.summarize`, here beside the folders
-    it reads: counts per status, errors grouped by the last line of
-    ``error.log``, warnings grouped by line of ``warn.log``, with example
-    folders or pixels.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A diagnostics folder (holding ``manifest.csv``), a zarr output store
-        or an analysis folder (``run.json`` beside ``maps.zarr``).
-    **kwargs
-        ``top``, ``examples`` and ``diagnostics``, as for
-        :func:`parfit.inspect.summarize`.
-
-    Returns
-    -------
-    parfit.inspect.Summary
-        ``str(summary)`` is a plain-text report.
-
-    See Also
-    --------
-    parfit.inspect.summarize
-    """
-    from .inspect import summarize as _summarize
-
-    return _summarize(path, **kwargs)

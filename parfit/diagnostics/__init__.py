@@ -1,0 +1,59 @@
+"""Diagnostics: per-fit folders, and summaries and plots of what a run left on disk.
+
+* :mod:`parfit.diagnostics.folders` - the per-fit folders that
+  :func:`parfit.parallel_fit` writes with ``diagnostics="error"``,
+  ``"error+warn"`` or ``"all"`` under ``diagnostics_path`` (``error.log``,
+  ``warn.log``, what ``diagnostics_callable`` wrote), and ``manifest.csv``,
+  which lists the folders of the run;
+* :mod:`parfit.diagnostics.summary` - :func:`summarize`, what happened in a
+  run, read from a diagnostics folder, an output store or an analysis folder
+  (what ``parfit inspect`` prints);
+* :mod:`parfit.diagnostics.plots` - :func:`plot_maps`, :func:`plot_overview`
+  and :func:`plot_fit`, quick-look PNGs of the maps and of one fit.
+
+Dependencies point one way: plots -> summary -> paths -> folders.
+"""
+
+from parfit.diagnostics.folders import (
+    DIAGNOSTICS_MODES,
+    MANIFEST_NAME,
+    MARKER_NAME,
+    DiagnosticsPlan,
+    check_diagnostics_args,
+    check_diagnostics_path,
+    folder_name,
+    open_diagnostics_path,
+    prepare_diagnostics_path,
+    read_manifest,
+    report_mode,
+    write_fit_folder,
+    write_manifest,
+)
+from parfit.diagnostics.plots import plot_fit, plot_maps, plot_overview
+from parfit.diagnostics.summary import PERCENTILES, MessageGroup, Summary, summarize
+
+__all__ = [
+    # per-fit folders and the manifest
+    "DIAGNOSTICS_MODES",
+    "MANIFEST_NAME",
+    "MARKER_NAME",
+    "DiagnosticsPlan",
+    "check_diagnostics_args",
+    "check_diagnostics_path",
+    "open_diagnostics_path",
+    "prepare_diagnostics_path",
+    "folder_name",
+    "report_mode",
+    "write_fit_folder",
+    "write_manifest",
+    "read_manifest",
+    # summaries
+    "summarize",
+    "Summary",
+    "MessageGroup",
+    "PERCENTILES",
+    # plots
+    "plot_maps",
+    "plot_overview",
+    "plot_fit",
+]

@@ -1,0 +1,429 @@
+"""Quick-look plots of what a run left on disk.
+
+:func:`plot_maps` draws every parameter map of a store (on sky axes when the
+store holds a celestial WCS) and a status map, one PNG each;
+:func:`plot_overview` all of them, and the statistic, in one PNG, beside
+reference maps where given; :func:`plot_fit` one fit against its data.
+Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state)
+and written as PNG.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parfit.diagnostics.paths import map_dims, maps_path
+from parfit.diagnostics.summary import status_name
+from parfit.errors import InputError
+from parfit.status import Status
+from parfit.store.reader import open_maps_store, store_wcs
+
+__all__ = ["plot_maps", "plot_overview", "plot_fit"]
+
+_STATUS_COLORS: dict[int, str] = {
+    Status.NOT_RUN: "#9e9e9e",
+    Status.OK: "#4daf4a",
+    Status.FIT_ERROR: "#e41a1c",
+    Status.NOT_CONVERGED: "#ff7f00",
+    Status.NO_VALID_DATA: "#eeeeee",
+    Status.TOO_FEW_SAMPLES: "#a65628",
+    Status.BAD_START: "#984ea3",
+    Status.NONFINITE: "#f781bf",
+    Status.WORKER_CRASH: "#000000",
+    Status.DEGENERATE: "#377eb8",
+    Status.TIMEOUT: "#ffff33",
+}
+
+
+def _map_wcs(info, ndim):
+    """The celestial WCS of 2-D maps from a streamed store's header, or None."""
+    wcs = store_wcs(info) if ndim == 2 else None
+    if wcs is None or wcs.naxis != 2 or not wcs.has_celestial or wcs.celestial.naxis != 2:
+        return None
+    return wcs.celestial
+
+
+@dataclasses.dataclass
+class _Maps:
+    """The maps of a store, as the plots need them."""
+
+    group: Any
+    names: list[str]
+    units: dict[str, Any]
+    status: np.ndarray
+    #: Celestial WCS of 2-D maps (a streamed store that records one), else None.
+    wcs: Any
+    dims: tuple[str, ...]
+
+    def values(self, name: str) -> np.ndarray:
+        return np.asarray(self.group[name][...], dtype=np.float64)
+
+    def label(self, name: str) -> str:
+        unit = self.units.get(name)
+        return f"{name} [{unit}]" if unit not in (None, "") else name
+
+
+def _open_maps(path: Path, caller: str) -> _Maps:
+    group, layout, names, units, _, info = open_maps_store(path)
+    status = np.asarray(group["status"][...])
+    if status.ndim not in (1, 2):
+        raise InputError(
+            f"{caller}: the maps of {str(path)!r} are {status.ndim}-D (shape "
+            f"{status.shape}); only 1-D and 2-D maps can be plotted"
+        )
+    wcs = _map_wcs(info, status.ndim) if layout == "streamed" else None
+    dims = map_dims(group["status"]) or tuple(f"axis {k}" for k in range(status.ndim))
+    return _Maps(group, list(names), dict(units), status, wcs, dims)
+
+
+def _new_axes(fig, maps: _Maps, *where):
+    """Axes for one map: on sky axes where the maps have a celestial WCS."""
+    if maps.wcs is not None:
+        wcs = maps.wcs
+        ax = fig.add_subplot(*where, projection=wcs)
+        ax.coords[0].set_axislabel("RA" if _is_ra(wcs) else wcs.world_axis_names[0] or "lon")
+        ax.coords[1].set_axislabel("Dec" if _is_ra(wcs) else wcs.world_axis_names[1] or "lat")
+    else:
+        ax = fig.add_subplot(*where)
+        if maps.status.ndim == 2:
+            ax.set_xlabel(f"{maps.dims[1]} (pixel)")
+            ax.set_ylabel(f"{maps.dims[0]} (pixel)")
+    return ax
+
+
+def _limits(values: np.ndarray) -> tuple[float | None, float | None]:
+    """Colour limits of a map: its 1st and 99th percentiles (None without finite values)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return None, None
+    vmin, vmax = np.percentile(finite, [1, 99])
+    return float(vmin), float(vmax)
+
+
+def _draw_map(fig, ax, values: np.ndarray, label: str, maps: _Maps, limits=None) -> None:
+    """One map: an image with a colour bar (2-D) or a line (1-D)."""
+    if values.ndim == 2:
+        vmin, vmax = _limits(values) if limits is None else limits
+        image = ax.imshow(
+            values,
+            origin="lower",
+            interpolation="nearest",
+            vmin=vmin,
+            vmax=vmax if vmax != vmin else None,
+        )
+        fig.colorbar(image, ax=ax, label=label)
+    else:
+        ax.plot(np.arange(values.size), values, marker=".")
+        ax.set_xlabel(f"{maps.dims[0]} (pixel)")
+        ax.set_ylabel(label)
+
+
+def _map_figures(path, dpi=100):
+    """``(file stem, Figure)`` of every map of a store, built lazily."""
+    from matplotlib.figure import Figure
+
+    maps = _open_maps(path, "plot_maps")
+
+    def new_axes():
+        fig = Figure(figsize=(6.4, 4.8), dpi=dpi)
+        return fig, _new_axes(fig, maps)
+
+    for name in maps.names:
+        fig, ax = new_axes()
+        _draw_map(fig, ax, maps.values(name), maps.label(name), maps)
+        ax.set_title(f"{name} (NaN where the fit failed)")
+        yield name, fig
+    fig, ax = new_axes()
+    _draw_status(fig, ax, maps.status)
+    yield "status", fig
+
+
+def _is_ra(wcs):
+    return wcs.wcs.ctype[0].upper().startswith("RA")
+
+
+def _draw_status(fig, ax, status: np.ndarray) -> None:
+    """The categorical status map, whose colour bar (or axis) names the codes present."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    codes = sorted(int(c) for c in np.unique(status))
+    index = np.searchsorted(codes, status)
+    names = [status_name(c) for c in codes]
+    colors = [_STATUS_COLORS.get(c, "#7f7f7f") for c in codes]
+    cmap = ListedColormap(colors)
+    norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, len(codes))
+    if status.ndim == 2:
+        image = ax.imshow(index, origin="lower", interpolation="nearest", cmap=cmap, norm=norm)
+        bar = fig.colorbar(image, ax=ax, ticks=np.arange(len(codes)))
+        bar.ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
+        bar.set_label("fit status")
+    else:
+        ax.scatter(np.arange(status.size), status, c=index, cmap=cmap, norm=norm, edgecolors="k")
+        ax.set_yticks(codes)
+        ax.set_yticklabels([f"{c} {n}" for c, n in zip(codes, names)])
+        ax.set_xlabel("pixel")
+    ax.set_title("fit status")
+
+
+def plot_maps(path, out_dir, *, dpi=100):
+    """Draw every parameter map and the status map of a store as PNG files.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An output store (either layout) or an analysis folder (its
+        ``maps.zarr`` is drawn).
+    out_dir : str or path-like
+        Folder for the images; created if needed.  Images already there
+        with the same names are replaced.
+    dpi : int
+        Resolution of the images.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``<out_dir>/<parameter>.png`` for each parameter, then
+        ``<out_dir>/status.png`` (a categorical map whose colour bar names
+        the status codes present).
+
+    Raises
+    ------
+    InputError
+        If ``path`` holds no maps, or the maps are not 1-D or 2-D.
+
+    Notes
+    -----
+    When a streamed store records a celestial WCS for its 2-D maps, the
+    maps are drawn on WCSAxes with RA/Dec labels; otherwise on pixel axes
+    (``origin="lower"``).  1-D maps are drawn as lines.  Images are made
+    with matplotlib's object API (no pyplot, no GUI backend).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> from parfit.diagnostics import plot_maps
+    >>> cube = gaussian_cube((20, 4, 4), seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                             scheduler="synchronous", output=Path(tmp) / "maps.zarr")
+    ...     written = plot_maps(Path(tmp) / "maps.zarr", Path(tmp) / "png")
+    ...     print([p.name for p in written])
+    ['amplitude.png', 'mean.png', 'stddev.png', 'status.png']
+    """
+    store = maps_path(path, "plot_maps")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, fig in _map_figures(store, dpi=dpi):
+        target = out_dir / f"{stem}.png"
+        fig.savefig(target, dpi=dpi, bbox_inches="tight")
+        written.append(target)
+    return written
+
+
+def plot_overview(
+    path: str | Path,
+    path_png: str | Path,
+    *,
+    reference: Mapping[str, Any] | None = None,
+    reference_label: str = "reference",
+    dpi: int = 100,
+) -> Path:
+    """Draw every map of a store in one PNG: the parameters, the status and the statistic.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An output store (either layout) or an analysis folder (its
+        ``maps.zarr`` is drawn).
+    path_png : str or path-like
+        The image to write (replaced if it exists).
+    reference : mapping of str to array-like, optional
+        Maps to compare with, by parameter name (e.g. the truth of a
+        synthetic cube), each of the shape of the store's maps.  They are
+        drawn in a second row, each under its fitted map and on the same
+        colour scale (that of the reference).
+    reference_label : str
+        What the reference maps are, in the titles (e.g. ``"true"``).
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path_png``.
+
+    Raises
+    ------
+    InputError
+        If ``path`` holds no maps, the maps are not 1-D or 2-D, or a
+        reference map has another name or shape than the store's maps.
+
+    See Also
+    --------
+    plot_maps : one PNG per map.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import parfit
+    >>> from parfit.datasets import gaussian_cube
+    >>> from parfit.diagnostics import plot_overview
+    >>> cube = gaussian_cube((20, 4, 4), seed=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = parfit.parallel_fit(cube.model, cube.data, world=cube.world,
+    ...                             scheduler="synchronous", output=Path(tmp) / "maps.zarr")
+    ...     out = plot_overview(Path(tmp) / "maps.zarr", Path(tmp) / "maps.png",
+    ...                         reference=cube.truth, reference_label="true")
+    ...     print(out.name, out.stat().st_size > 0)
+    maps.png True
+    """
+    from matplotlib.figure import Figure
+
+    store = maps_path(path, "plot_overview")
+    maps = _open_maps(store, "plot_overview")
+    reference = _check_reference(reference, maps)
+    n = len(maps.names)
+    rows, cols = (2, n + 1) if reference else (1, n + 2)
+    fig = Figure(figsize=(4.0 * cols, 3.5 * rows), dpi=dpi, layout="constrained")
+    fitted = "fitted " if reference else ""
+    for k, name in enumerate(maps.names):
+        limits = _limits(reference[name]) if name in reference else None
+        ax = _new_axes(fig, maps, rows, cols, k + 1)
+        _draw_map(fig, ax, maps.values(name), maps.label(name), maps, limits)
+        ax.set_title(f"{fitted}{name}")
+        if name in reference:
+            ax = _new_axes(fig, maps, rows, cols, cols + k + 1)
+            _draw_map(fig, ax, reference[name], maps.label(name), maps, limits)
+            ax.set_title(f"{reference_label} {name}")
+    _draw_status(fig, _new_axes(fig, maps, rows, cols, n + 1), maps.status)
+    ax = _new_axes(fig, maps, rows, cols, rows * cols)
+    _draw_map(fig, ax, maps.values("statistic"), "statistic", maps)
+    ax.set_title("statistic (chi-square)")
+    path_png = Path(path_png)
+    fig.savefig(path_png, dpi=dpi)
+    return path_png
+
+
+def _check_reference(reference: Mapping[str, Any] | None, maps: _Maps) -> dict[str, np.ndarray]:
+    if reference is None:
+        return {}
+    if not isinstance(reference, Mapping):
+        raise InputError(
+            f"plot_overview: reference must be a mapping of parameter names to maps; got "
+            f"{type(reference).__name__}"
+        )
+    unknown = sorted(set(reference) - set(maps.names))
+    if unknown:
+        raise InputError(
+            f"plot_overview: reference has maps {unknown} that the store does not; its "
+            f"parameters are {maps.names}"
+        )
+    out = {}
+    for name, values in reference.items():
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != maps.status.shape:
+            raise InputError(
+                f"plot_overview: reference[{name!r}] has shape {values.shape}; the maps have "
+                f"shape {maps.status.shape}"
+            )
+        out[name] = values
+    return out
+
+
+def plot_fit(
+    path_png, x, data, start, fitted, *, title="", x_label="x", y_label="data", note=None, dpi=100
+):
+    """Draw one fit: data, starting and fitted model, and the residuals.
+
+    Parameters
+    ----------
+    path_png : str or path-like
+        The image to write (replaced if it exists).
+    x : array-like
+        Coordinates of the samples.
+    data : array-like
+        The samples (NaN samples are not drawn).
+    start : array-like or None
+        The starting model at ``x`` (dashed), if known.
+    fitted : array-like or None
+        The fitted model at ``x`` (line), None for a failed fit.
+    title : str
+        Title of the upper panel.
+    x_label, y_label : str
+        Axis labels.
+    note : str, optional
+        Appended to the title, e.g. why the fit failed.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path_png``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from parfit.diagnostics import plot_fit
+    >>> x = np.linspace(-5, 5, 30)
+    >>> model = np.exp(-0.5 * x**2)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = plot_fit(Path(tmp) / "fit.png", x, model + 0.01, 0.8 * model, model,
+    ...                    title="pixel (0, 0)")
+    ...     print(out.name, out.stat().st_size > 0)
+    fit.png True
+    """
+    from matplotlib.figure import Figure
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    data = np.asarray(data, dtype=np.float64).ravel()
+    if x.shape != data.shape:
+        raise InputError(
+            f"plot_fit: x has {x.size} values but data {data.size}; give one coordinate per sample"
+        )
+    curves = {}
+    for name, values in (("start", start), ("fitted", fitted)):
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64).ravel()
+            if values.shape != x.shape:
+                raise InputError(f"plot_fit: {name} has {values.size} values but x {x.size}")
+            curves[name] = values
+    fig = Figure(figsize=(6.4, 5.2), dpi=dpi)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot(x, data, "o", ms=3, color="k", label="data")
+    if "start" in curves:
+        top.plot(x, curves["start"], "--", color="tab:blue", label="start")
+    if "fitted" in curves:
+        top.plot(x, curves["fitted"], "-", color="tab:red", label="fit")
+        bottom.plot(x, data - curves["fitted"], "o", ms=3, color="k")
+        bottom.axhline(0.0, color="tab:red", lw=1)
+    else:
+        bottom.text(
+            0.5,
+            0.5,
+            "no fitted model: no residuals",
+            ha="center",
+            va="center",
+            transform=bottom.transAxes,
+        )
+        bottom.set_yticks([])
+    top.set_ylabel(y_label)
+    top.legend(loc="best")
+    full_title = " - ".join(t for t in (title, note) if t)
+    if full_title:
+        top.set_title(full_title)
+    bottom.set_xlabel(x_label)
+    bottom.set_ylabel("data - fit")
+    path_png = Path(path_png)
+    fig.savefig(path_png, dpi=dpi, bbox_inches="tight")
+    return path_png
