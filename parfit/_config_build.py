@@ -11,9 +11,9 @@ import re
 import numpy as np
 from astropy import units as u
 
-from ._config_types import _in_unit, _target_unit
-from ._yaml import format_path
-from .config import ParameterConfig, _structural_args, check_structural, resolve
+from .config._yaml import format_path
+from .config.schema import ParameterConfig, _structural_args, check_structural, resolve
+from .config.types import _in_unit, _target_unit
 from .errors import ConfigError, InputError
 
 __all__ = ["build_model", "open_input", "check_semantics"]

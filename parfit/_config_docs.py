@@ -12,7 +12,7 @@ import typing
 
 from pydantic import BaseModel
 
-from . import config as config_mod
+from .config import schema as config_mod
 
 __all__ = ["template", "reference_rst", "field_rows"]
 

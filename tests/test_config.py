@@ -14,7 +14,6 @@ import xarray as xr
 
 from parfit import Status
 from parfit._config_docs import field_rows, reference_rst, template
-from parfit._yaml import load_yaml
 from parfit.analysis import Analysis, read_result
 from parfit.config import (
     build_model,
@@ -25,6 +24,7 @@ from parfit.config import (
     parse_config,
     validate_config,
 )
+from parfit.config._yaml import load_yaml
 from parfit.datasets import gaussian_cube
 from parfit.errors import ConfigError, InputError, OutputExistsError
 

@@ -13,10 +13,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from parfit import _yaml
 from parfit.analysis import Analysis
 from parfit.cli import main
-from parfit.config import MAX_COMPONENTS, load_config, parse_config
+from parfit.config import MAX_COMPONENTS, _yaml, load_config, parse_config
 from parfit.errors import ConfigError, InputTypeError
 
 HEAD = "input: {path: cube.fits}\noutput: {path: out}\n"

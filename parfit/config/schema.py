@@ -48,7 +48,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ._config_types import (
+from parfit.config._yaml import MAX_CHARS, Problem, format_path, load_yaml
+from parfit.config.types import (
     Axes,
     Bounds,
     ChunkSize,
@@ -61,15 +62,14 @@ from ._config_types import (
     _in_unit,
     _target_unit,
 )
-from ._yaml import MAX_CHARS, Problem, format_path, load_yaml
 
 # The names the engine accepts, so that the schema cannot drift from them.
-from .diagnostics import DIAGNOSTICS_MODES
-from .errors import ConfigError, InputTypeError
-from .fitters.batched import ENGINES
-from .fitters.select import FITTER_NAMES
-from .output import OUTPUT_CUBES
-from .parallel import INITIAL_VALUES
+from parfit.diagnostics import DIAGNOSTICS_MODES
+from parfit.errors import ConfigError, InputTypeError
+from parfit.fitters.batched import ENGINES
+from parfit.fitters.select import FITTER_NAMES
+from parfit.output import OUTPUT_CUBES
+from parfit.parallel import INITIAL_VALUES
 
 __all__ = [
     "load_config",
@@ -187,7 +187,7 @@ class _Component(_Section):
 
 @functools.lru_cache(maxsize=8)
 def _component_classes(registry_key):
-    from .models import MODEL_REGISTRY
+    from parfit.models import MODEL_REGISTRY
 
     classes = {}
     for type_name in registry_key:
@@ -224,7 +224,7 @@ class _DynamicComponent(_Component):
 
     @model_validator(mode="after")
     def _parameters(self):
-        from .models import MODEL_REGISTRY
+        from parfit.models import MODEL_REGISTRY
 
         cls = MODEL_REGISTRY[self.type]
         structural = {a: getattr(self, a) for a in _structural_args(cls)}
@@ -285,8 +285,8 @@ def _structural_args(cls):
 
 
 def _registry_key():
-    from .models import MODEL_REGISTRY
-    from .models.function import FunctionModel
+    from parfit.models import MODEL_REGISTRY
+    from parfit.models.function import FunctionModel
 
     return tuple(
         sorted(name for name, cls in MODEL_REGISTRY.items() if not issubclass(cls, FunctionModel))
@@ -392,7 +392,7 @@ class FitterSection(_Section):
 
     def fitter_arguments(self):
         """``(fitter, fitter_kwargs)`` for :func:`parfit.parallel_fit`."""
-        from .fitters import BatchedFitter, ScipyFitter
+        from parfit.fitters import BatchedFitter, ScipyFitter
 
         kwargs = {
             "ftol": self.ftol,
@@ -812,7 +812,7 @@ def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=
 
 def _validate(data, base_dir, check_files, deep, lines):
     """``(config, problems)``: the config is None when the schema refused ``data``."""
-    from ._config_build import check_semantics
+    from parfit._config_build import check_semantics
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     too_many = _too_many_components(data, lines)
@@ -911,7 +911,7 @@ def config_to_dict(cfg, *, resolve_paths=False):
 
 
 def _structural_args_of(comp):
-    from .models import MODEL_REGISTRY
+    from parfit.models import MODEL_REGISTRY
 
     return _structural_args(MODEL_REGISTRY[comp.type])
 
@@ -970,7 +970,7 @@ def template(minimal=False):
     >>> text.splitlines()[5:8]
     ['input:', '  path: cube.fits', '  fitting_axes: 0']
     """
-    from ._config_docs import template as _template
+    from parfit._config_docs import template as _template
 
     return _template(minimal=minimal)
 
@@ -978,7 +978,7 @@ def template(minimal=False):
 def __getattr__(name):
     # build_model and open_input live in _config_build, which imports this module.
     if name in ("build_model", "open_input", "check_semantics"):
-        from . import _config_build
+        from parfit import _config_build
 
         return getattr(_config_build, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
