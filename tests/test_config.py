@@ -13,18 +13,18 @@ import pytest
 import xarray as xr
 
 from parfit import Status
-from parfit._config_docs import field_rows, reference_rst, template
 from parfit.analysis import Analysis, read_result
 from parfit.config import (
     build_model,
     config_hash,
     config_schema,
-    config_to_yaml,
     load_config,
     parse_config,
     validate_config,
 )
 from parfit.config._yaml import load_yaml
+from parfit.config.docs import field_rows, reference_rst, template
+from parfit.config.validate import config_to_yaml
 from parfit.datasets import gaussian_cube
 from parfit.errors import ConfigError, InputError, OutputExistsError
 
@@ -441,7 +441,7 @@ def test_registered_models_join_the_schema():
             return height * (x > 0)
 
     try:
-        from parfit.config import component_classes
+        from parfit.config.schema import component_classes
 
         assert "Step1D" in component_classes()
         cfg = parse_config(

@@ -258,7 +258,8 @@ def test_docs_page_examples(page, tmp_path, monkeypatch, clean_registry):
 
 def _public_modules():
     """The modules whose docstring examples are run: every module of
-    ``parfit.models`` and ``parfit.fitters``, and the other public ones."""
+    ``parfit.models``, ``parfit.fitters`` and ``parfit.config``, and the other
+    public ones."""
     import pkgutil
 
     names = [
@@ -269,11 +270,10 @@ def _public_modules():
         "parfit.datasets",
         "parfit.io",
         "parfit.diagnostics",
-        "parfit.config",
         "parfit.analysis",
         "parfit.inspect",
     ]
-    for package in ("parfit.models", "parfit.fitters"):
+    for package in ("parfit.models", "parfit.fitters", "parfit.config"):
         names.append(package)
         pkg = importlib.import_module(package)
         names += sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__))

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from parfit.analysis import Analysis
 from parfit.cli import main
-from parfit.config import MAX_COMPONENTS, _yaml, load_config, parse_config
+from parfit.config import _yaml, load_config, parse_config
+from parfit.config.schema import MAX_COMPONENTS
 from parfit.errors import ConfigError, InputTypeError
 
 HEAD = "input: {path: cube.fits}\noutput: {path: out}\n"

@@ -1,8 +1,18 @@
 """The YAML analysis config: schema, validation and the objects it builds.
 
-Being split into modules: for now :mod:`parfit.config.schema` holds the
-schema, the reading and the checking, and this package re-exports the names
-that parfit's other modules and tests use.
+One YAML file describes a whole analysis in six sections: ``input`` (the
+cube), ``model`` (components from parfit's model library with their
+starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
+(block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
+The pydantic classes of :mod:`parfit.config.schema` are the single source of
+truth: the template written by ``parfit config`` and the reference page of
+the docs are both generated from them (:mod:`parfit.config.docs`).
+
+:func:`load_config` reads a file and reports *every* problem at once, each
+with its YAML path and line, in a :class:`~parfit.errors.ConfigError`.
+Relative paths in a config file are relative to the file's folder.
+:func:`build_model` and :func:`open_input` turn a validated config into the
+model and the (lazily opened) cube that :func:`parfit.parallel_fit` takes.
 
 Examples
 --------
@@ -20,40 +30,18 @@ Examples
 ('batched', 'threads')
 """
 
-from parfit._config_build import build_model, open_input
-from parfit.config.schema import (
-    MAX_COMPONENTS,
-    SECTIONS,
-    ParameterConfig,
-    _section_class,
-    component_classes,
-    config_hash,
-    config_schema,
-    config_to_dict,
-    config_to_yaml,
-    load_config,
-    parse_config,
-    resolve,
-    template,
-    validate_config,
-)
+from parfit.config.build import build_model, open_input
+from parfit.config.docs import template
+from parfit.config.schema import config_schema
+from parfit.config.validate import config_hash, load_config, parse_config, validate_config
 
 __all__ = [
     "load_config",
     "parse_config",
     "validate_config",
-    "config_schema",
-    "open_input",
-    "config_hash",
     "build_model",
-    "config_to_yaml",
+    "open_input",
+    "config_schema",
+    "config_hash",
     "template",
-    "SECTIONS",
-    # Used by parfit's other modules and tests until they import from the modules.
-    "MAX_COMPONENTS",
-    "ParameterConfig",
-    "_section_class",
-    "component_classes",
-    "config_to_dict",
-    "resolve",
 ]

@@ -1,39 +1,28 @@
-"""The YAML analysis config: schema, validation and the objects it builds.
+"""The schema of the YAML analysis config: its sections, parameters and components.
 
-One YAML file describes a whole analysis in five sections: ``input`` (the
+One YAML file describes a whole analysis in six sections: ``input`` (the
 cube), ``model`` (components from parfit's model library with their
 starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
 (block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
-The pydantic classes below are the single source of truth: the template
-written by ``parfit config`` and the reference page of the docs are both
-generated from them (:mod:`parfit._config_docs`).
+The pydantic classes below are the single source of truth: validation
+(:mod:`parfit.config.validate`), the model and input a config builds
+(:mod:`parfit.config.build`), and the template written by ``parfit config``
+and the reference page of the docs (:mod:`parfit.config.docs`) all read
+them.  This module imports none of those.
 
-:func:`load_config` reads a file and reports *every* problem at once, each
-with its YAML path and line, in a :class:`~parfit.errors.ConfigError`.
-Relative paths in a config file are relative to the file's folder.
+Relative paths in a config are relative to its folder (:func:`resolve`).
 
 Examples
 --------
->>> from parfit.config import parse_config
->>> cfg = parse_config('''
-... input: {path: cube.fits, fitting_axes: 0}
-... model:
-...   components:
-...     - {type: Gaussian1D, mean: "4 km/s", stddev: {value: "2 km/s", bounds: [0, null]}}
-... output: {path: results}
-... ''', check_files=False)
->>> cfg.model.components[0].mean.value
-'4 km/s'
->>> cfg.fitter.name, cfg.run.scheduler
+>>> list(config_schema().model_fields) == list(SECTIONS)
+True
+>>> FitterSection().name, RunSection().scheduler
 ('batched', 'threads')
 """
 
 import functools
-import hashlib
 import inspect
-import json
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -48,7 +37,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from parfit.config._yaml import MAX_CHARS, Problem, format_path, load_yaml
 from parfit.config.types import (
     Axes,
     Bounds,
@@ -58,30 +46,37 @@ from parfit.config.types import (
     Scheduler,
     Source,
     UnitStr,
-    _did_you_mean,
-    _in_unit,
-    _target_unit,
+    did_you_mean,
+    in_unit,
+    target_unit,
 )
 
 # The names the engine accepts, so that the schema cannot drift from them.
 from parfit.diagnostics import DIAGNOSTICS_MODES
-from parfit.errors import ConfigError, InputTypeError
 from parfit.fitters.batched import ENGINES
 from parfit.fitters.select import FITTER_NAMES
 from parfit.output import OUTPUT_CUBES
 from parfit.parallel import INITIAL_VALUES
 
 __all__ = [
-    "load_config",
-    "parse_config",
-    "validate_config",
     "config_schema",
-    "open_input",  # noqa: F822 - resolved by __getattr__ (from _config_build)
-    "config_hash",
-    "build_model",  # noqa: F822 - resolved by __getattr__ (from _config_build)
-    "config_to_yaml",
-    "template",
+    "component_classes",
+    "section_class",
+    "structural_args",
+    "check_structural",
+    "InputSection",
+    "ParameterConfig",
+    "DynamicComponent",
+    "FitterSection",
+    "RunSection",
+    "DiagnosticsSection",
+    "OutputSection",
     "SECTIONS",
+    "MAX_COMPONENTS",
+    "MAX_STRUCTURAL",
+    "base_dir",
+    "set_base_dir",
+    "resolve",
 ]
 
 #: Most components a config's model may sum (each adds a level to the model's tree).
@@ -165,10 +160,10 @@ class ParameterConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
-        target = _target_unit(self)
-        value = None if self.value is None else _in_unit(self.value, target, "value")
+        target = target_unit(self)
+        value = None if self.value is None else in_unit(self.value, target, "value")
         bounds = [
-            None if b is None else _in_unit(b, target, "bound")
+            None if b is None else in_unit(b, target, "bound")
             for b in (self.bounds or (None, None))
         ]
         lo, hi = bounds
@@ -194,7 +189,7 @@ def _component_classes(registry_key):
         cls = MODEL_REGISTRY[type_name]
         summary = (cls.__doc__ or type_name).strip().splitlines()[0]
         fields = {"type": (Literal[type_name], Field(description=summary))}
-        for arg in _structural_args(cls):
+        for arg in structural_args(cls):
             fields[arg] = (int, Field(description=f"{arg} (a whole number; not a parameter)"))
         for spec in getattr(cls, "param_specs", ()):
             default = spec.default
@@ -210,14 +205,14 @@ def _component_classes(registry_key):
                 ),
             )
         dynamic = not getattr(cls, "param_specs", ())
-        base = _DynamicComponent if dynamic else _Component
+        base = DynamicComponent if dynamic else _Component
         classes[type_name] = create_model(
             f"{type_name}Component", __base__=base, __doc__=summary, **fields
         )
     return classes
 
 
-class _DynamicComponent(_Component):
+class DynamicComponent(_Component):
     """A component whose parameters follow from its structural arguments (Polynomial1D)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
@@ -227,7 +222,7 @@ class _DynamicComponent(_Component):
         from parfit.models import MODEL_REGISTRY
 
         cls = MODEL_REGISTRY[self.type]
-        structural = {a: getattr(self, a) for a in _structural_args(cls)}
+        structural = {a: getattr(self, a) for a in structural_args(cls)}
         check_structural(self.type, structural)
         try:
             names = cls(**structural).param_names
@@ -242,7 +237,7 @@ class _DynamicComponent(_Component):
                     "{message}",
                     {
                         "message": f"{self.type} with {structural} has no parameter {key!r}"
-                        f"{_did_you_mean(key, names)}; its parameters are "
+                        f"{did_you_mean(key, names)}; its parameters are "
                         f"{', '.join(names)}",
                         "parfit_path": (key,),
                     },
@@ -250,11 +245,18 @@ class _DynamicComponent(_Component):
             try:
                 self.__pydantic_extra__[key] = ParameterConfig.model_validate(raw)
             except ValidationError as exc:
-                path, _, message = _problems_from(exc, raw, {})[0]
+                # The parameter's own errors travel in the context, for
+                # parfit.config.validate to word as it words every other error.
+                errors = exc.errors()
                 raise PydanticCustomError(
-                    "parfit_key",
+                    "parfit_parameter",
                     "{message}",
-                    {"message": message, "parfit_path": (key,) + tuple(path)},
+                    {
+                        "message": f"parameter {key!r}: {errors[0]['msg']}",
+                        "parfit_path": (key,),
+                        "parfit_errors": errors,
+                        "parfit_input": raw,
+                    },
                 ) from None
         return self
 
@@ -270,7 +272,7 @@ def check_structural(type_name, structural):
             )
 
 
-def _structural_args(cls):
+def structural_args(cls):
     """Constructor arguments of a model class that are not parameters (``degree``)."""
     skip = {"self", "name", "bounds", "fixed", "tied"}
     params = inspect.signature(cls.__init__).parameters.values()
@@ -541,444 +543,46 @@ class OutputSection(_Section):
 SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
 
 
-# --- errors ---------------------------------------------------------------------------
+def section_class(annotation):
+    """The BaseModel class inside ``annotation`` (Optional[X], list[X]...), or None.
 
-
-def _clean_message(msg):
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            return msg[len(prefix) :]
-    return msg
-
-
-def _raw_path(loc, raw):
-    """The part of a pydantic ``loc`` that exists in the raw YAML data.
-
-    Drops union member labels (``Gaussian1D``, ``function-plain[...]``) that
-    pydantic inserts, keeping a trailing missing key.
+    Examples
+    --------
+    >>> section_class(config_schema().model_fields["run"].annotation).__name__
+    'RunSection'
     """
-    path, node = [], raw
-    for i, part in enumerate(loc):
-        if isinstance(node, dict):
-            if part in node:
-                path.append(part)
-                node = node[part]
-            elif i == len(loc) - 1 and part != node.get("type"):
-                path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            path.append(part)
-            node = node[part]
-        elif not isinstance(node, (dict, list)):
-            break
-    return tuple(path)
-
-
-def _allowed_keys(path, raw):
-    """Keys the schema allows at ``path`` (for did-you-mean), or ()."""
-    schema, classes = _schema_for(_registry_key())
-    cls = schema
-    node = raw
-    for part in path:
-        if cls is None:
-            return ()
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and node.get("type") in classes:
-                cls = classes[node["type"]]
-            continue
-        node = node.get(part) if isinstance(node, dict) else None
-        field = cls.model_fields.get(part)
-        cls = _section_class(field.annotation) if field is not None else None
-    return tuple(cls.model_fields) if cls is not None else ()
-
-
-def _section_class(annotation):
-    """The BaseModel class inside ``annotation`` (Optional[X], list[X]...), or None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
-        found = _section_class(arg)
+        found = section_class(arg)
         if found is not None:
             return found
     return None
 
 
-def _problems_from(exc, raw, lines):
-    problems = []
-    for err in exc.errors():
-        path = _raw_path(err["loc"], raw)
-        kind, msg = err["type"], _clean_message(err["msg"])
-        ctx = err.get("ctx") or {}
-        if kind == "parfit_key":
-            path = path + tuple(ctx["parfit_path"])
-        if kind == "extra_forbidden":
-            key = path[-1] if path else "?"
-            allowed = _allowed_keys(path[:-1], raw)
-            msg = f"unknown key {key!r}{_did_you_mean(key, allowed)}"
-            if allowed:
-                msg += f" (allowed here: {', '.join(allowed)})"
-        elif kind == "missing":
-            msg = f"missing required key {path[-1]!r}" if path else msg
-        elif kind == "union_tag_invalid":
-            known = [t.strip("'") for t in ctx.get("expected_tags", "").split(", ")]
-            tag = ctx.get("tag")
-            msg = (
-                f"unknown component type {tag!r}{_did_you_mean(tag, known)} (known types: "
-                f"{', '.join(known)}; register your own with "
-                f"@parfit.models.register_model)"
-            )
-            path = path + ("type",) if isinstance(err.get("input"), dict) else path
-        elif kind == "union_tag_not_found":
-            msg = "each component needs a 'type', e.g. type: Gaussian1D"
-        elif kind == "literal_error":
-            choices = re.findall(r"'([^']*)'", ctx.get("expected", ""))
-            msg = f"{msg}; got {err.get('input')!r}{_did_you_mean(err.get('input'), choices)}"
-        elif (
-            "input" in err
-            and kind not in ("value_error", "assertion_error")
-            and not isinstance(err["input"], (dict, list))
-        ):
-            msg = f"{msg}; got {err['input']!r}"
-        problems.append(Problem(path, _line_of(path, lines), msg))
-    return problems
+# --- paths ------------------------------------------------------------------------------
 
 
-def _line_of(path, lines):
-    path = tuple(path)
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path)
+def set_base_dir(cfg, folder) -> None:
+    """Make the relative paths of ``cfg`` relative to ``folder``."""
+    object.__setattr__(cfg, "_base_dir", Path(folder).resolve())
 
 
-def _raise(problems, source):
-    problems = sorted(set(problems), key=lambda p: (p.line or 0, format_path(p.path)))
-    where = f"{source}:" if source else "line "
-    text = []
-    for p in problems:
-        loc = f"{where}{p.line}: " if p.line is not None else (f"{source}: " if source else "")
-        text.append(f"{loc}{format_path(p.path)}: {p.message}")
-    head = (
-        f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {source or 'the config'}:"
-    )
-    raise ConfigError(
-        "\n".join([head] + ["  " + t for t in text]),
-        [(format_path(p.path), p.line, p.message) for p in problems],
-    )
-
-
-# --- entry points -------------------------------------------------------------------
-
-
-def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=False):
-    """Validate config YAML text.
-
-    Parameters
-    ----------
-    text : str
-        The YAML document.
-    source : str, optional
-        Name of the file, used in messages.
-    base_dir : path-like, optional
-        Folder that relative paths are relative to (default: the current
-        folder).
-    check_files : bool
-        Report input files that do not exist.
-    deep : bool
-        Also open the input (lazily), check the fitting axes against it and
-        build the model, as ``parfit validate`` does.
-
-    Returns
-    -------
-    pydantic.BaseModel
-        The config (an instance of :func:`config_schema`), with
-        ``base_dir`` stored on it.
-
-    Raises
-    ------
-    parfit.errors.ConfigError
-        Listing every problem with its YAML path and line.
-    """
-    if not isinstance(text, str):
-        raise InputTypeError(
-            f"parse_config(text) takes the YAML text as a str; got "
-            f"{type(text).__name__}; use load_config(path) to read a file"
-        )
-    data, lines, problems = load_yaml(text)
-    if data is None and not problems:
-        problems = [Problem((), 1, "the config is empty; start from `parfit config`")]
-    elif data is not None and not isinstance(data, dict):
-        problems.append(
-            Problem((), 1, f"the config must be a mapping of the sections {', '.join(SECTIONS)}")
-        )
-    if problems and not isinstance(data, dict):
-        _raise(problems, source)
-    cfg, found = _validate(data, base_dir, check_files, deep and not problems, lines)
-    # Report the YAML problems (ambiguous values, duplicate keys) together with the
-    # schema's, without a second message for the same value.
-    seen = [p.path for p in problems]
-    problems += [p for p in found if not any(_related(p.path, s) for s in seen)]
-    if problems:
-        _raise(problems, source)
-    return cfg
-
-
-def _related(a, b):
-    """True if one path lies inside the other (a value and the key holding it)."""
-    n = min(len(a), len(b))
-    return a[:n] == b[:n]
-
-
-def load_config(path, *, check_files=True, deep=False):
-    """Read and validate a config file; see :func:`parse_config`.
-
-    Relative paths in the file are relative to the file's folder.
-
-    Raises
-    ------
-    parfit.errors.ConfigError
-        If the file cannot be read or is invalid.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "fit.yaml").write_text("input: {path: cube.fits}\\n"
-    ...     "model: {components: [{type: Gaussian1D}]}\\noutput: {path: out}\\n")
-    >>> load_config(folder / "fit.yaml", check_files=False).output.path
-    'out'
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(
-            f"config file {str(path)!r} is a folder; give the YAML file in it",
-            [("(file)", None, "is a folder")],
-        )
-    try:
-        # At most one byte past the limit is read, so a huge file (or /dev/zero)
-        # costs no more than a config may.
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_CHARS + 1)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {str(path)!r} does not exist", [("(file)", None, "does not exist")]
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read config file {str(path)!r}: {exc}", [("(file)", None, str(exc))]
-        ) from None
-    if len(raw) > MAX_CHARS:
-        why = (
-            f"is larger than {MAX_CHARS:,} bytes; parfit reads configs of at most 1 MB: "
-            f"a config describes an analysis, its data belong in the files it names"
-        )
-        raise ConfigError(f"config file {str(path)!r} {why}", [("(file)", None, why)])
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        why = (
-            f"is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} cannot be "
-            f"decoded; save the file as UTF-8"
-        )
-        raise ConfigError(
-            f"cannot read config file {str(path)!r}: {path.name}:{line}: {why}",
-            [("(file)", line, why)],
-        ) from None
-    return parse_config(
-        text, source=str(path), base_dir=path.resolve().parent, check_files=check_files, deep=deep
-    )
-
-
-def validate_config(data, *, base_dir=None, source=None, check_files=True, deep=False):
-    """Validate a config given as a dict (e.g. built in Python).
-
-    See :func:`parse_config` for the arguments.
-
-    Examples
-    --------
-    >>> cfg = validate_config({"input": {"path": "c.fits"},
-    ...                        "model": {"components": [{"type": "Const1D"}]},
-    ...                        "output": {"path": "out"}}, check_files=False)
-    >>> cfg.diagnostics.mode
-    'error'
-    """
-    if hasattr(data, "model_dump") and not isinstance(data, dict):
-        data = data.model_dump(mode="json", exclude_unset=True)
-    cfg, problems = _validate(data, base_dir, check_files, deep, {(): None})
-    if problems:
-        _raise(problems, source)
-    return cfg
-
-
-def _validate(data, base_dir, check_files, deep, lines):
-    """``(config, problems)``: the config is None when the schema refused ``data``."""
-    from parfit._config_build import check_semantics
-
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    too_many = _too_many_components(data, lines)
-    if too_many:
-        return None, too_many
-    try:
-        cfg = config_schema().model_validate(data)
-    except ValidationError as exc:
-        problems = _problems_from(exc, data, lines)
-        if check_files:  # missing files too, so that every problem shows at once
-            problems += [
-                Problem(p, _line_of(p, lines), m) for p, m in _missing_raw_files(data, base)
-            ]
-        return None, problems
-    object.__setattr__(cfg, "_base_dir", base.resolve())
-    return cfg, [
-        Problem(p, _line_of(p, lines), m) for p, m in check_semantics(cfg, check_files, deep)
-    ]
-
-
-def _too_many_components(data, lines):
-    """A problem if the model sums more than MAX_COMPONENTS components (checked first)."""
-    model = data.get("model") if isinstance(data, dict) else None
-    comps = model.get("components") if isinstance(model, dict) else None
-    if not isinstance(comps, list) or len(comps) <= MAX_COMPONENTS:
-        return []
-    path = ("model", "components")
-    return [
-        Problem(
-            path,
-            _line_of(path, lines),
-            f"{len(comps)} components; a config's model sums at most "
-            f"{MAX_COMPONENTS} (a per-pixel fit of more is not meaningful): fit "
-            f"fewer components",
-        )
-    ]
-
-
-def _missing_raw_files(data, base):
-    """``(path, message)`` for input files of a config that failed the schema."""
-    inp = data.get("input") if isinstance(data, dict) else None
-    if not isinstance(inp, dict):
-        return []
-    out = []
-    for key in ("path", "mask", "weights", "uncertainty"):
-        value = inp.get(key)
-        if isinstance(value, dict):
-            value = value.get("path")
-        if isinstance(value, str) and value:
-            p = Path(value).expanduser()
-            p = Path(os.path.normpath(p if p.is_absolute() else base.resolve() / p))
-            if not p.exists():
-                out.append((("input", key), f"file not found: {p}"))
-    return out
-
-
-def base_dir(cfg):
+def base_dir(cfg) -> Path:
     """The folder relative paths of ``cfg`` are relative to."""
     return getattr(cfg, "_base_dir", None) or Path.cwd()
 
 
-def resolve(cfg, path):
-    """``path`` of the config as an absolute Path."""
-    p = Path(path).expanduser()
-    return Path(os.path.normpath(p if p.is_absolute() else base_dir(cfg) / p))
-
-
-# --- hashing and writing ------------------------------------------------------------
-
-
-def config_to_dict(cfg, *, resolve_paths=False):
-    """The config as plain data (defaults included, unset parameters left out)."""
-    data = cfg.model_dump(mode="json", exclude_none=False)
-    comps = []
-    for comp, raw in zip(cfg.model.components, data["model"]["components"]):
-        keep = {k: v for k, v in raw.items() if v is not None or k in _structural_args_of(comp)}
-        for k, v in list(keep.items()):
-            if isinstance(v, dict) and set(v) >= {"value", "fixed"}:
-                keep[k] = {
-                    pk: pv
-                    for pk, pv in v.items()
-                    if pv is not None and not (pk == "fixed" and pv is False)
-                }
-        comps.append(keep)
-    data["model"]["components"] = comps
-    if resolve_paths:
-        data["input"]["path"] = str(resolve(cfg, cfg.input.path))
-        for key in ("mask", "weights", "uncertainty"):
-            src = data["input"].get(key)
-            if src and src.get("path"):
-                src["path"] = str(resolve(cfg, src["path"]))
-        data["output"]["path"] = str(resolve(cfg, cfg.output.path))
-        if data["diagnostics"]["path"]:
-            data["diagnostics"]["path"] = str(resolve(cfg, cfg.diagnostics.path))
-    return data
-
-
-def _structural_args_of(comp):
-    from parfit.models import MODEL_REGISTRY
-
-    return _structural_args(MODEL_REGISTRY[comp.type])
-
-
-def config_to_yaml(cfg, *, resolve_paths=False):
-    """The config as YAML text that :func:`parse_config` reads back."""
-    import yaml
-
-    return yaml.safe_dump(
-        config_to_dict(cfg, resolve_paths=resolve_paths),
-        sort_keys=False,
-        default_flow_style=None,
-        width=100,
-    )
-
-
-def config_hash(cfg):
-    """``sha256:<hex>`` of the config with defaults filled in and paths resolved.
-
-    Two configs that describe the same analysis of the same files have the
-    same hash, however they were written.
-    """
-    data = config_to_dict(cfg, resolve_paths=True)
-    # How to treat an earlier run's folder, whether to draw a progress bar and
-    # how long a block may take do not change the analysis: a resumed run (with
-    # more time for its blocks, say) has the hash of the run it finishes.
-    for section, key in _NOT_HASHED:
-        data[section].pop(key, None)
-    text = json.dumps(data, sort_keys=True)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-_NOT_HASHED = (
-    ("output", "overwrite"),
-    ("output", "resume"),
-    ("run", "progress"),
-    ("run", "fit_timeout"),
-)
-
-
-def template(minimal=False):
-    """The commented config template that ``parfit config`` writes.
-
-    Parameters
-    ----------
-    minimal : bool
-        Only the keys you must give.
-
-    Returns
-    -------
-    str
+def resolve(cfg, path) -> Path:
+    """``path`` of the config as an absolute Path.
 
     Examples
     --------
-    >>> text = template(minimal=True)
-    >>> text.splitlines()[5:8]
-    ['input:', '  path: cube.fits', '  fitting_axes: 0']
+    >>> cfg = config_schema().model_validate({"input": {"path": "cube.fits"},
+    ...     "model": {"components": [{"type": "Const1D"}]}, "output": {"path": "out"}})
+    >>> set_base_dir(cfg, "/data/run")
+    >>> str(resolve(cfg, cfg.input.path))
+    '/data/run/cube.fits'
     """
-    from parfit._config_docs import template as _template
-
-    return _template(minimal=minimal)
-
-
-def __getattr__(name):
-    # build_model and open_input live in _config_build, which imports this module.
-    if name in ("build_model", "open_input", "check_semantics"):
-        from parfit import _config_build
-
-        return getattr(_config_build, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    p = Path(path).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base_dir(cfg) / p))
