@@ -385,6 +385,20 @@ def test_polynomial_parameters_follow_its_degree():
     )
     (problem,) = problems_of(base + "    - {type: Polynomial1D}\n")
     assert problem == ("model.components[0].degree", 5, "missing required key 'degree'")
+    # A coefficient's own keys are checked like any parameter's, and named as such.
+    (problem,) = problems_of(base + "    - {type: Polynomial1D, degree: 1, c0: {fixd: true}}\n")
+    assert problem == (
+        "model.components[0].c0.fixd",
+        5,
+        "unknown key 'fixd' (did you mean 'fixed'?) (allowed here: value, unit, bounds, "
+        "fixed, tied)",
+    )
+    (problem,) = problems_of(base + "    - {type: Polynomial1D, degree: 1, c0: {bounds: [1]}}\n")
+    assert problem == (
+        "model.components[0].c0.bounds",
+        5,
+        "bounds must be a list [lower, upper] (null for none); got [1]",
+    )
 
 
 def test_build_model_units_bounds_fixed_tied():

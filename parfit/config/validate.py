@@ -30,6 +30,7 @@ from parfit.config.build import check_semantics
 from parfit.config.schema import (
     MAX_COMPONENTS,
     SECTIONS,
+    ParameterConfig,
     component_classes,
     config_schema,
     resolve,
@@ -82,9 +83,10 @@ def _raw_path(loc, raw):
     return tuple(path)
 
 
-def _allowed_keys(path, raw):
-    """Keys the schema allows at ``path`` (for did-you-mean), or ()."""
-    cls, classes = config_schema(), component_classes()
+def _allowed_keys(path, raw, root=None):
+    """Keys the schema allows at ``path`` below ``root`` (default: the whole
+    config) for did-you-mean, or ()."""
+    cls, classes = root or config_schema(), component_classes()
     node = raw
     for part in path:
         if cls is None:
@@ -100,8 +102,9 @@ def _allowed_keys(path, raw):
     return tuple(cls.model_fields) if cls is not None else ()
 
 
-def _problems_from(errors, raw, lines):
-    """A Problem for each of pydantic's ``errors`` (``ValidationError.errors()``)."""
+def _problems_from(errors, raw, lines, root=None):
+    """A Problem for each of pydantic's ``errors`` (``ValidationError.errors()``)
+    of validating ``raw`` as ``root`` (default: the whole config)."""
     problems = []
     for err in errors:
         path = _raw_path(err["loc"], raw)
@@ -110,7 +113,9 @@ def _problems_from(errors, raw, lines):
         if kind == "parfit_parameter":
             # A parameter named by a structural argument (Polynomial1D's c0, ...),
             # validated by the component: its first error, worded like the others.
-            inner = _problems_from(ctx["parfit_errors"], ctx["parfit_input"], {})[0]
+            inner = _problems_from(
+                ctx["parfit_errors"], ctx["parfit_input"], {}, root=ParameterConfig
+            )[0]
             path = path + tuple(ctx["parfit_path"]) + inner.path
             problems.append(Problem(path, _line_of(path, lines), inner.message))
             continue
@@ -118,7 +123,7 @@ def _problems_from(errors, raw, lines):
             path = path + tuple(ctx["parfit_path"])
         if kind == "extra_forbidden":
             key = path[-1] if path else "?"
-            allowed = _allowed_keys(path[:-1], raw)
+            allowed = _allowed_keys(path[:-1], raw, root)
             msg = f"unknown key {key!r}{did_you_mean(key, allowed)}"
             if allowed:
                 msg += f" (allowed here: {', '.join(allowed)})"
