@@ -289,6 +289,21 @@ MODULES_WITHOUT_EXAMPLES = {
 }
 
 
+def test_config_package_exports_what_the_api_page_documents():
+    """``parfit.config`` exports exactly its section of api.rst; the rest of the
+    package is reached through its modules (schema, validate, build, docs)."""
+    import parfit.config
+
+    section = (DOCS / "api.rst").read_text().split(".. currentmodule:: parfit.config\n")[1]
+    documented = [
+        line.split("::")[1].strip()
+        for line in section.split("\n.. automodule::")[0].splitlines()
+        if line.startswith(".. autofunction::")
+    ]
+    assert documented and sorted(parfit.config.__all__) == sorted(documented)
+    assert not hasattr(parfit.config, "__getattr__")
+
+
 @pytest.mark.parametrize("name", _public_modules())
 def test_docstring_examples(name, tmp_path, monkeypatch, clean_registry):
     monkeypatch.chdir(tmp_path)
