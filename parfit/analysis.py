@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config as config_mod
-from ._config_build import open_input
+from parfit.config import build_model, config_hash, load_config, open_input, validate_config
+from parfit.config.schema import SECTIONS, resolve, set_base_dir
+from parfit.config.validate import config_to_dict, config_to_yaml
+
 from .errors import ConfigError, InputError, OutputExistsError
 from .result import read_result  # noqa: F401  (its home was here; kept importable)
 from .status import NOT_ATTEMPTED, Flag, Status
@@ -95,11 +97,11 @@ class Analysis:
                 f"Analysis.from_yaml({str(config)!r}) to read a file"
             )
         if isinstance(config, dict):
-            config = config_mod.validate_config(config, base_dir=base_dir, check_files=False)
+            config = validate_config(config, base_dir=base_dir, check_files=False)
         elif base_dir is not None:
-            object.__setattr__(config, "_base_dir", Path(base_dir).resolve())
+            set_base_dir(config, base_dir)
         fields = getattr(type(config), "model_fields", None)
-        if not isinstance(fields, dict) or set(config_mod.SECTIONS) - set(fields):
+        if not isinstance(fields, dict) or set(SECTIONS) - set(fields):
             raise InputError(
                 f"config must be a dict or a validated parfit config; got {type(config).__name__}"
             )
@@ -116,7 +118,7 @@ class Analysis:
         parfit.errors.ConfigError
             Listing every problem of the file.
         """
-        return cls(config_mod.load_config(path))
+        return cls(load_config(path))
 
     def __repr__(self):
         state = "not run" if self.result is None else repr(self.result)
@@ -127,7 +129,7 @@ class Analysis:
     @property
     def output_path(self):
         """The analysis folder (``output.path``, absolute)."""
-        return config_mod.resolve(self.config, self.config.output.path)
+        return resolve(self.config, self.config.output.path)
 
     @property
     def diagnostics_path(self):
@@ -137,7 +139,7 @@ class Analysis:
             return None
         if diag.path is None:
             return self.output_path / "diagnostics"
-        return config_mod.resolve(self.config, diag.path)
+        return resolve(self.config, diag.path)
 
     # --- running ----------------------------------------------------------------
 
@@ -170,7 +172,7 @@ class Analysis:
         started = _now()
         t0 = time.perf_counter()
         out = self.output_path
-        model = config_mod.build_model(cfg)
+        model = build_model(cfg)
         opened = open_input(cfg)
         t_open = time.perf_counter()
         self._prepare_folder(out)
@@ -289,17 +291,15 @@ class Analysis:
                     (out / name).unlink()
             if (out / MAPS_NAME).exists():
                 shutil.rmtree(out / MAPS_NAME)
-        (out / CONFIG_NAME).write_text(
-            CONFIG_HEADER + config_mod.config_to_yaml(cfg, resolve_paths=True)
-        )
+        (out / CONFIG_NAME).write_text(CONFIG_HEADER + config_to_yaml(cfg, resolve_paths=True))
 
     def _check_resumable(self, out):
         try:
-            before = config_mod.load_config(out / CONFIG_NAME, check_files=False)
+            before = load_config(out / CONFIG_NAME, check_files=False)
         except ConfigError:
             return  # the store's own fingerprints still guard the resume
-        old = config_mod.config_to_dict(before, resolve_paths=True)
-        new = config_mod.config_to_dict(self.config, resolve_paths=True)
+        old = config_to_dict(before, resolve_paths=True)
+        new = config_to_dict(self.config, resolve_paths=True)
         for section in ("input", "model", "fitter"):
             if old[section] != new[section]:
                 raise ConfigError(
@@ -315,9 +315,9 @@ class Analysis:
         cfg = self.config
         return {
             "parfit_version": __version__,
-            "config_hash": config_mod.config_hash(cfg),
+            "config_hash": config_hash(cfg),
             "config_file": str(self.output_path / CONFIG_NAME),
-            "input": {"path": str(config_mod.resolve(cfg, cfg.input.path)), "fingerprint": None},
+            "input": {"path": str(resolve(cfg, cfg.input.path)), "fingerprint": None},
             "output": str(self.output_path),
             "maps": MAPS_NAME,
             "diagnostics_path": None
@@ -380,7 +380,7 @@ class Analysis:
         path.mkdir(parents=True, exist_ok=True)
         self.result.to_zarr(path / MAPS_NAME, overwrite=overwrite)
         (path / CONFIG_NAME).write_text(
-            CONFIG_HEADER + config_mod.config_to_yaml(self.config, resolve_paths=True)
+            CONFIG_HEADER + config_to_yaml(self.config, resolve_paths=True)
         )
         record = dict(self.record or {}, maps=MAPS_NAME, written=_now())
         _write_json(path / RUN_RECORD, record)
@@ -401,7 +401,7 @@ class Analysis:
                 f"{str(path)!r} is not a parfit analysis folder (no "
                 f"{CONFIG_NAME}); expected the output.path of a run"
             )
-        cfg = config_mod.load_config(path / CONFIG_NAME, check_files=False)
+        cfg = load_config(path / CONFIG_NAME, check_files=False)
         analysis = cls(cfg)
         if (path / RUN_RECORD).is_file():
             analysis.record = json.loads((path / RUN_RECORD).read_text())
@@ -436,7 +436,7 @@ class Analysis:
         opened = open_input(cfg)
         fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
         request, units = fit_request(
-            config_mod.build_model(cfg),
+            build_model(cfg),
             opened["data"],
             fitting_axes=opened["fitting_axes"],
             fitter=fitter,

@@ -126,7 +126,7 @@ def config_cmd(minimal, reference, output, force):
     parfit config > fit.yaml           # every option
     parfit config --minimal > fit.yaml # the keys you must give
     """
-    from ._config_docs import reference_rst, template
+    from parfit.config.docs import reference_rst, template
 
     text = reference_rst() if reference else template(minimal=minimal)
     if output is None:
@@ -152,7 +152,7 @@ def validate(config_file, no_input):
     """
     import math
 
-    from .config import build_model, load_config, open_input
+    from parfit.config import build_model, load_config, open_input
 
     cfg = load_config(config_file, deep=not no_input, check_files=not no_input)
     model = build_model(cfg)
@@ -175,8 +175,9 @@ def validate(config_file, no_input):
     )
     click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
     click.echo(f"  output: {cfg.output.path}")
+    from parfit.config.schema import resolve
+
     from .analysis import RUN_RECORD
-    from .config import resolve
 
     out = resolve(cfg, cfg.output.path)
     if (out / RUN_RECORD).exists() and not (cfg.output.overwrite or cfg.output.resume):
@@ -203,8 +204,9 @@ def run(config_file, resume, overwrite, no_progress):
     """
     import signal
 
+    from parfit.config import load_config, validate_config
+
     from .analysis import Analysis
-    from .config import load_config, validate_config
 
     if resume and overwrite:
         raise click.UsageError(
@@ -473,7 +475,7 @@ def demo(output, size, channels, scheduler, initial, fitter, seed, overwrite, wr
 
 def _demo_config(scheduler, initial, fitter):
     """The demo as an analysis config (validated before it is written)."""
-    from .config import parse_config
+    from parfit.config import parse_config
 
     text = DEMO_CONFIG.format(scheduler=scheduler, initial=initial, fitter=fitter)
     parse_config(text, check_files=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from parfit import diagnostics as diag
+from parfit.diagnostics import folders as diag
 from parfit.engine import execute
 from parfit.engine.inputs import (
     iterating_wcs,

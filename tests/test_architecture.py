@@ -129,15 +129,10 @@ def _cycles(graph):
     return out
 
 
-PENDING = pytest.mark.xfail(reason="until the redesign (issue 12) lands", strict=False)
-
-
-@PENDING
 def test_no_private_names_across_areas():
     assert _private_imports() == []
 
 
-@PENDING
 def test_no_import_cycles_between_areas():
     assert _cycles(_area_graph()) == []
 

@@ -135,14 +135,13 @@ def template_text(tmp_path_factory):
 
 
 def test_config_template_has_every_key_with_a_comment_and_is_valid(template_text):
-    from parfit._config_docs import field_rows
-    from parfit.config import (
+    from parfit.config import config_schema, parse_config
+    from parfit.config.docs import field_rows
+    from parfit.config.schema import (
         SECTIONS,
         ParameterConfig,
-        _section_class,
         component_classes,
-        config_schema,
-        parse_config,
+        section_class,
     )
 
     text = template_text
@@ -153,7 +152,7 @@ def test_config_template_has_every_key_with_a_comment_and_is_valid(template_text
     assert list(sections) == list(SECTIONS)
     lines = text.splitlines()
     for name in SECTIONS:
-        cls = _section_class(schema.model_fields[name].annotation)
+        cls = section_class(schema.model_fields[name].annotation)
         body = sections[name]
         for key, *_ in field_rows(cls):
             where = [i for i, line in enumerate(body) if line.startswith(f"  {key}:")]
@@ -191,7 +190,7 @@ def test_config_minimal_is_short_and_valid(tmp_path):
 
 
 def test_config_output_file_is_not_replaced_without_force(tmp_path, template_text):
-    from parfit._config_docs import template
+    from parfit.config.docs import template
 
     out = parfit_cmd("config", "-o", "fit.yaml", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -217,8 +216,9 @@ def reference_page(tmp_path_factory):
 
 
 def test_config_reference_lists_every_section_and_key(reference_page):
-    from parfit._config_docs import field_rows
-    from parfit.config import SECTIONS, _section_class, config_schema
+    from parfit.config import config_schema
+    from parfit.config.docs import field_rows
+    from parfit.config.schema import SECTIONS, section_class
 
     assert reference_page.startswith(".. This page is generated from the config schema")
     schema = config_schema()
@@ -226,7 +226,7 @@ def test_config_reference_lists_every_section_and_key(reference_page):
         head = f"``{section}``\n{'-' * (len(section) + 4)}\n"
         assert head in reference_page
         part = reference_page.split(head)[1].split("\n----")[0]
-        for key, *_ in field_rows(_section_class(schema.model_fields[section].annotation)):
+        for key, *_ in field_rows(section_class(schema.model_fields[section].annotation)):
             assert f"   * - ``{key}``\n" in part, (section, key)
 
 
@@ -235,7 +235,7 @@ def test_config_reference_does_not_depend_on_import_order(reference_page, tmp_pa
         [
             sys.executable,
             "-c",
-            "from parfit._config_docs import reference_rst; print(reference_rst(), end='')",
+            "from parfit.config.docs import reference_rst; print(reference_rst(), end='')",
         ],
         cwd=tmp_path,
         capture_output=True,

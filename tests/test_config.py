@@ -13,18 +13,18 @@ import pytest
 import xarray as xr
 
 from parfit import Status
-from parfit._config_docs import field_rows, reference_rst, template
-from parfit._yaml import load_yaml
 from parfit.analysis import Analysis, read_result
 from parfit.config import (
     build_model,
     config_hash,
     config_schema,
-    config_to_yaml,
     load_config,
     parse_config,
     validate_config,
 )
+from parfit.config._yaml import load_yaml
+from parfit.config.docs import field_rows, reference_rst, template
+from parfit.config.validate import config_to_yaml
 from parfit.datasets import gaussian_cube
 from parfit.errors import ConfigError, InputError, OutputExistsError
 
@@ -385,6 +385,20 @@ def test_polynomial_parameters_follow_its_degree():
     )
     (problem,) = problems_of(base + "    - {type: Polynomial1D}\n")
     assert problem == ("model.components[0].degree", 5, "missing required key 'degree'")
+    # A coefficient's own keys are checked like any parameter's, and named as such.
+    (problem,) = problems_of(base + "    - {type: Polynomial1D, degree: 1, c0: {fixd: true}}\n")
+    assert problem == (
+        "model.components[0].c0.fixd",
+        5,
+        "unknown key 'fixd' (did you mean 'fixed'?) (allowed here: value, unit, bounds, "
+        "fixed, tied)",
+    )
+    (problem,) = problems_of(base + "    - {type: Polynomial1D, degree: 1, c0: {bounds: [1]}}\n")
+    assert problem == (
+        "model.components[0].c0.bounds",
+        5,
+        "bounds must be a list [lower, upper] (null for none); got [1]",
+    )
 
 
 def test_build_model_units_bounds_fixed_tied():
@@ -441,7 +455,7 @@ def test_registered_models_join_the_schema():
             return height * (x > 0)
 
     try:
-        from parfit.config import component_classes
+        from parfit.config.schema import component_classes
 
         assert "Step1D" in component_classes()
         cfg = parse_config(

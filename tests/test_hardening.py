@@ -263,13 +263,13 @@ def test_the_diagnostics_lock_is_released_when_the_run_fails(tmp_path, monkeypat
 
 
 def test_folders_are_not_written_once_the_lock_names_another_run(tmp_path):
-    from parfit import diagnostics
+    from parfit.diagnostics import folders
 
     folder = tmp_path / "diag"
     folder.mkdir()
     with _lock.acquire(folder, run_id="new-owner"):
         with pytest.raises(OutputLockedError, match="no longer locked by run old-run"):
-            diagnostics.write_fit_folder(folder, "0_0", "old-run", message="x")
+            folders.write_fit_folder(folder, "0_0", "old-run", message="x")
     assert not (folder / "0_0").exists()
 
 

@@ -13,10 +13,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from parfit import _yaml
 from parfit.analysis import Analysis
 from parfit.cli import main
-from parfit.config import MAX_COMPONENTS, load_config, parse_config
+from parfit.config import _yaml, load_config, parse_config
+from parfit.config.schema import MAX_COMPONENTS
 from parfit.errors import ConfigError, InputTypeError
 
 HEAD = "input: {path: cube.fits}\noutput: {path: out}\n"

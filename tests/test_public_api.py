@@ -35,6 +35,8 @@ MODULES = [
     "parfit.status",
     "parfit.errors",
     "parfit.store",
+    "parfit.config",
+    "parfit.diagnostics",
 ]
 
 _MODULE = re.compile(r"^\.\. (?:py:)?(?:currentmodule|automodule|module):: *(\S+)")

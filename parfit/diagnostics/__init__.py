@@ -11,23 +11,19 @@
 * :mod:`parfit.diagnostics.plots` - :func:`plot_maps`, :func:`plot_overview`
   and :func:`plot_fit`, quick-look PNGs of the maps and of one fit.
 
-Dependencies point one way: plots -> summary -> paths -> folders.
+Dependencies point one way: plots -> summary -> paths -> folders.  The
+engine writes the folders through :mod:`parfit.diagnostics.folders`
+(``check_diagnostics_path``, ``open_diagnostics_path``, ``report_mode``,
+``write_fit_folder``, ``write_manifest``).
 """
 
 from parfit.diagnostics.folders import (
     DIAGNOSTICS_MODES,
     MANIFEST_NAME,
     MARKER_NAME,
-    DiagnosticsPlan,
-    check_diagnostics_args,
-    check_diagnostics_path,
     folder_name,
-    open_diagnostics_path,
     prepare_diagnostics_path,
     read_manifest,
-    report_mode,
-    write_fit_folder,
-    write_manifest,
 )
 from parfit.diagnostics.plots import plot_fit, plot_maps, plot_overview
 from parfit.diagnostics.summary import PERCENTILES, MessageGroup, Summary, summarize
@@ -37,15 +33,8 @@ __all__ = [
     "DIAGNOSTICS_MODES",
     "MANIFEST_NAME",
     "MARKER_NAME",
-    "DiagnosticsPlan",
-    "check_diagnostics_args",
-    "check_diagnostics_path",
-    "open_diagnostics_path",
     "prepare_diagnostics_path",
     "folder_name",
-    "report_mode",
-    "write_fit_folder",
-    "write_manifest",
     "read_manifest",
     # summaries
     "summarize",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from parfit import diagnostics as diag
+from parfit.diagnostics import folders as diag
 from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
 from parfit.engine.timeout import TimedOut, call_with_timeout

@@ -1,6 +1,6 @@
 """The config template and the docs reference page, generated from the schema.
 
-Both walk the pydantic classes of :mod:`parfit.config`, so a new option
+Both walk the pydantic classes of :mod:`parfit.config.schema`, so a new option
 appears in ``parfit config`` and in ``docs/config_reference.rst`` as soon as
 it is in the schema (a test fails when the committed page drifts).
 """
@@ -12,7 +12,14 @@ import typing
 
 from pydantic import BaseModel
 
-from . import config as config_mod
+from parfit.config.schema import (
+    SECTIONS,
+    DynamicComponent,
+    ParameterConfig,
+    component_classes,
+    config_schema,
+    section_class,
+)
 
 __all__ = ["template", "reference_rst", "field_rows"]
 
@@ -33,11 +40,8 @@ _MINIMAL = {
 
 
 def _sections():
-    schema = config_mod.config_schema()
-    return [
-        (name, config_mod._section_class(schema.model_fields[name].annotation))
-        for name in config_mod.SECTIONS
-    ]
+    schema = config_schema()
+    return [(name, section_class(schema.model_fields[name].annotation)) for name in SECTIONS]
 
 
 def type_label(field):
@@ -125,22 +129,31 @@ def field_rows(cls):
 
 
 def template(minimal=False):
-    """The config template (YAML text with a comment on every option).
+    """The commented config template that ``parfit config`` writes.
+
+    YAML text with every option, its default and its meaning as a comment.
 
     Parameters
     ----------
     minimal : bool
-        Only the keys needed to start: input path and axis, one component,
+        Only the keys you must give: input path and axis, one component,
         output folder.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
+    >>> text = template(minimal=True)
+    >>> text.splitlines()[5:8]
+    ['input:', '  path: cube.fits', '  fitting_axes: 0']
     >>> from parfit.config import parse_config
     >>> cfg = parse_config(template(), check_files=False)
     >>> [c.type for c in cfg.model.components]
     ['Gaussian1D', 'Const1D']
     """
-    from . import __version__
+    from parfit import __version__
 
     head = [
         f"# parfit analysis config (written by `parfit config`, parfit {__version__}).",
@@ -179,7 +192,7 @@ def _template_value(field):
 
 
 def _component_lines():
-    classes = config_mod.component_classes()
+    classes = component_classes()
     lines = [
         "  # Component types and their parameters (the docs' config reference has",
         "  # defaults and units); a parameter is a number, a quantity such as",
@@ -187,7 +200,7 @@ def _component_lines():
     ]
     for type_name, cls in classes.items():
         params = [k for k in cls.model_fields if k not in ("type", "name")]
-        if issubclass(cls, config_mod._DynamicComponent):
+        if issubclass(cls, DynamicComponent):
             params = params + ["c0 ... c<degree>"]
         lines.append(f"  #   {type_name}: {', '.join(params)}")
     lines.append("  components:")
@@ -218,7 +231,7 @@ def _minimal_lines():
 def reference_rst():
     """The reStructuredText of ``docs/config_reference.rst``."""
     out = [
-        ".. This page is generated from the config schema (parfit/config.py) by",
+        ".. This page is generated from the config schema (parfit/config/schema.py) by",
         "   `parfit config --reference`; edit the schema, not this file.",
         "",
         "Config reference",
@@ -243,7 +256,7 @@ def reference_rst():
         '``"4000 m/s"`` (its value), or a mapping with these keys:',
         "",
     ]
-    out += _table(field_rows(config_mod.ParameterConfig))
+    out += _table(field_rows(ParameterConfig))
     title = "Component types"
     out += [
         title,
@@ -255,7 +268,7 @@ def reference_rst():
         "(``z`` for 2-D models).",
         "",
     ]
-    for type_name, cls in config_mod.component_classes().items():
+    for type_name, cls in component_classes().items():
         head = f"``{type_name}``"
         out += [head, "^" * len(head), "", _doc(cls), ""]
         rows = []
@@ -265,7 +278,7 @@ def reference_rst():
             extra = field.json_schema_extra or {}
             unit = extra.get("unit_role") or ("" if field.is_required() else "dimensionless")
             rows.append((key, unit, field.description or ""))
-        if issubclass(cls, config_mod._DynamicComponent):
+        if issubclass(cls, DynamicComponent):
             rows.append(("c0 ... c<degree>", "y / x**k", "coefficient of x**k (default 0)"))
         out += _table(rows, header=("key", "unit", "description"))
     return "\n".join(out).rstrip() + "\n"

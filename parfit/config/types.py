@@ -1,10 +1,21 @@
 """Value types of the analysis config: what a quantity, a unit, bounds, a source are.
 
 Each accepted YAML form is checked by a plain function raising ``ValueError``
-with the message the user sees; :mod:`parfit.config` attaches them to the
-schema's fields with pydantic's ``PlainValidator``.  Nothing here knows the
+with the message the user sees; :mod:`parfit.config.schema` attaches them to
+the schema's fields with pydantic's ``PlainValidator``.  Nothing here knows the
 schema, so the template and the reference can name these types by their
-``type_label``.
+``type_label``.  :func:`target_unit` and :func:`in_unit` read a parameter's
+value and bounds in one unit, for the schema's checks and for the model
+that :mod:`parfit.config.build` makes.
+
+Examples
+--------
+>>> from pydantic import TypeAdapter
+>>> TypeAdapter(Bounds).validate_python(["0 km/s", None])
+['0 km/s', None]
+>>> from astropy import units as u
+>>> in_unit("4 km/s", u.Unit("m/s"), "value")
+4000.0
 """
 
 import difflib
@@ -13,6 +24,21 @@ from typing import Annotated
 
 from astropy import units as u
 from pydantic import Field, PlainValidator
+
+__all__ = [
+    "QuantityLike",
+    "UnitStr",
+    "Bounds",
+    "Axes",
+    "Source",
+    "Scheduler",
+    "ChunkSize",
+    "MemoryLimit",
+    "SCHEDULERS",
+    "did_you_mean",
+    "target_unit",
+    "in_unit",
+]
 
 SCHEDULERS = ("synchronous", "threads", "processes", "local")
 _ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
@@ -108,7 +134,7 @@ def _check_source(value):
         raise ValueError(f"must be a file path or a mapping {{path, hdu, variable}}; got {value!r}")
     unknown = sorted(set(value) - {"path", "hdu", "variable"})
     if unknown:
-        hint = _did_you_mean(unknown[0], ("path", "hdu", "variable"))
+        hint = did_you_mean(unknown[0], ("path", "hdu", "variable"))
         raise ValueError(f"unknown key {unknown[0]!r}{hint}; allowed: path, hdu, variable")
     if value.get("path") is not None and not isinstance(value["path"], str):
         raise ValueError(f"path must be a string; got {value['path']!r}")
@@ -128,7 +154,7 @@ def _check_scheduler(value):
         raise ValueError(f"scheduler must be a string; got {value!r}")
     if value in SCHEDULERS or _ADDRESS.match(value):
         return value
-    hint = _did_you_mean(value, SCHEDULERS)
+    hint = did_you_mean(value, SCHEDULERS)
     raise ValueError(
         f"unknown scheduler {value!r}{hint}; expected one of "
         f"{', '.join(SCHEDULERS)} or a scheduler address such as "
@@ -191,12 +217,19 @@ MemoryLimit = Annotated[
 ]
 
 
-def _did_you_mean(word, choices):
+def did_you_mean(word, choices) -> str:
+    """`` (did you mean 'x'?)`` naming the choice closest to ``word``, or ``""``.
+
+    Examples
+    --------
+    >>> did_you_mean("treads", SCHEDULERS)
+    " (did you mean 'threads'?)"
+    """
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _target_unit(pc):
+def target_unit(pc):
     """The unit a parameter's plain numbers are in: ``unit``, else the value's or a bound's."""
     if pc.unit is not None:
         return u.Unit(pc.unit)
@@ -208,7 +241,7 @@ def _target_unit(pc):
     return None
 
 
-def _in_unit(raw, target, what):
+def in_unit(raw, target, what) -> float:
     """``raw`` (number or quantity text) as a float in ``target`` (plain numbers as given)."""
     q = _quantity(raw, what)
     if q.unit == u.one or target is None:

@@ -71,7 +71,13 @@ class Problem(tuple):
 
 
 def format_path(path):
-    """``('model', 'components', 1, 'mean')`` -> ``model.components[1].mean``."""
+    """``('model', 'components', 1, 'mean')`` -> ``model.components[1].mean``.
+
+    Examples
+    --------
+    >>> format_path(("model", "components", 1, "mean"))
+    'model.components[1].mean'
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -386,6 +392,16 @@ def load_yaml(text):
         Syntax errors, duplicate keys, ambiguous values, refused tags, and
         a document past the bounds (:data:`MAX_CHARS`, :data:`MAX_DEPTH`,
         :data:`MAX_VALUES`).
+
+    Examples
+    --------
+    >>> data, lines, problems = load_yaml("run:\\n  progress: no\\n  ftol: 1e-8\\n")
+    >>> data
+    {'run': {'progress': False, 'ftol': 1e-08}}
+    >>> lines[("run", "ftol")]
+    3
+    >>> [(format_path(p.path), p.line) for p in problems]
+    [('run.progress', 2)]
     """
     lines = {(): 1}
     if len(text) > MAX_CHARS:

@@ -11,10 +11,10 @@ import re
 import numpy as np
 from astropy import units as u
 
-from ._config_types import _in_unit, _target_unit
-from ._yaml import format_path
-from .config import ParameterConfig, _structural_args, check_structural, resolve
-from .errors import ConfigError, InputError
+from parfit.config._yaml import format_path
+from parfit.config.schema import ParameterConfig, check_structural, resolve, structural_args
+from parfit.config.types import in_unit, target_unit
+from parfit.errors import ConfigError, InputError
 
 __all__ = ["build_model", "open_input", "check_semantics"]
 
@@ -67,8 +67,8 @@ def _check_against_input(cfg, model):
         ]
     if model is None:
         return []
-    from .engine.inputs import normalise_cube, normalise_world
-    from .engine.units import prepare_units
+    from parfit.engine.inputs import normalise_cube, normalise_world
+    from parfit.engine.units import prepare_units
 
     # The units of the data and of the world coordinates must suit the model's
     # parameters; this needs only the header and coordinates, not the data.
@@ -133,20 +133,20 @@ def build_model(cfg):
     ...         {"type": "Const1D", "amplitude": {"value": 0, "fixed": True}}]}},
     ...     check_files=False)
     >>> model = build_model(cfg)
-    >>> model
+    >>> model  # doctest: +NORMALIZE_WHITESPACE
     <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=4.0, stddev_0=2.0,
     amplitude_1=0.0)>
     >>> model.mean_0.unit, model.stddev_0.unit, model.amplitude_1.fixed
     (Unit("km / s"), Unit("km / s"), True)
     """
-    from .errors import ModelError, ParameterError
-    from .models import MODEL_REGISTRY, CompoundModel
+    from parfit.errors import ModelError, ParameterError
+    from parfit.models import MODEL_REGISTRY, CompoundModel
 
     leaves, ties = [], []
     for i, (comp, params) in enumerate(_components(cfg)):
         cls = MODEL_REGISTRY[comp.type]
         base = ("model", "components", i)
-        structural = {a: getattr(comp, a) for a in _structural_args(cls)}
+        structural = {a: getattr(comp, a) for a in structural_args(cls)}
         try:
             check_structural(comp.type, structural)
             leaf = cls(**structural, name=comp.name)
@@ -214,15 +214,15 @@ def _strip_param_prefix(text):
 
 
 def _apply_parameter(param, pc):
-    target = _target_unit(pc)
+    target = target_unit(pc)
     if target is not None:
         param.unit = target
     kwargs = {"fixed": pc.fixed}
     if pc.value is not None:
-        kwargs["value"] = _in_unit(pc.value, target, "value")
+        kwargs["value"] = in_unit(pc.value, target, "value")
     if pc.bounds is not None:
         kwargs["bounds"] = tuple(
-            None if b is None else _in_unit(b, target, "bound") for b in pc.bounds
+            None if b is None else in_unit(b, target, "bound") for b in pc.bounds
         )
     param.update(**kwargs)
 
@@ -255,8 +255,8 @@ def open_input(cfg):
 
 
 def _open_input(cfg):
-    from .engine.inputs import normalise_fitting_axes
-    from .io import open_cube
+    from parfit.engine.inputs import normalise_fitting_axes
+    from parfit.io import open_cube
 
     inp = cfg.input
     path = resolve(cfg, inp.path)
@@ -346,7 +346,7 @@ def _spectral_axis(data, ndim):
 def _open_aux(cfg, key, source, shape):
     import dask.array as da
 
-    from .io import open_cube
+    from parfit.io import open_cube
 
     inp = cfg.input
     path = resolve(cfg, source["path"] or inp.path)

@@ -1,0 +1,47 @@
+"""The YAML analysis config: schema, validation and the objects it builds.
+
+One YAML file describes a whole analysis in six sections: ``input`` (the
+cube), ``model`` (components from parfit's model library with their
+starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
+(block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
+The pydantic classes of :mod:`parfit.config.schema` are the single source of
+truth: the template written by ``parfit config`` and the reference page of
+the docs are both generated from them (:mod:`parfit.config.docs`).
+
+:func:`load_config` reads a file and reports *every* problem at once, each
+with its YAML path and line, in a :class:`~parfit.errors.ConfigError`.
+Relative paths in a config file are relative to the file's folder.
+:func:`build_model` and :func:`open_input` turn a validated config into the
+model and the (lazily opened) cube that :func:`parfit.parallel_fit` takes.
+
+Examples
+--------
+>>> from parfit.config import parse_config
+>>> cfg = parse_config('''
+... input: {path: cube.fits, fitting_axes: 0}
+... model:
+...   components:
+...     - {type: Gaussian1D, mean: "4 km/s", stddev: {value: "2 km/s", bounds: [0, null]}}
+... output: {path: results}
+... ''', check_files=False)
+>>> cfg.model.components[0].mean.value
+'4 km/s'
+>>> cfg.fitter.name, cfg.run.scheduler
+('batched', 'threads')
+"""
+
+from parfit.config.build import build_model, open_input
+from parfit.config.docs import template
+from parfit.config.schema import config_schema
+from parfit.config.validate import config_hash, load_config, parse_config, validate_config
+
+__all__ = [
+    "load_config",
+    "parse_config",
+    "validate_config",
+    "build_model",
+    "open_input",
+    "config_schema",
+    "config_hash",
+    "template",
+]

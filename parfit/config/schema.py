@@ -1,0 +1,591 @@
+"""The schema of the YAML analysis config: its sections, parameters and components.
+
+One YAML file describes a whole analysis in six sections: ``input`` (the
+cube), ``model`` (components from parfit's model library with their
+starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
+(block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
+The pydantic classes below are the single source of truth: validation
+(:mod:`parfit.config.validate`), the model and input a config builds
+(:mod:`parfit.config.build`), and the template written by ``parfit config``
+and the reference page of the docs (:mod:`parfit.config.docs`) all read
+them.  This module imports none of those.
+
+Relative paths in a config are relative to its folder (:func:`resolve`).
+
+Examples
+--------
+>>> list(config_schema().model_fields) == list(SECTIONS)
+True
+>>> FitterSection().name, RunSection().scheduler
+('batched', 'threads')
+"""
+
+import functools
+import inspect
+import os
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from parfit.config.types import (
+    Axes,
+    Bounds,
+    ChunkSize,
+    MemoryLimit,
+    QuantityLike,
+    Scheduler,
+    Source,
+    UnitStr,
+    did_you_mean,
+    in_unit,
+    target_unit,
+)
+
+# The names the engine accepts, so that the schema cannot drift from them.
+from parfit.diagnostics import DIAGNOSTICS_MODES
+from parfit.engine.plan import auto_block_size
+from parfit.engine.request import INITIAL_VALUES
+from parfit.fitters.batched import ENGINES
+from parfit.fitters.select import FITTER_NAMES
+from parfit.store.layout import OUTPUT_CUBES
+
+__all__ = [
+    "config_schema",
+    "component_classes",
+    "section_class",
+    "structural_args",
+    "check_structural",
+    "InputSection",
+    "ParameterConfig",
+    "DynamicComponent",
+    "FitterSection",
+    "RunSection",
+    "DiagnosticsSection",
+    "OutputSection",
+    "SECTIONS",
+    "MAX_COMPONENTS",
+    "MAX_STRUCTURAL",
+    "base_dir",
+    "set_base_dir",
+    "resolve",
+]
+
+#: Most components a config's model may sum (each adds a level to the model's tree).
+MAX_COMPONENTS = 200
+#: Largest structural argument of a component (``degree`` of Polynomial1D).
+MAX_STRUCTURAL = 1000
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
+
+
+# --- input --------------------------------------------------------------------------
+
+
+class InputSection(_Section):
+    """The cube to fit and what comes with it."""
+
+    path: str = Field(
+        description="The cube: a FITS file, a zarr store or array, or a "
+        "netCDF file (relative to this file's folder)",
+        json_schema_extra={"example": "cube.fits"},
+    )
+    hdu: int | str | None = Field(
+        None,
+        description="FITS only: the HDU number or name (default: the first image HDU)",
+        json_schema_extra={"type_label": "int or name"},
+    )
+    variable: str | None = Field(
+        None,
+        description="netCDF/zarr dataset only: the variable to fit (default: the only >= 2-D one)",
+    )
+    fitting_axes: Axes = Field(
+        0,
+        description="Axis to fit along: a number (numpy order), a "
+        "dimension name (netCDF/zarr), 'spectral' (the WCS spectral "
+        "axis of a FITS cube), or a list of them for 2-D models",
+    )
+    unit: UnitStr | None = Field(
+        None,
+        description="Unit of the data values, overriding the file's (BUNIT, 'units' attribute)",
+    )
+    mask: Source | None = Field(
+        None,
+        description="Samples to leave out (nonzero or true = ignore), broadcastable to the cube",
+    )
+    weights: Source | None = Field(None, description="Weights (1/sigma), broadcastable to the cube")
+    uncertainty: Source | None = Field(
+        None,
+        description="1-sigma uncertainties; the fit uses weights 1/uncertainty (not with weights)",
+    )
+
+
+# --- model --------------------------------------------------------------------------
+
+
+class ParameterConfig(_Section):
+    """One parameter of a component.  A bare number or quantity is its value."""
+
+    value: QuantityLike | None = Field(
+        None,
+        description="Starting value, a number or a "
+        'quantity such as "4000 m/s" (default: the '
+        "component's)",
+    )
+    unit: UnitStr | None = Field(None, description="Unit of a plain-number value and bounds")
+    bounds: Bounds | None = Field(
+        None, description="[lower, upper], null for no bound (default: the component's)"
+    )
+    fixed: bool = Field(False, description="Keep the starting value; do not fit")
+    tied: str | None = Field(
+        None,
+        description="Expression of other parameters, e.g. "
+        "'mean_0 + 1200' (names as in the fitted model)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return data if isinstance(data, dict) else {"value": data}
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        target = target_unit(self)
+        value = None if self.value is None else in_unit(self.value, target, "value")
+        bounds = [
+            None if b is None else in_unit(b, target, "bound")
+            for b in (self.bounds or (None, None))
+        ]
+        lo, hi = bounds
+        if lo is not None and hi is not None and not lo < hi:
+            raise ValueError(f"lower bound must be below upper bound; got {self.bounds!r}")
+        if value is not None and (
+            (lo is not None and value < lo) or (hi is not None and value > hi)
+        ):
+            raise ValueError(f"starting value {self.value!r} is outside its bounds {self.bounds!r}")
+        return self
+
+
+class _Component(_Section):
+    name: str | None = Field(None, description="A label for this component")
+
+
+@functools.lru_cache(maxsize=8)
+def _component_classes(registry_key):
+    from parfit.models import MODEL_REGISTRY
+
+    classes = {}
+    for type_name in registry_key:
+        cls = MODEL_REGISTRY[type_name]
+        summary = (cls.__doc__ or type_name).strip().splitlines()[0]
+        fields = {"type": (Literal[type_name], Field(description=summary))}
+        for arg in structural_args(cls):
+            fields[arg] = (int, Field(description=f"{arg} (a whole number; not a parameter)"))
+        for spec in getattr(cls, "param_specs", ()):
+            default = spec.default
+            desc = spec.description or spec.name
+            fields[spec.name] = (
+                ParameterConfig | None,
+                Field(
+                    None,
+                    description=f"{desc} (default {default:g}"
+                    + (f", bounds {list(spec.bounds)}" if spec.bounds != (None, None) else "")
+                    + ")",
+                    json_schema_extra={"unit_role": spec.unit},
+                ),
+            )
+        dynamic = not getattr(cls, "param_specs", ())
+        base = DynamicComponent if dynamic else _Component
+        classes[type_name] = create_model(
+            f"{type_name}Component", __base__=base, __doc__=summary, **fields
+        )
+    return classes
+
+
+class DynamicComponent(_Component):
+    """A component whose parameters follow from its structural arguments (Polynomial1D)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    @model_validator(mode="after")
+    def _parameters(self):
+        from parfit.models import MODEL_REGISTRY
+
+        cls = MODEL_REGISTRY[self.type]
+        structural = {a: getattr(self, a) for a in structural_args(cls)}
+        check_structural(self.type, structural)
+        try:
+            names = cls(**structural).param_names
+        except Exception as exc:  # e.g. a negative degree
+            raise ValueError(f"cannot build {self.type} with {structural}: {exc}") from None
+        for key, raw in list((self.__pydantic_extra__ or {}).items()):
+            # The error's context carries the key (and the path below it), so the
+            # problem is reported at the key, not at the component.
+            if key not in names:
+                raise PydanticCustomError(
+                    "parfit_key",
+                    "{message}",
+                    {
+                        "message": f"{self.type} with {structural} has no parameter {key!r}"
+                        f"{did_you_mean(key, names)}; its parameters are "
+                        f"{', '.join(names)}",
+                        "parfit_path": (key,),
+                    },
+                )
+            try:
+                self.__pydantic_extra__[key] = ParameterConfig.model_validate(raw)
+            except ValidationError as exc:
+                # The parameter's own errors travel in the context, for
+                # parfit.config.validate to word as it words every other error.
+                errors = exc.errors()
+                raise PydanticCustomError(
+                    "parfit_parameter",
+                    "{message}",
+                    {
+                        "message": f"parameter {key!r}: {errors[0]['msg']}",
+                        "parfit_path": (key,),
+                        "parfit_errors": errors,
+                        "parfit_input": raw,
+                    },
+                ) from None
+        return self
+
+
+def check_structural(type_name, structural):
+    """Refuse a structural argument past MAX_STRUCTURAL (ValueError) before building."""
+    for key, value in structural.items():
+        if isinstance(value, int) and abs(value) > MAX_STRUCTURAL:
+            raise ValueError(
+                f"{key} {value} of {type_name} is larger than a config allows "
+                f"({MAX_STRUCTURAL}); it would build a model with that many "
+                f"parameters"
+            )
+
+
+def structural_args(cls):
+    """Constructor arguments of a model class that are not parameters (``degree``)."""
+    skip = {"self", "name", "bounds", "fixed", "tied"}
+    params = inspect.signature(cls.__init__).parameters.values()
+    specs = {s.name for s in getattr(cls, "param_specs", ())}
+    return tuple(
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in skip
+        and p.name not in specs
+    )
+
+
+def _registry_key():
+    from parfit.models import MODEL_REGISTRY
+    from parfit.models.function import FunctionModel
+
+    return tuple(
+        sorted(name for name, cls in MODEL_REGISTRY.items() if not issubclass(cls, FunctionModel))
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_for(registry_key):
+    classes = _component_classes(registry_key)
+    # A union of classes known only at run time: typing.Union takes the tuple.
+    component = Annotated[Union[tuple(classes.values())], Field(discriminator="type")]  # noqa: UP007
+
+    class ModelSection(_Section):
+        """The model: a sum of components, and where each fit starts."""
+
+        components: list[component] = Field(
+            description="Components summed into the model, in order; several components "
+            "number their parameters mean_0, mean_1, ...",
+            min_length=1,
+        )
+        initial: Literal[INITIAL_VALUES] = Field(
+            "model",
+            description="'model': every pixel starts from the values above; "
+            "'guess': from an estimate made from its own data",
+        )
+
+    class AnalysisConfig(_Section):
+        """A parfit analysis."""
+
+        input: InputSection
+        model: ModelSection
+        fitter: FitterSection = Field(default_factory=lambda: FitterSection())
+        run: RunSection = Field(default_factory=lambda: RunSection())
+        diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
+        output: OutputSection
+
+    return AnalysisConfig, classes
+
+
+def config_schema():
+    """The pydantic class of a whole config, for the models registered now.
+
+    Returns
+    -------
+    type
+        A :class:`pydantic.BaseModel` subclass; its ``model_fields`` are
+        the sections.
+
+    Examples
+    --------
+    >>> list(config_schema().model_fields)
+    ['input', 'model', 'fitter', 'run', 'diagnostics', 'output']
+    """
+    return _schema_for(_registry_key())[0]
+
+
+def component_classes():
+    """The component schema of every registered model type, by type name."""
+    return _schema_for(_registry_key())[1]
+
+
+# --- fitter, run, diagnostics, output ---------------------------------------------
+
+_BATCHED_ONLY = ("engine", "factor")
+
+
+class FitterSection(_Section):
+    """The solver and its tolerances."""
+
+    name: Literal[tuple(FITTER_NAMES)] = Field(  # type: ignore[valid-type]
+        "batched",
+        description="'batched': parfit's batched trust-region reflective (fast); "
+        "'trf', 'dogbox', 'lm': scipy least_squares fit by fit",
+    )
+    ftol: float = Field(
+        1e-8, gt=0, description="Stop when the relative drop of chi-square is below this"
+    )
+    xtol: float = Field(1e-8, gt=0, description="Stop when the relative step is below this")
+    gtol: float = Field(1e-8, gt=0, description="Stop when the scaled gradient is below this")
+    max_nfev: int | None = Field(
+        None, ge=1, description="Most model evaluations per fit (default: the solver's own limit)"
+    )
+    scale_covariance: bool = Field(
+        True,
+        description="Scale the errors by the reduced chi-square (false: weights are exact 1/sigma)",
+    )
+    engine: Literal[ENGINES] = Field(  # type: ignore[valid-type]
+        "auto",
+        description="batched only: 'compiled' (numba), 'numpy', or 'auto' (compiled "
+        "where the model allows)",
+    )
+    factor: float = Field(
+        1.0, gt=0, description="batched only: initial trust radius relative to the scaled start"
+    )
+
+    @field_validator(*_BATCHED_ONLY)
+    @classmethod
+    def _batched_options(cls, value, info):
+        name = info.data.get("name", "batched")
+        if name != "batched" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"{info.field_name} applies only to name: batched, not {name!r}")
+        return value
+
+    def fitter_arguments(self):
+        """``(fitter, fitter_kwargs)`` for :func:`parfit.parallel_fit`."""
+        from parfit.fitters import BatchedFitter, ScipyFitter
+
+        kwargs = {
+            "ftol": self.ftol,
+            "xtol": self.xtol,
+            "gtol": self.gtol,
+            "max_nfev": self.max_nfev,
+            "scale_covariance": self.scale_covariance,
+        }
+        if self.name == "batched":
+            return BatchedFitter(engine=self.engine, factor=self.factor, **kwargs), None
+        return ScipyFitter(self.name, **kwargs), None
+
+
+class RunSection(_Section):
+    """How the fits run."""
+
+    def block_size(self, n_fits, n_samples, n_cores=None):
+        """``chunk_n_max`` as a number for a cube of ``n_fits`` fits of ``n_samples``.
+
+        ``auto`` is the rule ``parallel_fit`` applies when ``chunk_n_max`` is
+        not given (:func:`parfit.engine.plan.auto_block_size`): about 16 MiB
+        of float64 data per block (few, large blocks: each block task has a
+        fixed cost), between 500 and 16384 fits, and at least two blocks per
+        core (``n_cores``, default this machine's).
+
+        Examples
+        --------
+        >>> run = RunSection()
+        >>> run.block_size(65536, 60) in (4096, 8192, 16384)
+        True
+        >>> run.block_size(40_000, 53, n_cores=2)
+        10000
+        >>> RunSection(chunk_n_max=100).block_size(65536, 60)
+        100
+        """
+        if self.chunk_n_max != "auto":
+            return self.chunk_n_max
+        return auto_block_size(n_fits, n_samples, n_cores)
+
+    chunk_n_max: ChunkSize = Field(
+        "auto",
+        description="Most fits per block (one dask task "
+        "each), or 'auto': about 16 MiB of data per block, 500 to "
+        "16384 fits, at least two blocks per core",
+    )
+    scheduler: Scheduler = Field(
+        "threads",
+        description="'threads', 'processes', "
+        "'synchronous', 'local' (a dask.distributed LocalCluster on "
+        "127.0.0.1), or the address of a running scheduler",
+    )
+    n_workers: int | None = Field(
+        None,
+        ge=1,
+        description="scheduler: local only: number of worker processes (default: one per core)",
+    )
+    threads_per_worker: int | None = Field(
+        None, ge=1, description="scheduler: local only: threads in each worker"
+    )
+    memory_limit: MemoryLimit | None = Field(
+        None, description='scheduler: local only: memory of each worker, e.g. "4GiB"'
+    )
+    dashboard: bool = Field(
+        False, description="scheduler: local only: serve the dask dashboard on 127.0.0.1"
+    )
+    preserve_native_chunks: bool = Field(
+        False, description="Use the input's chunks as blocks unchanged"
+    )
+    progress: bool = Field(True, description="Show a progress bar (parfit run)")
+    fit_timeout: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds "
+        "one block of fits may take; a block still busy "
+        "then (a model that hangs) is abandoned and its "
+        "fits get status TIMEOUT (default: no limit)",
+    )
+    max_failed_fraction: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="parfit run exits with code 3 when more fits than this fraction fail",
+    )
+
+    @field_validator("n_workers", "threads_per_worker", "memory_limit", "dashboard")
+    @classmethod
+    def _local_only(cls, value, info):
+        scheduler = info.data.get("scheduler", "threads")
+        if scheduler != "local" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(
+                f"{info.field_name} applies only to scheduler: local, not {scheduler!r}"
+            )
+        return value
+
+
+class DiagnosticsSection(_Section):
+    """Per-fit diagnostics folders."""
+
+    # "none" in a config file where parallel_fit takes None.
+    mode: Literal[("none",) + DIAGNOSTICS_MODES[1:]] = Field(  # type: ignore[valid-type]
+        "error",
+        description="Which fits get a folder with their error.log / warn.log: "
+        "'none', 'error', 'error+warn' or 'all'",
+    )
+    path: str | None = Field(
+        None,
+        description="Folder of the per-fit folders (default: diagnostics/ in the output folder)",
+    )
+
+
+class OutputSection(_Section):
+    """Where the results go."""
+
+    path: str = Field(
+        description="Output folder: maps.zarr, config.yaml, run.json and the diagnostics go here",
+        json_schema_extra={"example": "results"},
+    )
+    format: Literal["zarr", "netcdf", "fits"] = Field(
+        "zarr",
+        description="The maps are always streamed to maps.zarr (resumable); 'netcdf' "
+        "or 'fits' also writes maps.nc or maps.fits at the end",
+    )
+    overwrite: bool = Field(
+        False,
+        description="Replace the results of an earlier run in "
+        "this folder (only files parfit wrote)",
+    )
+    resume: bool = Field(
+        False, description="Fit only what an interrupted run in this folder left undone"
+    )
+    cubes: list[Literal[OUTPUT_CUBES]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="Also stream these cubes, in the input's shape: 'model', 'residual'",
+    )
+
+    @field_validator("resume")
+    @classmethod
+    def _modes(cls, value, info):
+        if value and info.data.get("overwrite"):
+            raise ValueError(
+                "overwrite and resume exclude each other: resume continues the "
+                "results in the folder, overwrite replaces them"
+            )
+        return value
+
+
+SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
+
+
+def section_class(annotation):
+    """The BaseModel class inside ``annotation`` (Optional[X], list[X]...), or None.
+
+    Examples
+    --------
+    >>> section_class(config_schema().model_fields["run"].annotation).__name__
+    'RunSection'
+    """
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = section_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+# --- paths ------------------------------------------------------------------------------
+
+
+def set_base_dir(cfg, folder) -> None:
+    """Make the relative paths of ``cfg`` relative to ``folder``."""
+    object.__setattr__(cfg, "_base_dir", Path(folder).resolve())
+
+
+def base_dir(cfg) -> Path:
+    """The folder relative paths of ``cfg`` are relative to."""
+    return getattr(cfg, "_base_dir", None) or Path.cwd()
+
+
+def resolve(cfg, path) -> Path:
+    """``path`` of the config as an absolute Path.
+
+    Examples
+    --------
+    >>> cfg = config_schema().model_validate({"input": {"path": "cube.fits"},
+    ...     "model": {"components": [{"type": "Const1D"}]}, "output": {"path": "out"}})
+    >>> set_base_dir(cfg, "/data/run")
+    >>> str(resolve(cfg, cfg.input.path))
+    '/data/run/cube.fits'
+    """
+    p = Path(path).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else base_dir(cfg) / p))
