@@ -8,7 +8,7 @@ Fits one Gaussian per pixel of a ``(channels, ny, nx)`` cube (default 53 x
 * a resume onto the complete store, which re-reads and re-hashes the input
   of every recorded block before dispatching anything (numpy and dask
   input);
-* the store verification (:func:`parfit.output.verify_store`).
+* the store verification (:func:`parfit.store.verify_store`).
 
 Run from the repository root::
 

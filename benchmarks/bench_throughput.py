@@ -255,7 +255,7 @@ def run_astropy(cube, args):
 def run_xarray(cube, args):
     import xarray as xr
 
-    from parfit.parallel import plan_chunks
+    from parfit.engine.plan import plan_chunks
 
     model = cube.model
     ny, nx = cube.data.shape[1:]

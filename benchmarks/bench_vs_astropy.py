@@ -150,7 +150,7 @@ def run_xarray(cube, args, rows=None):
     """xarray curvefit on rows ``[0:rows]`` of the cube (all rows if None)."""
     import xarray as xr
 
-    from parfit.parallel import plan_chunks
+    from parfit.engine.plan import plan_chunks
 
     data = cube.data if rows is None else cube.data[:, :rows, :]
     ny, nx = data.shape[1:]

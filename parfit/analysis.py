@@ -178,7 +178,6 @@ class Analysis:
         self._prepare_folder(out)
         record = self._start_record(started)
         _write_json(out / RUN_RECORD, record)
-        fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
         shape, axes = opened["shape"], opened["fitting_axes"]
         n_samples = math.prod(shape[a] for a in axes)
         block_size = cfg.run.block_size(math.prod(shape) // max(n_samples, 1), n_samples)
@@ -189,8 +188,7 @@ class Analysis:
                     model,
                     opened["data"],
                     fitting_axes=opened["fitting_axes"],
-                    fitter=fitter,
-                    fitter_kwargs=fitter_kwargs,
+                    fitter=cfg.fitter.fitter(),
                     initial=cfg.model.initial,
                     weights=opened["weights"],
                     mask=opened["mask"],
@@ -434,13 +432,11 @@ class Analysis:
 
         cfg = self.config
         opened = open_input(cfg)
-        fitter, fitter_kwargs = cfg.fitter.fitter_arguments()
         request, units = fit_request(
             build_model(cfg),
             opened["data"],
             fitting_axes=opened["fitting_axes"],
-            fitter=fitter,
-            fitter_kwargs=fitter_kwargs,
+            fitter=cfg.fitter.fitter(),
             initial=cfg.model.initial,
             weights=opened["weights"],
             mask=opened["mask"],

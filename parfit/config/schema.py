@@ -393,8 +393,8 @@ class FitterSection(_Section):
             raise ValueError(f"{info.field_name} applies only to name: batched, not {name!r}")
         return value
 
-    def fitter_arguments(self):
-        """``(fitter, fitter_kwargs)`` for :func:`parfit.parallel_fit`."""
+    def fitter(self):
+        """The fitter this section describes, for ``parallel_fit(fitter=...)``."""
         from parfit.fitters import BatchedFitter, ScipyFitter
 
         kwargs = {
@@ -405,8 +405,8 @@ class FitterSection(_Section):
             "scale_covariance": self.scale_covariance,
         }
         if self.name == "batched":
-            return BatchedFitter(engine=self.engine, factor=self.factor, **kwargs), None
-        return ScipyFitter(self.name, **kwargs), None
+            return BatchedFitter(engine=self.engine, factor=self.factor, **kwargs)
+        return ScipyFitter(self.name, **kwargs)
 
 
 class RunSection(_Section):
