@@ -211,9 +211,11 @@ def compute_blocks(
     keys = {task.key: n for task, n in zip(tasks, sizes)}
 
     class _Counter(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
             n = keys.get(key)
             if n:
+                # mypy does not carry the narrowing above into a nested class's method.
+                assert progress is not None
                 progress.update(n)
 
     with _Counter():

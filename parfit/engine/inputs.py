@@ -7,11 +7,16 @@ xarray ``DataArray``, and paths of FITS, netCDF and zarr files, which
 dispatched, and every error names the argument at fault.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import logging
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.array_utils import normalize_axis_index
 
 from parfit.errors import InputError, InputTypeError
@@ -29,6 +34,9 @@ __all__ = [
     "weight_warnings",
 ]
 
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
 log = logging.getLogger(__name__)
 
 
@@ -36,22 +44,25 @@ log = logging.getLogger(__name__)
 class CubeInput:
     """A cube after normalisation (still lazy where it was lazy)."""
 
-    data: object
-    data_unit: object = None
-    weights: object = None
-    mask: object = None
-    world: object = None
-    dims: tuple | None = None
-    coords: dict = dataclasses.field(default_factory=dict)
-    attrs: dict = dataclasses.field(default_factory=dict)
+    #: numpy or dask array (still lazy where it was lazy).
+    data: Any
+    #: An astropy unit, or None.
+    data_unit: Any = None
+    weights: Any = None
+    mask: Any = None
+    #: An astropy WCS, a tuple of world arrays, or None.
+    world: Any = None
+    dims: tuple[str, ...] | None = None
+    coords: dict[str, Any] = dataclasses.field(default_factory=dict)
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
     name: str | None = None
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return tuple(int(n) for n in self.data.shape)
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return len(self.data.shape)
 
 
@@ -69,13 +80,14 @@ class WorldSpec:
     """
 
     kind: str
-    arrays: tuple = ()
-    units: tuple = ()
-    wcs: object = None
-    wcs_world_index: tuple = ()
+    arrays: tuple[Any, ...] = ()
+    #: An astropy unit or None per fitting axis.
+    units: tuple[Any, ...] = ()
+    wcs: Any = None
+    wcs_world_index: tuple[int, ...] = ()
 
 
-def _is_dask(obj):
+def _is_dask(obj: Any) -> bool:
     try:
         import dask.array as da
     except ImportError:  # pragma: no cover
@@ -83,7 +95,7 @@ def _is_dask(obj):
     return isinstance(obj, da.Array)
 
 
-def _real_dtype_check(dtype, argname):
+def _real_dtype_check(dtype: npt.DTypeLike, argname: str) -> None:
     kind = np.dtype(dtype).kind
     if kind in "fiu":
         return
@@ -103,7 +115,7 @@ def _real_dtype_check(dtype, argname):
     )
 
 
-def _as_array(obj, argname):
+def _as_array(obj: Any, argname: str) -> Any:
     """numpy/dask stay as they are; other array-likes are wrapped lazily."""
     if isinstance(obj, np.ndarray) or _is_dask(obj):
         return obj
@@ -126,7 +138,14 @@ def _as_array(obj, argname):
     )
 
 
-def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None):
+def normalise_cube(
+    data: Any,
+    *,
+    weights: Any = None,
+    mask: Any = None,
+    data_unit: Any = None,
+    world: Any = None,
+) -> CubeInput:
     """Unwrap ``data`` and gather what its container knows.
 
     What leaves a sample out (see the "What counts as a valid sample" section
@@ -163,7 +182,7 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
             raise InputError(f"data_unit={data_unit!r} is not a valid unit: {exc}") from None
 
     # Every mask that applies, with the name of the argument it came from.
-    masks = []
+    masks: list[tuple[str, Any]] = []
     if mask is not None:
         masks.append(("mask", mask))
     weights_name = "weights"
@@ -258,7 +277,7 @@ def normalise_cube(data, *, weights=None, mask=None, data_unit=None, world=None)
     return cube
 
 
-def da_or_np(*arrays):
+def da_or_np(*arrays: Any) -> Any:
     """The dask.array module if any of ``arrays`` is a dask array, else numpy."""
     if any(_is_dask(a) for a in arrays):
         import dask.array as da
@@ -267,7 +286,7 @@ def da_or_np(*arrays):
     return np
 
 
-def _split_masked(arr):
+def _split_masked(arr: Any) -> tuple[Any, Any]:
     """``(values, mask)`` of a masked array; ``(arr, None)`` for anything else.
 
     Handles numpy ``MaskedArray`` (a ``nomask`` gives None), astropy
@@ -291,14 +310,14 @@ def _split_masked(arr):
     return arr, None
 
 
-def _union_masks(masks, shape):
+def _union_masks(masks: Sequence[tuple[str, Any]], shape: tuple[int, ...]) -> Any:
     """One mask (True = leave out) from every ``(argname, mask)``; None if none.
 
     Each is checked (integer or boolean dtype, broadcastable to ``shape``);
     a nonzero integer counts as True, and the masked entries of a masked
     mask are left out too.  A single boolean mask is kept as it is.
     """
-    checked = []
+    checked: list[Any] = []
     for name, m in masks:
         if _is_xarray(m):
             m = m.data
@@ -321,11 +340,11 @@ def _union_masks(masks, shape):
     return out
 
 
-def _count(condition):
+def _count(condition: Any) -> int:
     return int(np.count_nonzero(condition))
 
 
-def _check_weight_values(weights, name):
+def _check_weight_values(weights: np.ndarray, name: str) -> None:
     """Refuse negative and infinite in-memory weights (NaN and 0 leave a sample out)."""
     with np.errstate(invalid="ignore"):
         negative = _count(weights < 0)
@@ -344,7 +363,7 @@ def _check_weight_values(weights, name):
         )
 
 
-def weight_warnings(weights):
+def weight_warnings(weights: npt.ArrayLike) -> dict[int, str]:
     """Per-fit warnings for the samples left out for an infinite or negative weight.
 
     In-memory weights with such values are refused before dispatch; lazy
@@ -376,7 +395,7 @@ def weight_warnings(weights):
     with np.errstate(invalid="ignore"):
         infinite = np.count_nonzero(np.isposinf(weights), axis=1)
         negative = np.count_nonzero(weights < 0, axis=1)
-    out = {}
+    out: dict[int, str] = {}
     for row in np.flatnonzero((infinite > 0) | (negative > 0)):
         n_inf, n_neg = int(infinite[row]), int(negative[row])
         if n_inf and n_neg:
@@ -403,7 +422,7 @@ def weight_warnings(weights):
 _UNCERTAINTY_POWERS = {"StdDevUncertainty": 1, "VarianceUncertainty": 2, "InverseVariance": -2}
 
 
-def _uncertainty_weights(unc, data_unit, name):
+def _uncertainty_weights(unc: Any, data_unit: Any, name: str) -> Any:
     """``1 / sigma`` weights from an astropy ``NDUncertainty`` (lazily for dask).
 
     An infinite or NaN sigma gives weight 0 or NaN (the sample is left
@@ -485,7 +504,7 @@ def _uncertainty_weights(unc, data_unit, name):
     return weights
 
 
-def _quantity_weights(weights, data_unit):
+def _quantity_weights(weights: Any, data_unit: Any) -> Any:
     """The values of Quantity weights, in ``1 / data_unit`` where that is known."""
     from astropy import units as u
 
@@ -502,7 +521,7 @@ def _quantity_weights(weights, data_unit):
         ) from None
 
 
-def _is_xarray(obj):
+def _is_xarray(obj: Any) -> bool:
     try:
         import xarray as xr
     except ImportError:  # pragma: no cover
@@ -510,7 +529,7 @@ def _is_xarray(obj):
     return isinstance(obj, xr.DataArray)
 
 
-def _check_aux(arr, argname, shape, *, allow_bool):
+def _check_aux(arr: Any, argname: str, shape: tuple[int, ...], *, allow_bool: bool) -> Any:
     if arr is None:
         return None
     if _is_xarray(arr):
@@ -545,7 +564,9 @@ def _check_aux(arr, argname, shape, *, allow_bool):
     return arr
 
 
-def normalise_fitting_axes(fitting_axes, ndim, dims=None):
+def normalise_fitting_axes(
+    fitting_axes: Any, ndim: int, dims: Sequence[str] | None = None
+) -> tuple[int, ...]:
     """Return the fitting axes as a tuple of non-negative ints.
 
     Accepts an int, a dimension name (for a DataArray) or a tuple of them;
@@ -558,7 +579,7 @@ def normalise_fitting_axes(fitting_axes, ndim, dims=None):
     items = fitting_axes if isinstance(fitting_axes, (tuple, list)) else (fitting_axes,)
     if len(items) == 0:
         raise InputError("fitting_axes is empty; name at least one axis to fit along")
-    out = []
+    out: list[int] = []
     for item in items:
         if isinstance(item, str):
             if dims is None:
@@ -590,7 +611,7 @@ def normalise_fitting_axes(fitting_axes, ndim, dims=None):
     return tuple(out)
 
 
-def normalise_world(world, cube, fitting_axes):
+def normalise_world(world: Any, cube: CubeInput, fitting_axes: tuple[int, ...]) -> WorldSpec:
     """Return a :class:`WorldSpec` for ``world`` (see ``parallel_fit``)."""
     from astropy import units as u
     from astropy.wcs.wcsapi import BaseHighLevelWCS, BaseLowLevelWCS
@@ -629,6 +650,7 @@ def normalise_world(world, cube, fitting_axes):
             f"world has {len(world)} array(s) but there are {n_fit} fitting axes "
             f"{fitting_axes}; give one array per fitting axis, in the order of fitting_axes"
         )
+    units: list[Any] | tuple[Any, ...]
     arrays, units = [], []
     for k, w in enumerate(world):
         unit = None
@@ -664,7 +686,7 @@ def normalise_world(world, cube, fitting_axes):
     iterating = [a for a in range(len(shape)) if a not in fitting_axes]
     padded = [(1,) * (len(shape) - len(w.shape)) + tuple(w.shape) for w in arrays]
     if all(all(p[a] == 1 for a in iterating) for p in padded):
-        shared = []
+        shared: list[np.ndarray] = []
         for w, p in zip(arrays, padded):
             w = np.asarray(w, dtype=np.float64).reshape(p)
             w = w[tuple(0 if a in iterating else slice(None) for a in range(len(shape)))]
@@ -677,14 +699,14 @@ def normalise_world(world, cube, fitting_axes):
     return WorldSpec("nd", tuple(arrays), units)
 
 
-def _grid(arrays):
+def _grid(arrays: Sequence[Any]) -> tuple[np.ndarray, ...]:
     """Broadcast 1-D axis values to the fitting shape ("ij" indexing)."""
     if len(arrays) == 1:
         return (np.asarray(arrays[0], dtype=np.float64),)
     return tuple(np.ascontiguousarray(g) for g in np.meshgrid(*arrays, indexing="ij"))
 
 
-def _check_finite_world(arrays):
+def _check_finite_world(arrays: Sequence[Any]) -> None:
     for k, w in enumerate(arrays):
         bad = ~np.isfinite(w)
         if bad.any():
@@ -694,7 +716,7 @@ def _check_finite_world(arrays):
             )
 
 
-def _world_from_wcs(wcs, shape, fitting_axes):
+def _world_from_wcs(wcs: Any, shape: tuple[int, ...], fitting_axes: tuple[int, ...]) -> WorldSpec:
     from astropy import units as u
     from astropy.wcs.wcsapi.wrappers import SlicedLowLevelWCS
 
@@ -737,7 +759,7 @@ def _world_from_wcs(wcs, shape, fitting_axes):
     return WorldSpec("shared", arrays, units)
 
 
-def wcs_world_values(wcs, index_arrays):
+def wcs_world_values(wcs: Any, index_arrays: Sequence[Any]) -> Any:
     """World values (one array per world axis) at numpy array indices."""
     values = wcs.array_index_to_world_values(*index_arrays)
     if wcs.world_n_dim == 1:
@@ -745,7 +767,7 @@ def wcs_world_values(wcs, index_arrays):
     return values
 
 
-def iterating_wcs(world, iterating_axes, ndim):
+def iterating_wcs(world: Any, iterating_axes: Sequence[int], ndim: int) -> WCS | None:
     """The WCS of the iterating axes (for writing maps to FITS), if the cube has a FITS WCS."""
     try:
         from astropy.wcs import WCS
@@ -761,7 +783,7 @@ def iterating_wcs(world, iterating_axes, ndim):
         return None
 
 
-def wcs_header(wcs):
+def wcs_header(wcs: Any) -> str | None:
     """The FITS header of a WCS as text, or None (no WCS, or one without a FITS form)."""
     if wcs is None:
         return None

@@ -21,7 +21,7 @@ from parfit.diagnostics import folders as diag
 from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
 from parfit.engine.timeout import TimedOut, call_with_timeout
-from parfit.fitters.base import BlockResult, FitBlock, Fitter
+from parfit.fitters.base import BlockResult, FitBlock, Fitter, Row
 from parfit.status import Status
 
 __all__ = ["BlockSpec", "apply_guess", "fit_block", "make_block", "model_cubes"]
@@ -96,6 +96,7 @@ def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> Blo
         guess_failure, result = None, _timed_out(n_fits, p0.shape[1], spec)
     else:
         guess_failure, result = outcome
+    i: Row  # a fit's row: an int here, and possibly a numpy integer in result.warnings
     if weights is not None:
         for i, text in weight_warnings(weights).items():
             result.warnings.setdefault(i, []).append(text)

@@ -8,8 +8,11 @@ INFO line to the ``parfit.progress`` logger, so long batch runs leave a
 trace in their logs even without a terminal.
 """
 
+from __future__ import annotations
+
 import logging
 import time
+from typing import Any
 
 __all__ = ["FitProgress"]
 
@@ -29,13 +32,13 @@ class FitProgress:
         Seconds between INFO log lines (0 for none).
     """
 
-    def __init__(self, total, *, bar=True, log_every=60.0):
+    def __init__(self, total: int, *, bar: bool = True, log_every: float = 60.0) -> None:
         self.total = int(total)
         self.done = 0
         self.start = time.monotonic()
         self.log_every = float(log_every)
         self._last_log = self.start
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar
         if bar:
             from tqdm.auto import tqdm
 
@@ -48,7 +51,7 @@ class FitProgress:
                 dynamic_ncols=True,
             )
 
-    def update(self, n):
+    def update(self, n: int) -> None:
         """Record ``n`` more finished fits."""
         self.done += int(n)
         if self._bar is not None:
@@ -58,7 +61,7 @@ class FitProgress:
             self._last_log = now
             log.info("%s", self.describe())
 
-    def describe(self, eta=True):
+    def describe(self, eta: bool = True) -> str:
         """One line: fits done, rate and (with ``eta``) the time left."""
         elapsed = max(time.monotonic() - self.start, 1e-9)
         rate = self.done / elapsed
@@ -71,7 +74,7 @@ class FitProgress:
             text += f", about {left:.0f} s left"
         return text
 
-    def close(self):
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
         if self.log_every:

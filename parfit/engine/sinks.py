@@ -243,7 +243,7 @@ class StoreSink:
             shape[a] if a not in iterating_axes else chunks[iterating_axes.index(a)]
             for a in range(len(shape))
         )
-        layout = dict(
+        layout: dict[str, Any] = dict(
             iterating_shape=request.iterating_shape,
             chunks=chunks,
             dims=dims,

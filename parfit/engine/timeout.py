@@ -16,8 +16,12 @@ mechanism is the same on every scheduler because it runs inside the task:
 threads, processes and dask.distributed workers alike.
 """
 
+from __future__ import annotations
+
 import ctypes
 import threading
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Abandoned", "call_with_timeout", "TimedOut"]
 
@@ -34,10 +38,10 @@ class Abandoned(KeyboardInterrupt):
 class TimedOut:
     """The marker :func:`call_with_timeout` returns when time ran out."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"TimedOut({self.seconds!r})"
 
 
@@ -47,7 +51,9 @@ _REPEAT_S = 0.05
 _GIVE_UP_S = 60.0
 
 
-def call_with_timeout(func, seconds, *args, **kwargs):
+def call_with_timeout(
+    func: Callable[..., Any], seconds: float | None, *args: Any, **kwargs: Any
+) -> Any:
     """``func(*args, **kwargs)``, or :class:`TimedOut` after ``seconds``.
 
     ``seconds=None`` calls ``func`` in this thread, without any limit.  An
@@ -63,9 +69,9 @@ def call_with_timeout(func, seconds, *args, **kwargs):
     """
     if seconds is None:
         return func(*args, **kwargs)
-    box = {}
+    box: dict[str, Any] = {}
 
-    def target():
+    def target() -> None:
         try:
             box["value"] = func(*args, **kwargs)
         except Abandoned:
@@ -84,12 +90,12 @@ def call_with_timeout(func, seconds, *args, **kwargs):
     return box["value"]
 
 
-def _stop(thread):
+def _stop(thread: threading.Thread) -> None:
     """Ask ``thread`` to stop now, and keep asking from a reaper thread."""
     if not _interrupt(thread):
         return
 
-    def reap():
+    def reap() -> None:
         waited = 0.0
         while thread.is_alive() and waited < _GIVE_UP_S:
             thread.join(_REPEAT_S)
@@ -100,7 +106,7 @@ def _stop(thread):
     threading.Thread(target=reap, name="parfit-reaper", daemon=True).start()
 
 
-def _interrupt(thread):
+def _interrupt(thread: threading.Thread) -> bool:
     """Raise :class:`Abandoned` in ``thread``; False if it has already ended."""
     ident = thread.ident
     if ident is None or not thread.is_alive():

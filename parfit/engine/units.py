@@ -8,11 +8,18 @@ parfit models every parameter is converted to the unit it must have given
 the world and data units (``Model._parameter_units``), and keeps that unit.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from parfit.errors import InputError
+
+if TYPE_CHECKING:
+    from parfit.engine.inputs import CubeInput, WorldSpec
 
 __all__ = ["UnitsPlan", "prepare_units"]
 
@@ -21,19 +28,20 @@ __all__ = ["UnitsPlan", "prepare_units"]
 class UnitsPlan:
     """The unitless model and world to fit, and how to restore units."""
 
-    model: object
-    world: object
-    parameter_units: dict
-    restore_fn: object
+    model: Any
+    world: WorldSpec
+    #: None (astropy models with units) until :meth:`restore` learns them.
+    parameter_units: dict[str, Any] | None
+    restore_fn: Callable[[dict[str, Any]], Any]
     #: The unit the data are fitted in, and the factor that takes the data
     #: from their own unit to it (1.0: fitted as they are).
-    data_unit: object = None
+    data_unit: Any = None
     data_scale: float = 1.0
     #: With ``prepare_units(..., cube=)``: the cube to fit, its data (and
     #: weights) converted to ``data_unit``.
-    cube: object = None
+    cube: CubeInput | None = None
 
-    def restore(self, maps):
+    def restore(self, maps: dict[str, Any]) -> Any:
         """The fitted model (same kind as given) holding the maps ``maps``."""
         fitted = self.restore_fn(maps)
         if self.parameter_units is None:
@@ -43,7 +51,15 @@ class UnitsPlan:
         return fitted
 
 
-def prepare_units(model, kind, world, data_unit, equivalencies=None, *, cube=None):
+def prepare_units(
+    model: Any,
+    kind: str,
+    world: WorldSpec,
+    data_unit: Any,
+    equivalencies: Any = None,
+    *,
+    cube: CubeInput | None = None,
+) -> UnitsPlan:
     """Return a :class:`UnitsPlan` for fitting ``model`` on ``world``.
 
     parfit models are fitted in the units they declare: world coordinates
@@ -63,14 +79,19 @@ def prepare_units(model, kind, world, data_unit, equivalencies=None, *, cube=Non
     return _parfit_units(model, world, data_unit, equivalencies, cube)
 
 
-def _convert(unit, target, values, equivalencies, what):
+def _convert(unit: Any, target: Any, values: Any, equivalencies: Any, what: str) -> Any:
     try:
         return unit.to(target, value=values, equivalencies=equivalencies or [])
     except Exception as exc:
         raise InputError(f"cannot convert {what} from {unit} to {target}: {exc}") from None
 
 
-def _convert_world(world, units, targets, equivalencies):
+def _convert_world(
+    world: WorldSpec,
+    units: Sequence[Any],
+    targets: Sequence[Any],
+    equivalencies: Sequence[Any],
+) -> WorldSpec:
     """A copy of ``world`` with its arrays converted to ``targets``.
 
     ``equivalencies`` holds one list of equivalencies per fitting axis.
@@ -90,17 +111,17 @@ def _convert_world(world, units, targets, equivalencies):
     return dataclasses.replace(world, arrays=arrays, units=tuple(targets))
 
 
-def _astropy_units(model, world, data_unit, equivalencies):
+def _astropy_units(model: Any, world: WorldSpec, data_unit: Any, equivalencies: Any) -> UnitsPlan:
     from astropy import units as u
 
     if not (model._has_units or data_unit is not None):
 
-        def restore(maps):
+        def restore_plain(maps: dict[str, Any]) -> Any:
             fitted = model.copy()
             fitted._reset_parameters(**maps)
             return fitted
 
-        return UnitsPlan(model, world, {name: None for name in model.param_names}, restore)
+        return UnitsPlan(model, world, {name: None for name in model.param_names}, restore_plain)
 
     from astropy.modeling.utils import _combine_equivalency_dict
 
@@ -138,7 +159,7 @@ def _astropy_units(model, world, data_unit, equivalencies):
             f"and world ({', '.join(str(t) for t in targets)}): {exc}"
         ) from None
 
-    def restore(maps):
+    def restore(maps: dict[str, Any]) -> Any:
         fitted = unitless.copy()
         fitted._reset_parameters(**maps)
         return fitted.with_units_from_data(**rename)
@@ -146,7 +167,13 @@ def _astropy_units(model, world, data_unit, equivalencies):
     return UnitsPlan(unitless, world, None, restore)
 
 
-def _model_input_units(model, world_units, data_unit, declared, equivalencies):
+def _model_input_units(
+    model: Any,
+    world_units: Sequence[Any],
+    data_unit: Any,
+    declared: dict[str, Any],
+    equivalencies: Any,
+) -> list[Any]:
     """The units the model's own parameters give its inputs.
 
     An input whose world unit is ``u`` and that has parameters of unit
@@ -187,7 +214,7 @@ def _model_input_units(model, world_units, data_unit, declared, equivalencies):
     return out
 
 
-def _converts(unit, target, equivalencies):
+def _converts(unit: Any, target: Any, equivalencies: Any) -> bool:
     from astropy import units as u
 
     try:
@@ -197,7 +224,9 @@ def _converts(unit, target, equivalencies):
     return True
 
 
-def _model_data_unit(model, world_units, data_unit, declared):
+def _model_data_unit(
+    model: Any, world_units: Sequence[Any], data_unit: Any, declared: dict[str, Any]
+) -> tuple[Any, float]:
     """The unit of the model's amplitudes, if the data convert to it by a factor.
 
     The first parameter whose unit is the data unit (an amplitude) and that
@@ -223,7 +252,7 @@ def _model_data_unit(model, world_units, data_unit, declared):
     return data_unit, 1.0
 
 
-def _width_centres(model):
+def _width_centres(model: Any) -> dict[str, str | None]:
     """``{width parameter: its centre parameter or None}`` for the model's widths.
 
     A width is a parameter with the unit role of an input (``"x"``) that
@@ -239,14 +268,14 @@ def _width_centres(model):
     if leaf_of is None:
         leaves = [(type(model), model._declared_specs(), dict((n, n) for n in model.param_names))]
     else:
-        by_leaf = {}
+        by_leaf: dict[int, dict[str, str]] = {}
         for (idx, local), name in zip(leaf_of, model.param_names):
             by_leaf.setdefault(idx, {})[local] = name
         leaves = [
             (type(model._templates[idx]), model._templates[idx]._declared_specs(), names)
             for idx, names in by_leaf.items()
         ]
-    out = {}
+    out: dict[str, str | None] = {}
     for cls, specs, names in leaves:
         roles = {spec.name: spec.unit for spec in specs}
         peak = getattr(cls, "peak_parameters", None)
@@ -274,7 +303,9 @@ _WIDTH_WORDS = ("stddev", "fwhm", "hwhm", "gamma", "sigma", "width")
 _CENTRE_WORDS = ("mean", "x_0", "y_0", "center", "centre")
 
 
-def _convert_width(unit, target, values, centre, equivalencies, what):
+def _convert_width(
+    unit: Any, target: Any, values: Any, centre: Any, equivalencies: Any, what: str
+) -> Any:
     """Convert a width (a difference of positions) around ``centre`` (in ``unit``).
 
     Without equivalencies this is a plain unit conversion.  With them, the
@@ -300,7 +331,13 @@ def _convert_width(unit, target, values, centre, equivalencies, what):
     return width if width.ndim else float(width)
 
 
-def _parfit_units(model, world, data_unit, equivalencies, cube=None):
+def _parfit_units(
+    model: Any,
+    world: WorldSpec,
+    data_unit: Any,
+    equivalencies: Any,
+    cube: CubeInput | None = None,
+) -> UnitsPlan:
     declared = {name: getattr(model, name).unit for name in model.param_names}
     if data_unit is None and all(unit is None for unit in world.units):
         return UnitsPlan(model, world, declared, lambda maps: model.with_values(maps), cube=cube)
@@ -325,11 +362,23 @@ def _parfit_units(model, world, data_unit, equivalencies, cube=None):
         if name in centres:
             centre = _centre_value(model, centres[name], par.unit, world, equivalencies)
 
-            def convert(values, what, unit=par.unit, target=target, centre=centre):
+            def convert(
+                values: Any,
+                what: str,
+                unit: Any = par.unit,
+                target: Any = target,
+                centre: Any = centre,
+            ) -> Any:
                 return _convert_width(unit, target, values, centre, equivalencies, what)
         else:
 
-            def convert(values, what, unit=par.unit, target=target, centre=None):
+            def convert(
+                values: Any,
+                what: str,
+                unit: Any = par.unit,
+                target: Any = target,
+                centre: Any = None,
+            ) -> Any:
                 return _convert(unit, target, values, equivalencies, what)
 
         value = convert(par.value, f"parameter {name!r}")
@@ -355,7 +404,9 @@ def _parfit_units(model, world, data_unit, equivalencies, cube=None):
     )
 
 
-def _centre_value(model, centre, unit, world, equivalencies):
+def _centre_value(
+    model: Any, centre: str | None, unit: Any, world: WorldSpec, equivalencies: Any
+) -> float:
     """Where to convert a width given in ``unit``: its centre's starting value.
 
     Without a centre parameter (or with one that cannot be expressed in
@@ -386,7 +437,7 @@ def _centre_value(model, centre, unit, world, equivalencies):
     )
 
 
-def _scaled_cube(cube, unit, scale):
+def _scaled_cube(cube: CubeInput, unit: Any, scale: float) -> CubeInput:
     """``cube`` with its data (and ``1/sigma`` weights) in ``unit``; the caller's arrays kept."""
     weights = cube.weights
     if weights is not None:

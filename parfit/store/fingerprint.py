@@ -1,14 +1,19 @@
 """Fingerprints of a run's input: the whole input (cheap), and each block's (exact)."""
 
+from __future__ import annotations
+
 import hashlib
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from parfit.store.layout import HASH_SIZE
 
 
-def input_fingerprint(data, extras=()):
+def input_fingerprint(data: Any, extras: Iterable[Any] = ()) -> str:
     """A short hash identifying the input, cheap even for cubes on disk.
 
     In-memory arrays up to 1 GiB are hashed whole.  Larger or lazy (dask)
@@ -23,7 +28,7 @@ def input_fingerprint(data, extras=()):
     return h.hexdigest()[:32]
 
 
-def _hash_item(h, item):
+def _hash_item(h: Any, item: Any) -> None:
     if item is None:
         h.update(b"none")
         return
@@ -35,7 +40,9 @@ def _hash_item(h, item):
     h.update(repr((shape, dtype)).encode())
     if isinstance(item, np.ndarray):
         if item.nbytes <= 2**30:
-            h.update(memoryview(np.ascontiguousarray(item)).cast("B"))  # no copy
+            # No copy.  numpy's stubs declare ndarray.__buffer__ only for Python >= 3.12,
+            # but an ndarray is a buffer on every version.
+            h.update(memoryview(np.ascontiguousarray(item)).cast("B"))  # type: ignore[arg-type]
             return
     size = math.prod(shape)
     if size == 0:
@@ -49,7 +56,7 @@ def _hash_item(h, item):
     h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
 
 
-def hash_block(*arrays):
+def hash_block(*arrays: Any) -> npt.NDArray[np.uint8]:
     """The BLAKE2b digest (HASH_SIZE uint8 values) of a block's input arrays.
 
     Each array contributes its shape and its values as float64 (C order), so
@@ -62,5 +69,6 @@ def hash_block(*arrays):
             continue
         arr = np.asarray(arr)
         h.update(repr(tuple(arr.shape)).encode())
-        h.update(memoryview(np.ascontiguousarray(arr, dtype=np.float64)).cast("B"))
+        # numpy's stubs: ndarray is a buffer only from Python 3.12 on (see _hash_item).
+        h.update(memoryview(np.ascontiguousarray(arr, dtype=np.float64)).cast("B"))  # type: ignore[arg-type]
     return np.frombuffer(h.digest(), dtype=np.uint8).copy()

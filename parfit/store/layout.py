@@ -44,10 +44,14 @@ store that passes.
 
 Nothing here imports dask: the functions run on workers."""
 
+from __future__ import annotations
+
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +71,7 @@ HASH_SIZE = 16
 ATTRS_KEY = "parfit"
 
 
-def field_specs(param_names):
+def field_specs(param_names: Sequence[str]) -> list[tuple[str, str, float]]:
     """``(array name, dtype, fill value)`` of every field, in packed order."""
     specs = [(name, "f8", np.nan) for name in param_names]
     specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
@@ -82,12 +86,12 @@ def field_specs(param_names):
     return specs
 
 
-def block_grid(shape, chunks):
+def block_grid(shape: Sequence[int], chunks: Sequence[int]) -> tuple[int, ...]:
     """Number of blocks along each axis."""
     return tuple(math.ceil(n / c) if n else 0 for n, c in zip(shape, chunks))
 
 
-def field_attrs(name, param_names):
+def field_attrs(name: str, param_names: Sequence[str]) -> dict[str, Any]:
     """The attributes (CF names, flag meanings) of the store array of field ``name``.
 
     Examples
@@ -117,7 +121,7 @@ def field_attrs(name, param_names):
     }.get(name, {})
 
 
-def is_parfit_store(path):
+def is_parfit_store(path: os.PathLike[str] | str) -> bool:
     """True if ``path`` is a zarr group that parfit created as output."""
     path = Path(path)
     meta = path / "zarr.json"
@@ -130,12 +134,12 @@ def is_parfit_store(path):
     return isinstance(attrs.get(ATTRS_KEY), dict)
 
 
-def lock_file(path):
+def lock_file(path: os.PathLike[str] | str) -> str:
     """The lock file of the store at ``path``: ``<path>.parfit.lock``, beside it."""
     return os.path.abspath(os.fspath(path)) + ".parfit.lock"
 
 
-def store_layout(path):
+def store_layout(path: os.PathLike[str] | str) -> str | None:
     """``"streamed"`` (this module's layout), ``"xarray"`` (``FitResult.to_zarr``) or None.
 
     None for anything that is not a zarr group of parfit maps.
@@ -147,7 +151,8 @@ def store_layout(path):
 
     try:
         group = zarr.open_group(str(path), mode="r")
-        attrs = dict(group.attrs)
+        # zarr types attributes as any JSON; parfit's provenance is a JSON object.
+        attrs: dict[str, Any] = dict(group.attrs)
         names = set(group.array_keys())
     except Exception:  # not a readable zarr group
         return None

@@ -32,6 +32,8 @@ Examples
 True
 """
 
+from __future__ import annotations
+
 import datetime
 import json
 import os
@@ -39,6 +41,7 @@ import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from parfit.errors import OutputLockedError, StaleLockWarning
 
@@ -59,14 +62,14 @@ class Lock:
 
     path: str
     run_id: str
-    info: dict
+    info: dict[str, Any]
 
-    def held(self):
+    def held(self) -> bool:
         """True while the lock file still names this lock's run."""
         info = _read(self.path)
         return isinstance(info, dict) and info.get("run_id") == self.run_id
 
-    def release(self):
+    def release(self) -> None:
         """Remove the lock file if it still names this run (else leave it)."""
         if self.held():
             try:
@@ -74,21 +77,23 @@ class Lock:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self):
+    def __enter__(self) -> Lock:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.release()
         return False
 
 
-def _lock_path(directory, lock_file=None):
+def _lock_path(
+    directory: os.PathLike[str] | str, lock_file: os.PathLike[str] | str | None = None
+) -> str:
     if lock_file is not None:
         return os.path.abspath(os.fspath(lock_file))
     return os.path.join(os.path.abspath(os.fspath(directory)), LOCK_NAME)
 
 
-def _read(path):
+def _read(path: str) -> dict[str, Any] | None:
     """The lock file's JSON as a dict; None if there is none; ``{}`` if it is unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -104,7 +109,9 @@ def _read(path):
     return info if isinstance(info, dict) else {}
 
 
-def holder(directory, *, lock_file=None):
+def holder(
+    directory: os.PathLike[str] | str, *, lock_file: os.PathLike[str] | str | None = None
+) -> dict[str, Any] | None:
     """Who holds ``directory``'s lock: its JSON as a dict, or None when unlocked.
 
     An unreadable lock file (cut short, not JSON) gives ``{}``: held, by
@@ -113,7 +120,7 @@ def holder(directory, *, lock_file=None):
     return _read(_lock_path(directory, lock_file))
 
 
-def _pid_alive(pid):
+def _pid_alive(pid: Any) -> bool:
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -125,7 +132,7 @@ def _pid_alive(pid):
     return True
 
 
-def _is_stale(info):
+def _is_stale(info: dict[str, Any]) -> bool:
     """True for a lock left by a dead process of this host."""
     if not info or info.get("host") != socket.gethostname():
         return False
@@ -133,7 +140,7 @@ def _is_stale(info):
     return isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid)
 
 
-def _describe(info):
+def _describe(info: dict[str, Any] | None) -> str:
     if not info:
         return "its lock file cannot be read"
     return (
@@ -142,18 +149,23 @@ def _describe(info):
     )
 
 
-def _locked_error(what, path, info):
+def _locked_error(what: str, path: str, info: dict[str, Any] | None) -> OutputLockedError:
     return OutputLockedError(
         f"{what} is in use by another parfit run ({_describe(info)}); wait for it to "
         f"finish, or remove {path} if that run is gone"
     )
 
 
-def _what(directory, what):
+def _what(directory: os.PathLike[str] | str, what: str | None) -> str:
     return what if what is not None else repr(os.path.abspath(os.fspath(directory)))
 
 
-def check_free(directory, *, what=None, lock_file=None):
+def check_free(
+    directory: os.PathLike[str] | str,
+    *,
+    what: str | None = None,
+    lock_file: os.PathLike[str] | str | None = None,
+) -> None:
     """Raise if ``directory`` is locked by a live run; create nothing.
 
     A stale lock (a dead process of this host) counts as free: :func:`acquire`
@@ -180,7 +192,13 @@ def check_free(directory, *, what=None, lock_file=None):
         raise _locked_error(_what(directory, what), path, info)
 
 
-def check_held(directory, run_id, *, what=None, lock_file=None):
+def check_held(
+    directory: os.PathLike[str] | str,
+    run_id: str,
+    *,
+    what: str | None = None,
+    lock_file: os.PathLike[str] | str | None = None,
+) -> None:
     """Raise unless ``directory``'s lock file names ``run_id`` (cheap: one small read).
 
     A writer calls this before each write, so that a worker of a run whose
@@ -208,7 +226,13 @@ def check_held(directory, run_id, *, what=None, lock_file=None):
     )
 
 
-def acquire(directory, *, run_id, what=None, lock_file=None):
+def acquire(
+    directory: os.PathLike[str] | str,
+    *,
+    run_id: str,
+    what: str | None = None,
+    lock_file: os.PathLike[str] | str | None = None,
+) -> Lock:
     """Lock ``directory`` (which must exist) for ``run_id``.
 
     Parameters
@@ -267,7 +291,7 @@ def acquire(directory, *, run_id, what=None, lock_file=None):
     raise _locked_error(what, path, _read(path))
 
 
-def _take_over(path, held, what, run_id):
+def _take_over(path: str, held: dict[str, Any], what: str, run_id: str) -> None:
     """Move a stale lock aside (only if it is still the stale one) and warn."""
     aside = f"{path}.stale-{run_id}"
     try:

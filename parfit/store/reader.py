@@ -1,12 +1,17 @@
 """Reading and verifying a store of maps (both layouts); nothing here writes."""
 
+from __future__ import annotations
+
 import json
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from parfit.errors import StoreDamagedError
 from parfit.status import Status
@@ -18,17 +23,22 @@ from parfit.store.layout import (
     field_specs,
 )
 
+if TYPE_CHECKING:
+    from astropy.wcs import WCS
+
+    from parfit.models.base import Model
+
 log = logging.getLogger(__name__)
 
 
-def read_done(path):
+def read_done(path: os.PathLike[str] | str) -> npt.NDArray[np.bool_]:
     """The completion records as a bool array over the grid of blocks."""
     import zarr
 
     return np.asarray(zarr.open_array(str(Path(path) / DONE_NAME), mode="r")[...]) == 1
 
 
-def read_hashes(path):
+def read_hashes(path: os.PathLike[str] | str) -> npt.NDArray[np.uint8]:
     """The stored input hash of every block (grid + (HASH_SIZE,) uint8; all 0 where none)."""
     import zarr
 
@@ -53,21 +63,21 @@ class StoreReport:
     """
 
     path: str
-    damaged_blocks: list = field(default_factory=list)
-    problems: list = field(default_factory=list)
-    layout_problems: list = field(default_factory=list)
+    damaged_blocks: list[tuple[int, ...]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    layout_problems: list[str] = field(default_factory=list)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         """True when nothing is wrong."""
         return not self.problems
 
-    def _layout(self, message):
+    def _layout(self, message: str) -> None:
         self.layout_problems.append(message)
         self.problems.append(message)
 
 
-def damaged_error(report):
+def damaged_error(report: StoreReport) -> StoreDamagedError:
     """The :class:`~parfit.errors.StoreDamagedError` describing a failed :class:`StoreReport`."""
     if report.layout_problems:
         return StoreDamagedError(
@@ -84,7 +94,7 @@ def damaged_error(report):
     )
 
 
-def _array_dirs(path):
+def _array_dirs(path: os.PathLike[str] | str) -> list[str]:
     """Names of the subdirectories of a store that hold a ``zarr.json`` (its arrays)."""
     path = Path(path)
     return sorted(
@@ -92,7 +102,7 @@ def _array_dirs(path):
     )
 
 
-def _read_meta(file):
+def _read_meta(file: os.PathLike[str] | str) -> tuple[dict[str, Any] | None, str | None]:
     try:
         meta = json.loads(Path(file).read_text())
     except (OSError, ValueError) as exc:
@@ -102,14 +112,16 @@ def _read_meta(file):
     return meta, None
 
 
-def _chunk_shape(meta):
+def _chunk_shape(meta: dict[str, Any]) -> tuple[int, ...] | None:
     try:
         return tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
     except (KeyError, TypeError):
         return None
 
 
-def verify_store(path, *, fields=None):
+def verify_store(
+    path: os.PathLike[str] | str, *, fields: dict[str, Any] | None = None
+) -> StoreReport:
     """Check a streamed parfit store before trusting it; change nothing.
 
     Checks that every array's metadata parses; that the arrays of the
@@ -141,7 +153,7 @@ def verify_store(path, *, fields=None):
     if meta is None:
         report._layout(f"the store's metadata {str(path / 'zarr.json')!r} cannot be read ({err})")
         return report
-    metas = {}
+    metas: dict[str, Any] = {}  # dicts; None where unreadable (then a layout problem)
     for name in sorted(entry.name for entry in path.iterdir() if entry.is_dir()):
         file = path / name / "zarr.json"
         if not file.exists():
@@ -180,7 +192,8 @@ def verify_store(path, *, fields=None):
     if report.layout_problems:
         return report
 
-    group = zarr.open_group(str(path), mode="r")
+    # zarr types group[name] as Array | Group; the layout checks above make it an Array.
+    group: Any = zarr.open_group(str(path), mode="r")
     try:
         done = np.asarray(group[DONE_NAME][...]) == 1
     except Exception as exc:  # an undecodable chunk of the records
@@ -189,14 +202,14 @@ def verify_store(path, *, fields=None):
     blocks = [tuple(int(i) for i in b) for b in np.argwhere(done)]
     if not blocks:
         return report
-    reasons = {}
-    partial = set()  # maps read block by block (0 outside the recorded blocks)
+    reasons: dict[tuple[int, ...], list[str]] = {}
+    partial: set[str] = set()  # maps read block by block (0 outside the recorded blocks)
 
-    def regions():
+    def regions() -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
         for b in blocks:
             yield b, tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(b, chunks, shape))
 
-    def read(name):
+    def read(name: str) -> np.ndarray:
         """The whole map, NaN (or 0) in blocks whose chunks do not decode."""
         array = group[name]
         try:
@@ -252,7 +265,7 @@ def verify_store(path, *, fields=None):
     return report
 
 
-def read_map(group, name):
+def read_map(group: Any, name: str) -> np.ndarray:
     """Array ``name`` of ``group`` read whole; chunks that do not decode read as its fill value.
 
     For reporting on a damaged store (``parfit inspect``) without failing on
@@ -276,7 +289,9 @@ def read_map(group, name):
         return out
 
 
-def _chunk_file(path, name, block, meta):
+def _chunk_file(
+    path: os.PathLike[str] | str, name: str, block: tuple[int, ...], meta: dict[str, Any]
+) -> Path | None:
     """The file holding chunk ``block`` of array ``name`` (None for an unknown key encoding)."""
     encoding = meta.get("chunk_key_encoding") or {}
     separator = (encoding.get("configuration") or {}).get("separator", "/")
@@ -289,7 +304,11 @@ def _chunk_file(path, name, block, meta):
     return Path(path) / name / key
 
 
-def read_output(path, param_names, fields=None):
+def read_output(
+    path: os.PathLike[str] | str,
+    param_names: Sequence[str],
+    fields: Mapping[str, Any] | None = None,
+) -> npt.NDArray[np.float64]:
     """Every field of the store, stacked as ``iterating_shape + (n_fields,)`` float64.
 
     A field the store lacks (``flags`` of a store written before parfit had
@@ -299,11 +318,11 @@ def read_output(path, param_names, fields=None):
     import zarr
 
     fields = fields or {}
-    group = zarr.open_group(str(path), mode="r")
+    group: Any = zarr.open_group(str(path), mode="r")  # zarr: group[name] is Array | Group
     shape = tuple(group["status"].shape)
     names = set(group.array_keys())
 
-    def field(name, fill):
+    def field(name: str, fill: float) -> npt.NDArray[np.float64]:
         if name in fields:
             return np.asarray(fields[name], dtype=np.float64)
         if name in names:
@@ -313,7 +332,9 @@ def read_output(path, param_names, fields=None):
     return np.stack([field(name, fill) for name, _, fill in field_specs(param_names)], axis=-1)
 
 
-def open_maps_store(path):
+def open_maps_store(
+    path: os.PathLike[str] | str,
+) -> tuple[Any, str, list[str], dict[str, str | None], dict[str, Any], dict[str, Any]]:
     """Open a store of maps of either layout (see :func:`store_layout`).
 
     Returns
@@ -332,8 +353,10 @@ def open_maps_store(path):
     """
     import zarr
 
-    group = zarr.open_group(str(path), mode="r")
-    attrs = dict(group.attrs)
+    # zarr types group[name] as Array | Group and attributes as any JSON; parfit's
+    # arrays are arrays and its attributes JSON objects.
+    group: Any = zarr.open_group(str(path), mode="r")
+    attrs: dict[str, Any] = dict(group.attrs)
     if isinstance(attrs.get(ATTRS_KEY), dict) and "param_names" in attrs[ATTRS_KEY]:
         info = dict(attrs[ATTRS_KEY])
         names = list(info["param_names"])
@@ -368,7 +391,7 @@ def open_maps_store(path):
     return group, layout, names, units, provenance, info
 
 
-def stored_flags(group):
+def stored_flags(group: Any) -> npt.NDArray[np.uint8]:
     """The ``flags`` map of a store of either layout, uint8; all 0 where it has none.
 
     Stores written before parfit had flags hold no ``flags`` array: their
@@ -379,7 +402,7 @@ def stored_flags(group):
     return np.zeros(tuple(group["status"].shape), dtype=np.uint8)
 
 
-def stored_start_model(info):
+def stored_start_model(info: Any) -> Model | None:
     """The starting model recorded in a store's attributes ``info`` (its YAML), or None.
 
     None where there is none, or it is an astropy model or a model class not
@@ -396,7 +419,7 @@ def stored_start_model(info):
         return None
 
 
-def store_wcs(info):
+def store_wcs(info: Any) -> WCS | None:
     """The WCS of the maps recorded in a store's attributes (its FITS header), or None."""
     header = info.get("wcs_header") if isinstance(info, dict) else None
     if not header:
@@ -417,7 +440,7 @@ def store_wcs(info):
         return None
 
 
-def stored_chunks(path):
+def stored_chunks(path: os.PathLike[str] | str) -> tuple[int, ...] | None:
     """The block shape recorded in the parfit store at ``path``, or None."""
     try:
         meta = json.loads((Path(path) / "zarr.json").read_text())
@@ -427,7 +450,7 @@ def stored_chunks(path):
         return None
 
 
-class StoreMaps(Mapping):
+class StoreMaps(Mapping[str, np.ndarray]):
     """The maps of a store, read one array at a time when first asked for.
 
     A read-only mapping from array name (:func:`~parfit.store.layout.field_specs`)
@@ -456,7 +479,12 @@ class StoreMaps(Mapping):
     ((3, 4), 'int8', 'Array')
     """
 
-    def __init__(self, path, param_names=None):
+    # zarr types group[name] as Array | Group and attributes as any JSON.
+    _group: Any
+
+    def __init__(
+        self, path: os.PathLike[str] | str, param_names: Sequence[str] | None = None
+    ) -> None:
         import zarr
 
         self.path = str(path)
@@ -466,9 +494,9 @@ class StoreMaps(Mapping):
         self.param_names = list(param_names)
         self._specs = {name: (dtype, fill) for name, dtype, fill in field_specs(self.param_names)}
         self.shape = tuple(self._group["status"].shape)
-        self._cache = {}
+        self._cache: dict[str, np.ndarray] = {}
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._specs:
             raise KeyError(name)
         if name not in self._cache:
@@ -481,13 +509,13 @@ class StoreMaps(Mapping):
             self._cache[name] = values
         return self._cache[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._specs)
 
-    def lazy(self, name):
+    def lazy(self, name: str) -> Any:
         """Array ``name`` as a dask array over the store (nothing read yet)."""
         import dask.array as da
 
@@ -499,7 +527,7 @@ class StoreMaps(Mapping):
         return da.from_zarr(self._group[name])
 
 
-def stored_complete(path):
+def stored_complete(path: os.PathLike[str] | str) -> bool:
     """The ``complete`` flag of the parfit store at ``path`` (False if it cannot be read)."""
     try:
         meta = json.loads((Path(path) / "zarr.json").read_text())

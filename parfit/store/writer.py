@@ -3,13 +3,18 @@
 Nothing here imports dask: the functions run on workers.
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import os
 import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from parfit.errors import InputError, OutputExistsError, StoreDamagedError
 from parfit.store import lock as _lock_mod
@@ -24,23 +29,23 @@ from parfit.store.layout import (
     is_parfit_store,
     lock_file,
 )
-from parfit.store.reader import _array_dirs, read_done, verify_store
+from parfit.store.reader import StoreReport, _array_dirs, read_done, verify_store
 
 log = logging.getLogger(__name__)
 
 
-def _what(path):
+def _what(path: os.PathLike[str] | str) -> str:
     return f"output {str(path)!r}"
 
 
-def check_held(path, run_id):
+def check_held(path: os.PathLike[str] | str, run_id: str) -> None:
     """Raise :class:`~parfit.errors.OutputLockedError` unless the store's lock names ``run_id``."""
     _lock_mod.check_held(
         os.path.dirname(lock_file(path)), run_id, what=_what(path), lock_file=lock_file(path)
     )
 
 
-def check_target(path, *, overwrite, resume):
+def check_target(path: os.PathLike[str] | str, *, overwrite: bool, resume: bool) -> str:
     """What a run may do with ``path``: ``"create"``, ``"replace"`` or ``"resume"``.
 
     Changes nothing on disk.
@@ -73,18 +78,18 @@ def check_target(path, *, overwrite, resume):
 
 
 def prepare_output(
-    path,
+    path: os.PathLike[str] | str,
     *,
-    overwrite,
-    resume,
-    iterating_shape,
-    chunks,
-    dims,
-    param_names,
-    provenance,
-    cubes=None,
-    coords=None,
-):
+    overwrite: bool,
+    resume: bool,
+    iterating_shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dims: tuple[str, ...],
+    param_names: Sequence[str],
+    provenance: Mapping[str, Any],
+    cubes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+) -> tuple[npt.NDArray[np.bool_], dict[str, Any]]:
     """Create the store, or open it for resuming (check, then act; no lock).
 
     :func:`check_target` and (to resume) :func:`check_resume` first, then
@@ -157,8 +162,16 @@ def prepare_output(
 
 
 def create_output(
-    path, *, iterating_shape, chunks, dims, param_names, provenance, cubes=None, coords=None
-):
+    path: os.PathLike[str] | str,
+    *,
+    iterating_shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dims: tuple[str, ...],
+    param_names: Sequence[str],
+    provenance: Mapping[str, Any],
+    cubes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+) -> tuple[npt.NDArray[np.bool_], dict[str, Any]]:
     """Create a new store at ``path`` (absent, or an empty directory).
 
     Returns ``(done, provenance)`` like :func:`prepare_output`.
@@ -219,7 +232,7 @@ def create_output(
     return np.zeros(grid, dtype=bool), dict(provenance)
 
 
-def clear_store(path):
+def clear_store(path: os.PathLike[str] | str) -> None:
     """Remove the parfit store ``path`` (its lock file, beside it, stays).
 
     Refuses (:class:`OutputExistsError`) anything that is not a parfit store.
@@ -233,7 +246,14 @@ def clear_store(path):
     shutil.rmtree(path)
 
 
-def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
+def check_resume(
+    path: os.PathLike[str] | str,
+    iterating_shape: Sequence[int],
+    chunks: Sequence[int],
+    param_names: Sequence[str],
+    provenance: Mapping[str, Any],
+    extra: Iterable[str],
+) -> tuple[npt.NDArray[np.bool_], dict[str, Any], StoreReport]:
     """Check that the store at ``path`` can be resumed by this call; change nothing.
 
     Returns
@@ -258,7 +278,9 @@ def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
     import zarr
 
     path = Path(path)
-    group = zarr.open_group(str(path), mode="r")
+    # zarr types group[name] as Array | Group and attributes as any JSON; parfit's
+    # arrays are arrays and its attributes a JSON object.
+    group: Any = zarr.open_group(str(path), mode="r")
     stored = dict(group.attrs[ATTRS_KEY])
     for key, what in (
         ("input_fingerprint", "another input"),
@@ -303,7 +325,7 @@ def check_resume(path, iterating_shape, chunks, param_names, provenance, extra):
     return done, stored, report
 
 
-def unrecord(path, blocks):
+def unrecord(path: os.PathLike[str] | str, blocks: Iterable[Iterable[int]]) -> None:
     """Record ``blocks`` (indices over the grid of blocks) as not done, and the store incomplete.
 
     A resume refits them.  Logs a warning naming them.
@@ -318,7 +340,7 @@ def unrecord(path, blocks):
         str(path),
         ", ".join(map(str, blocks)),
     )
-    group = zarr.open_group(str(path), mode="r+")
+    group: Any = zarr.open_group(str(path), mode="r+")  # as in check_resume
     for index in blocks:
         group[DONE_NAME][tuple(slice(i, i + 1) for i in index)] = 0
     attrs = dict(group.attrs[ATTRS_KEY])
@@ -327,17 +349,17 @@ def unrecord(path, blocks):
 
 
 def write_block(
-    path,
-    param_names,
-    packed,
-    block_index,
-    offsets,
-    record=True,
-    cubes=None,
-    cube_offsets=(),
-    input_hash=None,
-    run_id=None,
-):
+    path: os.PathLike[str] | str,
+    param_names: Sequence[str],
+    packed: np.ndarray,
+    block_index: Sequence[int],
+    offsets: Sequence[int],
+    record: bool = True,
+    cubes: Mapping[str, Any] | None = None,
+    cube_offsets: Sequence[int] = (),
+    input_hash: npt.ArrayLike | None = None,
+    run_id: str | None = None,
+) -> None:
     """Write one block's fields given packed, then (with ``record``) record the block as done.
 
     ``packed`` is ``block_shape + (n_fields,)`` in :func:`field_specs` order;
@@ -361,17 +383,17 @@ def write_block(
 
 
 def write_fields(
-    path,
-    fields,
-    block_index,
-    offsets,
+    path: os.PathLike[str] | str,
+    fields: Mapping[str, Any],
+    block_index: Sequence[int],
+    offsets: Sequence[int],
     *,
-    record=True,
-    cubes=None,
-    cube_offsets=(),
-    input_hash=None,
-    run_id=None,
-):
+    record: bool = True,
+    cubes: Mapping[str, Any] | None = None,
+    cube_offsets: Sequence[int] = (),
+    input_hash: npt.ArrayLike | None = None,
+    run_id: str | None = None,
+) -> None:
     """Write one block's fields, then (with ``record``) record the block as done.
 
     ``fields`` maps array names (:func:`field_specs`) to this block's values;
@@ -388,7 +410,7 @@ def write_fields(
 
     if run_id is not None:
         check_held(path, run_id)
-    writes = []
+    writes: list[tuple[str, tuple[slice, ...], np.ndarray]] = []
     for name, values in fields.items():
         values = np.asarray(values)
         region = tuple(slice(o, o + n) for o, n in zip(offsets, values.shape))
@@ -398,7 +420,7 @@ def write_fields(
         for name, values in (cubes or {}).items()
     ]
     block = tuple(slice(i, i + 1) for i in block_index)
-    marks = []
+    marks: list[tuple[str, tuple[slice, ...], np.ndarray]] = []
     if input_hash is not None:
         marks.append(
             (
@@ -415,7 +437,11 @@ def write_fields(
     sync(_write_all(str(path), writes, marks))
 
 
-async def _write_all(path, writes, marks=()):
+async def _write_all(
+    path: str,
+    writes: Sequence[tuple[str, tuple[slice, ...], np.ndarray]],
+    marks: Sequence[tuple[str, tuple[slice, ...], np.ndarray]] = (),
+) -> None:
     """Write ``(array name, region, values)`` items of the group at ``path`` concurrently.
 
     Then the ``marks`` (the input hash and the completion record), once
@@ -425,7 +451,8 @@ async def _write_all(path, writes, marks=()):
 
     import zarr.api.asynchronous as azarr
 
-    group = await azarr.open_group(store=path, mode="r+")
+    # zarr types group.getitem as AsyncArray | AsyncGroup; parfit's arrays are arrays.
+    group: Any = await azarr.open_group(store=path, mode="r+")
     names = list(dict.fromkeys(name for name, _, _ in writes))
     arrays = dict(zip(names, await asyncio.gather(*(group.getitem(n) for n in names))))
     await asyncio.gather(*(arrays[n].setitem(region, values) for n, region, values in writes))
@@ -439,7 +466,7 @@ async def _write_all(path, writes, marks=()):
         await array.setitem(region, values)
 
 
-def finish(path, fields=None):
+def finish(path: os.PathLike[str] | str, fields: dict[str, Any] | None = None) -> bool:
     """Mark the store complete if every block is recorded and the store verifies.
 
     A store failing :func:`verify_store` is never marked complete; its
@@ -453,14 +480,14 @@ def finish(path, fields=None):
     report = verify_store(path, fields=fields)
     if not report.ok:
         log.warning("output %r fails verification: %s", str(path), "; ".join(report.problems))
-    group = zarr.open_group(str(path), mode="r+")
+    group: Any = zarr.open_group(str(path), mode="r+")  # as in check_resume
     attrs = dict(group.attrs[ATTRS_KEY])
     attrs["complete"] = bool(report.ok and read_done(path).all())
     group.attrs[ATTRS_KEY] = attrs
     return attrs["complete"]
 
 
-def write_units(path, units):
+def write_units(path: os.PathLike[str] | str, units: Mapping[str, Any] | None) -> None:
     """Record the unit of each parameter (and its error) as the arrays' ``units``.
 
     ``units`` maps parameter names to astropy units or None; xarray shows
@@ -477,7 +504,16 @@ def write_units(path, units):
                 group[array_name].attrs["units"] = str(unit)
 
 
-def write_maps(path, fields, *, param_names, dims, provenance, units=None, coords=None):
+def write_maps(
+    path: os.PathLike[str] | str,
+    fields: Mapping[str, Any],
+    *,
+    param_names: Sequence[str],
+    dims: tuple[str, ...],
+    provenance: Mapping[str, Any],
+    units: Mapping[str, Any] | None = None,
+    coords: Mapping[str, Any] | None = None,
+) -> None:
     """Write complete maps as a store of one block (what :meth:`FitResult.to_zarr` does).
 
     The store has the layout of a streamed run (:mod:`parfit.store.layout`)
