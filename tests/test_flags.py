@@ -327,7 +327,7 @@ def test_diagnostics_manifest_names_the_flags(cube, tmp_path):
 
 
 def test_manifest_without_flag_columns_still_reads(tmp_path):
-    from parfit.diagnostics import write_manifest
+    from parfit.diagnostics.folders import write_manifest
 
     diag = tmp_path / "diag"
     (diag / "0_0").mkdir(parents=True)

@@ -331,7 +331,7 @@ def test_only_folders_of_the_manifest_are_read(run, tmp_path):
 
 
 def test_grouping_keys_and_text_truncation(tmp_path):
-    from parfit.diagnostics import write_manifest
+    from parfit.diagnostics.folders import write_manifest
 
     diag = tmp_path / "diag"
     logs = {

@@ -145,14 +145,31 @@ def verify_store(
     -------
     StoreReport
     """
-    import zarr
-
     path = Path(path)
     report = StoreReport(str(path))
+    layout = _check_layout(path, report)
+    if layout is not None and not report.layout_problems:
+        _check_recorded_blocks(path, layout, report, fields)
+    return report
+
+
+@dataclass
+class _Layout:
+    """What :func:`_check_layout` found: the arrays' metadata and the maps' geometry."""
+
+    metas: dict[str, Any]
+    names: list[str]
+    specs: list[tuple[str, str, Any]]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+
+def _check_layout(path: Path, report: StoreReport) -> _Layout | None:
+    """The metadata checks of :func:`verify_store`; None for a store without blocks."""
     meta, err = _read_meta(path / "zarr.json")
     if meta is None:
         report._layout(f"the store's metadata {str(path / 'zarr.json')!r} cannot be read ({err})")
-        return report
+        return None
     metas: dict[str, Any] = {}  # dicts; None where unreadable (then a layout problem)
     for name in sorted(entry.name for entry in path.iterdir() if entry.is_dir()):
         file = path / name / "zarr.json"
@@ -163,7 +180,7 @@ def verify_store(
             report._layout(f"the metadata of array {name!r} ({str(file)!r}) cannot be read ({err})")
     info = (meta.get("attributes") or {}).get(ATTRS_KEY)
     if not (isinstance(info, dict) and "param_names" in info):
-        return report  # FitResult.to_zarr's layout: no blocks to check
+        return None  # the legacy layout of FitResult.to_zarr: no blocks to check
     names = list(info["param_names"])
     specs = [spec for spec in field_specs(names) if spec[0] != "flags" or "flags" in metas]
     cubes = list((info.get("options") or {}).get("output_cubes") or [])
@@ -171,7 +188,7 @@ def verify_store(
         if name not in metas:
             report._layout(f"array {name!r} is missing")
     if report.layout_problems:
-        return report
+        return None
     shape = tuple(metas["status"].get("shape") or ())
     chunks = tuple(info.get("chunks") or _chunk_shape(metas["status"]) or ())
     for name, dtype, _ in specs:
@@ -189,80 +206,141 @@ def verify_store(
             f"array {DONE_NAME!r} has shape {metas[DONE_NAME].get('shape')}; "
             f"expected the grid of blocks {grid}"
         )
-    if report.layout_problems:
-        return report
+    return _Layout(metas, names, specs, shape, chunks)
 
-    # zarr types group[name] as Array | Group; the layout checks above make it an Array.
+
+def _check_recorded_blocks(
+    path: Path, layout: _Layout, report: StoreReport, fields: dict[str, Any] | None
+) -> None:
+    """The block checks of :func:`verify_store`, one band of blocks at a time.
+
+    A band is the blocks sharing their first index: the maps are read band
+    by band, so a map far larger than memory is checked in bounded memory.
+    """
+    import zarr
+
+    # zarr types group[name] as Array | Group; the layout checks make it an Array.
     group: Any = zarr.open_group(str(path), mode="r")
     try:
         done = np.asarray(group[DONE_NAME][...]) == 1
     except Exception as exc:  # an undecodable chunk of the records
         report._layout(f"the completion records ({DONE_NAME!r}) cannot be read ({exc})")
-        return report
+        return
     blocks = [tuple(int(i) for i in b) for b in np.argwhere(done)]
     if not blocks:
-        return report
+        return
+    shape, chunks = layout.shape, layout.chunks
+    names = [spec[0] for spec in layout.specs]
+    whole = (
+        {name: np.zeros(shape, dtype=np.dtype(dtype)) for name, dtype, _ in layout.specs}
+        if fields is not None
+        else None
+    )
+    partial: set[str] = set()
     reasons: dict[tuple[int, ...], list[str]] = {}
-    partial: set[str] = set()  # maps read block by block (0 outside the recorded blocks)
-
-    def regions() -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
-        for b in blocks:
-            yield b, tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(b, chunks, shape))
-
-    def read(name: str) -> np.ndarray:
-        """The whole map, NaN (or 0) in blocks whose chunks do not decode."""
-        array = group[name]
-        try:
-            return np.asarray(array[...])
-        except Exception:  # find the blocks that do not decode
-            partial.add(name)
-            values = np.zeros(shape, dtype=np.float64)
-            for b, region in regions():
-                try:
-                    values[region] = array[region]
-                except Exception as exc:
-                    reasons.setdefault(b, []).append(
-                        f"its chunk of {name!r} cannot be decoded ({exc})"
-                    )
-            return values
-
-    status = read("status")
-    params = {name: read(name) for name, _, _ in specs if name != "status"}
-    if fields is not None:
-        fields.update(
-            {
-                name: values
-                for name, values in dict(params, status=status).items()
-                if name not in partial
-            }
-        )
-    for b, region in regions():
-        if b in reasons:
-            continue
-        chunk_file = _chunk_file(path, "status", b, metas["status"])
-        if chunk_file is not None and not chunk_file.exists():
-            reasons[b] = [f"its status chunk is missing ({str(chunk_file)!r})"]
-            continue
-        st = status[region]
-        if (st == Status.NOT_RUN).any():
-            reasons[b] = [f"{int((st == Status.NOT_RUN).sum())} of its fits are NOT_RUN"]
-            continue
-        ok = st == Status.OK
+    bands: dict[int, list[tuple[int, ...]]] = {}
+    for b in blocks:
+        bands.setdefault(b[0] if b else 0, []).append(b)
+    for first, band in bands.items():
+        if shape:
+            rows = slice(first * chunks[0], min((first + 1) * chunks[0], shape[0]))
+            offset = rows.start
+        else:
+            rows, offset = slice(None), 0
+        values = {}
         for name in names:
-            values = params[name][region]
-            if not np.isfinite(values[ok]).all():
-                reasons.setdefault(b, []).append(
-                    f"{int((~np.isfinite(values[ok])).sum())} fit(s) with status OK have no "
-                    f"finite {name!r} (its chunk is missing or damaged)"
-                )
-            elif not np.isnan(values[~ok]).all():
-                reasons.setdefault(b, []).append(
-                    f"{int((~np.isnan(values[~ok])).sum())} failed fit(s) have a value of {name!r}"
-                )
+            values[name], complete = _read_band(group, name, rows, band, layout, reasons)
+            if not complete:
+                partial.add(name)
+            elif whole is not None:
+                whole[name][rows if shape else ...] = values[name]
+        for b in band:
+            if b not in reasons:
+                _check_block(path, b, values, offset, layout, reasons)
+    if fields is not None and whole is not None:
+        fields.update({name: v for name, v in whole.items() if name not in partial})
     for b in sorted(reasons):
         report.damaged_blocks.append(b)
         report.problems.append(f"block {b}: {'; '.join(reasons[b])}")
-    return report
+
+
+def _block_region(
+    b: tuple[int, ...], chunks: tuple[int, ...], shape: tuple[int, ...], offset: int = 0
+) -> tuple[slice, ...]:
+    """Block ``b``'s slice of the maps; with ``offset``, of a band starting at that row."""
+    region = [slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(b, chunks, shape)]
+    if region:
+        region[0] = slice(region[0].start - offset, region[0].stop - offset)
+    return tuple(region)
+
+
+def _read_band(
+    group: Any,
+    name: str,
+    rows: slice,
+    band: list[tuple[int, ...]],
+    layout: _Layout,
+    reasons: dict[tuple[int, ...], list[str]],
+) -> tuple[np.ndarray, bool]:
+    """Rows ``rows`` of array ``name``, and whether every chunk of them decoded.
+
+    Where chunks do not decode, the band is read block by block: those
+    blocks read 0 and get a reason.
+    """
+    array = group[name]
+    try:
+        return np.asarray(array[rows] if layout.shape else array[...]), True
+    except Exception:  # find the blocks whose chunks do not decode
+        values = np.zeros(_band_shape(rows, layout), dtype=np.float64)
+        start = rows.start or 0
+        for b in band:
+            try:
+                values[_block_region(b, layout.chunks, layout.shape, start)] = array[
+                    _block_region(b, layout.chunks, layout.shape)
+                ]
+            except Exception as exc:
+                reasons.setdefault(b, []).append(f"its chunk of {name!r} cannot be decoded ({exc})")
+        return values, False
+
+
+def _band_shape(rows: slice, layout: _Layout) -> tuple[int, ...]:
+    if not layout.shape:
+        return ()
+    start = rows.start or 0
+    stop = layout.shape[0] if rows.stop is None else rows.stop
+    return (stop - start, *layout.shape[1:])
+
+
+def _check_block(
+    path: Path,
+    b: tuple[int, ...],
+    values: dict[str, np.ndarray],
+    offset: int,
+    layout: _Layout,
+    reasons: dict[tuple[int, ...], list[str]],
+) -> None:
+    """Check one recorded block against its band's ``values``; add the reasons it fails."""
+    chunk_file = _chunk_file(path, "status", b, layout.metas["status"])
+    if chunk_file is not None and not chunk_file.exists():
+        reasons[b] = [f"its status chunk is missing ({str(chunk_file)!r})"]
+        return
+    region = _block_region(b, layout.chunks, layout.shape, offset)
+    st = values["status"][region]
+    if (st == Status.NOT_RUN).any():
+        reasons[b] = [f"{int((st == Status.NOT_RUN).sum())} of its fits are NOT_RUN"]
+        return
+    ok = st == Status.OK
+    for name in layout.names:
+        v = values[name][region]
+        if not np.isfinite(v[ok]).all():
+            reasons.setdefault(b, []).append(
+                f"{int((~np.isfinite(v[ok])).sum())} fit(s) with status OK have no "
+                f"finite {name!r} (its chunk is missing or damaged)"
+            )
+        elif not np.isnan(v[~ok]).all():
+            reasons.setdefault(b, []).append(
+                f"{int((~np.isnan(v[~ok])).sum())} failed fit(s) have a value of {name!r}"
+            )
 
 
 def read_map(group: Any, name: str) -> np.ndarray:
