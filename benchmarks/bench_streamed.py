@@ -9,11 +9,11 @@ every path with **default arguments** (the automatic block size):
   process per core, one thread each), maps in memory;
 * ``cluster_store``: the LocalCluster with ``output=``.
 
-Each path is run once to warm up (compilation, the cluster's imports), then
-``--repeat`` times; the best is printed as JSON with each path's ratio to
-``memory``.  ``--tree`` fits with the parfit of another source tree (e.g. a
-``git worktree`` of an older commit), to compare two versions on one
-machine::
+The paths take turns: one round to warm up (compilation, the cluster's
+imports), then ``--repeat`` rounds; the best time of each path is printed
+as JSON, with each path's ratio to ``memory``.  ``--tree`` fits with the
+parfit of another source tree (e.g. a ``git worktree`` of an older commit),
+to compare two versions on one machine::
 
     python benchmarks/bench_streamed.py
     python benchmarks/bench_streamed.py --shape 53 100 100 --repeat 5
@@ -55,11 +55,12 @@ def main(argv=None):
         )
         client = Client(cluster)
         paths += ["cluster", "cluster_store"]
-    best = {}
+    times = {label: [] for label in paths}
     try:
-        for label in paths:
-            times = []
-            for _ in range(args.repeat + 1):
+        # Round robin, so that the machine's drift touches every path alike; the
+        # first round warms every path up and is not counted.
+        for _ in range(args.repeat + 1):
+            for label in paths:
                 folder = tempfile.mkdtemp()
                 kwargs = {"scheduler": client if label.startswith("cluster") else "threads"}
                 if label.endswith("store"):
@@ -67,13 +68,13 @@ def main(argv=None):
                 start = time.perf_counter()
                 result = parfit.parallel_fit(cube.model, cube.data, world=cube.world, **kwargs)
                 result.status_counts()  # a streamed result reads its maps when used
-                times.append(time.perf_counter() - start)
+                times[label].append(time.perf_counter() - start)
                 shutil.rmtree(folder)
-            best[label] = round(n_fits / min(times[1:]))
     finally:
         if client is not None:
             client.close()
             cluster.close()
+    best = {label: round(n_fits / min(t[1:])) for label, t in times.items()}
     ratios = {label: round(value / best["memory"], 3) for label, value in best.items()}
     print(
         json.dumps(

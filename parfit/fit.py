@@ -281,6 +281,7 @@ def parallel_fit(
             cubes=options.output_cubes,
             chunk_n_max=block_size,
             compute_kwargs=execution.compute_kwargs,
+            units=units.parameter_units,
         )
         block_size = sink.chunk_n_max
     if diagnostics is not None:
@@ -630,12 +631,12 @@ def _result(
     model_or_factory: Any = fitted_model
     if units.parameter_units is None:
         # An astropy model with units tells its parameters' units once it
-        # holds values: build it now.
+        # holds values: build it now, and record them in the store.
         model_or_factory = fitted_model(maps)
-    if isinstance(sink, StoreSink):
-        from parfit.store import writer
+        if isinstance(sink, StoreSink):
+            from parfit.store import writer
 
-        writer.write_units(sink.path, units.parameter_units)
+            writer.write_units(sink.path, units.parameter_units)
 
     cube = request.cube
     iterating = request.iterating_axes

@@ -131,6 +131,9 @@ def run(
     if writer is not None:
         writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
     arrays = {name: a.to_delayed() for name, a in grid.input_arrays().items()}
+    # On a cluster, blocks of a cube held in memory go straight to the workers
+    # (scattered), not through the scheduler inside the graph.
+    scatter = _in_memory_sources(request) if execution.client is not None else {}
     n_fit = len(request.fitting_axes)
     shape = request.iterating_shape
     maps = [
@@ -143,6 +146,8 @@ def run(
     for place in todo:
         full = (0,) * n_fit + place.index
         inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
+        for name, source in scatter.items():
+            inputs[name] = execution.client.scatter(_piece(request, source, place), hash=False)
         for key, values in maps:
             inputs[key] = np.ascontiguousarray(values[place.region])
         tasks.append(
@@ -169,6 +174,25 @@ def run(
                 request.param_names, place.shape, status, bool(request.fit_info)
             )
         sink.accept(place, result)
+
+
+def _in_memory_sources(request: FitRequest) -> dict[str, np.ndarray]:
+    """The per-sample inputs (by block input name) that are numpy arrays in this process."""
+    cube = request.cube
+    sources: dict[str, Any] = {"data": cube.data, "weights": cube.weights, "mask": cube.mask}
+    if request.world.kind == "nd":
+        sources.update({f"x{k}": w for k, w in enumerate(request.world.arrays)})
+    return {name: v for name, v in sources.items() if isinstance(v, np.ndarray)}
+
+
+def _piece(request: FitRequest, source: np.ndarray, place: BlockPlace) -> np.ndarray:
+    """Block ``place`` of an in-memory input, fitting axes first (as the block tasks read it)."""
+    cube = request.cube
+    index: list[Any] = [slice(None)] * cube.ndim
+    for a, region in zip(request.iterating_axes, place.region):
+        index[a] = region
+    part = np.broadcast_to(source, cube.shape)[tuple(index)]
+    return np.ascontiguousarray(part.transpose(request.order))
 
 
 def _failed(failure: BlockFailure, place: BlockPlace) -> FailedBlock:

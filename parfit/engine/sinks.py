@@ -166,6 +166,7 @@ class StoreSink:
         cubes: tuple[str, ...],
         chunk_n_max: int,
         compute_kwargs: dict[str, Any] | None = None,
+        units: dict[str, Any] | None = None,
     ) -> StoreSink:
         """Check everything about the output store; change nothing on disk.
 
@@ -174,7 +175,9 @@ class StoreSink:
         resume the fingerprints, the layout, the store's integrity
         (:func:`parfit.store.verify_store`: damaged blocks are planned for a
         refit) and the input of every recorded block, re-read and hashed (a
-        dask computation on ``compute_kwargs``).  Without ``chunk_n_max``
+        dask computation on ``compute_kwargs``).  ``units`` (of the
+        parameters, when known before the fit) are recorded on the arrays at
+        creation.  Without ``chunk_n_max``
         given by the user (``request.block_size`` None), a resumed store
         keeps its own blocks.
         """
@@ -245,6 +248,7 @@ class StoreSink:
         )
         layout: dict[str, Any] = dict(
             iterating_shape=request.iterating_shape,
+            units=units,
             chunks=chunks,
             dims=dims,
             param_names=list(request.param_names),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ def verify_store(
     return report
 
 
+#: Bytes of one array that :func:`verify_store` reads at a time (a band of blocks).
+BAND_BYTES = 64 << 20
+
+
 @dataclass
 class _Layout:
     """What :func:`_check_layout` found: the arrays' metadata and the maps' geometry."""
@@ -214,8 +219,9 @@ def _check_recorded_blocks(
 ) -> None:
     """The block checks of :func:`verify_store`, one band of blocks at a time.
 
-    A band is the blocks sharing their first index: the maps are read band
-    by band, so a map far larger than memory is checked in bounded memory.
+    A band is the blocks of consecutive rows of the grid of blocks, about
+    :data:`BAND_BYTES` of each array: the maps are read band by band, so a
+    map far larger than memory is checked in bounded memory.
     """
     import zarr
 
@@ -238,22 +244,30 @@ def _check_recorded_blocks(
     )
     partial: set[str] = set()
     reasons: dict[tuple[int, ...], list[str]] = {}
+    # As many rows of blocks per band as fit in BAND_BYTES per array (every
+    # row of a map that small): few reads, bounded memory.
+    row_bytes = 8 * (chunks[0] * math.prod(shape[1:]) if shape else 1)
+    per_band = max(1, BAND_BYTES // max(row_bytes, 1))
     bands: dict[int, list[tuple[int, ...]]] = {}
     for b in blocks:
-        bands.setdefault(b[0] if b else 0, []).append(b)
+        bands.setdefault(b[0] // per_band if b else 0, []).append(b)
     for first, band in bands.items():
         if shape:
-            rows = slice(first * chunks[0], min((first + 1) * chunks[0], shape[0]))
+            start = first * per_band * chunks[0]
+            rows = slice(start, min(start + per_band * chunks[0], shape[0]))
             offset = rows.start
         else:
             rows, offset = slice(None), 0
-        values = {}
+        selection = rows if shape else ...
+        values = _read_all(str(path), names, selection)
         for name in names:
-            values[name], complete = _read_band(group, name, rows, band, layout, reasons)
-            if not complete:
-                partial.add(name)
-            elif whole is not None:
-                whole[name][rows if shape else ...] = values[name]
+            if isinstance(values[name], Exception):  # read block by block, to say which
+                values[name], complete = _read_band(group, name, rows, band, layout, reasons)
+                if not complete:
+                    partial.add(name)
+                    continue
+            if whole is not None:
+                whole[name][selection] = values[name]
         for b in band:
             if b not in reasons:
                 _check_block(path, b, values, offset, layout, reasons)
@@ -262,6 +276,27 @@ def _check_recorded_blocks(
     for b in sorted(reasons):
         report.damaged_blocks.append(b)
         report.problems.append(f"block {b}: {'; '.join(reasons[b])}")
+
+
+def _read_all(path: str, names: list[str], selection: Any) -> dict[str, Any]:
+    """``selection`` of the arrays ``names``, read concurrently; an exception where one fails."""
+    import asyncio
+
+    import zarr.api.asynchronous as azarr
+    from zarr.core.sync import sync
+
+    async def read() -> list[Any]:
+        group = await azarr.open_group(store=path, mode="r")
+        arrays = await asyncio.gather(*(group.getitem(name) for name in names))
+        return await asyncio.gather(
+            *(array.getitem(selection) for array in arrays), return_exceptions=True
+        )
+
+    values = sync(read())
+    return {
+        name: value if isinstance(value, Exception) else np.asarray(value)
+        for name, value in zip(names, values)
+    }
 
 
 def _block_region(

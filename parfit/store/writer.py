@@ -171,10 +171,13 @@ def create_output(
     provenance: Mapping[str, Any],
     cubes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]] | None = None,
     coords: Mapping[str, Any] | None = None,
+    units: Mapping[str, Any] | None = None,
 ) -> tuple[npt.NDArray[np.bool_], dict[str, Any]]:
     """Create a new store at ``path`` (absent, or an empty directory).
 
-    Returns ``(done, provenance)`` like :func:`prepare_output`.
+    ``units`` (optional) maps parameters to their unit, recorded at once as
+    in :func:`write_units`.  Returns ``(done, provenance)`` like
+    :func:`prepare_output`.
     """
     import zarr
 
@@ -185,49 +188,62 @@ def create_output(
             f"choose another output path"
         )
     path.mkdir(parents=True, exist_ok=True)
-    group = zarr.open_group(str(path), mode="a")
-    for name, dtype, fill in field_specs(param_names):
-        group.create_array(
-            name,
+    group: Any = zarr.open_group(str(path), mode="a")
+    arrays: list[dict[str, Any]] = [
+        dict(
+            name=name,
             shape=iterating_shape,
             chunks=chunks,
             dtype=dtype,
             fill_value=fill,
             dimension_names=dims,
-            attributes=field_attrs(name, param_names),
+            attributes=dict(field_attrs(name, param_names), **_unit_attr(name, units)),
         )
+        for name, dtype, fill in field_specs(param_names)
+    ]
+    for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
+        arrays.append(
+            dict(
+                name=name,
+                shape=shape,
+                chunks=cube_chunks,
+                dtype="f8",
+                fill_value=np.nan,
+                dimension_names=cube_dims,
+            )
+        )
+    grid = block_grid(iterating_shape, chunks)
+    block_dims = tuple(f"block_{d}" for d in dims)
+    arrays.append(
+        dict(
+            name=DONE_NAME,
+            shape=grid,
+            chunks=(1,) * len(grid),
+            dtype="u1",
+            fill_value=0,
+            dimension_names=block_dims,
+        )
+    )
+    arrays.append(
+        dict(
+            name=HASH_NAME,
+            shape=grid + (HASH_SIZE,),
+            chunks=(1,) * len(grid) + (HASH_SIZE,),
+            dtype="u1",
+            fill_value=0,
+            dimension_names=block_dims + ("hash_byte",),
+        )
+    )
+    # Created concurrently (zarr's asynchronous API): one after the other, a
+    # dozen small metadata files cost several times as long.
+    from zarr.core.sync import sync
+
+    sync(_create_all(str(path), arrays))
     for dim, values in (coords or {}).items():
         values = np.asarray(values)
         group.create_array(dim, shape=values.shape, dtype=values.dtype, dimension_names=(dim,))[
             ...
         ] = values
-    for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
-        group.create_array(
-            name,
-            shape=shape,
-            chunks=cube_chunks,
-            dtype="f8",
-            fill_value=np.nan,
-            dimension_names=cube_dims,
-        )
-    grid = block_grid(iterating_shape, chunks)
-    block_dims = tuple(f"block_{d}" for d in dims)
-    group.create_array(
-        DONE_NAME,
-        shape=grid,
-        chunks=(1,) * len(grid),
-        dtype="u1",
-        fill_value=0,
-        dimension_names=block_dims,
-    )
-    group.create_array(
-        HASH_NAME,
-        shape=grid + (HASH_SIZE,),
-        chunks=(1,) * len(grid) + (HASH_SIZE,),
-        dtype="u1",
-        fill_value=0,
-        dimension_names=block_dims + ("hash_byte",),
-    )
     group.attrs[ATTRS_KEY] = dict(provenance, complete=False)
     return np.zeros(grid, dtype=bool), dict(provenance)
 
@@ -437,6 +453,16 @@ def write_fields(
     sync(_write_all(str(path), writes, marks))
 
 
+async def _create_all(path: str, arrays: list[dict[str, Any]]) -> None:
+    """Create the arrays described by ``arrays`` (``create_array`` keywords) concurrently."""
+    import asyncio
+
+    import zarr.api.asynchronous as azarr
+
+    group = await azarr.open_group(store=path, mode="r+")
+    await asyncio.gather(*(group.create_array(**spec) for spec in arrays))
+
+
 async def _write_all(
     path: str,
     writes: Sequence[tuple[str, tuple[slice, ...], np.ndarray]],
@@ -485,6 +511,15 @@ def finish(path: os.PathLike[str] | str, fields: dict[str, Any] | None = None) -
     attrs["complete"] = bool(report.ok and read_done(path).all())
     group.attrs[ATTRS_KEY] = attrs
     return attrs["complete"]
+
+
+def _unit_attr(name: str, units: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{"units": ...}`` for the array of a parameter or its error with a unit, else {}."""
+    parameter = name[: -len("_error")] if name.endswith("_error") else name
+    unit = (units or {}).get(parameter)
+    if unit is None or str(unit) == "":
+        return {}
+    return {"units": str(unit)}
 
 
 def write_units(path: os.PathLike[str] | str, units: Mapping[str, Any] | None) -> None:
