@@ -438,6 +438,24 @@ def test_valid_mask_excludes_samples():
     assert Gaussian1D().guess(X, y=y)[0, 1] == pytest.approx(X[20], abs=0.2)
 
 
+@pytest.mark.parametrize("n_masked", [0, 8, 40, 140])
+def test_masked_samples_are_as_if_absent_in_the_guess(n_masked):
+    """The guess from a row with masked samples equals the guess from the valid ones alone.
+
+    (The smoothing width was once capped by the row's length, masked samples
+    included: a fit with many masked samples started elsewhere than the same
+    fit without them.)
+    """
+    rng = np.random.default_rng(SEED + 31)
+    x = np.linspace(-10, 10, 160)
+    y = Gaussian1D(2.0, 1.0, 1.5)(x) + rng.normal(0.0, 0.1, x.size)
+    valid = np.ones(x.size, bool)
+    valid[rng.choice(x.size, n_masked, replace=False)] = False
+    masked = Gaussian1D().guess(x, y=y[None], valid=valid[None])
+    alone = Gaussian1D().guess(x[valid], y=y[valid][None])
+    np.testing.assert_allclose(masked, alone, rtol=1e-12, atol=0)
+
+
 def test_per_fit_x_in_any_order():
     rng = np.random.default_rng(SEED + 9)
     n = 50

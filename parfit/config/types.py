@@ -25,6 +25,8 @@ from typing import Annotated
 from astropy import units as u
 from pydantic import Field, PlainValidator
 
+from parfit.engine.request import SCHEDULER_NAMES
+
 __all__ = [
     "QuantityLike",
     "UnitStr",
@@ -40,7 +42,11 @@ __all__ = [
     "in_unit",
 ]
 
-SCHEDULERS = ("synchronous", "threads", "processes", "local")
+#: The config's schedulers: dask's own (names the engine accepts, without
+#: their aliases) and ``local``, a LocalCluster that parfit starts.
+SCHEDULERS = tuple(
+    name for name in SCHEDULER_NAMES if name in ("synchronous", "threads", "processes")
+) + ("local",)
 _ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d+$")
 
 

@@ -226,11 +226,12 @@ def peak_1d(x: np.ndarray, y: np.ndarray, valid: np.ndarray):
     (1.0, 2.0)
     """
     xs, ys, v, k = _compact(x, y, valid)
-    n = xs.shape[1]
     first = _half_maximum(xs, ys, v, k, np.full(x.shape[0], _BOX // 2))
     fwhm, spacing = first[2], first[3]
     h = np.floor(fwhm / (4.0 * spacing))
-    h = np.clip(np.where(np.isfinite(h), h, 1), 1, max(n // 8, 1)).astype(np.intp)
+    # At most an eighth of each fit's own valid samples: masked samples are as if
+    # absent (not of the row's length).
+    h = np.clip(np.where(np.isfinite(h), h, 1), 1, np.maximum(k // 8, 1)).astype(np.intp)
     center, height, fwhm, spacing, span = _half_maximum(xs, ys, v, k, h, _LOPSIDED)
     # no width from fewer than two distinct x
     fwhm = np.where(span > 0, fwhm, np.nan)
