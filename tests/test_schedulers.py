@@ -50,7 +50,7 @@ def test_distributed_local_cluster_agrees(reference, capsys, tmp_path):
         for scheduler in (client, None):  # None: the active client
             with distributed.get_task_stream(client) as stream:
                 assert_same(fit(scheduler), reference)
-            fit_tasks = [t for t in stream.data if str(t["key"]).startswith("('parfit-fit-")]
+            fit_tasks = [t for t in stream.data if str(t["key"]).startswith("parfit-block-")]
             assert len(fit_tasks) == 6  # 6 x 7 fits in blocks of 1 x 7
             assert len({t["worker"] for t in fit_tasks}) >= 1
         # With a progress bar (futures per block) and streamed to a store.

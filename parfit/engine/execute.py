@@ -131,9 +131,11 @@ def run(
     if writer is not None:
         writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
     arrays = {name: a.to_delayed() for name, a in grid.input_arrays().items()}
-    # On a cluster, blocks of a cube held in memory go straight to the workers
-    # (scattered), not through the scheduler inside the graph.
-    scatter = _in_memory_sources(request) if execution.client is not None else {}
+    # On a cluster, each block task carries its part of a cube held in memory
+    # (cut here, not by a getter task over the whole array).  Not scattered:
+    # scattered data have no lineage, and a worker that dies would take the
+    # inputs of other blocks with it.
+    in_memory = _in_memory_sources(request) if execution.client is not None else {}
     n_fit = len(request.fitting_axes)
     shape = request.iterating_shape
     maps = [
@@ -146,8 +148,8 @@ def run(
     for place in todo:
         full = (0,) * n_fit + place.index
         inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
-        for name, source in scatter.items():
-            inputs[name] = execution.client.scatter(_piece(request, source, place), hash=False)
+        for name, source in in_memory.items():
+            inputs[name] = _piece(request, source, place)
         for key, values in maps:
             inputs[key] = np.ascontiguousarray(values[place.region])
         tasks.append(
@@ -247,9 +249,15 @@ def compute_blocks(
 
 
 def _on_cluster(client: Any, tasks: list[Any], sizes: list[int], progress: Any) -> list[Any]:
+    import warnings
+
     from distributed import as_completed
 
-    futures = client.compute(tasks)
+    with warnings.catch_warnings():
+        # The blocks of a cube held in memory travel in the graph on purpose:
+        # that is how a block lost with its worker can be run again.
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        futures = client.compute(tasks)
     index = {f.key: k for k, f in enumerate(futures)}
     results: list[Any] = [None] * len(futures)
     for future in as_completed(futures):
