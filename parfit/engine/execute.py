@@ -17,6 +17,7 @@ Every run takes the same path, whatever the scheduler and the sink:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,10 +132,10 @@ def run(
     if writer is not None:
         writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
     arrays = {name: a.to_delayed() for name, a in grid.input_arrays().items()}
-    # On a cluster, each block task carries its part of a cube held in memory
-    # (cut here, not by a getter task over the whole array).  Not scattered:
-    # scattered data have no lineage, and a worker that dies would take the
-    # inputs of other blocks with it.
+    # On a cluster, a cube held in memory goes to the workers block by block,
+    # scattered, not through the scheduler inside the graph.  Scattered data
+    # have no lineage: a block whose input died with a worker is run again
+    # with its input inside its task (``fallback``).
     in_memory = _in_memory_sources(request) if execution.client is not None else {}
     n_fit = len(request.fitting_axes)
     shape = request.iterating_shape
@@ -144,27 +145,35 @@ def run(
         for what, v in zip(("value", "lower", "upper"), values)
         if np.ndim(v)
     ]
-    tasks = []
-    for place in todo:
+
+    def task(place: BlockPlace, scatter: bool) -> Any:
         full = (0,) * n_fit + place.index
         inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
-        for name, source in in_memory.items():
-            inputs[name] = _piece(request, source, place)
+        pieces = {name: _piece(request, source, place) for name, source in in_memory.items()}
+        if scatter and pieces:
+            # A list, not a dict: scatter names a dict's futures after its keys,
+            # which every block shares.
+            futures = execution.client.scatter(list(pieces.values()), hash=False)
+            pieces = dict(zip(pieces, futures))
+        inputs.update(pieces)
         for key, values in maps:
             inputs[key] = np.ascontiguousarray(values[place.region])
-        tasks.append(
-            dask.delayed(run_block, pure=False)(
-                inputs,
-                spec,
-                place,
-                writer,
-                dask_key_name=f"parfit-block-{request.run_id}-" + "_".join(map(str, place.index)),
-            )
+        return dask.delayed(run_block, pure=False)(
+            inputs,
+            spec,
+            place,
+            writer,
+            dask_key_name=f"parfit-block-{request.run_id}-"
+            + "_".join(map(str, place.index))
+            + ("" if scatter else "-again"),
         )
+
+    tasks = [task(place, scatter=True) for place in todo]
+    fallback = (lambda k: task(todo[k], scatter=False)) if in_memory else None
     sizes = [p.size for p in todo]
     bar = FitProgress(sum(sizes), bar=True) if execution.progress else None
     try:
-        results = compute_blocks(tasks, sizes, execution, bar)
+        results = compute_blocks(tasks, sizes, execution, bar, fallback)
     finally:
         if bar is not None:
             bar.close()
@@ -217,19 +226,25 @@ def _failed(failure: BlockFailure, place: BlockPlace) -> FailedBlock:
 
 
 def compute_blocks(
-    tasks: list[Any], sizes: list[int], execution: Execution, progress: FitProgress | None
+    tasks: list[Any],
+    sizes: list[int],
+    execution: Execution,
+    progress: FitProgress | None,
+    fallback: Callable[[int], Any] | None = None,
 ) -> list[Any]:
     """Compute ``tasks`` (one per block) and return their results in order.
 
     On a distributed cluster a block whose task failed for good is a
     :class:`BlockFailure` instead of its result; finished blocks count on
-    ``progress`` as they come.
+    ``progress`` as they come.  ``fallback(k)``, if given, is another task
+    for block ``k`` that does not depend on scattered data, run when the
+    first one fails.
     """
     import dask
 
     client = execution.client
     if client is not None:
-        return _on_cluster(client, tasks, sizes, progress)
+        return _on_cluster(client, tasks, sizes, progress, fallback)
     if progress is None:
         return list(dask.compute(*tasks, **execution.compute_kwargs))
     from dask.callbacks import Callback
@@ -248,40 +263,57 @@ def compute_blocks(
         return list(dask.compute(*tasks, **execution.compute_kwargs))
 
 
-def _on_cluster(client: Any, tasks: list[Any], sizes: list[int], progress: Any) -> list[Any]:
-    import warnings
-
+def _on_cluster(
+    client: Any,
+    tasks: list[Any],
+    sizes: list[int],
+    progress: Any,
+    fallback: Callable[[int], Any] | None,
+) -> list[Any]:
     from distributed import as_completed
 
-    with warnings.catch_warnings():
-        # The blocks of a cube held in memory travel in the graph on purpose:
-        # that is how a block lost with its worker can be run again.
-        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-        futures = client.compute(tasks)
+    futures = client.compute(tasks)
     index = {f.key: k for k, f in enumerate(futures)}
     results: list[Any] = [None] * len(futures)
     for future in as_completed(futures):
         k = index[future.key]
-        if future.status == "error":
-            # The block's task failed for good (e.g. distributed gave up after
-            # its worker died repeatedly): keep the exception instead of
-            # losing every other block.
-            results[k] = BlockFailure(future.exception(), future.key)
-        else:
-            results[k] = future.result()
+        results[k] = _outcome(future)
         if progress is not None:
             progress.update(sizes[k])
-    # A worker's death also condemns the tasks queued on it, so a block may
-    # fail only for being next to a block that kills its worker: try every
-    # such block once more, one at a time, before giving up on it.
+    # A worker's death also condemns the tasks queued on it, and the data
+    # scattered to it: a block may fail only for being next to a block that
+    # kills its worker.  Try every failed block once more, alone (with its
+    # input inside its task, where it was scattered), before giving up on it.
     for k, result in enumerate(results):
-        if isinstance(result, BlockFailure) and result.killed_worker:
+        if not isinstance(result, BlockFailure):
+            continue
+        if fallback is not None:
+            again = client.compute(fallback(k))
+        elif result.killed_worker:
             client.retry([futures[k]])
-            try:
-                results[k] = futures[k].result()
-            except Exception as exc:  # failed again: it is the block's own doing
-                results[k] = BlockFailure(exc, futures[k].key)
+            again = futures[k]
+        else:
+            continue
+        results[k] = _outcome(again, wait=True)
     return results
+
+
+def _outcome(future: Any, wait: bool = False) -> Any:
+    """A finished future's result, or a :class:`BlockFailure` (failed or cancelled)."""
+    if wait:
+        try:
+            return future.result()
+        except Exception as exc:  # failed again: it is the block's own doing
+            return BlockFailure(exc, future.key)
+    if future.status == "finished":
+        return future.result()
+    # The block's task failed for good (e.g. distributed gave up after its
+    # worker died repeatedly, or its scattered input died with a worker):
+    # keep the exception instead of losing every other block.
+    try:
+        return BlockFailure(future.exception(), future.key)
+    except Exception as exc:  # a cancelled future has no exception of its own
+        return BlockFailure(exc, future.key)
 
 
 def fit_pixel(request: FitRequest, pixel: tuple[int, ...]) -> tuple[FitBlock, BlockOutput]:
