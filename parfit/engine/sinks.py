@@ -37,7 +37,7 @@ from parfit.store import fingerprint, reader, writer
 from parfit.store import lock as locks
 from parfit.store.layout import field_specs, is_parfit_store, lock_file
 
-__all__ = ["MemorySink", "StoreSink", "StoreWriter"]
+__all__ = ["MemorySink", "StoreSink", "StoreWriter", "block_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,13 @@ class StoreWriter:
             *(inputs[name] for name in ("data", "weights", "mask") if name in inputs)
         )
         n_fit = len(self.order) - len(place.offsets)
+        problem = block_problem(output)
+        if problem:
+            log.warning(
+                "the block of fits [%s] is not recorded as done (%s); a resume fits it again",
+                place.describe(),
+                problem,
+            )
         writer.write_fields(
             self.path,
             output.fields(),
@@ -103,9 +110,28 @@ class StoreWriter:
             cube_offsets=_cube_offsets(place.offsets, self.order, n_fit),
             input_hash=input_hash,
             run_id=self.lock_run_id,
-            record=not np.any(output.status == Status.TIMEOUT),
+            record=not problem and not np.any(output.status == Status.TIMEOUT),
         )
         return output.status_counts()
+
+
+def block_problem(output: BlockOutput) -> str | None:
+    """What makes a block's output unfit to be recorded as done, or None.
+
+    The checks :func:`parfit.store.verify_store` makes of a recorded block,
+    made on the output before it is written: no fit ``NOT_RUN``, finite
+    parameters where the status is ``OK``, NaN elsewhere.
+    """
+    status = output.status
+    if (status == Status.NOT_RUN).any():
+        return f"{int((status == Status.NOT_RUN).sum())} of its fits are NOT_RUN"
+    ok = status == Status.OK
+    params = output.params
+    if not np.isfinite(params[ok]).all():
+        return "a fit with status OK has a parameter that is not finite"
+    if not np.isnan(params[~ok]).all():
+        return "a failed fit has a parameter value"
+    return None
 
 
 def _cube_offsets(offsets: tuple[int, ...], order: tuple[int, ...], n_fit: int) -> tuple[int, ...]:
@@ -393,8 +419,14 @@ class StoreSink:
             )
 
     def finish(self) -> reader.StoreMaps:
-        """Mark the store complete if it verifies; the maps, read lazily from the store."""
-        writer.finish(self.path)
+        """Mark the store complete once every block is recorded; the maps, read lazily.
+
+        Every block was checked before it was recorded (:func:`block_problem`)
+        and the blocks kept from an earlier run were verified before the
+        resume, all under the store's lock: the maps are not read back here
+        (:func:`parfit.store.writer.mark_complete`).
+        """
+        writer.mark_complete(self.path)
         return reader.StoreMaps(self.path)
 
 
