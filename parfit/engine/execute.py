@@ -294,25 +294,21 @@ def _on_cluster(
             again = futures[k]
         else:
             continue
-        results[k] = _outcome(again, wait=True)
+        results[k] = _outcome(again)
     return results
 
 
-def _outcome(future: Any, wait: bool = False) -> Any:
-    """A finished future's result, or a :class:`BlockFailure` (failed or cancelled)."""
-    if wait:
-        try:
-            return future.result()
-        except Exception as exc:  # failed again: it is the block's own doing
-            return BlockFailure(exc, future.key)
-    if future.status == "finished":
-        return future.result()
-    # The block's task failed for good (e.g. distributed gave up after its
-    # worker died repeatedly, or its scattered input died with a worker):
-    # keep the exception instead of losing every other block.
+def _outcome(future: Any) -> Any:
+    """A finished future's result, or a :class:`BlockFailure` (failed, cancelled or lost).
+
+    A block's task may fail for good (distributed gave up after its worker
+    died repeatedly), or its result or scattered input may die with a
+    worker after it finished: keep the exception instead of losing every
+    other block.
+    """
     try:
-        return BlockFailure(future.exception(), future.key)
-    except Exception as exc:  # a cancelled future has no exception of its own
+        return future.result()
+    except Exception as exc:
         return BlockFailure(exc, future.key)
 
 
