@@ -19,6 +19,7 @@ import numpy as np
 
 from parfit.diagnostics import folders as diag
 from parfit.engine.fields import BlockOutput, BlockPlace
+from parfit.engine.heap import large_temporaries_on_heap
 from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
 from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.fitters.base import BlockResult, FitBlock, Fitter, Row
@@ -91,7 +92,8 @@ def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> Blo
     block = make_block(inputs, spec, place)
     weights = block.weights
     p0 = block.p0
-    outcome = call_with_timeout(_guess_and_fit, spec.fit_timeout, spec, block)
+    with large_temporaries_on_heap():
+        outcome = call_with_timeout(_guess_and_fit, spec.fit_timeout, spec, block)
     if isinstance(outcome, TimedOut):
         guess_failure, result = None, _timed_out(n_fits, p0.shape[1], spec)
     else:
