@@ -146,16 +146,22 @@ def run(
         if np.ndim(v)
     ]
 
+    scattered: dict[tuple[int, ...], dict[str, Any]] = {}
+    if in_memory:
+        # Every block's pieces in one call.  A list, not a dict: scatter names
+        # a dict's futures after its keys, which every block shares.
+        names = list(in_memory)
+        pieces = [_piece(request, in_memory[n], place) for place in todo for n in names]
+        futures = iter(execution.client.scatter(pieces, hash=False))
+        scattered = {place.index: {n: next(futures) for n in names} for place in todo}
+
     def task(place: BlockPlace, scatter: bool) -> Any:
         full = (0,) * n_fit + place.index
         inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
-        pieces = {name: _piece(request, source, place) for name, source in in_memory.items()}
-        if scatter and pieces:
-            # A list, not a dict: scatter names a dict's futures after its keys,
-            # which every block shares.
-            futures = execution.client.scatter(list(pieces.values()), hash=False)
-            pieces = dict(zip(pieces, futures))
-        inputs.update(pieces)
+        if scatter:
+            inputs.update(scattered.get(place.index, {}))
+        else:
+            inputs.update({n: _piece(request, v, place) for n, v in in_memory.items()})
         for key, values in maps:
             inputs[key] = np.ascontiguousarray(values[place.region])
         return dask.delayed(run_block, pure=False)(

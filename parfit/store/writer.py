@@ -179,8 +179,6 @@ def create_output(
     in :func:`write_units`.  Returns ``(done, provenance)`` like
     :func:`prepare_output`.
     """
-    import zarr
-
     path = Path(path)
     if (path / "zarr.json").exists() or (path.exists() and not path.is_dir()):
         raise OutputExistsError(
@@ -188,7 +186,6 @@ def create_output(
             f"choose another output path"
         )
     path.mkdir(parents=True, exist_ok=True)
-    group: Any = zarr.open_group(str(path), mode="a")
     arrays: list[dict[str, Any]] = [
         dict(
             name=name,
@@ -237,17 +234,17 @@ def create_output(
             dimension_names=block_dims + ("hash_byte",),
         )
     )
-    # Created concurrently (zarr's asynchronous API): one after the other, a
-    # dozen small metadata files cost several times as long.
+    values = {dim: np.asarray(v) for dim, v in (coords or {}).items()}
+    arrays += [
+        dict(name=dim, shape=v.shape, dtype=v.dtype, dimension_names=(dim,))
+        for dim, v in values.items()
+    ]
+    # The group, its arrays, the coordinates and the attributes in one pass of
+    # zarr's asynchronous API: one after the other, a dozen small metadata
+    # files cost several times as long.
     from zarr.core.sync import sync
 
-    sync(_create_all(str(path), arrays))
-    for dim, values in (coords or {}).items():
-        values = np.asarray(values)
-        group.create_array(dim, shape=values.shape, dtype=values.dtype, dimension_names=(dim,))[
-            ...
-        ] = values
-    group.attrs[ATTRS_KEY] = dict(provenance, complete=False)
+    sync(_create_all(str(path), arrays, values, {ATTRS_KEY: dict(provenance, complete=False)}))
     return np.zeros(grid, dtype=bool), dict(provenance)
 
 
@@ -456,14 +453,25 @@ def write_fields(
     sync(_write_all(str(path), writes, marks))
 
 
-async def _create_all(path: str, arrays: list[dict[str, Any]]) -> None:
-    """Create the arrays described by ``arrays`` (``create_array`` keywords) concurrently."""
+async def _create_all(
+    path: str,
+    arrays: list[dict[str, Any]],
+    values: Mapping[str, np.ndarray],
+    attributes: dict[str, Any],
+) -> None:
+    """Create the group at ``path`` with ``attributes`` and the arrays of ``arrays``.
+
+    ``arrays`` holds ``create_array`` keywords; ``values`` the contents of
+    those written whole (the coordinates).  Everything concurrently.
+    """
     import asyncio
 
     import zarr.api.asynchronous as azarr
 
-    group = await azarr.open_group(store=path, mode="r+")
-    await asyncio.gather(*(group.create_array(**spec) for spec in arrays))
+    group = await azarr.open_group(store=path, mode="a", attributes=attributes)
+    created = await asyncio.gather(*(group.create_array(**spec) for spec in arrays))
+    by_name = {spec["name"]: array for spec, array in zip(arrays, created)}
+    await asyncio.gather(*(by_name[name].setitem(..., v) for name, v in values.items()))
 
 
 async def _write_all(
