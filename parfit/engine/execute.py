@@ -195,11 +195,7 @@ def run(
 
 def _in_memory_sources(request: FitRequest) -> dict[str, np.ndarray]:
     """The per-sample inputs (by block input name) that are numpy arrays in this process."""
-    cube = request.cube
-    sources: dict[str, Any] = {"data": cube.data, "weights": cube.weights, "mask": cube.mask}
-    if request.world.kind == "nd":
-        sources.update({f"x{k}": w for k, w in enumerate(request.world.arrays)})
-    return {name: v for name, v in sources.items() if isinstance(v, np.ndarray)}
+    return {n: v for n, v in request.sample_sources().items() if isinstance(v, np.ndarray)}
 
 
 def _piece(request: FitRequest, source: np.ndarray, place: BlockPlace) -> np.ndarray:
@@ -342,14 +338,7 @@ def fit_pixel(request: FitRequest, pixel: tuple[int, ...]) -> tuple[FitBlock, Bl
             part = np.broadcast_to(np.asarray(arr), cube.shape)[tuple(index)]
         return np.asarray(part).transpose(request.order)
 
-    inputs: dict[str, Any] = {"data": take(cube.data)}
-    if cube.weights is not None:
-        inputs["weights"] = take(cube.weights)
-    if cube.mask is not None:
-        inputs["mask"] = take(cube.mask)
-    if request.world.kind == "nd":
-        for k, w in enumerate(request.world.arrays):
-            inputs[f"x{k}"] = take(w)
+    inputs: dict[str, Any] = {name: take(v) for name, v in request.sample_sources().items()}
     place = BlockPlace(
         index=(0,) * len(iterating), offsets=tuple(pixel), shape=(1,) * len(iterating)
     )

@@ -192,16 +192,12 @@ class BlockGrid:
             arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr))
             return da.broadcast_to(arr, shape).rechunk(full).transpose(order)
 
-        data = cube.data
+        data = cube.data  # the cube itself: rechunked or wrapped (never read), not broadcast
         data = (
             data.rechunk(full) if isinstance(data, da.Array) else da.from_array(data, chunks=full)
         )
         arrays = {"data": data.transpose(order)}
-        if cube.weights is not None:
-            arrays["weights"] = aligned(cube.weights)
-        if cube.mask is not None:
-            arrays["mask"] = aligned(cube.mask)
-        if request.world.kind == "nd":
-            for k, w in enumerate(request.world.arrays):
-                arrays[f"x{k}"] = aligned(w)
+        for name, source in request.sample_sources().items():
+            if name != "data":
+                arrays[name] = aligned(source)
         return arrays

@@ -122,6 +122,23 @@ class FitRequest:
         """Names of the fitted parameters, in model order."""
         return [entry[0] for entry in self.parameters]
 
+    def sample_sources(self) -> dict[str, Any]:
+        """The per-sample inputs by their block-input name, each broadcastable to the cube.
+
+        ``"data"``, and where given ``"weights"``, ``"mask"`` and the world
+        arrays ``"x0"``, ``"x1"``... of coordinates that vary between pixels:
+        what every block's task reads, cut to the block.
+        """
+        cube = self.cube
+        sources: dict[str, Any] = {"data": cube.data}
+        if cube.weights is not None:
+            sources["weights"] = cube.weights
+        if cube.mask is not None:
+            sources["mask"] = cube.mask
+        if self.world.kind == "nd":
+            sources.update({f"x{k}": w for k, w in enumerate(self.world.arrays)})
+        return sources
+
     @property
     def n_fits(self) -> int:
         return math.prod(self.iterating_shape)
