@@ -1111,7 +1111,9 @@ def test_ctrl_c_stops_the_run_with_exit_130(tmp_path, scheduler, fitter, signum)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if (store / DONE_NAME).exists() and read_done(store).sum() >= 1:
+            # The records' metadata, not just their folder: the store's arrays are
+            # created concurrently, so a folder may exist a moment before its file.
+            if (store / DONE_NAME / "zarr.json").exists() and read_done(store).sum() >= 1:
                 break
             time.sleep(0.02)
         time.sleep(0.15)  # into the fits of the next block (0.4 s or more)
