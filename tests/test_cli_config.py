@@ -1024,7 +1024,7 @@ def test_sigkill_mid_run_then_resume_gives_the_maps_of_an_uninterrupted_run(tmp_
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if (store / DONE_NAME).exists() and read_done(store).sum() >= 3:
+            if (store / DONE_NAME / "zarr.json").exists() and read_done(store).sum() >= 3:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the run finished before it could be interrupted"

@@ -243,7 +243,7 @@ def test_sigkill_mid_run_then_resume_gives_identical_maps(cube, tmp_path):
     deadline = time.monotonic() + 120
     n_done = 0
     while time.monotonic() < deadline and proc.poll() is None:
-        if (store / DONE_NAME).exists():
+        if (store / DONE_NAME / "zarr.json").exists():  # the metadata, not the folder
             n_done = int(read_done(store).sum())
             if n_done >= 3:
                 break
