@@ -187,12 +187,7 @@ class Analysis:
                 result = parallel_fit(
                     model,
                     opened["data"],
-                    fitting_axes=opened["fitting_axes"],
-                    fitter=cfg.fitter.fitter(),
-                    initial=cfg.model.initial,
-                    weights=opened["weights"],
-                    mask=opened["mask"],
-                    data_unit=opened["data_unit"],
+                    **_fit_arguments(cfg, opened),
                     chunk_n_max=block_size,
                     scheduler=scheduler,
                     preserve_native_chunks=cfg.run.preserve_native_chunks,
@@ -432,15 +427,8 @@ class Analysis:
 
         cfg = self.config
         opened = open_input(cfg)
-        request, units = fit_request(
-            build_model(cfg),
-            opened["data"],
-            fitting_axes=opened["fitting_axes"],
-            fitter=cfg.fitter.fitter(),
-            initial=cfg.model.initial,
-            weights=opened["weights"],
-            mask=opened["mask"],
-            data_unit=opened["data_unit"],
+        request, _units = fit_request(
+            build_model(cfg), opened["data"], **_fit_arguments(cfg, opened)
         )
         if len(request.fitting_axes) != 1:
             raise InputError(
@@ -507,6 +495,23 @@ class Analysis:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _fit_arguments(cfg, opened):
+    """What is fitted, from the config and its opened input: ``parallel_fit``'s keywords.
+
+    The same for a run and for :meth:`Analysis.fit_pixel`, so that a pixel
+    fitted again is fitted as in the run.
+    """
+    return dict(
+        fitting_axes=opened["fitting_axes"],
+        fitter=cfg.fitter.fitter(),
+        initial=cfg.model.initial,
+        weights=opened["weights"],
+        mask=opened["mask"],
+        data_unit=opened["data_unit"],
+    )
+
 
 CONFIG_HEADER = "# parfit analysis config as run (defaults filled in, paths absolute)\n"
 

@@ -311,8 +311,8 @@ def parallel_fit(
             grid = block_grid(request, block_size, regular=options.output is not None)
             execute.run(request, grid, sink, execution, info, cubes=options.output_cubes)
         maps = sink.maps() if isinstance(sink, MemorySink) else sink.finish()
-        if options.output is not None:
-            info.complete = _store_complete(options.output)
+        if isinstance(sink, StoreSink):
+            info.complete = sink.complete
         if request.diagnostics is not None:
             _write_manifest(request, maps)
         return _result(request, maps, sink, units, translated, model, info)
@@ -577,12 +577,6 @@ def _client_for(compute_kwargs: dict[str, Any]) -> Any:
         except (ImportError, ValueError):
             return None
     return None
-
-
-def _store_complete(path: str) -> bool:
-    from parfit.store.reader import stored_complete
-
-    return stored_complete(path)
 
 
 def _write_manifest(request: FitRequest, maps: Any) -> None:

@@ -131,12 +131,12 @@ def run(
     writer = sink.writer
     if writer is not None:
         writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
-    arrays = {name: a.to_delayed() for name, a in grid.input_arrays().items()}
     # On a cluster, a cube held in memory goes to the workers block by block,
     # scattered, not through the scheduler inside the graph.  Scattered data
     # have no lineage: a block whose input died with a worker is run again
     # with its input inside its task (``fallback``).
     in_memory = _in_memory_sources(request) if execution.client is not None else {}
+    arrays = {name: a.to_delayed() for name, a in grid.input_arrays(skip=in_memory).items()}
     n_fit = len(request.fitting_axes)
     shape = request.iterating_shape
     maps = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,11 +169,12 @@ class BlockGrid:
                 shape=tuple(int(c[i]) for c, i in zip(self.chunks, index)),
             )
 
-    def input_arrays(self) -> dict[str, Any]:
+    def input_arrays(self, skip: Collection[str] = ()) -> dict[str, Any]:
         """The per-sample inputs as dask arrays in the blocks' chunks, fitting axes first.
 
         ``"data"``, and where given ``"weights"``, ``"mask"`` and world
-        arrays ``"x0"``, ``"x1"``... (coordinates that vary between pixels).
+        arrays ``"x0"``, ``"x1"``... (coordinates that vary between pixels);
+        none of those named in ``skip``.
         """
         import dask.array as da
 
@@ -192,12 +193,17 @@ class BlockGrid:
             arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr))
             return da.broadcast_to(arr, shape).rechunk(full).transpose(order)
 
-        data = cube.data  # the cube itself: rechunked or wrapped (never read), not broadcast
-        data = (
-            data.rechunk(full) if isinstance(data, da.Array) else da.from_array(data, chunks=full)
-        )
-        arrays = {"data": data.transpose(order)}
+        arrays = {}
         for name, source in request.sample_sources().items():
-            if name != "data":
+            if name in skip:
+                continue
+            if name == "data":  # the cube itself: rechunked or wrapped (never read)
+                data = (
+                    source.rechunk(full)
+                    if isinstance(source, da.Array)
+                    else da.from_array(source, chunks=full)
+                )
+                arrays[name] = data.transpose(order)
+            else:
                 arrays[name] = aligned(source)
         return arrays

@@ -178,6 +178,7 @@ class StoreSink:
         self.done = np.zeros((0,), dtype=bool)
         self.run_id = plan.run_id
         self.writer: StoreWriter | None = None
+        self.complete = False
 
     # --- check, then act ----------------------------------------------------------------
 
@@ -426,7 +427,7 @@ class StoreSink:
         resume, all under the store's lock: the maps are not read back here
         (:func:`parfit.store.writer.mark_complete`).
         """
-        writer.mark_complete(self.path)
+        self.complete = writer.mark_complete(self.path)
         return reader.StoreMaps(self.path)
 
 

@@ -638,12 +638,3 @@ class StoreMaps(Mapping[str, np.ndarray]):
             dtype, fill = self._specs[name]
             return da.full(self.shape, fill, dtype=dtype, chunks=self._group["status"].chunks)
         return da.from_zarr(self._group[name])
-
-
-def stored_complete(path: os.PathLike[str] | str) -> bool:
-    """The ``complete`` flag of the parfit store at ``path`` (False if it cannot be read)."""
-    try:
-        meta = json.loads((Path(path) / "zarr.json").read_text())
-        return bool(meta["attributes"][ATTRS_KEY].get("complete", False))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
