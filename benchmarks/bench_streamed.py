@@ -11,8 +11,9 @@ every path with **default arguments** (the automatic block size):
 
 The paths take turns: one round to warm up (compilation, the cluster's
 imports), then ``--repeat`` rounds.  Printed as JSON: each path's best and
-median fits/s, and its median's ratio to ``memory``'s (on a shared machine
-the median is the steadier figure).  ``--tree`` fits with the
+median fits/s, its median's ratio to ``memory``'s, and the median over
+rounds of the ratio within a round (``ratio_to_memory_paired``: on a shared
+machine whose speed drifts, the steadiest figure).  ``--tree`` fits with the
 parfit of another source tree (e.g. a ``git worktree`` of an older commit),
 to compare two versions on one machine::
 
@@ -79,6 +80,12 @@ def main(argv=None):
     best = {label: round(n_fits / min(t[1:])) for label, t in times.items()}
     median = {label: round(n_fits / statistics.median(t[1:])) for label, t in times.items()}
     ratios = {label: round(value / median["memory"], 3) for label, value in median.items()}
+    # Each round's time of ``memory`` over the path's, in the same round: the
+    # machine's drift between rounds cancels out.
+    paired = {
+        label: round(statistics.median(m / x for m, x in zip(times["memory"][1:], t[1:])), 3)
+        for label, t in times.items()
+    }
     print(
         json.dumps(
             dict(
@@ -88,6 +95,7 @@ def main(argv=None):
                 fits_per_s_best=best,
                 fits_per_s_median=median,
                 ratio_to_memory_median=ratios,
+                ratio_to_memory_paired=paired,
             )
         )
     )

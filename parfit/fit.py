@@ -292,7 +292,7 @@ def parallel_fit(
     # --- from here on, act ------------------------------------------------------------
     with contextlib.ExitStack() as held:
         if sink is not None:
-            sink.open(lock=True)
+            sink.open(lock=True, in_process=execution.in_process)
             held.callback(sink.close)
             request = _with_run_id(request, sink.run_id)
         else:
@@ -552,7 +552,7 @@ def _execution(
     scheduler: Any, progress: bool, request: FitRequest, diagnostics_callable: Any
 ) -> Execution:
     """Where the block tasks run; refuse what cannot be pickled when they run elsewhere."""
-    compute_kwargs, needs_pickle = _resolve_scheduler(scheduler)
+    compute_kwargs, needs_pickle, in_process = _resolve_scheduler(scheduler)
     if needs_pickle:
         _check_picklable(
             fit_model=request.model,
@@ -560,7 +560,10 @@ def _execution(
             diagnostics_callable=diagnostics_callable,
         )
     return Execution(
-        compute_kwargs=compute_kwargs, client=_client_for(compute_kwargs), progress=progress
+        compute_kwargs=compute_kwargs,
+        client=_client_for(compute_kwargs),
+        progress=progress,
+        in_process=in_process,
     )
 
 
@@ -890,9 +893,15 @@ def _preflight(model, world, param_arrays, fit_timeout=None):
 
 
 def _resolve_scheduler(scheduler):
-    """dask compute keywords, and whether tasks will be pickled."""
+    """dask compute keywords, whether tasks will be pickled, and whether they run here.
+
+    Tasks run here (in this process's threads, or this thread) with dask's
+    threaded and synchronous schedulers; with a custom scheduler, who knows.
+    """
     import dask
+    import dask.local
     import dask.multiprocessing
+    import dask.threaded
     from dask.base import get_scheduler
 
     kwargs = {} if scheduler in (None, "default") else {"scheduler": scheduler}
@@ -904,7 +913,8 @@ def _resolve_scheduler(scheduler):
         # dozen equal blocks of fits that leaves one process idle at the
         # end.  A block is far more work than a hand-over: one at a time.
         kwargs["chunksize"] = 1
-    return kwargs, needs_pickle
+    in_process = get is dask.threaded.get or get is dask.local.get_sync
+    return kwargs, needs_pickle, in_process
 
 
 def _check_picklable(**objects):

@@ -586,3 +586,96 @@ def test_open_store_rechecks_under_the_lock(cube, tmp_path):
     ):
         plan.open(lock=True)
     assert tree(path) == before and not Path(output.lock_file(path)).exists()
+
+
+# --- writes handed to a thread of this process ------------------------------------------
+
+
+def test_write_queue_runs_jobs_in_order_and_stops_after_a_failure():
+    from parfit.engine.deferred import WriteQueue
+
+    done = []
+    queue = WriteQueue(limit=2)
+    for k in range(5):
+        queue.submit(lambda k=k: done.append(k))
+    queue.wait()
+    assert done == [0, 1, 2, 3, 4]
+
+    done.clear()
+    queue = WriteQueue()
+    queue.submit(lambda: done.append("create"))
+    queue.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        # Skipped if queued before the failure, refused at once if after it.
+        queue.submit(lambda: done.append("after"))
+        queue.wait()
+    assert done == ["create"]
+    with pytest.raises(OSError, match="disk full"):
+        queue.raise_failure()
+    queue.drain()  # whatever failed, drain waits and does not raise
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_in_process_run_queues_creation_and_writes(cube, tmp_path, scheduler):
+    path = tmp_path / "m.zarr"
+    res = fit(cube, output=path, scheduler=scheduler)
+    assert_same(res, maps(fit(cube, scheduler=scheduler)))
+    assert output.read_done(path).all() and output.verify_store(path).ok
+    assert zarr.open_group(str(path)).attrs["parfit"]["complete"] is True
+    assert zarr.open_group(str(path)).attrs["parfit"]["input_fingerprint"]
+    assert zarr.open_array(str(path / output.HASH_NAME)).attrs["algorithm"] == "sha256"
+    assert not Path(output.lock_file(path)).exists()
+
+
+def test_failed_creation_in_the_background_is_raised_and_cleaned_up(cube, tmp_path, monkeypatch):
+    from parfit.store import writer
+
+    def broken(*args, **kwargs):
+        Path(args[0]).mkdir(parents=True)
+        (Path(args[0]) / "zarr.json").write_text("{}")  # half made
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(writer, "create_output", broken)
+    path = tmp_path / "m.zarr"
+    with pytest.raises(OSError, match="no space left on device"):
+        fit(cube, output=path, scheduler="threads")
+    assert not path.exists() and not Path(output.lock_file(path)).exists()
+
+
+def test_changed_in_memory_cube_is_refused_before_dispatch(cube, store):
+    path, _ = store
+    changed = cube.data.copy()
+    changed[7, 2, 4] += 1e-9  # one value, not one the fingerprint samples
+    assert output.input_fingerprint(changed, exact=False) == output.input_fingerprint(
+        cube.data, exact=False
+    )
+    before = tree(path)
+
+    def never(*args, **kwargs):
+        raise AssertionError("dispatched")
+
+    with pytest.raises(
+        InputError,
+        match=re.escape("resume=True: the input of block(s) (2, 0) differs from what was fitted"),
+    ):
+        fit(cube, changed, output=path, resume=True, scheduler=never)
+    assert tree(path) == before
+
+
+def test_store_from_before_the_hash_algorithm_was_recorded_resumes(cube, store):
+    """A store whose hash array names no algorithm holds BLAKE2b digests (the old hash)."""
+    path, expected = store
+    hashes = zarr.open_array(str(path / output.HASH_NAME), mode="r+")
+    attrs = dict(hashes.attrs)
+    del attrs["algorithm"]
+    hashes.attrs.clear()
+    with pytest.raises(InputError, match=re.escape("their input hashes differ")):
+        fit(cube, output=path, resume=True)  # SHA-256 digests read as BLAKE2b
+    for b in range(4):
+        block = np.ascontiguousarray(cube.data[:, b : b + 1, :])
+        hashes[b, 0] = output.hash_block(block, algorithm="blake2b")
+    res = fit(cube, output=path, resume=True)
+    assert res.meta["blocks_fitted"] == 0
+    assert_same(res, expected)
+    with pytest.raises(ValueError, match="algorithm: expected 'sha256' or 'blake2b', got 'md5'"):
+        output.hash_block(block, algorithm="md5")

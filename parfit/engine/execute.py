@@ -151,7 +151,7 @@ def run(
         # Every block's pieces in one call.  A list, not a dict: scatter names
         # a dict's futures after its keys, which every block shares.
         names = list(in_memory)
-        pieces = [_piece(request, in_memory[n], place) for place in todo for n in names]
+        pieces = [grid.piece(in_memory[n], place) for place in todo for n in names]
         futures = iter(execution.client.scatter(pieces, hash=False))
         scattered = {place.index: {n: next(futures) for n in names} for place in todo}
 
@@ -161,7 +161,7 @@ def run(
         if scatter:
             inputs.update(scattered.get(place.index, {}))
         else:
-            inputs.update({n: _piece(request, v, place) for n, v in in_memory.items()})
+            inputs.update({n: grid.piece(v, place) for n, v in in_memory.items()})
         for key, values in maps:
             inputs[key] = np.ascontiguousarray(values[place.region])
         return dask.delayed(run_block, pure=False)(
@@ -196,16 +196,6 @@ def run(
 def _in_memory_sources(request: FitRequest) -> dict[str, np.ndarray]:
     """The per-sample inputs (by block input name) that are numpy arrays in this process."""
     return {n: v for n, v in request.sample_sources().items() if isinstance(v, np.ndarray)}
-
-
-def _piece(request: FitRequest, source: np.ndarray, place: BlockPlace) -> np.ndarray:
-    """Block ``place`` of an in-memory input, fitting axes first (as the block tasks read it)."""
-    cube = request.cube
-    index: list[Any] = [slice(None)] * cube.ndim
-    for a, region in zip(request.iterating_axes, place.region):
-        index[a] = region
-    part = np.broadcast_to(source, cube.shape)[tuple(index)]
-    return np.ascontiguousarray(part.transpose(request.order))
 
 
 def _failed(failure: BlockFailure, place: BlockPlace) -> FailedBlock:

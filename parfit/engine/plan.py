@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,20 @@ class BlockGrid:
                 shape=tuple(int(c[i]) for c, i in zip(self.chunks, index)),
             )
 
+    def piece(self, source: np.ndarray, place: BlockPlace) -> np.ndarray:
+        """Block ``place`` of an in-memory per-sample input, fitting axes first.
+
+        The array a block task reads (see :meth:`input_arrays`), C-contiguous.
+        ``source`` broadcasts to the cube's shape.
+        """
+        request = self.request
+        cube = request.cube
+        index: list[Any] = [slice(None)] * cube.ndim
+        for a, region in zip(request.iterating_axes, place.region):
+            index[a] = region
+        part = np.broadcast_to(source, cube.shape)[tuple(index)]
+        return np.ascontiguousarray(part.transpose(request.order))
+
     def input_arrays(self, skip: Collection[str] = ()) -> dict[str, Any]:
         """The per-sample inputs as dask arrays in the blocks' chunks, fitting axes first.
 
@@ -189,8 +204,13 @@ class BlockGrid:
             for a in range(len(shape))
         )
 
-        def aligned(arr: Any) -> Any:
-            arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr))
+        def wrapped(name: str, arr: Any, chunks: Any = "auto") -> Any:
+            # Named, not tokenized: dask would otherwise hash the whole array
+            # (14 ms for 17 MB) for a name no other graph shares.
+            return da.from_array(arr, chunks=chunks, name=f"parfit-{name}-{uuid.uuid4().hex}")
+
+        def aligned(name: str, arr: Any) -> Any:
+            arr = arr if isinstance(arr, da.Array) else wrapped(name, np.asarray(arr))
             return da.broadcast_to(arr, shape).rechunk(full).transpose(order)
 
         arrays = {}
@@ -201,9 +221,9 @@ class BlockGrid:
                 data = (
                     source.rechunk(full)
                     if isinstance(source, da.Array)
-                    else da.from_array(source, chunks=full)
+                    else wrapped(name, source, full)
                 )
                 arrays[name] = data.transpose(order)
             else:
-                arrays[name] = aligned(source)
+                arrays[name] = aligned(name, source)
         return arrays

@@ -150,11 +150,16 @@ class FitRequest:
 
 @dataclass(frozen=True)
 class Execution:
-    """Where and how the block tasks run: ``dask.compute`` keywords, the Client, progress."""
+    """Where and how the block tasks run: ``dask.compute`` keywords, the Client, progress.
+
+    ``in_process``: the tasks run in this process (dask's threaded or
+    synchronous scheduler), so they can hand work to its threads.
+    """
 
     compute_kwargs: dict[str, Any]
     client: Any = None
     progress: bool = False
+    in_process: bool = False
 
     @property
     def n_cores(self) -> int:

@@ -17,16 +17,19 @@ store's lock and creates, replaces or reopens it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from parfit.engine.deferred import WriteQueue
 from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.inputs import iterating_wcs, wcs_header
 from parfit.engine.plan import BlockGrid
@@ -35,7 +38,8 @@ from parfit.errors import InputError, OutputExistsError
 from parfit.status import Status
 from parfit.store import fingerprint, reader, writer
 from parfit.store import lock as locks
-from parfit.store.layout import field_specs, is_parfit_store, lock_file
+from parfit.store.layout import HASH_ALGORITHM, field_specs, is_parfit_store, lock_file
+from parfit.store.layout import block_grid as store_block_grid
 
 __all__ = ["MemorySink", "StoreSink", "StoreWriter", "block_problem"]
 
@@ -78,21 +82,33 @@ class StoreWriter:
     before the block's record.  With ``lock_run_id`` the store's lock must
     still name that run, else nothing is written.  A block abandoned after
     ``fit_timeout`` is written but not recorded: a resume fits it again.
+    ``store_id``, the store's run id, lets each worker keep the store's
+    opened arrays from one block to the next; ``hash_algorithm`` is the
+    store's (:func:`parfit.store.reader.hash_algorithm`).  With ``queue`` (in the
+    process that holds the store, never pickled) the write is queued
+    (:class:`~parfit.engine.deferred.WriteQueue`) and the task goes on.
     """
 
     path: str
     lock_run_id: str | None
     order: tuple[int, ...]
+    store_id: str | None = None
+    hash_algorithm: str = HASH_ALGORITHM
+    queue: WriteQueue | None = field(default=None, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # In another process the queue's thread is not there: write in the task.
+        return dict(self.__dict__, queue=None)
 
     def check(self) -> None:
         """Refuse before spending time on the fits if another run took the store."""
-        if self.lock_run_id is not None:
+        if self.queue is not None:
+            self.queue.raise_failure()
+        elif self.lock_run_id is not None:
             writer.check_held(self.path, self.lock_run_id)
 
     def __call__(self, output: BlockOutput, place: BlockPlace, inputs: dict[str, Any]) -> Any:
-        input_hash = fingerprint.hash_block(
-            *(inputs[name] for name in ("data", "weights", "mask") if name in inputs)
-        )
+        hashed = [inputs[name] for name in ("data", "weights", "mask") if name in inputs]
         n_fit = len(self.order) - len(place.offsets)
         problem = block_problem(output)
         if problem:
@@ -101,17 +117,23 @@ class StoreWriter:
                 place.describe(),
                 problem,
             )
-        writer.write_fields(
+        write = functools.partial(
+            writer.write_fields,
             self.path,
             output.fields(),
             place.index,
             place.offsets,
             cubes=output.cubes,
             cube_offsets=_cube_offsets(place.offsets, self.order, n_fit),
-            input_hash=input_hash,
+            input_hash=lambda: fingerprint.hash_block(*hashed, algorithm=self.hash_algorithm),
             run_id=self.lock_run_id,
+            store_id=self.store_id,
             record=not problem and not np.any(output.status == Status.TIMEOUT),
         )
+        if self.queue is not None:
+            self.queue.submit(write)
+        else:
+            write()
         return output.status_counts()
 
 
@@ -148,7 +170,9 @@ class StorePlan:
 
     ``action`` is ``"create"``, ``"replace"`` (remove the old parfit store
     first) or ``"resume"``; ``done`` the blocks kept (resume); ``damaged``
-    the recorded blocks to un-record and refit.
+    the recorded blocks to un-record and refit.  ``fingerprint`` computes
+    the input's fingerprint, left None in ``provenance`` until the store is
+    created when no resume needs it at once.
     """
 
     path: str
@@ -161,6 +185,7 @@ class StorePlan:
     done: Any = None
     stored: dict[str, Any] | None = None
     damaged: list[tuple[int, ...]] = field(default_factory=list)
+    fingerprint: Callable[[], str] | None = None
 
 
 class StoreSink:
@@ -178,6 +203,7 @@ class StoreSink:
         self.done = np.zeros((0,), dtype=bool)
         self.run_id = plan.run_id
         self.writer: StoreWriter | None = None
+        self.queue: WriteQueue | None = None
         self.complete = False
 
     # --- check, then act ----------------------------------------------------------------
@@ -256,9 +282,7 @@ class StoreSink:
         provenance = dict(
             parfit_version=__version__,
             run_id=request.run_id,
-            input_fingerprint=fingerprint.input_fingerprint(
-                cube.data, (cube.weights, cube.mask, *world_items)
-            ),
+            input_fingerprint=None,
             options_fingerprint=fingerprint.input_fingerprint(
                 json.dumps(options, sort_keys=True), (model_text,)
             ),
@@ -294,8 +318,11 @@ class StoreSink:
             provenance=provenance,
             cubes=tuple(cubes),
             chunks=chunks,
+            fingerprint=functools.partial(_input_fingerprint, cube, world_items),
         )
         if plan.action == "resume":
+            assert plan.fingerprint is not None
+            provenance["input_fingerprint"] = plan.fingerprint()
             plan.done, plan.stored, report = writer.check_resume(
                 path,
                 request.iterating_shape,
@@ -323,7 +350,7 @@ class StoreSink:
             return self.plan.stored["run_id"]
         return None
 
-    def open(self, *, lock: bool = True) -> None:
+    def open(self, *, lock: bool = True, in_process: bool = False) -> None:
         """Carry out the plan: lock, then create, replace or reopen the store.
 
         With ``lock`` the store's lock file (``<store>.parfit.lock``, beside
@@ -332,10 +359,16 @@ class StoreSink:
         (``"replace"``: only a parfit store), the new one created, or damaged
         blocks un-recorded.  If creating fails, the half-made store is
         removed (under the lock, all of it is this call's).
+
+        ``in_process`` (the block tasks run in this process) hands the
+        store's creation and the blocks' writes to a
+        :class:`~parfit.engine.deferred.WriteQueue`: the first blocks are
+        fitted while the store is made, and a task goes on to its next
+        block while its output is written.  :meth:`finish` waits for them
+        and raises what failed.
         """
         plan = self.plan
         path = plan.path
-        creating = False
         if lock:
             parent = os.path.dirname(path)
             os.makedirs(parent, exist_ok=True)
@@ -345,20 +378,19 @@ class StoreSink:
         try:
             if lock:
                 self._recheck()
+            if in_process:
+                self.queue = WriteQueue()
             if plan.action == "resume":
                 writer.unrecord(path, plan.damaged)
                 done, stored = plan.done, plan.stored
+            elif self.queue is not None:
+                self.queue.submit(self._create)
+                done = np.zeros(store_block_grid(plan.layout["iterating_shape"], plan.chunks), bool)
+                stored = plan.provenance
             else:
-                if plan.action == "replace":
-                    writer.clear_store(path)
-                creating = True
-                done, stored = writer.create_output(path, provenance=plan.provenance, **plan.layout)
+                done, stored = self._create()
         except BaseException:
-            if self.lock is not None:
-                if creating and os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)  # the half-made store of this call
-                self.lock.release()
-                self.lock = None
+            self.close()
             raise
         self.done = done
         assert stored is not None
@@ -367,7 +399,31 @@ class StoreSink:
             path=path,
             lock_run_id=None if self.lock is None else self.lock.run_id,
             order=self.request.order,
+            store_id=self.run_id,
+            hash_algorithm=(
+                reader.hash_algorithm(path) if plan.action == "resume" else HASH_ALGORITHM
+            ),
+            queue=self.queue,
         )
+
+    def _create(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Remove the old store (``"replace"``), then create the new one.
+
+        The input's fingerprint is taken here, where the check did not need
+        it.  A half-made store is removed if this run holds the lock.
+        """
+        plan = self.plan
+        path = plan.path
+        if plan.action == "replace":
+            writer.clear_store(path)
+        try:
+            if plan.provenance["input_fingerprint"] is None and plan.fingerprint is not None:
+                plan.provenance["input_fingerprint"] = plan.fingerprint()
+            return writer.create_output(path, provenance=plan.provenance, **plan.layout)
+        except BaseException:
+            if self.lock is not None and os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)  # the half-made store of this call
+            raise
 
     def _recheck(self) -> None:
         """Refuse if the store changed between :meth:`check` and taking its lock."""
@@ -393,7 +449,16 @@ class StoreSink:
             )
 
     def close(self) -> None:
-        """Release the store's lock (if this run holds one); harmless to call twice."""
+        """Wait for the queued writes, then release the store's lock; harmless to call twice.
+
+        A run that stops early (an error, Ctrl-C) leaves every block it
+        wrote whole: the writes queued go to the disk before the lock is
+        released, and what failed among them was raised by :meth:`finish`
+        or is dropped here.
+        """
+        if self.queue is not None:
+            self.queue.drain()
+            self.queue = None
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -410,7 +475,8 @@ class StoreSink:
         A failed block is written, but not recorded as done: a resume tries it again.
         """
         if isinstance(output, BlockOutput):
-            writer.write_fields(
+            write = functools.partial(
+                writer.write_fields,
                 self.path,
                 output.fields(),
                 place.index,
@@ -418,6 +484,10 @@ class StoreSink:
                 record=False,
                 run_id=None if self.lock is None else self.lock.run_id,
             )
+            if self.queue is not None:
+                self.queue.submit(write)
+            else:
+                write()
 
     def finish(self) -> reader.StoreMaps:
         """Mark the store complete once every block is recorded; the maps, read lazily.
@@ -425,10 +495,25 @@ class StoreSink:
         Every block was checked before it was recorded (:func:`block_problem`)
         and the blocks kept from an earlier run were verified before the
         resume, all under the store's lock: the maps are not read back here
-        (:func:`parfit.store.writer.mark_complete`).
+        (:func:`parfit.store.writer.mark_complete`).  Waits first for the
+        queued writes (see :meth:`open`), and raises the first that failed.
         """
+        if self.queue is not None:
+            queue, self.queue = self.queue, None
+            queue.wait()
         self.complete = writer.mark_complete(self.path)
         return reader.StoreMaps(self.path)
+
+
+def _input_fingerprint(cube: Any, world_items: tuple[Any, ...]) -> str:
+    """The store's input fingerprint: data, weights and mask sampled, the world exact.
+
+    Every block's data, weights and mask are hashed exactly into the store
+    (:func:`parfit.store.hash_block`) and checked on resume: hashing the
+    whole cube once more before the run would only cost time.
+    """
+    sampled = fingerprint.input_fingerprint(cube.data, (cube.weights, cube.mask), exact=False)
+    return fingerprint.input_fingerprint(sampled, world_items)
 
 
 def _check_block_hashes(
@@ -436,24 +521,45 @@ def _check_block_hashes(
 ) -> list[tuple[int, ...]]:
     """Re-hash the input of every recorded block and compare with the store.
 
-    Returns the recorded blocks that have no stored hash (to refit); raises
-    :class:`~parfit.errors.InputError` naming the blocks whose input differs.
+    Inputs held in memory are hashed here, in threads (hashlib releases the
+    GIL); others are read and hashed by a dask computation on
+    ``compute_kwargs``.  Returns the recorded blocks that have no stored
+    hash (to refit); raises :class:`~parfit.errors.InputError` naming the
+    blocks whose input differs.
     """
-    import dask
-
     blocks = [tuple(int(i) for i in b) for b in np.argwhere(done)]
     if not blocks:
         return []
     stored = reader.read_hashes(path)
+    algorithm = reader.hash_algorithm(path)
     unhashed = [b for b in blocks if not stored[b].any()]
     check = [b for b in blocks if stored[b].any()]
-    arrays = grid.input_arrays()
-    inputs = [arrays[name].to_delayed() for name in ("data", "weights", "mask") if name in arrays]
-    n_fit = len(grid.request.fitting_axes)
-    tasks = [
-        dask.delayed(fingerprint.hash_block)(*(d[(0,) * n_fit + b] for d in inputs)) for b in check
-    ]
-    hashes = dask.compute(*tasks, **(compute_kwargs or {}))
+    names = [n for n in ("data", "weights", "mask") if n in grid.request.sample_sources()]
+    sources = grid.request.sample_sources()
+    if all(isinstance(sources[n], np.ndarray) for n in names):
+        from concurrent.futures import ThreadPoolExecutor
+
+        places = {p.index: p for p in grid.places()}
+
+        def digest(b: tuple[int, ...]) -> np.ndarray:
+            pieces = [grid.piece(sources[n], places[b]) for n in names]
+            return fingerprint.hash_block(*pieces, algorithm=algorithm)
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            hashes = list(pool.map(digest, check))
+    else:
+        import dask
+
+        arrays = grid.input_arrays()
+        inputs = [arrays[name].to_delayed() for name in names]
+        n_fit = len(grid.request.fitting_axes)
+        tasks = [
+            dask.delayed(fingerprint.hash_block)(
+                *(d[(0,) * n_fit + b] for d in inputs), algorithm=algorithm
+            )
+            for b in check
+        ]
+        hashes = list(dask.compute(*tasks, **(compute_kwargs or {})))
     changed = [b for b, h in zip(check, hashes) if not np.array_equal(h, stored[b])]
     if changed:
         listed = ", ".join(map(str, changed[:20])) + (

@@ -20,6 +20,7 @@ from parfit.store.layout import (
     ATTRS_KEY,
     DONE_NAME,
     HASH_NAME,
+    LEGACY_HASH_ALGORITHM,
     block_grid,
     field_specs,
 )
@@ -44,6 +45,14 @@ def read_hashes(path: os.PathLike[str] | str) -> npt.NDArray[np.uint8]:
     import zarr
 
     return np.asarray(zarr.open_array(str(Path(path) / HASH_NAME), mode="r")[...])
+
+
+def hash_algorithm(path: os.PathLike[str] | str) -> str:
+    """The hash of the store's block inputs (see :func:`parfit.store.hash_block`)."""
+    import zarr
+
+    array = zarr.open_array(str(Path(path) / HASH_NAME), mode="r")
+    return str(array.attrs.get("algorithm", LEGACY_HASH_ALGORITHM))
 
 
 @dataclass

@@ -9,7 +9,8 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from parfit.store import lock as _lock_mod
 from parfit.store.layout import (
     ATTRS_KEY,
     DONE_NAME,
+    HASH_ALGORITHM,
     HASH_NAME,
     HASH_SIZE,
     block_grid,
@@ -232,6 +234,7 @@ def create_output(
             dtype="u1",
             fill_value=0,
             dimension_names=block_dims + ("hash_byte",),
+            attributes={"algorithm": HASH_ALGORITHM},
         )
     )
     values = {dim: np.asarray(v) for dim, v in (coords or {}).items()}
@@ -407,20 +410,27 @@ def write_fields(
     record: bool = True,
     cubes: Mapping[str, Any] | None = None,
     cube_offsets: Sequence[int] = (),
-    input_hash: npt.ArrayLike | None = None,
+    input_hash: npt.ArrayLike | Callable[[], npt.ArrayLike] | None = None,
     run_id: str | None = None,
+    store_id: str | None = None,
 ) -> None:
     """Write one block's fields, then (with ``record``) record the block as done.
 
     ``fields`` maps array names (:func:`field_specs`) to this block's values;
     ``cubes`` maps cube names to this block's part of them, placed at
     ``cube_offsets``; ``input_hash`` (:func:`hash_block` of the block's
-    input) is written before the record.  The fields and cubes are written
-    in one concurrent write (zarr's asynchronous API), the hash and the
-    record in a second.  With ``run_id``, the store's lock file must name
-    that run (:func:`check_held`), else nothing is written and
+    input, or a function returning it) is written with them.  Everything
+    but the record is written in one concurrent write (zarr's asynchronous
+    API); a function for ``input_hash`` runs in a thread meanwhile.  The
+    record is written last, once the rest is on disk.
+
+    With ``run_id``, the store's lock file must name that run
+    (:func:`check_held`), else nothing is written and
     :class:`~parfit.errors.OutputLockedError` is raised: a worker of a run
     whose lock was taken over never writes into another run's store.
+    ``store_id`` (the store's own run id, from its provenance) lets this
+    process keep the store's opened arrays for the next block: a store is
+    never re-created under the same id.
     """
     from zarr.core.sync import sync
 
@@ -436,21 +446,17 @@ def write_fields(
         for name, values in (cubes or {}).items()
     ]
     block = tuple(slice(i, i + 1) for i in block_index)
+    hash_job = None
+    if callable(input_hash):
+        hash_job = (block, input_hash)
+    elif input_hash is not None:
+        writes.append((HASH_NAME, block, _hash_values(input_hash, len(block))))
     marks: list[tuple[str, tuple[slice, ...], np.ndarray]] = []
-    if input_hash is not None:
-        marks.append(
-            (
-                HASH_NAME,
-                block,
-                np.asarray(input_hash, dtype=np.uint8).reshape(
-                    (1,) * len(block_index) + (HASH_SIZE,)
-                ),
-            )
-        )
     if record:
         # The record comes last: a block is done only once its data are on disk.
         marks.append((DONE_NAME, block, np.ones((1,) * len(block_index), dtype=np.uint8)))
-    sync(_write_all(str(path), writes, marks))
+    key = None if store_id is None else (os.path.abspath(path), store_id)
+    sync(_write_all(str(path), writes, marks, key=key, hash_job=hash_job))
 
 
 async def _create_all(
@@ -474,33 +480,83 @@ async def _create_all(
     await asyncio.gather(*(by_name[name].setitem(..., v) for name, v in values.items()))
 
 
-async def _write_all(
-    path: str,
-    writes: Sequence[tuple[str, tuple[slice, ...], np.ndarray]],
-    marks: Sequence[tuple[str, tuple[slice, ...], np.ndarray]] = (),
-) -> None:
-    """Write ``(array name, region, values)`` items of the group at ``path`` concurrently.
+def _hash_values(digest: npt.ArrayLike, ndim: int) -> np.ndarray:
+    """An input hash as the values of one block of the hash array."""
+    return np.asarray(digest, dtype=np.uint8).reshape((1,) * ndim + (HASH_SIZE,))
 
-    Then the ``marks`` (the input hash and the completion record), once
-    every write has finished.
+
+# Opened arrays of the stores this process writes, by (path, store id); used
+# only on zarr's event loop (one thread).  A few stores at a time at most.
+_OPENED: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_OPENED_MAX = 8
+
+
+async def _open_arrays(
+    path: str, names: Sequence[str], key: tuple[str, str] | None
+) -> dict[str, Any]:
+    """The arrays ``names`` of the group at ``path`` (kept under ``key`` if given).
+
+    A store written before parfit kept input hashes has no hash array: it
+    is left out.
     """
     import asyncio
 
     import zarr.api.asynchronous as azarr
 
-    # zarr types group.getitem as AsyncArray | AsyncGroup; parfit's arrays are arrays.
-    group: Any = await azarr.open_group(store=path, mode="r+")
-    names = list(dict.fromkeys(name for name, _, _ in writes))
-    arrays = dict(zip(names, await asyncio.gather(*(group.getitem(n) for n in names))))
-    await asyncio.gather(*(arrays[n].setitem(region, values) for n, region, values in writes))
-    for name, region, values in marks:
-        try:
-            array = await group.getitem(name)
-        except KeyError:
-            if name == HASH_NAME:  # a store written before parfit kept input hashes
+    opened = _OPENED.get(key, {}) if key is not None else {}
+    missing = [n for n in names if n not in opened]
+    if missing:
+        # zarr types group.getitem as AsyncArray | AsyncGroup; parfit's arrays are arrays.
+        group: Any = await azarr.open_group(store=path, mode="r+")
+        found = await asyncio.gather(*(group.getitem(n) for n in missing), return_exceptions=True)
+        for name, array in zip(missing, found):
+            if isinstance(array, KeyError) and name == HASH_NAME:
                 continue
-            raise
-        await array.setitem(region, values)
+            if isinstance(array, BaseException):
+                raise array
+            opened[name] = array
+        if key is not None:
+            _OPENED[key] = opened
+            while len(_OPENED) > _OPENED_MAX:
+                _OPENED.popitem(last=False)
+    if key is not None:
+        _OPENED.move_to_end(key)
+    return opened
+
+
+async def _write_all(
+    path: str,
+    writes: Sequence[tuple[str, tuple[slice, ...], np.ndarray]],
+    marks: Sequence[tuple[str, tuple[slice, ...], np.ndarray]] = (),
+    *,
+    key: tuple[str, str] | None = None,
+    hash_job: tuple[tuple[slice, ...], Callable[[], npt.ArrayLike]] | None = None,
+) -> None:
+    """Write ``(array name, region, values)`` items of the group at ``path`` concurrently.
+
+    Then the ``marks`` one after the other, once every write has finished.
+    ``hash_job``, ``(block region, function)``: the function (the block's
+    input hash) runs in a thread while the writes run (hashlib releases the
+    GIL); its value is written after them and before the marks.  A store
+    without an input hash array (written before parfit kept them) skips
+    the hash.  ``key`` keeps the opened arrays (see :func:`write_fields`).
+    """
+    import asyncio
+
+    names = [n for n, _, _ in (*writes, *marks)] + ([HASH_NAME] if hash_job else [])
+    arrays = await _open_arrays(path, names, key)
+    jobs: list[Any] = [
+        arrays[n].setitem(region, values) for n, region, values in writes if n in arrays
+    ]
+    if hash_job is not None:
+        jobs.append(asyncio.to_thread(hash_job[1]))
+    done = await asyncio.gather(*jobs)
+    if hash_job is not None and HASH_NAME in arrays:
+        block = hash_job[0]
+        await arrays[HASH_NAME].setitem(block, _hash_values(done[-1], len(block)))
+    for name, region, values in marks:
+        if name in arrays:
+            await arrays[name].setitem(region, values)
 
 
 def finish(path: os.PathLike[str] | str, fields: dict[str, Any] | None = None) -> bool:
