@@ -40,6 +40,8 @@ from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.engine.units import UnitsPlan, prepare_units
 from parfit.errors import InputError, InputTypeError
 from parfit.fitters import AstropyFitter, get_fitter
+from parfit.joint import JointPlan, is_joint, joint_request
+from parfit.models.joint import JointModel
 from parfit.result import FitResult
 from parfit.store.layout import OUTPUT_CUBES
 
@@ -260,9 +262,26 @@ def parallel_fit(
         output_cubes=output_cubes,
         fit_info=fit_info,
     )
-    request, units, translated = _request(
-        model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
-    )
+    joint_plan = None
+    if is_joint(model, data):
+        request, joint_plan = joint_request(
+            _request,
+            model,
+            data,
+            fitter,
+            world,
+            fitting_axes,
+            weights,
+            mask,
+            data_unit,
+            equivalencies,
+            options,
+        )
+        _preflight(request.model, request.world, request.parameters, options.fit_timeout)
+    else:
+        request, units, translated = _request(
+            model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
+        )
     execution = _execution(scheduler, options.progress, request, diagnostics_callable)
     block_size = options.chunk_n_max or auto_block_size(
         request.n_fits, request.n_samples, execution.n_cores
@@ -315,6 +334,8 @@ def parallel_fit(
             info.complete = sink.complete
         if request.diagnostics is not None:
             _write_manifest(request, maps)
+        if joint_plan is not None:
+            return _joint_result(request, maps, sink, joint_plan, info)
         return _result(request, maps, sink, units, translated, model, info)
 
 
@@ -647,6 +668,47 @@ def _result(
         coords={d: c for d, c in cube.coords.items() if dims and d in dims},
         wcs=iterating_wcs(cube.world, iterating, cube.ndim),
         start_model=model,
+        fit_info=sink.fit_info if isinstance(sink, MemorySink) else None,
+        run=info,
+    )
+
+
+def _joint_result(
+    request: FitRequest, maps: Any, sink: Any, plan: JointPlan, info: RunInfo
+) -> FitResult:
+    """The :class:`FitResult` of a joint fit: maps ``"<dataset>.<parameter>"``."""
+    joint = request.model
+    names = request.param_names
+
+    def fitted_model(parameters: Any) -> Any:
+        members = {}
+        for dataset in plan.datasets:
+            prefix = f"{dataset}."
+            own = {n[len(prefix) :]: parameters[n] for n in names if n.startswith(prefix)}
+            members[dataset] = plan.units[dataset].restore(own)
+        fitted = JointModel(members, joint.sizes)
+        for name, param in joint.parameters.items():
+            fitted.parameters[name].update(tied=param.tied)
+        return fitted
+
+    model_or_factory: Any = fitted_model
+    units = plan.parameter_units()
+    if units is None:
+        model_or_factory = fitted_model(maps)
+        units = plan.parameter_units()
+        if isinstance(sink, StoreSink):
+            from parfit.store import writer
+
+            writer.write_units(sink.path, units)
+    return FitResult.from_fields(
+        maps,
+        param_names=names,
+        model=model_or_factory,
+        units=units,
+        dims=plan.dims,
+        coords={d: c for d, c in plan.coords.items() if plan.dims and d in plan.dims},
+        wcs=plan.wcs,
+        start_model=joint,
         fit_info=sink.fit_info if isinstance(sink, MemorySink) else None,
         run=info,
     )

@@ -222,6 +222,22 @@ class FitResult:
         return self._model
 
     @property
+    def models(self):
+        """Each dataset's fitted model, by dataset name (joint fits: ``parallel_fit`` with mappings).
+
+        Raises AttributeError for the result of a single cube's fit: use
+        :attr:`model`.
+        """
+        from parfit.models.joint import JointModel
+
+        model = self.model
+        if not isinstance(model, JointModel):
+            raise AttributeError(
+                "models: this result is of a single cube's fit; its fitted model is result.model"
+            )
+        return model.members
+
+    @property
     def statistic(self):
         return self._fields["statistic"]
 

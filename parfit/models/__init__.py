@@ -21,6 +21,7 @@ from parfit.models.functional_1d import (
     Voigt1D,
 )
 from parfit.models.functional_2d import Gaussian2D
+from parfit.models.joint import JointModel
 from parfit.models.parameters import Parameter, Parameters
 from parfit.models.serialize import from_dict, from_yaml, to_dict, to_yaml
 
@@ -31,6 +32,7 @@ __all__ = [
     "FunctionModel",
     "Gaussian1D",
     "Gaussian2D",
+    "JointModel",
     "Linear1D",
     "Lorentz1D",
     "Model",

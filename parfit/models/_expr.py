@@ -106,7 +106,10 @@ class _Compiler:
             const = float(value)
             return lambda ns: const
         if isinstance(node, ast.Name):
-            return self._name(node)
+            return self._name(node, node.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            # ``<dataset>.<parameter>``: another dataset's parameter in a joint fit.
+            return self._name(node, dotted_name(node))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY_OPS:
             op = _UNARY_OPS[type(node.op)]
             operand = self.build(node.operand)
@@ -124,8 +127,7 @@ class _Compiler:
             "pi, e, + - * / ** %, parentheses and calls to " + ", ".join(sorted(_FUNCTIONS))
         )
 
-    def _name(self, node: ast.Name) -> _Node:
-        name = node.id
+    def _name(self, node: ast.AST, name: str) -> _Node:
         if self.names is None or name in self.names:
             if name not in self.used:
                 self.used.append(name)
@@ -134,6 +136,11 @@ class _Compiler:
             const = _CONSTANTS[name]
             return lambda ns: const
         known = ", ".join(self.names) if self.names else "(none)"
+        if "." in name and not any("." in n for n in self.names):
+            raise self._fail(
+                f"uses {name!r}, a parameter of another dataset; such ties work only in a "
+                f"joint fit (parallel_fit with mappings of datasets); known names: {known}"
+            )
         raise self._fail(f"uses unknown name {name!r}; known names: {known}")
 
     def _call(self, node: ast.Call) -> _Node:
@@ -273,6 +280,12 @@ def expression_names(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def dotted_name(node: ast.Attribute) -> str:
+    """``"<dataset>.<parameter>"`` of an attribute node ``dataset.parameter``."""
+    assert isinstance(node.value, ast.Name)
+    return f"{node.value.id}.{node.attr}"
+
+
 class _Renamer(ast.NodeTransformer):
     def __init__(self, mapping: Mapping[str, str]) -> None:
         self.mapping = mapping
@@ -287,7 +300,15 @@ class _Renamer(ast.NodeTransformer):
         new = self.mapping.get(node.id)
         if new is None:
             return node
+        # A dotted new name is emitted as written (``co10.mean_0``).
         return ast.copy_location(ast.Name(id=new, ctx=node.ctx), node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.value, ast.Name):
+            new = self.mapping.get(dotted_name(node))
+            if new is not None:
+                return ast.copy_location(ast.Name(id=new, ctx=node.ctx), node)
+        return node
 
 
 def rename_expression(text: str, mapping: Mapping[str, str]) -> str:

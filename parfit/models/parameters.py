@@ -68,6 +68,14 @@ def _as_float_or_array(name: str, what: str, value: Any) -> float | np.ndarray:
     return arr
 
 
+def _is_parameter_name(name: Any) -> bool:
+    """A Python identifier, or ``<dataset>.<identifier>`` (a joint model's parameters)."""
+    if not isinstance(name, str):
+        return False
+    parts = name.split(".")
+    return len(parts) <= 2 and all(part.isidentifier() for part in parts)
+
+
 class Parameter:
     """One model parameter.
 
@@ -132,8 +140,11 @@ class Parameter:
         unit: Any = None,
         description: str = "",
     ) -> None:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ParameterError(f"parameter name must be a Python identifier, got {name!r}")
+        if not _is_parameter_name(name):
+            raise ParameterError(
+                f"parameter name must be a Python identifier (or '<dataset>.<identifier>' in "
+                f"a joint model), got {name!r}"
+            )
         if not isinstance(description, str):
             raise ParameterError(
                 f"Parameter {name!r}: description must be a string, got {description!r}"
@@ -427,8 +438,11 @@ class Parameter:
         new = object.__new__(Parameter)
         new.__dict__.update(self.__dict__)
         if name is not None:
-            if not isinstance(name, str) or not name.isidentifier():
-                raise ParameterError(f"parameter name must be a Python identifier, got {name!r}")
+            if not _is_parameter_name(name):
+                raise ParameterError(
+                    f"parameter name must be a Python identifier (or '<dataset>.<identifier>' "
+                    f"in a joint model), got {name!r}"
+                )
             new._name = name
         for attr in ("_value", "_lower", "_upper"):
             val = getattr(self, attr)
