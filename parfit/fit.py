@@ -262,7 +262,7 @@ def parallel_fit(
         output_cubes=output_cubes,
         fit_info=fit_info,
     )
-    joint_plan = None
+    joint_plan: JointPlan | None = None
     if is_joint(model, data):
         request, joint_plan = joint_request(
             _request,
@@ -280,7 +280,16 @@ def parallel_fit(
         _preflight(request.model, request.world, request.parameters, options.fit_timeout)
     else:
         request, units, translated = _request(
-            model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
+            model,
+            data,
+            fitter,
+            world,
+            fitting_axes,
+            weights,
+            mask,
+            data_unit,
+            equivalencies,
+            options,
         )
     execution = _execution(scheduler, options.progress, request, diagnostics_callable)
     block_size = options.chunk_n_max or auto_block_size(
@@ -300,7 +309,7 @@ def parallel_fit(
             cubes=options.output_cubes,
             chunk_n_max=block_size,
             compute_kwargs=execution.compute_kwargs,
-            units=units.parameter_units,
+            units=joint_plan.parameter_units() if joint_plan else units.parameter_units,
         )
         block_size = sink.chunk_n_max
     if diagnostics is not None:

@@ -254,9 +254,7 @@ def _joint_cube(requests: dict[str, FitRequest]) -> tuple[CubeInput, WorldSpec]:
         )
     mask = None
     if any(r.cube.mask is not None for r in reqs):
-        mask = _concat(
-            [_flat(r, r.cube.mask if r.cube.mask is not None else False) for r in reqs]
-        )
+        mask = _concat([_flat(r, r.cube.mask if r.cube.mask is not None else False) for r in reqs])
     n_inputs = len(first.world.arrays)
     if all(r.world.kind == "shared" for r in reqs):
         arrays = tuple(

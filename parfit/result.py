@@ -223,7 +223,7 @@ class FitResult:
 
     @property
     def models(self):
-        """Each dataset's fitted model, by dataset name (joint fits: ``parallel_fit`` with mappings).
+        """Each dataset's fitted model by dataset name (a joint fit: mappings of datasets).
 
         Raises AttributeError for the result of a single cube's fit: use
         :attr:`model`.
@@ -240,6 +240,17 @@ class FitResult:
     @property
     def statistic(self):
         return self._fields["statistic"]
+
+    @property
+    def statistics(self):
+        """A joint fit's share of :attr:`statistic` of each dataset, ``{dataset: map}``.
+
+        Empty for the fit of a single cube.  The shares add up to the
+        statistic; NaN where the fit failed.
+        """
+        from parfit.store.layout import datasets_of
+
+        return {d: self._fields[f"statistic.{d}"] for d in datasets_of(self.param_names)}
 
     @property
     def status(self):
@@ -323,7 +334,12 @@ class FitResult:
         if ok.any():
             lines.append("parameters over successful fits (16th / 50th / 84th percentile):")
             for name in self.param_names:
-                p16, p50, p84 = np.percentile(self.parameters[name][ok], [16, 50, 84])
+                # NaN: a joint fit's parameters of a dataset blank at a pixel.
+                values = self.parameters[name][ok]
+                values = values[np.isfinite(values)]
+                p16, p50, p84 = (
+                    np.percentile(values, [16, 50, 84]) if values.size else (np.nan,) * 3
+                )
                 err = self.errors[name][ok]
                 med_err = np.nanmedian(err) if np.isfinite(err).any() else np.nan
                 unit = self.units.get(name)
@@ -333,6 +349,8 @@ class FitResult:
                     f"   median error {med_err:.3g}{unit}"
                 )
             lines.append(f"median chi-square: {np.median(self.statistic[ok]):.5g}")
+            for dataset, share in self.statistics.items():
+                lines.append(f"  of which {dataset}: {np.median(share[ok]):.5g}")
         return "\n".join(lines)
 
     # --- writers --------------------------------------------------------------

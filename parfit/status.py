@@ -131,6 +131,10 @@ class Flag(enum.IntFlag):
     #: had a peak below three times its error; the fit was redone from a second
     #: start (the model's guess from the data) and the better of the two kept.
     RETRIED = 8
+    #: A joint fit (several datasets) where one dataset has no valid sample:
+    #: the fit used the others, and the parameters only that dataset
+    #: determines are NaN (value and error).
+    DATASET_MISSING = 16
 
 
 FLAG_DESCRIPTIONS = {
@@ -139,6 +143,8 @@ FLAG_DESCRIPTIONS = {
     Flag.DEGENERATE: "the model collapsed (zero or unresolved width, width beyond the data, "
     "line outside the data, zero amplitude)",
     Flag.RETRIED: "refitted from a second start; the better solution kept",
+    Flag.DATASET_MISSING: "a dataset of the joint fit has no valid sample here; its own "
+    "parameters are NaN",
 }
 
 #: Flags that turn a converged fit into ``Status.DEGENERATE``.

@@ -63,6 +63,9 @@ class BlockOutput:
     start : ndarray or None
         The starting values each fit started from (after its guess), when
         asked for (:attr:`parfit.engine.kernel.BlockSpec.keep_start`).
+    statistics : dict
+        A joint fit's share of the statistic of each dataset, ``{dataset:
+        float64 values}`` (NaN where absent).
     """
 
     param_names: list[str]
@@ -77,6 +80,7 @@ class BlockOutput:
     fit_info: np.ndarray | None = None
     cubes: dict[str, np.ndarray] = field(default_factory=dict)
     start: np.ndarray | None = None
+    statistics: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -88,6 +92,8 @@ class BlockOutput:
         for k, name in enumerate(self.param_names):
             values[name] = self.params[..., k]
             values[f"{name}_error"] = self.errors[..., k]
+        for dataset, share in self.statistics.items():
+            values[f"statistic.{dataset}"] = share
         values.update(
             statistic=self.statistic,
             status=self.status,
@@ -96,9 +102,12 @@ class BlockOutput:
             reported=self.reported,
             flags=self.flags,
         )
+        shape = self.shape
         return {
             name: np.asarray(values[name], dtype=dtype)
-            for name, dtype, _ in field_specs(self.param_names)
+            if name in values
+            else np.full(shape, fill, dtype=dtype)
+            for name, dtype, fill in field_specs(self.param_names)
         }
 
     def status_counts(self) -> np.ndarray:

@@ -21,8 +21,10 @@ from parfit.diagnostics import folders as diag
 from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.heap import large_temporaries_on_heap
 from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
+from parfit.engine.joint import dataset_statistics, fit_joint_block
 from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.fitters.base import BlockResult, FitBlock, Fitter, Row
+from parfit.models.joint import JointModel
 from parfit.status import Status
 
 __all__ = ["BlockSpec", "apply_guess", "fit_block", "make_block", "model_cubes"]
@@ -137,6 +139,9 @@ def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> Blo
         output.cubes = model_cubes(spec, block, result, place)
     if spec.keep_start:
         output.start = np.asarray(block.p0, dtype=np.float64).reshape(shape + (n_params,))
+    if isinstance(spec.model, JointModel):
+        shares = dataset_statistics(spec.model, block, result)
+        output.statistics = {d: v.reshape(shape) for d, v in shares.items()}
     return output
 
 
@@ -230,9 +235,12 @@ def apply_guess(model: Any, block: FitBlock) -> str | None:
 def _guess_and_fit(spec: BlockSpec, block: FitBlock) -> tuple[str | None, BlockResult]:
     """The guesses (with ``initial="guess"``) and the fit of one block."""
     guess_failure = apply_guess(spec.model, block) if spec.guess else None
-    result = spec.fitter.fit_block(
-        spec.model, block, fit_info=spec.fit_info, fitter_kwargs=spec.fitter_kwargs
-    )
+    if isinstance(spec.model, JointModel):
+        result = fit_joint_block(spec.fitter, spec.model, block, spec.fit_info, spec.fitter_kwargs)
+    else:
+        result = spec.fitter.fit_block(
+            spec.model, block, fit_info=spec.fit_info, fitter_kwargs=spec.fitter_kwargs
+        )
     return guess_failure, result
 
 

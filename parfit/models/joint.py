@@ -82,7 +82,9 @@ class JointModel(Model):
 
     def __init__(self, models: Mapping[str, Model], sizes: Mapping[str, int]) -> None:
         if not isinstance(models, Mapping):
-            raise ModelError(f"JointModel: models must be a mapping of dataset names, got {models!r}")
+            raise ModelError(
+                f"JointModel: models must be a mapping of dataset names, got {models!r}"
+            )
         names = list(models)
         check_dataset_names(names, "models")
         for name, model in models.items():

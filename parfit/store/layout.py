@@ -80,12 +80,30 @@ LEGACY_HASH_ALGORITHM = "blake2b"
 ATTRS_KEY = "parfit"
 
 
+def datasets_of(param_names: Sequence[str]) -> list[str]:
+    """The datasets of a joint fit's parameters (``"<dataset>.<parameter>"``), in order.
+
+    Examples
+    --------
+    >>> datasets_of(["co10.mean", "co10.stddev", "co21.amplitude"])
+    ['co10', 'co21']
+    >>> datasets_of(["amplitude", "mean"])
+    []
+    """
+    return list(dict.fromkeys(n.partition(".")[0] for n in param_names if "." in n))
+
+
 def field_specs(param_names: Sequence[str]) -> list[tuple[str, str, float]]:
-    """``(array name, dtype, fill value)`` of every field, in packed order."""
+    """``(array name, dtype, fill value)`` of every field, in packed order.
+
+    A joint fit (parameters ``"<dataset>.<parameter>"``) also has each
+    dataset's share of the statistic, ``"statistic.<dataset>"``.
+    """
     specs = [(name, "f8", np.nan) for name in param_names]
     specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
     specs += [
         ("statistic", "f8", np.nan),
+        *((f"statistic.{d}", "f8", np.nan) for d in datasets_of(param_names)),
         ("status", "i1", 0),
         ("nfev", "i4", 0),
         ("n_warnings", "i4", 0),

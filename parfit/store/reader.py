@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from parfit.errors import StoreDamagedError
-from parfit.status import Status
+from parfit.status import Flag, Status
 from parfit.store.layout import (
     ATTRS_KEY,
     DONE_NAME,
@@ -374,9 +374,13 @@ def _check_block(
         reasons[b] = [f"{int((st == Status.NOT_RUN).sum())} of its fits are NOT_RUN"]
         return
     ok = st == Status.OK
+    # A joint fit lacking a dataset leaves that dataset's own parameters NaN.
+    whole = ok
+    if "flags" in values:
+        whole = ok & (values["flags"][region] & np.uint8(Flag.DATASET_MISSING) == 0)
     for name in layout.names:
         v = values[name][region]
-        if not np.isfinite(v[ok]).all():
+        if not np.isfinite(v[whole]).all():
             reasons.setdefault(b, []).append(
                 f"{int((~np.isfinite(v[ok])).sum())} fit(s) with status OK have no "
                 f"finite {name!r} (its chunk is missing or damaged)"

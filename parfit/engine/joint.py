@@ -1,0 +1,163 @@
+"""The kernel's part of joint fits: pixels where a dataset is blank, and each dataset's statistic.
+
+A joint fit of a pixel where one dataset has no valid sample is fitted on
+the others.  The parameters that only the blank dataset determines (its own
+free parameters that no other dataset's tie uses) would have a Jacobian
+column of zeros and make the fit singular: they are held at their start
+for those pixels, reported NaN (value and error), and the fit is flagged
+``DATASET_MISSING``.  Parameters shared through ties keep being fitted by
+the datasets that have data, so the pixel stays ``OK``.
+
+Pixels are grouped by which datasets they lack; each group is one batched
+fit, so a map with a blank region costs one more call of the fitter, not
+one per pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from parfit.fitters.base import BlockResult, FitBlock
+from parfit.models.joint import JointModel
+from parfit.status import Flag, Status
+
+__all__ = ["dataset_statistics", "fit_joint_block", "undetermined"]
+
+
+def undetermined(model: JointModel, missing: set[str]) -> list[int]:
+    """Columns of the free parameters that only the ``missing`` datasets' samples determine.
+
+    A free parameter of a missing dataset still counts when a parameter of
+    a present dataset is tied to it (directly or through a chain of ties).
+    """
+    names = model.param_names
+    index = {n: i for i, n in enumerate(names)}
+    uses = {i: [index[n] for n in expr.names_used] for i, expr, _ in model._tie_plan()}
+
+    def roots(i: int, seen: set[int]) -> set[int]:
+        if i not in uses:
+            return {i}
+        out: set[int] = set()
+        for j in uses[i]:
+            if j not in seen:
+                out |= roots(j, seen | {j})
+        return out
+
+    needed: set[int] = set()
+    for dataset in model.datasets:
+        if dataset in missing:
+            continue
+        for i in range(*model.param_slice(dataset).indices(len(names))):
+            needed |= roots(i, {i})
+    free = model.free_mask
+    out = []
+    for dataset in missing:
+        for i in range(*model.param_slice(dataset).indices(len(names))):
+            if free[i] and i not in needed:
+                out.append(i)
+    return sorted(out)
+
+
+def _present(model: JointModel, valid: np.ndarray) -> np.ndarray:
+    """``(n_fits, n_datasets)`` bool: which datasets have a valid sample in each fit."""
+    return np.stack([valid[:, model.sample_slice(d)].any(axis=1) for d in model.datasets], axis=1)
+
+
+def _rows(block: FitBlock, rows: np.ndarray) -> FitBlock:
+    """The fits ``rows`` of ``block``."""
+    return FitBlock(
+        x=tuple(xk if xk.ndim == 1 else xk[rows] for xk in block.x),
+        y=block.y[rows],
+        weights=None if block.weights is None else block.weights[rows],
+        valid=block.valid[rows],
+        p0=block.p0[rows],
+        lower=block.lower[rows],
+        upper=block.upper[rows],
+        sample_shape=block.sample_shape,
+    )
+
+
+def _merge(whole: BlockResult, part: BlockResult, rows: np.ndarray) -> None:
+    """Write ``part`` (the fits ``rows``) into ``whole``."""
+    whole.params[rows] = part.params
+    whole.errors[rows] = part.errors
+    whole.statistic[rows] = part.statistic
+    whole.status[rows] = part.status
+    whole.nfev[rows] = part.nfev
+    if part.flags is not None:
+        assert whole.flags is not None
+        whole.flags[rows] = part.flags
+    for k, text in part.messages.items():
+        whole.messages[int(rows[int(k)])] = text
+    for k, lines in part.warnings.items():
+        whole.warnings[int(rows[int(k)])] = lines
+    if part.fit_info is not None:
+        if whole.fit_info is None:
+            whole.fit_info = [None] * len(whole.status)
+        for k, info in enumerate(part.fit_info):
+            whole.fit_info[int(rows[k])] = info
+
+
+def fit_joint_block(
+    fitter: Any, model: JointModel, block: FitBlock, fit_info: Any, fitter_kwargs: dict[str, Any]
+) -> BlockResult:
+    """Fit a block of joint fits, pixels lacking a dataset apart (see the module)."""
+    present = _present(model, block.valid)
+    partial = ~present.all(axis=1) & present.any(axis=1)
+    if not partial.any():
+        return fitter.fit_block(model, block, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
+    n_fits, n_params = block.p0.shape
+    result = BlockResult.empty(n_fits, n_params)
+    patterns, group = np.unique(
+        np.where(partial[:, None], present, True), axis=0, return_inverse=True
+    )
+    group = np.asarray(group).reshape(-1)
+    for k, pattern in enumerate(patterns):
+        rows = np.flatnonzero(group == k)
+        missing = {d for d, has in zip(model.datasets, pattern) if not has}
+        sub = _rows(block, rows)
+        if not missing:
+            part = fitter.fit_block(model, sub, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
+            _merge(result, part, rows)
+            continue
+        held = undetermined(model, missing)
+        reduced = model.copy()
+        for i in held:
+            reduced.parameters[model.param_names[i]].fixed = True
+        part = fitter.fit_block(reduced, sub, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
+        ok = part.status == Status.OK
+        part.params[:, held] = np.nan
+        part.errors[:, held] = np.nan
+        if part.flags is None:
+            part.flags = np.zeros(len(rows), dtype=np.uint8)
+        part.flags[ok] |= np.uint8(Flag.DATASET_MISSING)
+        note = (
+            f"dataset(s) {', '.join(sorted(missing))} have no valid sample here; fitted on "
+            f"the other datasets, and {', '.join(model.param_names[i] for i in held) or 'none'} "
+            f"left undetermined (NaN)"
+        )
+        for r in range(len(rows)):
+            part.warnings.setdefault(r, []).append(note)
+        _merge(result, part, rows)
+    return result
+
+
+def dataset_statistics(model: JointModel, block: FitBlock, result: BlockResult) -> dict[str, Any]:
+    """Each dataset's share of the statistic of every fit (NaN where the fit failed)."""
+    ok = result.status == Status.OK
+    out = {d: np.full(len(ok), np.nan) for d in model.datasets}
+    if not ok.any():
+        return out
+    rows = np.flatnonzero(ok)
+    params = np.where(np.isfinite(result.params[rows]), result.params[rows], block.p0[rows])
+    xs = tuple(xk if xk.ndim == 1 else xk[rows] for xk in block.x)
+    with np.errstate(all="ignore"):
+        residual = model.evaluate(*xs, params) - block.y[rows]
+        if block.weights is not None:
+            residual = residual * block.weights[rows]
+        squares = np.where(block.valid[rows], residual * residual, 0.0)
+    for d in model.datasets:
+        out[d][rows] = squares[:, model.sample_slice(d)].sum(axis=1)
+    return out
