@@ -22,9 +22,8 @@ from parfit.engine.inputs import CubeInput, WorldSpec, iterating_wcs
 from parfit.engine.request import FitRequest
 from parfit.engine.units import UnitsPlan
 from parfit.errors import InputError, InputTypeError, ParameterError
-from parfit.models._expr import expression_names, rename_expression
 from parfit.models.base import Model
-from parfit.models.joint import JointModel, check_dataset_names
+from parfit.models.joint import JointModel, check_dataset_names, split_dataset_ties
 
 __all__ = ["JointPlan", "is_joint", "joint_request"]
 
@@ -94,21 +93,6 @@ def _datasets(model: Any, data: Any) -> tuple[str, ...]:
     return names
 
 
-def _split_ties(model: Model, dataset: str) -> tuple[Model, dict[str, str]]:
-    """A copy of ``model`` without ties to other datasets, and those ties.
-
-    A dataset is checked on its own first, where ``"co10.mean_0"`` means
-    nothing; the joint model gets the ties back.
-    """
-    model = model.copy()
-    across: dict[str, str] = {}
-    for p in model.parameters.values():
-        if p.tied is not None and any("." in n for n in expression_names(p.tied)):
-            across[p.name] = p.tied
-            p.update(tied=None)
-    return model, across
-
-
 def joint_request(
     single: Callable[..., tuple[FitRequest, UnitsPlan, bool]],
     model: Any,
@@ -143,7 +127,7 @@ def joint_request(
     for name in names:
         m = models[name]
         if isinstance(m, Model):
-            m, across[name] = _split_ties(m, name)
+            m, across[name] = split_dataset_ties(m)
         else:
             across[name] = {}
         try:
@@ -186,15 +170,16 @@ def joint_request(
     sizes = {name: requests[name].n_samples for name in names}
     joint = JointModel({name: requests[name].model for name in names}, sizes)
     for name, ties in across.items():
-        local = {p: f"{name}.{p}" for p in requests[name].model.param_names}
-        for param, tied in ties.items():
-            joint.parameters[f"{name}.{param}"].tied = rename_expression(tied, local)
-    joint._check_tie_names()
+        joint.tie(name, ties)
     joint.validate()
     fitter_obj = reference.fitter
     fitter_obj.check(joint, options.fitter_kwargs)
     if options.guess and not joint.can_guess:
-        raise InputError(f"initial='guess': {joint._cannot_guess_message()}")
+        cannot = [n for n, m in joint.members.items() if not m.can_guess]
+        raise InputError(
+            f"initial='guess': the model of dataset(s) {', '.join(cannot)} cannot guess "
+            f"starting values; give starting values in the model and initial='model'"
+        )
     parameters = list(fitter_obj.parameter_arrays(joint))
     cube, world_spec = _joint_cube(requests)
     request = dataclasses.replace(

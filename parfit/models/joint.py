@@ -29,7 +29,7 @@ from parfit.models._expr import expression_names, rename_expression
 from parfit.models.base import Model
 from parfit.models.parameters import Parameter, Parameters
 
-__all__ = ["JointModel", "check_dataset_names"]
+__all__ = ["JointModel", "check_dataset_names", "split_dataset_ties"]
 
 
 def check_dataset_names(names: Sequence[Any], argname: str = "data") -> None:
@@ -43,6 +43,30 @@ def check_dataset_names(names: Sequence[Any], argname: str = "data") -> None:
                 f"identifiers (letters, digits and underscores, not starting with a digit), "
                 f"such as 'co10' or 'halpha', since parameters are named '<dataset>.<parameter>'"
             )
+
+
+def split_dataset_ties(model: Model) -> tuple[Model, dict[str, str]]:
+    """A copy of ``model`` without its ties to other datasets, and those ties.
+
+    A dataset's model is checked on its own before the joint model is made,
+    and there ``"co10.mean_0"`` names nothing; :meth:`JointModel.tie` puts the
+    ties back.
+
+    Examples
+    --------
+    >>> from parfit.models import Gaussian1D
+    >>> g = Gaussian1D(); g.mean.tied = "co10.mean"; g.stddev.tied = "2 * amplitude"
+    >>> alone, ties = split_dataset_ties(g)
+    >>> alone.mean.tied, alone.stddev.tied, ties
+    (None, '2 * amplitude', {'mean': 'co10.mean'})
+    """
+    model = model.copy()
+    across: dict[str, str] = {}
+    for p in model.parameters.values():
+        if p.tied is not None and any("." in n for n in expression_names(p.tied)):
+            across[p.name] = p.tied
+            p.update(tied=None)
+    return model, across
 
 
 class JointModel(Model):
@@ -147,6 +171,17 @@ class JointModel(Model):
                     f"dataset {dataset!r} has no parameter {param!r}; its parameters are: "
                     f"{', '.join(self._members[dataset].param_names)}"
                 )
+
+    def tie(self, dataset: str, ties: Mapping[str, str]) -> None:
+        """Tie parameters of ``dataset``, written in its own names or as ``<dataset>.<name>``.
+
+        ``ties`` maps the dataset's own parameter names to expressions, as
+        :func:`split_dataset_ties` returns them.  Names are checked.
+        """
+        local = {p: f"{dataset}.{p}" for p in self._members[dataset].param_names}
+        for param, tied in ties.items():
+            self._params[local[param]].tied = rename_expression(tied, local)
+        self._check_tie_names()
 
     # ------------------------------------------------------------------
     @property
