@@ -13,6 +13,7 @@ import math
 import numbers
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,6 +280,11 @@ def parallel_fit(
         )
         _preflight(request.model, request.world, request.parameters, options.fit_timeout)
     else:
+        if options.initial_by_dataset is not None:
+            raise InputTypeError(
+                "initial: a mapping of datasets is for a joint fit (model and data mappings "
+                "of datasets); give None, 'model' or 'guess'"
+            )
         request, units, translated = _request(
             model,
             data,
@@ -419,6 +425,8 @@ class _Options:
     output_cubes: tuple[str, ...]
     preserve_native_chunks: bool
     diagnostics: DiagnosticsRequest | None
+    #: ``initial`` as a mapping of datasets (a joint fit): each dataset's choice.
+    initial_by_dataset: dict[str, str] | None = None
 
     @classmethod
     def check(cls, **args: Any) -> "_Options":
@@ -436,7 +444,21 @@ class _Options:
                 f"fitter_kwargs must be a dict or None; got {type(fitter_kwargs).__name__}"
             )
         initial = args["initial"]
-        if initial is not None and (not isinstance(initial, str) or initial not in INITIAL_VALUES):
+        by_dataset = None
+        if isinstance(initial, Mapping):
+            by_dataset = {}
+            for name, value in initial.items():
+                if value is not None and (
+                    not isinstance(value, str) or value not in INITIAL_VALUES
+                ):
+                    raise InputError(
+                        f"initial[{name!r}] must be None, 'model' or 'guess'; got {value!r}"
+                    )
+                by_dataset[name] = value or "model"
+            initial = "guess" if "guess" in by_dataset.values() else "model"
+        elif initial is not None and (
+            not isinstance(initial, str) or initial not in INITIAL_VALUES
+        ):
             raise InputError(f"initial must be None, 'model' or 'guess'; got {initial!r}")
         fit_info = args["fit_info"]
         # overwrite is checked there, with or without output (it also governs
@@ -474,6 +496,7 @@ class _Options:
             output_cubes=output_cubes,
             preserve_native_chunks=bool(args["preserve_native_chunks"]),
             diagnostics=diagnostics,
+            initial_by_dataset=by_dataset,
         )
 
 

@@ -113,6 +113,9 @@ def joint_request(
     """
     names = _datasets(model, data)
     models = _per_dataset(model, names, "model")
+    by_dataset = options.initial_by_dataset
+    initial = _per_dataset(by_dataset, names, "initial") if by_dataset is not None else {}
+    guessing = {n: initial[n] == "guess" if initial else options.guess for n in names}
     per = {
         "world": _per_dataset(world, names, "world"),
         "fitting_axes": _per_dataset(fitting_axes, names, "fitting_axes"),
@@ -141,7 +144,7 @@ def joint_request(
                 per["mask"][name],
                 per["data_unit"][name],
                 equivalencies,
-                options,
+                dataclasses.replace(options, guess=guessing[name], initial_by_dataset=None),
             )
         except (InputError, InputTypeError, ParameterError) as exc:
             raise type(exc)(f"dataset {name!r}: {exc}") from None
@@ -171,6 +174,7 @@ def joint_request(
     joint = JointModel({name: requests[name].model for name in names}, sizes)
     for name, ties in across.items():
         joint.tie(name, ties)
+    joint.guess_datasets = tuple(n for n in names if guessing[n])
     joint.validate()
     fitter_obj = reference.fitter
     fitter_obj.check(joint, options.fitter_kwargs)

@@ -392,3 +392,39 @@ def test_tie_to_another_dataset_outside_a_joint_fit_is_refused():
         ParameterError, match="a parameter of another dataset; such ties work only in a joint fit"
     ):
         parfit.parallel_fit(model, np.ones((10, 3)), scheduler=never_dispatch)
+
+
+def test_initial_per_dataset(pair, result):
+    _, (x1, c1), (x2, c2) = pair
+    models = joint_models()
+    # co21's own start is good enough: its amplitude from the truth's median
+    models["co21"].amplitude_0 = 1.7
+    per = parfit.parallel_fit(
+        models,
+        {"co10": c1, "co21": c2},
+        world={"co10": (x1,), "co21": (x2,)},
+        fitting_axes={"co10": 0, "co21": 2},
+        weights={"co10": 1 / NOISE[0], "co21": 1 / NOISE[1]},
+        initial={"co10": "guess", "co21": "model"},
+        scheduler="threads",
+    )
+    assert per.success.all()
+    np.testing.assert_allclose(
+        per.parameters["co21.amplitude_0"], result.parameters["co21.amplitude_0"], rtol=1e-5
+    )
+    _refused(
+        InputError,
+        "initial: no entry for dataset(s) 'co21'; give initial for every dataset (co10, co21)",
+        initial={"co10": "guess"},
+    )
+    _refused(
+        InputError,
+        "initial['co21'] must be None, 'model' or 'guess'; got 'mean'",
+        initial={"co10": "guess", "co21": "mean"},
+    )
+    with pytest.raises(
+        InputTypeError, match=re.escape("initial: a mapping of datasets is for a joint fit")
+    ):
+        parfit.parallel_fit(
+            Gaussian1D(), np.ones((5, 3)), initial={"a": "guess"}, scheduler=never_dispatch
+        )

@@ -148,6 +148,8 @@ class JointModel(Model):
         self._params = Parameters(params)
         self._tie_cache = None
         self._check_tie_names()
+        #: The datasets whose parameters :meth:`guess` estimates (all by default).
+        self.guess_datasets: tuple[str, ...] = tuple(names)
 
     def _check_tie_names(self) -> None:
         """Refuse ties naming an unknown dataset or parameter, saying which."""
@@ -276,8 +278,8 @@ class JointModel(Model):
     # starting values and quality
     @property
     def can_guess(self) -> bool:
-        """True when every dataset's model can guess."""
-        return all(m.can_guess for m in self._members.values())
+        """True when the model of every dataset in :attr:`guess_datasets` can guess."""
+        return all(self._members[n].can_guess for n in self.guess_datasets)
 
     def _cannot_guess_detail(self) -> str:
         cannot = [n for n, m in self._members.items() if not m.can_guess]
@@ -296,11 +298,14 @@ class JointModel(Model):
 
         A parameter tied to another dataset's is not free in the joint model:
         its start stays (the ties are applied after the guess).  A fit with no
-        valid sample of a dataset keeps that dataset's start.
+        valid sample of a dataset keeps that dataset's start, as do the
+        datasets not in :attr:`guess_datasets`.
         """
         out = start.copy()
         free = self.free_mask
         for name, model in self._members.items():
+            if name not in self.guess_datasets:
+                continue
             samples, cols = self._sample_slices[name], self._param_slices[name]
             use = valid[:, samples]
             has = use.any(axis=1)
