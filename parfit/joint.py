@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from parfit.engine.inputs import CubeInput, WorldSpec, iterating_wcs
-from parfit.engine.request import FitRequest
+from parfit.engine.request import DatasetLayout, FitRequest
 from parfit.engine.units import UnitsPlan
 from parfit.errors import InputError, InputTypeError, ParameterError
 from parfit.models.base import Model
@@ -194,6 +194,10 @@ def joint_request(
         world=world_spec,
         parameters=parameters,
         preserve_native_chunks=False,
+        datasets=tuple(
+            DatasetLayout(name, r.cube.shape, r.fitting_axes, r.cube.dims)
+            for name, r in requests.items()
+        ),
     )
     plan = JointPlan(
         datasets=names,

@@ -428,3 +428,31 @@ def test_initial_per_dataset(pair, result):
         parfit.parallel_fit(
             Gaussian1D(), np.ones((5, 3)), initial={"a": "guess"}, scheduler=never_dispatch
         )
+
+
+def test_model_and_residual_cubes_per_dataset_in_the_store(tmp_path):
+    import xarray as xr
+
+    pair = make_pair(shape=(6, 7), blank=(slice(0, 2), slice(0, 2), slice(None)))
+    store = tmp_path / "joint.zarr"
+    res = joint_fit(pair, output=store, output_cubes=["model", "residual"], chunk_n_max=10)
+    assert res.run.complete and parfit.store.verify_store(store).ok
+    ds = xr.open_zarr(store, consolidated=False)
+    # Each dataset's cubes in its own layout; the maps' dimensions on the iterating axes.
+    assert ds["model.co10"].dims == ("dim_0.co10", "dim_1", "dim_2")
+    assert ds["residual.co21"].dims == ("dim_1", "dim_2", "dim_2.co21")
+    assert ds["co10.mean"].dims == ("dim_1", "dim_2")
+    _, (x1, c1), (x2, c2) = pair
+    np.testing.assert_allclose(
+        ds["model.co10"].values + ds["residual.co10"].values, c1, rtol=1e-12, atol=1e-12
+    )
+    # The model cube is the fitted model of the dataset, pixel by pixel.
+    fitted = res.models["co21"]
+    i, j = 4, 5
+    expected = fitted.with_values(
+        {n: fitted.parameters[n].value[i, j] for n in fitted.param_names}
+    )(x2)
+    np.testing.assert_allclose(ds["model.co21"].values[i, j], expected, rtol=1e-10)
+    assert np.isnan(ds["model.co21"].values[0, 0]).all()  # co21 blank there
+    assert np.isfinite(ds["model.co10"].values[:, 0, 0]).all()
+    assert 0.08 < np.nanstd(ds["residual.co21"].values) < 0.16

@@ -80,6 +80,7 @@ def block_spec(request: FitRequest, cubes: tuple[str, ...] = ()) -> BlockSpec:
         diagnostics_callable=None if diagnostics is None else diagnostics.callable,
         cubes=cubes,
         shared_x=shared_x,
+        datasets=request.datasets,
     )
 
 

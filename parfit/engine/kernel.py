@@ -22,6 +22,7 @@ from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.heap import large_temporaries_on_heap
 from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
 from parfit.engine.joint import dataset_statistics, fit_joint_block
+from parfit.engine.request import DatasetLayout
 from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.fitters.base import BlockResult, FitBlock, Fitter, Row
 from parfit.models.joint import JointModel
@@ -58,6 +59,8 @@ class BlockSpec:
     diagnostics_path: str | None = None
     diagnostics_callable: Any = None
     cubes: tuple[str, ...] = ()
+    #: A joint fit's datasets (their output cubes are written one by one).
+    datasets: tuple[DatasetLayout, ...] = ()
     shared_x: tuple[np.ndarray, ...] = field(default=())
     keep_start: bool = False
 
@@ -309,11 +312,24 @@ def model_cubes(
                 values[i] = spec.model.evaluate(*xs, result.params[i : i + 1])[0]
     values = np.where((result.status == Status.OK)[:, None], values, np.nan)
     out = {}
-    back = np.argsort(spec.order)
-    n_iter = len(place.shape)
     for name in spec.cubes:
         flat = values if name == "model" else block.y - values
-        arr = flat.reshape(place.shape + spec.sample_shape)
-        arr = np.moveaxis(arr, tuple(range(n_iter, arr.ndim)), tuple(range(spec.n_fit_axes)))
-        out[name] = np.transpose(arr, back)
+        if not spec.datasets:
+            out[name] = _in_input_order(flat, place.shape, spec.sample_shape, spec.order)
+            continue
+        for dataset in spec.datasets:  # each in its own layout, as "<cube>.<dataset>"
+            part = flat[:, spec.model.sample_slice(dataset.name)]
+            out[f"{name}.{dataset.name}"] = _in_input_order(
+                part, place.shape, dataset.sample_shape, dataset.order
+            )
     return out
+
+
+def _in_input_order(
+    flat: np.ndarray, shape: tuple[int, ...], sample_shape: tuple[int, ...], order: tuple[int, ...]
+) -> np.ndarray:
+    """Rows of samples ``(n_fits, n_samples)`` as the block of a cube in the input's axis order."""
+    n_iter = len(shape)
+    arr = flat.reshape(shape + sample_shape)
+    arr = np.moveaxis(arr, tuple(range(n_iter, arr.ndim)), tuple(range(len(sample_shape))))
+    return np.transpose(arr, np.argsort(order))

@@ -18,6 +18,7 @@ from parfit.fitters.base import Fitter
 __all__ = [
     "INITIAL_VALUES",
     "SCHEDULER_NAMES",
+    "DatasetLayout",
     "DiagnosticsRequest",
     "Execution",
     "FailedBlock",
@@ -47,6 +48,34 @@ class DiagnosticsRequest:
     mode: str
     path: str
     callable: Any = None
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """One dataset of a joint fit, as given: its name, shape, fitting axes and dimension names.
+
+    Its samples are one segment of the joint cube's fitting axis
+    (:class:`parfit.models.JointModel`); the output cubes of a joint fit
+    are written per dataset, in this layout.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    fitting_axes: tuple[int, ...]
+    dims: tuple[str, ...] | None = None
+
+    @property
+    def iterating_axes(self) -> tuple[int, ...]:
+        return tuple(a for a in range(len(self.shape)) if a not in self.fitting_axes)
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        """The dataset's axes as a block holds them: fitting axes first."""
+        return tuple(self.fitting_axes) + self.iterating_axes
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[a] for a in self.fitting_axes)
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,9 @@ class FitRequest:
     fit_timeout : float or None
         Seconds one block may take.
     run_id : str
+    datasets : tuple of DatasetLayout
+        A joint fit's datasets (empty otherwise): ``cube`` holds their
+        samples end to end.
     """
 
     cube: CubeInput
@@ -96,6 +128,7 @@ class FitRequest:
     diagnostics: DiagnosticsRequest | None = None
     fit_timeout: float | None = None
     run_id: str = ""
+    datasets: tuple[DatasetLayout, ...] = ()
 
     @property
     def iterating_axes(self) -> tuple[int, ...]:

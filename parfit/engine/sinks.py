@@ -33,7 +33,7 @@ from parfit.engine.deferred import WriteQueue
 from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.inputs import iterating_wcs, wcs_header
 from parfit.engine.plan import BlockGrid
-from parfit.engine.request import FitRequest
+from parfit.engine.request import DatasetLayout, FitRequest
 from parfit.errors import InputError, OutputExistsError
 from parfit.status import Flag, Status
 from parfit.store import fingerprint, reader, writer
@@ -94,7 +94,16 @@ class StoreWriter:
     order: tuple[int, ...]
     store_id: str | None = None
     hash_algorithm: str = HASH_ALGORITHM
+    datasets: tuple[DatasetLayout, ...] = ()
     queue: WriteQueue | None = field(default=None, compare=False, repr=False)
+
+    def _cube_orders(self, cubes: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        """The axis order of the input of every output cube (a joint fit's, per dataset)."""
+        by_dataset = {d.name: d.order for d in self.datasets}
+        return {
+            name: by_dataset[name.partition(".")[2]] if "." in name else self.order
+            for name in cubes
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         # In another process the queue's thread is not there: write in the task.
@@ -109,7 +118,6 @@ class StoreWriter:
 
     def __call__(self, output: BlockOutput, place: BlockPlace, inputs: dict[str, Any]) -> Any:
         hashed = [inputs[name] for name in ("data", "weights", "mask") if name in inputs]
-        n_fit = len(self.order) - len(place.offsets)
         problem = block_problem(output)
         if problem:
             log.warning(
@@ -124,7 +132,10 @@ class StoreWriter:
             place.index,
             place.offsets,
             cubes=output.cubes,
-            cube_offsets=_cube_offsets(place.offsets, self.order, n_fit),
+            cube_offsets={
+                name: _cube_offsets(place.offsets, order, len(order) - len(place.offsets))
+                for name, order in self._cube_orders(output.cubes).items()
+            },
             input_hash=lambda: fingerprint.hash_block(*hashed, algorithm=self.hash_algorithm),
             run_id=self.lock_run_id,
             store_id=self.store_id,
@@ -135,6 +146,44 @@ class StoreWriter:
         else:
             write()
         return output.status_counts()
+
+
+def _cube_layouts(
+    request: FitRequest,
+    cubes: tuple[str, ...],
+    chunks: tuple[int, ...],
+    map_dims: tuple[str, ...],
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]]:
+    """``{array name: (shape, chunks, dims)}`` of the output cubes, in the input's layout.
+
+    A joint fit writes each dataset's cubes in that dataset's own layout,
+    as ``"<cube>.<dataset>"``: its iterating axes take the maps' dimension
+    names, its fitting axes their own name followed by ``.<dataset>`` (two
+    datasets' spectral axes differ).
+    """
+    cube = request.cube
+    parts: list[tuple[str | None, tuple[int, ...], tuple[int, ...], tuple[str, ...]]]
+    own = tuple(cube.dims) if cube.dims else tuple(f"dim_{a}" for a in range(cube.ndim))
+    parts = [(None, cube.shape, request.iterating_axes, own)]
+    if request.datasets:
+        parts = []
+        for d in request.datasets:
+            names = [f"{d.dims[a] if d.dims else f'dim_{a}'}.{d.name}" for a in range(len(d.shape))]
+            for k, a in enumerate(d.iterating_axes):
+                names[a] = map_dims[k]
+            parts.append((d.name, d.shape, d.iterating_axes, tuple(names)))
+    out = {}
+    for name in cubes:
+        for dataset, shape, iterating, dims in parts:
+            out[name if dataset is None else f"{name}.{dataset}"] = (
+                shape,
+                tuple(
+                    shape[a] if a not in iterating else chunks[iterating.index(a)]
+                    for a in range(len(shape))
+                ),
+                dims,
+            )
+    return out
 
 
 def block_problem(output: BlockOutput) -> str | None:
@@ -253,7 +302,6 @@ class StoreSink:
         chunks = grid.block_shape
         cube = request.cube
         iterating_axes = request.iterating_axes
-        shape = cube.shape
         dims = (
             tuple(cube.dims[a] for a in iterating_axes)
             if cube.dims
@@ -294,22 +342,19 @@ class StoreSink:
             chunks=list(chunks),
             param_names=list(request.param_names),
         )
-        cube_dims = tuple(cube.dims) if cube.dims else tuple(f"dim_{a}" for a in range(len(shape)))
-        cube_chunks = tuple(
-            shape[a] if a not in iterating_axes else chunks[iterating_axes.index(a)]
-            for a in range(len(shape))
-        )
+        cube_layouts = _cube_layouts(request, cubes, chunks, dims)
         layout: dict[str, Any] = dict(
             iterating_shape=request.iterating_shape,
             units=units,
             chunks=chunks,
             dims=dims,
             param_names=list(request.param_names),
-            cubes={name: (shape, cube_chunks, cube_dims) for name in cubes},
+            cubes=cube_layouts,
             coords={
                 d: v
                 for d, v in cube.coords.items()
-                if np.ndim(v) == 1 and (d in dims or (cubes and d in cube_dims))
+                if np.ndim(v) == 1
+                and (d in dims or any(d in layout[2] for layout in cube_layouts.values()))
             },
         )
         plan = StorePlan(
@@ -401,6 +446,7 @@ class StoreSink:
             path=path,
             lock_run_id=None if self.lock is None else self.lock.run_id,
             order=self.request.order,
+            datasets=self.request.datasets,
             store_id=self.run_id,
             hash_algorithm=(
                 reader.hash_algorithm(path) if plan.action == "resume" else HASH_ALGORITHM

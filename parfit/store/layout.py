@@ -93,6 +93,22 @@ def datasets_of(param_names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(n.partition(".")[0] for n in param_names if "." in n))
 
 
+def cube_names(output_cubes: Sequence[str], param_names: Sequence[str]) -> list[str]:
+    """The store's arrays of the output cubes: ``"<cube>.<dataset>"`` for a joint fit.
+
+    Examples
+    --------
+    >>> cube_names(["model"], ["amplitude", "mean"])
+    ['model']
+    >>> cube_names(["model", "residual"], ["a.mean", "b.mean"])
+    ['model.a', 'model.b', 'residual.a', 'residual.b']
+    """
+    datasets = datasets_of(param_names)
+    if not datasets:
+        return list(output_cubes)
+    return [f"{c}.{d}" for c in output_cubes for d in datasets]
+
+
 def field_specs(param_names: Sequence[str]) -> list[tuple[str, str, float]]:
     """``(array name, dtype, fill value)`` of every field, in packed order.
 

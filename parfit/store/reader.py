@@ -22,6 +22,7 @@ from parfit.store.layout import (
     HASH_NAME,
     LEGACY_HASH_ALGORITHM,
     block_grid,
+    cube_names,
     field_specs,
 )
 
@@ -197,7 +198,7 @@ def _check_layout(path: Path, report: StoreReport) -> _Layout | None:
         return None  # the legacy layout of FitResult.to_zarr: no blocks to check
     names = list(info["param_names"])
     specs = [spec for spec in field_specs(names) if spec[0] != "flags" or "flags" in metas]
-    cubes = list((info.get("options") or {}).get("output_cubes") or [])
+    cubes = cube_names((info.get("options") or {}).get("output_cubes") or [], names)
     for name in [spec[0] for spec in specs] + [DONE_NAME] + cubes:
         if name not in metas:
             report._layout(f"array {name!r} is missing")

@@ -409,7 +409,7 @@ def write_fields(
     *,
     record: bool = True,
     cubes: Mapping[str, Any] | None = None,
-    cube_offsets: Sequence[int] = (),
+    cube_offsets: Sequence[int] | Mapping[str, Sequence[int]] = (),
     input_hash: npt.ArrayLike | Callable[[], npt.ArrayLike] | None = None,
     run_id: str | None = None,
     store_id: str | None = None,
@@ -418,8 +418,9 @@ def write_fields(
 
     ``fields`` maps array names (:func:`field_specs`) to this block's values;
     ``cubes`` maps cube names to this block's part of them, placed at
-    ``cube_offsets``; ``input_hash`` (:func:`hash_block` of the block's
-    input, or a function returning it) is written with them.  Everything
+    ``cube_offsets`` (one for all, or by cube name); ``input_hash``
+    (:func:`hash_block` of the block's input, or a function returning it)
+    is written with them.  Everything
     but the record is written in one concurrent write (zarr's asynchronous
     API); a function for ``input_hash`` runs in a thread meanwhile.  The
     record is written last, once the rest is on disk.
@@ -442,8 +443,9 @@ def write_fields(
         region = tuple(slice(o, o + n) for o, n in zip(offsets, values.shape))
         writes.append((name, region, values))
     writes += [
-        (name, tuple(slice(o, o + n) for o, n in zip(cube_offsets, values.shape)), values)
+        (name, tuple(slice(o, o + n) for o, n in zip(at, values.shape)), values)
         for name, values in (cubes or {}).items()
+        for at in [cube_offsets[name] if isinstance(cube_offsets, Mapping) else cube_offsets]
     ]
     block = tuple(slice(i, i + 1) for i in block_index)
     hash_job = None
