@@ -456,3 +456,29 @@ def test_model_and_residual_cubes_per_dataset_in_the_store(tmp_path):
     assert np.isnan(ds["model.co21"].values[0, 0]).all()  # co21 blank there
     assert np.isfinite(ds["model.co10"].values[:, 0, 0]).all()
     assert 0.08 < np.nanstd(ds["residual.co21"].values) < 0.16
+
+
+def test_yaml_round_trip_keeps_ties_across_datasets(pair, result):
+    from parfit.models import from_yaml, to_yaml
+
+    models = joint_models()
+    models["co21"].amplitude_1.bounds = (-1.0, 1.0)
+    text = to_yaml(models)
+    assert text.startswith("datasets:\n  co10:\n")
+    back = from_yaml(text)
+    assert list(back) == ["co10", "co21"]
+    assert back["co21"].mean_0.tied == "co10.mean"
+    assert back["co21"].stddev_0.tied == "co10.stddev"
+    assert back["co21"].amplitude_1.bounds == (-1.0, 1.0)
+    # The fitted joint model writes the same form, with its ties.
+    fitted = from_yaml(to_yaml(result.model, include_arrays=False))
+    assert fitted["co21"].mean_0.tied == "co10.mean"
+    models["co21"].mean_0.tied = "co32.mean"
+    with pytest.raises(
+        ModelError,
+        match=re.escape(
+            "model.datasets: Parameter 'co21.mean_0': tied expression 'co32.mean' names dataset "
+            "'co32', which is not one of the datasets (co10, co21)"
+        ),
+    ):
+        from_yaml(to_yaml(models))

@@ -223,6 +223,9 @@ class JointModel(Model):
         >>> joint.member("b")
         <Gaussian1D(amplitude=1.0, mean=0.0, stddev=1.0)>
         """
+        return self._member(dataset, keep_across=False)
+
+    def _member(self, dataset: str, keep_across: bool) -> Model:
         model = self._members[dataset].copy()
         prefix = f"{dataset}."
         back = {f"{prefix}{n}": n for n in model.param_names}
@@ -231,11 +234,27 @@ class JointModel(Model):
             own = model.parameters[local]
             own.update(value=joint.value, bounds=joint.bounds, fixed=joint.fixed)
             tied = joint.tied
-            if tied is not None and all(n in back for n in expression_names(tied)):
+            if tied is not None and (keep_across or all(n in back for n in expression_names(tied))):
                 own.update(tied=rename_expression(tied, back))
             else:
                 own.update(tied=None)
         return model
+
+    def dataset_models(self) -> dict[str, Model]:
+        """Every dataset's model as given to a joint fit: ties to other datasets kept.
+
+        The form :func:`parfit.models.to_yaml` writes and ``parallel_fit``
+        takes (``{dataset: model}``).
+
+        Examples
+        --------
+        >>> from parfit.models import Gaussian1D, JointModel
+        >>> b = Gaussian1D(); b.mean.tied = "a.mean"
+        >>> joint = JointModel({"a": Gaussian1D(), "b": b}, sizes={"a": 5, "b": 5})
+        >>> joint.dataset_models()["b"].mean.tied
+        'a.mean'
+        """
+        return {name: self._member(name, keep_across=True) for name in self._members}
 
     @property
     def members(self) -> dict[str, Model]:

@@ -15,6 +15,7 @@ duplicate keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,18 @@ def to_dict(model: Model, include_arrays: bool = True) -> dict[str, Any]:
     {'model': 'Const1D', 'name': None, 'parameters': {'amplitude': {'value': 2.0, 'bounds': [None,
     None], 'fixed': False, 'tied': None, 'unit': None}}}
     """
+    from parfit.models.joint import JointModel, check_dataset_names
+
+    if isinstance(model, JointModel):
+        model = model.dataset_models()
+    if isinstance(model, Mapping):
+        check_dataset_names(list(model), "model")
+        return {
+            "datasets": {
+                name: to_dict(member, include_arrays=include_arrays)
+                for name, member in model.items()
+            }
+        }
     if not isinstance(model, Model):
         raise ModelError(f"to_dict expects a parfit model, got {model!r}")
     if isinstance(model, CompoundModel):
@@ -283,8 +296,46 @@ def from_dict(d: dict[str, Any]) -> Model:
     <CompoundModel(Gaussian1D + Const1D: amplitude_0=1.0, mean_0=2.0, stddev_0=1.0,
     amplitude_1=1.0)>
     """
+    if isinstance(d, dict) and "datasets" in d:
+        return _datasets_from_dict(d)  # type: ignore[return-value]
+    return _model_from_dict(d, "model")
+
+
+def _datasets_from_dict(d: dict[str, Any]) -> dict[str, Model]:
+    """``{dataset: model}`` of a joint fit, ties across datasets checked."""
+    from parfit.models.joint import JointModel, check_dataset_names, split_dataset_ties
+
+    unknown = set(d) - {"datasets"}
+    _expect(not unknown, "model", f"unknown key(s) {sorted(unknown)} beside 'datasets'")
+    datasets = d["datasets"]
+    _expect(
+        isinstance(datasets, dict) and bool(datasets),
+        "model.datasets",
+        f"must be a mapping of dataset names to models, got {datasets!r}",
+    )
+    check_dataset_names(list(datasets), "model.datasets")
+    models: dict[str, Model] = {}
+    across: dict[str, dict[str, str]] = {}
+    for name, member in datasets.items():
+        path = f"model.datasets.{name}"
+        _expect(isinstance(member, dict), path, f"must be a mapping, got {member!r}")
+        # Each model is built and checked alone, without its ties to other datasets.
+        parsed = _model_from_dict(member, path, defer_across=True)
+        models[name], across[name] = split_dataset_ties(parsed)
+    check = JointModel(models, {name: 1 for name in models})
+    try:
+        for name, ties in across.items():
+            check.tie(name, ties)
+        check.validate()
+    except ParameterError as exc:
+        raise ModelError(f"model.datasets: {exc}") from None
+    return check.dataset_models()
+
+
+def _model_from_dict(d: Any, path: str, defer_across: bool = False) -> Model:
+    """One model (leaf or compound) from its dict; see :func:`from_dict`."""
     ties: list[tuple[int, str, str]] = []
-    root = _from_dict(d, "model", ties)
+    root = _from_dict(d, path, ties)
     if isinstance(root, _Pending):
         leaves = root.leaves()
         model = root.build()
@@ -294,18 +345,27 @@ def from_dict(d: dict[str, Any]) -> Model:
             try:
                 target.update(tied=text)
             except ParameterError as exc:
-                raise ModelError(f"model: {exc}") from None
+                raise ModelError(f"{path}: {exc}") from None
     else:
         model = root
         for _, local, text in ties:
             try:
                 model.parameters[local].update(tied=text)
             except ParameterError as exc:
-                raise ModelError(f"model.parameters.{local}: {exc}") from None
+                raise ModelError(f"{path}.parameters.{local}: {exc}") from None
+    if defer_across:
+        from parfit.models.joint import split_dataset_ties
+
+        alone, _ = split_dataset_ties(model)
+        try:
+            alone.validate()
+        except ParameterError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        return model
     try:
         model.validate()
     except ParameterError as exc:
-        raise ModelError(f"model: {exc}") from None
+        raise ModelError(f"{path}: {exc}") from None
     return model
 
 
