@@ -405,6 +405,11 @@ class FitResult:
             data_vars[name] = var(name)
             data_vars[f"{name}_error"] = var(f"{name}_error")
         data_vars["statistic"] = var("statistic")
+        for dataset in self.statistics:
+            data_vars[f"statistic.{dataset}"] = var(
+                f"statistic.{dataset}",
+                {"long_name": f"share of the statistic of dataset {dataset} (joint fit)"},
+            )
         status = values("status")
         data_vars["success"] = (
             self.dims,
@@ -586,6 +591,8 @@ class FitResult:
             add(name, self.parameters[name], self.units.get(name))
             add(f"{name}_err", self.errors[name], self.units.get(name))
         add("statistic", self.statistic)
+        for dataset, share in self.statistics.items():
+            add(f"statistic.{dataset}", share)
         add("status", self.status.astype(np.int16))
         add("nfev", self.nfev)
         add("flags", self.flags)

@@ -482,3 +482,44 @@ def test_yaml_round_trip_keeps_ties_across_datasets(pair, result):
         ),
     ):
         from_yaml(to_yaml(models))
+
+
+def test_inspect_xarray_and_fits_of_a_joint_store(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from astropy.io import fits
+
+    pair = make_pair(shape=(5, 6), blank=(slice(0, 1), slice(0, 2), slice(None)))
+    store = tmp_path / "joint.zarr"
+    res = joint_fit(pair, output=store, chunk_n_max=12)
+    ds = res.to_xarray()
+    np.testing.assert_array_equal(ds["statistic.co21"].values, res.statistics["co21"])
+    assert ds["co21.mean_0"].dims == ("dim_1", "dim_2")
+    res.to_fits(tmp_path / "maps.fits")
+    with fits.open(tmp_path / "maps.fits") as hdus:
+        names = [h.name for h in hdus]
+        assert "CO21.AMPLITUDE_0" in names and "STATISTIC.CO10" in names
+        np.testing.assert_array_equal(hdus["CO10.MEAN"].data, res.parameters["co10.mean"])
+    env = {"PYTHONPATH": str(parfit.__file__).rsplit("/parfit/", 1)[0]}
+    run = subprocess.run(
+        [sys.executable, "-m", "parfit.cli", "inspect", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    report = json.loads(run.stdout)
+    assert report["flag_counts"] == {"DATASET_MISSING": 2}
+    assert set(report["median_statistic_by_dataset"]) == {"co10", "co21"}
+    assert report["percentiles"]["co21.mean_0"] == report["percentiles"]["co10.mean"]
+    text = subprocess.run(
+        [sys.executable, "-m", "parfit.cli", "inspect", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert "median share of dataset co21:" in text
+    assert "DATASET_MISSING" in text

@@ -40,7 +40,7 @@ from parfit.status import (
     Status,
     flag_counts,
 )
-from parfit.store.layout import DONE_NAME
+from parfit.store.layout import DONE_NAME, datasets_of
 from parfit.store.reader import open_maps_store, read_map, stored_flags, verify_store
 
 __all__ = ["Summary", "MessageGroup", "summarize", "PERCENTILES", "status_name"]
@@ -126,6 +126,9 @@ class Summary:
         Unit of each parameter where the store records one.
     median_statistic : float or None
         Median chi-square of the OK fits.
+    median_statistic_by_dataset : dict of str to float
+        A joint fit's median share of each dataset's samples in the
+        statistic of the OK fits; empty for a single cube's fit.
     complete : bool or None
         Whether every block of a streamed store is done and the store
         passes :func:`parfit.store.verify_store` (None where the layout
@@ -174,6 +177,7 @@ class Summary:
     percentiles: dict = dataclasses.field(default_factory=dict)
     units: dict = dataclasses.field(default_factory=dict)
     median_statistic: float | None = None
+    median_statistic_by_dataset: dict = dataclasses.field(default_factory=dict)
     complete: bool | None = None
     blocks_done: int | None = None
     blocks_total: int | None = None
@@ -651,6 +655,11 @@ def _summarize_store(path, top, examples, diag):
         stat = read_map(group, "statistic")[ok]
         stat = stat[np.isfinite(stat)]
         summary.median_statistic = float(np.median(stat)) if stat.size else None
+        for dataset in datasets_of(names):
+            share = read_map(group, f"statistic.{dataset}")[ok]
+            share = share[np.isfinite(share)]
+            if share.size:
+                summary.median_statistic_by_dataset[dataset] = float(np.median(share))
     return summary
 
 
@@ -789,6 +798,8 @@ def _store_text(s, top):
         lines.append("no OK fits: no parameter percentiles")
     if s.median_statistic is not None:
         lines.append(f"median statistic (chi-square) over the OK fits: {s.median_statistic:.5g}")
+        for dataset, value in s.median_statistic_by_dataset.items():
+            lines.append(f"  median share of dataset {dataset}: {value:.5g}")
     return lines
 
 
