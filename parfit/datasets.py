@@ -8,7 +8,14 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["SyntheticCube", "gaussian_cube", "gaussian2d_cube", "multi_gaussian_cube"]
+__all__ = [
+    "JointCubes",
+    "SyntheticCube",
+    "gaussian_cube",
+    "gaussian2d_cube",
+    "joint_line_cubes",
+    "multi_gaussian_cube",
+]
 
 
 @dataclasses.dataclass
@@ -330,3 +337,125 @@ def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True,
     data = np.moveaxis(flat, -1, 0).reshape(shape)
     data = data + rng.normal(0.0, noise, data.shape)
     return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)
+
+
+@dataclasses.dataclass
+class JointCubes:
+    """Several cubes of the same pixels with known truth, for joint fits.
+
+    Attributes
+    ----------
+    data : dict of str to ndarray
+        Each dataset's cube (float64), in its own axis order.
+    world : dict of str to tuple of ndarray
+        Each dataset's spectral axis.
+    fitting_axes : dict of str to int
+        Each dataset's spectral axis position.
+    noise : dict of str to float
+        Standard deviation of each dataset's noise (``weights = 1 / noise``).
+    truth : dict of str to ndarray
+        True value of every free parameter of :attr:`models`, keyed as the
+        joint fit's maps (``"<dataset>.<parameter>"``).
+    models : dict of str to parfit model
+        Each dataset's model, with the shared parameters tied.
+    """
+
+    data: dict
+    world: dict
+    fitting_axes: dict
+    noise: dict
+    truth: dict
+    models: dict
+
+    def fit_arguments(self):
+        """``parallel_fit`` keywords besides the models and the data (world, axes, weights)."""
+        return dict(
+            world=self.world,
+            fitting_axes=self.fitting_axes,
+            weights={name: 1.0 / sigma for name, sigma in self.noise.items()},
+        )
+
+
+def joint_line_cubes(shape=(16, 20), *, channels=(60, 45), noise=(0.1, 0.12), seed=0, blank=None):
+    """Two line cubes of the same pixels sharing each line's velocity and width.
+
+    Like the two rotational lines of a molecule observed with two
+    instruments: ``co10`` has ``channels[0]`` channels on [-8, 8] km/s and
+    its spectral axis first; ``co21`` has ``channels[1]`` channels on
+    [-7, 9] km/s (another grid), its spectral axis last, and a constant
+    baseline.  The maps look like a rotating disk: the centre velocity
+    runs from -1.8 to 1.8 km/s along the disk's major axis, the width
+    (sigma, 0.8 to 1.5 km/s) grows towards the centre, where both lines
+    are brightest (up to 3 K, fading to 0.5 K), and ``co21``'s baseline
+    slopes from -0.2 to 0.2 K across the map.  Centre and width are the
+    same in both cubes; the amplitudes and the baseline are their own.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``, the pixels.
+    channels : tuple of int
+        Channels of ``co10`` and ``co21``.
+    noise : tuple of float
+        Noise of ``co10`` and ``co21``, in K.
+    seed : int
+        Seed of the random generator.
+    blank : tuple of slice, optional
+        A region of the map where ``co21`` is all NaN (not observed).
+
+    Returns
+    -------
+    JointCubes
+
+    Examples
+    --------
+    >>> from parfit.datasets import joint_line_cubes
+    >>> cubes = joint_line_cubes((4, 5), seed=1)
+    >>> {name: cube.shape for name, cube in cubes.data.items()}
+    {'co10': (60, 4, 5), 'co21': (4, 5, 45)}
+    >>> cubes.models["co21"].mean_0.tied
+    'co10.mean'
+    """
+    from .models import Const1D, Gaussian1D
+
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    # A rotating disk seen at an angle: a velocity gradient along its major
+    # axis (turning over at the edges), lines wider towards the centre, both
+    # lines brightest at the centre and fading outwards, a baseline sloping
+    # across the map; a random position angle and a little scatter per pixel.
+    yy, xx = np.meshgrid(np.linspace(-1, 1, ny), np.linspace(-1, 1, nx), indexing="ij")
+    angle = rng.uniform(0.0, np.pi)
+    major = xx * np.cos(angle) + yy * np.sin(angle)
+    radius = np.hypot(xx, yy)
+    mean = 1.8 * np.tanh(2.5 * major) + rng.normal(0.0, 0.05, shape)
+    stddev = 1.5 - 0.7 * np.clip(radius / np.sqrt(2), 0.0, 1.0)
+    amp10 = 0.5 + 2.5 * np.exp(-(radius**2) / 0.6) * rng.uniform(0.9, 1.1, shape)
+    amp21 = 0.5 + 2.5 * np.exp(-(radius**2) / 0.6) * rng.uniform(0.9, 1.1, shape)
+    base21 = 0.2 * yy
+    v10 = np.linspace(-8.0, 8.0, channels[0])
+    v21 = np.linspace(-7.0, 9.0, channels[1])
+    co10 = amp10 * np.exp(-0.5 * ((v10[:, None, None] - mean) / stddev) ** 2)
+    co10 = co10 + rng.normal(0.0, noise[0], co10.shape)
+    co21 = amp21[..., None] * np.exp(-0.5 * ((v21 - mean[..., None]) / stddev[..., None]) ** 2)
+    co21 = co21 + base21[..., None] + rng.normal(0.0, noise[1], co21.shape)
+    if blank is not None:
+        co21[tuple(blank)] = np.nan
+    m10 = Gaussian1D(amplitude=1.0, mean=0.0, stddev=1.0, bounds={"stddev": (0.0, None)})
+    m21 = Gaussian1D(amplitude=1.0, mean=0.0, stddev=1.0) + Const1D(0.0)
+    m21.mean_0.tied = "co10.mean"
+    m21.stddev_0.tied = "co10.stddev"
+    return JointCubes(
+        data={"co10": co10, "co21": co21},
+        world={"co10": (v10,), "co21": (v21,)},
+        fitting_axes={"co10": 0, "co21": 2},
+        noise={"co10": noise[0], "co21": noise[1]},
+        truth={
+            "co10.amplitude": amp10,
+            "co10.mean": mean,
+            "co10.stddev": stddev,
+            "co21.amplitude_0": amp21,
+            "co21.amplitude_1": base21,
+        },
+        models={"co10": m10, "co21": m21},
+    )

@@ -231,6 +231,7 @@ DOC_PAGES = [
     "migrating",
     "solver",
     "large_cubes",
+    "joint",
     "models",
     "diagnostics",
     "results",
@@ -538,3 +539,22 @@ def test_config_workflow_notebook_runs(tmp_path, monkeypatch):
     ]
     assert len(images) == 2  # the maps, and the pixel's fit
     assert list(workdir.iterdir()) == []  # everything went to a temporary folder
+
+
+def test_joint_fit_notebook_runs(tmp_path, monkeypatch):
+    nb, workdir = _run_notebook(ROOT / "notebooks" / "joint_fit.ipynb", tmp_path, monkeypatch)
+    assert "co10 (60, 24, 30) spectral axis 0" in _cell_text(_tagged(nb, "cubes"))
+    fit = _cell_text(_tagged(nb, "fit"))
+    assert "OK                     720  (100.0%)" in fit
+    assert "DATASET_MISSING         48" in fit
+    blank = _cell_text(_tagged(nb, "blank"))
+    assert "fits lacking co21: 48" in blank
+    assert "co21 amplitude NaN there: True" in blank
+    assert "velocity finite everywhere: True" in blank
+    for line in _cell_text(_tagged(nb, "pulls")).splitlines():
+        assert 0.75 < float(line.rsplit(" ", 1)[1]) < 1.25, line
+    ratio = _cell_text(_tagged(nb, "ratio")).splitlines()
+    assert float(ratio[0].rsplit(" ", 1)[1]) < 0.85
+    assert float(ratio[1].rsplit(" ", 1)[1]) == pytest.approx(1.0, abs=0.01)
+    assert (workdir / "joint_maps.png").stat().st_size > 10_000
+    assert "CompoundModel" in _cell_text(_tagged(nb, "models"))
