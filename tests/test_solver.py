@@ -514,19 +514,23 @@ def test_fitter_kwargs_override_options():
     assert res.messages[0].endswith("(3) was reached")
 
 
-def test_compiled_engine_rejects_tied_model_in_check(needs_numba):
+def test_compiled_engine_rejects_a_tie_that_is_not_affine_in_check(needs_numba):
     model = Gaussian1D() + Gaussian1D()
-    model.mean_1.tied = "mean_0 + 5"
+    model.mean_1.tied = "mean_0 ** 2"
     fitter = BatchedFitter(engine="compiled")
     with pytest.raises(ValueError) as info:
         fitter.check(model)
     assert str(info.value) == (
-        "engine='compiled' cannot fit this model: tied parameters are handled by the numpy solver"
+        "engine='compiled' cannot fit this model: the tie 'mean_0 ** 2' is not affine "
+        "(a * parameter + b); such ties are handled by the numpy solver"
     )
     fitter.check(Gaussian1D() + Gaussian1D())  # untied: fine
+    model.mean_1.tied = "mean_0 + 5"
+    fitter.check(model)  # affine: compiled
+    model.mean_1.tied = "mean_0 ** 2"
     # parallel_fit asks before dispatching anything.
     cube = np.ones((len(X), 2))
-    with pytest.raises(ValueError, match="engine='compiled' cannot fit this model: tied"):
+    with pytest.raises(ValueError, match="engine='compiled' cannot fit this model: the tie"):
         parfit.parallel_fit(model, cube, world=(X,), fitter=fitter, scheduler="synchronous")
 
 
@@ -536,3 +540,31 @@ def test_auto_engine_fits_tied_and_user_models():
     _, y = noisy_lines(2)
     res = BatchedFitter(engine="auto").fit_block(model, block_for(model, y))
     assert np.all(res.status == Status.OK)
+
+
+@pytest.mark.parametrize("tie", ["mean_0 + 2.0", "2.0 + 1.0 * mean_0", "mean_0 - (-2)"])
+def test_affine_ties_run_compiled_and_agree_with_numpy(needs_numba, tie):
+    rng = np.random.default_rng(4)
+    x = np.linspace(-8, 8, 80)
+    mu, sd = rng.uniform(-2, 2, 40), rng.uniform(0.8, 1.4, 40)
+    y = 2 * np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2)
+    y = y + np.exp(-0.5 * ((x[:, None] - mu - 2) / sd) ** 2) + rng.normal(0, 0.05, y.shape)
+    model = Gaussian1D(1.5, 0.0, 1.0) + Gaussian1D(0.7, 2.0, 1.0)
+    model.mean_1.tied = tie
+    model.stddev_1.tied = "stddev_0"
+    model.amplitude_1.tied = "0.5 * amplitude_0"
+    results = {
+        engine: parfit.parallel_fit(
+            model, y, world=(x,), fitter=BatchedFitter(engine=engine), scheduler="synchronous"
+        )
+        for engine in ("numpy", "compiled")
+    }
+    numpy_fit, compiled = results["numpy"], results["compiled"]
+    assert compiled.success.all() and numpy_fit.success.all()
+    np.testing.assert_array_equal(compiled.nfev, numpy_fit.nfev)
+    for name in model.param_names:
+        np.testing.assert_allclose(
+            compiled.parameters[name], numpy_fit.parameters[name], rtol=1e-9, atol=1e-12
+        )
+        np.testing.assert_allclose(compiled.errors[name], numpy_fit.errors[name], rtol=1e-7)
+    np.testing.assert_allclose(compiled.parameters["mean_1"], compiled.parameters["mean_0"] + 2)

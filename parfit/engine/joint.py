@@ -104,18 +104,18 @@ def fit_joint_block(
     fitter: Any, model: JointModel, block: FitBlock, fit_info: Any, fitter_kwargs: dict[str, Any]
 ) -> BlockResult:
     """Fit a block of joint fits, pixels lacking a dataset apart (see the module)."""
-    present = _present(model, block.valid)
-    partial = ~present.all(axis=1) & present.any(axis=1)
+    present: np.ndarray = _present(model, block.valid)
+    partial = np.logical_and(~np.all(present, axis=1), np.any(present, axis=1))
     if not partial.any():
         return fitter.fit_block(model, block, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
     n_fits, n_params = block.p0.shape
     result = BlockResult.empty(n_fits, n_params)
-    patterns, group = np.unique(
-        np.where(partial[:, None], present, True), axis=0, return_inverse=True
-    )
-    group = np.asarray(group).reshape(-1)
-    for k, pattern in enumerate(patterns):
-        rows = np.flatnonzero(group == k)
+    # Pixels grouped by which datasets they have (all of them, for the rest).
+    key = np.where(partial[:, None], present, True)
+    code = key.astype(np.int64) @ (2 ** np.arange(key.shape[1], dtype=np.int64))
+    for value in np.unique(code):
+        rows = np.flatnonzero(code == value)
+        pattern = key[rows[0]]
         missing = {d for d, has in zip(model.datasets, pattern) if not has}
         sub = _rows(block, rows)
         if not missing:

@@ -5,8 +5,10 @@ same compiled step functions of :mod:`parfit.fitters._kernel`), with the
 model evaluated inside one loop per fit so that no intermediate array of
 the block is ever built.  It covers models made of built-in 1-D components (Gaussian1D,
 Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D) joined with ``+``
-and ``-``, with fixed parameters and bounds but no ties; everything else
-runs on the numpy solver.  The kernel releases the GIL, so dask's threaded
+and ``-``, with fixed parameters, bounds and affine ties (``"mean_0 + 5"``,
+``"0.5 * co10.amplitude"``), and joint models of such models (each
+dataset's components evaluated on its own samples); everything else runs
+on the numpy solver.  The kernel releases the GIL, so dask's threaded
 scheduler runs blocks truly in parallel.
 
 Without numba, :data:`AVAILABLE` is False and :func:`solve` returns None:
@@ -14,6 +16,7 @@ parfit then uses the numpy solver, which gives the same answers, only
 slower.
 """
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,8 +31,109 @@ __all__ = ["AVAILABLE", "solve", "unsupported_reason", "component_codes"]
 
 _GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW = range(6)
 
-#: What :func:`component_codes` returns: ``(codes, offsets, signs)`` or ``(None, reason)``.
-ComponentCodes = tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[None, str]
+
+@dataclass(frozen=True)
+class KernelModel:
+    """The kernel's description of a model: its components, their samples and its ties.
+
+    Attributes
+    ----------
+    codes, offsets, signs : ndarray
+        Per component: its kind, the position of its first parameter, and
+        +1 or -1 (a difference).
+    lo, hi : ndarray
+        Per component: the samples it covers, ``lo:hi`` (a dataset's
+        segment of a joint fit; ``hi == -1`` means to the end).
+    tied, source, coef, shift : ndarray
+        The affine ties ``p[tied] = coef * p[source] + shift``, in the order
+        they are applied.
+    roots : dict of int to tuple of (int, float)
+        Each tied parameter's free parameter and the chain's total factor
+        (absent when the chain ends at a fixed parameter).
+    """
+
+    codes: np.ndarray
+    offsets: np.ndarray
+    signs: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    tied: np.ndarray
+    source: np.ndarray
+    coef: np.ndarray
+    shift: np.ndarray
+    roots: dict[int, tuple[int, float]]
+
+    def columns(self, free: np.ndarray, n_samples: int) -> tuple[np.ndarray, ...]:
+        """``(c_ptr, c_idx, c_coef, lo, hi)``: each free parameter's Jacobian sources.
+
+        Free parameter ``q`` gathers its own derivative (factor 1, first)
+        and those of the parameters tied to it, times the chain's factor.
+        """
+        free_idx = np.flatnonzero(free)
+        c_ptr, c_idx, c_coef = [0], [], []
+        for i in free_idx:
+            c_idx.append(int(i))
+            c_coef.append(1.0)
+            for t, (root, factor) in self.roots.items():
+                if root == i:
+                    c_idx.append(t)
+                    c_coef.append(factor)
+            c_ptr.append(len(c_idx))
+        hi = np.where(self.hi < 0, n_samples, self.hi)
+        return (
+            np.array(c_ptr, dtype=np.int64),
+            np.array(c_idx, dtype=np.int64),
+            np.array(c_coef, dtype=np.float64),
+            np.ascontiguousarray(self.lo, dtype=np.int64),
+            np.ascontiguousarray(hi, dtype=np.int64),
+        )
+
+
+#: What :func:`component_codes` returns: a :class:`KernelModel` or ``(None, reason)``.
+ComponentCodes = KernelModel | tuple[None, str]
+
+
+def _affine(expr: Any) -> tuple[float, float] | None:
+    """``(a, b)`` when the one-name expression ``expr`` is ``a * name + b``, else None."""
+    (name,) = expr.names_used
+    probes = (0.0, 1.0, -3.7, 2.5, 1234.5, -0.01)
+    try:
+        with np.errstate(all="ignore"):
+            values = [float(expr({name: v})) for v in probes]
+    except Exception:  # e.g. a function undefined somewhere: not affine
+        return None
+    b = values[0]
+    a = values[1] - b
+    for v, got in zip(probes, values):
+        want = a * v + b
+        if not (np.isfinite(got) and abs(got - want) <= 1e-12 * max(1.0, abs(got), abs(b))):
+            return None
+    return a, b
+
+
+def _ties(model: Any) -> tuple[np.ndarray, ...] | str:
+    """The model's ties as affine maps in dependency order, or why they are not affine."""
+    plan = model._tie_plan()
+    tied, source, coef, shift = [], [], [], []
+    for i, expr, used in plan:
+        if len(used) != 1:
+            return "ties on no parameter or on several are handled by the numpy solver"
+        found = _affine(expr)
+        if found is None:
+            return (
+                f"the tie {expr.text!r} is not affine (a * parameter + b); such ties are "
+                f"handled by the numpy solver"
+            )
+        tied.append(i)
+        source.append(used[0])
+        coef.append(found[0])
+        shift.append(found[1])
+    return (
+        np.array(tied, dtype=np.int64),
+        np.array(source, dtype=np.int64),
+        np.array(coef, dtype=np.float64),
+        np.array(shift, dtype=np.float64),
+    )
 
 
 def component_codes(model: Any) -> ComponentCodes:
@@ -37,17 +141,78 @@ def component_codes(model: Any) -> ComponentCodes:
 
     Returns
     -------
-    tuple
-        ``(codes, offsets, signs)`` int64/int64/float64 arrays, one entry per
-        component, or ``(None, reason)`` when the model is not supported.
+    KernelModel or tuple
+        The description, or ``(None, reason)`` when the model is not
+        supported.
 
     Examples
     --------
     >>> from parfit.models import Gaussian1D, Linear1D
-    >>> codes, offsets, signs = component_codes(Gaussian1D() + Gaussian1D() - Linear1D())
-    >>> codes.tolist(), offsets.tolist(), signs.tolist()
+    >>> described = component_codes(Gaussian1D() + Gaussian1D() - Linear1D())
+    >>> described.codes.tolist(), described.offsets.tolist(), described.signs.tolist()
     ([0, 0, 3], [0, 3, 6], [1.0, 1.0, -1.0])
+    >>> model = Gaussian1D() + Gaussian1D()
+    >>> model.stddev_1.tied = "2 * stddev_0"
+    >>> described = component_codes(model)
+    >>> described.tied.tolist(), described.source.tolist(), described.coef.tolist()
+    ([5], [2], [2.0])
     """
+    from ..models.joint import JointModel
+
+    if isinstance(model, JointModel):
+        parts = [
+            (member, model.param_slice(name).start, model.sample_slice(name))
+            for name, member in model._members.items()
+        ]
+    else:
+        parts = [(model, 0, slice(0, -1))]
+    codes: list[int] = []
+    offsets: list[int] = []
+    signs: list[float] = []
+    lo: list[int] = []
+    hi: list[int] = []
+    for member, first, samples in parts:
+        described = _components(member)
+        if isinstance(described, str):
+            return None, described
+        for code, offset, sign in zip(*described):
+            codes.append(code)
+            offsets.append(first + offset)
+            signs.append(sign)
+            lo.append(samples.start)
+            hi.append(samples.stop)
+    ties = _ties(model)
+    if isinstance(ties, str):
+        return None, ties
+    tied, source, coef, shift = ties
+    free = model.free_mask
+    roots: dict[int, tuple[int, float]] = {}
+    resolved: dict[int, tuple[int, float] | None] = {}
+    for t, src, a in zip(tied.tolist(), source.tolist(), coef.tolist()):
+        if free[src]:
+            resolved[t] = (src, a)
+        elif src in resolved and resolved[src] is not None:
+            root, factor = resolved[src]  # type: ignore[misc]
+            resolved[t] = (root, factor * a)
+        else:
+            resolved[t] = None  # ends at a fixed parameter: a constant
+    roots = {t: r for t, r in resolved.items() if r is not None}
+    return KernelModel(
+        codes=np.array(codes, dtype=np.int64),
+        offsets=np.array(offsets, dtype=np.int64),
+        signs=np.array(signs, dtype=np.float64),
+        lo=np.array(lo, dtype=np.int64),
+        hi=np.array(hi, dtype=np.int64),
+        tied=tied,
+        source=source,
+        coef=coef,
+        shift=shift,
+        roots=roots,
+    )
+
+
+def _components(model: Any) -> tuple[list[int], list[int], list[float]] | str:
+    """``(codes, offsets, signs)`` of a model of built-in components, or why not."""
     from ..models import Const1D, Gaussian1D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D
     from ..models.compound import CompoundModel
 
@@ -59,8 +224,6 @@ def component_codes(model: Any) -> ComponentCodes:
         Polynomial1D: _POLY,
         PowerLaw1D: _POWERLAW,
     }
-    if any(getattr(model, n).tied for n in model.param_names):
-        return None, "tied parameters are handled by the numpy solver"
     if isinstance(model, CompoundModel):
         leaves: list[Any] = []
         signs: list[float] = []
@@ -76,7 +239,7 @@ def component_codes(model: Any) -> ComponentCodes:
             return walk(left, sign) and walk(right, -sign if op == "-" else sign)
 
         if not walk(model._tree, 1.0):
-            return None, "only sums and differences of components are compiled"
+            return "only sums and differences of components are compiled"
     else:
         leaves, signs = [model], [1.0]
     codes, offsets = [], []
@@ -84,15 +247,11 @@ def component_codes(model: Any) -> ComponentCodes:
     for leaf in leaves:
         code = kinds.get(type(leaf))
         if code is None:
-            return None, f"{type(leaf).__name__} has no compiled form"
+            return f"{type(leaf).__name__} has no compiled form"
         codes.append(code)
         offsets.append(offset)
         offset += len(type(leaf).param_specs) if code != _POLY else leaf.degree + 1
-    return (
-        np.array(codes, dtype=np.int64),
-        np.array(offsets, dtype=np.int64),
-        np.array(signs, dtype=np.float64),
-    )
+    return codes, offsets, signs
 
 
 def unsupported_reason(model: Any) -> str:
@@ -100,7 +259,7 @@ def unsupported_reason(model: Any) -> str:
     if not AVAILABLE:
         return "numba is not installed"
     described = component_codes(model)
-    return described[1] if described[0] is None else ""
+    return described[1] if isinstance(described, tuple) else ""
 
 
 def solve(
@@ -131,16 +290,25 @@ def solve(
     parfit.fitters.lm.LMOutcome or None
     """
     described = component_codes(model) if AVAILABLE else (None, "numba is not installed")
-    if described[0] is None:
+    if isinstance(described, tuple):
         if required:
             raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
-    codes, offsets, signs = described
+    c_ptr, c_idx, c_coef, lo, hi = described.columns(problem.free, problem.y.shape[1])
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
     _kernel.fit_all(
-        codes,
-        offsets,
-        signs,
+        described.codes,
+        described.offsets,
+        described.signs,
+        lo,
+        hi,
+        described.tied,
+        described.source,
+        described.coef,
+        described.shift,
+        c_ptr,
+        c_idx,
+        c_coef,
         np.ascontiguousarray(problem.xs[0], dtype=np.float64),
         np.ascontiguousarray(problem.y),
         np.ascontiguousarray(problem.w, dtype=np.float64),

@@ -1081,23 +1081,30 @@ def _model_values(
     codes: np.ndarray,
     offsets: np.ndarray,
     signs: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
     x: np.ndarray,
     p: np.ndarray,
     f: np.ndarray,
     jfull: np.ndarray,
 ) -> None:
-    """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``."""
-    m = x.shape[0]
-    for j in range(m):
+    """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``.
+
+    Component ``c`` covers the samples ``lo[c]:hi[c]`` (a dataset's segment
+    of a joint fit; all of them otherwise).  A parameter's row of ``jfull``
+    is written there only: elsewhere it stays as the caller made it (zero).
+    """
+    for j in range(x.shape[0]):
         f[j] = 0.0
     for c in range(codes.shape[0]):
         o = offsets[c]
         s = signs[c]
         code = codes[c]
+        j0, j1 = lo[c], hi[c]
         if code == 0:  # Gaussian1D(amplitude, mean, stddev)
             a, mean, sd = p[o], p[o + 1], p[o + 2]
             inv_var = 1.0 / sd**2
-            for j in range(m):
+            for j in range(j0, j1):
                 dx = x[j] - mean
                 e = math.exp(-0.5 * dx**2 * inv_var)
                 d_mean = a * e * dx * inv_var
@@ -1109,7 +1116,7 @@ def _model_values(
             a, x0, fw = p[o], p[o + 1], p[o + 2]
             gamma = fw / 2.0
             g2 = gamma**2
-            for j in range(m):
+            for j in range(j0, j1):
                 dx = x[j] - x0
                 den = g2 + dx**2
                 d_a = g2 / den
@@ -1118,17 +1125,17 @@ def _model_values(
                 jfull[o + 1, j] = s * (a * d_a * 2.0 * dx / den)
                 jfull[o + 2, j] = s * (a * gamma * dx**2 / den**2)
         elif code == 2:  # Const1D(amplitude)
-            for j in range(m):
+            for j in range(j0, j1):
                 f[j] += s * p[o]
                 jfull[o, j] = s
         elif code == 3:  # Linear1D(slope, intercept)
-            for j in range(m):
+            for j in range(j0, j1):
                 f[j] += s * (p[o] * x[j] + p[o + 1])
                 jfull[o, j] = s * x[j]
                 jfull[o + 1, j] = s
         elif code == 4:  # Polynomial1D(c0, ..., cd)
             n = (offsets[c + 1] if c + 1 < codes.shape[0] else p.shape[0]) - o
-            for j in range(m):
+            for j in range(j0, j1):
                 acc = 0.0
                 power = 1.0
                 for i in range(n):
@@ -1138,7 +1145,7 @@ def _model_values(
                 f[j] += s * acc
         else:  # PowerLaw1D(amplitude, x_0, alpha)
             a, x0, al = p[o], p[o + 1], p[o + 2]
-            for j in range(m):
+            for j in range(j0, j1):
                 xx = x[j] / x0
                 d_a = xx ** (-al)
                 f[j] += s * (a * d_a)
@@ -1152,11 +1159,15 @@ def _weighted(
     codes: np.ndarray,
     offsets: np.ndarray,
     signs: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     w: np.ndarray,
     p: np.ndarray,
-    free_idx: np.ndarray,
+    c_ptr: np.ndarray,
+    c_idx: np.ndarray,
+    c_coef: np.ndarray,
     inv_scale: float,
     compact: bool,
     f: np.ndarray,
@@ -1173,9 +1184,14 @@ def _weighted(
     ``gm`` and ``am`` ``J^T r`` and ``J^T J`` (as dot products of contiguous
     rows, which vectorise).  Returns ``(m, cost)`` with ``cost = 0.5 r.r``,
     infinite where anything is not finite.
+
+    Free parameter ``q``'s column of the Jacobian is the sum of
+    ``c_coef[e] * jfull[c_idx[e]]`` over ``e`` in ``c_ptr[q]:c_ptr[q + 1]``:
+    its own derivative, and those of the parameters tied to it (the chain
+    rule through affine ties).
     """
-    _model_values(codes, offsets, signs, x, p, f, jfull)
-    k = free_idx.shape[0]
+    _model_values(codes, offsets, signs, lo, hi, x, p, f, jfull)
+    k = c_ptr.shape[0] - 1
     n = y.shape[0]
     m = n
     if compact:
@@ -1187,17 +1203,35 @@ def _weighted(
             ws = wj * inv_scale
             r[m] = (f[j] - y[j]) * ws
             for q in range(k):
-                jt[q, m] = jfull[free_idx[q], j] * ws
+                acc = 0.0
+                for e in range(c_ptr[q], c_ptr[q + 1]):
+                    acc += c_coef[e] * jfull[c_idx[e], j]
+                jt[q, m] = acc * ws
             m += 1
     else:  # every sample is used: contiguous rows, which vectorise
         for j in range(n):
             r[j] = (f[j] - y[j]) * (w[j] * inv_scale)
         for q in range(k):
-            row = jfull[free_idx[q]]
             out = jt[q]
+            e0 = c_ptr[q]
+            row = jfull[c_idx[e0]]
             for j in range(n):
                 out[j] = row[j] * (w[j] * inv_scale)
+            for e in range(e0 + 1, c_ptr[q + 1]):
+                row = jfull[c_idx[e]]
+                coef = c_coef[e]
+                for j in range(n):
+                    out[j] += coef * row[j] * (w[j] * inv_scale)
     return m, _moments(r, jt, m, gm, am)
+
+
+@_jit
+def _apply_ties(
+    p: np.ndarray, tied: np.ndarray, source: np.ndarray, coef: np.ndarray, shift: np.ndarray
+) -> None:
+    """Affine ties, in dependency order: ``p[tied] = coef * p[source] + shift``."""
+    for t in range(tied.shape[0]):
+        p[tied[t]] = coef[t] * p[source[t]] + shift[t]
 
 
 @_jit
@@ -1205,6 +1239,15 @@ def fit_all(
     codes: np.ndarray,
     offsets: np.ndarray,
     signs: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    tied: np.ndarray,
+    source: np.ndarray,
+    coef: np.ndarray,
+    shift: np.ndarray,
+    c_ptr: np.ndarray,
+    c_idx: np.ndarray,
+    c_coef: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     w: np.ndarray,
@@ -1258,15 +1301,20 @@ def fit_all(
             p[q] = template[i, q]
         for q in range(k):
             p[free_idx[q]] = xs[i, q]
+        _apply_ties(p, tied, source, coef, shift)
         m, cost = _weighted(
             codes,
             offsets,
             signs,
+            lo,
+            hi,
             xrow,
             y[i],
             w[i],
             p,
-            free_idx,
+            c_ptr,
+            c_idx,
+            c_coef,
             inv_scale,
             compact,
             f,
@@ -1309,15 +1357,20 @@ def fit_all(
         while going:
             for q in range(k):
                 p[free_idx[q]] = x_new[i, q]
+            _apply_ties(p, tied, source, coef, shift)
             m, cost = _weighted(
                 codes,
                 offsets,
                 signs,
+                lo,
+                hi,
                 xrow,
                 y[i],
                 w[i],
                 p,
-                free_idx,
+                c_ptr,
+                c_idx,
+                c_coef,
                 inv_scale,
                 compact,
                 f,

@@ -463,7 +463,7 @@ class _ModelProblem(lm.Problem):
         w = self.w[rows]
         r = np.where(self.valid[rows], (value - self.y[rows]) * w, 0.0)
         if self.has_ties:
-            jac = np.einsum("nmk,nkf->nmf", jac, self.model.tie_jacobian(full))
+            jac = np.matmul(jac, self.model.tie_jacobian(full))
         else:
             jac = jac[:, :, self.free]
         jac = np.where(self.valid[rows][:, :, None], jac * w[:, :, None], 0.0)

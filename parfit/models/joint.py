@@ -371,11 +371,17 @@ class JointModel(Model):
             out |= model.collapsed(params[:, cols], lo, hi, step, fitted[cols])
         return out
 
-    def _parameter_units(self, *args: Any, **kwargs: Any) -> Any:
-        raise ModelError(
-            "a JointModel gets its units from each dataset's model; give parallel_fit the "
-            "mapping of models instead"
-        )
+    def _parameter_units(self, input_units: Sequence[Any], output_unit: Any) -> dict[str, Any]:
+        """Every member's parameter units for the same inputs and output, prefixed.
+
+        (``parallel_fit`` works out each dataset's units on its own; this
+        serves the solver's scaling of amplitudes.)
+        """
+        out: dict[str, Any] = {}
+        for name, model in self._members.items():
+            units = model._parameter_units(input_units, output_unit)
+            out.update({f"{name}.{p}": unit for p, unit in units.items()})
+        return out
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{n}={m!r}" for n, m in self._members.items())

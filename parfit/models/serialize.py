@@ -119,14 +119,13 @@ def to_dict(model: Model, include_arrays: bool = True) -> dict[str, Any]:
     """
     from parfit.models.joint import JointModel, check_dataset_names
 
-    if isinstance(model, JointModel):
-        model = model.dataset_models()
-    if isinstance(model, Mapping):
-        check_dataset_names(list(model), "model")
+    models = model.dataset_models() if isinstance(model, JointModel) else model
+    if isinstance(models, Mapping):
+        check_dataset_names(list(models), "model")
         return {
             "datasets": {
                 name: to_dict(member, include_arrays=include_arrays)
-                for name, member in model.items()
+                for name, member in models.items()
             }
         }
     if not isinstance(model, Model):
