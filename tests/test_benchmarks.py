@@ -166,3 +166,16 @@ def test_bench_streamed_runs_this_tree():
     assert set(out["fits_per_s_median"]) == {"memory", "store", "cluster", "cluster_store"}
     assert all(v > 0 for v in out["fits_per_s_best"].values())
     assert out["ratio_to_memory_median"]["memory"] == 1.0
+
+
+@pytest.mark.slow
+def test_bench_joint_runs_and_agrees_with_scipy():
+    report = json.loads(
+        _run("bench_joint.py", "--size", "12", "--repeat", "1", "--scipy-pixels", "20")
+    )
+    assert report["n_fits"] == 144 and report["status"] == {"OK": 144}
+    assert set(report["fits_per_s_median"]) == {"joint", "singles", "scipy"}
+    assert report["joint_no_worse_than_scipy"] == 1.0
+    assert report["max_abs_diff_vs_scipy"] < 1e-5
+    assert report["pull_std"]["co10.mean"]["median error joint / single"] < 1.0
+    assert report["joint_time_over_singles"] > 0

@@ -128,7 +128,9 @@ class JointModel(Model):
             )
         self.__dict__["n_inputs"] = n_inputs.pop()
         self.name = None
-        self._members = {name: models[name].copy() for name in names}
+        # The members keep their own ties only: those naming another dataset
+        # live in the joint parameters (a member alone could not resolve them).
+        self._members = {name: split_dataset_ties(models[name])[0] for name in names}
         self._sizes = {name: int(sizes[name]) for name in names}
         params: list[Parameter] = []
         self._param_slices: dict[str, slice] = {}
@@ -136,7 +138,7 @@ class JointModel(Model):
         start = offset = 0
         for name, model in self._members.items():
             mapping = {p: f"{name}.{p}" for p in model.param_names}
-            for p in model.parameters.values():
+            for p in models[name].parameters.values():
                 new = p.copy(name=mapping[p.name])
                 if new.tied is not None:
                     new.update(tied=rename_expression(new.tied, mapping))
