@@ -23,7 +23,7 @@ from parfit.engine.request import DatasetLayout, FitRequest
 from parfit.engine.units import UnitsPlan
 from parfit.errors import InputError, InputTypeError, ParameterError
 from parfit.models.base import Model
-from parfit.models.joint import JointModel, check_dataset_names, split_dataset_ties
+from parfit.models.joint import JointModel, check_dataset_names, split_dataset_ties, tie_names
 
 __all__ = ["JointPlan", "is_joint", "joint_request"]
 
@@ -127,12 +127,13 @@ def joint_request(
     units: dict[str, UnitsPlan] = {}
     translated: dict[str, bool] = {}
     across: dict[str, dict[str, str]] = {}
+    alone: dict[str, Any] = {}
     for name in names:
         m = models[name]
-        if isinstance(m, Model):
-            m, across[name] = split_dataset_ties(m)
-        else:
-            across[name] = {}
+        alone[name], across[name] = split_dataset_ties(m) if isinstance(m, Model) else (m, {})
+    for name in _sources_first(names, across):
+        m = alone[name]
+        _units_from_sources(m, across[name], units)
         try:
             requests[name], units[name], translated[name] = single(
                 m,
@@ -148,6 +149,8 @@ def joint_request(
             )
         except (InputError, InputTypeError, ParameterError) as exc:
             raise type(exc)(f"dataset {name!r}: {exc}") from None
+    requests = {name: requests[name] for name in names}  # the samples' order
+    _check_tied_units(across, units)
     first = names[0]
     reference = requests[first]
     if not isinstance(reference.model, Model):
@@ -209,6 +212,63 @@ def joint_request(
         start_models=dict(models),
     )
     return request, plan
+
+
+def _single_source(expression: str) -> tuple[str, str] | None:
+    """``(dataset, parameter)`` of a tie naming one parameter of another dataset."""
+    used = tie_names(expression)
+    if len(used) != 1 or "." not in used[0]:
+        return None
+    dataset, _, param = used[0].partition(".")
+    return dataset, param
+
+
+def _sources_first(names: tuple[str, ...], across: dict[str, dict[str, str]]) -> list[str]:
+    """The datasets, those whose parameters others are tied to first (where there is an order)."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order or name in path:
+            return
+        for expr in across.get(name, {}).values():
+            source = _single_source(expr)
+            if source is not None and source[0] in across:
+                visit(source[0], path + (name,))
+        order.append(name)
+
+    for name in names:
+        visit(name, ())
+    return order
+
+
+def _units_from_sources(model: Any, ties: dict[str, str], units: dict[str, UnitsPlan]) -> None:
+    """A parameter tied to another dataset's takes that one's unit, unless it declares one."""
+    for param, expr in ties.items():
+        source = _single_source(expr)
+        if source is None or source[0] not in units:
+            continue
+        known = units[source[0]].parameter_units or {}
+        unit = known.get(source[1])
+        if unit is not None and model.parameters[param].unit is None:
+            model.parameters[param].unit = unit
+
+
+def _check_tied_units(across: dict[str, dict[str, str]], units: dict[str, UnitsPlan]) -> None:
+    """Refuse a tie between parameters fitted in different units, naming both."""
+    for name, ties in across.items():
+        for param, expr in ties.items():
+            source = _single_source(expr)
+            if source is None or source[0] not in units:
+                continue
+            mine = (units[name].parameter_units or {}).get(param)
+            theirs = (units[source[0]].parameter_units or {}).get(source[1])
+            if mine is None or theirs is None or mine == theirs:
+                continue
+            raise InputError(
+                f"model: {name}.{param} is tied to {source[0]}.{source[1]} ({expr!r}) but is "
+                f"fitted in {mine} and {source[0]}.{source[1]} in {theirs}; give both the same "
+                f"unit (for example {param}.unit = '{theirs}' on the model of {name})"
+            )
 
 
 def _flat(request: FitRequest, array: Any) -> Any:

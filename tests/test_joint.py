@@ -523,3 +523,75 @@ def test_inspect_xarray_and_fits_of_a_joint_store(tmp_path):
     ).stdout
     assert "median share of dataset co21:" in text
     assert "DATASET_MISSING" in text
+
+
+def test_cubes_of_every_kind_with_their_own_units(tmp_path):
+    import astropy.units as u
+    import dask.array as da
+    import xarray as xr
+
+    from parfit.datasets import SyntheticCube, joint_line_cubes
+
+    cubes = joint_line_cubes((6, 7), seed=2)
+    plain = parfit.parallel_fit(cubes.models, cubes.data, initial="guess", **cubes.fit_arguments())
+    # co10 from a FITS file (its WCS gives the velocities), co21 a DataArray in mK with a
+    # named spectral dimension and velocities in m/s, as a dask array.
+    path = SyntheticCube(
+        data=cubes.data["co10"], world=cubes.world["co10"], truth={}, noise=0.1, model=None
+    ).to_fits(tmp_path / "co10.fits")
+    co21 = xr.DataArray(
+        da.from_array(cubes.data["co21"] * 1000, chunks=(3, 7, 45)), dims=("y", "x", "v")
+    )
+    models = {name: model.copy() for name, model in cubes.models.items()}
+    models["co10"].mean.unit = u.km / u.s
+    models["co10"].stddev.unit = u.km / u.s
+    models["co21"].amplitude_0.unit = u.K
+    models["co21"].amplitude_1.unit = u.K
+    mixed = parfit.parallel_fit(
+        models,
+        {"co10": str(path), "co21": co21},
+        world={"co10": None, "co21": (cubes.world["co21"][0] * 1000 * u.m / u.s,)},
+        fitting_axes={"co10": 0, "co21": "v"},
+        data_unit={"co10": None, "co21": u.mK},
+        weights={"co10": 10.0, "co21": 1 / 120.0},
+        initial="guess",
+    )
+    assert mixed.success.all()
+    # co21's tied centre and width take co10's unit; its amplitudes come back in K.
+    assert mixed.units["co21.mean_0"] == u.km / u.s and mixed.units["co21.amplitude_0"] == u.K
+    for name in plain.parameters:
+        np.testing.assert_allclose(
+            mixed.parameters[name], plain.parameters[name], rtol=2e-5, atol=2e-5, err_msg=name
+        )
+    # A tie between parameters given different units is refused, naming both.
+    models["co21"].mean_0.unit = u.m / u.s
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "model: co21.mean_0 is tied to co10.mean ('co10.mean') but is fitted in m / s and "
+            "co10.mean in km / s; give both the same unit"
+        ),
+    ):
+        parfit.parallel_fit(
+            models,
+            {"co10": str(path), "co21": co21},
+            world={"co10": None, "co21": (cubes.world["co21"][0] * 1000 * u.m / u.s,)},
+            fitting_axes={"co10": 0, "co21": "v"},
+            data_unit={"co10": None, "co21": u.mK},
+            scheduler=never_dispatch,
+        )
+
+
+@pytest.mark.slow
+def test_processes_scheduler_gives_the_same_maps(pair, result):
+    other = joint_fit(pair, scheduler="processes", chunk_n_max=80)
+    for name in result.parameters:
+        np.testing.assert_array_equal(other.parameters[name], result.parameters[name], name)
+
+
+def test_to_zarr_and_read_result_round_trip(result, tmp_path):
+    result.to_zarr(tmp_path / "maps.zarr")
+    back = parfit.read_result(tmp_path / "maps.zarr")
+    assert list(back.parameters) == list(result.parameters)
+    np.testing.assert_array_equal(back.statistics["co21"], result.statistics["co21"])
+    np.testing.assert_array_equal(back.parameters["co21.mean_0"], result.parameters["co10.mean"])

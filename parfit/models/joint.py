@@ -29,7 +29,7 @@ from parfit.models._expr import expression_names, rename_expression
 from parfit.models.base import Model
 from parfit.models.parameters import Parameter, Parameters
 
-__all__ = ["JointModel", "check_dataset_names", "split_dataset_ties"]
+__all__ = ["JointModel", "check_dataset_names", "split_dataset_ties", "tie_names"]
 
 
 def check_dataset_names(names: Sequence[Any], argname: str = "data") -> None:
@@ -43,6 +43,17 @@ def check_dataset_names(names: Sequence[Any], argname: str = "data") -> None:
                 f"identifiers (letters, digits and underscores, not starting with a digit), "
                 f"such as 'co10' or 'halpha', since parameters are named '<dataset>.<parameter>'"
             )
+
+
+def tie_names(expression: str) -> tuple[str, ...]:
+    """The parameters a tie expression names (``"<dataset>.<parameter>"`` kept whole).
+
+    Examples
+    --------
+    >>> tie_names("0.5 * co10.amplitude + offset")
+    ('co10.amplitude', 'offset')
+    """
+    return expression_names(expression)
 
 
 def split_dataset_ties(model: Model) -> tuple[Model, dict[str, str]]:
