@@ -157,8 +157,9 @@ def parallel_fit(
     diagnostics_callable : callable, optional
         Called for each reported fit as ``f(path, world, data, weights,
         model, fitter_kwargs)``, where ``model`` is the fitted model (None if
-        the fit failed).  An exception inside it is written to
-        ``callable_error.log`` in that fit's folder.
+        the fit failed).  In a joint fit, ``world``, ``data``, ``weights``
+        and ``model`` are mappings by dataset.  An exception inside it is
+        written to ``callable_error.log`` in that fit's folder.
     fitter_kwargs : dict, optional
         Extra keyword arguments for every fitter call (options of
         :func:`scipy.optimize.least_squares`, or of the astropy fitter).

@@ -595,3 +595,40 @@ def test_to_zarr_and_read_result_round_trip(result, tmp_path):
     assert list(back.parameters) == list(result.parameters)
     np.testing.assert_array_equal(back.statistics["co21"], result.statistics["co21"])
     np.testing.assert_array_equal(back.parameters["co21.mean_0"], result.parameters["co10.mean"])
+
+
+def _record(path, world, data, weights, model, fitter_kwargs):
+    import json
+    import os
+
+    with open(os.path.join(path, "seen.json"), "w") as fh:
+        json.dump(
+            {
+                name: [
+                    list(np.shape(world[name][0])),
+                    list(np.shape(data[name])),
+                    None if model is None or model[name] is None else type(model[name]).__name__,
+                ]
+                for name in data
+            },
+            fh,
+        )
+
+
+def test_diagnostics_callable_gets_each_dataset(tmp_path):
+    import json
+
+    pair = make_pair(shape=(2, 3), blank=(slice(0, 1), slice(0, 1), slice(None)))
+    joint_fit(
+        pair,
+        diagnostics="all",
+        diagnostics_path=tmp_path / "diag",
+        diagnostics_callable=_record,
+        scheduler="synchronous",
+    )
+    seen = json.loads((tmp_path / "diag" / "0_1" / "seen.json").read_text())
+    assert seen == {"co10": [[60], [60], "Gaussian1D"], "co21": [[45], [45], "CompoundModel"]}
+    seen = json.loads((tmp_path / "diag" / "0_0" / "seen.json").read_text())
+    assert seen == {"co10": [[60], [60], "Gaussian1D"], "co21": [[45], [45], None]}
+    warn = (tmp_path / "diag" / "0_0" / "warn.log").read_text()
+    assert "dataset(s) co21 have no valid sample here" in warn

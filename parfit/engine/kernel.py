@@ -277,12 +277,18 @@ def _write_folders(
         args: tuple = ()
         if spec.diagnostics_callable is not None:
             ok = result.status[i] == Status.OK
-            fitted = spec.fitter.model_with_values(spec.model, result.params[i]) if ok else None
+            values = result.params[i]
+            # A joint fit lacking a dataset holds NaN for that dataset's own parameters.
+            blank = ~np.isfinite(values)
+            values = np.where(blank, block.p0[i], values)
+            fitted = spec.fitter.model_with_values(spec.model, values) if ok else None
             world = tuple(
                 np.reshape(xk if xk.ndim == 1 else xk[i], spec.sample_shape) for xk in block.x
             )
             w = None if block.weights is None else block.weights[i].reshape(spec.sample_shape)
             args = (world, block.y[i].reshape(spec.sample_shape), w, fitted, spec.fitter_kwargs)
+            if spec.datasets:
+                args = _by_dataset(spec, args, blank)
         diag.write_fit_folder(
             spec.diagnostics_path,
             name,
@@ -292,6 +298,29 @@ def _write_folders(
             callable_=spec.diagnostics_callable,
             callable_args=args,
         )
+
+
+def _by_dataset(spec: BlockSpec, args: tuple, blank: np.ndarray) -> tuple:
+    """A joint fit's callable arguments split by dataset: ``{dataset: ...}`` each.
+
+    World, data and weights come in each dataset's own sample shape; the
+    model is each dataset's fitted model (None where the fit failed, or for
+    a dataset without valid samples, whose parameters are ``blank``).
+    """
+    world, y, w, fitted, kwargs = args
+    out_world, out_y, out_w = {}, {}, {}
+    for d in spec.datasets:
+        part = spec.model.sample_slice(d.name)
+        out_world[d.name] = tuple(np.reshape(xk[part], d.sample_shape) for xk in world)
+        out_y[d.name] = np.reshape(y[part], d.sample_shape)
+        out_w[d.name] = None if w is None else np.reshape(w[part], d.sample_shape)
+    models = None
+    if fitted is not None:
+        models = {
+            d.name: None if blank[spec.model.param_slice(d.name)].any() else member
+            for d, member in zip(spec.datasets, fitted.members.values())
+        }
+    return (out_world, out_y, out_w, models, kwargs)
 
 
 def model_cubes(
