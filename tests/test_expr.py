@@ -90,7 +90,9 @@ def test_unknown_name_message():
     ("text", "fragment"),
     [
         ("np.sqrt(mean_0)", "calls 'np.sqrt', which is not an allowed function"),
-        ("mean_0.real", "uses unsupported syntax 'mean_0.real' (Attribute)"),
+        # One dot names another dataset's parameter (a joint fit); deeper ones are refused.
+        ("mean_0.real", "uses 'mean_0.real', a parameter of another dataset; such ties work"),
+        ("mean_0.real.imag", "uses unsupported syntax 'mean_0.real.imag' (Attribute)"),
         ("mean_0[0]", "uses unsupported syntax 'mean_0[0]' (Subscript)"),
         ("(lambda: 1)()", "calls 'lambda: 1', which is not an allowed function"),
         ("lambda: 1", "uses unsupported syntax 'lambda: 1' (Lambda)"),
@@ -157,5 +159,7 @@ def test_rename_expression():
 
 def test_expression_names():
     assert expression_names("2 * stddev_0 + pi * mean_1 + stddev_0") == ("stddev_0", "mean_1")
+    # "<dataset>.<parameter>" is a name (looked up, never an attribute access).
+    assert expression_names("0.5 * co10.amplitude") == ("co10.amplitude",)
     with pytest.raises(ParameterError, match="Attribute"):
-        expression_names("os.system")
+        expression_names("os.path.join")

@@ -632,3 +632,25 @@ def test_diagnostics_callable_gets_each_dataset(tmp_path):
     assert seen == {"co10": [[60], [60], "Gaussian1D"], "co21": [[45], [45], None]}
     warn = (tmp_path / "diag" / "0_0" / "warn.log").read_text()
     assert "dataset(s) co21 have no valid sample here" in warn
+
+
+def test_inputs_are_never_changed(pair):
+    from parfit.models import to_yaml
+
+    _, (x1, c1), (x2, c2) = pair
+    models = joint_models()
+    models["co10"].amplitude = np.full((16, 20), 1.5)  # a per-pixel start
+    data = {"co10": c1.copy(), "co21": c2.copy()}
+    before = to_yaml(models)
+    result = parfit.parallel_fit(
+        models,
+        data,
+        world={"co10": (x1,), "co21": (x2,)},
+        fitting_axes={"co10": 0, "co21": 2},
+        initial="guess",
+        scheduler="threads",
+    )
+    assert result.success.all()
+    assert to_yaml(models) == before  # values, ties (across datasets too), bounds
+    np.testing.assert_array_equal(data["co10"], c1)
+    np.testing.assert_array_equal(data["co21"], c2)

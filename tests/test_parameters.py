@@ -179,7 +179,7 @@ def test_tied_checks():
     with pytest.raises(ParameterError, match="not valid syntax"):
         Parameter("b", 1.0, tied="2 *")
     with pytest.raises(ParameterError, match="Attribute"):
-        Parameter("b", 1.0, tied="os.system")
+        Parameter("b", 1.0, tied="os.path.join")
     assert Parameter("b", 1.0, tied=False).tied is None
     assert Parameter("b", 1.0, tied="  a + 1 ").tied == "a + 1"
 
