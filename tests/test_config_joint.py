@@ -1,0 +1,401 @@
+"""Joint configs: a ``datasets`` section in place of ``input`` and ``model`` (issue 13).
+
+Validation (every problem with its file, line and YAML path, per-dataset
+paths such as ``datasets.co21.model.components[0].mean.tied``), the shared
+grid of the cubes checked from their headers, the config hash and
+round trip, the template and reference, and ``parfit run`` end to end on two
+small synthetic FITS cubes: co10 with its spectral axis first, co21 on
+another spectral grid with its spectral axis last, sharing centre and width.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+
+from parfit.config import build_model, config_hash, load_config, parse_config
+from parfit.config.validate import config_to_yaml
+from parfit.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOISE = {"co10": 0.1, "co21": 0.12}
+SHAPE = (8, 9)
+V10 = np.linspace(-40.0, 40.0, 41)  # km/s
+V21 = np.linspace(-35.0, 45.0, 33)
+
+# Line numbers below refer to this text (line 1 is "datasets:").
+JOINT = """\
+datasets:
+  co10:
+    input: {path: co10.fits, fitting_axes: spectral}
+    model:
+      initial: guess
+      components:
+        - type: Gaussian1D
+          mean: {value: "0 km/s", bounds: ["-30 km/s", "30 km/s"]}
+          stddev: {value: "5 km/s", bounds: ["0.5 km/s", "20 km/s"]}
+        - type: Const1D
+  co21:
+    input: {path: co21.fits, fitting_axes: 2}
+    model:
+      initial: model
+      components:
+        - type: Gaussian1D
+          amplitude: 1.0
+          mean: {value: "0 km/s", tied: co10.mean_0}
+          stddev: {value: "5 km/s", tied: co10.stddev_0}
+        - type: Const1D
+run: {scheduler: synchronous, progress: false}
+output: {path: results, cubes: [model, residual]}
+"""
+
+
+def problems_of(text, **kwargs):
+    kwargs.setdefault("check_files", False)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="fit.yaml", **kwargs)
+    return info.value.problems
+
+
+def parfit_cmd(*args, cwd, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "parfit.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_problems(out, name):
+    """The problem lines of a refused config, after checking the exit and the header."""
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.splitlines()
+    body = [line.strip() for line in lines[1:]]
+    n = len(body)
+    assert lines[0] == f"{n} problem{'s' if n != 1 else ''} in {name}:", out.stderr
+    return body
+
+
+# --- two synthetic cubes with known truth ---------------------------------------------------
+
+
+def _header(n_spec, ny, nx, v, spectral_first):
+    """A FITS header: RA/Dec tangent plane and a VRAD axis in m/s.
+
+    ``spectral_first``: the spectral axis is the first numpy axis (FITS axis
+    3); otherwise the last numpy axis (FITS axis 1).
+    """
+    celestial = [("RA---TAN", nx, 83.8, -1 / 3600), ("DEC--TAN", ny, -5.4, 1 / 3600)]
+    spectral = [("VRAD", n_spec, v[0] * 1000.0, (v[1] - v[0]) * 1000.0)]
+    header = fits.Header()
+    axes = celestial + spectral if spectral_first else spectral + celestial
+    for i, (ctype, n, crval, cdelt) in enumerate(axes, start=1):
+        header[f"CTYPE{i}"] = ctype
+        header[f"CUNIT{i}"] = "m/s" if ctype == "VRAD" else "deg"
+        header[f"CRPIX{i}"] = 1.0 if ctype == "VRAD" else (n + 1) / 2
+        header[f"CRVAL{i}"] = crval
+        header[f"CDELT{i}"] = cdelt
+    header["SPECSYS"] = "LSRK"
+    header["BUNIT"] = "K"
+    return header
+
+
+def write_pair(folder, shape=SHAPE, seed=3, co21_shape=None):
+    """co10.fits ``(41, ny, nx)`` and co21.fits ``(ny, nx, 33)``: one line per pixel,
+    the same centre and width in both, a baseline each; returns the truth (km/s, K)."""
+    rng = np.random.default_rng(seed)
+    truth = {
+        "mean": rng.uniform(-10.0, 10.0, shape),
+        "stddev": rng.uniform(3.0, 6.0, shape),
+        "co10.amplitude_0": rng.uniform(1.0, 3.0, shape),
+        "co10.amplitude_1": rng.uniform(-0.2, 0.2, shape),
+        "co21.amplitude_0": rng.uniform(0.5, 2.0, shape),
+        "co21.amplitude_1": rng.uniform(-0.2, 0.2, shape),
+    }
+    mean, sd = truth["mean"], truth["stddev"]
+    c10 = truth["co10.amplitude_0"] * np.exp(-0.5 * ((V10[:, None, None] - mean) / sd) ** 2)
+    c10 = c10 + truth["co10.amplitude_1"] + rng.normal(0.0, NOISE["co10"], c10.shape)
+    line = np.exp(-0.5 * ((V21 - mean[..., None]) / sd[..., None]) ** 2)
+    c21 = truth["co21.amplitude_0"][..., None] * line + truth["co21.amplitude_1"][..., None]
+    c21 = c21 + rng.normal(0.0, NOISE["co21"], c21.shape)
+    if co21_shape is not None:
+        c21 = c21[: co21_shape[0], : co21_shape[1]]
+    ny, nx = shape
+    fits.PrimaryHDU(c10.astype(np.float32), _header(len(V10), ny, nx, V10, True)).writeto(
+        Path(folder) / "co10.fits"
+    )
+    ny21, nx21 = c21.shape[:2]
+    fits.PrimaryHDU(c21.astype(np.float32), _header(len(V21), ny21, nx21, V21, False)).writeto(
+        Path(folder) / "co21.fits"
+    )
+    return truth
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("joint")
+    truth = write_pair(folder)
+    (folder / "fit.yaml").write_text(JOINT)
+    return folder, truth
+
+
+# --- the schema and the two forms ----------------------------------------------------------
+
+
+def test_a_joint_config_validates_and_builds_each_datasets_model():
+    cfg = parse_config(JOINT, check_files=False)
+    assert list(cfg.datasets) == ["co10", "co21"]
+    assert cfg.datasets["co10"].input.fitting_axes == "spectral"
+    assert cfg.datasets["co21"].model.initial == "model"
+    assert cfg.output.cubes == ["model", "residual"]
+    models = build_model(cfg)
+    assert list(models) == ["co10", "co21"]
+    assert models["co21"].param_names == ("amplitude_0", "mean_0", "stddev_0", "amplitude_1")
+    assert models["co21"].mean_0.tied == "co10.mean_0"
+    assert models["co21"].stddev_0.tied == "co10.stddev_0"
+    assert models["co10"].mean_0.unit == u.km / u.s
+    assert models["co10"].stddev_0.bounds == (0.5, 20.0)
+
+
+def test_mixing_the_two_forms_is_refused_at_the_one_cube_keys():
+    text = "input: {path: cube.fits}\nmodel:\n  components: [{type: Gaussian1D}]\n" + JOINT
+    assert problems_of(text) == [
+        (
+            "input",
+            1,
+            "input is for a config of one cube, but this config has datasets (a joint fit of "
+            "several cubes), where each dataset has its own input: move it into an entry of "
+            "datasets (datasets.<name>.input), or remove datasets",
+        ),
+        (
+            "model",
+            2,
+            "model is for a config of one cube, but this config has datasets (a joint fit of "
+            "several cubes), where each dataset has its own model: move it into an entry of "
+            "datasets (datasets.<name>.model), or remove datasets",
+        ),
+    ]
+    # The datasets are still checked, so every problem shows at once.
+    broken = text.replace("          amplitude: 1.0\n", "          amplitde: 1.0\n")
+    problems = problems_of(broken)
+    assert [p[:2] for p in problems] == [
+        ("input", 1),
+        ("model", 2),
+        ("datasets.co21.model.components[0].amplitde", 20),
+    ]
+
+
+def test_neither_form_is_one_problem():
+    neither = (
+        "give input and model (to fit one cube), or datasets (a joint fit of several cubes, "
+        "each with its own input and model); `parfit config` and `parfit config --joint` "
+        "write a template of each"
+    )
+    assert problems_of("output: {path: out}\n") == [("(top level)", 1, neither)]
+    assert problems_of("dataset:\n  co10: {}\noutput: {path: out}\n") == [
+        ("(top level)", 1, neither),
+        (
+            "dataset",
+            1,
+            "unknown key 'dataset' (did you mean 'datasets'?) (allowed here: input, model, "
+            "fitter, run, diagnostics, output)",
+        ),
+    ]
+    # One of input and model alone is still the one-cube form, missing the other.
+    assert problems_of("input: {path: c.fits}\noutput: {path: out}\n") == [
+        ("model", 1, "missing required key 'model'")
+    ]
+
+
+@pytest.mark.parametrize(
+    "datasets, path, line, message",
+    [
+        (
+            "datasets:\n  co 21: {input: {path: a.fits}, model: {components: [{type: Const1D}]}}\n",
+            "datasets.co 21",
+            2,
+            "dataset name 'co 21' is not usable; dataset names must be Python identifiers "
+            "(letters, digits and underscores, not starting with a digit), such as 'co10' or "
+            "'halpha', since parameters are named '<dataset>.<parameter>'",
+        ),
+        (
+            "datasets:\n  21co: {input: {path: a.fits}, model: {components: [{type: Const1D}]}}\n",
+            "datasets.21co",
+            2,
+            "dataset name '21co' is not usable",
+        ),
+        (
+            "datasets: {}\n",
+            "datasets",
+            1,
+            "datasets is empty; a joint fit needs at least one dataset, such as "
+            "co10: {input: ..., model: ...}",
+        ),
+        (
+            "datasets: [co10, co21]\n",
+            "datasets",
+            1,
+            "datasets must be a mapping of dataset names to their input and model, such as "
+            "co10: {input: ..., model: ...}; got ['co10', 'co21']",
+        ),
+    ],
+    ids=["space", "digit", "empty", "list"],
+)
+def test_dataset_names_and_the_datasets_mapping(datasets, path, line, message):
+    (problem,) = problems_of(datasets + "output: {path: out}\n")
+    assert problem[:2] == (path, line)
+    assert problem[2].startswith(message)
+
+
+def test_problems_inside_a_dataset_name_its_path():
+    text = (
+        JOINT.replace("          amplitude: 1.0\n", "          amplitude: {value: 1, unit: KK}\n")
+        .replace("        - type: Const1D\nrun:", "        - type: Const2D\nrun:")
+        .replace("    input: {path: co21.fits, fitting_axes: 2}", "    inptu: {path: co21.fits}")
+        .replace(
+            '          mean: {value: "0 km/s", bounds:', '          meen: {value: "0 km/s", bounds:'
+        )
+    )
+    problems = problems_of(text)
+    assert problems == [
+        (
+            "datasets.co10.model.components[0].meen",
+            8,
+            "unknown key 'meen' (did you mean 'mean'?) (allowed here: name, type, amplitude, "
+            "mean, stddev)",
+        ),
+        ("datasets.co21.input", 11, "missing required key 'input'"),
+        (
+            "datasets.co21.inptu",
+            12,
+            "unknown key 'inptu' (did you mean 'input'?) (allowed here: input, model)",
+        ),
+        (
+            "datasets.co21.model.components[0].amplitude.unit",
+            17,
+            "'KK' is not a valid astropy unit (At col 0, KK is not a valid unit. Did you mean "
+            "kK or kk?)",
+        ),
+        ("datasets.co21.model.components[1].type", 20, problems[-1][2]),
+    ]
+    assert problems[-1][2].startswith("unknown component type 'Const2D' (did you mean 'Const1D'?)")
+
+
+def test_semantic_problems_of_a_dataset_name_its_path():
+    text = JOINT.replace(
+        "    input: {path: co21.fits, fitting_axes: 2}",
+        "    input: {path: co21.fits, fitting_axes: 2, weights: w.fits, uncertainty: s.fits,\n"
+        "            hdu: 0, variable: co}",
+    )
+    assert problems_of(text) == [
+        ("datasets.co21.input.uncertainty", 12, "give weights or uncertainty, not both"),
+        ("datasets.co21.input.variable", 13, "give hdu (FITS) or variable (netCDF/zarr), not both"),
+    ]
+
+
+def test_ties_to_an_unknown_dataset_or_parameter_are_refused_at_the_tie():
+    assert problems_of(JOINT.replace("tied: co10.mean_0", "tied: co32.mean_0")) == [
+        (
+            "datasets.co21.model.components[0].mean.tied",
+            18,
+            "tied expression 'co32.mean_0' names dataset 'co32', which is not one of the "
+            "datasets (co10, co21)",
+        )
+    ]
+    assert problems_of(JOINT.replace("tied: co10.stddev_0", "tied: 2 * co10.width")) == [
+        (
+            "datasets.co21.model.components[0].stddev.tied",
+            19,
+            "tied expression '2 * co10.width' names 'co10.width', but dataset 'co10' has no "
+            "parameter 'width'; its parameters are: amplitude_0, mean_0, stddev_0, amplitude_1",
+        )
+    ]
+    # A tie within the dataset is checked as in a one-cube config.
+    assert problems_of(JOINT.replace("tied: co10.mean_0", "tied: mean_7"))[0][:2] == (
+        "datasets.co21.model.components[0].mean.tied",
+        18,
+    )
+    # A circle of ties across datasets.
+    circle = JOINT.replace(
+        '          mean: {value: "0 km/s", bounds: ["-30 km/s", "30 km/s"]}',
+        '          mean: {value: "0 km/s", tied: co21.mean_0}',
+    )
+    ((path, line, message),) = problems_of(circle)
+    assert (path, line) == ("datasets.co21.model.components[0].mean.tied", 18)
+    assert "cycle" in message or "circular" in message, message
+
+
+def test_a_tie_to_another_dataset_in_a_one_cube_config_is_refused():
+    text = (
+        "input: {path: c.fits}\n"
+        "model:\n"
+        "  components:\n"
+        "    - type: Gaussian1D\n"
+        "      mean: {tied: co10.mean}\n"
+        "output: {path: out}\n"
+    )
+    ((path, line, message),) = problems_of(text)
+    assert (path, line) == ("model.components[0].mean.tied", 5)
+    assert "a parameter of another dataset; such ties work only in a joint fit" in message
+
+
+def test_missing_files_of_every_dataset(tmp_path):
+    (tmp_path / "fit.yaml").write_text(JOINT)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "fit.yaml")
+    assert info.value.problems == [
+        ("datasets.co10.input.path", 3, f"file not found: {tmp_path / 'co10.fits'}"),
+        ("datasets.co21.input.path", 12, f"file not found: {tmp_path / 'co21.fits'}"),
+    ]
+
+
+def test_too_many_components_in_a_dataset():
+    many = "\n".join(["        - type: Const1D"] * 201) + "\n"
+    text = JOINT.replace("        - type: Const1D\nrun:", many + "run:")
+    assert problems_of(text) == [
+        (
+            "datasets.co21.model.components",
+            15,
+            "202 components; a config's model sums at most 200 (a per-pixel fit of more is not "
+            "meaningful): fit fewer components",
+        )
+    ]
+
+
+# --- hash and round trip -------------------------------------------------------------------
+
+
+def test_config_hash_and_yaml_round_trip(tmp_path):
+    cfg = parse_config(JOINT, base_dir=tmp_path, check_files=False)
+    back = parse_config(config_to_yaml(cfg), base_dir=tmp_path, check_files=False)
+    assert back.model_dump() == cfg.model_dump()
+    assert config_hash(back) == config_hash(cfg)
+    resolved = parse_config(config_to_yaml(cfg, resolve_paths=True), check_files=False)
+    assert resolved.datasets["co21"].input.path == str(tmp_path / "co21.fits")
+    assert config_hash(resolved) == config_hash(cfg)
+    # Formatting and defaults do not change the hash; another analysis does.
+    reformatted = JOINT.replace(
+        "    input: {path: co10.fits, fitting_axes: spectral}",
+        "    input:\n      path: ./co10.fits\n      fitting_axes: spectral\n      unit: null",
+    )
+    assert config_hash(parse_config(reformatted, base_dir=tmp_path, check_files=False)) == (
+        config_hash(cfg)
+    )
+    for change in ("tied: co10.mean_0", "path: co21.fits", "initial: model"):
+        other = JOINT.replace(
+            change,
+            {
+                "tied: co10.mean_0": "tied: co10.mean_0 + 1",
+                "path: co21.fits": "path: co32.fits",
+                "initial: model": "initial: guess",
+            }[change],
+        )
+        assert config_hash(parse_config(other, base_dir=tmp_path, check_files=False)) != (
+            config_hash(cfg)
+        ), change
