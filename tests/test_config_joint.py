@@ -8,18 +8,23 @@ small synthetic FITS cubes: co10 with its spectral axis first, co21 on
 another spectral grid with its spectral axis last, sharing centre and width.
 """
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 from astropy import units as u
 from astropy.io import fits
 
-from parfit.config import build_model, config_hash, load_config, parse_config
+import parfit
+from parfit.analysis import Analysis
+from parfit.config import build_model, config_hash, load_config, open_input, parse_config
 from parfit.config.validate import config_to_yaml
-from parfit.errors import ConfigError
+from parfit.errors import ConfigError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = {"co10": 0.1, "co21": 0.12}
@@ -399,3 +404,221 @@ def test_config_hash_and_yaml_round_trip(tmp_path):
         assert config_hash(parse_config(other, base_dir=tmp_path, check_files=False)) != (
             config_hash(cfg)
         ), change
+
+
+# --- the cubes against each other (parfit validate) -----------------------------------------
+
+
+def test_validate_opens_every_cube_and_describes_the_joint_fit(pair):
+    folder, _ = pair
+    out = parfit_cmd("validate", "fit.yaml", cwd=folder)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "fit.yaml: valid",
+        "  dataset co10:",
+        "    input:  co10.fits, shape (41, 8, 9), fitting along axis 0: 72 fits of 41 samples, "
+        "data in K",
+        "    model:  Gaussian1D + Const1D (4 parameters, initial: guess)",
+        "  dataset co21:",
+        "    input:  co21.fits, shape (8, 9, 33), fitting along axis 2: 72 fits of 33 samples, "
+        "data in K",
+        "    model:  Gaussian1D + Const1D (4 parameters, initial: model)",
+        "  joint:  2 datasets fitted together, pixel by pixel: 72 fits of 74 samples",
+        "  fitter: batched;  scheduler: synchronous",
+        "  output: results",
+    ]
+    opened = open_input(load_config(folder / "fit.yaml"))
+    assert {n: (o["shape"], o["fitting_axes"]) for n, o in opened.items()} == {
+        "co10": ((41, 8, 9), (0,)),
+        "co21": ((8, 9, 33), (2,)),
+    }
+
+
+def test_validate_refuses_cubes_on_different_grids(tmp_path):
+    write_pair(tmp_path, co21_shape=(8, 7))
+    (tmp_path / "fit.yaml").write_text(JOINT)
+    body = cli_problems(parfit_cmd("validate", "fit.yaml", cwd=tmp_path), "fit.yaml")
+    assert body == [
+        "fit.yaml:12: datasets.co21.input: dataset 'co21' has iterating shape (8, 7) (its cube "
+        "(8, 7, 33) without fitting axis 2) but dataset 'co10' has (8, 9) (its cube "
+        "(41, 8, 9) without fitting axis 0); the cubes of a joint fit must have the same shape "
+        "along their iterating axes (one fit per pixel of all of them)"
+    ]
+    # The wrong fitting axis of a dataset makes the same mismatch visible.
+    (tmp_path / "axis.yaml").write_text(JOINT.replace("co21.fits, fitting_axes: 2", "co21.fits"))
+    ((path, line, message),) = deep_problems(tmp_path / "axis.yaml")
+    assert (path, line) == ("datasets.co21.input", 12)
+    assert message.startswith("dataset 'co21' has iterating shape (7, 33) (its cube (8, 7, 33) ")
+    # Without deep (parfit validate --no-input) the cubes are not opened.
+    load_config(tmp_path / "fit.yaml", deep=False)
+
+
+def deep_problems(path):
+    with pytest.raises(ConfigError) as info:
+        load_config(path, deep=True)
+    return info.value.problems
+
+
+def test_validate_checks_each_cube_against_its_model(tmp_path):
+    write_pair(tmp_path)
+    text = JOINT.replace("co21.fits, fitting_axes: 2", "co21.fits, fitting_axes: 3")
+    (tmp_path / "fit.yaml").write_text(text)
+    assert deep_problems(tmp_path / "fit.yaml") == [
+        (
+            "datasets.co21.input.fitting_axes",
+            12,
+            "fitting_axes value 3 is out of range for 3-dimensional data (valid: -3 to 2)",
+        )
+    ]
+    # Units: a baseline in Jy on a cube in K.
+    text = JOINT.replace(
+        "        - type: Const1D\nrun:", '        - {type: Const1D, amplitude: "1 Jy"}\nrun:'
+    )
+    (tmp_path / "unit.yaml").write_text(text)
+    ((path, line, message),) = deep_problems(tmp_path / "unit.yaml")
+    assert (path, line) == ("datasets.co21.model.components", 15)
+    assert message.startswith("the model does not suit the input: ")
+    assert "Jy" in message and "K" in message
+
+
+# --- parfit run ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def joint_run(pair):
+    folder, truth = pair
+    out = parfit_cmd("run", "fit.yaml", cwd=folder)
+    return folder, truth, out
+
+
+def _in_kms(ds, name):
+    return (ds[name].values * u.Unit(ds[name].attrs["units"])).to_value(u.km / u.s)
+
+
+def test_run_fits_the_cubes_together_into_one_store(joint_run):
+    folder, truth, out = joint_run
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "fitting co10 (co10.fits), co21 (co21.fits) jointly -> " in out.stderr
+    assert "72 fits in " in out.stdout and ": OK=72\n" in out.stdout
+    results = folder / "results"
+    assert sorted(p.name for p in results.iterdir()) == [
+        "config.yaml",
+        "diagnostics",
+        "maps.zarr",
+        "run.json",
+    ]
+    ds = xr.open_zarr(results / "maps.zarr", consolidated=False)
+    assert (ds["status"].values == parfit.Status.OK).all()
+    # The shared parameters: one value per pixel under both names.
+    for shared in ("mean_0", "stddev_0"):
+        np.testing.assert_array_equal(ds[f"co21.{shared}"].values, ds[f"co10.{shared}"].values)
+        np.testing.assert_array_equal(
+            ds[f"co21.{shared}_error"].values, ds[f"co10.{shared}_error"].values
+        )
+    # The truth, within the errors: pulls of unit width and no bias.
+    fitted = {
+        "mean": _in_kms(ds, "co10.mean_0"),
+        "stddev": _in_kms(ds, "co10.stddev_0"),
+        **{n: ds[n].values for n in truth if n.startswith("co")},
+    }
+    errors = {
+        "mean": _in_kms(ds, "co10.mean_0_error"),
+        "stddev": _in_kms(ds, "co10.stddev_0_error"),
+        **{n: ds[f"{n}_error"].values for n in truth if n.startswith("co")},
+    }
+    for name, true in truth.items():
+        pulls = (fitted[name] - true) / errors[name]
+        assert 0.6 < np.std(pulls) < 1.5, (name, np.std(pulls))
+        assert abs(np.mean(pulls)) < 0.4, (name, np.mean(pulls))
+    assert np.abs(fitted["mean"] - truth["mean"]).max() < 1.0
+    # Each dataset's share of the statistic; model and residual cubes in its own layout.
+    np.testing.assert_allclose(
+        ds["statistic.co10"].values + ds["statistic.co21"].values, ds["statistic"].values
+    )
+    assert ds["model.co10"].shape == (41, 8, 9) and ds["residual.co21"].shape == (8, 9, 33)
+    c21 = fits.getdata(folder / "co21.fits").astype(np.float64)
+    np.testing.assert_allclose(
+        ds["model.co21"].values + ds["residual.co21"].values, c21, rtol=0, atol=1e-9
+    )
+
+
+def test_run_record_names_every_dataset(joint_run):
+    folder, _, _ = joint_run
+    results = folder / "results"
+    record = json.loads((results / "run.json").read_text())
+    assert "input" not in record
+    assert list(record["datasets"]) == ["co10", "co21"]
+    for name, entry in record["datasets"].items():
+        assert entry["path"] == str(folder / f"{name}.fits")
+        assert isinstance(entry["fingerprint"], str) and len(entry["fingerprint"]) == 32
+    assert record["datasets"]["co10"]["fingerprint"] != record["datasets"]["co21"]["fingerprint"]
+    assert len(record["input_fingerprint"]) == 32 and record["complete"] is True
+    assert record["status_counts"] == {"OK": 72} and record["exit_status"] == "ok"
+    assert record["config_hash"] == config_hash(load_config(folder / "fit.yaml"))
+    # config.yaml is the config as run: valid, with absolute paths and the same hash.
+    as_run = load_config(results / "config.yaml")
+    assert as_run.datasets["co21"].input.path == str(folder / "co21.fits")
+    assert config_hash(as_run) == record["config_hash"]
+
+
+def test_analysis_read_and_what_it_does_not_do(joint_run):
+    folder, _, _ = joint_run
+    analysis = Analysis.read(folder / "results")
+    assert analysis.joint
+    assert analysis.result.shape == SHAPE
+    assert analysis.result.param_names[:3] == ("co10.amplitude_0", "co10.mean_0", "co10.stddev_0")
+    assert repr(analysis).startswith(
+        f"<Analysis of datasets co10 ({str(folder / 'co10.fits')!r}), co21 "
+    )
+    message = (
+        "fit_pixel and plot_pixel fit one cube's pixel again; this config fits the datasets "
+        "co10, co21 together (a joint fit), which it does not support"
+    )
+    with pytest.raises(InputError, match=re.escape(message)):
+        analysis.fit_pixel((0, 0))
+    with pytest.raises(InputError, match=re.escape(message)):
+        analysis.plot_pixel((0, 0), folder / "pixel.png")
+    refused = parfit_cmd("inspect", "results", "--pixel", "0,0", cwd=folder)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "--pixel fits one cube's pixel again; results holds a joint fit" in refused.stderr
+
+
+def test_resume_of_a_joint_run(joint_run, tmp_path):
+    folder, _, _ = joint_run
+    again = parfit_cmd("run", "--resume", "fit.yaml", cwd=folder)
+    assert again.returncode == 0, again.stderr
+    record = json.loads((folder / "results" / "run.json").read_text())
+    assert record["resumed"] is True and record["blocks_fitted"] == 0
+    # Another model is refused: the store's maps would not be of this analysis.
+    (folder / "other.yaml").write_text(
+        JOINT.replace("tied: co10.mean_0", "tied: co10.mean_0 + 1").replace(
+            "cubes: [model, residual]}", "cubes: [model, residual], resume: true}"
+        )
+    )
+    with pytest.raises(ConfigError) as info:
+        Analysis.from_yaml(folder / "other.yaml").run()
+    assert str(info.value).startswith(f"output.resume: the run in {str(folder / 'results')!r}")
+    assert str(info.value).endswith(
+        "used a different 'datasets' section; resume needs the same datasets and fitter (set "
+        "output.overwrite: true to start again)"
+    )
+
+
+def test_analysis_runs_a_joint_config_dict(pair, tmp_path):
+    import yaml
+
+    folder, truth = pair
+    data = yaml.safe_load(JOINT)
+    data["output"] = {"path": str(tmp_path / "dict-run")}
+    data["datasets"]["co10"]["model"]["initial"] = "guess"
+    data["datasets"]["co21"]["model"]["initial"] = "guess"
+    data["diagnostics"] = {"mode": "none"}
+    analysis = Analysis(data, base_dir=folder)
+    result = analysis.run()
+    assert result.success.all()
+    np.testing.assert_array_equal(
+        result.parameters["co21.mean_0"], result.parameters["co10.mean_0"]
+    )
+    assert list(result.models) == ["co10", "co21"]
+    assert analysis.record["datasets"]["co21"]["path"] == str(folder / "co21.fits")
