@@ -167,7 +167,7 @@ def _check_against_input(cfg, inp, base, model, joint):
             mask=opened["mask"],
             data_unit=opened["data_unit"],
         )
-        world = normalise_world(None, cube, opened["fitting_axes"])
+        world = normalise_world(cube.world, cube, opened["fitting_axes"])
         prepare_units(model, "parfit", world, cube.data_unit)
     except InputError as exc:
         return [(model_path, f"the model does not suit the input: {exc}")], opened
