@@ -51,8 +51,8 @@ datasets:
       components:
         - type: Gaussian1D
           amplitude: 1.0
-          mean: {value: "0 km/s", tied: co10.mean_0}
-          stddev: {value: "5 km/s", tied: co10.stddev_0}
+          mean: {tied: co10.mean_0}         # co10's unit (km/s), not the header's
+          stddev: {tied: co10.stddev_0}
         - type: Const1D
 run: {scheduler: synchronous, progress: false}
 output: {path: results, cubes: [model, residual]}
@@ -90,20 +90,22 @@ def cli_problems(out, name):
 # --- two synthetic cubes with known truth ---------------------------------------------------
 
 
-def _header(n_spec, ny, nx, v, spectral_first):
-    """A FITS header: RA/Dec tangent plane and a VRAD axis in m/s.
+def _header(n_spec, ny, nx, v, spectral_first, spectral=("VRAD", "m/s", 1000.0)):
+    """A FITS header: RA/Dec tangent plane and a spectral axis (``spectral``: its type,
+    unit, and the factor from ``v``, in km/s, to that unit; default VRAD in m/s).
 
     ``spectral_first``: the spectral axis is the first numpy axis (FITS axis
     3); otherwise the last numpy axis (FITS axis 1).
     """
+    ctype, cunit, scale = spectral
     celestial = [("RA---TAN", nx, 83.8, -1 / 3600), ("DEC--TAN", ny, -5.4, 1 / 3600)]
-    spectral = [("VRAD", n_spec, v[0] * 1000.0, (v[1] - v[0]) * 1000.0)]
+    axes = [(ctype, n_spec, v[0] * scale, (v[1] - v[0]) * scale)]
+    axes = celestial + axes if spectral_first else axes + celestial
     header = fits.Header()
-    axes = celestial + spectral if spectral_first else spectral + celestial
-    for i, (ctype, n, crval, cdelt) in enumerate(axes, start=1):
-        header[f"CTYPE{i}"] = ctype
-        header[f"CUNIT{i}"] = "m/s" if ctype == "VRAD" else "deg"
-        header[f"CRPIX{i}"] = 1.0 if ctype == "VRAD" else (n + 1) / 2
+    for i, (name, n, crval, cdelt) in enumerate(axes, start=1):
+        header[f"CTYPE{i}"] = name
+        header[f"CUNIT{i}"] = cunit if name == ctype else "deg"
+        header[f"CRPIX{i}"] = 1.0 if name == ctype else (n + 1) / 2
         header[f"CRVAL{i}"] = crval
         header[f"CDELT{i}"] = cdelt
     header["SPECSYS"] = "LSRK"
@@ -111,9 +113,12 @@ def _header(n_spec, ny, nx, v, spectral_first):
     return header
 
 
-def write_pair(folder, shape=SHAPE, seed=3, co21_shape=None):
+def write_pair(folder, shape=SHAPE, seed=3, co21_shape=None, co21_spectral=None):
     """co10.fits ``(41, ny, nx)`` and co21.fits ``(ny, nx, 33)``: one line per pixel,
-    the same centre and width in both, a baseline each; returns the truth (km/s, K)."""
+    the same centre and width in both, a baseline each; returns the truth (km/s, K).
+
+    ``co21_spectral``: co21's spectral axis, as ``_header`` takes it.
+    """
     rng = np.random.default_rng(seed)
     truth = {
         "mean": rng.uniform(-10.0, 10.0, shape),
@@ -136,9 +141,8 @@ def write_pair(folder, shape=SHAPE, seed=3, co21_shape=None):
         Path(folder) / "co10.fits"
     )
     ny21, nx21 = c21.shape[:2]
-    fits.PrimaryHDU(c21.astype(np.float32), _header(len(V21), ny21, nx21, V21, False)).writeto(
-        Path(folder) / "co21.fits"
-    )
+    header = _header(len(V21), ny21, nx21, V21, False, co21_spectral or ("VRAD", "m/s", 1000.0))
+    fits.PrimaryHDU(c21.astype(np.float32), header).writeto(Path(folder) / "co21.fits")
     return truth
 
 
@@ -166,6 +170,21 @@ def test_a_joint_config_validates_and_builds_each_datasets_model():
     assert models["co21"].stddev_0.tied == "co10.stddev_0"
     assert models["co10"].mean_0.unit == u.km / u.s
     assert models["co10"].stddev_0.bounds == (0.5, 20.0)
+    # A tie across datasets copies a number: the tied parameter is in the unit it names.
+    assert models["co21"].mean_0.unit == models["co21"].stddev_0.unit == u.km / u.s
+
+
+def test_one_unit_per_kind_across_the_datasets():
+    text = JOINT.replace(
+        "        - type: Const1D\nrun:",
+        '        - type: Gaussian1D\n          mean: "3000 m/s"\n'
+        "          stddev: {value: 2000, unit: m/s, bounds: [100, 9000]}\nrun:",
+    )
+    models = build_model(parse_config(text, check_files=False))
+    second = models["co21"]
+    assert second.mean_1.unit == second.stddev_1.unit == u.km / u.s
+    assert (second.mean_1.value, second.stddev_1.value) == (3.0, 2.0)
+    assert second.stddev_1.bounds == (0.1, 9.0)
 
 
 def test_mixing_the_two_forms_is_refused_at_the_one_cube_keys():
@@ -444,11 +463,16 @@ def test_validate_refuses_cubes_on_different_grids(tmp_path):
         "(41, 8, 9) without fitting axis 0); the cubes of a joint fit must have the same shape "
         "along their iterating axes (one fit per pixel of all of them)"
     ]
-    # The wrong fitting axis of a dataset makes the same mismatch visible.
+    # A wrong fitting axis (co21's first axis, Dec) is caught on that cube alone.
     (tmp_path / "axis.yaml").write_text(JOINT.replace("co21.fits, fitting_axes: 2", "co21.fits"))
-    ((path, line, message),) = deep_problems(tmp_path / "axis.yaml")
-    assert (path, line) == ("datasets.co21.input", 12)
-    assert message.startswith("dataset 'co21' has iterating shape (7, 33) (its cube (8, 7, 33) ")
+    assert deep_problems(tmp_path / "axis.yaml") == [
+        (
+            "datasets.co21.model.components",
+            15,
+            "the model does not suit the input: the WCS has 2 world axes along the fitting "
+            "axes (0,), but there are 1 fitting axes; they must match",
+        )
+    ]
     # Without deep (parfit validate --no-input) the cubes are not opened.
     load_config(tmp_path / "fit.yaml", deep=False)
 
@@ -479,6 +503,28 @@ def test_validate_checks_each_cube_against_its_model(tmp_path):
     assert (path, line) == ("datasets.co21.model.components", 15)
     assert message.startswith("the model does not suit the input: ")
     assert "Jy" in message and "K" in message
+
+
+def test_validate_refuses_a_tie_between_parameters_fitted_in_other_units(tmp_path):
+    # No unit in the config: each model is fitted in its cube's units, m/s for co10
+    # and Hz for co21 (a frequency axis), and a tie would copy a velocity into a frequency.
+    write_pair(tmp_path, co21_spectral=("FREQ", "Hz", 1e5))
+    text = JOINT.replace(
+        '{value: "0 km/s", bounds: ["-30 km/s", "30 km/s"]}', "{value: 0, bounds: [-30000, 30000]}"
+    ).replace(
+        '{value: "5 km/s", bounds: ["0.5 km/s", "20 km/s"]}', "{value: 5000, bounds: [500, null]}"
+    )
+    (tmp_path / "fit.yaml").write_text(text)
+    assert deep_problems(tmp_path / "fit.yaml") == [
+        (
+            f"datasets.co21.model.components[0].{name}.tied",
+            line,
+            f"co21.{name}_0 would be fitted in Hz but co10.{name}_0, which its tie names, "
+            f"in m / s; a tie across datasets copies the number, so both must be in one unit: "
+            f"give this parameter unit: m / s",
+        )
+        for name, line in (("mean", 18), ("stddev", 19))
+    ]
 
 
 # --- parfit run ------------------------------------------------------------------------------

@@ -46,16 +46,16 @@ def check_semantics(cfg, check_files, deep):
     problems = []
     for base, inp in _inputs(cfg):
         problems += _input_problems(cfg, inp, base, check_files)
-    alone = {}
+    alone, across = {}, []
     try:
         if is_joint_config(cfg):
-            _, alone = _build_joint(cfg)
+            _, alone, across = _build_joint(cfg)
         else:
             alone = {None: _build(cfg.model, ("model",), joint=False)[0]}
     except _ModelProblem as exc:
         problems.append((exc.path, exc.message))
     if deep and not problems:
-        problems += _check_against_inputs(cfg, alone)
+        problems += _check_against_inputs(cfg, alone, across)
     return problems
 
 
@@ -100,12 +100,12 @@ def _input_files(inp, base):
             yield base + (key,), source["path"]
 
 
-def _check_against_inputs(cfg, models):
+def _check_against_inputs(cfg, models, across):
     """Open each cube lazily and check it against its model (and, joint, the others)."""
     joint = is_joint_config(cfg)
-    problems, shapes = [], {}
+    problems, shapes, units = [], {}, {}
     for (base, inp), name in zip(_inputs(cfg), models):
-        found, opened = _check_against_input(cfg, inp, base, models[name], joint)
+        found, opened, units[name] = _check_against_input(cfg, inp, base, models[name], joint)
         problems += found
         if opened is not None:
             shape, axes = opened["shape"], opened["fitting_axes"]
@@ -130,7 +130,39 @@ def _check_against_inputs(cfg, models):
                         f"of them)",
                     )
                 )
+    if joint and not problems:
+        problems += _tie_units(units, across)
     return problems
+
+
+def _tie_units(units, across):
+    """A problem at each tie across datasets between parameters fitted in other units.
+
+    ``units``: each dataset's parameter units in the fit (the unit plan of
+    its model on its cube).  A tie copies the number, so a centre fitted in
+    m/s tied to one in km/s would be 1000 times off.
+    """
+    problems = []
+    for name, path, full, expr in across:
+        mine = units[name].get(full)
+        for dataset, pname in _DATASET_NAME.findall(expr):
+            theirs = units.get(dataset, {}).get(pname)
+            if (mine is None) != (theirs is None) or (mine is not None and mine != theirs):
+                problems.append(
+                    (
+                        path,
+                        f"{name}.{full} would be fitted in {_unit_text(mine)} but "
+                        f"{dataset}.{pname}, which its tie names, in {_unit_text(theirs)}; "
+                        f"a tie across datasets copies the number, so both must be in one "
+                        f"unit: give this parameter unit: {_unit_text(theirs)}",
+                    )
+                )
+                break
+    return problems
+
+
+def _unit_text(unit):
+    return "no unit" if unit is None else (str(unit) or "dimensionless")
 
 
 def _axes_text(axes):
@@ -138,23 +170,30 @@ def _axes_text(axes):
 
 
 def _check_against_input(cfg, inp, base, model, joint):
-    """``(problems, opened input or None)`` of one cube against its model."""
+    """``(problems, opened input or None, parameter units)`` of one cube against its model.
+
+    The parameter units are those the fit would use (``{}`` when unknown).
+    """
     try:
         opened = _open_input(cfg, inp, base)
     except _InputProblem as exc:
-        return [(exc.path, exc.message)], None
+        return [(exc.path, exc.message)], None, {}
     n_axes = len(opened["fitting_axes"])
     model_path = base[:-1] + ("model", "components")
     if model is not None and model.n_inputs != n_axes:
-        return [
-            (
-                model_path,
-                f"the model takes {model.n_inputs} input(s) but "
-                f"{format_path(base + ('fitting_axes',))} names {n_axes} axis/axes",
-            )
-        ], opened
+        return (
+            [
+                (
+                    model_path,
+                    f"the model takes {model.n_inputs} input(s) but "
+                    f"{format_path(base + ('fitting_axes',))} names {n_axes} axis/axes",
+                )
+            ],
+            opened,
+            {},
+        )
     if model is None:
-        return [], opened
+        return [], opened, {}
     from parfit.engine.inputs import normalise_cube, normalise_world
     from parfit.engine.units import prepare_units
 
@@ -168,19 +207,24 @@ def _check_against_input(cfg, inp, base, model, joint):
             data_unit=opened["data_unit"],
         )
         world = normalise_world(cube.world, cube, opened["fitting_axes"])
-        prepare_units(model, "parfit", world, cube.data_unit)
+        plan = prepare_units(model, "parfit", world, cube.data_unit)
     except InputError as exc:
-        return [(model_path, f"the model does not suit the input: {exc}")], opened
+        return [(model_path, f"the model does not suit the input: {exc}")], opened, {}
+    units = dict(plan.parameter_units or {})
     if joint and world.kind == "wcs":
-        return [
-            (
-                base + ("fitting_axes",),
-                "the world coordinates along the fitting axes vary from pixel to pixel in "
-                "this cube's WCS; a joint fit needs coordinates shared by every pixel (a "
-                "cube whose spectral axis does not depend on the position)",
-            )
-        ], opened
-    return [], opened
+        return (
+            [
+                (
+                    base + ("fitting_axes",),
+                    "the world coordinates along the fitting axes vary from pixel to pixel in "
+                    "this cube's WCS; a joint fit needs coordinates shared by every pixel (a "
+                    "cube whose spectral axis does not depend on the position)",
+                )
+            ],
+            opened,
+            units,
+        )
+    return [], opened, units
 
 
 class _ModelProblem(Exception):
@@ -269,19 +313,24 @@ def build_model(cfg):
 
 
 def _build_joint(cfg):
-    """``(models, alone)``: each dataset's model with its ties to other datasets, and without.
+    """``(models, alone, across)`` of a joint config.
 
-    The ties to other datasets are checked on a :class:`~parfit.models.JointModel`
-    of the models without them, one by one, so that a problem is reported at
-    the tie at fault.
+    ``models``: each dataset's model with its ties to other datasets;
+    ``alone``: the same without them; ``across``: those ties, ``(dataset,
+    config path, parameter, expression)``.  The ties are checked on a
+    :class:`~parfit.models.JointModel` of the models without them, one by
+    one, so that a problem is reported at the tie at fault.
     """
     from parfit.errors import ModelError, ParameterError
     from parfit.models import JointModel
+    from parfit.models.joint import split_dataset_ties
 
-    models, alone, across = {}, {}, []
+    models, across = {}, []
     for name, base, section in _models(cfg):
-        models[name], alone[name], ties = _build(section, base, joint=True)
+        models[name], ties = _build(section, base, joint=True)
         across += [(name, *tie) for tie in ties]
+    _share_units(models, across)
+    alone = {name: split_dataset_ties(model)[0] for name, model in models.items()}
     try:
         joint = JointModel(alone, {name: 1 for name in alone})
     except (ModelError, ParameterError) as exc:
@@ -292,16 +341,43 @@ def _build_joint(cfg):
             joint.validate()
         except (ParameterError, ModelError) as exc:
             raise _ModelProblem(path, _strip_param_prefix(str(exc))) from None
-    return models, alone
+    return models, alone, across
+
+
+#: ``<dataset>.<parameter>`` in a tied expression.
+_DATASET_NAME = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b")
+
+
+def _share_units(models, across):
+    """One unit per kind of quantity across the datasets' models, as within one model.
+
+    A tie across datasets copies a number from one dataset's parameter to
+    another's, so both must be fitted in one unit.  A tied parameter without
+    a unit of its own takes the unit of the first parameter its expression
+    names (``mean: {tied: co10.mean_0}`` is in co10's unit); then every
+    parameter of one kind gets the unit of the first one given, in the order
+    of the datasets (``"5000 m/s"`` becomes 5 km/s beside a centre in km/s).
+    """
+    for name, _path, full, expr in across:
+        param = models[name].parameters[full]
+        if param.unit is not None:
+            continue
+        for dataset, pname in _DATASET_NAME.findall(expr):
+            source = models.get(dataset)
+            if source is not None and pname in source.param_names:
+                unit = source.parameters[pname].unit
+                if unit is not None:
+                    param.unit = unit
+                    break
+    _one_unit_per_kind([p for model in models.values() for p in model.parameters.values()])
 
 
 def _build(section, base, *, joint):
-    """``(model, alone, ties)`` of one model section at the config path ``base``.
+    """``(model, ties)`` of one model section at the config path ``base``.
 
-    ``alone`` is the model without ties to other datasets (``joint``: such
-    ties are allowed and come back as ``ties``, ``(path, parameter,
-    expression)``, for :func:`_build_joint` to check); otherwise ``alone``
-    is ``model`` and ``ties`` is empty.
+    With ``joint``, ties to other datasets are allowed and come back as
+    ``ties``, ``(path, parameter, expression)``, for :func:`_build_joint` to
+    check; otherwise they are refused and ``ties`` is empty.
     """
     from parfit.errors import ModelError, ParameterError
     from parfit.models import MODEL_REGISTRY, CompoundModel
@@ -353,7 +429,7 @@ def _build(section, base, *, joint):
         alone.validate()
     except (ParameterError, ModelError) as exc:
         raise _ModelProblem(base + ("components",), str(exc)) from None
-    return model, alone, across
+    return model, across
 
 
 def _one_unit_per_kind(params):
