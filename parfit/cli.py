@@ -107,6 +107,11 @@ def _raise_terminated(signum, frame):
 @main.command("config")
 @click.option("--minimal", is_flag=True, help="Only the keys you must give.")
 @click.option(
+    "--joint",
+    is_flag=True,
+    help="A joint fit of several cubes: a datasets section in place of input and model.",
+)
+@click.option(
     "--reference",
     is_flag=True,
     help="Print the reference page of every key (reStructuredText) instead.",
@@ -119,16 +124,17 @@ def _raise_terminated(signum, frame):
 )
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @_guarded
-def config_cmd(minimal, reference, output, force):
+def config_cmd(minimal, joint, reference, output, force):
     """Write a commented config template (every option, its default and meaning).
 
     \b
     parfit config > fit.yaml           # every option
     parfit config --minimal > fit.yaml # the keys you must give
+    parfit config --joint > fit.yaml   # several cubes fitted together
     """
     from parfit.config.docs import reference_rst, template
 
-    text = reference_rst() if reference else template(minimal=minimal)
+    text = reference_rst() if reference else template(minimal=minimal, joint=joint)
     if output is None:
         click.echo(text, nl=False)
         return

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -668,3 +669,77 @@ def test_analysis_runs_a_joint_config_dict(pair, tmp_path):
     )
     assert list(result.models) == ["co10", "co21"]
     assert analysis.record["datasets"]["co21"]["path"] == str(folder / "co21.fits")
+
+
+# --- template, reference, docs -------------------------------------------------------------
+
+
+def test_joint_template_is_valid_and_documents_every_key(tmp_path):
+    from parfit.config.docs import field_rows
+    from parfit.config.schema import InputSection
+
+    out = parfit_cmd("config", "--joint", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    cfg = parse_config(out.stdout, check_files=False)
+    assert list(cfg.datasets) == ["co10", "co21"]
+    models = build_model(cfg)
+    assert models["co21"].mean_0.tied == "co10.mean_0"
+    lines = out.stdout.splitlines()
+    for key, *_ in field_rows(InputSection):
+        assert any(line.strip().startswith(f"{key}:") for line in lines), key
+    minimal = parfit_cmd("config", "--joint", "--minimal", cwd=tmp_path)
+    assert minimal.returncode == 0, minimal.stderr
+    keys = [line for line in minimal.stdout.splitlines() if line and not line.startswith("#")]
+    assert len(keys) <= 20, keys
+    assert list(parse_config(minimal.stdout, check_files=False).datasets) == ["co10", "co21"]
+    # The one-cube template points to the joint form.
+    plain = parfit_cmd("config", cwd=tmp_path).stdout
+    assert "parfit config --joint" in plain
+
+
+def test_reference_documents_the_datasets_section():
+    from parfit.config.docs import reference_rst
+
+    text = reference_rst()
+    head = "``datasets``\n------------\n"
+    assert head in text
+    part = text.split(head)[1].split("\n----")[0]
+    for key in ("input", "model"):
+        assert f"   * - ``{key}``\n" in part
+
+
+def _rst_yaml_block(caption):
+    text = (ROOT / "docs" / "config.rst").read_text()
+    marker = f".. code-block:: yaml\n   :caption: {caption}\n"
+    assert text.count(marker) == 1, caption
+    body = text.split(marker)[1].lstrip("\n")
+    lines = []
+    for line in body.splitlines():
+        if line and not line.startswith("   "):
+            break
+        lines.append(line[3:])
+    return textwrap.dedent("\n".join(lines)).strip("\n") + "\n"
+
+
+def test_docs_joint_example_is_valid():
+    cfg = parse_config(_rst_yaml_block("joint.yaml"), check_files=False)
+    assert len(cfg.datasets) >= 2
+    models = build_model(cfg)
+    assert any("." in (p.tied or "") for m in models.values() for p in m.parameters.values()), (
+        "the docs example shares no parameter across datasets"
+    )
+
+
+def test_docs_joint_example_runs_and_recovers_the_shared_centre(tmp_path):
+    (tmp_path / "data").mkdir()
+    truth = write_pair(tmp_path / "data")
+    (tmp_path / "joint.yaml").write_text(_rst_yaml_block("joint.yaml"))
+    analysis = Analysis.from_yaml(tmp_path / "joint.yaml")
+    result = analysis.run(progress=False)
+    assert result.success.all()
+    mean = result.parameters["co21.mean_0"]
+    assert result.to_xarray()["co21.mean_0"].attrs["units"] == "km / s"
+    np.testing.assert_array_equal(mean, result.parameters["co10.mean_0"])
+    assert np.abs(mean - truth["mean"]).max() < 1.0
+    amplitude = result.parameters["co21.amplitude_0"]
+    assert np.abs(amplitude - truth["co21.amplitude_0"]).max() < 0.3
