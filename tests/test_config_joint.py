@@ -474,8 +474,18 @@ def test_validate_refuses_cubes_on_different_grids(tmp_path):
             "axes (0,), but there are 1 fitting axes; they must match",
         )
     ]
-    # Without deep (parfit validate --no-input) the cubes are not opened.
-    load_config(tmp_path / "fit.yaml", deep=False)
+    # Checking the files reads the cubes' headers too, to compare their grids ...
+    import yaml
+
+    from parfit.config import validate_config
+
+    with pytest.raises(ConfigError) as info:
+        validate_config(yaml.safe_load(JOINT), base_dir=tmp_path, check_files=True)
+    ((path, line, message),) = info.value.problems
+    assert (path, line) == ("datasets.co21.input", None)
+    assert message.startswith("dataset 'co21' has iterating shape (8, 7) (its cube (8, 7, 33)")
+    # ... and parfit validate --no-input neither opens them nor looks for them.
+    load_config(tmp_path / "fit.yaml", check_files=False)
 
 
 def deep_problems(path):
@@ -657,7 +667,7 @@ def test_analysis_runs_a_joint_config_dict(pair, tmp_path):
 
     folder, truth = pair
     data = yaml.safe_load(JOINT)
-    data["output"] = {"path": str(tmp_path / "dict-run")}
+    data["output"] = {"path": str(tmp_path / "dict-run"), "format": "netcdf"}
     data["datasets"]["co10"]["model"]["initial"] = "guess"
     data["datasets"]["co21"]["model"]["initial"] = "guess"
     data["diagnostics"] = {"mode": "none"}
@@ -669,13 +679,22 @@ def test_analysis_runs_a_joint_config_dict(pair, tmp_path):
     )
     assert list(result.models) == ["co10", "co21"]
     assert analysis.record["datasets"]["co21"]["path"] == str(folder / "co21.fits")
+    assert analysis.record["exports"] == ["maps.nc"]
+    with xr.open_dataset(tmp_path / "dict-run" / "maps.nc") as nc:
+        np.testing.assert_array_equal(nc["co21.mean_0"].values, result.parameters["co21.mean_0"])
+    # Written elsewhere and read back: the same config, record and maps.
+    copy = Analysis.read(analysis.write(tmp_path / "copy"))
+    assert copy.joint and copy.record["datasets"] == analysis.record["datasets"]
+    np.testing.assert_array_equal(
+        copy.result.parameters["co10.stddev_0"], result.parameters["co10.stddev_0"]
+    )
 
 
 # --- template, reference, docs -------------------------------------------------------------
 
 
 def test_joint_template_is_valid_and_documents_every_key(tmp_path):
-    from parfit.config.docs import field_rows
+    from parfit.config.docs import field_rows, template
     from parfit.config.schema import InputSection
 
     out = parfit_cmd("config", "--joint", cwd=tmp_path)
@@ -687,14 +706,13 @@ def test_joint_template_is_valid_and_documents_every_key(tmp_path):
     lines = out.stdout.splitlines()
     for key, *_ in field_rows(InputSection):
         assert any(line.strip().startswith(f"{key}:") for line in lines), key
-    minimal = parfit_cmd("config", "--joint", "--minimal", cwd=tmp_path)
-    assert minimal.returncode == 0, minimal.stderr
-    keys = [line for line in minimal.stdout.splitlines() if line and not line.startswith("#")]
+    assert out.stdout == template(joint=True)
+    minimal = template(minimal=True, joint=True)
+    keys = [line for line in minimal.splitlines() if line and not line.startswith("#")]
     assert len(keys) <= 20, keys
-    assert list(parse_config(minimal.stdout, check_files=False).datasets) == ["co10", "co21"]
+    assert list(parse_config(minimal, check_files=False).datasets) == ["co10", "co21"]
     # The one-cube template points to the joint form.
-    plain = parfit_cmd("config", cwd=tmp_path).stdout
-    assert "parfit config --joint" in plain
+    assert "`parfit config --joint` writes" in template()
 
 
 def test_reference_documents_the_datasets_section():

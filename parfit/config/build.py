@@ -32,8 +32,9 @@ def check_semantics(cfg, check_files, deep):
 
     Exclusive input keys, missing files (``check_files``), the model (units,
     bounds, ties, ``initial: guess``) and, with ``deep``, the input opened
-    lazily against the model: fitting axes, units and, for a joint config,
-    the shared grid of the cubes.
+    lazily against the model: fitting axes and units.  For a joint config,
+    ``check_files`` (or ``deep``) also opens the cubes (their headers and
+    metadata only) to check that they share a grid.
 
     Examples
     --------
@@ -54,8 +55,8 @@ def check_semantics(cfg, check_files, deep):
             alone = {None: _build(cfg.model, ("model",), joint=False)[0]}
     except _ModelProblem as exc:
         problems.append((exc.path, exc.message))
-    if deep and not problems:
-        problems += _check_against_inputs(cfg, alone, across)
+    if not problems and (deep or (check_files and is_joint_config(cfg))):
+        problems += _check_against_inputs(cfg, alone, across, deep=deep)
     return problems
 
 
@@ -100,12 +101,22 @@ def _input_files(inp, base):
             yield base + (key,), source["path"]
 
 
-def _check_against_inputs(cfg, models, across):
-    """Open each cube lazily and check it against its model (and, joint, the others)."""
+def _check_against_inputs(cfg, models, across, *, deep=True):
+    """Open each cube lazily and check it against its model (and, joint, the others).
+
+    Without ``deep``, the cubes are only opened and, for a joint config,
+    compared with each other.
+    """
     joint = is_joint_config(cfg)
     problems, shapes, units = [], {}, {}
     for (base, inp), name in zip(_inputs(cfg), models):
-        found, opened, units[name] = _check_against_input(cfg, inp, base, models[name], joint)
+        if deep:
+            found, opened, units[name] = _check_against_input(cfg, inp, base, models[name], joint)
+        else:
+            try:
+                found, opened = [], _open_input(cfg, inp, base)
+            except _InputProblem as exc:
+                found, opened = [(exc.path, exc.message)], None
         problems += found
         if opened is not None:
             shape, axes = opened["shape"], opened["fitting_axes"]
@@ -130,7 +141,7 @@ def _check_against_inputs(cfg, models, across):
                         f"of them)",
                     )
                 )
-    if joint and not problems:
+    if joint and deep and not problems:
         problems += _tie_units(units, across)
     return problems
 

@@ -201,7 +201,9 @@ def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=Fal
         Folder that relative paths are relative to (default: the current
         folder).
     check_files : bool
-        Report input files that do not exist.
+        Report input files that do not exist; for a joint config, also open
+        the cubes (headers and metadata only) and report those whose
+        iterating shape differs from the first dataset's.
     deep : bool
         Also open the input (lazily), check the fitting axes against it and
         build the model, as ``parfit validate`` does.
