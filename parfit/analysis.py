@@ -4,14 +4,17 @@ An analysis folder (``output.path`` of the config) holds
 
 * ``config.yaml`` - the config as run (defaults filled in, paths absolute),
 * ``run.json`` - the run record: parfit version, config hash, input
-  fingerprint, timings, counts per status and per quality flag, how it ended,
+  fingerprint, timings, counts per status and per quality flag, how it ended
+  (for a joint config, the path and fingerprint of each dataset's cube),
 * ``maps.zarr`` - the maps, streamed block by block (resumable), and
   ``maps.nc`` / ``maps.fits`` when ``output.format`` asks for them,
 * ``diagnostics/`` - per-fit folders (unless ``diagnostics.path`` is set).
 
 :class:`Analysis` runs a config in Python (``parfit run`` is a thin shell
 around it) and :meth:`Analysis.read` restores one from its folder.  State is
-YAML, JSON and zarr only; nothing is pickled.
+YAML, JSON and zarr only; nothing is pickled.  A joint config (a
+``datasets`` section: several cubes fitted together, pixel by pixel) runs
+the same way into one store, whose maps are named ``<dataset>.<parameter>``.
 """
 
 import datetime
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from parfit.config import build_model, config_hash, load_config, open_input, validate_config
-from parfit.config.schema import SECTIONS, resolve, set_base_dir
+from parfit.config.schema import JOINT_SECTIONS, SECTIONS, is_joint_config, resolve, set_base_dir
 from parfit.config.validate import config_to_dict, config_to_yaml
 
 from .errors import ConfigError, InputError, OutputExistsError
@@ -101,7 +104,9 @@ class Analysis:
         elif base_dir is not None:
             set_base_dir(config, base_dir)
         fields = getattr(type(config), "model_fields", None)
-        if not isinstance(fields, dict) or set(SECTIONS) - set(fields):
+        if not isinstance(fields, dict) or (
+            set(SECTIONS) - set(fields) and set(JOINT_SECTIONS) - set(fields)
+        ):
             raise InputError(
                 f"config must be a dict or a validated parfit config; got {type(config).__name__}"
             )
@@ -122,7 +127,18 @@ class Analysis:
 
     def __repr__(self):
         state = "not run" if self.result is None else repr(self.result)
-        return f"<Analysis of {self.config.input.path!r} -> {str(self.output_path)!r}: {state}>"
+        if self.joint:
+            what = "datasets " + ", ".join(
+                f"{name} ({entry.input.path!r})" for name, entry in self.config.datasets.items()
+            )
+        else:
+            what = repr(self.config.input.path)
+        return f"<Analysis of {what} -> {str(self.output_path)!r}: {state}>"
+
+    @property
+    def joint(self):
+        """Whether the config fits several cubes together (a ``datasets`` section)."""
+        return is_joint_config(self.config)
 
     # --- paths ----------------------------------------------------------------
 
@@ -178,15 +194,21 @@ class Analysis:
         self._prepare_folder(out)
         record = self._start_record(started)
         _write_json(out / RUN_RECORD, record)
-        shape, axes = opened["shape"], opened["fitting_axes"]
-        n_samples = math.prod(shape[a] for a in axes)
-        block_size = cfg.run.block_size(math.prod(shape) // max(n_samples, 1), n_samples)
+        # A joint fit's samples are every dataset's, end to end.
+        cubes = list(opened.values()) if self.joint else [opened]
+        n_samples = sum(math.prod(c["shape"][a] for a in c["fitting_axes"]) for c in cubes)
+        first = cubes[0]
+        n_fits = math.prod(
+            n for a, n in enumerate(first["shape"]) if a not in first["fitting_axes"]
+        )
+        block_size = cfg.run.block_size(n_fits, n_samples)
         record["chunk_n_max"] = block_size
+        data = {n: c["data"] for n, c in opened.items()} if self.joint else opened["data"]
         try:
             with _scheduler(cfg.run) as scheduler:
                 result = parallel_fit(
                     model,
-                    opened["data"],
+                    data,
                     **_fit_arguments(cfg, opened),
                     chunk_n_max=block_size,
                     scheduler=scheduler,
@@ -245,7 +267,11 @@ class Analysis:
                 "total_s": round(t_end - t0, 3),
             },
         )
-        record["input"]["fingerprint"] = prov.get("input_fingerprint")
+        if self.joint:
+            for name, entry in record["datasets"].items():
+                entry["fingerprint"] = _dataset_fingerprint(opened[name])
+        else:
+            record["input"]["fingerprint"] = prov.get("input_fingerprint")
         _write_json(out / RUN_RECORD, record)
         self.result, self.record = result, record
         return result
@@ -293,11 +319,12 @@ class Analysis:
             return  # the store's own fingerprints still guard the resume
         old = config_to_dict(before, resolve_paths=True)
         new = config_to_dict(self.config, resolve_paths=True)
-        for section in ("input", "model", "fitter"):
-            if old[section] != new[section]:
+        for section in ("input", "model", "datasets", "fitter"):
+            if old.get(section) != new.get(section):
                 raise ConfigError(
                     f"output.resume: the run in {str(out)!r} used a different "
-                    f"{section!r} section; resume needs the same input, model and fitter "
+                    f"{section!r} section; resume needs the same "
+                    f"{'datasets' if self.joint else 'input, model'} and fitter "
                     f"(set output.overwrite: true to start again)",
                     [("output.resume", None, f"different {section} section")],
                 )
@@ -306,11 +333,21 @@ class Analysis:
         from . import __version__
 
         cfg = self.config
+        if self.joint:
+            # Each dataset's cube; the store's input_fingerprint is of all of them.
+            inputs = {
+                "datasets": {
+                    name: {"path": str(resolve(cfg, entry.input.path)), "fingerprint": None}
+                    for name, entry in cfg.datasets.items()
+                }
+            }
+        else:
+            inputs = {"input": {"path": str(resolve(cfg, cfg.input.path)), "fingerprint": None}}
         return {
             "parfit_version": __version__,
             "config_hash": config_hash(cfg),
             "config_file": str(self.output_path / CONFIG_NAME),
-            "input": {"path": str(resolve(cfg, cfg.input.path)), "fingerprint": None},
+            **inputs,
             "output": str(self.output_path),
             "maps": MAPS_NAME,
             "diagnostics_path": None
@@ -426,6 +463,14 @@ class Analysis:
         from .fit import fit_request
 
         cfg = self.config
+        if self.joint:
+            raise InputError(
+                "fit_pixel and plot_pixel fit one cube's pixel again; this config fits the "
+                "datasets "
+                f"{', '.join(cfg.datasets)} together (a joint fit), which it does not "
+                "support: read the pixel's values from the maps (result.parameters, "
+                "result.models) or run a config of one dataset"
+            )
         opened = open_input(cfg)
         request, _units = fit_request(
             build_model(cfg), opened["data"], **_fit_arguments(cfg, opened)
@@ -501,8 +546,19 @@ def _fit_arguments(cfg, opened):
     """What is fitted, from the config and its opened input: ``parallel_fit``'s keywords.
 
     The same for a run and for :meth:`Analysis.fit_pixel`, so that a pixel
-    fitted again is fitted as in the run.
+    fitted again is fitted as in the run.  For a joint config, ``opened``
+    holds each dataset's opened input and the keywords are mappings of
+    datasets.
     """
+    if is_joint_config(cfg):
+        return dict(
+            fitting_axes={n: o["fitting_axes"] for n, o in opened.items()},
+            fitter=cfg.fitter.fitter(),
+            initial={n: entry.model.initial for n, entry in cfg.datasets.items()},
+            weights={n: o["weights"] for n, o in opened.items()},
+            mask={n: o["mask"] for n, o in opened.items()},
+            data_unit={n: o["data_unit"] for n, o in opened.items()},
+        )
     return dict(
         fitting_axes=opened["fitting_axes"],
         fitter=cfg.fitter.fitter(),
@@ -511,6 +567,20 @@ def _fit_arguments(cfg, opened):
         mask=opened["mask"],
         data_unit=opened["data_unit"],
     )
+
+
+def _dataset_fingerprint(opened):
+    """The fingerprint of one dataset's cube, weights and mask (sampled: cheap on disk).
+
+    As the store's whole-input fingerprint samples a cube
+    (:func:`parfit.store.input_fingerprint`), with the fitting axes and unit.
+    """
+    from .store import input_fingerprint
+
+    data = getattr(opened["data"], "data", opened["data"])
+    extras = (opened["weights"], opened["mask"], repr(opened["fitting_axes"]))
+    unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
+    return input_fingerprint(data, (*extras, str(unit)), exact=False)
 
 
 CONFIG_HEADER = "# parfit analysis config as run (defaults filled in, paths absolute)\n"

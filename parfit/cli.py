@@ -107,6 +107,11 @@ def _raise_terminated(signum, frame):
 @main.command("config")
 @click.option("--minimal", is_flag=True, help="Only the keys you must give.")
 @click.option(
+    "--joint",
+    is_flag=True,
+    help="A joint fit of several cubes: a datasets section in place of input and model.",
+)
+@click.option(
     "--reference",
     is_flag=True,
     help="Print the reference page of every key (reStructuredText) instead.",
@@ -119,16 +124,17 @@ def _raise_terminated(signum, frame):
 )
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @_guarded
-def config_cmd(minimal, reference, output, force):
+def config_cmd(minimal, joint, reference, output, force):
     """Write a commented config template (every option, its default and meaning).
 
     \b
     parfit config > fit.yaml           # every option
     parfit config --minimal > fit.yaml # the keys you must give
+    parfit config --joint > fit.yaml   # several cubes fitted together
     """
     from parfit.config.docs import reference_rst, template
 
-    text = reference_rst() if reference else template(minimal=minimal)
+    text = reference_rst() if reference else template(minimal=minimal, joint=joint)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -153,26 +159,30 @@ def validate(config_file, no_input):
     import math
 
     from parfit.config import build_model, load_config, open_input
+    from parfit.config.schema import is_joint_config
 
     cfg = load_config(config_file, deep=not no_input, check_files=not no_input)
     model = build_model(cfg)
     click.echo(f"{config_file}: valid")
-    if no_input:
-        click.echo(f"  input:  {cfg.input.path} (not opened)")
-    else:
-        opened = open_input(cfg)
-        shape, axes = opened["shape"], opened["fitting_axes"]
-        n_fits = math.prod(n for a, n in enumerate(shape) if a not in axes)
-        unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
+    if is_joint_config(cfg):
+        opened = None if no_input else open_input(cfg)
+        first = None
+        for name, entry in cfg.datasets.items():
+            click.echo(f"  dataset {name}:")
+            first = first or name
+            _describe_input(entry.input, None if opened is None else opened[name], "    ")
+            _describe_model(entry.model, model[name], "    ")
+        n_fits = ""
+        if opened is not None:
+            shape, axes = opened[first]["shape"], opened[first]["fitting_axes"]
+            n = math.prod(n for a, n in enumerate(shape) if a not in axes)
+            n_fits = f": {n} fits of {sum(_n_samples(o) for o in opened.values())} samples"
         click.echo(
-            f"  input:  {cfg.input.path}, shape {shape}, fitting along axis "
-            f"{', '.join(map(str, axes))}: {n_fits} fits of "
-            f"{math.prod(shape[a] for a in axes)} samples" + (f", data in {unit}" if unit else "")
+            f"  joint:  {len(cfg.datasets)} datasets fitted together, pixel by pixel{n_fits}"
         )
-    click.echo(
-        f"  model:  {' + '.join(c.type for c in cfg.model.components)} "
-        f"({model.n_params} parameters, initial: {cfg.model.initial})"
-    )
+    else:
+        _describe_input(cfg.input, None if no_input else open_input(cfg), "  ")
+        _describe_model(cfg.model, model, "  ")
     click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
     click.echo(f"  output: {cfg.output.path}")
     from parfit.config.schema import resolve
@@ -185,6 +195,37 @@ def validate(config_file, no_input):
             f"note: {out} holds an earlier run; `parfit run` will refuse it unless "
             f"output.overwrite or output.resume is set (or --overwrite / --resume)"
         )
+
+
+def _n_samples(opened):
+    import math
+
+    return math.prod(opened["shape"][a] for a in opened["fitting_axes"])
+
+
+def _describe_input(inp, opened, indent):
+    """The ``input:`` line of ``parfit validate`` (``opened`` None: not opened)."""
+    import math
+
+    if opened is None:
+        click.echo(f"{indent}input:  {inp.path} (not opened)")
+        return
+    shape, axes = opened["shape"], opened["fitting_axes"]
+    n_fits = math.prod(n for a, n in enumerate(shape) if a not in axes)
+    unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
+    click.echo(
+        f"{indent}input:  {inp.path}, shape {shape}, fitting along axis "
+        f"{', '.join(map(str, axes))}: {n_fits} fits of "
+        f"{_n_samples(opened)} samples" + (f", data in {unit}" if unit else "")
+    )
+
+
+def _describe_model(section, model, indent):
+    """The ``model:`` line of ``parfit validate``."""
+    click.echo(
+        f"{indent}model:  {' + '.join(c.type for c in section.components)} "
+        f"({model.n_params} parameters, initial: {section.initial})"
+    )
 
 
 @main.command()
@@ -223,7 +264,11 @@ def run(config_file, resume, overwrite, no_progress):
         )
         cfg = validate_config(data, base_dir=config_file.resolve().parent, source=str(config_file))
     analysis = Analysis(cfg)
-    click.echo(f"fitting {cfg.input.path} -> {analysis.output_path}", err=True)
+    if analysis.joint:
+        what = ", ".join(f"{n} ({e.input.path})" for n, e in cfg.datasets.items()) + " jointly"
+    else:
+        what = cfg.input.path
+    click.echo(f"fitting {what} -> {analysis.output_path}", err=True)
     analysis.run(progress=False if no_progress else None)
     rec = analysis.record
     counts = ", ".join(f"{k}={v}" for k, v in rec["status_counts"].items())
@@ -303,6 +348,16 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
             f"--pixel re-fits from the input named in the config, so it needs the "
             f"analysis folder of `parfit run` (with config.yaml); {path} is not one"
         )
+    if pixel is not None:
+        from parfit.config import load_config
+        from parfit.config.schema import is_joint_config
+
+        if is_joint_config(load_config(path / "config.yaml", check_files=False)):
+            raise click.ClickException(
+                f"--pixel fits one cube's pixel again; {path} holds a joint fit of several "
+                f"datasets, which --pixel does not support (the maps hold every dataset's "
+                f"values: parfit inspect {path} --plot)"
+            )
     summary = summarize(path, top=top)
     shape = tuple(summary.shape or ())
     if (

@@ -359,6 +359,21 @@ def test_deep_checks_open_the_input(folder):
         load_config(folder / "hdu.yaml", deep=True)
 
 
+def test_deep_checks_the_model_units_against_the_world_of_the_cube(folder):
+    # A width in kg cannot be fitted on a velocity axis: refused by validation, not
+    # only once the run has started (the check uses the cube's WCS, not pixel numbers).
+    text = GOOD.replace('stddev: {value: "5000 m/s"', 'stddev: {value: "5 kg"').replace(
+        'bounds: ["0.1 km/s", null]', "bounds: [0, null]"
+    )
+    (folder / "kg.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(folder / "kg.yaml", deep=True)
+    ((path, line, message),) = info.value.problems
+    assert (path, line) == ("model.components", 5)
+    assert message.startswith("the model does not suit the input: ")
+    assert "kg" in message
+
+
 def test_tied_expression_naming_an_unknown_parameter():
     text = GOOD.replace("initial: guess", "initial: model").replace(
         "amplitude: {value: 2.0, bounds: [0, null]}", "amplitude: {value: 2.0, tied: 'amp_9 * 2'}"

@@ -4,7 +4,10 @@ One YAML file describes a whole analysis in six sections: ``input`` (the
 cube), ``model`` (components from parfit's model library with their
 starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
 (block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
-The pydantic classes of :mod:`parfit.config.schema` are the single source of
+A joint fit of several cubes, pixel by pixel, has a ``datasets`` section in
+place of ``input`` and ``model``: one entry per cube with its own ``input``
+and ``model``, whose ties may name another dataset's parameter
+(``co10.mean_0``).  The pydantic classes of :mod:`parfit.config.schema` are the single source of
 truth: the template written by ``parfit config`` and the reference page of
 the docs are both generated from them (:mod:`parfit.config.docs`).
 
@@ -12,7 +15,8 @@ the docs are both generated from them (:mod:`parfit.config.docs`).
 with its YAML path and line, in a :class:`~parfit.errors.ConfigError`.
 Relative paths in a config file are relative to the file's folder.
 :func:`build_model` and :func:`open_input` turn a validated config into the
-model and the (lazily opened) cube that :func:`parfit.parallel_fit` takes.
+model and the (lazily opened) cube that :func:`parfit.parallel_fit` takes
+(for a joint config, mappings of the datasets).
 
 Examples
 --------

@@ -1,7 +1,9 @@
 """What a validated config builds: the model, the opened input, the checks on both.
 
 :func:`build_model` turns ``model.components`` into a parfit model and
-:func:`open_input` opens ``input`` lazily (with its mask and weights).
+:func:`open_input` opens ``input`` lazily (with its mask and weights); for a
+joint config (a ``datasets`` section) both give a mapping of dataset names,
+the form :func:`parfit.parallel_fit` takes for a joint fit.
 :func:`check_semantics` runs both for :func:`parfit.config.validate_config`
 and reports what fails against the config key at fault.
 """
@@ -12,7 +14,13 @@ import numpy as np
 from astropy import units as u
 
 from parfit.config._yaml import format_path
-from parfit.config.schema import ParameterConfig, check_structural, resolve, structural_args
+from parfit.config.schema import (
+    ParameterConfig,
+    check_structural,
+    is_joint_config,
+    resolve,
+    structural_args,
+)
 from parfit.config.types import in_unit, target_unit
 from parfit.errors import ConfigError, InputError
 
@@ -20,53 +28,183 @@ __all__ = ["build_model", "open_input", "check_semantics"]
 
 
 def check_semantics(cfg, check_files, deep):
+    """``(path, message)`` of every problem the schema cannot see.
+
+    Exclusive input keys, missing files (``check_files``), the model (units,
+    bounds, ties, ``initial: guess``) and, with ``deep``, the input opened
+    lazily against the model: fitting axes and units.  For a joint config,
+    ``check_files`` (or ``deep``) also opens the cubes (their headers and
+    metadata only) to check that they share a grid.
+
+    Examples
+    --------
+    >>> from parfit.config import validate_config
+    >>> cfg = validate_config({"input": {"path": "c.fits"}, "output": {"path": "o"},
+    ...     "model": {"components": [{"type": "Gaussian1D"}]}}, check_files=False)
+    >>> check_semantics(cfg, check_files=True, deep=False)  # doctest: +ELLIPSIS
+    [(('input', 'path'), 'file not found: .../c.fits')]
+    """
     problems = []
-    inp = cfg.input
-    if inp.weights is not None and inp.uncertainty is not None:
-        problems.append((("input", "uncertainty"), "give weights or uncertainty, not both"))
-    if inp.hdu is not None and inp.variable is not None:
-        problems.append(
-            (("input", "variable"), "give hdu (FITS) or variable (netCDF/zarr), not both")
-        )
-    if check_files:
-        for key, path in _input_files(cfg):
-            if not resolve(cfg, path).exists():
-                problems.append((key, f"file not found: {resolve(cfg, path)}"))
-    model = None
+    for base, inp in _inputs(cfg):
+        problems += _input_problems(cfg, inp, base, check_files)
+    alone, across = {}, []
     try:
-        model = build_model(cfg)
+        if is_joint_config(cfg):
+            _, alone, across = _build_joint(cfg)
+        else:
+            alone = {None: _build(cfg.model, ("model",), joint=False)[0]}
     except _ModelProblem as exc:
         problems.append((exc.path, exc.message))
-    if deep and not problems:
-        problems += _check_against_input(cfg, model)
+    if not problems and (deep or (check_files and is_joint_config(cfg))):
+        problems += _check_against_inputs(cfg, alone, across, deep=deep)
     return problems
 
 
-def _input_files(cfg):
-    inp = cfg.input
-    yield ("input", "path"), inp.path
+def _inputs(cfg):
+    """``(path of the input section, input section)`` of each cube of the config."""
+    if is_joint_config(cfg):
+        for name, entry in cfg.datasets.items():
+            yield ("datasets", name, "input"), entry.input
+    else:
+        yield ("input",), cfg.input
+
+
+def _models(cfg):
+    """``(dataset name or None, path of the model section, model section)``."""
+    if is_joint_config(cfg):
+        for name, entry in cfg.datasets.items():
+            yield name, ("datasets", name, "model"), entry.model
+    else:
+        yield None, ("model",), cfg.model
+
+
+def _input_problems(cfg, inp, base, check_files):
+    problems = []
+    if inp.weights is not None and inp.uncertainty is not None:
+        problems.append((base + ("uncertainty",), "give weights or uncertainty, not both"))
+    if inp.hdu is not None and inp.variable is not None:
+        problems.append(
+            (base + ("variable",), "give hdu (FITS) or variable (netCDF/zarr), not both")
+        )
+    if check_files:
+        for key, path in _input_files(inp, base):
+            if not resolve(cfg, path).exists():
+                problems.append((key, f"file not found: {resolve(cfg, path)}"))
+    return problems
+
+
+def _input_files(inp, base):
+    yield base + ("path",), inp.path
     for key in ("mask", "weights", "uncertainty"):
         source = getattr(inp, key)
         if source is not None and source["path"] is not None:
-            yield ("input", key), source["path"]
+            yield base + (key,), source["path"]
 
 
-def _check_against_input(cfg, model):
-    try:
-        opened = _open_input(cfg)
-    except _InputProblem as exc:
-        return [(exc.path, exc.message)]
-    n_axes = len(opened["fitting_axes"])
-    if model is not None and model.n_inputs != n_axes:
-        return [
-            (
-                ("model", "components"),
-                f"the model takes {model.n_inputs} input(s) but input.fitting_axes names "
-                f"{n_axes} axis/axes",
+def _check_against_inputs(cfg, models, across, *, deep=True):
+    """Open each cube lazily and check it against its model (and, joint, the others).
+
+    Without ``deep``, the cubes are only opened and, for a joint config,
+    compared with each other.
+    """
+    joint = is_joint_config(cfg)
+    problems, shapes, units = [], {}, {}
+    for (base, inp), name in zip(_inputs(cfg), models):
+        if deep:
+            found, opened, units[name] = _check_against_input(cfg, inp, base, models[name], joint)
+        else:
+            try:
+                found, opened = [], _open_input(cfg, inp, base)
+            except _InputProblem as exc:
+                found, opened = [(exc.path, exc.message)], None
+        problems += found
+        if opened is not None:
+            shape, axes = opened["shape"], opened["fitting_axes"]
+            shapes[name] = (
+                tuple(n for a, n in enumerate(shape) if a not in axes),
+                shape,
+                axes,
+                base,
             )
-        ]
+    if joint and not problems:
+        first, (reference, ref_shape, ref_axes, _) = next(iter(shapes.items()))
+        for name, (grid, shape, axes, base) in list(shapes.items())[1:]:
+            if grid != reference:
+                problems.append(
+                    (
+                        base,
+                        f"dataset {name!r} has iterating shape {grid} (its cube {shape} "
+                        f"without fitting axis {_axes_text(axes)}) but dataset {first!r} has "
+                        f"{reference} (its cube {ref_shape} without fitting axis "
+                        f"{_axes_text(ref_axes)}); the cubes of a joint fit must have the "
+                        f"same shape along their iterating axes (one fit per pixel of all "
+                        f"of them)",
+                    )
+                )
+    if joint and deep and not problems:
+        problems += _tie_units(units, across)
+    return problems
+
+
+def _tie_units(units, across):
+    """A problem at each tie across datasets between parameters fitted in other units.
+
+    ``units``: each dataset's parameter units in the fit (the unit plan of
+    its model on its cube).  A tie copies the number, so a centre fitted in
+    m/s tied to one in km/s would be 1000 times off.
+    """
+    problems = []
+    for name, path, full, expr in across:
+        mine = units[name].get(full)
+        for dataset, pname in _DATASET_NAME.findall(expr):
+            theirs = units.get(dataset, {}).get(pname)
+            if (mine is None) != (theirs is None) or (mine is not None and mine != theirs):
+                problems.append(
+                    (
+                        path,
+                        f"{name}.{full} would be fitted in {_unit_text(mine)} but "
+                        f"{dataset}.{pname}, which its tie names, in {_unit_text(theirs)}; "
+                        f"a tie across datasets copies the number, so both must be in one "
+                        f"unit: give this parameter unit: {_unit_text(theirs)}",
+                    )
+                )
+                break
+    return problems
+
+
+def _unit_text(unit):
+    return "no unit" if unit is None else (str(unit) or "dimensionless")
+
+
+def _axes_text(axes):
+    return ", ".join(map(str, axes))
+
+
+def _check_against_input(cfg, inp, base, model, joint):
+    """``(problems, opened input or None, parameter units)`` of one cube against its model.
+
+    The parameter units are those the fit would use (``{}`` when unknown).
+    """
+    try:
+        opened = _open_input(cfg, inp, base)
+    except _InputProblem as exc:
+        return [(exc.path, exc.message)], None, {}
+    n_axes = len(opened["fitting_axes"])
+    model_path = base[:-1] + ("model", "components")
+    if model is not None and model.n_inputs != n_axes:
+        return (
+            [
+                (
+                    model_path,
+                    f"the model takes {model.n_inputs} input(s) but "
+                    f"{format_path(base + ('fitting_axes',))} names {n_axes} axis/axes",
+                )
+            ],
+            opened,
+            {},
+        )
     if model is None:
-        return []
+        return [], opened, {}
     from parfit.engine.inputs import normalise_cube, normalise_world
     from parfit.engine.units import prepare_units
 
@@ -79,11 +217,25 @@ def _check_against_input(cfg, model):
             mask=opened["mask"],
             data_unit=opened["data_unit"],
         )
-        world = normalise_world(None, cube, opened["fitting_axes"])
-        prepare_units(model, "parfit", world, cube.data_unit)
+        world = normalise_world(cube.world, cube, opened["fitting_axes"])
+        plan = prepare_units(model, "parfit", world, cube.data_unit)
     except InputError as exc:
-        return [(("model", "components"), f"the model does not suit the input: {exc}")]
-    return []
+        return [(model_path, f"the model does not suit the input: {exc}")], opened, {}
+    units = dict(plan.parameter_units or {})
+    if joint and world.kind == "wcs":
+        return (
+            [
+                (
+                    base + ("fitting_axes",),
+                    "the world coordinates along the fitting axes vary from pixel to pixel in "
+                    "this cube's WCS; a joint fit needs coordinates shared by every pixel (a "
+                    "cube whose spectral axis does not depend on the position)",
+                )
+            ],
+            opened,
+            units,
+        )
+    return [], opened, units
 
 
 class _ModelProblem(Exception):
@@ -99,8 +251,8 @@ class _InputProblem(_ModelProblem):
 # --- building the model -------------------------------------------------------------
 
 
-def _components(cfg):
-    for comp in cfg.model.components:
+def _components(section):
+    for comp in section.components:
         params = {}
         for key in type(comp).model_fields:
             value = getattr(comp, key)
@@ -122,7 +274,16 @@ def build_model(cfg):
     """The starting :class:`parfit.models.Model` a config describes.
 
     Components are summed in order.  Values and bounds given as quantities
-    set the parameter's unit (``unit:`` sets it for plain numbers).
+    set the parameter's unit (``unit:`` sets it for plain numbers).  A joint
+    config (a ``datasets`` section) gives a dict of each dataset's model, in
+    the order of the config, with its ties to other datasets' parameters
+    (``co10.mean_0``): the mapping :func:`parfit.parallel_fit` takes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key at fault, if the model cannot be built (only
+        for a config that was not validated: validation builds it too).
 
     Examples
     --------
@@ -138,26 +299,117 @@ def build_model(cfg):
     amplitude_1=0.0)>
     >>> model.mean_0.unit, model.stddev_0.unit, model.amplitude_1.fixed
     (Unit("km / s"), Unit("km / s"), True)
+
+    A joint config gives each dataset's model:
+
+    >>> joint = validate_config({"output": {"path": "o"}, "datasets": {
+    ...     "co10": {"input": {"path": "co10.fits"},
+    ...              "model": {"components": [{"type": "Gaussian1D"}]}},
+    ...     "co21": {"input": {"path": "co21.fits"},
+    ...              "model": {"components": [{"type": "Gaussian1D",
+    ...                                        "mean": {"tied": "co10.mean"}}]}}}},
+    ...     check_files=False)
+    >>> models = build_model(joint)
+    >>> list(models), models["co21"].mean.tied
+    (['co10', 'co21'], 'co10.mean')
+    """
+    try:
+        if is_joint_config(cfg):
+            return _build_joint(cfg)[0]
+        return _build(cfg.model, ("model",), joint=False)[0]
+    except _ModelProblem as exc:
+        raise ConfigError(
+            f"{format_path(exc.path)}: {exc.message}", [(format_path(exc.path), None, exc.message)]
+        ) from None
+
+
+def _build_joint(cfg):
+    """``(models, alone, across)`` of a joint config.
+
+    ``models``: each dataset's model with its ties to other datasets;
+    ``alone``: the same without them; ``across``: those ties, ``(dataset,
+    config path, parameter, expression)``.  The ties are checked on a
+    :class:`~parfit.models.JointModel` of the models without them, one by
+    one, so that a problem is reported at the tie at fault.
+    """
+    from parfit.errors import ModelError, ParameterError
+    from parfit.models import JointModel
+    from parfit.models.joint import split_dataset_ties
+
+    models, across = {}, []
+    for name, base, section in _models(cfg):
+        models[name], ties = _build(section, base, joint=True)
+        across += [(name, *tie) for tie in ties]
+    _share_units(models, across)
+    alone = {name: split_dataset_ties(model)[0] for name, model in models.items()}
+    try:
+        joint = JointModel(alone, {name: 1 for name in alone})
+    except (ModelError, ParameterError) as exc:
+        raise _ModelProblem(("datasets",), str(exc).removeprefix("JointModel: ")) from None
+    for name, path, full, expr in across:
+        try:
+            joint.tie(name, {full: expr})
+            joint.validate()
+        except (ParameterError, ModelError) as exc:
+            raise _ModelProblem(path, _strip_param_prefix(str(exc))) from None
+    return models, alone, across
+
+
+#: ``<dataset>.<parameter>`` in a tied expression.
+_DATASET_NAME = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b")
+
+
+def _share_units(models, across):
+    """One unit per kind of quantity across the datasets' models, as within one model.
+
+    A tie across datasets copies a number from one dataset's parameter to
+    another's, so both must be fitted in one unit.  A tied parameter without
+    a unit of its own takes the unit of the first parameter its expression
+    names (``mean: {tied: co10.mean_0}`` is in co10's unit); then every
+    parameter of one kind gets the unit of the first one given, in the order
+    of the datasets (``"5000 m/s"`` becomes 5 km/s beside a centre in km/s).
+    """
+    for name, _path, full, expr in across:
+        param = models[name].parameters[full]
+        if param.unit is not None:
+            continue
+        for dataset, pname in _DATASET_NAME.findall(expr):
+            source = models.get(dataset)
+            if source is not None and pname in source.param_names:
+                unit = source.parameters[pname].unit
+                if unit is not None:
+                    param.unit = unit
+                    break
+    _one_unit_per_kind([p for model in models.values() for p in model.parameters.values()])
+
+
+def _build(section, base, *, joint):
+    """``(model, ties)`` of one model section at the config path ``base``.
+
+    With ``joint``, ties to other datasets are allowed and come back as
+    ``ties``, ``(path, parameter, expression)``, for :func:`_build_joint` to
+    check; otherwise they are refused and ``ties`` is empty.
     """
     from parfit.errors import ModelError, ParameterError
     from parfit.models import MODEL_REGISTRY, CompoundModel
+    from parfit.models.joint import split_dataset_ties
 
     leaves, ties = [], []
-    for i, (comp, params) in enumerate(_components(cfg)):
+    for i, (comp, params) in enumerate(_components(section)):
         cls = MODEL_REGISTRY[comp.type]
-        base = ("model", "components", i)
+        path = base + ("components", i)
         structural = {a: getattr(comp, a) for a in structural_args(cls)}
         try:
             check_structural(comp.type, structural)
             leaf = cls(**structural, name=comp.name)
         except (ModelError, ParameterError, TypeError, ValueError) as exc:
-            raise _ModelProblem(base, str(exc)) from None
+            raise _ModelProblem(path, str(exc)) from None
         for pname, pc in params.items():
             param = leaf.parameters[pname]
             try:
                 _apply_parameter(param, pc)
             except (ParameterError, ValueError, u.UnitsError) as exc:
-                raise _ModelProblem(base + (pname,), _strip_param_prefix(str(exc))) from None
+                raise _ModelProblem(path + (pname,), _strip_param_prefix(str(exc))) from None
             if pc.tied is not None:
                 ties.append((i, pname, pc.tied))
         leaves.append(leaf)
@@ -165,26 +417,30 @@ def build_model(cfg):
     model = leaves[0]
     for leaf in leaves[1:]:
         model = model + leaf
-    if cfg.model.initial == "guess" and not model.can_guess:
+    if section.initial == "guess" and not model.can_guess:
         raise _ModelProblem(
-            ("model", "initial"),
+            base + ("initial",),
             f"initial: guess needs components that can estimate their start "
             f"from data; {model!r} cannot",
         )
+    across = []
     for i, pname, expr in ties:
         full = f"{pname}_{i}" if isinstance(model, CompoundModel) else pname
+        path = base + ("components", i, pname, "tied")
         try:
             model.parameters[full].update(tied=expr)
-            model.validate()
+            alone, split = split_dataset_ties(model) if joint else (model, {})
+            if full in split:
+                across.append((path, full, expr))
+            alone.validate()
         except (ParameterError, ModelError) as exc:
-            raise _ModelProblem(
-                ("model", "components", i, pname, "tied"), _strip_param_prefix(str(exc))
-            ) from None
+            raise _ModelProblem(path, _strip_param_prefix(str(exc))) from None
+    alone = split_dataset_ties(model)[0] if joint else model
     try:
-        model.validate()
+        alone.validate()
     except (ParameterError, ModelError) as exc:
-        raise _ModelProblem(("model", "components"), str(exc)) from None
-    return model
+        raise _ModelProblem(base + ("components",), str(exc)) from None
+    return model, across
 
 
 def _one_unit_per_kind(params):
@@ -238,27 +494,48 @@ def open_input(cfg):
     dict
         ``data`` (what :func:`parfit.io.open_cube` gives), ``mask``,
         ``weights`` (dask arrays or None), ``fitting_axes`` (tuple of int),
-        ``data_unit`` (str or None).
+        ``data_unit`` (str or None), ``shape`` (the cube's).  For a joint
+        config (a ``datasets`` section), a dict of such dicts by dataset
+        name, in the order of the config.
 
     Raises
     ------
     ConfigError
         Naming the config key at fault, if the input cannot be opened or
         does not fit the config.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from parfit.config import validate_config
+    >>> from parfit.datasets import gaussian_cube
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = gaussian_cube((20, 3, 4)).to_fits(folder / "cube.fits")
+    >>> cfg = validate_config({"input": {"path": "cube.fits", "fitting_axes": "spectral"},
+    ...     "model": {"components": [{"type": "Gaussian1D"}]}, "output": {"path": "out"}},
+    ...     base_dir=folder)
+    >>> opened = open_input(cfg)
+    >>> opened["shape"], opened["fitting_axes"]
+    ((20, 3, 4), (0,))
     """
     try:
-        return _open_input(cfg)
+        if is_joint_config(cfg):
+            return {
+                name: _open_input(cfg, inp, base)
+                for (base, inp), name in zip(_inputs(cfg), cfg.datasets)
+            }
+        return _open_input(cfg, cfg.input, ("input",))
     except _InputProblem as exc:
         raise ConfigError(
             f"{format_path(exc.path)}: {exc.message}", [(format_path(exc.path), None, exc.message)]
         ) from None
 
 
-def _open_input(cfg):
+def _open_input(cfg, inp, base):
+    """The opened cube of the input section ``inp`` (at config path ``base``)."""
     from parfit.engine.inputs import normalise_fitting_axes
     from parfit.io import open_cube
 
-    inp = cfg.input
     path = resolve(cfg, inp.path)
     try:
         data = open_cube(path, hdu=inp.hdu, variable=inp.variable)
@@ -268,7 +545,7 @@ def _open_input(cfg):
             if inp.hdu is not None and "HDU" in str(exc)
             else ("variable" if inp.variable is not None and "variable" in str(exc) else "path")
         )
-        raise _InputProblem(("input", key), str(exc)) from None
+        raise _InputProblem(base + (key,), str(exc)) from None
     if inp.unit is not None and getattr(data, "unit", None) is not None:
         data = _without_unit(data)  # input.unit overrides the file's unit (a relabel)
     shape = tuple(int(n) for n in getattr(data, "data", data).shape)
@@ -277,13 +554,13 @@ def _open_input(cfg):
     resolved = []
     for item in axes:
         if item == "spectral" and (dims is None or "spectral" not in dims):
-            resolved.append(_spectral_axis(data, len(shape)))
+            resolved.append(_spectral_axis(data, len(shape), base))
         else:
             resolved.append(item)
     try:
         fitting_axes = normalise_fitting_axes(resolved, len(shape), dims)
     except (InputError, TypeError) as exc:
-        raise _InputProblem(("input", "fitting_axes"), str(exc)) from None
+        raise _InputProblem(base + ("fitting_axes",), str(exc)) from None
     out = {
         "data": data,
         "fitting_axes": fitting_axes,
@@ -296,7 +573,7 @@ def _open_input(cfg):
         source = getattr(inp, key)
         if source is None:
             continue
-        array = _open_aux(cfg, key, source, shape)
+        array = _open_aux(cfg, inp, base, key, source, shape)
         if key == "mask":
             out["mask"] = array != 0
         elif key == "weights":
@@ -332,35 +609,34 @@ def _without_unit(data):
     )
 
 
-def _spectral_axis(data, ndim):
+def _spectral_axis(data, ndim, base):
     wcs = getattr(data, "wcs", None)
     if wcs is None or not getattr(wcs, "has_spectral", False):
         raise _InputProblem(
-            ("input", "fitting_axes"),
+            base + ("fitting_axes",),
             "'spectral' needs a FITS cube whose WCS has a spectral axis; give the axis "
             "number instead",
         )
     return ndim - 1 - int(wcs.wcs.spec)
 
 
-def _open_aux(cfg, key, source, shape):
+def _open_aux(cfg, inp, base, key, source, shape):
     import dask.array as da
 
     from parfit.io import open_cube
 
-    inp = cfg.input
     path = resolve(cfg, source["path"] or inp.path)
     try:
         opened = open_cube(path, hdu=source["hdu"], variable=source["variable"])
     except (InputError, ValueError, TypeError, OSError) as exc:
-        raise _InputProblem(("input", key), str(exc)) from None
+        raise _InputProblem(base + (key,), str(exc)) from None
     array = getattr(opened, "data", opened)
     array = da.asarray(array)
     try:
         np.broadcast_shapes(tuple(array.shape), shape)
     except ValueError:
         raise _InputProblem(
-            ("input", key),
+            base + (key,),
             f"has shape {tuple(array.shape)}, which does not broadcast to the cube's {shape}",
         ) from None
     return array

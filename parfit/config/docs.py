@@ -3,6 +3,8 @@
 Both walk the pydantic classes of :mod:`parfit.config.schema`, so a new option
 appears in ``parfit config`` and in ``docs/config_reference.rst`` as soon as
 it is in the schema (a test fails when the committed page drifts).
+``parfit config --joint`` writes the template of a joint config (a
+``datasets`` section in place of ``input`` and ``model``).
 """
 
 import json
@@ -13,11 +15,13 @@ import typing
 from pydantic import BaseModel
 
 from parfit.config.schema import (
+    JOINT_SECTIONS,
     SECTIONS,
     DynamicComponent,
     ParameterConfig,
     component_classes,
     config_schema,
+    dataset_section,
     section_class,
 )
 
@@ -37,6 +41,25 @@ _MINIMAL = {
     "model": {"components": [{"type": "Gaussian1D"}], "initial": "guess"},
     "output": {"path": "results"},
 }
+#: The second dataset of the joint template: its line shares centre and width with co10's.
+_EXAMPLE_TIED = [
+    {
+        "type": "Gaussian1D",
+        "amplitude": {"value": 1.0, "bounds": [0, None]},
+        "mean": {"tied": "co10.mean_0"},
+        "stddev": {"tied": "co10.stddev_0"},
+    },
+    {"type": "Const1D"},
+]
+_JOINT_ABOUT = [
+    "# A joint fit: several cubes fitted together, pixel by pixel.  Each entry of",
+    "# datasets names one cube (a Python identifier) and holds its own input and",
+    "# model, with every key of the input and model sections of a one-cube config;",
+    "# a tied expression may name another dataset's parameter as <dataset>.<parameter>",
+    "# (names as in that dataset's model: mean_0, mean_1, ... when it has several",
+    "# components).  The cubes must have the same shape along their iterating axes;",
+    "# the maps are named <dataset>.<parameter> (co21.mean_0), in one store.",
+]
 
 
 def _sections():
@@ -128,7 +151,7 @@ def field_rows(cls):
 # --- template -----------------------------------------------------------------------
 
 
-def template(minimal=False):
+def template(minimal=False, *, joint=False):
     """The commented config template that ``parfit config`` writes.
 
     YAML text with every option, its default and its meaning as a comment.
@@ -138,6 +161,10 @@ def template(minimal=False):
     minimal : bool
         Only the keys you must give: input path and axis, one component,
         output folder.
+    joint : bool
+        A joint config (``parfit config --joint``): a ``datasets`` section of
+        two cubes, the second sharing the line centre and width of the first,
+        in place of ``input`` and ``model``.
 
     Returns
     -------
@@ -152,30 +179,74 @@ def template(minimal=False):
     >>> cfg = parse_config(template(), check_files=False)
     >>> [c.type for c in cfg.model.components]
     ['Gaussian1D', 'Const1D']
+    >>> joint = parse_config(template(joint=True), check_files=False)
+    >>> list(joint.datasets), joint.datasets["co21"].model.components[0].mean.tied
+    (['co10', 'co21'], 'co10.mean_0')
     """
     from parfit import __version__
 
+    command = "parfit config --joint" if joint else "parfit config"
     head = [
-        f"# parfit analysis config (written by `parfit config`, parfit {__version__}).",
+        f"# parfit analysis config (written by `{command}`, parfit {__version__}).",
         "# Check it with `parfit validate FILE`, run it with `parfit run FILE`.",
         "# Relative paths are relative to the folder of this file.",
     ]
     if minimal:
-        head.append("# Every other option has a default; `parfit config` lists them all.")
-        return "\n".join(head) + "\n\n" + "\n".join(_minimal_lines()) + "\n"
+        head.append(f"# Every other option has a default; `{command}` lists them all.")
+        body = _minimal_joint_lines() if joint else _minimal_lines()
+        return "\n".join(head) + "\n\n" + "\n".join(body) + "\n"
+    if not joint:
+        head.append("# To fit several cubes together (a joint fit), `parfit config --joint` writes")
+        head.append("# a template with a datasets section in place of input and model.")
     lines = head + [""]
+    if joint:
+        lines += _JOINT_ABOUT
+        lines.append("datasets:")
+        lines.append("  co10:")
+        for name, cls in _sections()[:2]:
+            lines += _section_lines(name, cls, "    ", {"path": "co10.fits"}, _EXAMPLE_COMPONENTS)
+        lines.append("  co21:")
+        lines.append(
+            "    # co21's line has the centre and the width of co10's line, pixel by pixel"
+        )
+        lines.append("    input: {path: co21.fits, fitting_axes: 0}")
+        lines.append("    model:")
+        lines.append("      components:")
+        lines += _components_yaml(_EXAMPLE_TIED, "        ")
+        lines.append("      initial: model")
+        lines.append("")
     for name, cls in _sections():
-        lines.append(f"# {_doc(cls)}")
-        lines.append(f"{name}:")
-        for key, field in cls.model_fields.items():
-            desc = f"{field.description or ''} [{type_label(field)}]"
-            lines.extend(textwrap.wrap(desc, 88, initial_indent="  # ", subsequent_indent="  #   "))
-            if name == "model" and key == "components":
-                lines.extend(_component_lines())
-                continue
-            lines.append(f"  {key}: {_template_value(field)}")
+        if joint and name in ("input", "model"):
+            continue
+        lines += _section_lines(name, cls, "", {}, _EXAMPLE_COMPONENTS)
         lines.append("")
     return "\n".join(lines)
+
+
+def _section_lines(name, cls, indent, values, components):
+    """A section of the template at ``indent``: its doc, then each key with its comment.
+
+    ``values`` replaces the shown value of some keys; ``components`` is the
+    example of ``model.components``.
+    """
+    lines = [f"{indent}# {_doc(cls)}", f"{indent}{name}:"]
+    inner = indent + "  "
+    for key, field in cls.model_fields.items():
+        desc = f"{field.description or ''} [{type_label(field)}]"
+        lines.extend(
+            textwrap.wrap(
+                desc,
+                88,
+                initial_indent=f"{inner}# ",
+                subsequent_indent=f"{inner}#   ",
+            )
+        )
+        if name == "model" and key == "components":
+            lines.extend(_component_lines(inner, components))
+            continue
+        value = _yaml_value(values[key]) if key in values else _template_value(field)
+        lines.append(f"{inner}{key}: {value}")
+    return lines
 
 
 def _doc(cls):
@@ -191,23 +262,28 @@ def _template_value(field):
     return _yaml_value(field.default)
 
 
-def _component_lines():
+def _component_lines(indent, components):
     classes = component_classes()
     lines = [
-        "  # Component types and their parameters (the docs' config reference has",
-        "  # defaults and units); a parameter is a number, a quantity such as",
-        '  # "4000 m/s", or a mapping of value, unit, bounds, fixed and tied:',
+        f"{indent}# Component types and their parameters (the docs' config reference has",
+        f"{indent}# defaults and units); a parameter is a number, a quantity such as",
+        f'{indent}# "4000 m/s", or a mapping of value, unit, bounds, fixed and tied:',
     ]
     for type_name, cls in classes.items():
         params = [k for k in cls.model_fields if k not in ("type", "name")]
         if issubclass(cls, DynamicComponent):
             params = params + ["c0 ... c<degree>"]
-        lines.append(f"  #   {type_name}: {', '.join(params)}")
-    lines.append("  components:")
-    for comp in _EXAMPLE_COMPONENTS:
+        lines.append(f"{indent}#   {type_name}: {', '.join(params)}")
+    lines.append(f"{indent}components:")
+    return lines + _components_yaml(components, indent + "  ")
+
+
+def _components_yaml(components, indent):
+    lines = []
+    for comp in components:
         first = True
         for key, value in comp.items():
-            lines.append(f"    {'- ' if first else '  '}{key}: {_yaml_value(value)}")
+            lines.append(f"{indent}{'- ' if first else '  '}{key}: {_yaml_value(value)}")
             first = False
     return lines
 
@@ -223,6 +299,26 @@ def _minimal_lines():
             else:
                 out.append(f"  {key}: {_yaml_value(value)}")
     return out
+
+
+def _minimal_joint_lines():
+    tied = {
+        "type": "Gaussian1D",
+        "mean": {"tied": "co10.mean_0"},
+        "stddev": {"tied": "co10.stddev_0"},
+    }
+    out = ["datasets:"]
+    for name, first in (("co10", {"type": "Gaussian1D"}), ("co21", tied)):
+        out += [
+            f"  {name}:",
+            f"    input: {{path: {name}.fits, fitting_axes: 0}}",
+            "    model:",
+            "      components:",
+            f"        - {_yaml_value(first)[1:-1] if name == 'co10' else _yaml_value(first)}",
+            "        - type: Const1D",
+            "      initial: guess",
+        ]
+    return out + ["output:", "  path: results"]
 
 
 # --- reference page ---------------------------------------------------------------------
@@ -247,6 +343,8 @@ def reference_rst():
         title = f"``{name}``"
         out += [title, "-" * len(title), "", _doc(cls), ""]
         out += _table(field_rows(cls))
+        if name == "model":
+            out += _datasets_reference()
     title = "Parameters of a component"
     out += [
         title,
@@ -282,6 +380,32 @@ def reference_rst():
             rows.append(("c0 ... c<degree>", "y / x**k", "coefficient of x**k (default 0)"))
         out += _table(rows, header=("key", "unit", "description"))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _datasets_reference():
+    """The ``datasets`` section of the reference: a joint config's cubes."""
+    title = "``datasets``"
+    others = ", ".join(f"``{s}``" for s in JOINT_SECTIONS[1:])
+    return [
+        title,
+        "-" * len(title),
+        "",
+        _doc(config_schema(joint=True)),
+        "A config has either ``input`` and ``model`` (one cube) or ``datasets``",
+        f"(several cubes), never both; the other sections ({others}) are the same",
+        "in both.",
+        "",
+        "``datasets`` maps each dataset's name, a Python identifier such as ``co10``,",
+        "to that cube's own ``input`` and ``model`` sections, with the keys above.",
+        "The cubes must have the same shape along their iterating axes (``parfit",
+        "validate`` checks it from the headers).  The maps, in one store, are named",
+        "``<dataset>.<parameter>`` (``co21.mean_0``); a tied expression may name",
+        "another dataset's parameter the same way, the parameter named as in that",
+        "dataset's model (``mean_0``, ``mean_1``, ... when the model has several",
+        "components).  Each entry has these keys:",
+        "",
+        *_table(field_rows(dataset_section())),
+    ]
 
 
 def _table(rows, header=("key", "type", "default", "description")):

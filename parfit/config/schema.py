@@ -4,6 +4,9 @@ One YAML file describes a whole analysis in six sections: ``input`` (the
 cube), ``model`` (components from parfit's model library with their
 starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
 (block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
+A joint fit of several cubes has a ``datasets`` section in place of
+``input`` and ``model``: one entry per cube, each with its own ``input``
+and ``model`` (:func:`config_schema` with ``joint=True``).
 The pydantic classes below are the single source of truth: validation
 (:mod:`parfit.config.validate`), the model and input a config builds
 (:mod:`parfit.config.build`), and the template written by ``parfit config``
@@ -73,6 +76,10 @@ __all__ = [
     "DiagnosticsSection",
     "OutputSection",
     "SECTIONS",
+    "JOINT_SECTIONS",
+    "dataset_section",
+    "dataset_names_problem",
+    "is_joint_config",
     "MAX_COMPONENTS",
     "MAX_STRUCTURAL",
     "base_dir",
@@ -326,29 +333,142 @@ def _schema_for(registry_key):
         diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
         output: OutputSection
 
-    return AnalysisConfig, classes
+    class DatasetSection(_Section):
+        """One cube of a joint fit: its input and its model."""
+
+        input: InputSection = Field(
+            description="The cube of this dataset: every key of the input section"
+        )
+        model: ModelSection = Field(
+            description="The model of this dataset: every key of the model section; a tied "
+            "expression may name another dataset's parameter as <dataset>.<parameter> "
+            "(e.g. co10.mean_0)"
+        )
+
+    class JointAnalysisConfig(_Section):
+        """A parfit joint analysis: several cubes fitted together, pixel by pixel."""
+
+        datasets: dict[str, DatasetSection] = Field(
+            description="In place of input and model: one entry per cube, named by a "
+            "Python identifier (e.g. co10), each with its own input and model; the cubes "
+            "must have the same shape along their iterating axes",
+            json_schema_extra={"type_label": "mapping of name to {input, model}"},
+        )
+        fitter: FitterSection = Field(default_factory=lambda: FitterSection())
+        run: RunSection = Field(default_factory=lambda: RunSection())
+        diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
+        output: OutputSection
+
+        @field_validator("datasets", mode="before")
+        @classmethod
+        def _names(cls, value):
+            problem = dataset_names_problem(value)
+            if problem is not None:
+                path, message = problem
+                raise PydanticCustomError(
+                    "parfit_key", "{message}", {"message": message, "parfit_path": path}
+                )
+            return value
+
+    return AnalysisConfig, JointAnalysisConfig, DatasetSection, classes
 
 
-def config_schema():
+def config_schema(*, joint=False):
     """The pydantic class of a whole config, for the models registered now.
+
+    Parameters
+    ----------
+    joint : bool
+        The class of a joint config (a ``datasets`` section in place of
+        ``input`` and ``model``) instead of a one-cube config.
 
     Returns
     -------
     type
         A :class:`pydantic.BaseModel` subclass; its ``model_fields`` are
-        the sections.
+        the sections (:data:`SECTIONS`, or :data:`JOINT_SECTIONS` with
+        ``joint=True``).
 
     Examples
     --------
     >>> list(config_schema().model_fields)
     ['input', 'model', 'fitter', 'run', 'diagnostics', 'output']
+    >>> list(config_schema(joint=True).model_fields)
+    ['datasets', 'fitter', 'run', 'diagnostics', 'output']
     """
-    return _schema_for(_registry_key())[0]
+    schemas = _schema_for(_registry_key())
+    return schemas[1] if joint else schemas[0]
+
+
+def dataset_section():
+    """The pydantic class of one entry of ``datasets`` (its ``input`` and ``model``).
+
+    Examples
+    --------
+    >>> list(dataset_section().model_fields)
+    ['input', 'model']
+    """
+    return _schema_for(_registry_key())[2]
 
 
 def component_classes():
     """The component schema of every registered model type, by type name."""
-    return _schema_for(_registry_key())[1]
+    return _schema_for(_registry_key())[3]
+
+
+def is_joint_config(cfg):
+    """Whether ``cfg`` (a validated config, or its raw mapping) is a joint config.
+
+    A joint config has a ``datasets`` section in place of ``input`` and
+    ``model``.
+
+    Examples
+    --------
+    >>> is_joint_config({"datasets": {"co10": {}}, "output": {"path": "out"}})
+    True
+    >>> is_joint_config({"input": {"path": "cube.fits"}})
+    False
+    """
+    if isinstance(cfg, dict):
+        return "datasets" in cfg
+    return "datasets" in type(cfg).model_fields
+
+
+def dataset_names_problem(value):
+    """``(path below datasets, message)`` if ``value`` is no usable ``datasets`` mapping.
+
+    The mapping must be non-empty and name its datasets with Python
+    identifiers (:func:`parfit.models.joint.check_dataset_names` words the
+    refusal); None when it is usable.
+
+    Examples
+    --------
+    >>> dataset_names_problem({"co10": {}, "co21": {}}) is None
+    True
+    >>> dataset_names_problem({"co 21": {}})[0]
+    ('co 21',)
+    >>> dataset_names_problem([])[1].startswith("datasets must be a mapping of dataset names")
+    True
+    """
+    from parfit.errors import ModelError
+    from parfit.models.joint import check_dataset_names
+
+    if not isinstance(value, dict):
+        return (), (
+            "datasets must be a mapping of dataset names to their input and model, such as "
+            f"co10: {{input: ..., model: ...}}; got {value!r}"
+        )
+    if not value:
+        return (), (
+            "datasets is empty; a joint fit needs at least one dataset, such as "
+            "co10: {input: ..., model: ...}"
+        )
+    for name in value:
+        try:
+            check_dataset_names([name], "datasets")
+        except ModelError as exc:
+            return (name,), str(exc).removeprefix("datasets: ")
+    return None
 
 
 # --- fitter, run, diagnostics, output ---------------------------------------------
@@ -544,6 +664,8 @@ class OutputSection(_Section):
 
 
 SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
+#: The sections of a joint config: ``datasets`` in place of ``input`` and ``model``.
+JOINT_SECTIONS = ("datasets", "fitter", "run", "diagnostics", "output")
 
 
 def section_class(annotation):

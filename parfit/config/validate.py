@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import typing
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -33,6 +34,7 @@ from parfit.config.schema import (
     ParameterConfig,
     component_classes,
     config_schema,
+    is_joint_config,
     resolve,
     section_class,
     set_base_dir,
@@ -88,6 +90,7 @@ def _allowed_keys(path, raw, root=None):
     config) for did-you-mean, or ()."""
     cls, classes = root or config_schema(), component_classes()
     node = raw
+    named = False  # the next part names an entry of a mapping (a dataset)
     for part in path:
         if cls is None:
             return ()
@@ -97,8 +100,12 @@ def _allowed_keys(path, raw, root=None):
                 cls = classes[node["type"]]
             continue
         node = node.get(part) if isinstance(node, dict) else None
+        if named:
+            named = False
+            continue
         field = cls.model_fields.get(part)
         cls = section_class(field.annotation) if field is not None else None
+        named = field is not None and typing.get_origin(field.annotation) is dict
     return tuple(cls.model_fields) if cls is not None else ()
 
 
@@ -124,7 +131,9 @@ def _problems_from(errors, raw, lines, root=None):
         if kind == "extra_forbidden":
             key = path[-1] if path else "?"
             allowed = _allowed_keys(path[:-1], raw, root)
-            msg = f"unknown key {key!r}{did_you_mean(key, allowed)}"
+            # At the top of a one-cube config, a joint config's section is a key too.
+            close = allowed + (("datasets",) if len(path) == 1 and "input" in allowed else ())
+            msg = f"unknown key {key!r}{did_you_mean(key, close)}"
             if allowed:
                 msg += f" (allowed here: {', '.join(allowed)})"
         elif kind == "missing":
@@ -192,7 +201,9 @@ def parse_config(text, *, source=None, base_dir=None, check_files=True, deep=Fal
         Folder that relative paths are relative to (default: the current
         folder).
     check_files : bool
-        Report input files that do not exist.
+        Report input files that do not exist; for a joint config, also open
+        the cubes (headers and metadata only) and report those whose
+        iterating shape differs from the first dataset's.
     deep : bool
         Also open the input (lazily), check the fitting axes against it and
         build the model, as ``parfit validate`` does.
@@ -326,54 +337,128 @@ def _validate(data, base_dir, check_files, deep, lines):
     too_many = _too_many_components(data, lines)
     if too_many:
         return None, too_many
+    form, data = _form(data, lines)
+    schema = config_schema(joint=isinstance(data, dict) and is_joint_config(data))
     try:
-        cfg = config_schema().model_validate(data)
+        cfg = schema.model_validate(data)
     except ValidationError as exc:
-        problems = _problems_from(exc.errors(), data, lines)
+        problems = form + [
+            p
+            for p in _problems_from(exc.errors(), data, lines, root=schema)
+            # Neither form given: one problem says so (see _form), not two missing keys.
+            if not (form and p.path in (("input",), ("model",)))
+        ]
         if check_files:  # missing files too, so that every problem shows at once
             problems += [
                 Problem(p, _line_of(p, lines), m) for p, m in _missing_raw_files(data, base)
             ]
         return None, problems
     set_base_dir(cfg, base)
-    return cfg, [
+    problems = [
         Problem(p, _line_of(p, lines), m) for p, m in check_semantics(cfg, check_files, deep)
     ]
+    return (None if form else cfg), form + problems
+
+
+def _form(data, lines):
+    """``(problems, data)``: which of the two forms ``data`` takes, and the data to validate.
+
+    A config fits one cube (``input`` and ``model``) or several together
+    (``datasets``, a joint fit).  Mixing them is a problem at the one-cube
+    keys, which are then left out of the joint config validated (so that
+    every other problem still shows); giving neither is one problem.
+    """
+    if not isinstance(data, dict):
+        return [], data
+    if "datasets" in data:
+        problems = [
+            Problem(
+                (key,),
+                _line_of((key,), lines),
+                f"{key} is for a config of one cube, but this config has datasets (a joint "
+                f"fit of several cubes), where each dataset has its own {key}: move it into "
+                f"an entry of datasets (datasets.<name>.{key}), or remove datasets",
+            )
+            for key in ("input", "model")
+            if key in data
+        ]
+        return problems, {k: v for k, v in data.items() if k not in ("input", "model")}
+    if "input" not in data and "model" not in data:
+        return [
+            Problem(
+                (),
+                _line_of((), lines),
+                "give input and model (to fit one cube), or datasets (a joint fit of several "
+                "cubes, each with its own input and model); `parfit config` and `parfit "
+                "config --joint` write a template of each",
+            )
+        ], data
+    return [], data
+
+
+def _model_sections(data):
+    """``(path, model mapping)`` of every model section of raw config data."""
+    if not isinstance(data, dict):
+        return
+    if "datasets" in data:
+        datasets = data["datasets"]
+        if isinstance(datasets, dict):
+            for name, entry in datasets.items():
+                if isinstance(entry, dict):
+                    yield ("datasets", name, "model"), entry.get("model")
+    else:
+        yield ("model",), data.get("model")
+
+
+def _input_sections(data):
+    """``(path, input mapping)`` of every input section of raw config data."""
+    if not isinstance(data, dict):
+        return
+    if "datasets" in data:
+        datasets = data["datasets"]
+        if isinstance(datasets, dict):
+            for name, entry in datasets.items():
+                if isinstance(entry, dict):
+                    yield ("datasets", name, "input"), entry.get("input")
+    else:
+        yield ("input",), data.get("input")
 
 
 def _too_many_components(data, lines):
-    """A problem if the model sums more than MAX_COMPONENTS components (checked first)."""
-    model = data.get("model") if isinstance(data, dict) else None
-    comps = model.get("components") if isinstance(model, dict) else None
-    if not isinstance(comps, list) or len(comps) <= MAX_COMPONENTS:
-        return []
-    path = ("model", "components")
-    return [
-        Problem(
-            path,
-            _line_of(path, lines),
-            f"{len(comps)} components; a config's model sums at most "
-            f"{MAX_COMPONENTS} (a per-pixel fit of more is not meaningful): fit "
-            f"fewer components",
+    """A problem if a model sums more than MAX_COMPONENTS components (checked first)."""
+    problems = []
+    for base, model in _model_sections(data):
+        comps = model.get("components") if isinstance(model, dict) else None
+        if not isinstance(comps, list) or len(comps) <= MAX_COMPONENTS:
+            continue
+        path = base + ("components",)
+        problems.append(
+            Problem(
+                path,
+                _line_of(path, lines),
+                f"{len(comps)} components; a config's model sums at most "
+                f"{MAX_COMPONENTS} (a per-pixel fit of more is not meaningful): fit "
+                f"fewer components",
+            )
         )
-    ]
+    return problems
 
 
 def _missing_raw_files(data, base):
     """``(path, message)`` for input files of a config that failed the schema."""
-    inp = data.get("input") if isinstance(data, dict) else None
-    if not isinstance(inp, dict):
-        return []
     out = []
-    for key in ("path", "mask", "weights", "uncertainty"):
-        value = inp.get(key)
-        if isinstance(value, dict):
-            value = value.get("path")
-        if isinstance(value, str) and value:
-            p = Path(value).expanduser()
-            p = Path(os.path.normpath(p if p.is_absolute() else base.resolve() / p))
-            if not p.exists():
-                out.append((("input", key), f"file not found: {p}"))
+    for where, inp in _input_sections(data):
+        if not isinstance(inp, dict):
+            continue
+        for key in ("path", "mask", "weights", "uncertainty"):
+            value = inp.get(key)
+            if isinstance(value, dict):
+                value = value.get("path")
+            if isinstance(value, str) and value:
+                p = Path(value).expanduser()
+                p = Path(os.path.normpath(p if p.is_absolute() else base.resolve() / p))
+                if not p.exists():
+                    out.append((where + (key,), f"file not found: {p}"))
     return out
 
 
@@ -381,10 +466,52 @@ def _missing_raw_files(data, base):
 
 
 def config_to_dict(cfg, *, resolve_paths=False):
-    """The config as plain data (defaults included, unset parameters left out)."""
+    """The config as plain data (defaults included, unset parameters left out).
+
+    Parameters
+    ----------
+    cfg : validated config
+        As :func:`parse_config` returns it (one cube or joint).
+    resolve_paths : bool
+        Write every path absolute (resolved against the config's folder).
+
+    Returns
+    -------
+    dict
+        What :func:`validate_config` reads back into the same config.
+
+    Examples
+    --------
+    >>> cfg = validate_config({"input": {"path": "c.fits"}, "output": {"path": "out"},
+    ...     "model": {"components": [{"type": "Gaussian1D", "mean": 3}]}}, check_files=False)
+    >>> config_to_dict(cfg)["model"]["components"]
+    [{'type': 'Gaussian1D', 'mean': {'value': 3.0}}]
+    """
     data = cfg.model_dump(mode="json", exclude_none=False)
+    if is_joint_config(cfg):
+        sections = [(entry, data["datasets"][name]) for name, entry in cfg.datasets.items()]
+    else:
+        sections = [(cfg, data)]
+    for section, raw in sections:
+        raw["model"]["components"] = _components_to_dict(
+            section.model.components, raw["model"]["components"]
+        )
+        if resolve_paths:
+            raw["input"]["path"] = str(resolve(cfg, section.input.path))
+            for key in ("mask", "weights", "uncertainty"):
+                src = raw["input"].get(key)
+                if src and src.get("path"):
+                    src["path"] = str(resolve(cfg, src["path"]))
+    if resolve_paths:
+        data["output"]["path"] = str(resolve(cfg, cfg.output.path))
+        if data["diagnostics"]["path"]:
+            data["diagnostics"]["path"] = str(resolve(cfg, cfg.diagnostics.path))
+    return data
+
+
+def _components_to_dict(components, dumped):
     comps = []
-    for comp, raw in zip(cfg.model.components, data["model"]["components"]):
+    for comp, raw in zip(components, dumped):
         keep = {k: v for k, v in raw.items() if v is not None or k in _structural_args_of(comp)}
         for k, v in list(keep.items()):
             if isinstance(v, dict) and set(v) >= {"value", "fixed"}:
@@ -394,17 +521,7 @@ def config_to_dict(cfg, *, resolve_paths=False):
                     if pv is not None and not (pk == "fixed" and pv is False)
                 }
         comps.append(keep)
-    data["model"]["components"] = comps
-    if resolve_paths:
-        data["input"]["path"] = str(resolve(cfg, cfg.input.path))
-        for key in ("mask", "weights", "uncertainty"):
-            src = data["input"].get(key)
-            if src and src.get("path"):
-                src["path"] = str(resolve(cfg, src["path"]))
-        data["output"]["path"] = str(resolve(cfg, cfg.output.path))
-        if data["diagnostics"]["path"]:
-            data["diagnostics"]["path"] = str(resolve(cfg, cfg.diagnostics.path))
-    return data
+    return comps
 
 
 def _structural_args_of(comp):
