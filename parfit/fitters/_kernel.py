@@ -1218,10 +1218,10 @@ def _weighted(
             for j in range(n):
                 out[j] = row[j] * (w[j] * inv_scale)
             for e in range(e0 + 1, c_ptr[q + 1]):
-                row = jfull[c_idx[e]]
+                tied_row = jfull[c_idx[e]]
                 coef = c_coef[e]
                 for j in range(n):
-                    out[j] += coef * row[j] * (w[j] * inv_scale)
+                    out[j] += coef * tied_row[j] * (w[j] * inv_scale)
     return m, _moments(r, jt, m, gm, am)
 
 
