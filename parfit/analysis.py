@@ -561,6 +561,18 @@ class Analysis:
         -------
         pathlib.Path
             ``path``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from parfit.datasets import gaussian_cube
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = gaussian_cube((30, 4, 5), seed=1).to_fits(folder / "cube.fits")
+        >>> analysis = Analysis({"input": {"path": "cube.fits", "fitting_axes": "spectral"},
+        ...                      "model": {"components": [{"type": "Gaussian1D"}]},
+        ...                      "output": {"path": "results"}}, base_dir=folder)
+        >>> analysis.plot_pixel((1, 2), folder / "pixel.png").stat().st_size > 0
+        True
         """
         from .diagnostics import FitPanel, plot_fit, plot_fits
         from .status import STATUS_DESCRIPTIONS
