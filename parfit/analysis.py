@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import shutil
+import textwrap
 import time
 from pathlib import Path
 
@@ -45,9 +46,6 @@ CONFIG_NAME = "config.yaml"
 RUN_RECORD = "run.json"
 MAPS_NAME = "maps.zarr"
 EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
-
-
-# --- reading results back ----------------------------------------------------------------
 
 
 # --- the analysis ---------------------------------------------------------------------------
@@ -444,6 +442,9 @@ class Analysis:
     def fit_pixel(self, pixel):
         """Fit one pixel again and return what it is made of.
 
+        The pixel is fitted as in the run (the same request, through the same
+        kernel), for a config of one cube or a joint config of several.
+
         Parameters
         ----------
         pixel : tuple of int
@@ -453,32 +454,63 @@ class Analysis:
         Returns
         -------
         dict
-            ``x`` (world values along the fitting axis), ``data``,
-            ``start`` and ``fitted`` (model values, None where unavailable),
-            ``status`` (a :class:`parfit.Status`), ``flags`` (a
-            :class:`parfit.Flag`), ``parameters`` (fitted values),
-            ``x_unit``, ``data_unit``.
+            ``pixel``; ``x`` (world values along the fitting axis),
+            ``data``, ``start`` and ``fitted`` (model values at ``x``;
+            ``fitted`` None unless the fit is OK), ``x_unit`` and
+            ``data_unit`` (strings or None); ``status`` (a
+            :class:`parfit.Status`), ``flags`` (a :class:`parfit.Flag`) and
+            ``parameters`` (fitted values by name, in the units of the maps).
+
+            For a joint config the per-sample values are per dataset:
+            ``x``, ``data``, ``start``, ``fitted``, ``x_unit`` and
+            ``data_unit`` are ``{dataset: value}`` mappings, each in that
+            dataset's own samples and units; ``fitted[name]`` is None for a
+            dataset with no valid sample at the pixel (flag
+            ``DATASET_MISSING``: the others were fitted).  ``parameters``
+            keeps the joint names (``"<dataset>.<parameter>"``), and
+            ``datasets`` (a key only joint configs have) is the tuple of
+            dataset names.
+
+        Raises
+        ------
+        InputError
+            If ``pixel`` is not a pixel of the maps, or a dataset is fitted
+            along more than one axis (only 1-D fits are drawn).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from parfit.datasets import gaussian_cube
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> for name, n in (("a", 30), ("b", 20)):
+        ...     _ = gaussian_cube((n, 4, 5), seed=n).to_fits(folder / f"{name}.fits")
+        >>> def dataset(path):
+        ...     return {"input": {"path": path, "fitting_axes": "spectral"},
+        ...             "model": {"components": [{"type": "Gaussian1D"}], "initial": "guess"}}
+        >>> analysis = Analysis({
+        ...     "datasets": {"a": dataset("a.fits"), "b": dataset("b.fits")},
+        ...     "run": {"scheduler": "synchronous", "progress": False},
+        ...     "output": {"path": "results"}}, base_dir=folder)
+        >>> fit = analysis.fit_pixel((1, 2))
+        >>> fit["datasets"], fit["status"]
+        (('a', 'b'), <Status.OK: 1>)
+        >>> {name: len(values) for name, values in fit["fitted"].items()}
+        {'a': 30, 'b': 20}
+        >>> list(fit["parameters"])[:3]
+        ['a.amplitude', 'a.mean', 'a.stddev']
         """
         from .engine.execute import fit_pixel
         from .fit import fit_request
 
         cfg = self.config
-        if self.joint:
-            raise InputError(
-                "fit_pixel and plot_pixel fit one cube's pixel again; this config fits the "
-                "datasets "
-                f"{', '.join(cfg.datasets)} together (a joint fit), which it does not "
-                "support: read the pixel's values from the maps (result.parameters, "
-                "result.models) or run a config of one dataset"
-            )
         opened = open_input(cfg)
-        request, _units = fit_request(
-            build_model(cfg), opened["data"], **_fit_arguments(cfg, opened)
-        )
-        if len(request.fitting_axes) != 1:
-            raise InputError(
-                f"fit_pixel plots 1-D fits only; this config fits {len(request.fitting_axes)} axes"
-            )
+        data = {n: o["data"] for n, o in opened.items()} if self.joint else opened["data"]
+        request, units = fit_request(build_model(cfg), data, **_fit_arguments(cfg, opened))
+        for layout in request.datasets or (request,):
+            if len(layout.fitting_axes) != 1:
+                where = f"dataset {layout.name!r}" if request.datasets else "this config"
+                n = len(layout.fitting_axes)
+                raise InputError(f"fit_pixel plots 1-D fits only; {where} fits {n} axes")
         shape = request.iterating_shape
         pixel = tuple(int(i) for i in pixel)
         if len(pixel) != len(shape):
@@ -492,51 +524,108 @@ class Analysis:
         x = np.asarray(block.x[0], dtype=np.float64).reshape(-1)
         status = Status(int(output.status.reshape(-1)[0]))
         params = output.params.reshape(1, -1)
-        fitted = None
-        if status == Status.OK:
-            fitted = np.asarray(model.evaluate(x, params)).reshape(-1)
-        start = np.asarray(model.evaluate(x, output.start.reshape(1, -1))).reshape(-1)
-        x_unit = request.world.units[0]
-        data_unit = request.cube.data_unit
+        with np.errstate(all="ignore"):  # a joint fit's missing dataset: NaN parameters
+            fitted = None
+            if status == Status.OK:
+                fitted = np.asarray(model.evaluate(x, params)).reshape(-1)
+            # The start as fitted: ties applied (a tied parameter starts where its tie says).
+            begin = model.apply_ties(output.start.reshape(1, -1))
+            start = np.asarray(model.evaluate(x, begin)).reshape(-1)
+        common = {
+            "status": status,
+            "flags": Flag(int(output.flags.reshape(-1)[0])),
+            "parameters": {n: float(v) for n, v in zip(request.param_names, params[0])},
+        }
+        if self.joint:
+            return {"pixel": pixel, **_per_dataset(model, units, block, x, start, fitted), **common}
         return {
             "pixel": pixel,
             "x": x,
             "data": block.y[0],
             "start": start,
             "fitted": fitted,
-            "status": status,
-            "flags": Flag(int(output.flags.reshape(-1)[0])),
-            "parameters": {n: float(v) for n, v in zip(request.param_names, params[0])},
-            "x_unit": None if x_unit is None else str(x_unit),
-            "data_unit": None if data_unit is None else str(data_unit),
+            **common,
+            "x_unit": _text(request.world.units[0]),
+            "data_unit": _text(request.cube.data_unit),
         }
 
     def plot_pixel(self, pixel, path, *, fit=None):
         """Fit one pixel again (:meth:`fit_pixel`) and plot it to the PNG ``path``.
 
-        ``fit`` may pass what :meth:`fit_pixel` already returned for ``pixel``.
+        ``fit`` may pass what :meth:`fit_pixel` already returned for
+        ``pixel``.  One cube: data, starting model, fit and residuals.  A
+        joint config: the same for every dataset, one panel each (titled
+        with the dataset, its unit and its fitted parameters), in one image.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from parfit.datasets import gaussian_cube
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = gaussian_cube((30, 4, 5), seed=1).to_fits(folder / "cube.fits")
+        >>> analysis = Analysis({"input": {"path": "cube.fits", "fitting_axes": "spectral"},
+        ...                      "model": {"components": [{"type": "Gaussian1D"}]},
+        ...                      "output": {"path": "results"}}, base_dir=folder)
+        >>> analysis.plot_pixel((1, 2), folder / "pixel.png").stat().st_size > 0
+        True
         """
-        from .diagnostics import plot_fit
+        from .diagnostics import FitPanel, plot_fit, plot_fits
         from .status import STATUS_DESCRIPTIONS
 
         fit = self.fit_pixel(pixel) if fit is None else fit
-        note = (
-            ""
-            if fit["status"] == Status.OK
-            else f"{fit['status'].name}: {STATUS_DESCRIPTIONS[fit['status']]}"
-        )
-        label = ", ".join(f"{n}={v:.4g}" for n, v in fit["parameters"].items())
-        return plot_fit(
-            path,
-            fit["x"],
-            fit["data"],
-            fit["start"],
-            fit["fitted"],
-            title=f"pixel {fit['pixel']}" + ("" if note else f": {label}"),
-            note=note,
-            x_label="x" + (f" [{fit['x_unit']}]" if fit["x_unit"] else ""),
-            y_label="data" + (f" [{fit['data_unit']}]" if fit["data_unit"] else ""),
-        )
+        status = fit["status"]
+        note = "" if status == Status.OK else f"{status.name}: {STATUS_DESCRIPTIONS[status]}"
+
+        def label(params):
+            return ", ".join(f"{n}={v:.4g}" for n, v in params.items())
+
+        def unit(name, value):
+            return name + (f" [{value}]" if value else "")
+
+        if "datasets" not in fit:
+            return plot_fit(
+                path,
+                fit["x"],
+                fit["data"],
+                fit["start"],
+                fit["fitted"],
+                title=f"pixel {fit['pixel']}" + ("" if note else f": {label(fit['parameters'])}"),
+                note=note,
+                x_label=unit("x", fit["x_unit"]),
+                y_label=unit("data", fit["data_unit"]),
+            )
+        panels = []
+        for name in fit["datasets"]:
+            prefix = f"{name}."
+            own = {
+                n[len(prefix) :]: v for n, v in fit["parameters"].items() if n.startswith(prefix)
+            }
+            missing = status == Status.OK and fit["fitted"][name] is None
+            title = unit(name, fit["data_unit"][name])
+            if missing:
+                title += ": no valid sample, not fitted"
+            elif not note:
+                title += "\n" + "\n".join(textwrap.wrap(label(own), 50))
+            panels.append(
+                FitPanel(
+                    fit["x"][name],
+                    fit["data"][name],
+                    fit["start"][name],
+                    fit["fitted"][name],
+                    title=title,
+                    x_label=unit("x", fit["x_unit"][name]),
+                    y_label=unit("data", fit["data_unit"][name]),
+                    note=f"{name} has no valid sample here"
+                    if missing
+                    else "no fitted model: no residuals",
+                )
+            )
+        return plot_fits(path, panels, title=f"pixel {fit['pixel']}", note=note)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -567,6 +656,33 @@ def _fit_arguments(cfg, opened):
         mask=opened["mask"],
         data_unit=opened["data_unit"],
     )
+
+
+def _per_dataset(model, plan, block, x, start, fitted):
+    """A joint fit's pixel (its joint rows ``x``, ``start``, ``fitted``) cut into its datasets.
+
+    ``fitted`` is None for a dataset without a valid sample (the others
+    were fitted without it).
+    """
+    out = {k: {} for k in ("x", "data", "start", "fitted", "x_unit", "data_unit")}
+    for name in model.datasets:
+        cut = model.sample_slice(name)
+        units = plan.units[name]
+        present = bool(np.asarray(block.valid)[0, cut].any())
+        out["x"][name] = x[cut].copy()
+        out["data"][name] = np.array(block.y[0, cut], dtype=np.float64)
+        out["start"][name] = start[cut].copy()
+        out["fitted"][name] = None if fitted is None or not present else fitted[cut].copy()
+        out["x_unit"][name] = _text(units.world.units[0])
+        out["data_unit"][name] = _text(
+            units.data_unit if units.cube is None else units.cube.data_unit
+        )
+    return {"datasets": tuple(model.datasets), **out}
+
+
+def _text(unit):
+    """A unit as text (None stays None)."""
+    return None if unit is None else str(unit)
 
 
 def _dataset_fingerprint(opened):

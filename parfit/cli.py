@@ -1,6 +1,8 @@
 """The ``parfit`` command."""
 
+import functools
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -322,7 +324,8 @@ def _parse_pixel(ctx, param, value):
     "--pixel",
     callback=_parse_pixel,
     help="Fit this pixel again and plot data, start, fit and residuals, e.g. "
-    "--pixel 12,40 (indices in the maps' order).",
+    "--pixel 12,40 (indices in the maps' order); a joint fit: one panel and one "
+    "line per dataset.",
 )
 @click.option(
     "--top",
@@ -331,13 +334,21 @@ def _parse_pixel(ctx, param, value):
     type=click.IntRange(1, 1000),
     help="How many error and warning messages to list.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as JSON (with --pixel, the pixel's fit under 'pixel'); "
+    "the files written are listed on stderr.",
+)
 @_guarded
 def inspect(path, plot, plot_dir, pixel, top, as_json):
     """Summarise PATH: an analysis folder, a maps store (zarr) or a diagnostics folder.
 
     Prints the number of fits, counts per status, the most frequent error
     and warning messages with example pixels, and parameter percentiles.
+    With --pixel, fits that pixel again from the input of the analysis
+    folder (every dataset of a joint fit) and plots it.
     """
     import json
 
@@ -348,16 +359,6 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
             f"--pixel re-fits from the input named in the config, so it needs the "
             f"analysis folder of `parfit run` (with config.yaml); {path} is not one"
         )
-    if pixel is not None:
-        from parfit.config import load_config
-        from parfit.config.schema import is_joint_config
-
-        if is_joint_config(load_config(path / "config.yaml", check_files=False)):
-            raise click.ClickException(
-                f"--pixel fits one cube's pixel again; {path} holds a joint fit of several "
-                f"datasets, which --pixel does not support (the maps hold every dataset's "
-                f"values: parfit inspect {path} --plot)"
-            )
     summary = summarize(path, top=top)
     shape = tuple(summary.shape or ())
     if (
@@ -369,10 +370,16 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
             f"{','.join(map(str, pixel))} is not a pixel of the maps, whose shape is {shape}",
             param_hint="--pixel",
         )
-    if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
-    else:
+    fit = target = None
+    if pixel is not None:
+        from .analysis import Analysis
+
+        analysis = Analysis.read(path)
+        fit = analysis.fit_pixel(pixel)
+    if not as_json:
         click.echo(summary.text())
+    # With --json, stdout is the JSON alone: what was written is said on stderr.
+    say = functools.partial(click.echo, err=as_json)
     if plot or pixel is not None:
         if plot_dir is None:
             plot_dir = (
@@ -383,21 +390,78 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
         plot_dir.mkdir(parents=True, exist_ok=True)
     if plot:
         written = plot_maps(path, plot_dir)
-        click.echo(f"wrote {len(written)} PNG(s) to {plot_dir}")
-    if pixel is not None:
-        from .analysis import Analysis
-
+        say(f"wrote {len(written)} PNG(s) to {plot_dir}")
+    if fit is not None:
         target = plot_dir / f"pixel_{'_'.join(map(str, pixel))}.png"
-        analysis = Analysis.read(path)
-        fit = analysis.fit_pixel(pixel)
         analysis.plot_pixel(pixel, target, fit=fit)
-        values = ", ".join(f"{k}={v:.6g}" for k, v in fit["parameters"].items())
-        from .status import flag_names
+    if as_json:
+        data = summary.to_dict()
+        if fit is not None:
+            data["pixel"] = _pixel_dict(fit, target)
+        click.echo(json.dumps(data, indent=2))
+    elif fit is not None:
+        click.echo("\n".join(_pixel_lines(fit)))
+    if target is not None:
+        say(f"wrote {target}")
 
-        flags = ", ".join(flag_names(fit["flags"]))
-        flags = f" (flags {flags})" if flags else ""
-        click.echo(f"pixel {pixel}: {fit['status'].name}{flags}; {values}")
-        click.echo(f"wrote {target}")
+
+def _number(value):
+    """A parameter value for JSON: None where it is not finite."""
+    return value if math.isfinite(value) else None
+
+
+def _own_parameters(fit, name):
+    """The fitted values of dataset ``name`` of a joint pixel, by its own parameter names."""
+    prefix = f"{name}."
+    return {k[len(prefix) :]: v for k, v in fit["parameters"].items() if k.startswith(prefix)}
+
+
+def _pixel_lines(fit):
+    """What ``inspect --pixel`` prints of a pixel fitted again (a line per dataset if joint)."""
+    from .status import Status, flag_names
+
+    flags = ", ".join(flag_names(fit["flags"]))
+    head = f"pixel {fit['pixel']}: {fit['status'].name}{f' (flags {flags})' if flags else ''}"
+    if "datasets" not in fit:
+        values = ", ".join(f"{k}={v:.6g}" for k, v in fit["parameters"].items())
+        return [f"{head}; {values}"]
+    lines = [head]
+    for name in fit["datasets"]:
+        units = [f"data in {fit['data_unit'][name]}"] if fit["data_unit"][name] else []
+        units += [f"x in {fit['x_unit'][name]}"] if fit["x_unit"][name] else []
+        what = ", ".join([f"{len(fit['data'][name])} samples", *units])
+        if fit["fitted"][name] is None and fit["status"] == Status.OK:
+            what += "; no valid sample here, not fitted"
+        values = ", ".join(f"{k}={v:.6g}" for k, v in _own_parameters(fit, name).items())
+        lines.append(f"  {name} ({what}): {values}")
+    return lines
+
+
+def _pixel_dict(fit, target):
+    """What ``inspect --pixel --json`` adds under ``"pixel"`` (per dataset if joint)."""
+    from .status import flag_names
+
+    out = {
+        "pixel": list(fit["pixel"]),
+        "status": fit["status"].name,
+        "flags": flag_names(fit["flags"]),
+        "parameters": {k: _number(v) for k, v in fit["parameters"].items()},
+        "plot": None if target is None else str(target),
+    }
+    if "datasets" not in fit:
+        out.update(x_unit=fit["x_unit"], data_unit=fit["data_unit"])
+        return out
+    out["datasets"] = {
+        name: {
+            "n_samples": len(fit["data"][name]),
+            "fitted": fit["fitted"][name] is not None,
+            "x_unit": fit["x_unit"][name],
+            "data_unit": fit["data_unit"][name],
+            "parameters": {k: _number(v) for k, v in _own_parameters(fit, name).items()},
+        }
+        for name in fit["datasets"]
+    }
+    return out
 
 
 @main.command()

@@ -264,40 +264,9 @@ def parallel_fit(
         output_cubes=output_cubes,
         fit_info=fit_info,
     )
-    joint_plan: JointPlan | None = None
-    if is_joint(model, data):
-        request, joint_plan = joint_request(
-            _request,
-            model,
-            data,
-            fitter,
-            world,
-            fitting_axes,
-            weights,
-            mask,
-            data_unit,
-            equivalencies,
-            options,
-        )
-        _preflight(request.model, request.world, request.parameters, options.fit_timeout)
-    else:
-        if options.initial_by_dataset is not None:
-            raise InputTypeError(
-                "initial: a mapping of datasets is for a joint fit (model and data mappings "
-                "of datasets); give None, 'model' or 'guess'"
-            )
-        request, units, translated = _request(
-            model,
-            data,
-            fitter,
-            world,
-            fitting_axes,
-            weights,
-            mask,
-            data_unit,
-            equivalencies,
-            options,
-        )
+    request, units, translated, joint_plan = _build_request(
+        model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
+    )
     execution = _execution(scheduler, options.progress, request, diagnostics_callable)
     block_size = options.chunk_n_max or auto_block_size(
         request.n_fits, request.n_samples, execution.n_cores
@@ -375,19 +344,48 @@ def fit_request(
     """The checked :class:`~parfit.engine.request.FitRequest` that ``parallel_fit`` would run.
 
     Takes the arguments of :func:`parallel_fit` that say what is fitted
-    (with the same checks and messages) and returns ``(request, units)``:
-    the request, and the :class:`~parfit.engine.units.UnitsPlan` that gives
-    fitted values their units back.  For fitting a few pixels again
-    (:func:`parfit.engine.execute.fit_pixel`, as
+    (with the same checks and messages), for one cube or for a joint fit
+    (``model`` and ``data`` mappings of datasets).  For fitting a few pixels
+    again (:func:`parfit.engine.execute.fit_pixel`, as
     :meth:`parfit.analysis.Analysis.fit_pixel` does).
+
+    Returns
+    -------
+    request : FitRequest
+        What the engine fits.  For a joint fit, the datasets' samples end to
+        end along one fitting axis, a :class:`~parfit.models.JointModel`
+        (parameters ``"<dataset>.<parameter>"``; ``sample_slice(name)`` cuts
+        a dataset's samples out of a row) and ``request.datasets`` the
+        layout of every dataset's cube.
+    units : UnitsPlan or JointPlan
+        One cube: the :class:`~parfit.engine.units.UnitsPlan` that gives
+        fitted values their units back.  A joint fit: the
+        :class:`parfit.joint.JointPlan`, whose ``units`` holds each
+        dataset's ``UnitsPlan`` (the unit of its world coordinates,
+        ``units[name].world.units``, and of its data as fitted).
 
     Examples
     --------
     >>> import numpy as np
-    >>> from parfit.models import Linear1D
+    >>> from parfit.models import Gaussian1D, Linear1D
     >>> request, units = fit_request(Linear1D(), np.zeros((5, 2, 3)), world=(np.arange(5.0),))
     >>> request.iterating_shape, request.param_names
     ((2, 3), ['slope', 'intercept'])
+
+    A joint fit of two cubes on the same (2, 3) grid, with 5 and 4 samples
+    per pixel, sharing the line centre:
+
+    >>> b = Gaussian1D(1.0, 0.0, 1.0)
+    >>> b.mean.tied = "a.mean"
+    >>> request, plan = fit_request(
+    ...     {"a": Gaussian1D(1.0, 0.0, 1.0), "b": b},
+    ...     {"a": np.zeros((5, 2, 3)), "b": np.zeros((2, 3, 4))},
+    ...     world={"a": (np.arange(5.0),), "b": (np.arange(4.0),)},
+    ...     fitting_axes={"a": 0, "b": 2})
+    >>> plan.datasets, request.iterating_shape, request.n_samples
+    (('a', 'b'), (2, 3), 9)
+    >>> request.model.sample_slice("b"), request.param_names[3:]
+    (slice(5, 9, None), ['b.amplitude', 'b.mean', 'b.stddev'])
     """
     options = _Options.check(
         chunk_n_max=None,
@@ -406,10 +404,54 @@ def fit_request(
         output_cubes=None,
         fit_info=False,
     )
-    request, units, _ = _request(
+    request, units, _, joint_plan = _build_request(
         model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
     )
-    return request, units
+    return (request, units) if joint_plan is None else (request, joint_plan)
+
+
+def _build_request(
+    model: Any,
+    data: Any,
+    fitter: Any,
+    world: Any,
+    fitting_axes: Any,
+    weights: Any,
+    mask: Any,
+    data_unit: Any,
+    equivalencies: Any,
+    options: "_Options",
+) -> tuple[FitRequest, Any, bool, JointPlan | None]:
+    """The checked request of one cube's fit or of a joint fit (mappings of datasets).
+
+    Returns ``(request, units, translated, None)`` for one cube (see
+    :func:`_request`) and ``(request, None, False, plan)`` for a joint fit.
+    """
+    if is_joint(model, data):
+        request, plan = joint_request(
+            _request,
+            model,
+            data,
+            fitter,
+            world,
+            fitting_axes,
+            weights,
+            mask,
+            data_unit,
+            equivalencies,
+            options,
+        )
+        _preflight(request.model, request.world, request.parameters, options.fit_timeout)
+        return request, None, False, plan
+    if options.initial_by_dataset is not None:
+        raise InputTypeError(
+            "initial: a mapping of datasets is for a joint fit (model and data mappings "
+            "of datasets); give None, 'model' or 'guess'"
+        )
+    request, units, translated = _request(
+        model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
+    )
+    return request, units, translated, None
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,27 @@ def _looks_like_model(obj: Any) -> bool:
 
 @dataclasses.dataclass
 class JointPlan:
-    """What a joint fit needs besides its request: per-dataset units and the maps' WCS."""
+    """What a joint fit needs besides its request: per-dataset units and the maps' WCS.
+
+    Attributes
+    ----------
+    datasets : tuple of str
+        The dataset names, in the order of their samples.
+    units : dict of str to UnitsPlan
+        Each dataset's units: ``units[name].world.units`` the units of its
+        world coordinates as fitted, ``units[name].cube.data_unit`` (or
+        ``units[name].data_unit``) the unit of its data as fitted.
+    translated : dict of str to bool
+        Whether each dataset's model was an astropy model, translated.
+    wcs : astropy.wcs.WCS or None
+        The WCS of the maps (of the first dataset's iterating axes).
+    dims : tuple of str or None
+        The maps' dimension names.
+    coords : dict
+        The maps' coordinates.
+    start_models : dict
+        Each dataset's model as given.
+    """
 
     datasets: tuple[str, ...]
     units: dict[str, UnitsPlan]

@@ -9,7 +9,6 @@ another spectral grid with its spectral axis last, sharing centre and width.
 """
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -25,7 +24,7 @@ import parfit
 from parfit.analysis import Analysis
 from parfit.config import build_model, config_hash, load_config, open_input, parse_config
 from parfit.config.validate import config_to_yaml
-from parfit.errors import ConfigError, InputError
+from parfit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = {"co10": 0.1, "co21": 0.12}
@@ -619,7 +618,7 @@ def test_run_record_names_every_dataset(joint_run):
     assert config_hash(as_run) == record["config_hash"]
 
 
-def test_analysis_read_and_what_it_does_not_do(joint_run):
+def test_analysis_read_of_a_joint_folder(joint_run):
     folder, _, _ = joint_run
     analysis = Analysis.read(folder / "results")
     assert analysis.joint
@@ -628,17 +627,10 @@ def test_analysis_read_and_what_it_does_not_do(joint_run):
     assert repr(analysis).startswith(
         f"<Analysis of datasets co10 ({str(folder / 'co10.fits')!r}), co21 "
     )
-    message = (
-        "fit_pixel and plot_pixel fit one cube's pixel again; this config fits the datasets "
-        "co10, co21 together (a joint fit), which it does not support"
-    )
-    with pytest.raises(InputError, match=re.escape(message)):
-        analysis.fit_pixel((0, 0))
-    with pytest.raises(InputError, match=re.escape(message)):
-        analysis.plot_pixel((0, 0), folder / "pixel.png")
-    refused = parfit_cmd("inspect", "results", "--pixel", "0,0", cwd=folder)
-    assert refused.returncode == 1 and refused.stdout == ""
-    assert "--pixel fits one cube's pixel again; results holds a joint fit" in refused.stderr
+    # A pixel fitted again, per dataset (tests/test_joint_pixel.py tests it through).
+    fit = analysis.fit_pixel((0, 0))
+    assert fit["datasets"] == ("co10", "co21")
+    assert {name: len(x) for name, x in fit["x"].items()} == {"co10": 41, "co21": 33}
 
 
 def test_resume_of_a_joint_run(joint_run, tmp_path):

@@ -8,8 +8,9 @@
 * :mod:`parfit.diagnostics.summary` - :func:`summarize`, what happened in a
   run, read from a diagnostics folder, an output store or an analysis folder
   (what ``parfit inspect`` prints);
-* :mod:`parfit.diagnostics.plots` - :func:`plot_maps`, :func:`plot_overview`
-  and :func:`plot_fit`, quick-look PNGs of the maps and of one fit.
+* :mod:`parfit.diagnostics.plots` - :func:`plot_maps`, :func:`plot_overview`,
+  :func:`plot_fit` and :func:`plot_fits`, quick-look PNGs of the maps, of one
+  fit and of the datasets of one joint fit.
 
 Dependencies point one way: plots -> summary -> paths -> folders.  The
 engine writes the folders through :mod:`parfit.diagnostics.folders`
@@ -25,7 +26,7 @@ from parfit.diagnostics.folders import (
     prepare_diagnostics_path,
     read_manifest,
 )
-from parfit.diagnostics.plots import plot_fit, plot_maps, plot_overview
+from parfit.diagnostics.plots import FitPanel, plot_fit, plot_fits, plot_maps, plot_overview
 from parfit.diagnostics.summary import PERCENTILES, MessageGroup, Summary, summarize
 
 __all__ = [
@@ -45,4 +46,6 @@ __all__ = [
     "plot_maps",
     "plot_overview",
     "plot_fit",
+    "plot_fits",
+    "FitPanel",
 ]

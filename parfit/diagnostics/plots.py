@@ -3,7 +3,8 @@
 :func:`plot_maps` draws every parameter map of a store (on sky axes when the
 store holds a celestial WCS) and a status map, one PNG each;
 :func:`plot_overview` all of them, and the statistic, in one PNG, beside
-reference maps where given; :func:`plot_fit` one fit against its data.
+reference maps where given; :func:`plot_fit` one fit against its data, and
+:func:`plot_fits` several (the datasets of a joint fit) in one PNG.
 Figures are built with :class:`matplotlib.figure.Figure` (no pyplot state)
 and written as PNG.
 """
@@ -21,7 +22,7 @@ from parfit.errors import InputError
 from parfit.status import Status
 from parfit.store.reader import open_maps_store, store_wcs
 
-__all__ = ["plot_maps", "plot_overview", "plot_fit"]
+__all__ = ["plot_maps", "plot_overview", "plot_fit", "plot_fits", "FitPanel"]
 
 _STATUS_COLORS: dict[int, str] = {
     Status.NOT_RUN: "#9e9e9e",
@@ -338,6 +339,44 @@ def _check_reference(reference: Mapping[str, Any] | None, maps: _Maps) -> dict[s
     return out
 
 
+def _fit_curves(x, data, start, fitted, caller):
+    """``x``, ``data`` and the ``start`` / ``fitted`` curves given, as checked 1-D float arrays."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    data = np.asarray(data, dtype=np.float64).ravel()
+    if x.shape != data.shape:
+        raise InputError(
+            f"{caller}: x has {x.size} values but data {data.size}; give one coordinate per sample"
+        )
+    curves = {}
+    for name, values in (("start", start), ("fitted", fitted)):
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64).ravel()
+            if values.shape != x.shape:
+                raise InputError(f"{caller}: {name} has {values.size} values but x {x.size}")
+            curves[name] = values
+    return x, data, curves
+
+
+def _draw_fit(top, bottom, x, data, curves, *, title, x_label, y_label, empty):
+    """One fit on two axes: data, start and fit above, the residuals below."""
+    top.plot(x, data, "o", ms=3, color="k", label="data")
+    if "start" in curves:
+        top.plot(x, curves["start"], "--", color="tab:blue", label="start")
+    if "fitted" in curves:
+        top.plot(x, curves["fitted"], "-", color="tab:red", label="fit")
+        bottom.plot(x, data - curves["fitted"], "o", ms=3, color="k")
+        bottom.axhline(0.0, color="tab:red", lw=1)
+    else:
+        bottom.text(0.5, 0.5, empty, ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_yticks([])
+    top.set_ylabel(y_label)
+    top.legend(loc="best")
+    if title:
+        top.set_title(title)
+    bottom.set_xlabel(x_label)
+    bottom.set_ylabel("data - fit")
+
+
 def plot_fit(
     path_png, x, data, start, fitted, *, title="", x_label="x", y_label="data", note=None, dpi=100
 ):
@@ -369,6 +408,10 @@ def plot_fit(
     pathlib.Path
         ``path_png``.
 
+    See Also
+    --------
+    plot_fits : several fits (the datasets of a joint fit) in one image.
+
     Examples
     --------
     >>> import tempfile
@@ -385,45 +428,140 @@ def plot_fit(
     """
     from matplotlib.figure import Figure
 
-    x = np.asarray(x, dtype=np.float64).ravel()
-    data = np.asarray(data, dtype=np.float64).ravel()
-    if x.shape != data.shape:
-        raise InputError(
-            f"plot_fit: x has {x.size} values but data {data.size}; give one coordinate per sample"
-        )
-    curves = {}
-    for name, values in (("start", start), ("fitted", fitted)):
-        if values is not None:
-            values = np.asarray(values, dtype=np.float64).ravel()
-            if values.shape != x.shape:
-                raise InputError(f"plot_fit: {name} has {values.size} values but x {x.size}")
-            curves[name] = values
+    x, data, curves = _fit_curves(x, data, start, fitted, "plot_fit")
     fig = Figure(figsize=(6.4, 5.2), dpi=dpi)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot(x, data, "o", ms=3, color="k", label="data")
-    if "start" in curves:
-        top.plot(x, curves["start"], "--", color="tab:blue", label="start")
-    if "fitted" in curves:
-        top.plot(x, curves["fitted"], "-", color="tab:red", label="fit")
-        bottom.plot(x, data - curves["fitted"], "o", ms=3, color="k")
-        bottom.axhline(0.0, color="tab:red", lw=1)
-    else:
-        bottom.text(
-            0.5,
-            0.5,
-            "no fitted model: no residuals",
-            ha="center",
-            va="center",
-            transform=bottom.transAxes,
-        )
-        bottom.set_yticks([])
-    top.set_ylabel(y_label)
-    top.legend(loc="best")
-    full_title = " - ".join(t for t in (title, note) if t)
-    if full_title:
-        top.set_title(full_title)
-    bottom.set_xlabel(x_label)
-    bottom.set_ylabel("data - fit")
+    _draw_fit(
+        top,
+        bottom,
+        x,
+        data,
+        curves,
+        title=" - ".join(t for t in (title, note) if t),
+        x_label=x_label,
+        y_label=y_label,
+        empty="no fitted model: no residuals",
+    )
     path_png = Path(path_png)
     fig.savefig(path_png, dpi=dpi, bbox_inches="tight")
+    return path_png
+
+
+@dataclasses.dataclass(frozen=True)
+class FitPanel:
+    """One fit of a :func:`plot_fits` image: a dataset's samples, start and fit.
+
+    Attributes
+    ----------
+    x : array-like
+        Coordinates of the samples.
+    data : array-like
+        The samples (NaN samples are not drawn).
+    start : array-like or None
+        The starting model at ``x`` (dashed), if known.
+    fitted : array-like or None
+        The fitted model at ``x`` (line); None where there is none (a failed
+        fit, or a dataset without valid samples).
+    title : str
+        Title of the panel (its dataset, say).
+    x_label, y_label : str
+        Axis labels.
+    note : str
+        Written in the residual panel when there is no fitted model.
+    """
+
+    x: Any
+    data: Any
+    start: Any = None
+    fitted: Any = None
+    title: str = ""
+    x_label: str = "x"
+    y_label: str = "data"
+    note: str = "no fitted model: no residuals"
+
+
+#: Panels per row of :func:`plot_fits`.
+_PANELS_PER_ROW = 3
+
+
+def plot_fits(path_png, panels, *, title="", note=None, dpi=100):
+    """Draw several fits side by side in one image (the datasets of one joint fit).
+
+    Each panel is drawn as :func:`plot_fit` draws its one fit: data,
+    starting and fitted model above, residuals below; at most three panels
+    to a row.
+
+    Parameters
+    ----------
+    path_png : str or path-like
+        The image to write (replaced if it exists).
+    panels : sequence of FitPanel
+        The fits, in order.
+    title : str
+        Title of the whole figure.
+    note : str, optional
+        Appended to the title, e.g. why the fit failed.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path_png``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from parfit.diagnostics import FitPanel, plot_fits
+    >>> x10, x21 = np.linspace(-5, 5, 30), np.linspace(-4, 6, 20)
+    >>> line10, line21 = np.exp(-0.5 * x10**2), 0.5 * np.exp(-0.5 * x21**2)
+    >>> panels = [FitPanel(x10, line10 + 0.01, None, line10, title="co10 [K]"),
+    ...           FitPanel(x21, line21, None, None, title="co21 [K]", note="no valid sample")]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = plot_fits(Path(tmp) / "fits.png", panels, title="pixel (0, 0)")
+    ...     print(out.name, out.stat().st_size > 0)
+    fits.png True
+    """
+    from matplotlib.figure import Figure
+
+    given = panels
+    try:
+        panels = [panels] if isinstance(panels, FitPanel) else list(panels)
+    except TypeError:
+        panels = []
+    if not panels or not all(isinstance(p, FitPanel) for p in panels):
+        raise InputError(
+            f"plot_fits: panels must be a non-empty sequence of FitPanel; got {given!r}"
+        )
+    checked = [
+        _fit_curves(p.x, p.data, p.start, p.fitted, f"plot_fits: panel {k} ({p.title!r})")
+        for k, p in enumerate(panels)
+    ]
+    n_cols = min(len(panels), _PANELS_PER_ROW)
+    n_rows = -(-len(panels) // n_cols)
+    fig = Figure(figsize=(5.4 * n_cols, 5.2 * n_rows), dpi=dpi, layout="constrained")
+    grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3, 1] * n_rows)
+    for k, (panel, (x, data, curves)) in enumerate(zip(panels, checked)):
+        row, col = divmod(k, n_cols)
+        top = fig.add_subplot(grid[2 * row, col])
+        bottom = fig.add_subplot(grid[2 * row + 1, col], sharex=top)
+        top.tick_params(labelbottom=False)
+        _draw_fit(
+            top,
+            bottom,
+            x,
+            data,
+            curves,
+            title=panel.title,
+            x_label=panel.x_label,
+            y_label=panel.y_label,
+            empty=panel.note,
+        )
+    full_title = " - ".join(t for t in (title, note) if t)
+    if full_title:
+        fig.suptitle(full_title)
+    path_png = Path(path_png)
+    fig.savefig(path_png, dpi=dpi)
     return path_png
