@@ -237,7 +237,13 @@ def joint_request(
         parameters=parameters,
         preserve_native_chunks=False,
         datasets=tuple(
-            DatasetLayout(name, r.cube.shape, r.fitting_axes, r.cube.dims)
+            DatasetLayout(
+                name,
+                r.cube.shape,
+                r.fitting_axes,
+                r.cube.dims,
+                r.cube.world if not isinstance(r.cube.world, (tuple, list)) else None,
+            )
             for name, r in requests.items()
         ),
     )

@@ -496,6 +496,12 @@ class FitResult:
             model_yaml=model_yaml or None,
             wcs_header=wcs_header(self.wcs),
         )
+        from parfit.models.joint import JointModel
+
+        if isinstance(self._start_model, JointModel):  # the samples of each dataset
+            provenance["datasets"] = [
+                {"name": name, "n_samples": n} for name, n in self._start_model.sizes.items()
+            ]
         write_maps(
             path,
             fields,
@@ -741,6 +747,12 @@ def read_result(path, *, allow_damaged=False):
         dims = tuple(ds["status"].dims)
         coords = {d: np.asarray(ds[d].values) for d in dims if d in ds.coords}
     start = stored_start_model(info)
+    if isinstance(start, dict) and info.get("datasets"):
+        # A joint fit's models, in the order (and with the samples) of its datasets.
+        from parfit.models import JointModel
+
+        sizes = {d["name"]: int(d["n_samples"]) for d in info["datasets"]}
+        start = JointModel({name: start[name] for name in sizes}, sizes)
     streamed = layout == "streamed"
     damaged = list(report.damaged_blocks) if report is not None else []
     run = RunInfo(

@@ -178,6 +178,9 @@ def test_streamed_store_and_resume(pair, result, tmp_path):
     np.testing.assert_array_equal(streamed.statistics["co21"], result.statistics["co21"])
     resumed = joint_fit(pair, output=store, chunk_n_max=40, resume=True)
     assert resumed.run.blocks_fitted == 0
+    read = parfit.read_result(store)
+    np.testing.assert_array_equal(read.models["co10"].mean.value, result.parameters["co10.mean"])
+    assert read.model.sizes == {"co10": 60, "co21": 45}
     ds = streamed.to_xarray()
     assert "co21.amplitude_0" in ds and "co21.amplitude_0_error" in ds
 
@@ -595,6 +598,10 @@ def test_to_zarr_and_read_result_round_trip(result, tmp_path):
     assert list(back.parameters) == list(result.parameters)
     np.testing.assert_array_equal(back.statistics["co21"], result.statistics["co21"])
     np.testing.assert_array_equal(back.parameters["co21.mean_0"], result.parameters["co10.mean"])
+    np.testing.assert_array_equal(
+        back.models["co21"].amplitude_1.value, result.parameters["co21.amplitude_1"]
+    )
+    assert back.model.parameters["co21.mean_0"].tied == "co10.mean"
 
 
 def _record(path, world, data, weights, model, fitter_kwargs):

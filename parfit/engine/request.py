@@ -63,6 +63,8 @@ class DatasetLayout:
     shape: tuple[int, ...]
     fitting_axes: tuple[int, ...]
     dims: tuple[str, ...] | None = None
+    #: The dataset's WCS, where it came with one.
+    wcs: Any = None
 
     @property
     def iterating_axes(self) -> tuple[int, ...]:
@@ -76,6 +78,16 @@ class DatasetLayout:
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.shape[a] for a in self.fitting_axes)
+
+    def describe(self) -> dict[str, Any]:
+        """The layout as JSON-able values (recorded in a store's provenance)."""
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "fitting_axes": list(self.fitting_axes),
+            "dims": list(self.dims) if self.dims else None,
+            "n_samples": math.prod(self.sample_shape),
+        }
 
 
 @dataclass(frozen=True)

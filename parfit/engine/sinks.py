@@ -148,6 +148,15 @@ class StoreWriter:
         return output.status_counts()
 
 
+def _maps_wcs(request: FitRequest) -> Any:
+    """The WCS of the maps: of the iterating axes of the cube (a joint fit's first dataset)."""
+    if request.datasets:
+        first = request.datasets[0]
+        return iterating_wcs(first.wcs, first.iterating_axes, len(first.shape))
+    cube = request.cube
+    return iterating_wcs(cube.world, request.iterating_axes, cube.ndim)
+
+
 def _cube_layouts(
     request: FitRequest,
     cubes: tuple[str, ...],
@@ -329,7 +338,7 @@ class StoreSink:
                 else repr(world.wcs),
             )
         )
-        provenance = dict(
+        provenance: dict[str, Any] = dict(
             parfit_version=__version__,
             run_id=request.run_id,
             input_fingerprint=None,
@@ -338,10 +347,12 @@ class StoreSink:
             ),
             options=options,
             model_yaml=model_text if len(model_text) < 100_000 else None,
-            wcs_header=wcs_header(iterating_wcs(cube.world, iterating_axes, cube.ndim)),
+            wcs_header=wcs_header(_maps_wcs(request)),
             chunks=list(chunks),
             param_names=list(request.param_names),
         )
+        if request.datasets:
+            provenance["datasets"] = [d.describe() for d in request.datasets]
         cube_layouts = _cube_layouts(request, cubes, chunks, dims)
         layout: dict[str, Any] = dict(
             iterating_shape=request.iterating_shape,
