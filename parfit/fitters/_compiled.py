@@ -41,9 +41,10 @@ class KernelModel:
     codes, offsets, signs : ndarray
         Per component: its kind, the position of its first parameter, and
         +1 or -1 (a difference).
-    lo, hi : ndarray
-        Per component: the samples it covers, ``lo:hi`` (a dataset's
-        segment of a joint fit; ``hi == -1`` means to the end).
+    segments : ndarray
+        Rows ``(first component, end component, first sample, end sample,
+        end parameter)``, one per dataset of a joint model (``end sample``
+        -1: to the last sample); None for a model of one dataset.
     tied, source, coef, shift : ndarray
         The affine ties ``p[tied] = coef * p[source] + shift``, in the order
         they are applied.
@@ -55,38 +56,51 @@ class KernelModel:
     codes: np.ndarray
     offsets: np.ndarray
     signs: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
+    segments: np.ndarray | None
     tied: np.ndarray
     source: np.ndarray
     coef: np.ndarray
     shift: np.ndarray
     roots: dict[int, tuple[int, float]]
 
-    def columns(self, free: np.ndarray, n_samples: int) -> tuple[np.ndarray, ...]:
-        """``(c_ptr, c_idx, c_coef, lo, hi)``: each free parameter's Jacobian sources.
+    @property
+    def plain(self) -> bool:
+        """No ties and one dataset: the kernel's plain (fastest) evaluation."""
+        return self.segments is None and self.tied.shape[0] == 0
 
-        Free parameter ``q`` gathers its own derivative (factor 1, first)
-        and those of the parameters tied to it, times the chain's factor.
-        """
+    def kernel_arguments(
+        self, free: np.ndarray, n_params: int, n_samples: int
+    ) -> tuple[Any, tuple[np.ndarray, ...]]:
+        """``(evaluate, model)`` for :func:`parfit.fitters._kernel.fit_all`."""
+        if self.plain:
+            return _kernel.weighted, (self.codes, self.offsets, self.signs)
+        segments = self.segments
+        if segments is None:
+            segments = np.array([[0, len(self.codes), 0, n_samples, n_params]], dtype=np.int64)
+        segments = segments.copy()
+        segments[segments[:, 3] < 0, 3] = n_samples
         free_idx = np.flatnonzero(free)
-        c_ptr, c_idx, c_coef = [0], [], []
-        for i in free_idx:
-            c_idx.append(int(i))
-            c_coef.append(1.0)
+        columns, column_coef = [], []
+        for q, i in enumerate(free_idx):
+            columns.append((q, int(i)))
+            column_coef.append(1.0)
             for t, (root, factor) in self.roots.items():
                 if root == i:
-                    c_idx.append(t)
-                    c_coef.append(factor)
-            c_ptr.append(len(c_idx))
-        hi = np.where(self.hi < 0, n_samples, self.hi)
-        return (
-            np.array(c_ptr, dtype=np.int64),
-            np.array(c_idx, dtype=np.int64),
-            np.array(c_coef, dtype=np.float64),
-            np.ascontiguousarray(self.lo, dtype=np.int64),
-            np.ascontiguousarray(hi, dtype=np.int64),
+                    columns.append((q, t))
+                    column_coef.append(factor)
+        model = (
+            self.codes,
+            self.offsets,
+            self.signs,
+            np.ascontiguousarray(segments, dtype=np.int64),
+            np.stack([self.tied, self.source], axis=1).astype(np.int64).reshape(-1, 2),
+            np.stack([self.coef, self.shift], axis=1).astype(np.float64).reshape(-1, 2),
+            np.array(columns, dtype=np.int64).reshape(-1, 2),
+            np.array(column_coef, dtype=np.float64),
+            np.zeros((len(free_idx), n_samples)),
+            np.arange(len(free_idx), dtype=np.int64),
         )
+        return _kernel.weighted_general, model
 
 
 #: What :func:`component_codes` returns: a :class:`KernelModel` or ``(None, reason)``.
@@ -159,28 +173,28 @@ def component_codes(model: Any) -> ComponentCodes:
     """
     from ..models.joint import JointModel
 
-    if isinstance(model, JointModel):
+    joint = isinstance(model, JointModel)
+    if joint:
         parts = [
-            (member, model.param_slice(name).start, model.sample_slice(name))
+            (member, model.param_slice(name), model.sample_slice(name))
             for name, member in model._members.items()
         ]
     else:
-        parts = [(model, 0, slice(0, -1))]
+        parts = [(model, slice(0, model.n_params), slice(0, -1))]
     codes: list[int] = []
     offsets: list[int] = []
     signs: list[float] = []
-    lo: list[int] = []
-    hi: list[int] = []
-    for member, first, samples in parts:
+    segments: list[tuple[int, int, int, int, int]] = []
+    for member, params, samples in parts:
         described = _components(member)
         if isinstance(described, str):
             return None, described
+        first = len(codes)
         for code, offset, sign in zip(*described):
             codes.append(code)
-            offsets.append(first + offset)
+            offsets.append(params.start + offset)
             signs.append(sign)
-            lo.append(samples.start)
-            hi.append(samples.stop)
+        segments.append((first, len(codes), samples.start, samples.stop, params.stop))
     ties = _ties(model)
     if isinstance(ties, str):
         return None, ties
@@ -201,8 +215,7 @@ def component_codes(model: Any) -> ComponentCodes:
         codes=np.array(codes, dtype=np.int64),
         offsets=np.array(offsets, dtype=np.int64),
         signs=np.array(signs, dtype=np.float64),
-        lo=np.array(lo, dtype=np.int64),
-        hi=np.array(hi, dtype=np.int64),
+        segments=np.array(segments, dtype=np.int64) if joint else None,
         tied=tied,
         source=source,
         coef=coef,
@@ -294,21 +307,13 @@ def solve(
         if required:
             raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
-    c_ptr, c_idx, c_coef, lo, hi = described.columns(problem.free, problem.y.shape[1])
+    evaluate, kernel_model = described.kernel_arguments(
+        problem.free, problem.template.shape[1], problem.y.shape[1]
+    )
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
     _kernel.fit_all(
-        described.codes,
-        described.offsets,
-        described.signs,
-        lo,
-        hi,
-        described.tied,
-        described.source,
-        described.coef,
-        described.shift,
-        c_ptr,
-        c_idx,
-        c_coef,
+        evaluate,
+        kernel_model,
         np.ascontiguousarray(problem.xs[0], dtype=np.float64),
         np.ascontiguousarray(problem.y),
         np.ascontiguousarray(problem.w, dtype=np.float64),

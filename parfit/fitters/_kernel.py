@@ -52,12 +52,16 @@ if AVAILABLE:
     _jit_sums = numba.njit(
         nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"}
     )
+    # Inlined into its callers by numba itself: a call of it costs the hot loop
+    # as much as several per cent (LLVM does not always inline across functions).
+    _jit_inline = numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
 else:  # pragma: no cover - exercised only without numba
 
     def _jit(func: Any) -> Any:
         return func
 
     _jit_sums = _jit
+    _jit_inline = _jit
 
 # Per-fit scalar state, columns of ``sc``.
 _COST, _DELTA, _ALPHA, _THETA, _PRED, _STEPH, _STEPN, _GTOL, _SVD = range(9)
@@ -1081,30 +1085,23 @@ def _model_values(
     codes: np.ndarray,
     offsets: np.ndarray,
     signs: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
     x: np.ndarray,
     p: np.ndarray,
     f: np.ndarray,
     jfull: np.ndarray,
 ) -> None:
-    """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``.
-
-    Component ``c`` covers the samples ``lo[c]:hi[c]`` (a dataset's segment
-    of a joint fit; all of them otherwise).  A parameter's row of ``jfull``
-    is written there only: elsewhere it stays as the caller made it (zero).
-    """
-    for j in range(x.shape[0]):
+    """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``."""
+    m = x.shape[0]
+    for j in range(m):
         f[j] = 0.0
     for c in range(codes.shape[0]):
         o = offsets[c]
         s = signs[c]
         code = codes[c]
-        j0, j1 = lo[c], hi[c]
         if code == 0:  # Gaussian1D(amplitude, mean, stddev)
             a, mean, sd = p[o], p[o + 1], p[o + 2]
             inv_var = 1.0 / sd**2
-            for j in range(j0, j1):
+            for j in range(m):
                 dx = x[j] - mean
                 e = math.exp(-0.5 * dx**2 * inv_var)
                 d_mean = a * e * dx * inv_var
@@ -1116,7 +1113,7 @@ def _model_values(
             a, x0, fw = p[o], p[o + 1], p[o + 2]
             gamma = fw / 2.0
             g2 = gamma**2
-            for j in range(j0, j1):
+            for j in range(m):
                 dx = x[j] - x0
                 den = g2 + dx**2
                 d_a = g2 / den
@@ -1125,17 +1122,17 @@ def _model_values(
                 jfull[o + 1, j] = s * (a * d_a * 2.0 * dx / den)
                 jfull[o + 2, j] = s * (a * gamma * dx**2 / den**2)
         elif code == 2:  # Const1D(amplitude)
-            for j in range(j0, j1):
+            for j in range(m):
                 f[j] += s * p[o]
                 jfull[o, j] = s
         elif code == 3:  # Linear1D(slope, intercept)
-            for j in range(j0, j1):
+            for j in range(m):
                 f[j] += s * (p[o] * x[j] + p[o + 1])
                 jfull[o, j] = s * x[j]
                 jfull[o + 1, j] = s
         elif code == 4:  # Polynomial1D(c0, ..., cd)
             n = (offsets[c + 1] if c + 1 < codes.shape[0] else p.shape[0]) - o
-            for j in range(j0, j1):
+            for j in range(m):
                 acc = 0.0
                 power = 1.0
                 for i in range(n):
@@ -1145,7 +1142,7 @@ def _model_values(
                 f[j] += s * acc
         else:  # PowerLaw1D(amplitude, x_0, alpha)
             a, x0, al = p[o], p[o + 1], p[o + 2]
-            for j in range(j0, j1):
+            for j in range(m):
                 xx = x[j] / x0
                 d_a = xx ** (-al)
                 f[j] += s * (a * d_a)
@@ -1155,19 +1152,13 @@ def _model_values(
 
 
 @_jit
-def _weighted(
-    codes: np.ndarray,
-    offsets: np.ndarray,
-    signs: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
+def weighted(
+    model: tuple,
     x: np.ndarray,
     y: np.ndarray,
     w: np.ndarray,
     p: np.ndarray,
-    c_ptr: np.ndarray,
-    c_idx: np.ndarray,
-    c_coef: np.ndarray,
+    free_idx: np.ndarray,
     inv_scale: float,
     compact: bool,
     f: np.ndarray,
@@ -1179,19 +1170,104 @@ def _weighted(
 ) -> tuple[int, float]:
     """Scaled weighted residuals and transposed Jacobian of the valid samples, and their moments.
 
-    ``r[:m]`` and ``jt[:, :m]`` receive the samples of non-zero weight
-    (``compact``: some weights are zero; otherwise all samples are used),
-    ``gm`` and ``am`` ``J^T r`` and ``J^T J`` (as dot products of contiguous
-    rows, which vectorise).  Returns ``(m, cost)`` with ``cost = 0.5 r.r``,
-    infinite where anything is not finite.
-
-    Free parameter ``q``'s column of the Jacobian is the sum of
-    ``c_coef[e] * jfull[c_idx[e]]`` over ``e`` in ``c_ptr[q]:c_ptr[q + 1]``:
-    its own derivative, and those of the parameters tied to it (the chain
-    rule through affine ties).
+    ``model`` is ``(codes, offsets, signs)`` of the components (see
+    :func:`_model_values`).  ``r[:m]`` and ``jt[:, :m]`` receive the samples
+    of non-zero weight (``compact``: some weights are zero; otherwise all
+    samples are used), ``gm`` and ``am`` ``J^T r`` and ``J^T J`` (as dot
+    products of contiguous rows, which vectorise).  Returns ``(m, cost)``
+    with ``cost = 0.5 r.r``, infinite where anything is not finite.
     """
-    _model_values(codes, offsets, signs, lo, hi, x, p, f, jfull)
-    k = c_ptr.shape[0] - 1
+    codes, offsets, signs = model
+    _model_values(codes, offsets, signs, x, p, f, jfull)
+    return _residuals(y, w, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am)
+
+
+@_jit
+def weighted_general(
+    model: tuple,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    p: np.ndarray,
+    free_idx: np.ndarray,
+    inv_scale: float,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
+    """:func:`weighted` for models with affine ties, or of several datasets' samples.
+
+    ``model`` is ``(codes, offsets, signs, segments, ties, tie_values,
+    columns, column_coef, jfree, every)``:
+
+    * ``segments`` rows ``(first component, end component, first sample, end
+      sample, end parameter)``: the components of one dataset, evaluated on
+      its samples with the parameters up to its last (a joint model; one row
+      otherwise);
+    * ``ties`` rows ``(tied, source)`` and ``tie_values`` rows ``(factor,
+      shift)``: ``p[tied] = factor * p[source] + shift``, in that order;
+    * ``columns`` rows ``(free parameter, parameter)`` and ``column_coef``:
+      the derivative by each free parameter is the sum of those of the
+      parameters it drives (itself, first and with factor 1, then those tied
+      to it), times the chain's factor;
+    * ``jfree`` ``(k, n_samples)`` scratch for those derivatives, ``every``
+      ``arange(k)``.
+    """
+    codes, offsets, signs, segments, ties, tie_values, columns, column_coef, jfree, every = model
+    for t in range(ties.shape[0]):
+        p[ties[t, 0]] = tie_values[t, 0] * p[ties[t, 1]] + tie_values[t, 1]
+    for s in range(segments.shape[0]):
+        c0, c1, j0, j1, p1 = (
+            segments[s, 0],
+            segments[s, 1],
+            segments[s, 2],
+            segments[s, 3],
+            segments[s, 4],
+        )
+        _model_values(
+            codes[c0:c1],
+            offsets[c0:c1],
+            signs[c0:c1],
+            x[j0:j1],
+            p[:p1],
+            f[j0:j1],
+            jfull[:, j0:j1],
+        )
+    n = y.shape[0]
+    for e in range(columns.shape[0]):
+        q, i = columns[e, 0], columns[e, 1]
+        c = column_coef[e]
+        row = jfree[q]
+        source = jfull[i]
+        if e == 0 or columns[e - 1, 0] != q:  # a free parameter's own derivative comes first
+            for j in range(n):
+                row[j] = source[j]
+        else:
+            for j in range(n):
+                row[j] += c * source[j]
+    return _residuals(y, w, every, inv_scale, compact, f, jfree, r, jt, gm, am)
+
+
+@_jit_inline
+def _residuals(
+    y: np.ndarray,
+    w: np.ndarray,
+    free_idx: np.ndarray,
+    inv_scale: float,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
+    """Residuals and Jacobian rows of the model ``f`` and its derivatives (see :func:`weighted`)."""
+    k = free_idx.shape[0]
     n = y.shape[0]
     m = n
     if compact:
@@ -1203,51 +1279,23 @@ def _weighted(
             ws = wj * inv_scale
             r[m] = (f[j] - y[j]) * ws
             for q in range(k):
-                acc = 0.0
-                for e in range(c_ptr[q], c_ptr[q + 1]):
-                    acc += c_coef[e] * jfull[c_idx[e], j]
-                jt[q, m] = acc * ws
+                jt[q, m] = jfull[free_idx[q], j] * ws
             m += 1
     else:  # every sample is used: contiguous rows, which vectorise
         for j in range(n):
             r[j] = (f[j] - y[j]) * (w[j] * inv_scale)
         for q in range(k):
+            row = jfull[free_idx[q]]
             out = jt[q]
-            e0 = c_ptr[q]
-            row = jfull[c_idx[e0]]
             for j in range(n):
                 out[j] = row[j] * (w[j] * inv_scale)
-            for e in range(e0 + 1, c_ptr[q + 1]):
-                tied_row = jfull[c_idx[e]]
-                coef = c_coef[e]
-                for j in range(n):
-                    out[j] += coef * tied_row[j] * (w[j] * inv_scale)
     return m, _moments(r, jt, m, gm, am)
 
 
 @_jit
-def _apply_ties(
-    p: np.ndarray, tied: np.ndarray, source: np.ndarray, coef: np.ndarray, shift: np.ndarray
-) -> None:
-    """Affine ties, in dependency order: ``p[tied] = coef * p[source] + shift``."""
-    for t in range(tied.shape[0]):
-        p[tied[t]] = coef[t] * p[source[t]] + shift[t]
-
-
-@_jit
 def fit_all(
-    codes: np.ndarray,
-    offsets: np.ndarray,
-    signs: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    tied: np.ndarray,
-    source: np.ndarray,
-    coef: np.ndarray,
-    shift: np.ndarray,
-    c_ptr: np.ndarray,
-    c_idx: np.ndarray,
-    c_coef: np.ndarray,
+    evaluate: Any,
+    model: tuple,
     x: np.ndarray,
     y: np.ndarray,
     w: np.ndarray,
@@ -1278,7 +1326,13 @@ def fit_all(
     ic: np.ndarray,
     work: np.ndarray,
 ) -> None:
-    """Every fit of the block, one after the other, with scipy's TRF steps."""
+    """Every fit of the block, one after the other, with scipy's TRF steps.
+
+    ``evaluate`` is :func:`weighted` or :func:`weighted_general` and
+    ``model`` its description of the model: numba compiles this loop once
+    for each, so a plain model pays nothing for what ties and joint models
+    need.
+    """
     n_fits, n_samples = y.shape
     k = free_idx.shape[0]
     n_par = template.shape[1]
@@ -1301,20 +1355,13 @@ def fit_all(
             p[q] = template[i, q]
         for q in range(k):
             p[free_idx[q]] = xs[i, q]
-        _apply_ties(p, tied, source, coef, shift)
-        m, cost = _weighted(
-            codes,
-            offsets,
-            signs,
-            lo,
-            hi,
+        m, cost = evaluate(
+            model,
             xrow,
             y[i],
             w[i],
             p,
-            c_ptr,
-            c_idx,
-            c_coef,
+            free_idx,
             inv_scale,
             compact,
             f,
@@ -1357,20 +1404,13 @@ def fit_all(
         while going:
             for q in range(k):
                 p[free_idx[q]] = x_new[i, q]
-            _apply_ties(p, tied, source, coef, shift)
-            m, cost = _weighted(
-                codes,
-                offsets,
-                signs,
-                lo,
-                hi,
+            m, cost = evaluate(
+                model,
                 xrow,
                 y[i],
                 w[i],
                 p,
-                c_ptr,
-                c_idx,
-                c_coef,
+                free_idx,
                 inv_scale,
                 compact,
                 f,
