@@ -21,7 +21,7 @@ from parfit.engine.inputs import CubeInput, WorldSpec, iterating_wcs
 from parfit.engine.request import DatasetLayout, FitRequest
 from parfit.engine.units import UnitsPlan
 from parfit.errors import InputError, InputTypeError, ParameterError
-from parfit.models.base import Model
+from parfit.models.base import Model, is_model
 from parfit.models.joint import JointModel, check_dataset_names, split_dataset_ties, tie_names
 
 __all__ = ["JointPlan", "is_joint", "joint_request"]
@@ -38,21 +38,7 @@ def is_joint(model: Any, data: Any) -> bool:
     """
     if isinstance(data, Mapping):
         return True
-    return (
-        isinstance(model, Mapping)
-        and bool(model)
-        and all(_looks_like_model(m) for m in model.values())
-    )
-
-
-def _looks_like_model(obj: Any) -> bool:
-    if isinstance(obj, Model):
-        return True
-    try:
-        from astropy.modeling import Model as AstropyModel
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, AstropyModel)
+    return isinstance(model, Mapping) and bool(model) and all(is_model(m) for m in model.values())
 
 
 @dataclasses.dataclass

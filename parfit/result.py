@@ -622,15 +622,9 @@ def _status_attrs():
 
 def _is_model(obj):
     """True for a parfit or astropy model (callable, but not a factory of models)."""
-    from parfit.models.base import Model
+    from parfit.models import is_model
 
-    if isinstance(obj, Model):
-        return True
-    try:
-        from astropy.modeling import Model as AstropyModel
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, AstropyModel)
+    return is_model(obj)
 
 
 class _FieldView(Mapping):

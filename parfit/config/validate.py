@@ -396,8 +396,11 @@ def _form(data, lines):
     return [], data
 
 
-def _model_sections(data):
-    """``(path, model mapping)`` of every model section of raw config data."""
+def _sections(data, key):
+    """``(path, mapping)`` of every ``key`` section (``"model"``, ``"input"``) of raw config data.
+
+    One at the top, or one per dataset of a joint config.
+    """
     if not isinstance(data, dict):
         return
     if "datasets" in data:
@@ -405,23 +408,19 @@ def _model_sections(data):
         if isinstance(datasets, dict):
             for name, entry in datasets.items():
                 if isinstance(entry, dict):
-                    yield ("datasets", name, "model"), entry.get("model")
+                    yield ("datasets", name, key), entry.get(key)
     else:
-        yield ("model",), data.get("model")
+        yield (key,), data.get(key)
+
+
+def _model_sections(data):
+    """``(path, model mapping)`` of every model section of raw config data."""
+    return _sections(data, "model")
 
 
 def _input_sections(data):
     """``(path, input mapping)`` of every input section of raw config data."""
-    if not isinstance(data, dict):
-        return
-    if "datasets" in data:
-        datasets = data["datasets"]
-        if isinstance(datasets, dict):
-            for name, entry in datasets.items():
-                if isinstance(entry, dict):
-                    yield ("datasets", name, "input"), entry.get("input")
-    else:
-        yield ("input",), data.get("input")
+    return _sections(data, "input")
 
 
 def _too_many_components(data, lines):

@@ -8,7 +8,7 @@ Examples
 ('amplitude_0', 'mean_0', 'stddev_0', 'amplitude_1')
 """
 
-from parfit.models.base import MODEL_REGISTRY, Model, ParameterSpec, register_model
+from parfit.models.base import MODEL_REGISTRY, Model, ParameterSpec, is_model, register_model
 from parfit.models.compound import CompoundModel
 from parfit.models.function import FunctionModel, model_from_function
 from parfit.models.functional_1d import (
@@ -44,6 +44,7 @@ __all__ = [
     "Voigt1D",
     "from_dict",
     "from_yaml",
+    "is_model",
     "model_from_function",
     "register_model",
     "to_dict",

@@ -669,6 +669,24 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         return f"<{type(self).__name__}({vals}{label})>"
 
 
+def is_model(obj: Any) -> bool:
+    """True for a parfit model or an astropy model (not a factory of models).
+
+    Examples
+    --------
+    >>> from parfit.models import Gaussian1D, is_model
+    >>> is_model(Gaussian1D()), is_model({"amplitude": 1.0})
+    (True, False)
+    """
+    if isinstance(obj, Model):
+        return True
+    try:
+        from astropy.modeling import Model as AstropyModel
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, AstropyModel)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"array(shape={value.shape})"
