@@ -1080,7 +1080,7 @@ def _select_step(
 # Built-in components and the fused loop.
 
 
-@_jit
+@_jit_inline
 def _model_values(
     codes: np.ndarray,
     offsets: np.ndarray,
@@ -1089,10 +1089,15 @@ def _model_values(
     p: np.ndarray,
     f: np.ndarray,
     jfull: np.ndarray,
+    j0: int,
+    m: int,
 ) -> None:
-    """Model at every sample into f; derivatives (all parameters) into jfull ``(n_par, m)``."""
-    m = x.shape[0]
-    for j in range(m):
+    """Model at samples ``j0:m`` into f; derivatives (all parameters) into jfull ``(n_par, n)``.
+
+    Inlined: the plain path's ``j0 = 0, m = len(x)`` compile to the loops over
+    whole rows they always were; a joint model's datasets pass their segment.
+    """
+    for j in range(j0, m):
         f[j] = 0.0
     for c in range(codes.shape[0]):
         o = offsets[c]
@@ -1101,7 +1106,7 @@ def _model_values(
         if code == 0:  # Gaussian1D(amplitude, mean, stddev)
             a, mean, sd = p[o], p[o + 1], p[o + 2]
             inv_var = 1.0 / sd**2
-            for j in range(m):
+            for j in range(j0, m):
                 dx = x[j] - mean
                 e = math.exp(-0.5 * dx**2 * inv_var)
                 d_mean = a * e * dx * inv_var
@@ -1113,7 +1118,7 @@ def _model_values(
             a, x0, fw = p[o], p[o + 1], p[o + 2]
             gamma = fw / 2.0
             g2 = gamma**2
-            for j in range(m):
+            for j in range(j0, m):
                 dx = x[j] - x0
                 den = g2 + dx**2
                 d_a = g2 / den
@@ -1122,17 +1127,17 @@ def _model_values(
                 jfull[o + 1, j] = s * (a * d_a * 2.0 * dx / den)
                 jfull[o + 2, j] = s * (a * gamma * dx**2 / den**2)
         elif code == 2:  # Const1D(amplitude)
-            for j in range(m):
+            for j in range(j0, m):
                 f[j] += s * p[o]
                 jfull[o, j] = s
         elif code == 3:  # Linear1D(slope, intercept)
-            for j in range(m):
+            for j in range(j0, m):
                 f[j] += s * (p[o] * x[j] + p[o + 1])
                 jfull[o, j] = s * x[j]
                 jfull[o + 1, j] = s
         elif code == 4:  # Polynomial1D(c0, ..., cd)
             n = (offsets[c + 1] if c + 1 < codes.shape[0] else p.shape[0]) - o
-            for j in range(m):
+            for j in range(j0, m):
                 acc = 0.0
                 power = 1.0
                 for i in range(n):
@@ -1142,7 +1147,7 @@ def _model_values(
                 f[j] += s * acc
         else:  # PowerLaw1D(amplitude, x_0, alpha)
             a, x0, al = p[o], p[o + 1], p[o + 2]
-            for j in range(m):
+            for j in range(j0, m):
                 xx = x[j] / x0
                 d_a = xx ** (-al)
                 f[j] += s * (a * d_a)
@@ -1178,7 +1183,7 @@ def weighted(
     with ``cost = 0.5 r.r``, infinite where anything is not finite.
     """
     codes, offsets, signs = model
-    _model_values(codes, offsets, signs, x, p, f, jfull)
+    _model_values(codes, offsets, signs, x, p, f, jfull, 0, x.shape[0])
     return _residuals(y, w, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am)
 
 
@@ -1228,15 +1233,7 @@ def weighted_general(
             segments[s, 3],
             segments[s, 4],
         )
-        _model_values(
-            codes[c0:c1],
-            offsets[c0:c1],
-            signs[c0:c1],
-            x[j0:j1],
-            p[:p1],
-            f[j0:j1],
-            jfull[:, j0:j1],
-        )
+        _model_values(codes[c0:c1], offsets[c0:c1], signs[c0:c1], x, p[:p1], f, jfull, j0, j1)
     n = y.shape[0]
     for e in range(columns.shape[0]):
         q, i = columns[e, 0], columns[e, 1]
