@@ -9,8 +9,6 @@ another spectral grid with its spectral axis last, sharing centre and width.
 """
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +17,9 @@ import pytest
 import xarray as xr
 from astropy import units as u
 from astropy.io import fits
+from test_cli_config import parfit_cmd
+from test_cli_config import problems as cli_problems
+from test_config import problems_of
 
 import parfit
 from parfit.analysis import Analysis
@@ -57,34 +58,6 @@ datasets:
 run: {scheduler: synchronous, progress: false}
 output: {path: results, cubes: [model, residual]}
 """
-
-
-def problems_of(text, **kwargs):
-    kwargs.setdefault("check_files", False)
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, source="fit.yaml", **kwargs)
-    return info.value.problems
-
-
-def parfit_cmd(*args, cwd, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "parfit.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def cli_problems(out, name):
-    """The problem lines of a refused config, after checking the exit and the header."""
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    lines = out.stderr.splitlines()
-    body = [line.strip() for line in lines[1:]]
-    n = len(body)
-    assert lines[0] == f"{n} problem{'s' if n != 1 else ''} in {name}:", out.stderr
-    return body
 
 
 # --- two synthetic cubes with known truth ---------------------------------------------------

@@ -593,8 +593,8 @@ def _check_block_hashes(
     algorithm = reader.hash_algorithm(path)
     unhashed = [b for b in blocks if not stored[b].any()]
     check = [b for b in blocks if stored[b].any()]
-    names = [n for n in ("data", "weights", "mask") if n in grid.request.sample_sources()]
     sources = grid.request.sample_sources()
+    names = [n for n in ("data", "weights", "mask") if n in sources]
     if all(isinstance(sources[n], np.ndarray) for n in names):
         from concurrent.futures import ThreadPoolExecutor
 

@@ -43,8 +43,8 @@ class KernelModel:
         +1 or -1 (a difference).
     segments : ndarray
         Rows ``(first component, end component, first sample, end sample,
-        end parameter)``, one per dataset of a joint model (``end sample``
-        -1: to the last sample); None for a model of one dataset.
+        end parameter)``, one per dataset of a joint model; None for a model
+        of one dataset.
     tied, source, coef, shift : ndarray
         The affine ties ``p[tied] = coef * p[source] + shift``, in the order
         they are applied.
@@ -77,8 +77,6 @@ class KernelModel:
         segments = self.segments
         if segments is None:
             segments = np.array([[0, len(self.codes), 0, n_samples, n_params]], dtype=np.int64)
-        segments = segments.copy()
-        segments[segments[:, 3] < 0, 3] = n_samples
         free_idx = np.flatnonzero(free)
         columns, column_coef = [], []
         for q, i in enumerate(free_idx):
@@ -180,7 +178,7 @@ def component_codes(model: Any) -> ComponentCodes:
             for name, member in model._members.items()
         ]
     else:
-        parts = [(model, slice(0, model.n_params), slice(0, -1))]
+        parts = [(model, slice(0, model.n_params), slice(0, 0))]  # its segment: unused
     codes: list[int] = []
     offsets: list[int] = []
     signs: list[float] = []
@@ -200,7 +198,6 @@ def component_codes(model: Any) -> ComponentCodes:
         return None, ties
     tied, source, coef, shift = ties
     free = model.free_mask
-    roots: dict[int, tuple[int, float]] = {}
     resolved: dict[int, tuple[int, float] | None] = {}
     for t, src, a in zip(tied.tolist(), source.tolist(), coef.tolist()):
         if free[src]:
