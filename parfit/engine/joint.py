@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from parfit.fitters.base import BlockResult, FitBlock
+from parfit.fitters.statistics import statistic_values
 from parfit.models.joint import JointModel
 from parfit.status import Flag, Status
 
@@ -101,13 +102,19 @@ def _merge(whole: BlockResult, part: BlockResult, rows: np.ndarray) -> None:
 
 
 def fit_joint_block(
-    fitter: Any, model: JointModel, block: FitBlock, fit_info: Any, fitter_kwargs: dict[str, Any]
+    fitter: Any,
+    model: JointModel,
+    block: FitBlock,
+    fit_info: Any,
+    fitter_kwargs: dict[str, Any],
+    statistic: str = "chi2",
 ) -> BlockResult:
     """Fit a block of joint fits, pixels lacking a dataset apart (see the module)."""
+    kwargs = dict(fit_info=fit_info, fitter_kwargs=fitter_kwargs, statistic=statistic)
     present: np.ndarray = _present(model, block.valid)
     partial = np.logical_and(~np.all(present, axis=1), np.any(present, axis=1))
     if not partial.any():
-        return fitter.fit_block(model, block, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
+        return fitter.fit_block(model, block, **kwargs)
     n_fits, n_params = block.p0.shape
     result = BlockResult.empty(n_fits, n_params)
     # Pixels grouped by which datasets they have (all of them, for the rest).
@@ -119,14 +126,14 @@ def fit_joint_block(
         missing = {d for d, has in zip(model.datasets, pattern) if not has}
         sub = _rows(block, rows)
         if not missing:
-            part = fitter.fit_block(model, sub, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
+            part = fitter.fit_block(model, sub, **kwargs)
             _merge(result, part, rows)
             continue
         held = undetermined(model, missing)
         reduced = model.copy()
         for i in held:
             reduced.parameters[model.param_names[i]].fixed = True
-        part = fitter.fit_block(reduced, sub, fit_info=fit_info, fitter_kwargs=fitter_kwargs)
+        part = fitter.fit_block(reduced, sub, **kwargs)
         ok = part.status == Status.OK
         part.params[:, held] = np.nan
         part.errors[:, held] = np.nan
@@ -144,7 +151,9 @@ def fit_joint_block(
     return result
 
 
-def dataset_statistics(model: JointModel, block: FitBlock, result: BlockResult) -> dict[str, Any]:
+def dataset_statistics(
+    model: JointModel, block: FitBlock, result: BlockResult, statistic: str = "chi2"
+) -> dict[str, Any]:
     """Each dataset's share of the statistic of every fit (NaN where the fit failed)."""
     ok = result.status == Status.OK
     out = {d: np.full(len(ok), np.nan) for d in model.datasets}
@@ -154,10 +163,12 @@ def dataset_statistics(model: JointModel, block: FitBlock, result: BlockResult) 
     params = np.where(np.isfinite(result.params[rows]), result.params[rows], block.p0[rows])
     xs = tuple(xk if xk.ndim == 1 else xk[rows] for xk in block.x)
     with np.errstate(all="ignore"):
-        residual = model.evaluate(*xs, params) - block.y[rows]
-        if block.weights is not None:
-            residual = residual * block.weights[rows]
-        squares = np.where(block.valid[rows], residual * residual, 0.0)
+        mu = model.evaluate(*xs, params)
+    y, valid = block.y[rows], block.valid[rows]
+    w = None if block.weights is None else block.weights[rows]
     for d in model.datasets:
-        out[d][rows] = squares[:, model.sample_slice(d)].sum(axis=1)
+        part = model.sample_slice(d)
+        out[d][rows] = statistic_values(
+            statistic, y[:, part], mu[:, part], None if w is None else w[:, part], valid[:, part]
+        )
     return out

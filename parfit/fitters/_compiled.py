@@ -69,11 +69,16 @@ class KernelModel:
         return self.segments is None and self.tied.shape[0] == 0
 
     def kernel_arguments(
-        self, free: np.ndarray, n_params: int, n_samples: int
+        self, free: np.ndarray, n_params: int, n_samples: int, poisson: bool = False
     ) -> tuple[Any, tuple[np.ndarray, ...]]:
-        """``(evaluate, model)`` for :func:`parfit.fitters._kernel.fit_all`."""
+        """``(evaluate, model)`` for :func:`parfit.fitters._kernel.fit_all`.
+
+        ``poisson`` picks the deviance residuals of counts (``statistic="cash"``
+        or ``"cstat"``) instead of weighted residuals.
+        """
         if self.plain:
-            return _kernel.weighted, (self.codes, self.offsets, self.signs)
+            evaluate = _kernel.poisson if poisson else _kernel.weighted
+            return evaluate, (self.codes, self.offsets, self.signs)
         segments = self.segments
         if segments is None:
             segments = np.array([[0, len(self.codes), 0, n_samples, n_params]], dtype=np.int64)
@@ -98,7 +103,7 @@ class KernelModel:
             np.zeros((len(free_idx), n_samples)),
             np.arange(len(free_idx), dtype=np.int64),
         )
-        return _kernel.weighted_general, model
+        return (_kernel.poisson_general if poisson else _kernel.weighted_general), model
 
 
 #: What :func:`component_codes` returns: a :class:`KernelModel` or ``(None, reason)``.
@@ -305,7 +310,7 @@ def solve(
             raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
     evaluate, kernel_model = described.kernel_arguments(
-        problem.free, problem.template.shape[1], problem.y.shape[1]
+        problem.free, problem.template.shape[1], problem.y.shape[1], problem.poisson
     )
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
     _kernel.fit_all(

@@ -1222,6 +1222,64 @@ def weighted_general(
     * ``jfree`` ``(k, n_samples)`` scratch for those derivatives, ``every``
       ``arange(k)``.
     """
+    _general_values(model, x, p, f, jfull, y.shape[0])
+    return _residuals(y, w, model[9], inv_scale, compact, f, model[8], r, jt, gm, am)
+
+
+@_jit
+def poisson(
+    model: tuple,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    p: np.ndarray,
+    free_idx: np.ndarray,
+    inv_scale: float,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
+    """:func:`weighted` for counts: deviance residuals of the Poisson likelihood.
+
+    ``w`` is 1 on valid samples and 0 elsewhere (weights mean nothing for
+    counts); ``inv_scale`` is not used.  ``0.5 r.r`` is half the C-stat.
+    """
+    codes, offsets, signs = model
+    _model_values(codes, offsets, signs, x, p, f, jfull, 0, x.shape[0])
+    return _deviance(y, w, free_idx, compact, f, jfull, r, jt, gm, am)
+
+
+@_jit
+def poisson_general(
+    model: tuple,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    p: np.ndarray,
+    free_idx: np.ndarray,
+    inv_scale: float,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
+    """:func:`poisson` for the models of :func:`weighted_general`."""
+    _general_values(model, x, p, f, jfull, y.shape[0])
+    return _deviance(y, w, model[9], compact, f, model[8], r, jt, gm, am)
+
+
+@_jit_inline
+def _general_values(
+    model: tuple, x: np.ndarray, p: np.ndarray, f: np.ndarray, jfull: np.ndarray, n: int
+) -> None:
+    """The model of :func:`weighted_general` into ``f``, its free derivatives into ``jfree``."""
     codes, offsets, signs, segments, ties, tie_values, columns, column_coef, jfree, every = model
     for t in range(ties.shape[0]):
         p[ties[t, 0]] = tie_values[t, 0] * p[ties[t, 1]] + tie_values[t, 1]
@@ -1234,7 +1292,6 @@ def weighted_general(
             segments[s, 4],
         )
         _model_values(codes[c0:c1], offsets[c0:c1], signs[c0:c1], x, p[:p1], f, jfull, j0, j1)
-    n = y.shape[0]
     for e in range(columns.shape[0]):
         q, i = columns[e, 0], columns[e, 1]
         c = column_coef[e]
@@ -1246,7 +1303,60 @@ def weighted_general(
         else:
             for j in range(n):
                 row[j] += c * source[j]
-    return _residuals(y, w, every, inv_scale, compact, f, jfree, r, jt, gm, am)
+
+
+@_jit_inline
+def _deviance(
+    y: np.ndarray,
+    w: np.ndarray,
+    free_idx: np.ndarray,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
+    """Deviance residuals ``sign(mu - n) sqrt(2 (mu - n + n ln(n/mu)))`` and their Jacobian.
+
+    The numbers of :func:`parfit.fitters.statistics.deviance_residuals`:
+    infinite where the model is negative, or zero under positive counts
+    (the solver then rejects the step).
+    """
+    k = free_idx.shape[0]
+    n_samples = y.shape[0]
+    m = 0
+    for j in range(n_samples):
+        if compact and w[j] == 0.0:
+            continue
+        n = y[j]
+        mu = f[j]
+        if not (mu > 0.0 or (mu == 0.0 and n == 0.0)):  # negative, zero under counts, NaN
+            r[m] = math.inf
+            slope = 0.0
+        elif n > 0.0:
+            u = (mu - n) / n
+            if abs(u) < 1e-3:
+                h = u * u * (0.5 - u * (1 / 3 - u * (0.25 - u * (0.2 - u * (1 / 6 - u / 7)))))
+            else:
+                h = u - math.log1p(u)
+            rr = math.sqrt(max(2.0 * n * h, 0.0))
+            if mu < n:
+                rr = -rr
+            r[m] = rr
+            slope = (1.0 - n / mu) / rr if rr != 0.0 else 1.0 / math.sqrt(n)
+        elif mu > 0.0:
+            rr = math.sqrt(2.0 * mu)
+            r[m] = rr
+            slope = 1.0 / rr
+        else:  # no counts, zero model: no contribution
+            r[m] = 0.0
+            slope = 0.0
+        for q in range(k):
+            jt[q, m] = jfull[free_idx[q], j] * slope
+        m += 1
+    return m, _moments(r, jt, m, gm, am)
 
 
 @_jit_inline

@@ -231,6 +231,7 @@ class AstropyFitter(Fitter):
         *,
         fit_info: FitInfoArg = False,
         fitter_kwargs: dict[str, Any] | None = None,
+        statistic: str = "chi2",
     ) -> BlockResult:
         fitter_kwargs = dict(fitter_kwargs or {})
         # A private copy per block: astropy fitters store fit_info on

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..status import Status
+from ..errors import InputError
 from ._capture import capture_warnings, format_warnings
 from .options import FitInfoArg, check_fit_info_names
 
@@ -155,6 +156,32 @@ class Fitter:
     #: class records none.
     fit_info_names: tuple[str, ...] | None = ()
 
+    #: The statistics (:data:`parfit.fitters.statistics.STATISTICS`) it can minimise.
+    statistics: tuple[str, ...] = ("chi2",)
+
+    def check_statistic(self, statistic: str) -> None:
+        """Raise before dispatch if this fitter cannot minimise ``statistic``.
+
+        Examples
+        --------
+        >>> from parfit.fitters import ScipyFitter
+        >>> ScipyFitter("trf").check_statistic("cash")
+        >>> ScipyFitter("lm").check_statistic("cash")
+        Traceback (most recent call last):
+        ...
+        parfit.errors.InputError: statistic='cash' cannot be minimised by fitter 'scipy-lm',
+        which minimises 'chi2' only; use fitter=None (parfit's batched solver), 'trf' or 'minuit'
+        """
+        from .statistics import check_statistic
+
+        check_statistic(statistic)
+        if statistic not in self.statistics:
+            raise InputError(
+                f"statistic={statistic!r} cannot be minimised by fitter {self.name!r}, which "
+                f"minimises {', '.join(map(repr, self.statistics))} only; use fitter=None "
+                f"(parfit's batched solver), 'trf' or 'minuit'"
+            )
+
     def check(self, model: Any, fitter_kwargs: dict[str, Any] | None = None) -> None:
         """Raise before dispatch if this fitter cannot fit ``model`` with ``fitter_kwargs``."""
 
@@ -192,8 +219,9 @@ class Fitter:
         *,
         fit_info: FitInfoArg = False,
         fitter_kwargs: dict[str, Any] | None = None,
+        statistic: str = "chi2",
     ) -> BlockResult:
-        """Fit every row of ``block``; see :class:`BlockResult`."""
+        """Fit every row of ``block``, minimising ``statistic``; see :class:`BlockResult`."""
         raise NotImplementedError
 
     def fit(

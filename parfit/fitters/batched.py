@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..status import Flag, Status
 from . import lm, quality, trf
+from . import statistics as stats
 from ._capture import capture_warnings
 from .base import BlockResult, FitBlock, Fitter, run_guarded, screen_block, select_fit_info
 from .options import (
@@ -91,6 +92,7 @@ class BatchedFitter(Fitter):
 
     name = "batched-trf"
     fit_info_names = FIT_INFO_NAMES
+    statistics = ("chi2", "cash", "cstat")
 
     def __init__(
         self,
@@ -155,6 +157,7 @@ class BatchedFitter(Fitter):
         *,
         fit_info: FitInfoArg = False,
         fitter_kwargs: dict[str, Any] | None = None,
+        statistic: str = "chi2",
     ) -> BlockResult:
         options = self._options(fitter_kwargs)
         n_params = len(model.param_names)
@@ -167,7 +170,7 @@ class BatchedFitter(Fitter):
             # redone one by one so the failure lands on the fit that caused it.
             with capture_warnings() as records:
                 try:
-                    self._solve(model, block, todo, free, options, result, infos)
+                    self._solve(model, block, todo, free, options, result, infos, statistic)
                     failed = False
                 except KeyboardInterrupt:
                     raise
@@ -186,6 +189,7 @@ class BatchedFitter(Fitter):
                         options,
                         result,
                         infos,
+                        statistic,
                     )
         result.fit_info = select_fit_info(infos, fit_info)
         return result
@@ -199,6 +203,7 @@ class BatchedFitter(Fitter):
         options: lm.LMOptions,
         result: BlockResult,
         infos: list[Any] | None,
+        statistic: str = "chi2",
     ) -> None:
         """Fit rows ``todo`` of ``block`` and store them in ``result``.
 
@@ -209,7 +214,7 @@ class BatchedFitter(Fitter):
         # Floating-point trouble (overflow in a far-off trial step, a singular
         # covariance) is handled through the results, not reported as warnings.
         with np.errstate(all="ignore"):
-            problem = _ModelProblem(model, block, todo, free)
+            problem = _ModelProblem(model, block, todo, free, statistic)
             first = self._attempt(model, block, todo, problem, options)
             retry = self._retry_rows(model, first)
             start = _second_start(model, block, todo[retry]) if len(retry) else None
@@ -222,7 +227,8 @@ class BatchedFitter(Fitter):
                 )
                 first.take(retry[better], second, np.flatnonzero(better))
                 first.flags[retry] |= np.uint8(Flag.RETRIED)
-        self._store(model, block, todo, free, first, options, result, infos)
+            first.chi2 += problem.offset  # the minimised C-stat as Cash, for "cash"
+        self._store(model, block, todo, free, first, options, result, infos, statistic)
 
     def _retry_rows(self, model: Any, attempt: "_Attempt") -> np.ndarray:
         """Rows of ``attempt`` worth a second start (none if the model cannot guess).
@@ -278,17 +284,30 @@ class BatchedFitter(Fitter):
         errors = np.full(params.shape, np.nan)
         # Both solvers set scale and chi2_scaled (LMOutcome has them optional); for mypy.
         assert outcome.scale is not None and outcome.chi2_scaled is not None
-        errors[converged] = quality.errors_from_normal(
-            model,
-            params[converged],
-            free,
-            problem.has_ties,
-            outcome.normal[converged],
-            outcome.chi2_scaled[converged],
-            problem.n_valid[converged],
-            self.scale_covariance,
-            outcome.scale[converged],
-        )
+        if problem.poisson:  # the inverse Fisher information: no scaling
+            done = np.flatnonzero(converged)
+            errors[converged] = quality.errors_from_normal(
+                model,
+                params[converged],
+                free,
+                problem.has_ties,
+                problem.fisher(done, outcome.params[converged]),
+                outcome.chi2[converged],
+                problem.n_valid[converged],
+                False,
+            )
+        else:
+            errors[converged] = quality.errors_from_normal(
+                model,
+                params[converged],
+                free,
+                problem.has_ties,
+                outcome.normal[converged],
+                outcome.chi2_scaled[converged],
+                problem.n_valid[converged],
+                self.scale_covariance,
+                outcome.scale[converged],
+            )
         flags = np.zeros(len(rows), dtype=np.uint8)
         flags[converged] = quality.quality_flags(
             model,
@@ -320,6 +339,7 @@ class BatchedFitter(Fitter):
         options: lm.LMOptions,
         result: BlockResult,
         infos: list[Any] | None,
+        statistic: str = "chi2",
     ) -> None:
         ok = attempt.converged
         result.nfev[todo] = attempt.nfev
@@ -339,7 +359,7 @@ class BatchedFitter(Fitter):
             i = todo[j]
             reason = int(attempt.reason[j])
             if reason == lm.BAD_START:
-                result.fail(i, Status.NONFINITE, "the model is not finite at the starting values")
+                result.fail(i, Status.NONFINITE, _bad_start_text(statistic))
             elif reason == lm.MAXFEV:
                 result.fail(
                     i,
@@ -382,6 +402,16 @@ class _Attempt:
             getattr(self, name)[rows] = getattr(other, name)[other_rows]
 
 
+def _bad_start_text(statistic: str) -> str:
+    """Why a fit could not start: its model is not finite (or, for counts, not positive)."""
+    if stats.is_likelihood(statistic):
+        return (
+            "the model is not finite, is negative, or is zero where there are counts at the "
+            "starting values: the Poisson likelihood is not defined there"
+        )
+    return "the model is not finite at the starting values"
+
+
 def _second_start(model: Any, block: FitBlock, rows: np.ndarray) -> np.ndarray | None:
     """The model's guess from the data of ``rows``, inside the bounds; None if it fails."""
     try:
@@ -405,8 +435,17 @@ def _rows_x(block: FitBlock, rows: np.ndarray) -> tuple[np.ndarray, ...]:
 class _ModelProblem(lm.Problem):
     """Weighted residuals of a parfit model on rows ``todo`` of a block."""
 
-    def __init__(self, model: Any, block: FitBlock, todo: np.ndarray, free: np.ndarray) -> None:
+    def __init__(
+        self,
+        model: Any,
+        block: FitBlock,
+        todo: np.ndarray,
+        free: np.ndarray,
+        statistic: str = "chi2",
+    ) -> None:
         self.model = model
+        #: Counts: deviance residuals of the Poisson likelihood instead of weighted ones.
+        self.poisson = stats.is_likelihood(statistic)
         self.free = free
         self.has_ties = any(getattr(model, n).tied for n in model.param_names)
         self.cheap_jacobian = bool(model.has_analytic_jacobian)
@@ -414,8 +453,12 @@ class _ModelProblem(lm.Problem):
         self.valid = valid
         self.n_valid = valid.sum(axis=1)
         self.y = np.where(valid, block.y[todo], 0.0)
-        w = 1.0 if block.weights is None else block.weights[todo]
+        w = 1.0 if block.weights is None or self.poisson else block.weights[todo]
         self.w = np.where(valid, w, 0.0)
+        #: Added to the minimised statistic to report it: Cash's term of the data alone.
+        self.offset = (
+            stats.data_term(self.y, valid) if statistic == "cash" else np.zeros(len(todo))
+        )
         self.xs = [
             xk[None, :] if xk.ndim == 1 else np.where(valid, xk[todo], 0.0) for xk in block.x
         ]
@@ -425,13 +468,15 @@ class _ModelProblem(lm.Problem):
         # residuals in those of the weighted data, amplitudes in those of the data.
         self.rms = trf.data_rms(self.y, self.w, valid)
         y_rms = self.rms if block.weights is None else trf.data_rms(self.y, 1.0, valid)
+        if self.poisson:  # deviance residuals are of order one whatever the counts
+            self.rms = np.ones(len(todo))
         self.x_scale = np.ascontiguousarray(trf.parameter_scales(y_rms, _data_linear(model)[free]))
         self.extent = quality.sample_extent(block, todo)
 
     def select(self, rows: np.ndarray, template: np.ndarray) -> "_ModelProblem":
         """The same problem on ``rows`` of this one only, starting from ``template``."""
         other = copy.copy(self)
-        for name in ("valid", "n_valid", "y", "w", "rms", "x_scale"):
+        for name in ("valid", "n_valid", "y", "w", "rms", "x_scale", "offset"):
             setattr(other, name, np.ascontiguousarray(getattr(self, name)[rows]))
         other.xs = list(self._inputs(rows))
         other.extent = tuple(e[rows] for e in self.extent)
@@ -450,24 +495,48 @@ class _ModelProblem(lm.Problem):
 
     def residuals(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
         value = self.model._value(self._inputs(rows), self.full_parameters(rows, params))
-        return np.where(self.valid[rows], (value - self.y[rows]) * self.w[rows], 0.0)
+        valid = self.valid[rows]
+        if self.poisson:
+            r, _ = stats.deviance_residuals(self.y[rows], np.where(valid, value, 0.0))
+            return np.where(valid, r, 0.0)
+        return np.where(valid, (value - self.y[rows]) * self.w[rows], 0.0)
 
-    def residuals_and_jacobian(
+    def model_and_jacobian(
         self, rows: np.ndarray, params: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The model ``(len(rows), n_samples)`` and its derivatives by the free parameters."""
         full = self.full_parameters(rows, params)
         n_samples = self.y.shape[1]
         jac = np.empty((len(rows), n_samples, full.shape[1]))
         value = self.model._jac_into(self._inputs(rows), full, jac)
         value = np.broadcast_to(value, (len(rows), n_samples))
-        w = self.w[rows]
-        r = np.where(self.valid[rows], (value - self.y[rows]) * w, 0.0)
         if self.has_ties:
             jac = np.matmul(jac, self.model.tie_jacobian(full))
         else:
             jac = jac[:, :, self.free]
-        jac = np.where(self.valid[rows][:, :, None], jac * w[:, :, None], 0.0)
+        return value, jac
+
+    def residuals_and_jacobian(
+        self, rows: np.ndarray, params: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        value, jac = self.model_and_jacobian(rows, params)
+        valid = self.valid[rows]
+        if self.poisson:
+            r, slope = stats.deviance_residuals(self.y[rows], np.where(valid, value, 0.0))
+            r = np.where(valid, r, 0.0)
+            jac = np.where(valid[:, :, None], jac * slope[:, :, None], 0.0)
+            return r, jac
+        w = self.w[rows]
+        r = np.where(valid, (value - self.y[rows]) * w, 0.0)
+        jac = np.where(valid[:, :, None], jac * w[:, :, None], 0.0)
         return r, jac
+
+    def fisher(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """The Fisher information of counts at ``params`` (see :mod:`parfit.fitters.statistics`)."""
+        if not len(rows):
+            return np.zeros((0, params.shape[1], params.shape[1]))
+        value, jac = self.model_and_jacobian(rows, params)
+        return stats.fisher_information(jac, value, self.valid[rows])
 
 
 def _data_linear(model: Any) -> np.ndarray:

@@ -17,6 +17,7 @@ from scipy.sparse.linalg import lsmr
 from ..errors import InputError
 from ..status import Status
 from . import quality
+from . import statistics as stats
 from .base import BlockResult, FitBlock, Fitter, Row, run_guarded, screen_block
 from .options import (
     EPS,
@@ -191,6 +192,11 @@ class ScipyFitter(Fitter):
                     f"free parameter, one number or 'jac'"
                 )
 
+    @property
+    def statistics(self) -> tuple[str, ...]:  # type: ignore[override]  # by method here
+        # MINPACK cannot step back from a trial point where the likelihood is undefined.
+        return ("chi2",) if self.method == "lm" else ("chi2", "cash", "cstat")
+
     def _options(self, fitter_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """The options of this fitter updated by ``fitter_kwargs``, checked."""
         if not fitter_kwargs:
@@ -207,6 +213,7 @@ class ScipyFitter(Fitter):
         *,
         fit_info: FitInfoArg = False,
         fitter_kwargs: dict[str, Any] | None = None,
+        statistic: str = "chi2",
     ) -> BlockResult:
         options = dict(self._options(fitter_kwargs))
         for key in TOLERANCES:  # scipy's way to switch a test off without a warning
@@ -232,6 +239,7 @@ class ScipyFitter(Fitter):
                 result,
                 infos,
                 names,
+                statistic,
             )
         result.fit_info = infos
         return result
@@ -247,13 +255,15 @@ class ScipyFitter(Fitter):
         result: BlockResult,
         infos: list[Any] | None,
         names: Sequence[str],
+        statistic: str = "chi2",
     ) -> None:
+        poisson = stats.is_likelihood(statistic)
         sel = block.valid[i]
         subset = None if sel.all() else sel
         xs = tuple(xk[None, :] for xk in block.fit_x(i, subset))
         y = block.y[i] if subset is None else block.y[i, subset]
         w = None
-        if block.weights is not None:
+        if block.weights is not None and not poisson:
             w = block.weights[i] if subset is None else block.weights[i, subset]
         p_start = block.p0[i].copy()
         lower = block.lower[i, free]
@@ -267,19 +277,30 @@ class ScipyFitter(Fitter):
             return model.apply_ties(p) if has_ties else p
 
         def fun(pf: np.ndarray) -> np.ndarray:
-            r = model.evaluate(*xs, full(pf))[0] - y
-            return r * w if w is not None else r
+            mu = model.evaluate(*xs, full(pf))[0]
+            if poisson:  # deviance residuals: their sum of squares is the C-stat
+                return stats.deviance_residuals(y, mu)[0]
+            return (mu - y) * w if w is not None else mu - y
 
-        def jac(pf: np.ndarray) -> np.ndarray:
+        def model_jac(pf: np.ndarray) -> np.ndarray:
             p = full(pf)
             j = model.jacobian(*xs, p)[0]
-            j = j @ model.tie_jacobian(p)[0] if has_ties else j[:, free]
+            return j @ model.tie_jacobian(p)[0] if has_ties else j[:, free]
+
+        def jac(pf: np.ndarray) -> np.ndarray:
+            j = model_jac(pf)
+            if poisson:
+                slope = stats.deviance_residuals(y, model.evaluate(*xs, full(pf))[0])[1]
+                return j * slope[:, None]
             return j * w[:, None] if w is not None else j
 
         x0 = p_start[free]
         r0 = fun(x0)
         if not np.all(np.isfinite(r0)):
-            result.fail(i, Status.NONFINITE, "the model is not finite at the starting values")
+            what = "not finite"
+            if poisson:
+                what = "not finite, is negative, or is zero where there are counts"
+            result.fail(i, Status.NONFINITE, f"the model is {what} at the starting values")
             return
         bounds = (lower, upper) if self.method != "lm" else (-np.inf, np.inf)
         sol = least_squares(fun, x0, jac=jac, bounds=bounds, method=self.method, **options)
@@ -297,17 +318,26 @@ class ScipyFitter(Fitter):
         if not (np.all(np.isfinite(params)) and np.isfinite(chi2)):
             result.fail(i, Status.NONFINITE, "the fit ended on non-finite parameters")
             return
-        j = jac(sol.x)
         row = np.array([i])
+        if poisson:  # the inverse Fisher information, unscaled
+            mu = model.evaluate(*xs, params[None])[0]
+            normal = stats.fisher_information(
+                model_jac(sol.x)[None], mu[None], np.ones((1, len(y)), dtype=bool)
+            )
+            if statistic == "cash":
+                chi2 += float(stats.data_term(y[None], np.ones((1, len(y)), dtype=bool))[0])
+        else:
+            j = jac(sol.x)
+            normal = (j.T @ j)[None]
         errors = quality.errors_from_normal(
             model,
             params[None],
             free,
             has_ties,
-            (j.T @ j)[None],
+            normal,
             np.array([chi2]),
             np.array([len(y)]),
-            self.scale_covariance,
+            self.scale_covariance and not poisson,
         )
         flags = quality.quality_flags(model, block, row, params[None], errors, free)
         quality.store_converged(
