@@ -21,6 +21,7 @@ import numpy as np
 
 from parfit.diagnostics import folders as diag
 from parfit.engine import execute
+from parfit.engine.hypotheses import bind_likelihood, check_likelihood_args
 from parfit.engine.inputs import (
     iterating_wcs,
     normalise_cube,
@@ -41,6 +42,7 @@ from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.engine.units import UnitsPlan, prepare_units
 from parfit.errors import InputError, InputTypeError
 from parfit.fitters import AstropyFitter, get_fitter
+from parfit.fitters.likelihood import LikelihoodRequest
 from parfit.joint import JointPlan, is_joint, joint_request
 from parfit.models.joint import JointModel
 from parfit.result import FitResult
@@ -73,6 +75,11 @@ def parallel_fit(
     fit_info=False,
     output=None,
     resume=False,
+    statistic="chi2",
+    null=None,
+    profile=None,
+    n_sigma=1.0,
+    n_sigma_ul=2.0,
     output_cubes=None,
     fit_timeout=None,
 ):
@@ -211,6 +218,31 @@ def parallel_fit(
         does not record as done (after an interruption) and return the
         whole result; refused if the store was made from another input or
         other options.  If it does not exist, start a new run.
+    statistic : {"chi2", "cash", "cstat"}, optional
+        What every fit minimises (:mod:`parfit.fitters.statistics`):
+        chi-square (the default); ``"cash"``, the Poisson likelihood of
+        counts ``2 sum(mu - n ln mu)`` (as Gammapy); or ``"cstat"``, the same
+        plus a term of the data alone, which makes it a goodness of fit.
+        With ``"cash"``/``"cstat"`` the data must be counts (never negative,
+        finite where not masked) and ``weights`` are refused; errors come
+        from the Fisher information.  ``result.statistic`` holds the value
+        minimised.  See the "Counts and likelihood" docs page.
+    null : dict, optional
+        Parameters held at given values for a null hypothesis, such as
+        ``{"amplitude_0": 0.0}``: every pixel is refitted with them held and
+        ``result.ts`` holds ``stat(null) - stat(best)`` (Delta chi-square for
+        chi-square), ``result.sqrt_ts`` its square root, signed by the first
+        parameter's best value minus its null value.
+    profile : str or sequence of str, optional
+        Free parameters whose profile-likelihood intervals
+        (``result.intervals[name]``, the values where the statistic, the
+        other parameters re-optimised, rose by ``n_sigma**2``) and upper
+        limits (``result.upper_limits[name]``: risen by ``n_sigma_ul**2`` on
+        the upper side) are computed for every pixel.  An end that reaches a
+        bound is the bound, with the flag ``LIMIT_AT_BOUND``.
+    n_sigma, n_sigma_ul : float, optional
+        The size of the profile intervals (default 1) and of the upper
+        limits (default 2), in sigma.
     fit_timeout : float, optional
         Seconds that fitting one block (at most ``chunk_n_max`` fits, with
         their guesses) may take.  A block still busy after that, such as
@@ -263,6 +295,7 @@ def parallel_fit(
         overwrite=overwrite,
         output_cubes=output_cubes,
         fit_info=fit_info,
+        likelihood=check_likelihood_args(statistic, null, profile, n_sigma, n_sigma_ul),
     )
     request, units, translated, joint_plan = _build_request(
         model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
@@ -340,6 +373,7 @@ def fit_request(
     data_unit=None,
     fitter_kwargs=None,
     equivalencies=None,
+    statistic="chi2",
 ):
     """The checked :class:`~parfit.engine.request.FitRequest` that ``parallel_fit`` would run.
 
@@ -403,6 +437,7 @@ def fit_request(
         overwrite=False,
         output_cubes=None,
         fit_info=False,
+        likelihood=check_likelihood_args(statistic, None, None, 1.0, 2.0),
     )
     request, units, _, joint_plan = _build_request(
         model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
@@ -442,7 +477,7 @@ def _build_request(
             options,
         )
         _preflight(request.model, request.world, request.parameters, options.fit_timeout)
-        return request, None, False, plan
+        return bind_likelihood(request, options.likelihood), None, False, plan
     if options.initial_by_dataset is not None:
         raise InputTypeError(
             "initial: a mapping of datasets is for a joint fit (model and data mappings "
@@ -451,7 +486,7 @@ def _build_request(
     request, units, translated = _request(
         model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
     )
-    return request, units, translated, None
+    return bind_likelihood(request, options.likelihood), units, translated, None
 
 
 @dataclass(frozen=True)
@@ -470,6 +505,8 @@ class _Options:
     diagnostics: DiagnosticsRequest | None
     #: ``initial`` as a mapping of datasets (a joint fit): each dataset's choice.
     initial_by_dataset: dict[str, str] | None = None
+    #: ``statistic``, ``null``, ``profile``, ``n_sigma`` and ``n_sigma_ul``.
+    likelihood: LikelihoodRequest = LikelihoodRequest()
 
     @classmethod
     def check(cls, **args: Any) -> "_Options":
@@ -540,6 +577,7 @@ class _Options:
             preserve_native_chunks=bool(args["preserve_native_chunks"]),
             diagnostics=diagnostics,
             initial_by_dataset=by_dataset,
+            likelihood=args["likelihood"],
         )
 
 
@@ -745,6 +783,7 @@ def _result(
         start_model=model,
         fit_info=sink.fit_info if isinstance(sink, MemorySink) else None,
         run=info,
+        likelihood=request.likelihood,
     )
 
 
@@ -786,6 +825,7 @@ def _joint_result(
         start_model=joint,
         fit_info=sink.fit_info if isinstance(sink, MemorySink) else None,
         run=info,
+        likelihood=request.likelihood,
     )
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import json
 import math
 import shutil
 import warnings
@@ -41,8 +42,17 @@ class FitResult:
         1-sigma uncertainty of each parameter from the covariance matrix
         (NaN for fixed parameters, failed fits and singular covariances).
     statistic : ndarray
-        Chi-square of each fit, ``sum((weights * (model - data))**2)`` over
-        the samples used.
+        The statistic each fit minimised (:attr:`statistic_name`): chi-square
+        ``sum((weights * (model - data))**2)`` over the samples used, or the
+        Poisson likelihood of counts (``"cash"``, ``"cstat"``).
+    statistic_name : str
+        ``"chi2"``, ``"cash"`` or ``"cstat"``.
+    ts, sqrt_ts : ndarray
+        With ``null=``: the test statistic of each fit against the null
+        hypothesis, and its signed square root.
+    intervals, upper_limits : dict
+        With ``profile=``: ``{name: (lo, hi)}`` profile-likelihood
+        intervals and ``{name: map}`` upper limits.
     status : ndarray of int8
         :class:`parfit.status.Status` code of each fit.
     success : ndarray of bool
@@ -151,6 +161,7 @@ class FitResult:
         start_model=None,
         fit_info=None,
         run=None,
+        likelihood=None,
     ):
         """A result over ``fields``: a mapping from the store's array names to maps.
 
@@ -173,6 +184,7 @@ class FitResult:
             fit_info=fit_info,
             run=run if run is not None else RunInfo(),
             meta=None,
+            likelihood=likelihood,
         )
         return self
 
@@ -190,7 +202,12 @@ class FitResult:
         fit_info,
         run,
         meta,
+        likelihood=None,
     ):
+        from parfit.fitters.likelihood import LikelihoodRequest
+
+        #: The statistic minimised, and the TS and profiles computed besides.
+        self.likelihood = likelihood if likelihood is not None else LikelihoodRequest()
         if isinstance(fields, dict):
             for values in fields.values():
                 if isinstance(values, np.ndarray) and values.flags.writeable:
@@ -240,6 +257,41 @@ class FitResult:
     @property
     def statistic(self):
         return self._fields["statistic"]
+
+    @property
+    def statistic_name(self):
+        """The statistic every fit minimised: ``"chi2"``, ``"cash"`` or ``"cstat"``."""
+        return self.likelihood.statistic
+
+    def _asked(self, what, name):
+        if name not in self._fields or name not in self.likelihood.fields:
+            raise AttributeError(
+                f"{what}: this result has none; pass {what.split('[')[0]}= to parallel_fit"
+            )
+        return self._fields[name]
+
+    @property
+    def ts(self):
+        """``stat(null) - stat(best)`` per fit (with ``null=``); NaN where a fit failed."""
+        return self._asked("null", "ts")
+
+    @property
+    def sqrt_ts(self):
+        """``sqrt(ts)``, signed by the tested parameter's best value minus its null value."""
+        return self._asked("null", "sqrt_ts")
+
+    @property
+    def intervals(self):
+        """``{name: (lo, hi)}``: profile-likelihood intervals (with ``profile=``)."""
+        return {
+            name: (self._fields[f"{name}_lo"], self._fields[f"{name}_hi"])
+            for name in self.likelihood.profile
+        }
+
+    @property
+    def upper_limits(self):
+        """``{name: map}``: profile-likelihood upper limits (with ``profile=``)."""
+        return {name: self._fields[f"{name}_ul"] for name in self.likelihood.profile}
 
     @property
     def statistics(self):
@@ -348,10 +400,42 @@ class FitResult:
                     f"  {name:<14} {p16:12.5g} {p50:12.5g} {p84:12.5g}"
                     f"   median error {med_err:.3g}{unit}"
                 )
-            lines.append(f"median chi-square: {np.median(self.statistic[ok]):.5g}")
+            label = {"chi2": "chi-square", "cash": "Cash statistic", "cstat": "C-stat"}
+            lines.append(
+                f"median {label[self.statistic_name]}: {np.median(self.statistic[ok]):.5g}"
+            )
             for dataset, share in self.statistics.items():
                 lines.append(f"  of which {dataset}: {np.median(share[ok]):.5g}")
+            lines.extend(self._likelihood_lines(ok))
         return "\n".join(lines)
+
+    def _likelihood_lines(self, ok):
+        """The summary's lines on TS and profile intervals, where the run computed them."""
+        asked = self.likelihood
+        lines = []
+        if asked.null:
+            held = ", ".join(f"{n}={v:g}" for n, v in asked.null)
+            ts = self.ts[ok]
+            ts = ts[np.isfinite(ts)]
+            lines.append(f"TS against the null hypothesis ({held}):")
+            if ts.size:
+                lines.append(
+                    f"  median {np.median(ts):.4g}, max {np.max(ts):.4g}; TS > 25 (5 sigma): "
+                    f"{int(np.count_nonzero(ts > 25))}, TS > 9: {int(np.count_nonzero(ts > 9))}"
+                )
+        for name in asked.profile:
+            lo, hi = (np.asarray(v)[ok] for v in self.intervals[name])
+            ul = np.asarray(self.upper_limits[name])[ok]
+            width = hi - lo
+            found = np.isfinite(width)
+            lines.append(
+                f"profile of {name}: {asked.n_sigma:g}-sigma intervals found for "
+                f"{int(np.count_nonzero(found))} fits (median width "
+                f"{np.median(width[found]) if found.any() else np.nan:.4g}); "
+                f"{asked.n_sigma_ul:g}-sigma upper limits for "
+                f"{int(np.count_nonzero(np.isfinite(ul)))}"
+            )
+        return lines
 
     # --- writers --------------------------------------------------------------
 
@@ -419,6 +503,11 @@ class FitResult:
         data_vars["status"] = (self.dims, status, _status_attrs())
         data_vars["nfev"] = var("nfev")
         data_vars["flags"] = (self.dims, values("flags"), flags_attrs())
+        for name in self.likelihood.fields:
+            data_vars[name] = var(name)
+            base = name.rsplit("_", 1)[0]
+            if name not in ("ts", "sqrt_ts") and self.units.get(base) is not None:
+                data_vars[name][2]["units"] = str(self.units[base])
         coords = {d: c for d, c in self.coords.items() if d in self.dims}
         attrs = {
             "parfit_version": _version(),
@@ -427,7 +516,14 @@ class FitResult:
             "fitting_axes": list(self.meta.get("fitting_axes") or ()),
             "data_shape": list(self.meta.get("data_shape") or ()),
             "model_yaml": self._model_yaml(),
+            "statistic": self.statistic_name,
         }
+        if self.likelihood.null:
+            attrs["null"] = json.dumps(dict(self.likelihood.null))
+        if self.likelihood.profile:
+            attrs["profile"] = list(self.likelihood.profile)
+            attrs["n_sigma"] = self.likelihood.n_sigma
+            attrs["n_sigma_ul"] = self.likelihood.n_sigma_ul
         ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
         if self.wcs is not None and self.wcs.has_celestial and len(self.dims) == 2:
             lon, lat = self.wcs.celestial.array_index_to_world_values(*np.indices(self.shape))
@@ -473,8 +569,9 @@ class FitResult:
                 )
             shutil.rmtree(path)
         names = list(self.param_names)
+        extras = self.likelihood.fields
         fields = {}
-        for name, _dtype, fill in field_specs(names):
+        for name, _dtype, fill in field_specs(names, extras):
             fields[name] = (
                 self._fields[name]
                 if name in self._fields
@@ -492,6 +589,7 @@ class FitResult:
                 fitting_axes=list(self.meta.get("fitting_axes") or ()),
                 data_shape=list(self.meta.get("data_shape") or ()),
                 output_cubes=[],
+                likelihood=self.likelihood.describe(),
             ),
             model_yaml=model_yaml or None,
             wcs_header=wcs_header(self.wcs),
@@ -510,6 +608,7 @@ class FitResult:
             provenance=provenance,
             units=self.units,
             coords={d: c for d, c in self.coords.items() if d in self.dims and np.ndim(c) == 1},
+            extra_fields=extras,
         )
         return path
 
@@ -704,6 +803,7 @@ def read_result(path, *, allow_damaged=False):
     import xarray as xr
     from astropy import units as u
 
+    from parfit.fitters.likelihood import LikelihoodRequest
     from parfit.store.layout import is_parfit_store, store_layout
     from parfit.store.reader import (
         StoreMaps,
@@ -765,7 +865,11 @@ def read_result(path, *, allow_damaged=False):
         wcs=store_wcs(info) if streamed else None,
         start_model=start,
         run=run,
+        likelihood=LikelihoodRequest.from_description(
+            (provenance.get("options") or {}).get("likelihood")
+        ),
     )
+    extras = common["likelihood"].fields
     if streamed and not damaged:
         return FitResult.from_fields(StoreMaps(path, names), **common)
     # Through read_map: a chunk that does not decode (a damaged block, read with
@@ -785,6 +889,11 @@ def read_result(path, *, allow_damaged=False):
             result_args["status"][region] = 0  # Status.NOT_RUN
             for values in (*maps.values(), *errors.values(), result_args["statistic"]):
                 values[region] = np.nan
+    for name in extras:
+        result_args[name] = read_map(group, name).astype(np.float64)
+        for block in damaged:
+            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(block, chunks))
+            result_args[name][region] = np.nan
     fields = {}
     for n in names:
         fields[n] = maps[n]

@@ -135,6 +135,9 @@ class Flag(enum.IntFlag):
     #: the fit used the others, and the parameters only that dataset
     #: determines are NaN (value and error).
     DATASET_MISSING = 16
+    #: A profile-likelihood interval or upper limit (``profile=``) reached a
+    #: parameter's bound before the statistic rose enough: the bound is given.
+    LIMIT_AT_BOUND = 32
 
 
 FLAG_DESCRIPTIONS = {
@@ -145,6 +148,8 @@ FLAG_DESCRIPTIONS = {
     Flag.RETRIED: "refitted from a second start; the better solution kept",
     Flag.DATASET_MISSING: "a dataset of the joint fit has no valid sample here; its own "
     "parameters are NaN",
+    Flag.LIMIT_AT_BOUND: "a profile interval or upper limit reached a parameter's bound; "
+    "the bound is given",
 }
 
 #: Flags that turn a converged fit into ``Status.DEGENERATE``.

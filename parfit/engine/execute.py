@@ -81,6 +81,7 @@ def block_spec(request: FitRequest, cubes: tuple[str, ...] = ()) -> BlockSpec:
         cubes=cubes,
         shared_x=shared_x,
         datasets=request.datasets,
+        likelihood=request.likelihood,
     )
 
 

@@ -66,6 +66,9 @@ class BlockOutput:
     statistics : dict
         A joint fit's share of the statistic of each dataset, ``{dataset:
         float64 values}`` (NaN where absent).
+    extras : dict
+        The run's extra float maps (:attr:`parfit.fitters.likelihood.LikelihoodRequest.fields`:
+        TS and profile intervals), ``{name: values}``.
     """
 
     param_names: list[str]
@@ -81,6 +84,7 @@ class BlockOutput:
     cubes: dict[str, np.ndarray] = field(default_factory=dict)
     start: np.ndarray | None = None
     statistics: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -102,12 +106,13 @@ class BlockOutput:
             reported=self.reported,
             flags=self.flags,
         )
+        values.update(self.extras)
         shape = self.shape
         return {
             name: np.asarray(values[name], dtype=dtype)
             if name in values
             else np.full(shape, fill, dtype=dtype)
-            for name, dtype, fill in field_specs(self.param_names)
+            for name, dtype, fill in field_specs(self.param_names, tuple(self.extras))
         }
 
     def status_counts(self) -> np.ndarray:

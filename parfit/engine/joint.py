@@ -66,20 +66,6 @@ def _present(model: JointModel, valid: np.ndarray) -> np.ndarray:
     return np.stack([valid[:, model.sample_slice(d)].any(axis=1) for d in model.datasets], axis=1)
 
 
-def _rows(block: FitBlock, rows: np.ndarray) -> FitBlock:
-    """The fits ``rows`` of ``block``."""
-    return FitBlock(
-        x=tuple(xk if xk.ndim == 1 else xk[rows] for xk in block.x),
-        y=block.y[rows],
-        weights=None if block.weights is None else block.weights[rows],
-        valid=block.valid[rows],
-        p0=block.p0[rows],
-        lower=block.lower[rows],
-        upper=block.upper[rows],
-        sample_shape=block.sample_shape,
-    )
-
-
 def _merge(whole: BlockResult, part: BlockResult, rows: np.ndarray) -> None:
     """Write ``part`` (the fits ``rows``) into ``whole``."""
     whole.params[rows] = part.params
@@ -124,7 +110,7 @@ def fit_joint_block(
         rows = np.flatnonzero(code == value)
         pattern = key[rows[0]]
         missing = {d for d, has in zip(model.datasets, pattern) if not has}
-        sub = _rows(block, rows)
+        sub = block.take(rows)
         if not missing:
             part = fitter.fit_block(model, sub, **kwargs)
             _merge(result, part, rows)

@@ -25,6 +25,7 @@ from parfit.engine.joint import dataset_statistics, fit_joint_block
 from parfit.engine.request import DatasetLayout
 from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.fitters.base import BlockResult, FitBlock, Fitter, Row
+from parfit.fitters.likelihood import LikelihoodRequest, profile_intervals, ts_values
 from parfit.models.joint import JointModel
 from parfit.status import Status
 
@@ -63,6 +64,7 @@ class BlockSpec:
     datasets: tuple[DatasetLayout, ...] = ()
     shared_x: tuple[np.ndarray, ...] = field(default=())
     keep_start: bool = False
+    likelihood: LikelihoodRequest = field(default_factory=LikelihoodRequest)
 
     @property
     def n_fit_axes(self) -> int:
@@ -99,10 +101,12 @@ def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> Blo
     p0 = block.p0
     with large_temporaries_on_heap():
         outcome = call_with_timeout(_guess_and_fit, spec.fit_timeout, spec, block)
+    extras: dict[str, np.ndarray] = {}
     if isinstance(outcome, TimedOut):
         guess_failure, result = None, _timed_out(n_fits, p0.shape[1], spec)
+        extras = {name: np.full(n_fits, np.nan) for name in spec.likelihood.fields}
     else:
-        guess_failure, result = outcome
+        guess_failure, result, extras = outcome
     i: Row  # a fit's row: an int here, and possibly a numpy integer in result.warnings
     if weights is not None:
         for i, text in weight_warnings(weights).items():
@@ -143,8 +147,9 @@ def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> Blo
     if spec.keep_start:
         output.start = np.asarray(block.p0, dtype=np.float64).reshape(shape + (n_params,))
     if isinstance(spec.model, JointModel):
-        shares = dataset_statistics(spec.model, block, result)
+        shares = dataset_statistics(spec.model, block, result, spec.likelihood.statistic)
         output.statistics = {d: v.reshape(shape) for d, v in shares.items()}
+    output.extras = {name: extras[name].reshape(shape) for name in spec.likelihood.fields}
     return output
 
 
@@ -235,16 +240,73 @@ def apply_guess(model: Any, block: FitBlock) -> str | None:
     return None
 
 
-def _guess_and_fit(spec: BlockSpec, block: FitBlock) -> tuple[str | None, BlockResult]:
-    """The guesses (with ``initial="guess"``) and the fit of one block."""
+def _guess_and_fit(
+    spec: BlockSpec, block: FitBlock
+) -> tuple[str | None, BlockResult, dict[str, np.ndarray]]:
+    """The guesses (with ``initial="guess"``), the fit of one block, its TS and profiles."""
     guess_failure = apply_guess(spec.model, block) if spec.guess else None
+    statistic = spec.likelihood.statistic
     if isinstance(spec.model, JointModel):
-        result = fit_joint_block(spec.fitter, spec.model, block, spec.fit_info, spec.fitter_kwargs)
+        result = fit_joint_block(
+            spec.fitter, spec.model, block, spec.fit_info, spec.fitter_kwargs, statistic
+        )
     else:
         result = spec.fitter.fit_block(
-            spec.model, block, fit_info=spec.fit_info, fitter_kwargs=spec.fitter_kwargs
+            spec.model,
+            block,
+            fit_info=spec.fit_info,
+            fitter_kwargs=spec.fitter_kwargs,
+            statistic=statistic,
         )
-    return guess_failure, result
+    return guess_failure, result, likelihood_maps(spec, block, result)
+
+
+def likelihood_maps(spec: BlockSpec, block: FitBlock, result: BlockResult) -> dict[str, np.ndarray]:
+    """The block's TS (``null``) and profile intervals (``profile``), as the spec asks.
+
+    Every refit goes through the run's fitter with its options and statistic
+    (joint models through :func:`~parfit.engine.joint.fit_joint_block`); the
+    flags they raise (``RETRIED``, ``LIMIT_AT_BOUND``) are added to ``result``.
+    """
+    asked = spec.likelihood
+    extras: dict[str, np.ndarray] = {}
+    if not asked.fields:
+        return extras
+
+    def fit(model: Any, sub: FitBlock) -> BlockResult:
+        if isinstance(model, JointModel):
+            return fit_joint_block(
+                spec.fitter, model, sub, False, spec.fitter_kwargs, asked.statistic
+            )
+        return spec.fitter.fit_block(
+            model, sub, fitter_kwargs=spec.fitter_kwargs, statistic=asked.statistic
+        )
+
+    with np.errstate(all="ignore"):
+        if asked.null:
+            extras.update(ts_values(fit, spec.model, block, result, dict(asked.null)))
+        if asked.profile:
+            profiler = getattr(spec.fitter, "profile_block", None)
+            if profiler is not None:  # a fitter with its own profiles (MINOS)
+                found = profiler(
+                    spec.model,
+                    block,
+                    result,
+                    asked.profile,
+                    asked.n_sigma,
+                    asked.n_sigma_ul,
+                    statistic=asked.statistic,
+                    fitter_kwargs=spec.fitter_kwargs,
+                )
+            else:
+                found = profile_intervals(
+                    fit, spec.model, block, result, asked.profile, asked.n_sigma, asked.n_sigma_ul
+                )
+            flags = found.pop("flags")
+            if result.flags is not None:
+                result.flags |= flags
+            extras.update(found)
+    return extras
 
 
 def _timed_out(n_fits: int, n_params: int, spec: BlockSpec) -> BlockResult:

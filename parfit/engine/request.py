@@ -14,6 +14,7 @@ from typing import Any
 
 from parfit.engine.inputs import CubeInput, WorldSpec
 from parfit.fitters.base import Fitter
+from parfit.fitters.likelihood import LikelihoodRequest
 
 __all__ = [
     "INITIAL_VALUES",
@@ -141,6 +142,8 @@ class FitRequest:
     fit_timeout: float | None = None
     run_id: str = ""
     datasets: tuple[DatasetLayout, ...] = ()
+    #: The statistic minimised, and the TS and profiles computed besides.
+    likelihood: LikelihoodRequest = field(default_factory=LikelihoodRequest)
 
     @property
     def iterating_axes(self) -> tuple[int, ...]:

@@ -56,7 +56,7 @@ class MemorySink:
         self.param_names = request.param_names
         self.fields = {
             name: np.full(shape, fill, dtype=dtype)
-            for name, dtype, fill in field_specs(self.param_names)
+            for name, dtype, fill in field_specs(self.param_names, request.likelihood.fields)
         }
         self.fit_info = np.empty(shape, dtype=object) if request.fit_info else None
 
@@ -328,6 +328,8 @@ class StoreSink:
             mask=cube.mask is not None,
             output_cubes=list(cubes),
         )
+        if request.likelihood.fields or request.likelihood.statistic != "chi2":
+            options["likelihood"] = request.likelihood.describe()
         world = request.world
         world_items = (
             tuple(world.arrays)
@@ -350,6 +352,7 @@ class StoreSink:
             wcs_header=wcs_header(_maps_wcs(request)),
             chunks=list(chunks),
             param_names=list(request.param_names),
+            extra_fields=list(request.likelihood.fields),
         )
         if request.datasets:
             provenance["datasets"] = [d.describe() for d in request.datasets]
@@ -360,6 +363,7 @@ class StoreSink:
             chunks=chunks,
             dims=dims,
             param_names=list(request.param_names),
+            extra_fields=tuple(request.likelihood.fields),
             cubes=cube_layouts,
             coords={
                 d: v
@@ -387,7 +391,7 @@ class StoreSink:
                 chunks,
                 request.param_names,
                 provenance,
-                set(layout["cubes"]) | set(layout["coords"]),
+                set(layout["cubes"]) | set(layout["coords"]) | set(request.likelihood.fields),
             )
             plan.damaged = list(report.damaged_blocks)
             unhashed = _check_block_hashes(path, plan.done, grid, compute_kwargs)

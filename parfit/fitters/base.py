@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..status import Status
 from ..errors import InputError
+from ..status import Status
 from ._capture import capture_warnings, format_warnings
 from .options import FitInfoArg, check_fit_info_names
 
@@ -70,6 +70,19 @@ class FitBlock:
     @property
     def n_fits(self) -> int:
         return int(self.y.shape[0])
+
+    def take(self, rows: np.ndarray) -> "FitBlock":
+        """The fits ``rows`` of this block (rows may repeat), as a new block."""
+        return FitBlock(
+            x=tuple(xk if xk.ndim == 1 else xk[rows] for xk in self.x),
+            y=self.y[rows],
+            weights=None if self.weights is None else self.weights[rows],
+            valid=self.valid[rows],
+            p0=self.p0[rows],
+            lower=self.lower[rows],
+            upper=self.upper[rows],
+            sample_shape=self.sample_shape,
+        )
 
     def fit_x(self, i: Row, select: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """The model inputs of fit ``i``, optionally restricted to ``select``."""

@@ -456,9 +456,7 @@ class _ModelProblem(lm.Problem):
         w = 1.0 if block.weights is None or self.poisson else block.weights[todo]
         self.w = np.where(valid, w, 0.0)
         #: Added to the minimised statistic to report it: Cash's term of the data alone.
-        self.offset = (
-            stats.data_term(self.y, valid) if statistic == "cash" else np.zeros(len(todo))
-        )
+        self.offset = stats.data_term(self.y, valid) if statistic == "cash" else np.zeros(len(todo))
         self.xs = [
             xk[None, :] if xk.ndim == 1 else np.where(valid, xk[todo], 0.0) for xk in block.x
         ]

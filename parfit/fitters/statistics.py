@@ -74,9 +74,7 @@ def check_statistic(value: Any, what: str = "statistic") -> str:
     parfit.errors.InputError: statistic must be one of 'chi2', 'cash', 'cstat'; got 'poisson'
     """
     if not isinstance(value, str) or value not in STATISTICS:
-        raise InputError(
-            f"{what} must be one of {', '.join(map(repr, STATISTICS))}; got {value!r}"
-        )
+        raise InputError(f"{what} must be one of {', '.join(map(repr, STATISTICS))}; got {value!r}")
     return value
 
 

@@ -109,11 +109,15 @@ def cube_names(output_cubes: Sequence[str], param_names: Sequence[str]) -> list[
     return [f"{c}.{d}" for c in output_cubes for d in datasets]
 
 
-def field_specs(param_names: Sequence[str]) -> list[tuple[str, str, float]]:
+def field_specs(
+    param_names: Sequence[str], extra_fields: Sequence[str] = ()
+) -> list[tuple[str, str, float]]:
     """``(array name, dtype, fill value)`` of every field, in packed order.
 
     A joint fit (parameters ``"<dataset>.<parameter>"``) also has each
-    dataset's share of the statistic, ``"statistic.<dataset>"``.
+    dataset's share of the statistic, ``"statistic.<dataset>"``;
+    ``extra_fields`` are float maps a run adds (``ts``, ``sqrt_ts`` and
+    profile intervals ``<p>_lo``, ``<p>_hi``, ``<p>_ul``), last.
     """
     specs = [(name, "f8", np.nan) for name in param_names]
     specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
@@ -126,6 +130,7 @@ def field_specs(param_names: Sequence[str]) -> list[tuple[str, str, float]]:
         ("reported", "i1", 0),
         ("flags", "u1", 0),
     ]
+    specs += [(name, "f8", np.nan) for name in extra_fields]
     return specs
 
 
@@ -156,8 +161,20 @@ def field_attrs(name: str, param_names: Sequence[str]) -> dict[str, Any]:
         }
     if name == "flags":
         return {k: v.tolist() if hasattr(v, "tolist") else v for k, v in flags_attrs().items()}
+    for end, text in (
+        ("_lo", "lower end of the profile-likelihood interval of "),
+        ("_hi", "upper end of the profile-likelihood interval of "),
+        ("_ul", "profile-likelihood upper limit of "),
+    ):
+        if name.endswith(end) and name[: -len(end)] in param_names:
+            return {"long_name": text + name[: -len(end)]}
     return {
-        "statistic": {"long_name": "chi-square of the fit"},
+        "statistic": {"long_name": "the statistic minimised (chi-square, Cash or C-stat)"},
+        "ts": {
+            "long_name": "test statistic: the statistic under the null hypothesis minus "
+            "its best value"
+        },
+        "sqrt_ts": {"long_name": "square root of TS, signed by the tested parameter"},
         "nfev": {"long_name": "number of model evaluations (-1 unknown)"},
         "n_warnings": {"long_name": "number of warnings of the fit"},
         "reported": {"long_name": "the fit has a diagnostics folder (1) or not (0)"},

@@ -197,7 +197,8 @@ def _check_layout(path: Path, report: StoreReport) -> _Layout | None:
     if not (isinstance(info, dict) and "param_names" in info):
         return None  # the legacy layout of FitResult.to_zarr: no blocks to check
     names = list(info["param_names"])
-    specs = [spec for spec in field_specs(names) if spec[0] != "flags" or "flags" in metas]
+    extras = list(info.get("extra_fields") or ())
+    specs = [spec for spec in field_specs(names, extras) if spec[0] != "flags" or "flags" in metas]
     cubes = cube_names((info.get("options") or {}).get("output_cubes") or [], names)
     for name in [spec[0] for spec in specs] + [DONE_NAME] + cubes:
         if name not in metas:
@@ -616,10 +617,16 @@ class StoreMaps(Mapping[str, np.ndarray]):
 
         self.path = str(path)
         self._group = zarr.open_group(self.path, mode="r")
+        info = self._group.attrs.get(ATTRS_KEY) or {}
         if param_names is None:
-            param_names = self._group.attrs[ATTRS_KEY]["param_names"]
+            param_names = info["param_names"]
         self.param_names = list(param_names)
-        self._specs = {name: (dtype, fill) for name, dtype, fill in field_specs(self.param_names)}
+        #: The run's extra float maps (TS, profile intervals), as recorded.
+        self.extra_fields = list(info.get("extra_fields") or ()) if isinstance(info, dict) else []
+        self._specs = {
+            name: (dtype, fill)
+            for name, dtype, fill in field_specs(self.param_names, self.extra_fields)
+        }
         self.shape = tuple(self._group["status"].shape)
         self._cache: dict[str, np.ndarray] = {}
 

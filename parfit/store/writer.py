@@ -174,8 +174,11 @@ def create_output(
     cubes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]] | None = None,
     coords: Mapping[str, Any] | None = None,
     units: Mapping[str, Any] | None = None,
+    extra_fields: Sequence[str] = (),
 ) -> tuple[npt.NDArray[np.bool_], dict[str, Any]]:
     """Create a new store at ``path`` (absent, or an empty directory).
+
+    ``extra_fields`` are the run's extra float maps (TS, profile intervals).
 
     ``units`` (optional) maps parameters to their unit, recorded at once as
     in :func:`write_units`.  Returns ``(done, provenance)`` like
@@ -201,7 +204,7 @@ def create_output(
             # at best: stored raw, they are written and verified faster.
             **_FLOAT_CODECS.get(dtype, {}),
         )
-        for name, dtype, fill in field_specs(param_names)
+        for name, dtype, fill in field_specs(param_names, extra_fields)
     ]
     for name, (shape, cube_chunks, cube_dims) in (cubes or {}).items():
         arrays.append(
@@ -640,6 +643,7 @@ def write_maps(
     provenance: Mapping[str, Any],
     units: Mapping[str, Any] | None = None,
     coords: Mapping[str, Any] | None = None,
+    extra_fields: Sequence[str] = (),
 ) -> None:
     """Write complete maps as a store of one block (what :meth:`FitResult.to_zarr` does).
 
@@ -664,7 +668,12 @@ def write_maps(
     """
     shape = tuple(np.shape(fields["status"]))
     chunks = tuple(max(int(n), 1) for n in shape)
-    provenance = dict(provenance, chunks=list(chunks), param_names=list(param_names))
+    provenance = dict(
+        provenance,
+        chunks=list(chunks),
+        param_names=list(param_names),
+        extra_fields=list(extra_fields),
+    )
     create_output(
         path,
         iterating_shape=shape,
@@ -673,6 +682,7 @@ def write_maps(
         param_names=param_names,
         provenance=provenance,
         coords=coords,
+        extra_fields=extra_fields,
     )
     if math.prod(shape):
         write_fields(path, fields, (0,) * len(shape), (0,) * len(shape))
