@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "JointCubes",
     "SyntheticCube",
+    "counts_cube",
     "gaussian_cube",
     "gaussian2d_cube",
     "joint_line_cubes",
@@ -337,6 +338,79 @@ def multi_gaussian_cube(shape=(256, 200, 200), *, n_components=3, baseline=True,
     data = np.moveaxis(flat, -1, 0).reshape(shape)
     data = data + rng.normal(0.0, noise, data.shape)
     return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)
+
+
+def counts_cube(shape=(60, 40, 40), *, peak=(2.0, 8.0), background=(0.3, 1.0), seed=0):
+    """A counts cube: a faint emission line on a background, a few counts per channel.
+
+    Poisson counts on an energy axis from 5.5 to 7.5 keV, like an X-ray
+    line map.  Inside a disk covering about a third of the image a line
+    near 6.4 keV (width 0.08-0.16 keV, centre within 0.05 keV of 6.4) peaks
+    at ``peak`` counts per channel (drawn uniformly); outside it there is no
+    line (amplitude 0: nothing to detect, only upper limits).  Every pixel
+    has a flat background of ``background`` counts per channel, varying
+    smoothly across the image.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_channels, ny, nx)``.
+    peak : tuple of float
+        Range of the line's peak, counts per channel, inside the disk.
+    background : tuple of float
+        Range of the background, counts per channel.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    SyntheticCube
+        ``truth`` holds ``amplitude_0``, ``mean_0``, ``stddev_0`` (the line)
+        and ``amplitude_1`` (the background); ``model`` is a
+        ``Gaussian1D + Const1D`` starting at the typical line; ``noise`` is
+        NaN (the noise is Poisson), ``unit`` ``"ct"`` and ``world_unit``
+        ``"keV"``.
+
+    Examples
+    --------
+    >>> from parfit.datasets import counts_cube
+    >>> cube = counts_cube((50, 10, 12), seed=1)
+    >>> cube.data.shape, bool((cube.data >= 0).all()), cube.unit
+    ((50, 10, 12), True, 'ct')
+    >>> bool((cube.truth["amplitude_0"] == 0).any() and (cube.truth["amplitude_0"] > 0).any())
+    True
+    """
+    from .models import Const1D, Gaussian1D
+
+    rng = np.random.default_rng(seed)
+    n_chan, ny, nx = shape
+    energy = np.linspace(5.5, 7.5, n_chan)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    radius = np.hypot((yy - 0.4 * ny) / max(ny, 1), (xx - 0.55 * nx) / max(nx, 1))
+    inside = radius < 0.33
+    truth = {
+        "amplitude_0": np.where(inside, rng.uniform(*peak, (ny, nx)), 0.0),
+        "mean_0": 6.4 + rng.uniform(-0.05, 0.05, (ny, nx)),
+        "stddev_0": rng.uniform(0.08, 0.16, (ny, nx)),
+        "amplitude_1": background[0]
+        + (background[1] - background[0])
+        * (0.5 + 0.5 * np.sin(xx / max(nx, 1) * np.pi * 1.5))
+        * (0.5 + 0.5 * np.cos(yy / max(ny, 1) * np.pi)),
+    }
+    model = Gaussian1D(amplitude=4.0, mean=6.4, stddev=0.12) + Const1D(amplitude=0.6)
+    model.stddev_0.bounds = (0.01, None)
+    params = np.stack([truth[n].reshape(-1) for n in model.param_names], axis=1)
+    expected = model.evaluate(energy, params)
+    data = rng.poisson(np.moveaxis(expected, -1, 0).reshape(shape)).astype(np.float64)
+    return SyntheticCube(
+        data=data,
+        world=(energy,),
+        truth=truth,
+        noise=float("nan"),
+        model=model,
+        unit="ct",
+        world_unit="keV",
+    )
 
 
 @dataclasses.dataclass

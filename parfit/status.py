@@ -117,7 +117,9 @@ class Flag(enum.IntFlag):
     #: Nothing to report.
     NONE = 0
     #: A free parameter ended on one of its bounds (within 1e-6 of its scale,
-    #: or within a thousandth of its error).
+    #: or within a thousandth of its error); or, fitting counts, the model
+    #: ended at zero in a sample without counts (the edge of the likelihood's
+    #: domain, which only a negative component can reach).
     AT_BOUND = 1
     #: The covariance matrix is singular or too ill-conditioned to invert:
     #: some parameters (or combinations) are not determined by the data.

@@ -244,6 +244,7 @@ class Fitter:
         y: Any,
         weights: Any = None,
         fitter_kwargs: dict[str, Any] | None = None,
+        statistic: str = "chi2",
     ) -> BlockResult:
         """Fit a single data vector with the same code path as a cube pixel.
 
@@ -257,6 +258,8 @@ class Fitter:
             The data.
         weights : array_like, optional
             ``1/sigma`` weights, shaped like ``y``.
+        statistic : {"chi2", "cash", "cstat"}
+            What to minimise (:mod:`parfit.fitters.statistics`).
 
         Returns
         -------
@@ -264,7 +267,7 @@ class Fitter:
             A result with a single row (``params[0]`` are the fitted values).
         """
         block = block_from_arrays(self.parameter_arrays(model), x, y, weights)
-        return self.fit_block(model, block, fitter_kwargs=fitter_kwargs)
+        return self.fit_block(model, block, fitter_kwargs=fitter_kwargs, statistic=statistic)
 
     def parameter_arrays(self, model: Any) -> list[tuple[str, Any, Any, Any]]:
         """Starting value and bounds of each parameter, in model order.

@@ -210,16 +210,18 @@ class BatchedFitter(Fitter):
         Fits that end singular, collapsed, on a bound or without converging
         are solved again from a second start, the model's guess from their
         data, and the better of the two solutions is kept (flag ``RETRIED``).
+        For counts, fits whose likelihood is undefined at their start start
+        again from least squares (:meth:`_attempt_defined`).
         """
         # Floating-point trouble (overflow in a far-off trial step, a singular
         # covariance) is handled through the results, not reported as warnings.
         with np.errstate(all="ignore"):
             problem = _ModelProblem(model, block, todo, free, statistic)
-            first = self._attempt(model, block, todo, problem, options)
+            first = self._attempt_defined(model, block, todo, problem, options)
             retry = self._retry_rows(model, first)
             start = _second_start(model, block, todo[retry]) if len(retry) else None
             if start is not None:
-                second = self._attempt(
+                second = self._attempt_defined(
                     model, block, todo[retry], problem.select(retry, start), options
                 )
                 better = second.converged & (
@@ -246,6 +248,58 @@ class BatchedFitter(Fitter):
                 faint = np.abs(attempt.params[:, peaks]) < 3.0 * attempt.errors[:, peaks]
             weak |= np.any(faint, axis=1)
         return np.flatnonzero((attempt.converged & weak) | (attempt.reason == lm.MAXFEV))
+
+    def _attempt_defined(
+        self,
+        model: Any,
+        block: FitBlock,
+        rows: np.ndarray,
+        problem: "_ModelProblem",
+        options: lm.LMOptions,
+    ) -> "_Attempt":
+        """:meth:`_attempt`; for counts, fits whose likelihood is undefined at the start again.
+
+        Where the model is zero under counts or negative at the start (a
+        guessed baseline of zero, a line's tail that underflows), the Poisson
+        likelihood is infinite and there is no step to step back to: such
+        fits are first solved by least squares from the same start, then by
+        the likelihood from there.
+        """
+        attempt = self._attempt(model, block, rows, problem, options)
+        if not problem.poisson:
+            return attempt
+        undefined = np.flatnonzero(attempt.reason == lm.BAD_START)
+        if len(undefined):
+            self._lift_start(model, block, rows, problem, options, attempt, undefined)
+        return attempt
+
+    def _lift_start(
+        self,
+        model: Any,
+        block: FitBlock,
+        rows: np.ndarray,
+        problem: "_ModelProblem",
+        options: lm.LMOptions,
+        attempt: "_Attempt",
+        undefined: np.ndarray,
+    ) -> None:
+        """Fits whose likelihood is undefined at the start: from least squares instead."""
+        squares = _ModelProblem(model, block, rows[undefined], problem.free, "chi2")
+        squares.template = problem.template[undefined]
+        lifted = self._attempt(model, block, rows[undefined], squares, options)
+        # Where least squares ran out of evaluations, its last point may still do.
+        usable = np.flatnonzero(np.all(np.isfinite(lifted.params), axis=1))
+        if len(usable):
+            again = self._attempt(
+                model,
+                block,
+                rows[undefined[usable]],
+                problem.select(undefined[usable], lifted.params[usable]),
+                options,
+            )
+            again.nfev += lifted.nfev[usable]
+            again.n_iter += lifted.n_iter[usable]
+            attempt.take(undefined[usable], again, np.arange(len(usable)))
 
     def _attempt(
         self,
@@ -318,6 +372,9 @@ class BatchedFitter(Fitter):
             free,
             extent=tuple(e[converged] for e in problem.extent),
         )
+        if problem.poisson:
+            edge = problem.at_edge(np.flatnonzero(converged), params[converged])
+            flags[np.flatnonzero(converged)[edge]] |= np.uint8(Flag.AT_BOUND)
         return _Attempt(
             params=params,
             errors=errors,
@@ -528,6 +585,22 @@ class _ModelProblem(lm.Problem):
         r = np.where(valid, (value - self.y[rows]) * w, 0.0)
         jac = np.where(valid[:, :, None], jac * w[:, :, None], 0.0)
         return r, jac
+
+    def at_edge(self, rows: np.ndarray, full: np.ndarray) -> np.ndarray:
+        """Counts: fits whose model (full parameters) is about zero in an empty sample.
+
+        There the likelihood's domain ends (the model cannot go below zero):
+        the optimum lies on that edge, which the solver approaches but need
+        not reach exactly (flagged ``AT_BOUND``).
+        """
+        if not len(rows):
+            return np.zeros(0, dtype=bool)
+        value = np.broadcast_to(
+            self.model._value(self._inputs(rows), full), (len(rows), self.y.shape[1])
+        )
+        empty = self.valid[rows] & (self.y[rows] == 0)
+        scale = np.maximum(np.abs(np.where(self.valid[rows], value, 0.0)).max(axis=1), 1e-300)
+        return np.any(empty & (value < 1e-6 * scale[:, None]), axis=1)
 
     def fisher(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
         """The Fisher information of counts at ``params`` (see :mod:`parfit.fitters.statistics`)."""

@@ -329,7 +329,10 @@ def _roots(
         delta = np.where((delta < 0) & (delta > -_round_off(stat)), 0.0, delta)
         with np.errstate(invalid="ignore"):
             f = np.sqrt(np.where(delta >= 0, delta, np.nan)) - target[active]
-        good = np.isfinite(f)
+        # No fit at all there: for counts, the likelihood is undefined (infinite)
+        # whatever the other parameters, so the end lies closer (bisection).
+        f = np.where(np.isnan(stat) & np.isfinite(t_a[active]), np.inf, f)
+        good = ~np.isnan(f)
         moved = good & np.all(np.isfinite(result.params), axis=1)
         warm[active[moved]] = result.params[moved]
         tt = t[active]
