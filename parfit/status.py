@@ -10,9 +10,10 @@ reached in ``statistic``).
 
 Beside the status, every fit has :class:`Flag` bits (``FitResult.flags``,
 ``uint8``), which say how the solution looks: on a bound, singular,
-collapsed, or found from a second start.  ``SINGULAR`` and ``DEGENERATE``
-turn a converged fit into ``Status.DEGENERATE``; ``AT_BOUND`` and
-``RETRIED`` only inform.
+collapsed, found from a second start, or a profile interval that reached a
+bound.  ``SINGULAR`` and ``DEGENERATE``
+turn a converged fit into ``Status.DEGENERATE``; ``AT_BOUND``,
+``RETRIED``, ``DATASET_MISSING`` and ``LIMIT_AT_BOUND`` only inform.
 """
 
 import enum
@@ -135,6 +136,10 @@ class Flag(enum.IntFlag):
     #: the fit used the others, and the parameters only that dataset
     #: determines are NaN (value and error).
     DATASET_MISSING = 16
+    #: A profile interval or upper limit (MINOS,
+    #: :meth:`parfit.fitters.MinuitFitter.profile_block`) reached a parameter's
+    #: bound: the bound is given in its place.
+    LIMIT_AT_BOUND = 32
 
 
 FLAG_DESCRIPTIONS = {
@@ -145,6 +150,8 @@ FLAG_DESCRIPTIONS = {
     Flag.RETRIED: "refitted from a second start; the better solution kept",
     Flag.DATASET_MISSING: "a dataset of the joint fit has no valid sample here; its own "
     "parameters are NaN",
+    Flag.LIMIT_AT_BOUND: "a profile interval or upper limit reached a parameter's bound; the "
+    "bound is given",
 }
 
 #: Flags that turn a converged fit into ``Status.DEGENERATE``.
