@@ -10,9 +10,10 @@ reached in ``statistic``).
 
 Beside the status, every fit has :class:`Flag` bits (``FitResult.flags``,
 ``uint8``), which say how the solution looks: on a bound, singular,
-collapsed, or found from a second start.  ``SINGULAR`` and ``DEGENERATE``
-turn a converged fit into ``Status.DEGENERATE``; ``AT_BOUND`` and
-``RETRIED`` only inform.
+collapsed, found from a second start, or a profile interval that reached a
+bound.  ``SINGULAR`` and ``DEGENERATE``
+turn a converged fit into ``Status.DEGENERATE``; ``AT_BOUND``,
+``RETRIED``, ``DATASET_MISSING`` and ``LIMIT_AT_BOUND`` only inform.
 """
 
 import enum

@@ -197,7 +197,7 @@ def test_bad_scheduler():
             "levmar",
             ValueError,
             "fitter='levmar' is not a known fitter name; expected one of 'batched', "
-            "'trf', 'dogbox', 'lm'",
+            "'trf', 'dogbox', 'lm', 'minuit'",
         ),
         (42, TypeError, "fitter must be None, a fitter name .* got int"),
         (

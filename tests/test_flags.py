@@ -195,9 +195,12 @@ def test_to_xarray_flags_variable(result):
     var = ds["flags"]
     assert var.dims == ds["status"].dims and var.dtype == np.uint8
     np.testing.assert_array_equal(var.values, expected_flags())
-    assert var.attrs["flag_masks"].tolist() == [1, 2, 4, 8, 16]
+    assert var.attrs["flag_masks"].tolist() == [1, 2, 4, 8, 16, 32]
     assert var.attrs["flag_masks"].dtype == np.uint8
-    assert var.attrs["flag_meanings"] == "at_bound singular degenerate retried dataset_missing"
+    assert (
+        var.attrs["flag_meanings"]
+        == "at_bound singular degenerate retried dataset_missing limit_at_bound"
+    )
     assert "flag" in var.attrs["long_name"]
     assert "degenerate" in ds["status"].attrs["flag_meanings"].split()
     assert int(Status.DEGENERATE) in ds["status"].attrs["flag_values"].tolist()
@@ -213,7 +216,7 @@ def test_writers_include_the_flags(result, tmp_path):
         np.testing.assert_array_equal(ds["flags"].values, expected_flags())
         assert (
             ds["flags"].attrs["flag_meanings"]
-            == "at_bound singular degenerate retried dataset_missing"
+            == "at_bound singular degenerate retried dataset_missing limit_at_bound"
         )
     with fits.open(result.to_fits(tmp_path / "maps.fits")) as hdul:
         assert [h.name for h in hdul][-2:] == ["NFEV", "FLAGS"]

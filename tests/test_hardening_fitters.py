@@ -440,19 +440,19 @@ class NotAFitter:
             "TRF",
             InputError,
             "fitter='TRF' is not a known fitter name; expected one of 'batched', "
-            "'trf', 'dogbox', 'lm', a parfit fitter or an astropy fitter instance",
+            "'trf', 'dogbox', 'lm', 'minuit', a parfit fitter or an astropy fitter instance",
         ),
         (
             123,
             InputTypeError,
             "fitter must be None, a fitter name ('batched', 'trf', 'dogbox', "
-            "'lm'), a parfit fitter or an astropy fitter instance; got int",
+            "'lm', 'minuit'), a parfit fitter or an astropy fitter instance; got int",
         ),
         (
             NotAFitter(),
             InputTypeError,
             "fitter must be None, a fitter name ('batched', 'trf', "
-            "'dogbox', 'lm'), a parfit fitter or an astropy fitter "
+            "'dogbox', 'lm', 'minuit'), a parfit fitter or an astropy fitter "
             "instance; got NotAFitter",
         ),
         (

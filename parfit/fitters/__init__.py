@@ -4,6 +4,8 @@
   together by a batched trust-region reflective solver (:mod:`parfit.fitters.lm`).
 * :class:`ScipyFitter` - each fit on its own with
   :func:`scipy.optimize.least_squares` (``"trf"``, ``"dogbox"``, ``"lm"``).
+* :class:`MinuitFitter` - each fit on its own with iminuit's MIGRAD and
+  HESSE, and MINOS intervals on request (the optional extra ``parfit[minuit]``).
 * :class:`AstropyFitter` - an astropy fitter instance called per fit, as
   ``astropy.modeling.fitting.parallel_fit_dask`` does.
 
@@ -17,6 +19,7 @@ shared checks of :mod:`parfit.fitters.options`.
 from .astropy_fitter import AstropyFitter
 from .base import BlockResult, FitBlock, Fitter
 from .batched import BatchedFitter
+from .minuit_fitter import MinuitFitter
 from .scipy_fitter import ScipyFitter
 from .select import FITTER_NAMES, get_fitter
 
@@ -27,6 +30,7 @@ __all__ = [
     "FITTER_NAMES",
     "FitBlock",
     "Fitter",
+    "MinuitFitter",
     "ScipyFitter",
     "get_fitter",
 ]

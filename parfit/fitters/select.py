@@ -6,6 +6,7 @@ from ..errors import InputError, InputTypeError
 from .astropy_fitter import AstropyFitter
 from .base import Fitter
 from .batched import BatchedFitter
+from .minuit_fitter import MinuitFitter
 from .scipy_fitter import ScipyFitter
 
 __all__ = ["FITTER_NAMES", "get_fitter", "is_astropy_fitter"]
@@ -18,6 +19,7 @@ FITTER_NAMES = {
     "trf": "scipy.optimize.least_squares, trust-region reflective (bounds)",
     "dogbox": "scipy.optimize.least_squares, dogleg in a box (bounds)",
     "lm": "scipy.optimize.least_squares, MINPACK Levenberg-Marquardt (no bounds)",
+    "minuit": "iminuit MIGRAD and HESSE per fit (the optional extra parfit[minuit])",
 }
 
 #: What ``fitter=None`` means.
@@ -42,10 +44,11 @@ def get_fitter(fitter: Any) -> Fitter:
     ----------
     fitter : None, str, parfit Fitter or astropy fitter instance
         None or ``"batched"`` gives the default
-        :class:`~parfit.fitters.BatchedFitter`; another name from
-        :data:`FITTER_NAMES` a :class:`~parfit.fitters.ScipyFitter` with that
-        method; an astropy fitter instance an
-        :class:`~parfit.fitters.AstropyFitter`.
+        :class:`~parfit.fitters.BatchedFitter`; ``"minuit"`` a
+        :class:`~parfit.fitters.MinuitFitter` (it needs iminuit, the optional
+        extra ``parfit[minuit]``); another name from :data:`FITTER_NAMES` a
+        :class:`~parfit.fitters.ScipyFitter` with that method; an astropy
+        fitter instance an :class:`~parfit.fitters.AstropyFitter`.
 
     Examples
     --------
@@ -56,6 +59,8 @@ def get_fitter(fitter: Any) -> Fitter:
     >>> get_fitter("lm")
     <ScipyFitter scipy.optimize.least_squares(method='lm', ftol=1e-08, xtol=1e-08, gtol=1e-08,
     x_scale=1.0)>
+    >>> get_fitter("minuit")
+    <MinuitFitter iminuit MIGRAD and HESSE (tol=0.1, strategy=1, ncall=None, scale_covariance=True)>
     """
     if fitter is None or fitter == "batched":
         return BatchedFitter()
@@ -68,6 +73,8 @@ def get_fitter(fitter: Any) -> Fitter:
                 f"{', '.join(map(repr, FITTER_NAMES))}, a parfit fitter or an astropy "
                 f"fitter instance"
             )
+        if fitter == "minuit":
+            return MinuitFitter()
         return ScipyFitter(fitter)
     if is_astropy_fitter(fitter):
         return AstropyFitter(fitter)
