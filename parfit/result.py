@@ -866,7 +866,7 @@ def read_result(path, *, allow_damaged=False):
         start_model=start,
         run=run,
         likelihood=LikelihoodRequest.from_description(
-            (provenance.get("options") or {}).get("likelihood")
+            (info.get("options") or {}).get("likelihood") if isinstance(info, dict) else None
         ),
     )
     extras = common["likelihood"].fields

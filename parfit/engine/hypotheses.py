@@ -69,7 +69,10 @@ def check_likelihood_args(
             held.append((key, float(value)))
     names: tuple[str, ...] = ()
     if profile is not None:
-        names = (profile,) if isinstance(profile, str) else tuple(profile)
+        try:
+            names = (profile,) if isinstance(profile, str) else tuple(profile)
+        except TypeError:
+            names = ()
         if not names or not all(isinstance(n, str) for n in names):
             raise InputTypeError(
                 f"profile must be None, a parameter name or a sequence of parameter names; "
@@ -98,9 +101,10 @@ def bind_likelihood(request: FitRequest, asked: LikelihoodRequest) -> FitRequest
         the statistic or compute profiles; for ``"cash"``/``"cstat"``:
         weights, or data that are negative or not finite where not masked.
     """
+    request.fitter.check_statistic(asked.statistic)
     model = request.model
     names = list(request.param_names)
-    free = dict(zip(names, np.asarray(model.free_mask, dtype=bool)))
+    free = dict(zip(names, _free_mask(model)))
     for what, used in (("null", [n for n, _ in asked.null]), ("profile", asked.profile)):
         for name in used:
             if name not in free:
@@ -121,12 +125,17 @@ def bind_likelihood(request: FitRequest, asked: LikelihoodRequest) -> FitRequest
                 f"null[{name!r}] = {value!r} is outside the parameter's bounds "
                 f"[{lower!r}, {upper!r}]; the null hypothesis must be a value it can take"
             )
-    request.fitter.check_statistic(asked.statistic)
-    if asked.profile and not hasattr(request.fitter, "fit_block"):  # pragma: no cover
-        raise InputError("profile= needs a parfit fitter")
     if is_likelihood(asked.statistic):
         _check_counts(request, asked.statistic)
     return dataclasses.replace(request, likelihood=asked)
+
+
+def _free_mask(model: Any) -> list[bool]:
+    """Per parameter: neither fixed nor tied (a parfit model, or an astropy one)."""
+    mask = getattr(model, "free_mask", None)
+    if mask is not None:
+        return [bool(v) for v in np.asarray(mask, dtype=bool)]
+    return [not (model.fixed[n] or model.tied[n]) for n in model.param_names]
 
 
 def _check_counts(request: FitRequest, statistic: str) -> None:

@@ -24,7 +24,7 @@ from parfit.fitters.statistics import statistic_values
 from parfit.models.joint import JointModel
 from parfit.status import Flag, Status
 
-__all__ = ["dataset_statistics", "fit_joint_block", "undetermined"]
+__all__ = ["dataset_statistics", "fit_joint_block", "statistic_argument", "undetermined"]
 
 
 def undetermined(model: JointModel, missing: set[str]) -> list[int]:
@@ -96,7 +96,7 @@ def fit_joint_block(
     statistic: str = "chi2",
 ) -> BlockResult:
     """Fit a block of joint fits, pixels lacking a dataset apart (see the module)."""
-    kwargs = dict(fit_info=fit_info, fitter_kwargs=fitter_kwargs, statistic=statistic)
+    kwargs = dict(fit_info=fit_info, fitter_kwargs=fitter_kwargs, **statistic_argument(statistic))
     present: np.ndarray = _present(model, block.valid)
     partial = np.logical_and(~np.all(present, axis=1), np.any(present, axis=1))
     if not partial.any():
@@ -135,6 +135,16 @@ def fit_joint_block(
             part.warnings.setdefault(r, []).append(note)
         _merge(result, part, rows)
     return result
+
+
+def statistic_argument(statistic: str) -> dict[str, str]:
+    """``statistic=`` for a fitter's ``fit_block``, left out for chi-square.
+
+    A fitter written before parfit had statistics (whose ``fit_block`` takes
+    no ``statistic``) keeps working for chi-square; for others,
+    :meth:`~parfit.fitters.Fitter.check_statistic` refused it before dispatch.
+    """
+    return {} if statistic == "chi2" else {"statistic": statistic}
 
 
 def dataset_statistics(

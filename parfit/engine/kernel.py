@@ -21,7 +21,7 @@ from parfit.diagnostics import folders as diag
 from parfit.engine.fields import BlockOutput, BlockPlace
 from parfit.engine.heap import large_temporaries_on_heap
 from parfit.engine.inputs import WorldSpec, wcs_world_values, weight_warnings
-from parfit.engine.joint import dataset_statistics, fit_joint_block
+from parfit.engine.joint import dataset_statistics, fit_joint_block, statistic_argument
 from parfit.engine.request import DatasetLayout
 from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.fitters.base import BlockResult, FitBlock, Fitter, Row
@@ -256,7 +256,7 @@ def _guess_and_fit(
             block,
             fit_info=spec.fit_info,
             fitter_kwargs=spec.fitter_kwargs,
-            statistic=statistic,
+            **statistic_argument(statistic),
         )
     return guess_failure, result, likelihood_maps(spec, block, result)
 
@@ -279,7 +279,7 @@ def likelihood_maps(spec: BlockSpec, block: FitBlock, result: BlockResult) -> di
                 spec.fitter, model, sub, False, spec.fitter_kwargs, asked.statistic
             )
         return spec.fitter.fit_block(
-            model, sub, fitter_kwargs=spec.fitter_kwargs, statistic=asked.statistic
+            model, sub, fitter_kwargs=spec.fitter_kwargs, **statistic_argument(asked.statistic)
         )
 
     with np.errstate(all="ignore"):

@@ -31,6 +31,9 @@ __all__ = ["AVAILABLE", "solve", "unsupported_reason", "component_codes"]
 
 _GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW = range(6)
 
+#: Appended to the kernel's description of a model fitted to counts.
+_COUNTS = np.zeros(0)
+
 
 @dataclass(frozen=True)
 class KernelModel:
@@ -71,14 +74,16 @@ class KernelModel:
     def kernel_arguments(
         self, free: np.ndarray, n_params: int, n_samples: int, poisson: bool = False
     ) -> tuple[Any, tuple[np.ndarray, ...]]:
-        """``(evaluate, model)`` for :func:`parfit.fitters._kernel.fit_all`.
+        """``(run, model)``: the kernel's loop (:func:`parfit.fitters._kernel.fit_all`) and
+        its description of the model.
 
         ``poisson`` picks the deviance residuals of counts (``statistic="cash"``
         or ``"cstat"``) instead of weighted residuals.
         """
         if self.plain:
-            evaluate = _kernel.poisson if poisson else _kernel.weighted
-            return evaluate, (self.codes, self.offsets, self.signs)
+            if poisson:  # a fourth element marks counts (see _kernel.evaluate)
+                return _kernel.fit_all, (self.codes, self.offsets, self.signs, _COUNTS)
+            return _kernel.fit_all, (self.codes, self.offsets, self.signs)
         segments = self.segments
         if segments is None:
             segments = np.array([[0, len(self.codes), 0, n_samples, n_params]], dtype=np.int64)
@@ -103,7 +108,7 @@ class KernelModel:
             np.zeros((len(free_idx), n_samples)),
             np.arange(len(free_idx), dtype=np.int64),
         )
-        return (_kernel.poisson_general if poisson else _kernel.weighted_general), model
+        return _kernel.fit_all, (*model, _COUNTS) if poisson else model
 
 
 #: What :func:`component_codes` returns: a :class:`KernelModel` or ``(None, reason)``.
@@ -309,12 +314,11 @@ def solve(
         if required:
             raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
-    evaluate, kernel_model = described.kernel_arguments(
+    run, kernel_model = described.kernel_arguments(
         problem.free, problem.template.shape[1], problem.y.shape[1], problem.poisson
     )
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
-    _kernel.fit_all(
-        evaluate,
+    arguments = (
         kernel_model,
         np.ascontiguousarray(problem.xs[0], dtype=np.float64),
         np.ascontiguousarray(problem.y),
@@ -332,5 +336,6 @@ def solve(
         float(options.factor),
         *state.arrays(),
     )
+    run(*arguments)
     state.finish(out, scale)
     return out

@@ -1156,6 +1156,32 @@ def _model_values(
                 jfull[o + 2, j] = s * (-a * d_a * math.log(xx))
 
 
+def evaluate(
+    model: tuple,
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    p: np.ndarray,
+    free_idx: np.ndarray,
+    inv_scale: float,
+    compact: bool,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    r: np.ndarray,
+    jt: np.ndarray,
+    gm: np.ndarray,
+    am: np.ndarray,
+) -> tuple[int, float]:
+    """One evaluation of a fit, chosen by the length of ``model``.
+
+    3: :func:`weighted`; 4 (a last element marking counts): :func:`poisson`;
+    10: :func:`weighted_general`; 11: :func:`poisson_general`.  Compiled, the
+    choice is made once, when numba types the call.
+    """
+    run = _EVALUATIONS[len(model)]
+    return run(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am)
+
+
 @_jit
 def weighted(
     model: tuple,
@@ -1245,10 +1271,12 @@ def poisson(
 ) -> tuple[int, float]:
     """:func:`weighted` for counts: deviance residuals of the Poisson likelihood.
 
-    ``w`` is 1 on valid samples and 0 elsewhere (weights mean nothing for
-    counts); ``inv_scale`` is not used.  ``0.5 r.r`` is half the C-stat.
+    ``model`` is that of :func:`weighted` and a fourth element (any array)
+    that marks it as counts for :func:`evaluate`.  ``w`` is 1 on valid
+    samples and 0 elsewhere (weights mean nothing for counts);
+    ``inv_scale`` is not used.  ``0.5 r.r`` is half the C-stat.
     """
-    codes, offsets, signs = model
+    codes, offsets, signs = model[0], model[1], model[2]
     _model_values(codes, offsets, signs, x, p, f, jfull, 0, x.shape[0])
     return _deviance(y, w, free_idx, compact, f, jfull, r, jt, gm, am)
 
@@ -1270,7 +1298,7 @@ def poisson_general(
     gm: np.ndarray,
     am: np.ndarray,
 ) -> tuple[int, float]:
-    """:func:`poisson` for the models of :func:`weighted_general`."""
+    """:func:`poisson` for the models of :func:`weighted_general` (and an 11th element)."""
     _general_values(model, x, p, f, jfull, y.shape[0])
     return _deviance(y, w, model[9], compact, f, model[8], r, jt, gm, am)
 
@@ -1280,7 +1308,8 @@ def _general_values(
     model: tuple, x: np.ndarray, p: np.ndarray, f: np.ndarray, jfull: np.ndarray, n: int
 ) -> None:
     """The model of :func:`weighted_general` into ``f``, its free derivatives into ``jfree``."""
-    codes, offsets, signs, segments, ties, tie_values, columns, column_coef, jfree, every = model
+    codes, offsets, signs, segments = model[0], model[1], model[2], model[3]
+    ties, tie_values, columns, column_coef, jfree = model[4], model[5], model[6], model[7], model[8]
     for t in range(ties.shape[0]):
         p[ties[t, 0]] = tie_values[t, 0] * p[ties[t, 1]] + tie_values[t, 1]
     for s in range(segments.shape[0]):
@@ -1401,7 +1430,6 @@ def _residuals(
 
 @_jit
 def fit_all(
-    evaluate: Any,
     model: tuple,
     x: np.ndarray,
     y: np.ndarray,
@@ -1435,10 +1463,12 @@ def fit_all(
 ) -> None:
     """Every fit of the block, one after the other, with scipy's TRF steps.
 
-    ``evaluate`` is :func:`weighted` or :func:`weighted_general` and
-    ``model`` its description of the model: numba compiles this loop once
-    for each, so a plain model pays nothing for what ties and joint models
-    need.
+    ``model`` is the kernel's description of the model, whose length picks
+    the evaluation (:func:`evaluate`): numba compiles this loop once for
+    each, so a plain model pays nothing for what ties and joint models
+    need.  (Passing the evaluation itself as an argument would do the
+    same, but numba's on-disk cache does not find such a function again: it
+    would be compiled anew in every process.)
     """
     n_fits, n_samples = y.shape
     k = free_idx.shape[0]
@@ -1553,3 +1583,18 @@ def fit_all(
                 xsc,
                 max_nfev,
             )
+
+
+#: The evaluation of each length of the kernel's description of a model.
+_EVALUATIONS = {3: weighted, 4: poisson, 10: weighted_general, 11: poisson_general}
+
+if AVAILABLE:
+
+    @numba.extending.overload(evaluate, jit_options={"nogil": True, "cache": True})
+    def _evaluate_typed(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am):  # type: ignore[no-untyped-def]  # numba types, at compile time
+        run = _EVALUATIONS[len(model)]
+
+        def call(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am):  # type: ignore[no-untyped-def]
+            return run(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am)
+
+        return call

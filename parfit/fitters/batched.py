@@ -283,23 +283,30 @@ class BatchedFitter(Fitter):
         attempt: "_Attempt",
         undefined: np.ndarray,
     ) -> None:
-        """Fits whose likelihood is undefined at the start: from least squares instead."""
+        """Fits whose likelihood is undefined at the start: from least squares instead.
+
+        Where the least-squares solution is no valid start either (a line
+        fitted as a dip below zero in empty channels), its peaks are taken
+        out (their amplitudes set to zero), leaving the baseline it found.
+        """
         squares = _ModelProblem(model, block, rows[undefined], problem.free, "chi2")
         squares.template = problem.template[undefined]
         lifted = self._attempt(model, block, rows[undefined], squares, options)
         # Where least squares ran out of evaluations, its last point may still do.
-        usable = np.flatnonzero(np.all(np.isfinite(lifted.params), axis=1))
-        if len(usable):
+        starts = np.where(np.isfinite(lifted.params), lifted.params, problem.template[undefined])
+        spent = lifted.nfev.copy()
+        peaks = [k for k in model.peak_amplitude_indices() if problem.free[k]]
+        while len(undefined):
             again = self._attempt(
-                model,
-                block,
-                rows[undefined[usable]],
-                problem.select(undefined[usable], lifted.params[usable]),
-                options,
+                model, block, rows[undefined], problem.select(undefined, starts), options
             )
-            again.nfev += lifted.nfev[usable]
-            again.n_iter += lifted.n_iter[usable]
-            attempt.take(undefined[usable], again, np.arange(len(usable)))
+            again.nfev += spent
+            attempt.take(undefined, again, np.arange(len(undefined)))
+            still = again.reason == lm.BAD_START
+            if not peaks or not still.any() or not np.any(starts[still][:, peaks]):
+                return
+            undefined, starts, spent = undefined[still], starts[still].copy(), again.nfev[still]
+            starts[:, peaks] = 0.0
 
     def _attempt(
         self,

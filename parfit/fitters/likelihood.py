@@ -17,7 +17,9 @@ through any fitter, all pixels of a block together:
   regula falsi on ``sqrt(delta)``, which is linear in the parameter for a
   parabolic profile, so a few rounds suffice; every round is one call of
   the fitter on all unfinished pixels.  A bound reached before the
-  statistic rises enough gives the bound and the flag ``LIMIT_AT_BOUND``.
+  statistic rises enough gives the bound and the flag ``LIMIT_AT_BOUND``;
+  so does the end of the likelihood's domain (for counts, where a negative
+  component would make the model negative: the profile is infinite beyond).
 
 For chi-square the statistic is the raw chi-square: a rise of ``n**2`` is
 an ``n``-sigma interval when the weights are ``1/sigma``.
@@ -352,6 +354,12 @@ def _roots(
         take = np.array([position[int(i)] for i in above], dtype=np.intp)
         t_b[above], f_b[above], kept[above] = tt[take], f[take], 2
         active = active[good & ~done & ~hit_bound]
+        # The likelihood ends (is undefined beyond) before it rises enough: the
+        # end of its domain is the end of the interval, like a bound.
+        wall = active[np.isinf(f_b[active]) & (t_b[active] - t_a[active] <= 1e-9 * unit[active])]
+        found[wall] = theta_best[wall] + side[wall] * t_a[wall]
+        at_bound[wall] = True
+        active = np.setdiff1d(active, wall, assume_unique=True)
         # Next trial: regula falsi inside a bracket, else a step out along the slope.
         ta, fa, tb, fb = t_a[active], f_a[active], t_b[active], f_b[active]
         z_a = fa + target[active]

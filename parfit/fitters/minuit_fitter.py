@@ -521,7 +521,9 @@ class MinuitFitter(Fitter):
             best = float(minuit.values[name])
             minuit.minos(name, cl=cl, ncall=options["ncall"])
             me = minuit.merrors[name]
-            if me.at_lower_limit:
+            # A best value on its lower bound: MINOS finds no crossing below it.
+            on_lower = best - lower[name] <= 1e-6 * max(1.0, abs(best))
+            if me.at_lower_limit or on_lower:
                 out[f"{name}_lo"][i] = lower[name]
                 flags[i] |= np.uint8(Flag.LIMIT_AT_BOUND)
             elif me.lower_valid:
