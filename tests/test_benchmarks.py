@@ -4,6 +4,7 @@ The slow tests run each script with ``--quick`` in a subprocess and check the
 table it prints; they check no timings (the benchmarks report those).
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -179,3 +180,33 @@ def test_bench_joint_runs_and_agrees_with_scipy():
     assert report["max_abs_diff_vs_scipy"] < 1e-5
     assert report["pull_std"]["co10.mean"]["median error joint / single"] < 1.0
     assert report["joint_time_over_singles"] > 0
+
+
+@pytest.mark.slow
+def test_bench_likelihood_quick(tmp_path):
+    out_json = tmp_path / "likelihood.json"
+    out = _run("bench_likelihood.py", "--quick", "--json", str(out_json))
+    for text in (
+        "cpu_count",
+        "numpy",
+        "== 1. Cash vs chi-square",
+        "== 2./3. Per-fit tools",
+        "no worse than the tool's",
+        "== 4. TS map and profile likelihood",
+    ):
+        assert text in out, text
+    report = json.loads(out_json.read_text())
+    assert report["n_fits"] == 100
+    assert set(report["fits_per_s_cold"]) == {"free-chi2", "free-cash", "fixed-chi2", "fixed-cash"}
+    assert all(v > 0 for v in report["fits_per_s_median"].values())
+    assert set(report["cash_over_chi2"]) == {"free", "fixed"}
+    assert {"scipy-free", "scipy-fixed"} <= set(report["parfit_over"])
+    minuit = importlib.util.find_spec("iminuit") is not None
+    assert ("minuit-free" in report["parfit_over"]) == minuit
+    assert minuit or "iminuit is not installed" in out
+    for agreement in report["agreement"].values():
+        assert 0.0 <= agreement["no_worse"]["all"] <= 1.0
+    # a well-posed fit (amplitude and background, inside the disk): parfit never worse
+    assert report["agreement"]["scipy-fixed"]["no_worse"]["inside"] == 1.0
+    assert report["cost_over_plain"]["fixed-cash"]["median"] == 1.0
+    assert report["max_rel_diff_statistic"] < 1e-9
