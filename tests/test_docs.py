@@ -558,3 +558,69 @@ def test_joint_fit_notebook_runs(tmp_path, monkeypatch):
     assert float(ratio[1].rsplit(" ", 1)[1]) == pytest.approx(1.0, abs=0.01)
     assert (workdir / "joint_maps.png").stat().st_size > 10_000
     assert "CompoundModel" in _cell_text(_tagged(nb, "models"))
+
+
+def _number_after(text, label):
+    """The number that follows ``label`` in ``text`` (up to the next space, comma or bar)."""
+    assert label in text, f"{label!r} not in the output:\n{text}"
+    rest = text.split(label, 1)[1].strip()
+    return float(rest.split()[0].rstrip(",|"))
+
+
+@pytest.mark.slow
+def test_counts_cube_notebook_runs(tmp_path, monkeypatch):
+    nb, workdir = _run_notebook(ROOT / "notebooks" / "counts_cube.ipynb", tmp_path, monkeypatch)
+    cube = _cell_text(_tagged(nb, "cube"))
+    assert "counts (60, 48, 48) (channels, y, x)" in cube
+    assert "pixels with a line: 788 of 2304" in cube
+
+    # A free line: Cash's flux is right, the chi-square of counts loses about a fifth.
+    free = _cell_text(_tagged(nb, "free")).splitlines()
+    assert free[0].startswith("cash") and free[1].startswith("chi2")
+    assert _number_after(free[0], " flux ") == pytest.approx(1.0, abs=0.05)
+    assert _number_after(free[1], " flux ") < 0.9
+    assert _number_after(free[1], " background ") < 0.9
+
+    # The shape known: Cash's amplitude is unbiased, the chi-square's about a quarter low.
+    fixed = _cell_text(_tagged(nb, "fixed")).splitlines()
+    label = "median amplitude fitted/true inside"
+    assert fixed[0].startswith("cash succeeded 100.0%")
+    assert _number_after(fixed[0], label) == pytest.approx(1.0, abs=0.03)
+    assert _number_after(fixed[1], label) < 0.85
+
+    ts = _cell_text(_tagged(nb, "ts"))
+    assert "sqrt(TS) > 5 outside: 0 of 1516" in ts
+    assert _number_after(ts, "sqrt(TS) > 5 inside the disk:") > 0.8 * 788
+    assert _number_after(ts, "outside: sqrt(TS) mean") == pytest.approx(0.0, abs=0.2)
+    assert _number_after(ts, " std ") == pytest.approx(1.0, abs=0.1)
+    assert "saved sqrt_ts.png" in _cell_text(_tagged(nb, "ts_plot"))
+    assert (workdir / "sqrt_ts.png").stat().st_size > 10_000
+
+    limits = _cell_text(_tagged(nb, "limits"))
+    coverage = _number_after(limits, "1-sigma intervals inside the disk:")
+    assert 0.55 < coverage < 0.8
+    assert _number_after(limits, "LIMIT_AT_BOUND:") > 0.5 * 1516
+
+    minuit = _cell_text(_tagged(nb, "minuit"))
+    if "comparison skipped" not in minuit:
+        assert _number_after(minuit, "largest difference of the best amplitude:") < 0.05
+        assert _number_after(minuit, "batched minus iminuit, at most:") < 1e-6
+        assert _number_after(minuit, "interval end or upper limit:") < 0.01
+
+    summary = _cell_text(_tagged(nb, "summary"))
+    assert "parfit result: 2304 fits, map shape (48, 48)" in summary
+    assert "median Cash statistic" in summary
+    assert "profile of amplitude_0: 1-sigma intervals found for 2304 fits" in summary
+    xarray = _cell_text(_tagged(nb, "xarray"))
+    assert "statistic: cash | attrs statistic: cash" in xarray
+    assert "amplitude_0_lo, amplitude_0_hi, amplitude_0_ul" in xarray
+
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+    assert len(images) == 4  # spectra and image, amplitude ratios, sqrt(TS), limits
+    assert list(workdir.iterdir()) == [workdir / "sqrt_ts.png"]
