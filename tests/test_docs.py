@@ -232,6 +232,7 @@ DOC_PAGES = [
     "solver",
     "large_cubes",
     "joint",
+    "likelihood",
     "models",
     "diagnostics",
     "results",
