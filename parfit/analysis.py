@@ -219,6 +219,7 @@ class Analysis:
                     resume=cfg.output.resume,
                     output=out / MAPS_NAME,
                     output_cubes=tuple(cfg.output.cubes) or None,
+                    **_likelihood_arguments(cfg),
                 )
         except BaseException as exc:
             # The record says how the run ended, even when it did not finish.
@@ -317,12 +318,12 @@ class Analysis:
             return  # the store's own fingerprints still guard the resume
         old = config_to_dict(before, resolve_paths=True)
         new = config_to_dict(self.config, resolve_paths=True)
-        for section in ("input", "model", "datasets", "fitter"):
+        for section in ("input", "model", "datasets", "fitter", "likelihood"):
             if old.get(section) != new.get(section):
                 raise ConfigError(
                     f"output.resume: the run in {str(out)!r} used a different "
                     f"{section!r} section; resume needs the same "
-                    f"{'datasets' if self.joint else 'input, model'} and fitter "
+                    f"{'datasets' if self.joint else 'input, model'}, fitter and likelihood "
                     f"(set output.overwrite: true to start again)",
                     [("output.resume", None, f"different {section} section")],
                 )
@@ -635,9 +636,9 @@ def _fit_arguments(cfg, opened):
     """What is fitted, from the config and its opened input: ``parallel_fit``'s keywords.
 
     The same for a run and for :meth:`Analysis.fit_pixel`, so that a pixel
-    fitted again is fitted as in the run.  For a joint config, ``opened``
-    holds each dataset's opened input and the keywords are mappings of
-    datasets.
+    fitted again is fitted as in the run (with the statistic of the run).
+    For a joint config, ``opened`` holds each dataset's opened input and the
+    keywords are mappings of datasets.
     """
     if is_joint_config(cfg):
         return dict(
@@ -647,6 +648,7 @@ def _fit_arguments(cfg, opened):
             weights={n: o["weights"] for n, o in opened.items()},
             mask={n: o["mask"] for n, o in opened.items()},
             data_unit={n: o["data_unit"] for n, o in opened.items()},
+            statistic=cfg.likelihood.statistic,
         )
     return dict(
         fitting_axes=opened["fitting_axes"],
@@ -655,7 +657,19 @@ def _fit_arguments(cfg, opened):
         weights=opened["weights"],
         mask=opened["mask"],
         data_unit=opened["data_unit"],
+        statistic=cfg.likelihood.statistic,
     )
+
+
+def _likelihood_arguments(cfg):
+    """``parallel_fit``'s keywords of what a run computes besides the best fit: TS, profiles.
+
+    (The statistic is one of :func:`_fit_arguments`: a pixel fitted again
+    minimises it too.)
+    """
+    arguments = cfg.likelihood.arguments()
+    del arguments["statistic"]
+    return arguments
 
 
 def _per_dataset(model, plan, block, x, start, fitted):

@@ -186,6 +186,8 @@ def validate(config_file, no_input):
         _describe_input(cfg.input, None if no_input else open_input(cfg), "  ")
         _describe_model(cfg.model, model, "  ")
     click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
+    if not cfg.likelihood.is_default:
+        click.echo(f"  likelihood: {_describe_likelihood(cfg.likelihood)}")
     click.echo(f"  output: {cfg.output.path}")
     from parfit.config.schema import resolve
 
@@ -197,6 +199,19 @@ def validate(config_file, no_input):
             f"note: {out} holds an earlier run; `parfit run` will refuse it unless "
             f"output.overwrite or output.resume is set (or --overwrite / --resume)"
         )
+
+
+def _describe_likelihood(section):
+    """The ``likelihood:`` line of ``parfit validate``: what the run computes besides the fit."""
+    parts = [f"statistic {section.statistic}"]
+    if section.null:
+        parts.append("TS against " + ", ".join(f"{k}={v:g}" for k, v in section.null.items()))
+    if section.profile:
+        parts.append(
+            f"profiles of {', '.join(section.profile)} ({section.n_sigma:g}-sigma intervals, "
+            f"{section.n_sigma_ul:g}-sigma upper limits)"
+        )
+    return "; ".join(parts)
 
 
 def _n_samples(opened):
@@ -277,6 +292,8 @@ def run(config_file, resume, overwrite, no_progress):
     click.echo(f"{rec['n_fits']} fits in {rec['timings']['total_s']:.1f} s: {counts}")
     if rec.get("flag_counts"):
         click.echo("flags: " + ", ".join(f"{k}={v}" for k, v in rec["flag_counts"].items()))
+    if cfg.likelihood.null:
+        click.echo(_ts_line(analysis.result, cfg.likelihood))
     click.echo(
         f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
         f"({100 * rec['failed_fraction']:.2f} %, limit "
@@ -293,6 +310,21 @@ def run(config_file, resume, overwrite, no_progress):
             err=True,
         )
         sys.exit(EXIT_FAILED_FITS)
+
+
+def _ts_line(result, section):
+    """What ``parfit run`` says of the TS map, over the OK fits."""
+    from .status import Status
+
+    ts = np.asarray(result.ts)[np.asarray(result.status) == Status.OK]
+    ts = ts[np.isfinite(ts)]
+    held = ", ".join(f"{k}={v:g}" for k, v in section.null.items())
+    if not ts.size:
+        return f"TS against {held}: no OK fit with a finite TS"
+    return (
+        f"TS against {held} over {ts.size} OK fits: median {np.median(ts):.4g}, max "
+        f"{ts.max():.4g}; TS > 9: {int((ts > 9).sum())}, TS > 25: {int((ts > 25).sum())}"
+    )
 
 
 def _parse_pixel(ctx, param, value):

@@ -812,6 +812,7 @@ def read_result(path, *, allow_damaged=False):
         read_map,
         store_wcs,
         stored_flags,
+        stored_likelihood,
         stored_start_model,
         verify_store,
     )
@@ -865,9 +866,7 @@ def read_result(path, *, allow_damaged=False):
         wcs=store_wcs(info) if streamed else None,
         start_model=start,
         run=run,
-        likelihood=LikelihoodRequest.from_description(
-            (info.get("options") or {}).get("likelihood") if isinstance(info, dict) else None
-        ),
+        likelihood=LikelihoodRequest.from_description(stored_likelihood(info, layout)),
     )
     extras = common["likelihood"].fields
     if streamed and not damaged:

@@ -201,7 +201,7 @@ def test_neither_form_is_one_problem():
             "dataset",
             1,
             "unknown key 'dataset' (did you mean 'datasets'?) (allowed here: input, model, "
-            "fitter, run, diagnostics, output)",
+            "fitter, likelihood, run, diagnostics, output)",
         ),
     ]
     # One of input and model alone is still the one-cube form, missing the other.
@@ -622,8 +622,8 @@ def test_resume_of_a_joint_run(joint_run, tmp_path):
         Analysis.from_yaml(folder / "other.yaml").run()
     assert str(info.value).startswith(f"output.resume: the run in {str(folder / 'results')!r}")
     assert str(info.value).endswith(
-        "used a different 'datasets' section; resume needs the same datasets and fitter (set "
-        "output.overwrite: true to start again)"
+        "used a different 'datasets' section; resume needs the same datasets, fitter and "
+        "likelihood (set output.overwrite: true to start again)"
     )
 
 

@@ -281,13 +281,13 @@ def test_standard_tags_of_plain_data_are_read():
             "just text\n",
             1,
             "the config must be a mapping of the sections input, model, fitter, "
-            "run, diagnostics, output",
+            "likelihood, run, diagnostics, output",
         ),
         (
             "- input\n- model\n",
             1,
             "the config must be a mapping of the sections input, model, "
-            "fitter, run, diagnostics, output",
+            "fitter, likelihood, run, diagnostics, output",
         ),
         (
             "input: {path: c.fits}\x00\n",

@@ -31,7 +31,9 @@ def check_semantics(cfg, check_files, deep):
     """``(path, message)`` of every problem the schema cannot see.
 
     Exclusive input keys, missing files (``check_files``), the model (units,
-    bounds, ties, ``initial: guess``) and, with ``deep``, the input opened
+    bounds, ties, ``initial: guess``), the ``likelihood`` section against
+    the fitter, the inputs and the model (:func:`_likelihood_problems`)
+    and, with ``deep``, the input opened
     lazily against the model: fitting axes and units.  For a joint config,
     ``check_files`` (or ``deep``) also opens the cubes (their headers and
     metadata only) to check that they share a grid.
@@ -47,17 +49,89 @@ def check_semantics(cfg, check_files, deep):
     problems = []
     for base, inp in _inputs(cfg):
         problems += _input_problems(cfg, inp, base, check_files)
-    alone, across = {}, []
+    alone, across, fitted = {}, [], None
     try:
         if is_joint_config(cfg):
-            _, alone, across = _build_joint(cfg)
+            _, alone, across, fitted = _build_joint(cfg)
         else:
             alone = {None: _build(cfg.model, ("model",), joint=False)[0]}
+            fitted = alone[None]
     except _ModelProblem as exc:
         problems.append((exc.path, exc.message))
+    problems += _likelihood_problems(cfg, fitted)
     if not problems and (deep or (check_files and is_joint_config(cfg))):
         problems += _check_against_inputs(cfg, alone, across, deep=deep)
     return problems
+
+
+def _likelihood_problems(cfg, model):
+    """``(path, message)`` of what the ``likelihood`` section asks that cannot be done.
+
+    A fitter that cannot minimise the statistic (or that cannot be built:
+    ``minuit`` without iminuit); weights or uncertainties with a statistic
+    of counts; ``null`` and ``profile`` names that are no free parameter of
+    ``model`` (the model the config fits, a JointModel for a joint config;
+    None when it could not be built).  ``parallel_fit`` checks all of it
+    again, and what needs the data (counts never negative; null values
+    within the bounds, in the units of the fit).
+    """
+    from parfit.engine.hypotheses import name_problems
+    from parfit.fitters.likelihood import LikelihoodRequest
+
+    section = cfg.likelihood
+    problems = []
+    try:
+        fitter = cfg.fitter.fitter()
+    except InputError as exc:
+        return [(("fitter", "name"), str(exc))]
+    if section.statistic not in fitter.statistics:
+        problems.append(
+            (
+                ("likelihood", "statistic"),
+                f"{section.statistic} cannot be minimised by fitter.name {cfg.fitter.name}, "
+                f"which minimises {', '.join(fitter.statistics)} only; set fitter.name to "
+                f"{_one_of(_fitters_for(section.statistic))}",
+            )
+        )
+    if section.counts:
+        for base, inp in _inputs(cfg):
+            for key in ("weights", "uncertainty"):
+                if getattr(inp, key) is not None:
+                    problems.append(
+                        (
+                            base + (key,),
+                            f"likelihood.statistic {section.statistic} fits counts, whose "
+                            f"Poisson likelihood has no weights (the variance is the model "
+                            f"itself): leave {key} out (input.mask leaves samples out), or "
+                            f"fit with likelihood.statistic: chi2",
+                        )
+                    )
+    if model is not None and (section.null or section.profile):
+        asked = LikelihoodRequest(
+            null=tuple((section.null or {}).items()), profile=tuple(section.profile)
+        )
+        for what, position, message in name_problems(asked, model.param_names, model.free_mask):
+            key = list(section.null)[position] if what == "null" else position
+            problems.append((("likelihood", what, key), message))
+    return problems
+
+
+def _fitters_for(statistic):
+    """The fitter names of a config whose fitter minimises ``statistic``."""
+    from parfit.fitters import BatchedFitter, MinuitFitter, ScipyFitter
+    from parfit.fitters.select import FITTER_NAMES
+
+    classes = {"batched": BatchedFitter, "minuit": MinuitFitter}
+
+    def statistics(name):
+        return classes[name].statistics if name in classes else ScipyFitter(name).statistics
+
+    return [name for name in FITTER_NAMES if statistic in statistics(name)]
+
+
+def _one_of(names):
+    """``a, b or c``."""
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _inputs(cfg):
@@ -324,11 +398,13 @@ def build_model(cfg):
 
 
 def _build_joint(cfg):
-    """``(models, alone, across)`` of a joint config.
+    """``(models, alone, across, joint)`` of a joint config.
 
     ``models``: each dataset's model with its ties to other datasets;
     ``alone``: the same without them; ``across``: those ties, ``(dataset,
-    config path, parameter, expression)``.  The ties are checked on a
+    config path, parameter, expression)``; ``joint``: the
+    :class:`~parfit.models.JointModel` of them all, ties included (whose
+    parameters, ``<dataset>.<parameter>``, are those of the fit).  The ties are checked on a
     :class:`~parfit.models.JointModel` of the models without them, one by
     one, so that a problem is reported at the tie at fault.
     """
@@ -352,7 +428,7 @@ def _build_joint(cfg):
             joint.validate()
         except (ParameterError, ModelError) as exc:
             raise _ModelProblem(path, _strip_param_prefix(str(exc))) from None
-    return models, alone, across
+    return models, alone, across, joint
 
 
 #: ``<dataset>.<parameter>`` in a tied expression.

@@ -244,6 +244,9 @@ def _section_lines(name, cls, indent, values, components):
         if name == "model" and key == "components":
             lines.extend(_component_lines(inner, components))
             continue
+        example = (field.json_schema_extra or {}).get("template_example")
+        if example is not None:
+            lines.append(f"{inner}#   e.g. {key}: {example}")
         value = _yaml_value(values[key]) if key in values else _template_value(field)
         lines.append(f"{inner}{key}: {value}")
     return lines

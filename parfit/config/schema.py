@@ -1,9 +1,11 @@
 """The schema of the YAML analysis config: its sections, parameters and components.
 
-One YAML file describes a whole analysis in six sections: ``input`` (the
+One YAML file describes a whole analysis in seven sections: ``input`` (the
 cube), ``model`` (components from parfit's model library with their
-starting values, bounds, fixed and tied parameters), ``fitter``, ``run``
-(block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
+starting values, bounds, fixed and tied parameters), ``fitter``,
+``likelihood`` (the statistic, a null hypothesis for TS maps, profile
+likelihoods; :mod:`parfit.config.likelihood`), ``run`` (block size,
+scheduler, failure threshold), ``diagnostics`` and ``output``.
 A joint fit of several cubes has a ``datasets`` section in place of
 ``input`` and ``model``: one entry per cube, each with its own ``input``
 and ``model`` (:func:`config_schema` with ``joint=True``).
@@ -40,6 +42,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from parfit.config.likelihood import LikelihoodSection
 from parfit.config.types import (
     Axes,
     Bounds,
@@ -72,6 +75,7 @@ __all__ = [
     "ParameterConfig",
     "DynamicComponent",
     "FitterSection",
+    "LikelihoodSection",
     "RunSection",
     "DiagnosticsSection",
     "OutputSection",
@@ -329,6 +333,7 @@ def _schema_for(registry_key):
         input: InputSection
         model: ModelSection
         fitter: FitterSection = Field(default_factory=lambda: FitterSection())
+        likelihood: LikelihoodSection = Field(default_factory=lambda: LikelihoodSection())
         run: RunSection = Field(default_factory=lambda: RunSection())
         diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
         output: OutputSection
@@ -355,6 +360,7 @@ def _schema_for(registry_key):
             json_schema_extra={"type_label": "mapping of name to {input, model}"},
         )
         fitter: FitterSection = Field(default_factory=lambda: FitterSection())
+        likelihood: LikelihoodSection = Field(default_factory=lambda: LikelihoodSection())
         run: RunSection = Field(default_factory=lambda: RunSection())
         diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
         output: OutputSection
@@ -392,9 +398,9 @@ def config_schema(*, joint=False):
     Examples
     --------
     >>> list(config_schema().model_fields)
-    ['input', 'model', 'fitter', 'run', 'diagnostics', 'output']
+    ['input', 'model', 'fitter', 'likelihood', 'run', 'diagnostics', 'output']
     >>> list(config_schema(joint=True).model_fields)
-    ['datasets', 'fitter', 'run', 'diagnostics', 'output']
+    ['datasets', 'fitter', 'likelihood', 'run', 'diagnostics', 'output']
     """
     schemas = _schema_for(_registry_key())
     return schemas[1] if joint else schemas[0]
@@ -474,28 +480,36 @@ def dataset_names_problem(value):
 # --- fitter, run, diagnostics, output ---------------------------------------------
 
 _BATCHED_ONLY = ("engine", "factor")
-
-
-#: The fitters a config can name: "minuit" (MinuitFitter) takes options of its own (tol,
-#: strategy, ncall), which the fitter section does not describe yet.
-_CONFIG_FITTERS = tuple(name for name in FITTER_NAMES if name != "minuit")
+_MINUIT_ONLY = ("tol", "strategy", "ncall")
+#: The least-squares tolerances that MinuitFitter has no use for, with what it takes instead.
+_NOT_MINUIT = {"ftol": "tol", "xtol": "tol", "gtol": "tol", "max_nfev": "ncall"}
 
 
 class FitterSection(_Section):
     """The solver and its tolerances."""
 
-    name: Literal[_CONFIG_FITTERS] = Field(  # type: ignore[valid-type]
+    name: Literal[tuple(FITTER_NAMES)] = Field(  # type: ignore[valid-type]
         "batched",
         description="'batched': parfit's batched trust-region reflective (fast); "
-        "'trf', 'dogbox', 'lm': scipy least_squares fit by fit",
+        "'trf', 'dogbox', 'lm': scipy least_squares fit by fit; 'minuit': iminuit's MIGRAD "
+        "and HESSE fit by fit (needs the optional extra parfit[minuit])",
     )
     ftol: float = Field(
-        1e-8, gt=0, description="Stop when the relative drop of chi-square is below this"
+        1e-8,
+        gt=0,
+        description="Stop when the relative drop of the statistic is below this (not minuit)",
     )
-    xtol: float = Field(1e-8, gt=0, description="Stop when the relative step is below this")
-    gtol: float = Field(1e-8, gt=0, description="Stop when the scaled gradient is below this")
+    xtol: float = Field(
+        1e-8, gt=0, description="Stop when the relative step is below this (not minuit)"
+    )
+    gtol: float = Field(
+        1e-8, gt=0, description="Stop when the scaled gradient is below this (not minuit)"
+    )
     max_nfev: int | None = Field(
-        None, ge=1, description="Most model evaluations per fit (default: the solver's own limit)"
+        None,
+        ge=1,
+        description="Most model evaluations per fit (default: the solver's own limit; "
+        "minuit: see ncall)",
     )
     scale_covariance: bool = Field(
         True,
@@ -509,6 +523,22 @@ class FitterSection(_Section):
     factor: float = Field(
         1.0, gt=0, description="batched only: initial trust radius relative to the scaled start"
     )
+    tol: float = Field(
+        0.1,
+        gt=0,
+        allow_inf_nan=False,
+        description="minuit only: MIGRAD stops when the estimated distance to the minimum "
+        "is below 0.002 * tol, in units of the statistic",
+    )
+    strategy: int = Field(
+        1, ge=0, le=2, description="minuit only: Minuit's strategy, 0 (fastest) to 2 (most careful)"
+    )
+    ncall: int | None = Field(
+        None,
+        ge=1,
+        description="minuit only: most function calls of MIGRAD per fit (default: Minuit's "
+        "own limit)",
+    )
 
     @field_validator(*_BATCHED_ONLY)
     @classmethod
@@ -518,10 +548,41 @@ class FitterSection(_Section):
             raise ValueError(f"{info.field_name} applies only to name: batched, not {name!r}")
         return value
 
-    def fitter(self):
-        """The fitter this section describes, for ``parallel_fit(fitter=...)``."""
-        from parfit.fitters import BatchedFitter, ScipyFitter
+    @field_validator(*_MINUIT_ONLY)
+    @classmethod
+    def _minuit_options(cls, value, info):
+        name = info.data.get("name", "batched")
+        if name != "minuit" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"{info.field_name} applies only to name: minuit, not {name!r}")
+        return value
 
+    @field_validator(*_NOT_MINUIT)
+    @classmethod
+    def _least_squares_options(cls, value, info):
+        if info.data.get("name") == "minuit" and value != cls.model_fields[info.field_name].default:
+            raise ValueError(
+                f"{info.field_name} applies to the least-squares fitters, not to name: minuit; "
+                f"give minuit's {_NOT_MINUIT[info.field_name]} instead"
+            )
+        return value
+
+    def fitter(self):
+        """The fitter this section describes, for ``parallel_fit(fitter=...)``.
+
+        Raises
+        ------
+        parfit.errors.InputError
+            For ``name: minuit`` when iminuit is not installed.
+        """
+        from parfit.fitters import BatchedFitter, MinuitFitter, ScipyFitter
+
+        if self.name == "minuit":
+            return MinuitFitter(
+                tol=self.tol,
+                strategy=self.strategy,
+                ncall=self.ncall,
+                scale_covariance=self.scale_covariance,
+            )
         kwargs = {
             "ftol": self.ftol,
             "xtol": self.xtol,
@@ -668,9 +729,9 @@ class OutputSection(_Section):
         return value
 
 
-SECTIONS = ("input", "model", "fitter", "run", "diagnostics", "output")
+SECTIONS = ("input", "model", "fitter", "likelihood", "run", "diagnostics", "output")
 #: The sections of a joint config: ``datasets`` in place of ``input`` and ``model``.
-JOINT_SECTIONS = ("datasets", "fitter", "run", "diagnostics", "output")
+JOINT_SECTIONS = ("datasets", "fitter", "likelihood", "run", "diagnostics", "output")
 
 
 def section_class(annotation):

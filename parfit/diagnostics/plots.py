@@ -1,7 +1,9 @@
 """Quick-look plots of what a run left on disk.
 
 :func:`plot_maps` draws every parameter map of a store (on sky axes when the
-store holds a celestial WCS) and a status map, one PNG each;
+store holds a celestial WCS), its ``sqrt(TS)`` map and the upper limits of its
+first profiled parameter where the run computed them, and a status map, one
+PNG each;
 :func:`plot_overview` all of them, and the statistic, in one PNG, beside
 reference maps where given; :func:`plot_fit` one fit against its data, and
 :func:`plot_fits` several (the datasets of a joint fit) in one PNG.
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from parfit.diagnostics.likelihood import STATISTIC_LABELS, stored_request
 from parfit.diagnostics.paths import map_dims, maps_path
 from parfit.diagnostics.summary import status_name
 from parfit.errors import InputError
@@ -58,6 +61,8 @@ class _Maps:
     #: Celestial WCS of 2-D maps (a streamed store that records one), else None.
     wcs: Any
     dims: tuple[str, ...]
+    #: What the run computed besides the best fit (a LikelihoodRequest): TS, profiles.
+    asked: Any
 
     def values(self, name: str) -> np.ndarray:
         return np.asarray(self.group[name][...], dtype=np.float64)
@@ -77,7 +82,8 @@ def _open_maps(path: Path, caller: str) -> _Maps:
         )
     wcs = _map_wcs(info, status.ndim) if layout == "streamed" else None
     dims = map_dims(group["status"]) or tuple(f"axis {k}" for k in range(status.ndim))
-    return _Maps(group, list(names), dict(units), status, wcs, dims)
+    asked = stored_request(info, layout)
+    return _Maps(group, list(names), dict(units), status, wcs, dims, asked)
 
 
 def _new_axes(fig, maps: _Maps, *where):
@@ -104,7 +110,16 @@ def _limits(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(vmin), float(vmax)
 
 
-def _draw_map(fig, ax, values: np.ndarray, label: str, maps: _Maps, limits=None) -> None:
+def _centred_limits(values: np.ndarray) -> tuple[float | None, float | None]:
+    """Colour limits symmetric about 0 (a diverging map): the larger of |1st|, |99th| percentile."""
+    vmin, vmax = _limits(values)
+    if vmin is None or vmax is None:
+        return None, None
+    half = max(abs(vmin), abs(vmax)) or 1.0
+    return -half, half
+
+
+def _draw_map(fig, ax, values: np.ndarray, label: str, maps: _Maps, limits=None, cmap=None) -> None:
     """One map: an image with a colour bar (2-D) or a line (1-D)."""
     if values.ndim == 2:
         vmin, vmax = _limits(values) if limits is None else limits
@@ -114,12 +129,44 @@ def _draw_map(fig, ax, values: np.ndarray, label: str, maps: _Maps, limits=None)
             interpolation="nearest",
             vmin=vmin,
             vmax=vmax if vmax != vmin else None,
+            cmap=cmap,
         )
         fig.colorbar(image, ax=ax, label=label)
     else:
         ax.plot(np.arange(values.size), values, marker=".")
         ax.set_xlabel(f"{maps.dims[0]} (pixel)")
         ax.set_ylabel(label)
+
+
+#: The diverging colour map of sqrt(TS), centred on 0 (white): red above, blue below.
+_SIGNIFICANCE_CMAP = "RdBu_r"
+
+
+def _likelihood_figures(maps: _Maps, new_axes):
+    """``(file stem, Figure)`` of the sqrt(TS) map and of the first profiled upper limits.
+
+    Only where the run computed them (and the store holds the maps).
+    """
+    asked = maps.asked
+    arrays = set(maps.group.array_keys())
+    if asked.null and "sqrt_ts" in arrays:
+        fig, ax = new_axes()
+        values = maps.values("sqrt_ts")
+        _draw_map(
+            fig, ax, values, "sqrt(TS)", maps, _centred_limits(values), cmap=_SIGNIFICANCE_CMAP
+        )
+        if values.ndim == 1:
+            ax.axhline(0.0, color="k", lw=0.8)
+        held = ", ".join(f"{name}={value:g}" for name, value in asked.null)
+        ax.set_title(f"sqrt(TS) against {held} (signed)")
+        yield "sqrt_ts", fig
+    if asked.profile and f"{asked.profile[0]}_ul" in arrays:
+        name = asked.profile[0]
+        fig, ax = new_axes()
+        label = maps.label(name).replace(name, f"{name} upper limit", 1)
+        _draw_map(fig, ax, maps.values(f"{name}_ul"), label, maps)
+        ax.set_title(f"{asked.n_sigma_ul:g}-sigma upper limit of {name}")
+        yield f"{name}_ul", fig
 
 
 def _map_figures(path, dpi=100):
@@ -137,6 +184,7 @@ def _map_figures(path, dpi=100):
         _draw_map(fig, ax, maps.values(name), maps.label(name), maps)
         ax.set_title(f"{name} (NaN where the fit failed)")
         yield name, fig
+    yield from _likelihood_figures(maps, new_axes)
     fig, ax = new_axes()
     _draw_status(fig, ax, maps.status)
     yield "status", fig
@@ -186,9 +234,12 @@ def plot_maps(path, out_dir, *, dpi=100):
     Returns
     -------
     list of pathlib.Path
-        ``<out_dir>/<parameter>.png`` for each parameter, then
-        ``<out_dir>/status.png`` (a categorical map whose colour bar names
-        the status codes present).
+        ``<out_dir>/<parameter>.png`` for each parameter; for a run with
+        ``null=``, ``<out_dir>/sqrt_ts.png`` (signed ``sqrt(TS)`` on a
+        diverging colour map centred on 0); for a run with ``profile=``,
+        ``<out_dir>/<parameter>_ul.png`` (the upper limits of the first
+        profiled parameter); then ``<out_dir>/status.png`` (a categorical
+        map whose colour bar names the status codes present).
 
     Raises
     ------
@@ -307,7 +358,7 @@ def plot_overview(
     _draw_status(fig, _new_axes(fig, maps, rows, cols, n + 1), maps.status)
     ax = _new_axes(fig, maps, rows, cols, rows * cols)
     _draw_map(fig, ax, maps.values("statistic"), "statistic", maps)
-    ax.set_title("statistic (chi-square)")
+    ax.set_title(f"statistic ({STATISTIC_LABELS.get(maps.asked.statistic, 'chi-square')})")
     path_png = Path(path_png)
     fig.savefig(path_png, dpi=dpi)
     return path_png

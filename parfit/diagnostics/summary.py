@@ -28,6 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from parfit.diagnostics.folders import MANIFEST_NAME, read_manifest
+from parfit.diagnostics.likelihood import (
+    STATISTIC_LABELS,
+    likelihood_lines,
+    likelihood_summary,
+    stored_request,
+)
 from parfit.diagnostics.paths import MAPS_NAME, map_dims, path_kind, read_run
 from parfit.errors import InputError
 
@@ -124,11 +130,23 @@ class Summary:
         over the OK fits; empty without OK fits or for a diagnostics folder.
     units : dict of str to str or None
         Unit of each parameter where the store records one.
+    statistic : str or None
+        What the fits minimised: ``"chi2"``, ``"cash"`` or ``"cstat"``
+        (None for a diagnostics folder).
     median_statistic : float or None
-        Median chi-square of the OK fits.
+        Median statistic of the OK fits.
     median_statistic_by_dataset : dict of str to float
         A joint fit's median share of each dataset's samples in the
         statistic of the OK fits; empty for a single cube's fit.
+    ts : dict or None
+        With a TS map (a run with ``null=``): the values held under the
+        null hypothesis (``null``) and, over the OK fits with a finite TS,
+        their number ``n``, ``median``, ``max``, ``n_above_9`` and
+        ``n_above_25`` (:func:`parfit.diagnostics.likelihood.likelihood_summary`).
+    profiles : dict of str to dict
+        With ``profile=``: for each profiled parameter, ``n_sigma``,
+        ``n_sigma_ul``, ``n_intervals``, ``median_width``,
+        ``n_upper_limits`` and ``median_upper_limit`` over the OK fits.
     complete : bool or None
         Whether every block of a streamed store is done and the store
         passes :func:`parfit.store.verify_store` (None where the layout
@@ -176,8 +194,11 @@ class Summary:
     callable_errors: list = dataclasses.field(default_factory=list)
     percentiles: dict = dataclasses.field(default_factory=dict)
     units: dict = dataclasses.field(default_factory=dict)
+    statistic: str | None = None
     median_statistic: float | None = None
     median_statistic_by_dataset: dict = dataclasses.field(default_factory=dict)
+    ts: dict | None = None
+    profiles: dict = dataclasses.field(default_factory=dict)
     complete: bool | None = None
     blocks_done: int | None = None
     blocks_total: int | None = None
@@ -569,6 +590,7 @@ def _summarize_store(path, top, examples, diag):
         notes=notes,
         top=top,
     )
+    asked = stored_request(info, layout)
     failing_codes = [c for c in counts if Status(c).is_failed()]
     summary.n_failed = sum(counts[c] for c in failing_codes)
     summary.n_not_attempted = sum(n for c, n in counts.items() if c in NOT_ATTEMPTED)
@@ -660,7 +682,21 @@ def _summarize_store(path, top, examples, diag):
             share = share[np.isfinite(share)]
             if share.size:
                 summary.median_statistic_by_dataset[dataset] = float(np.median(share))
+    _likelihood(summary, group, asked, ok)
     return summary
+
+
+def _likelihood(summary, group, asked, ok):
+    """The statistic, TS and profiles of a store into ``summary`` (:mod:`.likelihood`)."""
+    summary.statistic = asked.statistic
+    missing = [name for name in asked.fields if name not in set(group.array_keys())]
+    if missing:
+        summary.notes.append(
+            f"the store records a run with TS or profiles but has no {', '.join(missing)} "
+            f"map(s); they are not summarised"
+        )
+        return
+    summary.ts, summary.profiles = likelihood_summary(group, asked, ok)
 
 
 # --- text -----------------------------------------------------------------------
@@ -743,6 +779,7 @@ def _store_text(s, top):
         f"parfit {prov['parfit_version']}" if prov.get("parfit_version") else None,
         f"run {prov['run_id']}" if prov.get("run_id") else None,
         f"fitter {prov['fitter']}" if prov.get("fitter") else None,
+        f"statistic {s.statistic}" if s.statistic else None,
     ]
     facts = [f for f in facts if f]
     if facts:
@@ -797,9 +834,11 @@ def _store_text(s, top):
     else:
         lines.append("no OK fits: no parameter percentiles")
     if s.median_statistic is not None:
-        lines.append(f"median statistic (chi-square) over the OK fits: {s.median_statistic:.5g}")
+        label = STATISTIC_LABELS.get(s.statistic or "chi2", s.statistic)
+        lines.append(f"median statistic ({label}) over the OK fits: {s.median_statistic:.5g}")
         for dataset, value in s.median_statistic_by_dataset.items():
             lines.append(f"  median share of dataset {dataset}: {value:.5g}")
+    lines += likelihood_lines(s)
     return lines
 
 

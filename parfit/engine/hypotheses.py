@@ -22,7 +22,7 @@ from parfit.errors import InputError, InputTypeError
 from parfit.fitters.likelihood import LikelihoodRequest
 from parfit.fitters.statistics import check_statistic, is_likelihood
 
-__all__ = ["bind_likelihood", "check_likelihood_args"]
+__all__ = ["bind_likelihood", "check_likelihood_args", "name_problems"]
 
 
 def _positive(value: Any, name: str) -> float:
@@ -90,6 +90,50 @@ def check_likelihood_args(
     )
 
 
+def name_problems(
+    asked: LikelihoodRequest, param_names: Any, free_mask: Any
+) -> list[tuple[str, int, str]]:
+    """``(argument, position, message)`` of each ``null`` or ``profile`` name that is no free
+    parameter of a model with ``param_names`` and ``free_mask``.
+
+    ``argument`` is ``"null"`` or ``"profile"``, ``position`` the name's place
+    in it.  :func:`bind_likelihood` raises the first; a config reports each
+    at its key.
+
+    Examples
+    --------
+    >>> asked = LikelihoodRequest(null=(("amp", 0.0),), profile=("amplitude", "mean"))
+    >>> for problem in name_problems(asked, ["amplitude", "mean"], [True, False]):
+    ...     print(problem)
+    ('null', 0, "'amp' is not a parameter of the model; its parameters are 'amplitude', 'mean'")
+    ('profile', 1, "'mean' is fixed or tied; only free parameters can be tested or profiled")
+    """
+    names = list(param_names)
+    free = dict(zip(names, np.asarray(free_mask, dtype=bool)))
+    problems = []
+    for what, used in (("null", [n for n, _ in asked.null]), ("profile", asked.profile)):
+        for position, name in enumerate(used):
+            if name not in free:
+                problems.append(
+                    (
+                        what,
+                        position,
+                        f"{name!r} is not a parameter of the model; its parameters are "
+                        f"{', '.join(map(repr, names))}",
+                    )
+                )
+            elif not free[name]:
+                problems.append(
+                    (
+                        what,
+                        position,
+                        f"{name!r} is fixed or tied; only free parameters can be tested or "
+                        f"profiled",
+                    )
+                )
+    return problems
+
+
 def bind_likelihood(request: FitRequest, asked: LikelihoodRequest) -> FitRequest:
     """``request`` with ``asked``, after checking it against the model, fitter and data.
 
@@ -102,21 +146,14 @@ def bind_likelihood(request: FitRequest, asked: LikelihoodRequest) -> FitRequest
         weights, or data that are negative or not finite where not masked.
     """
     request.fitter.check_statistic(asked.statistic)
-    model = request.model
-    names = list(request.param_names)
-    free = dict(zip(names, _free_mask(model)))
-    for what, used in (("null", [n for n, _ in asked.null]), ("profile", asked.profile)):
-        for name in used:
-            if name not in free:
-                raise InputError(
-                    f"{what}: {name!r} is not a parameter of the model; its parameters are "
-                    f"{', '.join(map(repr, names))}"
-                )
-            if not free[name]:
-                raise InputError(
-                    f"{what}: {name!r} is fixed or tied; only free parameters can be tested "
-                    f"or profiled"
-                )
+    problems = (
+        name_problems(asked, request.param_names, _free_mask(request.model))
+        if asked.null or asked.profile
+        else []
+    )
+    if problems:
+        what, _, message = problems[0]
+        raise InputError(f"{what}: {message}")
     bounds = {entry[0]: entry[2:4] for entry in request.parameters}
     for name, value in asked.null:
         lower, upper = bounds[name]

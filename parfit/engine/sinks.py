@@ -317,7 +317,7 @@ class StoreSink:
             else tuple(f"dim_{a}" for a in iterating_axes)
         )
         model_text = _model_text(request.model)
-        options = dict(
+        options: dict[str, Any] = dict(
             fitting_axes=list(request.fitting_axes),
             chunk_n_max=request.block_size,
             fitter=request.fitter.describe(),

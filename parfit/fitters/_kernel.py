@@ -1590,7 +1590,7 @@ _EVALUATIONS = {3: weighted, 4: poisson, 10: weighted_general, 11: poisson_gener
 
 if AVAILABLE:
 
-    @numba.extending.overload(evaluate, jit_options={"nogil": True, "cache": True})
+    @numba.extending.overload(evaluate, jit_options={"nogil": True})
     def _evaluate_typed(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am):  # type: ignore[no-untyped-def]  # numba types, at compile time
         run = _EVALUATIONS[len(model)]
 

@@ -530,6 +530,37 @@ def stored_flags(group: Any) -> npt.NDArray[np.uint8]:
     return np.zeros(tuple(group["status"].shape), dtype=np.uint8)
 
 
+def stored_likelihood(info: Any, layout: str) -> dict[str, Any] | None:
+    """What a store records of its run's statistic, null hypothesis and profiles, or None.
+
+    The description of a :class:`parfit.fitters.likelihood.LikelihoodRequest`
+    (``statistic``, ``null``, ``profile``, ``n_sigma``, ``n_sigma_ul``): the
+    ``options`` of a streamed store's attributes ``info``, or the dataset
+    attributes of a ``to_xarray`` store (``layout`` ``"xarray"``).  None for
+    a store written before parfit recorded them (a chi-square fit).
+    """
+    if not isinstance(info, Mapping):
+        return None
+    if layout == "streamed":
+        options = info.get("options")
+        described = options.get("likelihood") if isinstance(options, Mapping) else None
+        return dict(described) if isinstance(described, Mapping) else None
+    if not isinstance(info.get("statistic"), str):
+        return None
+    null = info.get("null")
+    try:
+        held = json.loads(null) if isinstance(null, str) else None
+    except ValueError:
+        held = None
+    return {
+        "statistic": info["statistic"],
+        "null": held if isinstance(held, dict) else {},
+        "profile": [str(n) for n in np.atleast_1d(info.get("profile") or [])],
+        "n_sigma": float(info.get("n_sigma", 1.0)),
+        "n_sigma_ul": float(info.get("n_sigma_ul", 2.0)),
+    }
+
+
 def stored_start_model(info: Any) -> Model | None:
     """The starting model recorded in a store's attributes ``info`` (its YAML), or None.
 
