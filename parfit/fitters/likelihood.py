@@ -327,8 +327,9 @@ def _roots(
         sub.p0[:, k] = np.clip(theta, sub.lower[:, k], sub.upper[:, k])
         result = fit(held, sub)
         stat = _converged_statistic(result)
-        delta = stat - stat_best[active]
-        delta = np.where((delta < 0) & (delta > -_round_off(stat)), 0.0, delta)
+        # Below the best fit (round-off, or a best fit stopped short on the edge of
+        # the likelihood's domain, flagged AT_BOUND): as at the optimum.
+        delta = np.maximum(stat - stat_best[active], 0.0)
         with np.errstate(invalid="ignore"):
             f = np.sqrt(np.where(delta >= 0, delta, np.nan)) - target[active]
         # No fit at all there: for counts, the likelihood is undefined (infinite)
@@ -356,7 +357,7 @@ def _roots(
         active = active[good & ~done & ~hit_bound]
         # The likelihood ends (is undefined beyond) before it rises enough: the
         # end of its domain is the end of the interval, like a bound.
-        wall = active[np.isinf(f_b[active]) & (t_b[active] - t_a[active] <= 1e-9 * unit[active])]
+        wall = active[np.isinf(f_b[active]) & (t_b[active] - t_a[active] <= 1e-6 * unit[active])]
         found[wall] = theta_best[wall] + side[wall] * t_a[wall]
         at_bound[wall] = True
         active = np.setdiff1d(active, wall, assume_unique=True)
