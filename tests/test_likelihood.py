@@ -636,3 +636,25 @@ def test_minuit_gives_the_same_optimum_and_intervals(cube):
             batched.intervals["amplitude_0"][k][ok],
             atol=2e-2,
         )
+
+
+def test_minuit_starts_where_the_likelihood_is_defined():
+    """Guessed backgrounds of zero under counts: minuit too goes through least squares."""
+    pytest.importorskip("iminuit")
+    cube = counts_cube((60, 6, 6), seed=0)
+    model = cube.model.copy()
+    model.mean_0.fixed = True
+    model.stddev_0.fixed = True
+    args = dict(world=cube.world, statistic="cash", initial="guess", scheduler="synchronous")
+    x = cube.world[0]
+    y = cube.data.reshape(60, -1).T
+    guessed = model.guess(x, y=y, valid=np.ones_like(y, dtype=bool))
+    undefined = [not np.isfinite(cash(model, x, y[i], guessed[i])) for i in range(len(y))]
+    assert np.mean(undefined) > 0.5  # the test's subject: most guesses are undefined
+    batched = parfit.parallel_fit(model, cube.data, **args)
+    minuit = parfit.parallel_fit(
+        model, cube.data, fitter="minuit", fitter_kwargs={"tol": 1e-6}, **args
+    )
+    assert minuit.success.mean() >= 0.8
+    ok = minuit.success & batched.success
+    np.testing.assert_allclose(minuit.statistic[ok], batched.statistic[ok], rtol=1e-7)

@@ -282,17 +282,30 @@ def test_negative_model_is_an_infinite_statistic_minuit_steps_back_from(statisti
 
 def test_nonfinite_start_for_counts():
     counts = np.array([[1.0, 0.0, 2.0, 1.0]])
-    block = FitBlock(
-        x=(np.arange(4.0),),
-        y=counts,
-        weights=None,
-        valid=np.ones_like(counts, dtype=bool),
-        p0=np.array([[-1.0]]),
-        lower=np.array([[-np.inf]]),
-        upper=np.array([[np.inf]]),
-        sample_shape=(4,),
-    )
-    res = MinuitFitter().fit_block(Const1D(), block, statistic="cash")
+
+    def block(p0):
+        n = len(p0)
+        return FitBlock(
+            x=(np.arange(4.0),),
+            y=counts,
+            weights=None,
+            valid=np.ones_like(counts, dtype=bool),
+            p0=np.array([p0]),
+            lower=np.full((1, n), -np.inf),
+            upper=np.full((1, n), np.inf),
+            sample_shape=(4,),
+        )
+
+    # Undefined at the start, defined at the least-squares solution: fitted from there.
+    res = MinuitFitter().fit_block(Const1D(), block([-1.0]), statistic="cash")
+    assert res.status[0] == Status.OK
+    assert res.params[0, 0] == pytest.approx(1.0, rel=1e-4)
+    # Undefined wherever the free amplitude goes: the wings stay at -1.
+    line = Gaussian1D(1.0, 1.5, 0.3) + Const1D(-1.0)
+    line.mean_0.fixed = True
+    line.stddev_0.fixed = True
+    line.amplitude_1.fixed = True
+    res = MinuitFitter().fit_block(line, block([1.0, 1.5, 0.3, -1.0]), statistic="cash")
     assert res.status[0] == Status.NONFINITE
     assert res.messages[0] == (
         "the model is not finite, is negative, or is zero where there are counts at the "

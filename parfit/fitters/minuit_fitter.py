@@ -282,6 +282,8 @@ class MinuitFitter(Fitter):
     ) -> None:
         objective = _Objective(model, block, i, free, statistic)
         x0 = block.p0[i, free]
+        if objective.poisson and not math.isfinite(objective(x0)) and len(x0):
+            x0 = self._defined_start(iminuit, model, block, i, free, options, objective, x0)
         if not math.isfinite(objective(x0)):
             what = "not finite"
             if objective.poisson:
@@ -307,6 +309,39 @@ class MinuitFitter(Fitter):
         covariance = np.array(minuit.covariance, dtype=np.float64)
         pf = np.array(minuit.values, dtype=np.float64)
         self._store(model, block, i, free, objective, pf, covariance, options, result)
+
+    def _defined_start(
+        self,
+        iminuit: Any,
+        model: Any,
+        block: FitBlock,
+        i: Row,
+        free: np.ndarray,
+        options: dict[str, Any],
+        objective: "_Objective",
+        x0: np.ndarray,
+    ) -> np.ndarray:
+        """Counts: a start where the likelihood is defined, as the batched fitter finds one.
+
+        Where it is undefined at ``x0`` (a guessed background of zero under
+        counts), least squares from ``x0``; if the likelihood is undefined
+        there too, that solution with its peaks taken out (amplitudes 0).
+        ``x0`` itself when neither will do.
+        """
+        squares = _minuit(
+            iminuit, _Objective(model, block, i, free, "chi2"), x0, block, i, free, model, options
+        )
+        squares.migrad(ncall=options["ncall"])
+        start = np.array(squares.values, dtype=np.float64)
+        if math.isfinite(objective(start)):
+            return start
+        columns = np.cumsum(free) - 1
+        peaks = [int(columns[k]) for k in model.peak_amplitude_indices() if free[k]]
+        if peaks:
+            start[peaks] = 0.0
+            if math.isfinite(objective(start)):
+                return start
+        return x0
 
     def _store(
         self,
