@@ -881,18 +881,20 @@ def read_result(path, *, allow_damaged=False):
         nfev=read_map(group, "nfev"),
         flags=stored_flags(group),
     )
+    extra_maps = {name: read_map(group, name).astype(np.float64) for name in extras}
     if damaged:
         chunks = tuple(info.get("chunks") or group["status"].chunks)
         for block in damaged:
             region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(block, chunks))
             result_args["status"][region] = 0  # Status.NOT_RUN
-            for values in (*maps.values(), *errors.values(), result_args["statistic"]):
+            for values in (
+                *maps.values(),
+                *errors.values(),
+                result_args["statistic"],
+                *extra_maps.values(),
+            ):
                 values[region] = np.nan
-    for name in extras:
-        result_args[name] = read_map(group, name).astype(np.float64)
-        for block in damaged:
-            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(block, chunks))
-            result_args[name][region] = np.nan
+    result_args.update(extra_maps)
     fields = {}
     for n in names:
         fields[n] = maps[n]

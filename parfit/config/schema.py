@@ -540,20 +540,13 @@ class FitterSection(_Section):
         "own limit)",
     )
 
-    @field_validator(*_BATCHED_ONLY)
+    @field_validator(*_BATCHED_ONLY, *_MINUIT_ONLY)
     @classmethod
-    def _batched_options(cls, value, info):
+    def _one_fitters_options(cls, value, info):
+        owner = "batched" if info.field_name in _BATCHED_ONLY else "minuit"
         name = info.data.get("name", "batched")
-        if name != "batched" and value != cls.model_fields[info.field_name].default:
-            raise ValueError(f"{info.field_name} applies only to name: batched, not {name!r}")
-        return value
-
-    @field_validator(*_MINUIT_ONLY)
-    @classmethod
-    def _minuit_options(cls, value, info):
-        name = info.data.get("name", "batched")
-        if name != "minuit" and value != cls.model_fields[info.field_name].default:
-            raise ValueError(f"{info.field_name} applies only to name: minuit, not {name!r}")
+        if name != owner and value != cls.model_fields[info.field_name].default:
+            raise ValueError(f"{info.field_name} applies only to name: {owner}, not {name!r}")
         return value
 
     @field_validator(*_NOT_MINUIT)

@@ -10,6 +10,7 @@ itself never raises for one fit's sake.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -245,42 +246,40 @@ def _guess_and_fit(
 ) -> tuple[str | None, BlockResult, dict[str, np.ndarray]]:
     """The guesses (with ``initial="guess"``), the fit of one block, its TS and profiles."""
     guess_failure = apply_guess(spec.model, block) if spec.guess else None
-    statistic = spec.likelihood.statistic
-    if isinstance(spec.model, JointModel):
-        result = fit_joint_block(
-            spec.fitter, spec.model, block, spec.fit_info, spec.fitter_kwargs, statistic
-        )
-    else:
-        result = spec.fitter.fit_block(
-            spec.model,
-            block,
-            fit_info=spec.fit_info,
-            fitter_kwargs=spec.fitter_kwargs,
-            **statistic_argument(statistic),
-        )
+    result = _fit(spec, spec.model, block, spec.fit_info)
     return guess_failure, result, likelihood_maps(spec, block, result)
+
+
+def _fit(spec: BlockSpec, model: Any, block: FitBlock, fit_info: Any = False) -> BlockResult:
+    """``model`` fitted to ``block`` by the run's fitter, with its options and statistic.
+
+    A joint model goes through :func:`~parfit.engine.joint.fit_joint_block`
+    (pixels lacking a dataset apart).
+    """
+    statistic = spec.likelihood.statistic
+    if isinstance(model, JointModel):
+        return fit_joint_block(spec.fitter, model, block, fit_info, spec.fitter_kwargs, statistic)
+    return spec.fitter.fit_block(
+        model,
+        block,
+        fit_info=fit_info,
+        fitter_kwargs=spec.fitter_kwargs,
+        **statistic_argument(statistic),
+    )
 
 
 def likelihood_maps(spec: BlockSpec, block: FitBlock, result: BlockResult) -> dict[str, np.ndarray]:
     """The block's TS (``null``) and profile intervals (``profile``), as the spec asks.
 
     Every refit goes through the run's fitter with its options and statistic
-    (joint models through :func:`~parfit.engine.joint.fit_joint_block`); the
-    flags they raise (``RETRIED``, ``LIMIT_AT_BOUND``) are added to ``result``.
+    (:func:`_fit`); the flags they raise (``RETRIED``, ``LIMIT_AT_BOUND``) are
+    added to ``result``.
     """
     asked = spec.likelihood
     extras: dict[str, np.ndarray] = {}
     if not asked.fields:
         return extras
-
-    def fit(model: Any, sub: FitBlock) -> BlockResult:
-        if isinstance(model, JointModel):
-            return fit_joint_block(
-                spec.fitter, model, sub, False, spec.fitter_kwargs, asked.statistic
-            )
-        return spec.fitter.fit_block(
-            model, sub, fitter_kwargs=spec.fitter_kwargs, **statistic_argument(asked.statistic)
-        )
+    fit = functools.partial(_fit, spec)
 
     with np.errstate(all="ignore"):
         if asked.null:

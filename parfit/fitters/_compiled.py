@@ -71,19 +71,19 @@ class KernelModel:
         """No ties and one dataset: the kernel's plain (fastest) evaluation."""
         return self.segments is None and self.tied.shape[0] == 0
 
-    def kernel_arguments(
+    def kernel_model(
         self, free: np.ndarray, n_params: int, n_samples: int, poisson: bool = False
-    ) -> tuple[Any, tuple[np.ndarray, ...]]:
-        """``(run, model)``: the kernel's loop (:func:`parfit.fitters._kernel.fit_all`) and
-        its description of the model.
+    ) -> tuple[np.ndarray, ...]:
+        """The description of the model :func:`parfit.fitters._kernel.fit_all` takes.
 
+        Its length picks the evaluation (:func:`parfit.fitters._kernel.evaluate`);
         ``poisson`` picks the deviance residuals of counts (``statistic="cash"``
         or ``"cstat"``) instead of weighted residuals.
         """
         if self.plain:
             if poisson:  # a fourth element marks counts (see _kernel.evaluate)
-                return _kernel.fit_all, (self.codes, self.offsets, self.signs, _COUNTS)
-            return _kernel.fit_all, (self.codes, self.offsets, self.signs)
+                return (self.codes, self.offsets, self.signs, _COUNTS)
+            return (self.codes, self.offsets, self.signs)
         segments = self.segments
         if segments is None:
             segments = np.array([[0, len(self.codes), 0, n_samples, n_params]], dtype=np.int64)
@@ -108,7 +108,7 @@ class KernelModel:
             np.zeros((len(free_idx), n_samples)),
             np.arange(len(free_idx), dtype=np.int64),
         )
-        return _kernel.fit_all, (*model, _COUNTS) if poisson else model
+        return (*model, _COUNTS) if poisson else model
 
 
 #: What :func:`component_codes` returns: a :class:`KernelModel` or ``(None, reason)``.
@@ -314,11 +314,11 @@ def solve(
         if required:
             raise RuntimeError(f"the compiled kernel cannot fit this model: {described[1]}")
         return None
-    run, kernel_model = described.kernel_arguments(
+    kernel_model = described.kernel_model(
         problem.free, problem.template.shape[1], problem.y.shape[1], problem.poisson
     )
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
-    arguments = (
+    _kernel.fit_all(
         kernel_model,
         np.ascontiguousarray(problem.xs[0], dtype=np.float64),
         np.ascontiguousarray(problem.y),
@@ -336,6 +336,5 @@ def solve(
         float(options.factor),
         *state.arrays(),
     )
-    run(*arguments)
     state.finish(out, scale)
     return out

@@ -292,20 +292,20 @@ class BatchedFitter(Fitter):
         squares = _ModelProblem(model, block, rows[undefined], problem.free, "chi2")
         squares.template = problem.template[undefined]
         lifted = self._attempt(model, block, rows[undefined], squares, options)
+        attempt.nfev[undefined] += lifted.nfev
+        attempt.n_iter[undefined] += lifted.n_iter
         # Where least squares ran out of evaluations, its last point may still do.
         starts = np.where(np.isfinite(lifted.params), lifted.params, problem.template[undefined])
-        spent = lifted.nfev.copy()
         peaks = [k for k in model.peak_amplitude_indices() if problem.free[k]]
         while len(undefined):
             again = self._attempt(
                 model, block, rows[undefined], problem.select(undefined, starts), options
             )
-            again.nfev += spent
-            attempt.take(undefined, again, np.arange(len(undefined)))
+            attempt.take(undefined, again, np.arange(len(undefined)))  # evaluations add up
             still = again.reason == lm.BAD_START
             if not peaks or not still.any() or not np.any(starts[still][:, peaks]):
                 return
-            undefined, starts, spent = undefined[still], starts[still].copy(), again.nfev[still]
+            undefined, starts = undefined[still], starts[still].copy()
             starts[:, peaks] = 0.0
 
     def _attempt(
@@ -345,14 +345,16 @@ class BatchedFitter(Fitter):
         errors = np.full(params.shape, np.nan)
         # Both solvers set scale and chi2_scaled (LMOutcome has them optional); for mypy.
         assert outcome.scale is not None and outcome.chi2_scaled is not None
+        edge = None
         if problem.poisson:  # the inverse Fisher information: no scaling
             done = np.flatnonzero(converged)
+            fisher, edge = problem.fisher_and_edge(done, outcome.params[converged])
             errors[converged] = quality.errors_from_normal(
                 model,
                 params[converged],
                 free,
                 problem.has_ties,
-                problem.fisher(done, outcome.params[converged]),
+                fisher,
                 outcome.chi2[converged],
                 problem.n_valid[converged],
                 False,
@@ -379,8 +381,7 @@ class BatchedFitter(Fitter):
             free,
             extent=tuple(e[converged] for e in problem.extent),
         )
-        if problem.poisson:
-            edge = problem.at_edge(np.flatnonzero(converged), params[converged])
+        if edge is not None:
             flags[np.flatnonzero(converged)[edge]] |= np.uint8(Flag.AT_BOUND)
         return _Attempt(
             params=params,
@@ -593,28 +594,25 @@ class _ModelProblem(lm.Problem):
         jac = np.where(valid[:, :, None], jac * w[:, :, None], 0.0)
         return r, jac
 
-    def at_edge(self, rows: np.ndarray, full: np.ndarray) -> np.ndarray:
-        """Counts: fits whose model (full parameters) is about zero in an empty sample.
+    def fisher_and_edge(
+        self, rows: np.ndarray, params: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Counts, at free ``params``: the Fisher information, and which fits are on the edge.
 
-        There the likelihood's domain ends (the model cannot go below zero):
-        the optimum lies on that edge, which the solver approaches but need
-        not reach exactly (flagged ``AT_BOUND``).
+        The Fisher information is that of :mod:`parfit.fitters.statistics`.
+        On the edge: the model is about zero in an empty sample, where the
+        likelihood's domain ends (the model cannot go below zero); the optimum
+        lies on that edge, which the solver approaches but need not reach
+        exactly (flagged ``AT_BOUND``).
         """
         if not len(rows):
-            return np.zeros(0, dtype=bool)
-        value = np.broadcast_to(
-            self.model._value(self._inputs(rows), full), (len(rows), self.y.shape[1])
-        )
-        empty = self.valid[rows] & (self.y[rows] == 0)
-        scale = np.maximum(np.abs(np.where(self.valid[rows], value, 0.0)).max(axis=1), 1e-300)
-        return np.any(empty & (value < 1e-6 * scale[:, None]), axis=1)
-
-    def fisher(self, rows: np.ndarray, params: np.ndarray) -> np.ndarray:
-        """The Fisher information of counts at ``params`` (see :mod:`parfit.fitters.statistics`)."""
-        if not len(rows):
-            return np.zeros((0, params.shape[1], params.shape[1]))
+            return np.zeros((0, params.shape[1], params.shape[1])), np.zeros(0, dtype=bool)
         value, jac = self.model_and_jacobian(rows, params)
-        return stats.fisher_information(jac, value, self.valid[rows])
+        valid = self.valid[rows]
+        empty = valid & (self.y[rows] == 0)
+        scale = np.maximum(np.abs(np.where(valid, value, 0.0)).max(axis=1), 1e-300)
+        edge = np.any(empty & (value < 1e-6 * scale[:, None]), axis=1)
+        return stats.fisher_information(jac, value, valid), edge
 
 
 def _data_linear(model: Any) -> np.ndarray:
