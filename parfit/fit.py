@@ -9,6 +9,8 @@ before anything on disk changes or any fit is dispatched.
 """
 
 import contextlib
+import dataclasses
+import logging
 import math
 import numbers
 import os
@@ -29,6 +31,7 @@ from parfit.engine.inputs import (
     normalise_world,
 )
 from parfit.engine.plan import auto_block_size, block_grid, check_native_chunks
+from parfit.engine.refit import RefitOptions, check_refit, run_passes
 from parfit.engine.request import (
     INITIAL_VALUES,
     SCHEDULER_NAMES,
@@ -38,17 +41,29 @@ from parfit.engine.request import (
     RunInfo,
 )
 from parfit.engine.sinks import MemorySink, StoreSink
+from parfit.engine.starts import check_min_snr, check_region, mean_start, valid_counts
 from parfit.engine.timeout import TimedOut, call_with_timeout
 from parfit.engine.units import UnitsPlan, prepare_units
-from parfit.errors import InputError, InputTypeError
+from parfit.errors import InputError, InputTypeError, OutputExistsError
 from parfit.fitters import AstropyFitter, get_fitter
 from parfit.fitters.likelihood import LikelihoodRequest
 from parfit.joint import JointPlan, is_joint, joint_request
 from parfit.models.joint import JointModel
 from parfit.result import FitResult
-from parfit.store.layout import OUTPUT_CUBES
+from parfit.selection import (
+    SELECTION_STORE,
+    SelectionResult,
+    candidate_store,
+    check_candidates,
+    check_select,
+    is_candidates,
+    peak_amplitudes,
+)
+from parfit.store.layout import OUTPUT_CUBES, is_parfit_store
 
 __all__ = ["fit_request", "parallel_fit"]
+
+log = logging.getLogger(__name__)
 
 
 def parallel_fit(
@@ -82,6 +97,13 @@ def parallel_fit(
     n_sigma_ul=2.0,
     output_cubes=None,
     fit_timeout=None,
+    refit=None,
+    refit_options=None,
+    min_snr=None,
+    initial_region=None,
+    order_components=None,
+    select=None,
+    select_threshold=0.0,
 ):
     """Fit ``model`` independently to every pixel of an N-dimensional cube.
 
@@ -279,54 +301,154 @@ def parallel_fit(
     >>> bool(result.success.all())
     True
     """
-    options = _Options.check(
+    args = dict(
+        data=data,
+        fitter=fitter,
+        world=world,
+        fitting_axes=fitting_axes,
+        initial=initial,
+        weights=weights,
+        mask=mask,
+        data_unit=data_unit,
         chunk_n_max=chunk_n_max,
-        progress=progress,
-        preserve_native_chunks=preserve_native_chunks,
-        fit_timeout=fit_timeout,
+        scheduler=scheduler,
         diagnostics=diagnostics,
         diagnostics_path=diagnostics_path,
         diagnostics_callable=diagnostics_callable,
-        scheduler=scheduler,
         fitter_kwargs=fitter_kwargs,
-        initial=initial,
+        progress=progress,
+        overwrite=overwrite,
+        preserve_native_chunks=preserve_native_chunks,
+        equivalencies=equivalencies,
+        fit_info=fit_info,
         output=output,
         resume=resume,
-        overwrite=overwrite,
+        statistic=statistic,
+        null=null,
+        profile=profile,
+        n_sigma=n_sigma,
+        n_sigma_ul=n_sigma_ul,
         output_cubes=output_cubes,
-        fit_info=fit_info,
-        likelihood=check_likelihood_args(statistic, null, profile, n_sigma, n_sigma_ul),
+        fit_timeout=fit_timeout,
+        refit=refit,
+        refit_options=refit_options,
+        min_snr=min_snr,
+        initial_region=initial_region,
+        order_components=order_components,
+    )
+    if is_candidates(model):
+        return _select(list(model), select, select_threshold, args)
+    if select is not None or select_threshold != 0.0:
+        raise InputError(
+            f"select={select!r} needs a list of candidate models, model=[m1, m2, ...]; got "
+            f"one model ({type(model).__name__})"
+        )
+    return _run(_prepare(model, **args))
+
+
+@dataclass
+class _Prepared:
+    """One run, checked and planned: nothing dispatched, nothing on disk changed yet."""
+
+    model: Any
+    options: "_Options"
+    request: FitRequest
+    units: Any
+    translated: bool
+    joint_plan: JointPlan | None
+    execution: Execution
+    block_size: int
+    sink: Any
+    diag_plan: Any
+
+
+def _prepare(model: Any, **args: Any) -> _Prepared:
+    """Every check of one run, the request, the scheduler, the store and diagnostics plans."""
+    options = _Options.check(
+        chunk_n_max=args["chunk_n_max"],
+        progress=args["progress"],
+        preserve_native_chunks=args["preserve_native_chunks"],
+        fit_timeout=args["fit_timeout"],
+        diagnostics=args["diagnostics"],
+        diagnostics_path=args["diagnostics_path"],
+        diagnostics_callable=args["diagnostics_callable"],
+        scheduler=args["scheduler"],
+        fitter_kwargs=args["fitter_kwargs"],
+        initial=args["initial"],
+        output=args["output"],
+        resume=args["resume"],
+        overwrite=args["overwrite"],
+        output_cubes=args["output_cubes"],
+        fit_info=args["fit_info"],
+        likelihood=check_likelihood_args(
+            args["statistic"], args["null"], args["profile"], args["n_sigma"], args["n_sigma_ul"]
+        ),
+        refit=check_refit(args["refit"], args["refit_options"]),
+        min_snr=args["min_snr"],
+        initial_region=args["initial_region"],
+        order_components=args["order_components"],
     )
     request, units, translated, joint_plan = _build_request(
-        model, data, fitter, world, fitting_axes, weights, mask, data_unit, equivalencies, options
+        model,
+        args["data"],
+        args["fitter"],
+        args["world"],
+        args["fitting_axes"],
+        args["weights"],
+        args["mask"],
+        args["data_unit"],
+        args["equivalencies"],
+        options,
     )
-    execution = _execution(scheduler, options.progress, request, diagnostics_callable)
+    if options.initial_region is not None:
+        check_region(options.initial_region, request.iterating_shape)
+    execution = _execution(
+        args["scheduler"], options.progress, request, args["diagnostics_callable"]
+    )
     block_size = options.chunk_n_max or auto_block_size(
         request.n_fits, request.n_samples, execution.n_cores
     )
     # --- check the store and the diagnostics folder: nothing on disk changes -------
     sink: Any = None
     diag_plan = None
+    diagnostics_path = args["diagnostics_path"]
     if options.output is not None:
-        if diagnostics is not None:
+        if options.diagnostics is not None:
             _check_apart(options.output, diagnostics_path)
         sink = StoreSink.check(
             options.output,
             request,
-            overwrite=overwrite,
-            resume=resume,
+            overwrite=args["overwrite"],
+            resume=args["resume"],
             cubes=options.output_cubes,
             chunk_n_max=block_size,
             compute_kwargs=execution.compute_kwargs,
             units=joint_plan.parameter_units() if joint_plan else units.parameter_units,
         )
         block_size = sink.chunk_n_max
-    if diagnostics is not None:
+    if options.diagnostics is not None:
         resumed_id = sink.resumed_run_id if sink is not None else None
         diag_plan = diag.check_diagnostics_path(
-            diagnostics_path, overwrite=overwrite, run_id=resumed_id
+            diagnostics_path, overwrite=args["overwrite"], run_id=resumed_id
         )
-    # --- from here on, act ------------------------------------------------------------
+    return _Prepared(
+        model=model,
+        options=options,
+        request=request,
+        units=units,
+        translated=translated,
+        joint_plan=joint_plan,
+        execution=execution,
+        block_size=block_size,
+        sink=sink,
+        diag_plan=diag_plan,
+    )
+
+
+def _run(prepared: _Prepared) -> FitResult:
+    """Fit a prepared run: its first pass, its refit passes, and its result."""
+    options, request, sink = prepared.options, prepared.request, prepared.sink
+    execution, block_size = prepared.execution, prepared.block_size
     with contextlib.ExitStack() as held:
         if sink is not None:
             sink.open(lock=True, in_process=execution.in_process)
@@ -334,8 +456,10 @@ def parallel_fit(
             request = _with_run_id(request, sink.run_id)
         else:
             sink = MemorySink(request)
-        if diag_plan is not None:
-            held.enter_context(diag.open_diagnostics_path(diag_plan, run_id=request.run_id))
+        if prepared.diag_plan is not None:
+            held.enter_context(
+                diag.open_diagnostics_path(prepared.diag_plan, run_id=request.run_id)
+            )
         info = RunInfo(
             run_id=request.run_id,
             fitter=request.fitter.describe(),
@@ -344,17 +468,150 @@ def parallel_fit(
             data_shape=request.cube.shape,
             output=options.output,
         )
+        if request.n_fits and options.initial == "mean":
+            request, info.mean_start = mean_start(request, options.initial_region)
         if request.n_fits:
             grid = block_grid(request, block_size, regular=options.output is not None)
             execute.run(request, grid, sink, execution, info, cubes=options.output_cubes)
         maps = sink.maps() if isinstance(sink, MemorySink) else sink.finish()
         if isinstance(sink, StoreSink):
             info.complete = sink.complete
+        if options.refit is not None and request.n_fits:
+            maps = _refit(request, maps, sink, options.refit, block_size, execution, info)
         if request.diagnostics is not None:
             _write_manifest(request, maps)
-        if joint_plan is not None:
-            return _joint_result(request, maps, sink, joint_plan, info)
-        return _result(request, maps, sink, units, translated, model, info)
+        if prepared.joint_plan is not None:
+            return _joint_result(request, maps, sink, prepared.joint_plan, info)
+        return _result(
+            request, maps, sink, prepared.units, prepared.translated, prepared.model, info
+        )
+
+
+def _select(
+    models: list[Any], select: Any, threshold: Any, args: dict[str, Any]
+) -> SelectionResult:
+    """Fit every candidate model, then choose per pixel (:mod:`parfit.selection`).
+
+    Every candidate's run is checked and planned before the first is fitted.
+    With ``output``, it is a folder: ``candidate_<k>.zarr`` per candidate
+    and ``selection.zarr``; with diagnostics, ``candidate_<k>`` folders.
+    """
+    check_candidates(models)
+    criterion, threshold = check_select(select, threshold, len(models))
+    output = args["output"]
+    if output is not None:
+        if not isinstance(output, (str, os.PathLike)):
+            raise InputTypeError(
+                f"output must be a path (str or os.PathLike) to a folder for the candidates' "
+                f"stores; got {type(output).__name__}"
+            )
+        folder = os.path.abspath(os.fspath(output))
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise OutputExistsError(
+                f"output {str(output)!r} exists and is not a folder; with select= the output "
+                f"is a folder of stores (candidate_<k>.zarr, selection.zarr)"
+            )
+        if is_parfit_store(folder):
+            raise OutputExistsError(
+                f"output {str(output)!r} is a parfit store; with select= the output is a "
+                f"folder of stores; choose another path"
+            )
+    if args["order_components"] is None:
+        args = dict(args, order_components=True)
+    prepared = []
+    for k, model in enumerate(models):
+        own = dict(args)
+        if output is not None:
+            own["output"] = os.path.join(folder, candidate_store(k))
+        if args["diagnostics_path"] is not None:
+            own["diagnostics_path"] = os.path.join(
+                os.fspath(args["diagnostics_path"]), f"candidate_{k}"
+            )
+        try:
+            prepared.append(_prepare(model, **own))
+        except (InputError, InputTypeError) as exc:
+            raise type(exc)(f"model[{k}]: {exc}") from None
+    first = prepared[0].request
+    if any(p.request.iterating_shape != first.iterating_shape for p in prepared):
+        raise InputError("the candidate models must fit the same maps")  # pragma: no cover
+    n_valid = valid_counts(first)
+    candidates = [_run(p) for p in prepared]
+    result = SelectionResult(
+        candidates,
+        criterion=criterion,
+        threshold=threshold,
+        n_free=[len(p.request.param_names) for p in prepared],
+        n_valid=n_valid,
+        statistic_name=first.likelihood.statistic,
+        known_noise=first.cube.weights is not None,
+        peaks=[peak_amplitudes(p.request.model, p.request.param_names) for p in prepared],
+    )
+    if output is not None:
+        result.to_zarr(os.path.join(folder, SELECTION_STORE), overwrite=True)
+    return result
+
+
+def _refit(
+    request: FitRequest,
+    maps: Any,
+    sink: Any,
+    options: RefitOptions,
+    block_size: int,
+    execution: Execution,
+    info: RunInfo,
+) -> Any:
+    """The refit passes after the first (:mod:`parfit.engine.refit`), on ``maps``.
+
+    In memory the maps change in place.  With a store, the maps are read,
+    refitted pass by pass and each pass written back (a unit of resume);
+    the returned maps are the store's.
+    """
+    names = request.param_names
+    lower = [lo for _, _, lo, _ in request.parameters]
+    upper = [hi for _, _, _, hi in request.parameters]
+
+    def fit(todo: np.ndarray, starts: dict[str, np.ndarray], pass_no: int) -> Any:
+        part = dataclasses.replace(
+            request,
+            parameters=[(n, starts[n], lo, hi) for n, _, lo, hi in request.parameters],
+            guess=False,
+            todo=todo,
+            min_snr=None,
+            diagnostics=None,
+            fit_info=False,
+            run_id=f"{request.run_id}-refit{pass_no}",
+        )
+        pass_sink = MemorySink(part)
+        grid = block_grid(part, block_size, regular=isinstance(sink, StoreSink))
+        execute.run(part, grid, pass_sink, execution, RunInfo())
+        return pass_sink.maps()
+
+    goodness = request.likelihood.statistic != "cash"
+    if isinstance(sink, MemorySink):
+        info.refit = run_passes(maps, names, lower, upper, options, fit, goodness=goodness)
+        return maps
+    if not sink.complete:
+        log.warning(
+            "refit: the store %s is not complete (some blocks were not recorded), so no "
+            "refit pass ran; resume the run to finish it",
+            sink.path,
+        )
+        return maps
+    info.refit = sink.refit(
+        lambda loaded, first, changed, done: run_passes(
+            loaded,
+            names,
+            lower,
+            upper,
+            options,
+            fit,
+            goodness=goodness,
+            first_pass=first,
+            changed=changed,
+            done=done,
+        )
+    )
+    return sink.finish()
 
 
 # --- the steps ------------------------------------------------------------------------
@@ -507,6 +764,13 @@ class _Options:
     initial_by_dataset: dict[str, str] | None = None
     #: ``statistic``, ``null``, ``profile``, ``n_sigma`` and ``n_sigma_ul``.
     likelihood: LikelihoodRequest = LikelihoodRequest()
+    #: ``"model"``, ``"guess"`` or ``"mean"``.
+    initial: str = "model"
+    refit: RefitOptions | None = None
+    min_snr: float | None = None
+    #: The pixels whose mean spectrum ``initial="mean"`` fits (None: all).
+    initial_region: Any = None
+    order_components: bool = False
 
     @classmethod
     def check(cls, **args: Any) -> "_Options":
@@ -529,7 +793,7 @@ class _Options:
             by_dataset = {}
             for name, value in initial.items():
                 if value is not None and (
-                    not isinstance(value, str) or value not in INITIAL_VALUES
+                    not isinstance(value, str) or value not in ("model", "guess")
                 ):
                     raise InputError(
                         f"initial[{name!r}] must be None, 'model' or 'guess'; got {value!r}"
@@ -539,7 +803,7 @@ class _Options:
         elif initial is not None and (
             not isinstance(initial, str) or initial not in INITIAL_VALUES
         ):
-            raise InputError(f"initial must be None, 'model' or 'guess'; got {initial!r}")
+            raise InputError(f"initial must be None, 'model', 'guess' or 'mean'; got {initial!r}")
         fit_info = args["fit_info"]
         # overwrite is checked there, with or without output (it also governs
         # diagnostics_path).
@@ -578,6 +842,13 @@ class _Options:
             diagnostics=diagnostics,
             initial_by_dataset=by_dataset,
             likelihood=args["likelihood"],
+            initial=initial or "model",
+            refit=args.get("refit"),
+            min_snr=check_min_snr(args.get("min_snr")),
+            initial_region=_check_initial_region(args.get("initial_region"), initial),
+            order_components=_check_order_components(
+                args.get("order_components"), args.get("refit") is not None
+            ),
         )
 
 
@@ -671,6 +942,10 @@ def _request(
         diagnostics=options.diagnostics,
         fit_timeout=options.fit_timeout,
         run_id=uuid.uuid4().hex,
+        min_snr=options.min_snr,
+        order_components=options.order_components,
+        refit=options.refit,
+        initial_mean=options.initial == "mean",
     )
     check_native_chunks(request)
     return request, units, translated
@@ -886,6 +1161,24 @@ def _check_can_guess(model, native_astropy):
 
 
 # --- argument checks --------------------------------------------------------
+
+
+def _check_initial_region(region: Any, initial: Any) -> Any:
+    if region is None:
+        return None
+    if initial != "mean":
+        raise InputError(
+            f"initial_region needs initial='mean' (it says whose mean spectrum gives the "
+            f"start); got initial={initial!r}"
+        )
+    return region
+
+
+def _check_order_components(order: Any, default: bool) -> bool:
+    if order is None:
+        return default
+    _check_bool("order_components", order)
+    return bool(order)
 
 
 def _check_bool(name, value):

@@ -294,6 +294,27 @@ class FitResult:
         return {name: self._fields[f"{name}_ul"] for name in self.likelihood.profile}
 
     @property
+    def refits(self):
+        """Times each fit was refitted from its neighbours (``refit="neighbours"``)."""
+        if "refits" not in self._fields:
+            raise AttributeError("refits: this result has none; pass refit='neighbours'")
+        return self._fields["refits"]
+
+    @property
+    def origin(self):
+        """The refit pass whose solution each fit holds: 0 the first pass (``refit=``)."""
+        if "origin" not in self._fields:
+            raise AttributeError("origin: this result has none; pass refit='neighbours'")
+        return self._fields["origin"]
+
+    @property
+    def extra_fields(self):
+        """The maps this run added to the standard ones (TS, profiles, refit counts)."""
+        from parfit.engine.refit import REFIT_FIELDS
+
+        return tuple(self.likelihood.fields) + tuple(n for n in REFIT_FIELDS if n in self._fields)
+
+    @property
     def statistics(self):
         """A joint fit's share of :attr:`statistic` of each dataset, ``{dataset: map}``.
 
@@ -503,7 +524,7 @@ class FitResult:
         data_vars["status"] = (self.dims, status, _status_attrs())
         data_vars["nfev"] = var("nfev")
         data_vars["flags"] = (self.dims, values("flags"), flags_attrs())
-        for name in self.likelihood.fields:
+        for name in self.extra_fields:
             data_vars[name] = var(name)
             base = name.rsplit("_", 1)[0]
             if name not in ("ts", "sqrt_ts") and self.units.get(base) is not None:
@@ -569,7 +590,7 @@ class FitResult:
                 )
             shutil.rmtree(path)
         names = list(self.param_names)
-        extras = self.likelihood.fields
+        extras = self.extra_fields
         fields = {}
         for name, _dtype, fill in field_specs(names, extras):
             fields[name] = (
@@ -803,6 +824,7 @@ def read_result(path, *, allow_damaged=False):
     import xarray as xr
     from astropy import units as u
 
+    from parfit.engine.refit import REFIT_FIELDS
     from parfit.fitters.likelihood import LikelihoodRequest
     from parfit.store.layout import is_parfit_store, store_layout
     from parfit.store.reader import (
@@ -856,6 +878,7 @@ def read_result(path, *, allow_damaged=False):
         output=str(path),
         complete=(bool(info.get("complete", True)) and not damaged if streamed else True),
         damaged_blocks=damaged,
+        refit=stored_refit_passes(info),
     )
     common = dict(
         param_names=names,
@@ -868,7 +891,7 @@ def read_result(path, *, allow_damaged=False):
         run=run,
         likelihood=LikelihoodRequest.from_description(stored_likelihood(info, layout)),
     )
-    extras = common["likelihood"].fields
+    extras = list(common["likelihood"].fields) + [n for n in REFIT_FIELDS if n in group]
     if streamed and not damaged:
         return FitResult.from_fields(StoreMaps(path, names), **common)
     # Through read_map: a chunk that does not decode (a damaged block, read with
@@ -881,7 +904,10 @@ def read_result(path, *, allow_damaged=False):
         nfev=read_map(group, "nfev"),
         flags=stored_flags(group),
     )
-    extra_maps = {name: read_map(group, name).astype(np.float64) for name in extras}
+    extra_maps = {
+        name: read_map(group, name).astype(np.int16 if name in REFIT_FIELDS else np.float64)
+        for name in extras
+    }
     if damaged:
         chunks = tuple(info.get("chunks") or group["status"].chunks)
         for block in damaged:
@@ -901,6 +927,12 @@ def read_result(path, *, allow_damaged=False):
         fields[f"{n}_error"] = errors[n]
     fields.update(result_args)
     return FitResult.from_fields(fields, **common)
+
+
+def stored_refit_passes(info):
+    """The reports of the refit passes a store records (``[]`` if none)."""
+    state = info.get("refit") if isinstance(info, dict) else None
+    return list((state or {}).get("passes") or [])
 
 
 def _with_values(start, maps):

@@ -64,13 +64,16 @@ class Status(enum.IntEnum):
     #: The block holding this fit ran past ``fit_timeout`` seconds (a model
     #: that hangs); its unfinished fits were abandoned, the run went on.
     TIMEOUT = 10
+    #: Not fitted on purpose: the spectrum's peak is below ``min_snr`` times
+    #: its robust noise (a noise-only pixel), so no time was spent on it.
+    SKIPPED = 11
 
     def is_failed(self) -> bool:
         """True for a fit that was attempted and did not succeed.
 
         The one definition of "failed" (:func:`is_failure` applies it to
         arrays): not ``OK``, and not one of :data:`NOT_ATTEMPTED`
-        (``NOT_RUN``, ``NO_VALID_DATA``).
+        (``NOT_RUN``, ``NO_VALID_DATA``, ``SKIPPED``).
 
         Examples
         --------
@@ -93,10 +96,11 @@ STATUS_DESCRIPTIONS = {
     Status.DEGENERATE: "converged to a degenerate solution (singular covariance or collapsed "
     "model)",
     Status.TIMEOUT: "not finished within fit_timeout (the fitting of its block was abandoned)",
+    Status.SKIPPED: "skipped: peak below min_snr times the robust noise (noise only)",
 }
 
 #: Codes of fits that were never attempted: not failures, and not successes.
-NOT_ATTEMPTED = (Status.NOT_RUN, Status.NO_VALID_DATA)
+NOT_ATTEMPTED = (Status.NOT_RUN, Status.NO_VALID_DATA, Status.SKIPPED)
 
 
 def is_failure(status):

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from parfit.errors import InputError, InputTypeError, OutputExistsError
-from parfit.status import Status, flag_names
+from parfit.status import NOT_ATTEMPTED, Status, flag_names
 
 __all__ = [
     "DIAGNOSTICS_MODES",
@@ -267,10 +267,11 @@ def folder_name(index: Sequence[int], iterating_shape: Sequence[int]) -> str:
 def report_mode(diagnostics: str | None, status: Any, n_warnings: Any) -> np.ndarray:
     """True where a fit gets a folder under ``diagnostics``.
 
-    Fits without any valid sample are never reported (as in astropy).
+    Fits without any valid sample are never reported (as in astropy), nor
+    fits skipped by ``min_snr`` or left out of a refit pass (never attempted).
     """
     status = np.asarray(status)
-    attempted = status != Status.NO_VALID_DATA
+    attempted = ~np.isin(status, NOT_ATTEMPTED)
     failed = (status != Status.OK) & attempted
     if diagnostics is None:
         return np.zeros(status.shape, dtype=bool)

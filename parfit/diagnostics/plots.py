@@ -39,6 +39,7 @@ _STATUS_COLORS: dict[int, str] = {
     Status.WORKER_CRASH: "#000000",
     Status.DEGENERATE: "#377eb8",
     Status.TIMEOUT: "#ffff33",
+    Status.SKIPPED: "#d9d9d9",
 }
 
 

@@ -31,7 +31,7 @@ from parfit.engine.request import Execution, FailedBlock, FitRequest, RunInfo
 from parfit.fitters.base import FitBlock
 from parfit.status import Status
 
-__all__ = ["BlockFailure", "block_spec", "fit_pixel", "run", "run_block"]
+__all__ = ["BlockFailure", "block_spec", "fit_pixel", "pixel_block", "run", "run_block"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ def block_spec(request: FitRequest, cubes: tuple[str, ...] = ()) -> BlockSpec:
         shared_x=shared_x,
         datasets=request.datasets,
         likelihood=request.likelihood,
+        todo=request.todo is not None,
+        min_snr=request.min_snr,
+        order_components=request.order_components,
     )
 
 
@@ -121,6 +124,8 @@ def run(
 
     places = list(grid.places())
     todo = sink.pending(places)
+    if request.todo is not None:  # a refit pass: only the blocks holding pixels to refit
+        todo = [p for p in todo if np.asarray(request.todo)[p.region].any()]
     info.block_shape = grid.block_shape
     info.blocks = len(places)
     info.blocks_fitted = len(todo)
@@ -147,6 +152,8 @@ def run(
         for what, v in zip(("value", "lower", "upper"), values)
         if np.ndim(v)
     ]
+    if request.todo is not None:
+        maps.append(("todo", np.asarray(request.todo, dtype=np.float64)))
 
     scattered: dict[tuple[int, ...], dict[str, Any]] = {}
     if in_memory:
@@ -306,15 +313,16 @@ def _outcome(future: Any) -> Any:
         return BlockFailure(exc, future.key)
 
 
-def fit_pixel(request: FitRequest, pixel: tuple[int, ...]) -> tuple[FitBlock, BlockOutput]:
-    """Fit one pixel of ``request`` here and now: a block of one fit, through the kernel.
+def pixel_block(request: FitRequest, pixel: tuple[int, ...]) -> FitBlock:
+    """The block of the one fit at ``pixel`` of ``request``: its world, data, weights, starts."""
+    return make_block(_pixel_inputs(request, pixel), block_spec(request), _pixel_place(pixel))
 
-    Returns the block (its world ``x``, data ``y`` and validity) and the
-    output, whose ``start`` holds the values the fit started from (after
-    its guess, with ``initial="guess"``).  No diagnostics folder is written.
-    """
-    import dataclasses
 
+def _pixel_place(pixel: tuple[int, ...]) -> BlockPlace:
+    return BlockPlace(index=(0,) * len(pixel), offsets=tuple(pixel), shape=(1,) * len(pixel))
+
+
+def _pixel_inputs(request: FitRequest, pixel: tuple[int, ...]) -> dict[str, Any]:
     cube = request.cube
     iterating = request.iterating_axes
     index: list[Any] = [slice(None)] * cube.ndim
@@ -331,13 +339,25 @@ def fit_pixel(request: FitRequest, pixel: tuple[int, ...]) -> tuple[FitBlock, Bl
         return np.asarray(part).transpose(request.order)
 
     inputs: dict[str, Any] = {name: take(v) for name, v in request.sample_sources().items()}
-    place = BlockPlace(
-        index=(0,) * len(iterating), offsets=tuple(pixel), shape=(1,) * len(iterating)
-    )
+    place = _pixel_place(pixel)
     for name, *values in request.parameters:
         for what, v in zip(("value", "lower", "upper"), values):
             if np.ndim(v):
                 full = np.broadcast_to(np.asarray(v, dtype=np.float64), request.iterating_shape)
                 inputs[f"{name}:{what}"] = full[place.region]
+    return inputs
+
+
+def fit_pixel(request: FitRequest, pixel: tuple[int, ...]) -> tuple[FitBlock, BlockOutput]:
+    """Fit one pixel of ``request`` here and now: a block of one fit, through the kernel.
+
+    Returns the block (its world ``x``, data ``y`` and validity) and the
+    output, whose ``start`` holds the values the fit started from (after
+    its guess, with ``initial="guess"``).  No diagnostics folder is written.
+    """
+    import dataclasses
+
+    inputs = _pixel_inputs(request, pixel)
+    place = _pixel_place(pixel)
     spec = dataclasses.replace(block_spec(request), diagnostics=None, keep_start=True)
     return make_block(inputs, spec, place), fit_block(inputs, spec, place)

@@ -30,7 +30,15 @@ from parfit.fitters.likelihood import LikelihoodRequest, profile_intervals, ts_v
 from parfit.models.joint import JointModel
 from parfit.status import Status
 
-__all__ = ["BlockSpec", "apply_guess", "fit_block", "make_block", "model_cubes"]
+__all__ = [
+    "BlockSpec",
+    "apply_guess",
+    "fit_block",
+    "guess_and_fit",
+    "make_block",
+    "model_cubes",
+    "peak_snr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,15 @@ class BlockSpec:
     shared_x: tuple[np.ndarray, ...] = field(default=())
     keep_start: bool = False
     likelihood: LikelihoodRequest = field(default_factory=LikelihoodRequest)
+    #: Fit only the pixels of the block's ``"todo"`` input (a refit pass);
+    #: the others are left ``NOT_RUN``.
+    todo: bool = False
+    #: Skip (``Status.SKIPPED``) pixels whose peak is below this many times
+    #: their robust noise (:func:`peak_snr`).
+    min_snr: float | None = None
+    #: Number the peaks of each kind by position after the fit
+    #: (:meth:`parfit.models.Model.order_components`).
+    order_components: bool = False
 
     @property
     def n_fit_axes(self) -> int:
@@ -100,8 +117,9 @@ def fit_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace) -> Blo
     block = make_block(inputs, spec, place)
     weights = block.weights
     p0 = block.p0
+    active = _active_rows(inputs, spec, block)
     with large_temporaries_on_heap():
-        outcome = call_with_timeout(_guess_and_fit, spec.fit_timeout, spec, block)
+        outcome = call_with_timeout(_fit_rows, spec.fit_timeout, spec, block, active)
     extras: dict[str, np.ndarray] = {}
     if isinstance(outcome, TimedOut):
         guess_failure, result = None, _timed_out(n_fits, p0.shape[1], spec)
@@ -241,12 +259,121 @@ def apply_guess(model: Any, block: FitBlock) -> str | None:
     return None
 
 
-def _guess_and_fit(
+def peak_snr(y: np.ndarray, valid: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Each row's peak over its robust noise: what ``min_snr`` compares.
+
+    The peak is the largest deviation from the row's median, of either
+    sign (an absorption line counts as an emission line does).  The noise
+    is the row's own where ``weights`` (``1/sigma``) are given: the peak
+    is then the largest ``|y - median| * weight``.  Without weights it is
+    estimated from the differences of neighbouring valid samples,
+    ``1.4826 * median(|diff|) / sqrt(2)``, which a line spanning several
+    samples hardly moves.  A row with zero noise has an infinite ratio
+    unless it is constant (0); rows without valid samples give NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> x = np.arange(200.0)
+    >>> noise = rng.normal(0, 1.0, (2, 200))
+    >>> y = noise + np.array([[0.0], [12.0]]) * np.exp(-0.5 * ((x - 100) / 4) ** 2)
+    >>> snr = peak_snr(y, np.ones_like(y, dtype=bool))
+    >>> bool(snr[0] < 4), bool(snr[1] > 10)
+    (True, True)
+    """
+    n = y.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(n):
+        v = valid[i]
+        row = y[i, v]
+        if row.size == 0:
+            continue
+        dev = np.abs(row - np.median(row))
+        if weights is not None:
+            out[i] = float(np.max(dev * weights[i, v]))
+            continue
+        peak = float(np.max(dev))
+        steps = np.abs(np.diff(row))
+        noise = 1.4826 * float(np.median(steps)) / math.sqrt(2.0) if steps.size else 0.0
+        out[i] = peak / noise if noise > 0 else (math.inf if peak > 0 else 0.0)
+    return out
+
+
+def _active_rows(inputs: dict[str, Any], spec: BlockSpec, block: FitBlock) -> np.ndarray:
+    """Status per row: 0 for rows to fit, else the status they get unfitted.
+
+    ``NOT_RUN`` for rows outside a refit pass's ``todo``; ``SKIPPED`` for
+    rows whose :func:`peak_snr` is below ``spec.min_snr``.
+    """
+    n = block.n_fits
+    status = np.zeros(n, dtype=np.int8)
+    if spec.todo:
+        todo = np.asarray(inputs["todo"]).reshape(n) != 0
+        status[~todo] = Status.NOT_RUN
+    if spec.min_snr is not None:
+        rows = np.flatnonzero(status == 0)
+        with np.errstate(all="ignore"):
+            snr = peak_snr(
+                block.y[rows],
+                block.valid[rows],
+                None if block.weights is None else block.weights[rows],
+            )
+        # NaN (no valid sample) is left to the fitter, which says NO_VALID_DATA.
+        status[rows[snr < spec.min_snr]] = Status.SKIPPED
+    return status
+
+
+def _fit_rows(
+    spec: BlockSpec, block: FitBlock, unfitted: np.ndarray
+) -> tuple[str | None, BlockResult, dict[str, np.ndarray]]:
+    """:func:`_guess_and_fit` of the rows whose ``unfitted`` status is 0; the others keep it."""
+    rows = np.flatnonzero(unfitted == 0)
+    if len(rows) == block.n_fits:
+        return guess_and_fit(spec, block)
+    n_params = block.p0.shape[1]
+    result = BlockResult.empty(block.n_fits, n_params)
+    result.status[:] = unfitted
+    if spec.fit_info:
+        result.fit_info = [None] * block.n_fits
+    extras = {name: np.full(block.n_fits, np.nan) for name in spec.likelihood.fields}
+    skipped = np.flatnonzero(unfitted == Status.SKIPPED)
+    for i in skipped:
+        result.messages[int(i)] = (
+            f"skipped: the peak is below min_snr={spec.min_snr:g} times the robust noise"
+        )
+    if not len(rows):
+        return None, result, extras
+    part = block.take(rows)
+    guess_failure, fitted, found = guess_and_fit(spec, part)
+    block.p0[rows] = part.p0  # the starts used (after the guesses), for keep_start
+    for name in ("params", "errors", "statistic", "status", "nfev"):
+        getattr(result, name)[rows] = getattr(fitted, name)
+    if fitted.flags is not None and result.flags is not None:
+        result.flags[rows] = fitted.flags
+    for k, i in enumerate(rows):
+        i = int(i)
+        if k in fitted.messages:
+            result.messages[i] = fitted.messages[k]
+        if k in fitted.warnings:
+            result.warnings[i] = fitted.warnings[k]
+        if fitted.fit_info is not None and result.fit_info is not None:
+            result.fit_info[i] = fitted.fit_info[k]
+    for name, values in found.items():
+        extras[name][rows] = values
+    return guess_failure, result, extras
+
+
+def guess_and_fit(
     spec: BlockSpec, block: FitBlock
 ) -> tuple[str | None, BlockResult, dict[str, np.ndarray]]:
     """The guesses (with ``initial="guess"``), the fit of one block, its TS and profiles."""
     guess_failure = apply_guess(spec.model, block) if spec.guess else None
     result = _fit(spec, spec.model, block, spec.fit_info)
+    if spec.order_components:
+        spec.model.order_components(
+            spec.param_names, result.params, result.errors, lower=block.lower, upper=block.upper
+        )
     return guess_failure, result, likelihood_maps(spec, block, result)
 
 

@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: Accepted values of ``initial=`` (None means ``"model"``).
-INITIAL_VALUES = ("model", "guess")
+INITIAL_VALUES = ("model", "guess", "mean")
 #: dask's scheduler names that ``scheduler=`` accepts (besides None and a Client).
 SCHEDULER_NAMES = (
     "default",
@@ -144,6 +144,24 @@ class FitRequest:
     datasets: tuple[DatasetLayout, ...] = ()
     #: The statistic minimised, and the TS and profiles computed besides.
     likelihood: LikelihoodRequest = field(default_factory=LikelihoodRequest)
+    #: Fit only where this bool map of the iterating shape is True (a refit
+    #: pass); blocks without any are not run, other pixels stay ``NOT_RUN``.
+    todo: Any = None
+    #: Skip pixels whose peak is below ``min_snr`` times their robust noise.
+    min_snr: float | None = None
+    #: Number the peaks of each kind by position after every fit.
+    order_components: bool = False
+    #: ``initial="mean"``: the starts will come from a fit of the mean spectrum.
+    initial_mean: bool = False
+    #: Neighbour refits after the first pass (:class:`parfit.engine.refit.RefitOptions`).
+    refit: Any = None
+
+    @property
+    def extra_fields(self) -> tuple[str, ...]:
+        """The maps the run adds to the standard ones: TS, profiles, refit counts."""
+        from parfit.engine.refit import REFIT_FIELDS
+
+        return tuple(self.likelihood.fields) + (REFIT_FIELDS if self.refit is not None else ())
 
     @property
     def iterating_axes(self) -> tuple[int, ...]:
@@ -261,6 +279,13 @@ class RunInfo:
         Blocks whose task failed on the cluster.
     damaged_blocks : list of tuple
         Blocks of a store read with ``allow_damaged=True`` that are damaged.
+    mean_start : dict or None
+        ``initial="mean"``: ``pixels`` averaged, ``status`` of the mean
+        spectrum's fit, ``values`` every fit started from.
+    refit : list of dict
+        ``refit="neighbours"``: per pass, its number and the fits
+        ``refitted``, ``improved`` (replaced by a better fit) and
+        ``rescued`` (a failure replaced by a success).
     """
 
     run_id: str | None = None
@@ -276,6 +301,10 @@ class RunInfo:
     complete: bool = True
     failed_blocks: list[FailedBlock] = field(default_factory=list)
     damaged_blocks: list[tuple[int, ...]] = field(default_factory=list)
+    #: ``initial="mean"``: the pixels averaged, the mean fit's status and the starts.
+    mean_start: dict[str, Any] | None = None
+    #: Neighbour refits: one ``{"pass", "refitted", "improved", "rescued"}`` per pass.
+    refit: list[dict[str, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The information as a plain dict (``FitResult.meta``); failed blocks as dicts."""
@@ -293,5 +322,7 @@ class RunInfo:
             "complete": self.complete,
             "failed_blocks": [b.as_dict() for b in self.failed_blocks],
             "damaged_blocks": list(self.damaged_blocks),
+            "mean_start": self.mean_start,
+            "refit": list(self.refit),
         }
         return out

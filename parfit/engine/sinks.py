@@ -56,7 +56,7 @@ class MemorySink:
         self.param_names = request.param_names
         self.fields = {
             name: np.full(shape, fill, dtype=dtype)
-            for name, dtype, fill in field_specs(self.param_names, request.likelihood.fields)
+            for name, dtype, fill in field_specs(self.param_names, request.extra_fields)
         }
         self.fit_info = np.empty(shape, dtype=object) if request.fit_info else None
 
@@ -322,7 +322,7 @@ class StoreSink:
             chunk_n_max=request.block_size,
             fitter=request.fitter.describe(),
             fitter_kwargs=repr(sorted(request.fitter_kwargs.items())),
-            initial="guess" if request.guess else "model",
+            initial="mean" if request.initial_mean else "guess" if request.guess else "model",
             data_unit=str(cube.data_unit) if cube.data_unit is not None else None,
             weights=cube.weights is not None,
             mask=cube.mask is not None,
@@ -330,6 +330,13 @@ class StoreSink:
         )
         if request.likelihood.fields or request.likelihood.statistic != "chi2":
             options["likelihood"] = request.likelihood.describe()
+        # Added only where used, so that earlier stores keep their fingerprints.
+        if request.refit is not None:
+            options["refit"] = request.refit.describe()
+        if request.min_snr is not None:
+            options["min_snr"] = request.min_snr
+        if request.order_components:
+            options["order_components"] = True
         world = request.world
         world_items = (
             tuple(world.arrays)
@@ -352,7 +359,7 @@ class StoreSink:
             wcs_header=wcs_header(_maps_wcs(request)),
             chunks=list(chunks),
             param_names=list(request.param_names),
-            extra_fields=list(request.likelihood.fields),
+            extra_fields=list(request.extra_fields),
         )
         if request.datasets:
             provenance["datasets"] = [d.describe() for d in request.datasets]
@@ -363,7 +370,7 @@ class StoreSink:
             chunks=chunks,
             dims=dims,
             param_names=list(request.param_names),
-            extra_fields=tuple(request.likelihood.fields),
+            extra_fields=tuple(request.extra_fields),
             cubes=cube_layouts,
             coords={
                 d: v
@@ -391,7 +398,7 @@ class StoreSink:
                 chunks,
                 request.param_names,
                 provenance,
-                set(layout["cubes"]) | set(layout["coords"]) | set(request.likelihood.fields),
+                set(layout["cubes"]) | set(layout["coords"]) | set(request.extra_fields),
             )
             plan.damaged = list(report.damaged_blocks)
             unhashed = _check_block_hashes(path, plan.done, grid, compute_kwargs)
@@ -566,6 +573,41 @@ class StoreSink:
             queue.wait()
         self.complete = writer.mark_complete(self.path)
         return reader.StoreMaps(self.path)
+
+    def refit(self, run: Callable[..., list[dict[str, int]]]) -> list[dict[str, int]]:
+        """Run refit passes on the store's maps, each pass journaled then applied.
+
+        ``run(maps, first_pass, changed, done)`` runs the passes (see
+        :func:`parfit.engine.refit.run_passes`) on ``maps`` (every field, in
+        memory) from pass ``first_pass``, ``changed`` holding the pixels the
+        last recorded pass replaced; ``done`` writes a pass to the store.
+        A resumed store first applies a pass journaled but not applied, then
+        goes on from the next; one whose passes ended is left as it is.
+        Returns the report of every pass, recorded ones included.
+        """
+        state = writer.refit_state(self.path)
+        applied = len(state["passes"])
+        changed = None
+        if state["journal"] > applied:
+            changed = writer.apply_refit_pass(self.path, state["journal"], None)
+            applied = state["journal"]
+            state = writer.refit_state(self.path)
+        elif applied:
+            changed = writer.apply_refit_pass(self.path, applied, state["passes"][-1])
+        if state["finished"]:
+            return state["passes"]
+        stored = reader.StoreMaps(self.path)
+        maps = {name: np.array(stored[name]) for name in stored}
+
+        def done(pass_no: int, todo: np.ndarray, replaced: np.ndarray, counts: dict) -> None:
+            flat = np.flatnonzero(todo.reshape(-1))
+            values = {name: np.asarray(maps[name]).reshape(-1)[flat] for name in maps}
+            writer.write_refit_pass(self.path, pass_no, flat, values, replaced.reshape(-1)[flat])
+            writer.apply_refit_pass(self.path, pass_no, {"pass": pass_no, **counts})
+
+        run(maps, applied + 1, changed, done)
+        writer.finish_refit(self.path)
+        return writer.refit_state(self.path)["passes"]
 
 
 def _input_fingerprint(cube: Any, world_items: tuple[Any, ...]) -> str:

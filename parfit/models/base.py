@@ -533,6 +533,24 @@ class Model(TiesMixin, ArraysMixin, GuessMixin):
         """Full width at half maximum of a peak model, from its parameter columns."""
         raise NotImplementedError
 
+    def order_components(
+        self,
+        names: Sequence[str],
+        params: np.ndarray,
+        *others: np.ndarray,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+    ) -> None:
+        """Number the peaks of each kind by increasing position, fit by fit, in place.
+
+        ``params`` holds one fit per row, its columns the parameters
+        ``names`` (the free ones, as a fitter returns them); ``others``
+        (errors, say) are permuted alike.  A single model has nothing to
+        order; a sum of several peaks of one class does (see
+        :meth:`parfit.models.CompoundModel.order_components`).
+        """
+        return None
+
     def peak_amplitude_indices(self) -> list[int]:
         """Positions in :attr:`param_names` of the amplitudes of this model's peaks.
 

@@ -460,6 +460,76 @@ class CompoundModel(Model):
             for k, t in enumerate(leaves):
                 out[:, self._slices[t]] = blocks[:, k]
 
+    def order_components(
+        self,
+        names: Sequence[str],
+        params: np.ndarray,
+        *others: np.ndarray,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+    ) -> None:
+        """Number the peaks of each kind by increasing position, fit by fit, in place.
+
+        Fitted components of one kind come out in whatever order the solver
+        left them, so ``mean_0`` could be the blue line in one pixel and the
+        red one in the next.  This sorts, in every row, the peaks of each
+        class by their position (the first parameter in units of x:
+        ``mean``, ``x_0``), moving their parameters (columns ``names`` of
+        ``params``) and the same columns of ``others`` (errors) together.
+        Only a pure sum is ordered, and only peaks whose parameters are all
+        free, untied and fitted (in ``names``); a row whose peaks of a kind
+        have different bounds (``lower``, ``upper``, same columns) keeps its
+        order, as would rows with a NaN position.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from parfit.models import Gaussian1D, Const1D
+        >>> m = Gaussian1D() + Gaussian1D() + Const1D()
+        >>> p = np.array([[2.0, 5.0, 1.0, 3.0, -1.0, 0.5, 0.1]])
+        >>> m.order_components(m.param_names, p)
+        >>> p
+        array([[ 3. , -1. ,  0.5,  2. ,  5. ,  1. ,  0.1]])
+        """
+        if self._operators(self._tree) != {"+"}:
+            return
+        column = {name: k for k, name in enumerate(names)}
+        groups: dict[type[Model], list[list[int]]] = {}
+        for t, template in enumerate(self._templates):
+            if template.peak_parameters is None:
+                continue
+            leaf = [name for name, (idx, _) in zip(self.param_names, self._leaf_of) if idx == t]
+            if any(
+                name not in column or getattr(self, name).fixed or getattr(self, name).tied
+                for name in leaf
+            ):
+                continue
+            groups.setdefault(type(template), []).append([column[name] for name in leaf])
+        for cls, leaves in groups.items():
+            units = [spec.unit for spec in cls.param_specs]
+            if len(leaves) < 2 or "x" not in units:
+                continue
+            cols = np.array(leaves)  # (n_leaves, n_leaf_params)
+            pos = units.index("x")
+            key = params[:, cols[:, pos]]
+            key = np.where(np.isfinite(key), key, np.inf)
+            order = np.argsort(key, axis=1, kind="stable")
+            keep = ~np.isfinite(key).all(axis=1)
+            for bound in (lower, upper):
+                if bound is not None:
+                    b = np.broadcast_to(bound, params.shape)[:, cols]
+                    same = (b == b[:, :1]) | (np.isnan(b) & np.isnan(b[:, :1]))
+                    keep |= ~same.all(axis=(1, 2))
+            order[keep] = np.arange(len(leaves))
+            moved = np.flatnonzero((order != np.arange(len(leaves))).any(axis=1))
+            if not len(moved):
+                continue
+            for arr in (params, *others):
+                blocks = arr[:, cols]  # (n, n_leaves, n_leaf_params)
+                sorted_blocks = np.take_along_axis(blocks[moved], order[moved][:, :, None], axis=1)
+                for k in range(len(leaves)):
+                    arr[moved[:, None], cols[k][None, :]] = sorted_blocks[:, k]
+
     def peak_amplitude_indices(self) -> list[int]:
         """Positions of the amplitudes of every peak of the compound (see :class:`Model`)."""
         return [

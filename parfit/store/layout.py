@@ -109,6 +109,10 @@ def cube_names(output_cubes: Sequence[str], param_names: Sequence[str]) -> list[
     return [f"{c}.{d}" for c in output_cubes for d in datasets]
 
 
+#: Extra fields that are not float maps: ``(dtype, fill)`` by name (neighbour refits).
+EXTRA_FIELD_TYPES: dict[str, tuple[str, float]] = {"refits": ("i2", 0), "origin": ("i2", 0)}
+
+
 def field_specs(
     param_names: Sequence[str], extra_fields: Sequence[str] = ()
 ) -> list[tuple[str, str, float]]:
@@ -116,8 +120,9 @@ def field_specs(
 
     A joint fit (parameters ``"<dataset>.<parameter>"``) also has each
     dataset's share of the statistic, ``"statistic.<dataset>"``;
-    ``extra_fields`` are float maps a run adds (``ts``, ``sqrt_ts`` and
-    profile intervals ``<p>_lo``, ``<p>_hi``, ``<p>_ul``), last.
+    ``extra_fields`` are maps a run adds, last: float maps (``ts``,
+    ``sqrt_ts`` and profile intervals ``<p>_lo``, ``<p>_hi``, ``<p>_ul``),
+    and the int16 ``refits`` and ``origin`` of neighbour refits.
     """
     specs = [(name, "f8", np.nan) for name in param_names]
     specs += [(f"{name}_error", "f8", np.nan) for name in param_names]
@@ -130,7 +135,7 @@ def field_specs(
         ("reported", "i1", 0),
         ("flags", "u1", 0),
     ]
-    specs += [(name, "f8", np.nan) for name in extra_fields]
+    specs += [(name, *EXTRA_FIELD_TYPES.get(name, ("f8", np.nan))) for name in extra_fields]
     return specs
 
 
@@ -178,6 +183,8 @@ def field_attrs(name: str, param_names: Sequence[str]) -> dict[str, Any]:
         "nfev": {"long_name": "number of model evaluations (-1 unknown)"},
         "n_warnings": {"long_name": "number of warnings of the fit"},
         "reported": {"long_name": "the fit has a diagnostics folder (1) or not (0)"},
+        "refits": {"long_name": "times the fit was refitted from its neighbours"},
+        "origin": {"long_name": "refit pass whose solution the fit holds (0: the first pass)"},
     }.get(name, {})
 
 

@@ -688,3 +688,96 @@ def write_maps(
         write_fields(path, fields, (0,) * len(shape), (0,) * len(shape))
     write_units(path, units)
     finish(path)
+
+
+# --- neighbour refit passes --------------------------------------------------------------
+
+#: The group holding each refit pass's journal: ``pass_<k>/index`` and its fields.
+REFIT_GROUP = "_parfit_refit"
+
+
+def refit_state(path: os.PathLike[str] | str) -> dict[str, Any]:
+    """The store's record of refit passes: ``passes`` (reports), ``journal``, ``finished``.
+
+    ``journal`` is the last pass whose journal was written; passes up to
+    ``len(passes)`` were also applied to the maps.
+    """
+    import zarr
+
+    group: Any = zarr.open_group(str(path), mode="r")
+    attrs = dict(group.attrs[ATTRS_KEY])
+    state = attrs.get("refit") or {}
+    return {
+        "passes": list(state.get("passes") or []),
+        "journal": int(state.get("journal") or 0),
+        "finished": bool(state.get("finished")),
+    }
+
+
+def _set_refit_state(path: os.PathLike[str] | str, **changes: Any) -> None:
+    import zarr
+
+    group: Any = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs[ATTRS_KEY])
+    state = dict(attrs.get("refit") or {})
+    state.update(changes)
+    attrs["refit"] = state
+    group.attrs[ATTRS_KEY] = attrs
+
+
+def write_refit_pass(
+    path: os.PathLike[str] | str,
+    pass_no: int,
+    index: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    replaced: np.ndarray,
+) -> None:
+    """Journal pass ``pass_no``: the final values of every field at the flat ``index``.
+
+    Written whole before the maps change (:func:`apply_refit_pass`), so a
+    run stopped while applying it applies it again on resume: the pass is
+    a unit of resume.
+    """
+    import zarr
+
+    group: Any = zarr.open_group(str(path), mode="r+")
+    journal = group.require_group(REFIT_GROUP).require_group(f"pass_{pass_no}")
+    arrays = {"index": np.asarray(index, dtype=np.int64), "replaced": np.asarray(replaced)}
+    arrays.update({f"field.{name}": np.asarray(v) for name, v in values.items()})
+    for name, arr in arrays.items():
+        journal.create_array(
+            name, shape=arr.shape, dtype=arr.dtype, chunks=(max(1, arr.size),), overwrite=True
+        )[...] = arr
+    _set_refit_state(path, journal=pass_no)
+
+
+def apply_refit_pass(
+    path: os.PathLike[str] | str, pass_no: int, report: dict[str, int] | None
+) -> np.ndarray:
+    """Write journal ``pass_no`` into the maps; record its report; return its replaced map."""
+    import zarr
+
+    group: Any = zarr.open_group(str(path), mode="r+")
+    journal = group[REFIT_GROUP][f"pass_{pass_no}"]
+    index = journal["index"][...]
+    shape = tuple(group["status"].shape)
+    for key in journal.array_keys():
+        if not key.startswith("field."):
+            continue
+        name = key[len("field.") :]
+        full = np.asarray(group[name][...])
+        full.reshape(-1)[index] = journal[key][...]
+        group[name][...] = full
+    replaced = np.zeros(math.prod(shape), dtype=bool)
+    replaced[index] = journal["replaced"][...]
+    state = refit_state(path)
+    passes = [p for p in state["passes"] if p.get("pass") != pass_no]
+    if report is None:
+        report = {"pass": pass_no, "refitted": int(len(index)), "improved": -1, "rescued": -1}
+    _set_refit_state(path, passes=passes + [dict(report)])
+    return replaced.reshape(shape)
+
+
+def finish_refit(path: os.PathLike[str] | str) -> None:
+    """Record that the refit passes ended (nothing improved, or the most passes ran)."""
+    _set_refit_state(path, finished=True)
