@@ -11,11 +11,13 @@ import numpy as np
 __all__ = [
     "JointCubes",
     "SyntheticCube",
+    "components_cube",
     "counts_cube",
     "gaussian_cube",
     "gaussian2d_cube",
     "joint_line_cubes",
     "multi_gaussian_cube",
+    "velocity_field_cube",
 ]
 
 
@@ -180,6 +182,125 @@ def gaussian_cube(shape=(60, 64, 64), *, noise=0.1, seed=0, n_blank=0):
         flat[:, flat.shape[1] - n_blank :] = np.nan
     model = Gaussian1D(amplitude=2.0, mean=0.0, stddev=5.0)
     model.stddev.bounds = (0.0, None)
+    return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)
+
+
+def components_cube(shape=(100, 24, 36), *, noise=0.1, seed=0):
+    """A spectral cube with regions of one, two and three well-separated lines.
+
+    The left third of the map holds one Gaussian line per pixel, the middle
+    third two, the right third three; ``truth["n_components"]`` says which.
+    Lines have amplitudes of 1.2 to 2 K (S/N 12 to 20 with the default
+    noise), widths (sigma) of 2.5 to 4 km/s, and sit near -30, 0 and +30
+    km/s (each within 5 km/s), on a spectral axis from -60 to 60 km/s.
+    Truth maps ``amplitude_k``, ``mean_k``, ``stddev_k`` number the lines by
+    position, NaN where a pixel has fewer.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_channels, ny, nx)``.
+    noise : float
+        Standard deviation of the added Gaussian noise, in K.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    SyntheticCube
+        Its ``model`` is a single Gaussian; the candidates of a selection
+        are sums of one, two and three (see the "Starts and model
+        selection" docs page).
+
+    Examples
+    --------
+    >>> cube = components_cube((60, 6, 9), seed=1)
+    >>> cube.truth["n_components"][0]
+    array([1, 1, 1, 2, 2, 2, 3, 3, 3])
+    """
+    from .models import Gaussian1D
+
+    rng = np.random.default_rng(seed)
+    n_chan, ny, nx = shape
+    v = np.linspace(-60.0, 60.0, n_chan)
+    n_comp = np.broadcast_to(1 + (3 * np.arange(nx)) // max(nx, 1), (ny, nx)).copy()
+    data = rng.normal(0.0, noise, shape)
+    truth = {"n_components": n_comp}
+    for k in range(3):
+        truth[f"amplitude_{k}"] = np.full((ny, nx), np.nan)
+        truth[f"mean_{k}"] = np.full((ny, nx), np.nan)
+        truth[f"stddev_{k}"] = np.full((ny, nx), np.nan)
+    centres = {1: [0.0], 2: [-15.0, 15.0], 3: [-30.0, 0.0, 30.0]}
+    for n, where in ((n, n_comp == n) for n in (1, 2, 3)):
+        count = int(where.sum())
+        for k, centre in enumerate(centres[n]):
+            amplitude = rng.uniform(1.2, 2.0, count)
+            mean = centre + rng.uniform(-5.0, 5.0, count)
+            stddev = rng.uniform(2.5, 4.0, count)
+            truth[f"amplitude_{k}"][where] = amplitude
+            truth[f"mean_{k}"][where] = mean
+            truth[f"stddev_{k}"][where] = stddev
+            line = amplitude * np.exp(-0.5 * ((v[:, None] - mean) / stddev) ** 2)
+            data[:, where] += line
+    model = Gaussian1D(amplitude=1.5, mean=0.0, stddev=3.0)
+    return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)
+
+
+def velocity_field_cube(shape=(90, 40, 40), *, noise=0.1, v_max=45.0, seed=0):
+    """A rotating disk: one narrow line per pixel, its centre following a smooth velocity field.
+
+    The line-of-sight velocity is ``v_max * tanh(r / r0) * cos(phi)`` (a
+    rotation curve flattening at ``r0`` = a sixth of the map, seen
+    inclined), so the centres sweep from ``-v_max`` to ``+v_max`` across
+    the map while neighbours differ by a few km/s.  Amplitudes 1.5 to 2 K,
+    widths (sigma) 2 to 3 km/s, spectral axis -60 to 60 km/s.  A start
+    shared by every pixel (``model``: the line at 0 km/s) sits far from
+    most lines: the case for ``initial="mean"`` and ``refit="neighbours"``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_channels, ny, nx)``.
+    noise : float
+        Standard deviation of the added Gaussian noise, in K.
+    v_max : float
+        The flat rotation speed, in km/s.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    SyntheticCube
+
+    Examples
+    --------
+    >>> cube = velocity_field_cube((60, 8, 8))
+    >>> bool(cube.truth["mean"].min() < -20 < 20 < cube.truth["mean"].max())
+    True
+    """
+    from .models import Gaussian1D
+
+    rng = np.random.default_rng(seed)
+    n_chan, ny, nx = shape
+    v = np.linspace(-60.0, 60.0, n_chan)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    dx = xx - (nx - 1) / 2
+    dy = (yy - (ny - 1) / 2) / 0.6  # inclined: the minor axis foreshortened
+    r = np.hypot(dx, dy)
+    r0 = max(nx, ny) / 6
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos_phi = np.where(r > 0, dx / np.maximum(r, 1e-12), 0.0)
+    truth = {
+        "amplitude": rng.uniform(1.5, 2.0, (ny, nx)),
+        "mean": v_max * np.tanh(r / r0) * cos_phi,
+        "stddev": rng.uniform(2.0, 3.0, (ny, nx)),
+    }
+    line = truth["amplitude"] * np.exp(
+        -0.5 * ((v[:, None, None] - truth["mean"]) / truth["stddev"]) ** 2
+    )
+    data = line + rng.normal(0.0, noise, shape)
+    model = Gaussian1D(amplitude=1.5, mean=0.0, stddev=2.5)
+    model.stddev.bounds = (0.5, 20.0)
     return SyntheticCube(data=data, world=(v,), truth=truth, noise=noise, model=model)
 
 

@@ -5,11 +5,14 @@ After a run's first pass, :func:`run_passes` refits, pass after pass:
 * fits that failed (``FIT_ERROR``, ``NOT_CONVERGED``, ``BAD_START``,
   ``NONFINITE``, ``DEGENERATE``) or ended on a bound (flag ``AT_BOUND``);
 * fits whose statistic is an outlier: more than ``outlier`` times the
-  median of their successful neighbours' (chi-square and C-stat, which
+  lowest of their successful neighbours' (chi-square and C-stat, which
   measure goodness of fit; not Cash, whose value holds a term of the data);
 
-each from the median of its successful neighbours' parameters (the
-8-connected neighbours of a map, ``3**d - 1`` of a d-dimensional one).
+each from the median of its good neighbours' parameters: among the
+8-connected neighbours (``3**d - 1`` of a d-dimensional map), those that
+succeeded off the bounds with a statistic within ``outlier`` times the
+lowest of them (so that a pixel between a region fitted well and one
+fitted badly starts from the good side).
 The better of the old and the new fit is kept: a success beats a failure,
 and of two successes the lower statistic wins.
 
@@ -66,7 +69,11 @@ REFIT_STATUSES = (
 #: solution it holds (0: the first pass, from the run's own start).
 REFIT_FIELDS = ("refits", "origin")
 
-_DEFAULTS = {"max_passes": 5, "outlier": 1.5}
+_DEFAULTS = {"max_passes": 20, "outlier": 1.5}
+
+#: A new fit replaces a successful one whose statistic it lowers by more than this fraction.
+_IMPROVEMENT = 1e-6
+_TINY = 1e-300
 
 #: Pixels handled at a time when looking for candidates (bounds the memory).
 _SLICE = 1 << 18
@@ -81,11 +88,15 @@ class RefitOptions:
     method : str
         ``"neighbours"``.
     max_passes : int
-        Most refit passes after the first fit (default 5).
+        Most refit passes after the first fit (default 20).  A solution
+        spreads by one pixel per pass, so a region that every fit missed
+        needs about as many passes as it is wide; a pass refits only the
+        pixels next to one the previous pass changed.
     outlier : float
-        A successful fit whose statistic exceeds this many times the median
-        of its successful neighbours' is refitted (default 1.5); ``inf``
-        refits only failed and flagged fits.
+        A successful fit whose statistic exceeds this many times the lowest
+        of its successful neighbours' is refitted (default 1.5), and only
+        neighbours within this factor of that lowest one give starts;
+        ``None`` refits only failed and flagged fits.
     """
 
     method: str = "neighbours"
@@ -177,6 +188,33 @@ def _neighbours(flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, n
     return out, inside
 
 
+def _good_neighbours(
+    maps: MutableMapping[str, Any],
+    flat: np.ndarray,
+    options: RefitOptions,
+    goodness: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The neighbours of ``flat``, whether each exists, and whether each is a good start.
+
+    A good neighbour succeeded without reaching a bound and, with a
+    ``goodness`` statistic, has one within ``options.outlier`` times the
+    lowest among the pixel's successful neighbours (so that a pixel between
+    a good and a bad region starts from the good side).
+    """
+    status = np.asarray(maps["status"])
+    ok = (status == Status.OK).reshape(-1)
+    flags = np.asarray(maps["flags"]).reshape(-1)
+    stat = np.asarray(maps["statistic"], dtype=np.float64).reshape(-1)
+    nb, inside = _neighbours(flat, status.shape)
+    ok_nb = inside & ok[nb] & (flags[nb] & Flag.AT_BOUND == 0)
+    if goodness and math.isfinite(options.outlier):
+        stats = np.where(ok_nb, stat[nb], np.inf)
+        best = stats.min(axis=0)
+        with np.errstate(invalid="ignore"):
+            ok_nb &= stats <= options.outlier * np.maximum(best, 0.0) + _TINY
+    return nb, inside, ok_nb
+
+
 def refit_candidates(
     maps: MutableMapping[str, Any],
     options: RefitOptions,
@@ -188,9 +226,10 @@ def refit_candidates(
 
     Failed (:data:`REFIT_STATUSES`) and ``AT_BOUND`` fits, and with
     ``goodness`` (a statistic that measures goodness of fit) successful fits
-    whose statistic exceeds ``options.outlier`` times their successful
-    neighbours' median; each needs a successful neighbour.  With
-    ``changed`` (the fits the previous pass replaced) only fits next to one.
+    whose statistic exceeds ``options.outlier`` times the lowest of their
+    successful neighbours'; each needs a good neighbour to start from (see
+    :func:`neighbour_starts`).  With ``changed`` (the fits the previous
+    pass replaced) only fits next to one.
     """
     status = np.asarray(maps["status"])
     shape = status.shape
@@ -203,17 +242,13 @@ def refit_candidates(
     todo = np.zeros(status.size, dtype=bool)
     for start in range(0, status.size, _SLICE):  # bounded memory on large maps
         flat = np.arange(start, min(start + _SLICE, status.size))
-        nb, inside = _neighbours(flat, shape)
-        ok_nb = inside & ok[nb]
-        part = bad[flat] & ok_nb.any(axis=0)
+        nb, inside, good = _good_neighbours(maps, flat, options, goodness)
+        part = bad[flat]
         if outliers:
-            enough = ok_nb.sum(axis=0) >= 3
-            med = np.full(len(flat), np.nan)
+            best = np.where(good, stat[nb], np.inf).min(axis=0)
             with np.errstate(invalid="ignore"):
-                if enough.any():
-                    stats = np.where(ok_nb[:, enough], stat[nb[:, enough]], np.nan)
-                    med[enough] = np.nanmedian(stats, axis=0)
-                part |= ok[flat] & enough & (med > 0) & (stat[flat] > options.outlier * med)
+                part |= ok[flat] & (stat[flat] > options.outlier * np.maximum(best, 0.0) + _TINY)
+        part &= good.any(axis=0)
         if was_changed is not None:
             part &= (inside & was_changed[nb]).any(axis=0)
         todo[flat] = part
@@ -226,23 +261,26 @@ def neighbour_starts(
     todo: np.ndarray,
     lower: list[Any],
     upper: list[Any],
+    options: RefitOptions,
+    *,
+    goodness: bool,
 ) -> dict[str, np.ndarray]:
-    """Per-pixel starts of a pass: the median of the successful neighbours' values.
+    """Per-pixel starts of a pass: the median of the good neighbours' values.
 
+    Good neighbours succeeded off the bounds and, with a ``goodness``
+    statistic, fit within ``options.outlier`` times the best of them.
     ``{name: map}``, NaN outside ``todo``; clipped into each parameter's
     bounds (``lower``/``upper``: scalars or maps).
     """
-    status = np.asarray(maps["status"])
-    shape = status.shape
-    ok = (status == Status.OK).reshape(-1)
+    shape = np.shape(maps["status"])
+    size = math.prod(shape)
     flat = np.flatnonzero(np.asarray(todo).reshape(-1))
-    nb, inside = _neighbours(flat, shape)
-    use = inside & ok[nb]
+    nb, _, use = _good_neighbours(maps, flat, options, goodness)
     starts = {}
     for name, lo, hi in zip(names, lower, upper, strict=True):
         values = np.asarray(maps[name], dtype=np.float64).reshape(-1)
         gathered = np.where(use, values[nb], np.nan)
-        out = np.full(status.size, np.nan)
+        out = np.full(size, np.nan)
         with np.errstate(invalid="ignore"):
             median = np.nanmedian(gathered, axis=0) if len(flat) else np.zeros(0)
         lo_at = np.broadcast_to(np.asarray(lo, dtype=np.float64), shape).reshape(-1)[flat]
@@ -258,7 +296,8 @@ def merge(
     """Keep the better of the old and new fit of every pixel of ``todo``, in ``maps``.
 
     Better: a success beats anything else; of two successes, the lower
-    statistic (by more than 1e-12 of it).  Every refitted pixel counts one
+    statistic, by more than a millionth of it (the same minimum reached
+    again from another start is no improvement).  Every refitted pixel counts one
     more in ``maps["refits"]`` and its ``nfev`` adds the new fit's; a
     replaced pixel takes every field of the new fit and ``origin = pass_no``.
 
@@ -273,7 +312,7 @@ def merge(
     old_stat = np.asarray(maps["statistic"], dtype=np.float64)
     new_stat = np.asarray(new["statistic"], dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        lower = new_stat < old_stat - 1e-12 * np.abs(old_stat)
+        lower = new_stat < old_stat - _IMPROVEMENT * np.abs(old_stat) - _TINY
     better = todo & new_ok & (~old_ok | lower)
     nfev = np.asarray(maps["nfev"]) + np.where(todo, np.maximum(np.asarray(new["nfev"]), 0), 0)
     for name in list(maps):
@@ -327,7 +366,7 @@ def run_passes(
         todo = refit_candidates(maps, options, goodness=goodness, changed=changed)
         if not todo.any():
             break
-        starts = neighbour_starts(maps, names, todo, lower, upper)
+        starts = neighbour_starts(maps, names, todo, lower, upper, options, goodness=goodness)
         new = fit(todo, starts, pass_no)
         changed, counts = merge(maps, new, todo, pass_no)
         report.append({"pass": pass_no, **counts})
