@@ -428,7 +428,35 @@ class FitResult:
             for dataset, share in self.statistics.items():
                 lines.append(f"  of which {dataset}: {np.median(share[ok]):.5g}")
             lines.extend(self._likelihood_lines(ok))
+        lines.extend(self._start_lines())
         return "\n".join(lines)
+
+    def _start_lines(self):
+        """The summary's lines on the mean-spectrum start and the neighbour refits."""
+        lines = []
+        mean = self.run.mean_start
+        if mean:
+            values = ", ".join(f"{k}={v:.5g}" for k, v in mean["values"].items())
+            lines.append(
+                f"initial='mean': the mean spectrum of {mean['pixels']} pixels fitted "
+                f"({mean['status']}); every fit started from {values}"
+            )
+        if "refits" in self._fields:
+            passes = self.run.refit
+            refits = np.asarray(self.refits)
+            origin = np.asarray(self.origin)
+            lines.append(
+                f"neighbour refits: {len(passes)} passes, {int((refits > 0).sum())} fits "
+                f"refitted ({int(refits.sum())} refits), {int((origin > 0).sum())} hold a "
+                f"solution found from their neighbours"
+            )
+            for report in passes:
+                lines.append(
+                    f"  pass {report['pass']:>2}: {report['refitted']:>8d} refitted "
+                    f"{report['improved']:>8d} improved {report['rescued']:>8d} rescued "
+                    f"from a failure"
+                )
+        return lines
 
     def _likelihood_lines(self, ok):
         """The summary's lines on TS and profile intervals, where the run computed them."""
