@@ -207,7 +207,7 @@ def parallel_fit(
     equivalencies : list, optional
         Unit equivalencies used when converting world coordinates and
         parameters.
-    initial : {None, "model", "guess"}, optional
+    initial : {None, "model", "guess", "mean"}, optional
         Where the fits start.  None or ``"model"``: the model's parameter
         values (scalars shared by every pixel, or per-pixel maps).
         ``"guess"``: each pixel's own estimate from its data
@@ -215,7 +215,49 @@ def parallel_fit(
         baselines by least squares); fixed and tied parameters keep the
         model's values and guesses are clipped into the bounds.  Needs a
         parfit model (or an astropy model fitted by a parfit fitter) that can
-        guess.
+        guess.  ``"mean"``: the mean spectrum of the valid pixels (or of
+        ``initial_region``) is fitted once, from its guess where the model
+        can guess, and every fit starts from that fit
+        (``result.run.mean_start`` says how it went).
+    initial_region : array_like of bool, optional
+        With ``initial="mean"``: the pixels (True) whose mean spectrum is
+        fitted; a map broadcastable to the iterating shape.
+    refit : {None, "neighbours"}, optional
+        ``"neighbours"``: after the first pass, fits that failed, ended on a
+        bound, or whose statistic exceeds ``outlier`` times the best of
+        their successful neighbours' are refitted from the median of their
+        good 8-connected neighbours, and the better fit is kept; passes
+        repeat until none improves (see :mod:`parfit.engine.refit`).  Passes
+        are global and synchronous: the maps are the same for any chunking,
+        block size and scheduler.  ``result.refits`` counts each fit's
+        refits, ``result.origin`` holds the pass whose solution it keeps
+        (0: the first), ``result.run.refit`` reports every pass.  With
+        ``output``, each pass is written to the store as a unit (a resume
+        goes on from the last one written).
+    refit_options : dict, optional
+        ``{"max_passes": 20, "outlier": 1.5}``: the most passes, and the
+        ratio of statistics that makes a fit an outlier (None: refit only
+        failed and flagged fits).
+    min_snr : float, optional
+        Skip pixels whose peak (the largest deviation from the median) is
+        below ``min_snr`` times their robust noise (the weights' where
+        given, else from the differences of neighbouring samples): they get
+        ``Status.SKIPPED`` and no time is spent on them.
+    order_components : bool, optional
+        Number the peaks of each kind by increasing position in every fit,
+        so that ``mean_0`` is the same line in every pixel
+        (:meth:`parfit.models.Model.order_components`).  None (the
+        default): on with ``refit`` or ``select``, off otherwise.
+    select : {None, "aic", "aicc", "bic"}, optional
+        With ``model`` a list of candidate models: fit every candidate and
+        choose, per pixel, the one with the lowest criterion among those
+        that succeeded with every peak significant (see
+        :mod:`parfit.selection`).  Returns a
+        :class:`~parfit.selection.SelectionResult`.  With ``output``, a
+        folder: ``candidate_<k>.zarr`` per candidate and ``selection.zarr``.
+    select_threshold : float, optional
+        The improvement of the criterion a candidate with more free
+        parameters needs to replace a simpler one (default 0).
     fit_info : bool, str or sequence of str, optional
         With an astropy fitter (or a scipy one), keep each fit's
         ``fit_info`` (all of it, or the named entries) in
@@ -275,10 +317,11 @@ def parallel_fit(
 
     Returns
     -------
-    FitResult
+    FitResult or SelectionResult
         Parameter maps, 1-sigma errors, chi-square, status codes, number of
         model evaluations, quality flags, and ``.model``: the model (same kind as given)
-        holding the fitted maps.
+        holding the fitted maps.  A :class:`~parfit.selection.SelectionResult`
+        with ``select``.
 
     Raises
     ------

@@ -169,7 +169,7 @@ def choose(
     >>> import numpy as np
     >>> crit = np.array([[10.0, 10.0, np.nan], [7.0, 9.5, np.nan]])
     >>> choose(crit, [3, 6])
-    (array([ 1,  0, -1], dtype=int16), array([3. , 0.5, nan]))
+    (array([ 1,  1, -1], dtype=int16), array([3. , 0.5, nan]))
     >>> choose(crit, [3, 6], threshold=5.0)[0]
     array([ 0,  0, -1], dtype=int16)
     """
@@ -422,7 +422,7 @@ class SelectionResult:
             raise OutputExistsError(
                 f"{str(path)!r} already exists; pass overwrite=True to replace it"
             )
-        self.to_xarray().to_zarr(path, mode="w")
+        self.to_xarray().to_zarr(path, mode="w", consolidated=False)
 
 
 def _eligible(result: FitResult, peaks: Sequence[str]) -> np.ndarray:
@@ -438,7 +438,7 @@ def _eligible(result: FitResult, peaks: Sequence[str]) -> np.ndarray:
 def peak_amplitudes(model: Any, names: Sequence[str]) -> list[str]:
     """The free parameters among ``names`` that are amplitudes of ``model``'s peaks."""
     full = list(getattr(model, "param_names", ()))
-    indices = getattr(model, "peak_amplitude_indices", lambda: [])()
+    indices: list[int] = list(getattr(model, "peak_amplitude_indices", lambda: [])())
     return [full[i] for i in indices if full[i] in names]
 
 
@@ -466,7 +466,7 @@ def read_selection(path: Any) -> SelectionResult:
         raise InputError(
             f"{path!r} is not the output folder of a model selection: it has no {SELECTION_STORE}"
         )
-    ds = xr.open_zarr(store)
+    ds = xr.open_zarr(store, consolidated=False)
     n = len(json.loads(ds.attrs["candidates"]))
     candidates = [read_result(os.path.join(path, candidate_store(k))) for k in range(n)]
     return SelectionResult(

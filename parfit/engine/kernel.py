@@ -351,8 +351,8 @@ def _fit_rows(
         getattr(result, name)[rows] = getattr(fitted, name)
     if fitted.flags is not None and result.flags is not None:
         result.flags[rows] = fitted.flags
-    for k, i in enumerate(rows):
-        i = int(i)
+    for k, row in enumerate(rows):
+        i = int(row)
         if k in fitted.messages:
             result.messages[i] = fitted.messages[k]
         if k in fitted.warnings:

@@ -69,7 +69,7 @@ REFIT_STATUSES = (
 #: solution it holds (0: the first pass, from the run's own start).
 REFIT_FIELDS = ("refits", "origin")
 
-_DEFAULTS = {"max_passes": 20, "outlier": 1.5}
+_DEFAULTS: dict[str, Any] = {"max_passes": 20, "outlier": 1.5}
 
 #: A new fit replaces a successful one whose statistic it lowers by more than this fraction.
 _IMPROVEMENT = 1e-6

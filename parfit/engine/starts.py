@@ -130,10 +130,12 @@ def mean_start(request: FitRequest, region: Any = None) -> tuple[FitRequest, dic
     """``request`` starting every fit from a fit of its mean spectrum; and what was done.
 
     The mean spectrum (:func:`mean_spectrum`) is fitted by the run's fitter
-    and statistic, from the model's guess where it can guess (else its
-    values), on the world coordinates of the region's middle pixel where
-    they vary between pixels.  If that fit fails, a warning says so and the
-    fits start from its guess (or the model's values).
+    and statistic, from the model's guess where it can guess (else from its
+    values: a model that cannot guess gains from the mean spectrum's higher
+    signal to noise only, not a better start), on the world coordinates of
+    the region's middle pixel where they vary between pixels.  If that fit
+    fails, a warning says so and the fits start from its guess (or the
+    model's values).
 
     Returns the new request (scalar starts, clipped into per-pixel bounds
     where there are some) and a record: ``pixels`` averaged, ``status`` of
@@ -175,10 +177,11 @@ def mean_start(request: FitRequest, region: Any = None) -> tuple[FitRequest, dic
     else:
         values = block.p0[0]  # the mean spectrum's guess, or the model's values
         message = result.messages.get(0) or status.name
+        instead = "its guess" if spec.guess else "the model's values (it cannot guess)"
         warnings.warn(
             f"initial='mean': the fit of the mean spectrum of {pixels} pixels ended "
             f"{status.name} ({message.splitlines()[-1] if message else ''}); every fit "
-            f"starts from its guess instead",
+            f"starts from {instead} instead",
             RuntimeWarning,
             stacklevel=4,
         )

@@ -106,11 +106,21 @@ def damaged_error(report: StoreReport) -> StoreDamagedError:
 
 
 def _array_dirs(path: os.PathLike[str] | str) -> list[str]:
-    """Names of the subdirectories of a store that hold a ``zarr.json`` (its arrays)."""
+    """Names of the subdirectories of a store that hold a ``zarr.json`` (its arrays).
+
+    Groups inside the store (the journal of refit passes) are not arrays.
+    """
     path = Path(path)
-    return sorted(
-        entry.name for entry in path.iterdir() if entry.is_dir() and (entry / "zarr.json").exists()
-    )
+    out = []
+    for entry in path.iterdir():
+        meta = entry / "zarr.json"
+        if not (entry.is_dir() and meta.exists()):
+            continue
+        found, _ = _read_meta(meta)
+        if found is not None and found.get("node_type") == "group":
+            continue
+        out.append(entry.name)
+    return sorted(out)
 
 
 def _read_meta(file: os.PathLike[str] | str) -> tuple[dict[str, Any] | None, str | None]:
