@@ -338,8 +338,8 @@ def _fit_rows(
         result.fit_info = [None] * block.n_fits
     extras = {name: np.full(block.n_fits, np.nan) for name in spec.likelihood.fields}
     skipped = np.flatnonzero(unfitted == Status.SKIPPED)
-    for i in skipped:
-        result.messages[int(i)] = (
+    for row in skipped:
+        result.messages[int(row)] = (
             f"skipped: the peak is below min_snr={spec.min_snr:g} times the robust noise"
         )
     if not len(rows):

@@ -159,7 +159,7 @@ def check_refit(refit: Any, refit_options: Any) -> RefitOptions | None:
     if (
         isinstance(outlier, (bool, np.bool_))
         or not isinstance(outlier, numbers.Real)
-        or not outlier > 1
+        or not float(outlier) > 1
     ):
         raise InputError(
             f"refit_options['outlier'] must be a number above 1 (a ratio of statistics) or "
