@@ -735,8 +735,13 @@ def test_one_definition_of_failed_and_not_attempted():
         "NOT_RUN",
         "OK",
         "NO_VALID_DATA",
+        "SKIPPED",
     ]
-    assert set(NOT_ATTEMPTED) == {parfit.Status.NOT_RUN, parfit.Status.NO_VALID_DATA}
+    assert set(NOT_ATTEMPTED) == {
+        parfit.Status.NOT_RUN,
+        parfit.Status.NO_VALID_DATA,
+        parfit.Status.SKIPPED,
+    }
 
 
 def test_read_result_is_public_at_top_level(tmp_path):
