@@ -612,6 +612,9 @@ def _refit(
     names = request.param_names
     lower = [lo for _, _, lo, _ in request.parameters]
     upper = [hi for _, _, _, hi in request.parameters]
+    # A pass's own progress bar would restart for every pass: each is logged instead.
+    quiet = dataclasses.replace(execution, progress=False)
+    infos: dict[int, Any] = {}
 
     def fit(todo: np.ndarray, starts: dict[str, np.ndarray], pass_no: int) -> Any:
         part = dataclasses.replace(
@@ -621,17 +624,31 @@ def _refit(
             todo=todo,
             min_snr=None,
             diagnostics=None,
-            fit_info=False,
             run_id=f"{request.run_id}-refit{pass_no}",
         )
         pass_sink = MemorySink(part)
         grid = block_grid(part, block_size, regular=isinstance(sink, StoreSink))
-        execute.run(part, grid, pass_sink, execution, RunInfo())
+        execute.run(part, grid, pass_sink, quiet, RunInfo())
+        infos[pass_no] = pass_sink.fit_info
         return pass_sink.maps()
+
+    def done(pass_no: int, todo: Any, replaced: np.ndarray, counts: dict[str, int]) -> None:
+        log.info(
+            "refit pass %d: %d fits refitted, %d improved (%d rescued from a failure)",
+            pass_no,
+            counts["refitted"],
+            counts["improved"],
+            counts["rescued"],
+        )
+        fit_info = infos.pop(pass_no, None)
+        if fit_info is not None and getattr(sink, "fit_info", None) is not None:
+            sink.fit_info[replaced] = fit_info[replaced]
 
     goodness = request.likelihood.statistic != "cash"
     if isinstance(sink, MemorySink):
-        info.refit = run_passes(maps, names, lower, upper, options, fit, goodness=goodness)
+        info.refit = run_passes(
+            maps, names, lower, upper, options, fit, goodness=goodness, done=done
+        )
         return maps
     if not sink.complete:
         log.warning(
@@ -640,8 +657,13 @@ def _refit(
             sink.path,
         )
         return maps
-    info.refit = sink.refit(
-        lambda loaded, first, changed, done: run_passes(
+
+    def run_on_store(loaded: Any, first: int, changed: Any, record: Any) -> Any:
+        def both(*args: Any) -> None:
+            record(*args)
+            done(*args)
+
+        return run_passes(
             loaded,
             names,
             lower,
@@ -651,9 +673,10 @@ def _refit(
             goodness=goodness,
             first_pass=first,
             changed=changed,
-            done=done,
+            done=both,
         )
-    )
+
+    info.refit = sink.refit(run_on_store)
     return sink.finish()
 
 
@@ -858,6 +881,13 @@ class _Options:
             args["overwrite"],
         )
         output_cubes = _check_output_cubes(args["output_cubes"], output)
+        if output_cubes and args.get("refit") is not None:
+            raise InputError(
+                "output_cubes cannot be combined with refit='neighbours': the cubes are "
+                "written block by block in the first pass, before refits replace fits; leave "
+                "out one of them (result.model evaluated on the world coordinates gives the "
+                "model cube)"
+            )
         if isinstance(fit_info, str):
             fit_info = (fit_info,)  # one name, as astropy documents
         if not (fit_info is False or fit_info is True or _is_str_sequence(fit_info)):

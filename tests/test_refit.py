@@ -349,3 +349,72 @@ def test_refit_options_round_trip_in_the_store_options(disk, tmp_path):
     )
     attrs = json.loads((store / "zarr.json").read_text())["attributes"]["parfit"]
     assert attrs["options"]["refit"] == {"method": "neighbours", "max_passes": 20, "outlier": None}
+
+
+def test_refit_refuses_output_cubes_and_keeps_fit_info(disk, tmp_path):
+    with pytest.raises(InputError) as info:
+        parfit.parallel_fit(
+            line,
+            disk.data,
+            world=disk.world,
+            refit="neighbours",
+            output=tmp_path / "m.zarr",
+            output_cubes=["model"],
+        )
+    assert str(info.value) == (
+        "output_cubes cannot be combined with refit='neighbours': the cubes are written block "
+        "by block in the first pass, before refits replace fits; leave out one of them "
+        "(result.model evaluated on the world coordinates gives the model cube)"
+    )
+    assert not (tmp_path / "m.zarr").exists()
+    small = velocity_field_cube((90, 8, 8), seed=4)
+    result = parfit.parallel_fit(
+        small.model,
+        small.data,
+        world=small.world,
+        fitter="trf",
+        scheduler="synchronous",
+        refit="neighbours",
+        fit_info=True,
+    )
+    replaced = np.asarray(result.origin) > 0
+    assert replaced.any()
+    # The fit_info of a replaced fit is that of the refit it holds.
+    for j, i in np.argwhere(replaced):
+        cost = result.fit_info[j, i]["cost"]
+        assert cost == pytest.approx(0.5 * float(result.statistic[j, i]), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_refit_on_a_distributed_cluster_is_identical(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    small = velocity_field_cube((90, 10, 10), seed=4)
+    kwargs = dict(world=small.world, fitter="trf", refit="neighbours")
+    reference = parfit.parallel_fit(small.model, small.data, scheduler="synchronous", **kwargs)
+    assert reference.run.refit
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_cluster = parfit.parallel_fit(
+            small.model, small.data, scheduler=client, chunk_n_max=7, **kwargs
+        )
+        streamed = parfit.parallel_fit(
+            small.model,
+            small.data,
+            scheduler=client,
+            chunk_n_max=30,
+            output=tmp_path / "m.zarr",
+            **kwargs,
+        )
+    processes = parfit.parallel_fit(
+        small.model, small.data, scheduler="processes", chunk_n_max=13, **kwargs
+    )
+    for other in (on_cluster, streamed, processes):
+        assert_identical(reference, other)
