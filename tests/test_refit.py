@@ -418,3 +418,30 @@ def test_refit_on_a_distributed_cluster_is_identical(tmp_path):
     )
     for other in (on_cluster, streamed, processes):
         assert_identical(reference, other)
+
+
+def test_refitted_fits_are_no_worse_than_scipy_from_a_neighbour_start(disk, refitted):
+    """Oracle: per-pixel scipy least_squares from the median of the final neighbours."""
+    from scipy.optimize import least_squares
+
+    x = disk.world[0]
+    origin = np.asarray(refitted.origin)
+    params = np.stack(
+        [np.asarray(refitted.parameters[n]) for n in ("amplitude", "mean", "stddev")], axis=-1
+    )
+    rng = np.random.default_rng(0)
+    pixels = np.argwhere(origin > 0)
+    pixels = pixels[rng.choice(len(pixels), min(40, len(pixels)), replace=False)]
+    worse = 0
+    for j, i in pixels:
+        near = [
+            params[j + dj, i + di]
+            for dj in (-1, 0, 1)
+            for di in (-1, 0, 1)
+            if (dj or di) and 0 <= j + dj < params.shape[0] and 0 <= i + di < params.shape[1]
+        ]
+        start = np.nanmedian(near, axis=0)
+        y = disk.data[:, j, i]
+        fit = least_squares(lambda p, y=y: line(x, *p) - y, start, method="trf")
+        worse += float(refitted.statistic[j, i]) > float(np.sum(fit.fun**2)) * (1 + 1e-6) + 1e-12
+    assert worse == 0
