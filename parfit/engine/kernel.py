@@ -370,7 +370,7 @@ def guess_and_fit(
     """The guesses (with ``initial="guess"``), the fit of one block, its TS and profiles."""
     guess_failure = apply_guess(spec.model, block) if spec.guess else None
     result = _fit(spec, spec.model, block, spec.fit_info)
-    if spec.order_components:
+    if spec.order_components and hasattr(spec.model, "order_components"):  # not astropy's
         spec.model.order_components(
             spec.param_names, result.params, result.errors, lower=block.lower, upper=block.upper
         )
