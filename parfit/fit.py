@@ -614,7 +614,7 @@ def _refit(
     upper = [hi for _, _, _, hi in request.parameters]
     # A pass's own progress bar would restart for every pass: each is logged instead.
     quiet = dataclasses.replace(execution, progress=False)
-    infos: dict[int, Any] = {}
+    infos: dict[int, list[tuple[Any, Any]]] = {}
 
     def fit(todo: np.ndarray, starts: dict[str, np.ndarray], pass_no: int) -> Any:
         part = dataclasses.replace(
@@ -629,8 +629,10 @@ def _refit(
         pass_sink = MemorySink(part)
         grid = block_grid(part, block_size, regular=isinstance(sink, StoreSink))
         execute.run(part, grid, pass_sink, quiet, RunInfo())
-        infos[pass_no] = pass_sink.fit_info
-        return pass_sink.maps()
+        maps = pass_sink.maps()
+        if pass_sink.fit_info is not None:
+            infos.setdefault(pass_no, []).append((maps["statistic"], pass_sink.fit_info))
+        return maps
 
     def done(pass_no: int, todo: Any, replaced: np.ndarray, counts: dict[str, int]) -> None:
         log.info(
@@ -640,9 +642,14 @@ def _refit(
             counts["improved"],
             counts["rescued"],
         )
-        fit_info = infos.pop(pass_no, None)
-        if fit_info is not None and getattr(sink, "fit_info", None) is not None:
-            sink.fit_info[replaced] = fit_info[replaced]
+        # The fit_info of a replaced fit: that of the attempt whose statistic it holds
+        # (only in memory: fit_info is not written to stores).
+        attempts = infos.pop(pass_no, [])
+        if attempts and isinstance(sink, MemorySink) and sink.fit_info is not None:
+            kept = np.asarray(maps["statistic"])
+            for statistic, fit_info in attempts:
+                same = replaced & (statistic == kept)
+                sink.fit_info[same] = fit_info[same]
 
     goodness = request.likelihood.statistic != "cash"
     if isinstance(sink, MemorySink):

@@ -85,7 +85,7 @@ def test_refits_and_origin_maps_and_report(first_pass, refitted):
     assert [p["pass"] for p in passes] == list(range(1, len(passes) + 1))
     assert sum(p["refitted"] for p in passes) == int(refits.sum())
     assert sum(p["improved"] for p in passes) >= int((origin > 0).sum())
-    assert passes[-1]["improved"] == 0 or len(passes) == 20
+    assert len(passes) <= 20
     # A fit holds a refit's solution only if it was refitted at least that often.
     assert np.all(refits[origin > 0] >= 1)
     assert np.all(origin <= len(passes))

@@ -5,7 +5,7 @@ After a run's first pass, :func:`run_passes` refits, pass after pass:
 * fits that failed (``FIT_ERROR``, ``NOT_CONVERGED``, ``BAD_START``,
   ``NONFINITE``, ``DEGENERATE``) or ended on a bound (flag ``AT_BOUND``);
 * fits whose statistic is an outlier: more than ``outlier`` times the
-  lowest of their successful neighbours' (chi-square and C-stat, which
+  lower quartile of their successful neighbours' (chi-square and C-stat, which
   measure goodness of fit; not Cash, whose value holds a term of the data);
 
 each from the median of its good neighbours' parameters: among the
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 import numbers
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -93,9 +94,10 @@ class RefitOptions:
         needs about as many passes as it is wide; a pass refits only the
         pixels next to one the previous pass changed.
     outlier : float
-        A successful fit whose statistic exceeds this many times the lowest
-        of its successful neighbours' is refitted (default 1.5), and only
-        neighbours within this factor of that lowest one give starts;
+        A successful fit whose statistic exceeds this many times the lower
+        quartile of its successful neighbours' is refitted (default 1.5); good
+        neighbours, which give the starts, are those within this factor of
+        the lowest;
         ``None`` refits only failed and flagged fits.
     """
 
@@ -226,8 +228,8 @@ def refit_candidates(
 
     Failed (:data:`REFIT_STATUSES`) and ``AT_BOUND`` fits, and with
     ``goodness`` (a statistic that measures goodness of fit) successful fits
-    whose statistic exceeds ``options.outlier`` times the lowest of their
-    successful neighbours'; each needs a good neighbour to start from (see
+    whose statistic exceeds ``options.outlier`` times the lower quartile of
+    their successful neighbours'; each needs a good neighbour to start from (see
     :func:`neighbour_starts`).  With ``changed`` (the fits the previous
     pass replaced) only fits next to one.
     """
@@ -245,9 +247,15 @@ def refit_candidates(
         nb, inside, good = _good_neighbours(maps, flat, options, goodness)
         part = bad[flat]
         if outliers:
-            best = np.where(good, stat[nb], np.inf).min(axis=0)
-            with np.errstate(invalid="ignore"):
-                part |= ok[flat] & (stat[flat] > options.outlier * np.maximum(best, 0.0) + _TINY)
+            # Against the lower quartile of the successful neighbours' statistics:
+            # the lowest alone is an extreme of up to eight noisy values, against
+            # which a quarter of good fits would look like outliers.
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # no good neighbour: NaN
+                succeeded = inside & ok[nb]
+                reference = np.nanpercentile(np.where(succeeded, stat[nb], np.nan), 25, axis=0)
+                high = stat[flat] > options.outlier * np.maximum(reference, 0.0) + _TINY
+            part |= ok[flat] & high
         part &= good.any(axis=0)
         if was_changed is not None:
             part &= (inside & was_changed[nb]).any(axis=0)
@@ -264,11 +272,14 @@ def neighbour_starts(
     options: RefitOptions,
     *,
     goodness: bool,
+    how: str = "median",
 ) -> dict[str, np.ndarray]:
     """Per-pixel starts of a pass: the median of the good neighbours' values.
 
     Good neighbours succeeded off the bounds and, with a ``goodness``
-    statistic, fit within ``options.outlier`` times the best of them.
+    statistic, fit within ``options.outlier`` times the best of them.  With
+    ``how="best"``, the values of the good neighbour with the lowest
+    statistic instead (the first in raster order among equals).
     ``{name: map}``, NaN outside ``todo``; clipped into each parameter's
     bounds (``lower``/``upper``: scalars or maps).
     """
@@ -276,18 +287,50 @@ def neighbour_starts(
     size = math.prod(shape)
     flat = np.flatnonzero(np.asarray(todo).reshape(-1))
     nb, _, use = _good_neighbours(maps, flat, options, goodness)
+    stat = np.asarray(maps["statistic"], dtype=np.float64).reshape(-1)
+    best = np.argmin(np.where(use, stat[nb], np.inf), axis=0) if len(flat) else np.zeros(0, int)
     starts = {}
     for name, lo, hi in zip(names, lower, upper, strict=True):
         values = np.asarray(maps[name], dtype=np.float64).reshape(-1)
         gathered = np.where(use, values[nb], np.nan)
         out = np.full(size, np.nan)
         with np.errstate(invalid="ignore"):
-            median = np.nanmedian(gathered, axis=0) if len(flat) else np.zeros(0)
+            if how == "best":
+                median = np.take_along_axis(gathered, best[None, :], axis=0)[0]
+            else:
+                median = np.nanmedian(gathered, axis=0) if len(flat) else np.zeros(0)
         lo_at = np.broadcast_to(np.asarray(lo, dtype=np.float64), shape).reshape(-1)[flat]
         hi_at = np.broadcast_to(np.asarray(hi, dtype=np.float64), shape).reshape(-1)[flat]
         out[flat] = np.clip(median, lo_at, hi_at)
         starts[name] = out.reshape(shape)
     return starts
+
+
+def _replaces(old: MutableMapping[str, Any], new: MutableMapping[str, Any]) -> np.ndarray:
+    """Where ``new`` is a better fit than ``old`` (see :func:`merge`)."""
+    old_ok = np.asarray(old["status"]) == Status.OK
+    new_ok = np.asarray(new["status"]) == Status.OK
+    old_stat = np.asarray(old["statistic"], dtype=np.float64)
+    new_stat = np.asarray(new["statistic"], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        lower = new_stat < old_stat - _IMPROVEMENT * np.abs(old_stat) - _TINY
+    return np.asarray(new_ok & (~old_ok | lower))
+
+
+def _better_of(
+    first: MutableMapping[str, Any], second: MutableMapping[str, Any], where: np.ndarray
+) -> dict[str, Any]:
+    """A pass's two attempts combined: ``second`` where (in ``where``) it beats ``first``."""
+    take = where & _replaces(first, second)
+    out = {}
+    for name, values in first.items():
+        values = np.array(values, copy=True)
+        if name == "nfev":
+            values = values + np.where(where, np.maximum(np.asarray(second[name]), 0), 0)
+        elif name in second:
+            values[take] = np.asarray(second[name])[take]
+        out[name] = values
+    return out
 
 
 def merge(
@@ -305,15 +348,8 @@ def merge(
     ``improved`` (replaced), ``rescued`` (a failure replaced by a success).
     """
     todo = np.asarray(todo, dtype=bool)
-    old_status = np.asarray(maps["status"])
-    new_status = np.asarray(new["status"])
-    old_ok = old_status == Status.OK
-    new_ok = new_status == Status.OK
-    old_stat = np.asarray(maps["statistic"], dtype=np.float64)
-    new_stat = np.asarray(new["statistic"], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        lower = new_stat < old_stat - _IMPROVEMENT * np.abs(old_stat) - _TINY
-    better = todo & new_ok & (~old_ok | lower)
+    old_ok = np.asarray(maps["status"]) == Status.OK
+    better = todo & _replaces(maps, new)
     nfev = np.asarray(maps["nfev"]) + np.where(todo, np.maximum(np.asarray(new["nfev"]), 0), 0)
     for name in list(maps):
         if name in REFIT_FIELDS or name == "reported" or name not in new:
@@ -351,7 +387,9 @@ def run_passes(
 
     ``fit(todo, starts, pass_no)`` fits the pixels of the bool map ``todo``
     from ``starts`` (``{name: map}``) and returns their maps (other pixels
-    are ignored).  ``done(pass_no, todo, replaced, counts)``, if given, is called
+    are ignored); a pass calls it twice: from the median of the good
+    neighbours, then, where it differs, from the best neighbour's values,
+    and keeps the better.  ``done(pass_no, todo, replaced, counts)``, if given, is called
     after each pass is merged (a store records it there).  ``first_pass``
     and ``changed`` resume a run whose earlier passes are in ``maps``.
 
@@ -368,6 +406,17 @@ def run_passes(
             break
         starts = neighbour_starts(maps, names, todo, lower, upper, options, goodness=goodness)
         new = fit(todo, starts, pass_no)
+        # A second start where it differs: the best neighbour's own solution.
+        # Across a steep gradient the median of the neighbours lies between
+        # their solutions, far from each; the best one may lie close.
+        best = neighbour_starts(
+            maps, names, todo, lower, upper, options, goodness=goodness, how="best"
+        )
+        differs = np.zeros(np.shape(todo), dtype=bool)
+        for name in names:
+            differs |= np.asarray(todo) & ~(best[name] == starts[name])
+        if differs.any():
+            new = _better_of(new, fit(differs, best, pass_no), differs)
         changed, counts = merge(maps, new, todo, pass_no)
         report.append({"pass": pass_no, **counts})
         if done is not None:
