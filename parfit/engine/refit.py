@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 import numbers
+import warnings
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
