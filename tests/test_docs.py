@@ -7,6 +7,7 @@
   modules runs and prints what it shows.
 """
 
+import ast
 import doctest
 import importlib
 import json
@@ -187,6 +188,7 @@ def test_sphinx_docs_build_without_warnings(tmp_path):
         "results",
         "config",
         "config_reference",
+        "starts_and_selection",
         "api",
     ):
         assert (out / f"{page}.html").is_file(), page
@@ -209,6 +211,10 @@ def test_sphinx_docs_build_without_warnings(tmp_path):
         "parfit.diagnostics.summarize",
         "parfit.diagnostics.Summary",
         "parfit.diagnostics.plot_maps",
+        "parfit.selection.SelectionResult",
+        "parfit.selection.read_selection",
+        "parfit.datasets.components_cube",
+        "parfit.datasets.velocity_field_cube",
     ):
         assert f'id="{anchor}"' in api, anchor
     # The status table is generated from parfit.status, so it lists every code.
@@ -233,6 +239,7 @@ DOC_PAGES = [
     "large_cubes",
     "joint",
     "likelihood",
+    "starts_and_selection",
     "models",
     "diagnostics",
     "results",
@@ -625,3 +632,64 @@ def test_counts_cube_notebook_runs(tmp_path, monkeypatch):
     ]
     assert len(images) == 4  # spectra and image, amplitude ratios, sqrt(TS), limits
     assert list(workdir.iterdir()) == [workdir / "sqrt_ts.png"]
+
+
+def _percent_after(text, label):
+    """The percentage that follows ``label`` in ``text``, as a fraction."""
+    assert label in text, f"{label!r} not in the output:\n{text}"
+    return float(text.split(label, 1)[1].split("%", 1)[0]) / 100
+
+
+@pytest.mark.slow
+def test_components_notebook_runs(tmp_path, monkeypatch):
+    nb, workdir = _run_notebook(ROOT / "notebooks" / "components.ipynb", tmp_path, monkeypatch)
+    cube = _cell_text(_tagged(nb, "cube"))
+    assert "cube (100, 24, 36) (channels, y, x)" in cube
+    assert "pixels with 1, 2, 3 lines: [288, 288, 288]" in cube
+
+    # AICc over one, two and three Gaussians: the right number of lines almost everywhere;
+    # the few wrong choices add a line (a significant noise spike), never drop one.
+    select = _cell_text(_tagged(nb, "select"))
+    assert "<SelectionResult 864 pixels of shape (24, 36), 3 candidates by aicc" in select
+    assert _percent_after(select, "right number of lines:") > 0.93
+    assert "3 true line(s): chosen {3: 288}" in select
+    for n in (1, 2):
+        chosen = select.split(f"{n} true line(s): chosen ", 1)[1].splitlines()[0]
+        assert set(ast.literal_eval(chosen)) <= {n, n + 1}, chosen
+
+    spectra = [
+        line for line in _cell_text(_tagged(nb, "spectra")).splitlines() if "centres" in line
+    ]
+    assert [line.count(",") + 1 for line in spectra] == [1, 2, 3]
+
+    # The wrong choices win by a few units of AICc, the right ones by hundreds.
+    threshold = _cell_text(_tagged(nb, "threshold"))
+    assert _number_after(threshold, "largest") < 20
+    assert _number_after(threshold, "chosen right: median") > 100
+    assert _percent_after(threshold, "select_threshold=20: right number of lines") > 0.99
+
+    # The rotating disk: a shared start loses most pixels (all "OK"), refits rescue them.
+    shared = _cell_text(_tagged(nb, "shared"))
+    assert "status: {'OK': 1600}" in shared
+    assert _percent_after(shared, "shared start at 0 km/s: recovered") < 0.5
+    assert _number_after(shared, "wrong fits") > 3 * _number_after(shared, "right fits")
+
+    refit = _cell_text(_tagged(nb, "refit"))
+    assert _percent_after(refit, "with neighbour refits: recovered") == 1.0
+    assert "neighbour refits: " in refit and "  pass  1: " in refit
+
+    mean = _cell_text(_tagged(nb, "mean"))
+    assert "mean spectrum of 1600 pixels fitted OK" in mean
+    assert _percent_after(mean, 'initial="mean": recovered') > 0.98
+    assert _percent_after(mean, 'initial="mean" and refit="neighbours": recovered') == 1.0
+    assert _percent_after(mean, "retried from each pixel's guess): recovered") == 1.0
+
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+    assert len(images) == 5  # selection maps, spectra, shared start, refits, mean start
+    assert list(workdir.iterdir()) == []
