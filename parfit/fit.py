@@ -58,6 +58,7 @@ from parfit.selection import (
     check_select,
     is_candidates,
     peak_amplitudes,
+    peak_components,
 )
 from parfit.store.layout import OUTPUT_CUBES, is_parfit_store
 
@@ -588,6 +589,7 @@ def _select(
         statistic_name=first.likelihood.statistic,
         known_noise=first.cube.weights is not None,
         peaks=[peak_amplitudes(p.request.model, p.request.param_names) for p in prepared],
+        components=[peak_components(p.request.model) for p in prepared],
     )
     if output is not None:
         result.to_zarr(os.path.join(folder, SELECTION_STORE), overwrite=True)

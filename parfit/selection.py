@@ -269,6 +269,7 @@ class SelectionResult:
         statistic_name: str = "chi2",
         known_noise: bool = False,
         peaks: Sequence[Sequence[str]] | None = None,
+        components: Sequence[Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
         self.candidates = list(candidates)
         self.criterion = criterion
@@ -312,6 +313,11 @@ class SelectionResult:
         self.param_names = tuple(names)
         self.parameters = {n: self._pick(lambda c, n=n: c.parameters.get(n)) for n in names}
         self.errors = {n: self._pick(lambda c, n=n: c.errors.get(n)) for n in names}
+        #: Per candidate, ``{parameter of a peak: [its name in each peak, in order]}``.
+        self.component_names = [
+            {k: list(v) for k, v in names.items()}
+            for names in (components or [{} for _ in self.candidates])
+        ]
         self.statistic = self._pick(lambda c: c.statistic, fallback=True)
         self.status = self._pick(lambda c: c.status, fallback=True, dtype=np.int8)
         self.flags = self._pick(lambda c: c.flags, fallback=True, dtype=np.uint8)
@@ -333,6 +339,75 @@ class SelectionResult:
     def success(self) -> np.ndarray:
         """True where some candidate succeeded (and was chosen)."""
         return self.selected >= 0
+
+    @property
+    def n_components(self) -> np.ndarray:
+        """The number of peaks of the chosen candidate per pixel (0 where none was chosen).
+
+        Peaks are the components that have a position and an amplitude
+        (``Gaussian1D``, ``Lorentz1D``...); a baseline is not one.
+        """
+        counts = [
+            max((len(v) for v in names.values()), default=0) for names in self.component_names
+        ]
+        out = np.zeros(self.shape, dtype=np.int16)
+        for k, n in enumerate(counts):
+            out[self.selected == k] = n
+        return out
+
+    def components(self, name: str, *, errors: bool = False) -> np.ndarray:
+        """One parameter of every peak of the chosen candidate, aligned across candidates.
+
+        Candidates name their parameters their own way (a single
+        ``Gaussian1D`` has ``mean``, a sum of two ``mean_0`` and
+        ``mean_1``); this gathers peak ``j``'s ``name`` whatever the chosen
+        candidate, as ``(n_max, *shape)``: ``out[j]`` is the ``j``-th peak
+        (by position, components being ordered) where the chosen candidate
+        has at least ``j + 1`` peaks, NaN elsewhere.  ``errors=True`` gives
+        their errors.
+
+        Examples
+        --------
+        In the example of :class:`SelectionResult`, the first row chose two
+        lines and the second one:
+
+        >>> import numpy as np
+        >>> import parfit
+        >>> from parfit.models import Gaussian1D
+        >>> x = np.linspace(-10, 10, 80)
+        >>> rng = np.random.default_rng(0)
+        >>> two = np.r_[1.0, 0.0][None, :] * np.exp(-0.5 * (x[:, None] - 4) ** 2)
+        >>> cube = (np.exp(-0.5 * (x[:, None] + 3) ** 2) + two)[:, :, None] * np.ones((1, 1, 3))
+        >>> cube = cube + rng.normal(0, 0.05, cube.shape)
+        >>> result = parfit.parallel_fit(
+        ...     [Gaussian1D(), Gaussian1D() + Gaussian1D()], cube, world=(x,),
+        ...     initial="guess", select="aicc", scheduler="synchronous")
+        >>> np.round(result.components("mean"))
+        array([[[-3., -3., -3.],
+                [-3., -3., -3.]],
+        <BLANKLINE>
+               [[ 4.,  4.,  4.],
+                [nan, nan, nan]]])
+        >>> result.n_components
+        array([[2, 2, 2],
+               [1, 1, 1]], dtype=int16)
+        """
+        n_max = max(len(names.get(name, ())) for names in self.component_names)
+        if n_max == 0:
+            known = sorted({n for names in self.component_names for n in names})
+            raise KeyError(
+                f"no candidate has a peak with a parameter {name!r}; the peaks' parameters "
+                f"are {', '.join(map(repr, known)) or 'none'}"
+            )
+        out = np.full((n_max,) + tuple(self.shape), np.nan)
+        for k, names in enumerate(self.component_names):
+            here = self.selected == k
+            source = self.candidates[k].errors if errors else self.candidates[k].parameters
+            for j, full in enumerate(names.get(name, ())):
+                values = source.get(full)
+                if values is not None:
+                    out[j][here] = np.asarray(values, dtype=np.float64)[here]
+        return out
 
     @property
     def n_fits(self) -> int:
@@ -413,6 +488,7 @@ class SelectionResult:
                 "n_free": list(self.n_free),
                 "candidates": json.dumps([_describe(c) for c in self.candidates]),
                 "statistic_name": self.statistic_name,
+                "components": json.dumps(self.component_names),
             },
         )
 
@@ -433,6 +509,37 @@ def _eligible(result: FitResult, peaks: Sequence[str]) -> np.ndarray:
             amplitude = np.abs(np.asarray(result.parameters[name]))
             ok &= amplitude >= PEAK_SIGNIFICANCE * np.asarray(result.errors[name])
     return ok
+
+
+def peak_components(model: Any) -> dict[str, list[str]]:
+    """``{parameter of a peak: [its full name in each peak of model, in order]}``.
+
+    Examples
+    --------
+    >>> from parfit.models import Const1D, Gaussian1D
+    >>> peak_components(Gaussian1D() + Const1D() + Gaussian1D())["mean"]
+    ['mean_0', 'mean_2']
+    >>> peak_components(Gaussian1D())["stddev"]
+    ['stddev']
+    """
+    from parfit.models import CompoundModel
+
+    def pure_sum(m: Any) -> bool:
+        if not isinstance(m, CompoundModel):
+            return True
+        return bool(m.operator == "+" and pure_sum(m.left) and pure_sum(m.right))
+
+    out: dict[str, list[str]] = {}
+    if isinstance(model, CompoundModel):
+        if not pure_sum(model):
+            return out
+        for t, leaf in enumerate(model.leaves):
+            if getattr(leaf, "peak_parameters", None) is not None:
+                for local in leaf.param_names:
+                    out.setdefault(local, []).append(f"{local}_{t}")
+    elif getattr(model, "peak_parameters", None) is not None:
+        out = {local: [local] for local in model.param_names}
+    return out
 
 
 def peak_amplitudes(model: Any, names: Sequence[str]) -> list[str]:
@@ -479,6 +586,7 @@ def read_selection(path: Any) -> SelectionResult:
         selected=ds["selected"].values,
         delta=ds["delta"].values,
         statistic_name=ds.attrs.get("statistic_name", "chi2"),
+        components=json.loads(ds.attrs.get("components", "null")),
     )
 
 

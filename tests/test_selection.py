@@ -173,6 +173,7 @@ def test_selection_streamed_to_a_folder_reads_back(cube, tmp_path):
         np.testing.assert_array_equal(result.criteria, memory.criteria)
         for name in memory.param_names:
             np.testing.assert_array_equal(result.parameters[name], memory.parameters[name])
+        np.testing.assert_array_equal(result.components("mean"), memory.components("mean"))
     with pytest.raises(OutputExistsError, match="already exists"):
         parfit.parallel_fit(candidates(), small, output=folder, **kwargs)
     again = parfit.parallel_fit(candidates(), small, output=folder, resume=True, **kwargs)
@@ -255,3 +256,25 @@ def test_bad_select_arguments_are_refused(model, kwargs, error, message, tmp_pat
         )
     assert str(info.value) == message
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_components_align_peaks_across_candidates(cube, selection):
+    means = selection.components("mean")
+    assert means.shape == (3,) + cube.truth["n_components"].shape
+    n = selection.n_components
+    np.testing.assert_array_equal(n, np.asarray(selection.selected) + 1)
+    for j in range(3):
+        assert np.all(np.isfinite(means[j][n > j]))
+        assert np.all(np.isnan(means[j][n <= j]))
+    one = n == 1
+    np.testing.assert_array_equal(means[0][one], selection.parameters["mean"][one])
+    two = n == 2
+    np.testing.assert_array_equal(means[1][two], selection.parameters["mean_1"][two])
+    errors = selection.components("mean", errors=True)
+    np.testing.assert_array_equal(errors[0][one], selection.errors["mean"][one])
+    right = n == cube.truth["n_components"]
+    for j in range(3):
+        here = right & (n > j)
+        assert np.median(np.abs(means[j][here] - cube.truth[f"mean_{j}"][here])) < 0.3
+    with pytest.raises(KeyError, match="no candidate has a peak with a parameter 'slope'"):
+        selection.components("slope")
