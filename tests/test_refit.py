@@ -445,3 +445,27 @@ def test_refitted_fits_are_no_worse_than_scipy_from_a_neighbour_start(disk, refi
         fit = least_squares(lambda p, y=y: line(x, *p) - y, start, method="trf")
         worse += float(refitted.statistic[j, i]) > float(np.sum(fit.fun**2)) * (1 + 1e-6) + 1e-12
     assert worse == 0
+
+
+def test_refit_on_a_real_cube_rescues_failures_and_never_loses_a_fit():
+    """The MUSE [NII] crop (tests/data): refits rescue failed fits; no fit gets worse."""
+    from _real_cubes import load_real_cube
+
+    from parfit.models import Const1D, Gaussian1D
+
+    cube = load_real_cube("muse_a478_nii")
+    start = cube["start"]
+    line = Gaussian1D(start["amplitude"], start["mean"], start["stddev"])
+    line.stddev.bounds = (0.0, None)
+    model = line + Const1D(cube["baseline"])
+    kwargs = dict(world=(cube["x"],), initial="guess", scheduler="threads")
+    first = parfit.parallel_fit(model, cube["data"], **kwargs)
+    again = parfit.parallel_fit(model, cube["data"], refit="neighbours", **kwargs)
+    ok_before = np.asarray(first.success)
+    ok_after = np.asarray(again.success)
+    assert np.all(ok_after[ok_before])
+    assert ok_after.sum() > ok_before.sum()
+    before = np.asarray(first.statistic)[ok_before]
+    after = np.asarray(again.statistic)[ok_before]
+    assert np.all(after <= before * (1 + 1e-12))
+    assert sum(p["rescued"] for p in again.run.refit) == ok_after.sum() - ok_before.sum()
