@@ -189,8 +189,8 @@ def test_refit_streamed_equals_memory_and_resume_continues(disk, refitted, tmp_p
         chunk_n_max=100,
     )
     assert_identical(refitted, resumed)
-    assert [p["pass"] for p in resumed.run.refit] == [p["pass"] for p in refitted.run.refit]
-    assert resumed.run.refit[2:] == refitted.run.refit[2:]
+    # Pass 2's report came back from its journal.
+    assert resumed.run.refit == refitted.run.refit
 
 
 def test_resume_with_other_refit_options_is_refused(disk, tmp_path):

@@ -587,23 +587,24 @@ class StoreSink:
         """
         state = writer.refit_state(self.path)
         applied = len(state["passes"])
-        changed = None
-        if state["journal"] > applied:
-            changed = writer.apply_refit_pass(self.path, state["journal"], None)
+        if state["journal"] > applied:  # stopped while applying it: apply it again
+            writer.apply_refit_pass(self.path, state["journal"])
             applied = state["journal"]
             state = writer.refit_state(self.path)
-        elif applied:
-            changed = writer.apply_refit_pass(self.path, applied, state["passes"][-1])
         if state["finished"]:
             return state["passes"]
+        changed = writer.refit_replaced(self.path, applied) if applied else None
         stored = reader.StoreMaps(self.path)
         maps = {name: np.array(stored[name]) for name in stored}
 
         def done(pass_no: int, todo: np.ndarray, replaced: np.ndarray, counts: dict) -> None:
             flat = np.flatnonzero(todo.reshape(-1))
             values = {name: np.asarray(maps[name]).reshape(-1)[flat] for name in maps}
-            writer.write_refit_pass(self.path, pass_no, flat, values, replaced.reshape(-1)[flat])
-            writer.apply_refit_pass(self.path, pass_no, {"pass": pass_no, **counts})
+            report = {"pass": pass_no, **counts}
+            writer.write_refit_pass(
+                self.path, pass_no, flat, values, replaced.reshape(-1)[flat], report
+            )
+            writer.apply_refit_pass(self.path, pass_no)
 
         run(maps, applied + 1, changed, done)
         writer.finish_refit(self.path)

@@ -731,12 +731,13 @@ def write_refit_pass(
     index: np.ndarray,
     values: Mapping[str, np.ndarray],
     replaced: np.ndarray,
+    report: Mapping[str, int],
 ) -> None:
     """Journal pass ``pass_no``: the final values of every field at the flat ``index``.
 
-    Written whole before the maps change (:func:`apply_refit_pass`), so a
-    run stopped while applying it applies it again on resume: the pass is
-    a unit of resume.
+    Written whole, with the pass's ``report``, before the maps change
+    (:func:`apply_refit_pass`), so a run stopped while applying it applies
+    it again on resume: the pass is a unit of resume.
     """
     import zarr
 
@@ -748,19 +749,17 @@ def write_refit_pass(
         journal.create_array(
             name, shape=arr.shape, dtype=arr.dtype, chunks=(max(1, arr.size),), overwrite=True
         )[...] = arr
+    journal.attrs["report"] = {k: int(v) for k, v in report.items()}
     _set_refit_state(path, journal=pass_no)
 
 
-def apply_refit_pass(
-    path: os.PathLike[str] | str, pass_no: int, report: dict[str, int] | None
-) -> np.ndarray:
-    """Write journal ``pass_no`` into the maps; record its report; return its replaced map."""
+def apply_refit_pass(path: os.PathLike[str] | str, pass_no: int) -> None:
+    """Write journal ``pass_no`` into the maps, then record its report as applied."""
     import zarr
 
     group: Any = zarr.open_group(str(path), mode="r+")
     journal = group[REFIT_GROUP][f"pass_{pass_no}"]
     index = journal["index"][...]
-    shape = tuple(group["status"].shape)
     for key in journal.array_keys():
         if not key.startswith("field."):
             continue
@@ -768,13 +767,20 @@ def apply_refit_pass(
         full = np.asarray(group[name][...])
         full.reshape(-1)[index] = journal[key][...]
         group[name][...] = full
-    replaced = np.zeros(math.prod(shape), dtype=bool)
-    replaced[index] = journal["replaced"][...]
     state = refit_state(path)
     passes = [p for p in state["passes"] if p.get("pass") != pass_no]
-    if report is None:
-        report = {"pass": pass_no, "refitted": int(len(index)), "improved": -1, "rescued": -1}
-    _set_refit_state(path, passes=passes + [dict(report)])
+    _set_refit_state(path, passes=passes + [dict(journal.attrs["report"])])
+
+
+def refit_replaced(path: os.PathLike[str] | str, pass_no: int) -> np.ndarray:
+    """The map of the fits that journaled pass ``pass_no`` replaced."""
+    import zarr
+
+    group: Any = zarr.open_group(str(path), mode="r")
+    journal = group[REFIT_GROUP][f"pass_{pass_no}"]
+    shape = tuple(group["status"].shape)
+    replaced = np.zeros(math.prod(shape), dtype=bool)
+    replaced[journal["index"][...]] = journal["replaced"][...]
     return replaced.reshape(shape)
 
 
