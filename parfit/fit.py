@@ -406,9 +406,9 @@ class _Prepared:
     diag_plan: Any
 
 
-def _prepare(model: Any, **args: Any) -> _Prepared:
-    """Every check of one run, the request, the scheduler, the store and diagnostics plans."""
-    options = _Options.check(
+def _options(args: dict[str, Any]) -> "_Options":
+    """The options of ``parallel_fit``'s arguments ``args`` that need neither model nor data."""
+    return _Options.check(
         chunk_n_max=args["chunk_n_max"],
         progress=args["progress"],
         preserve_native_chunks=args["preserve_native_chunks"],
@@ -432,6 +432,11 @@ def _prepare(model: Any, **args: Any) -> _Prepared:
         initial_region=args["initial_region"],
         order_components=args["order_components"],
     )
+
+
+def _prepare(model: Any, **args: Any) -> _Prepared:
+    """Every check of one run, the request, the scheduler, the store and diagnostics plans."""
+    options = _options(args)
     request, units, translated, joint_plan = _build_request(
         model,
         args["data"],
@@ -562,6 +567,7 @@ def _select(
             )
     if args["order_components"] is None:
         args = dict(args, order_components=True)
+    _options(args)  # what every candidate shares, refused without naming a candidate
     prepared = []
     for k, model in enumerate(models):
         own = dict(args)

@@ -278,3 +278,25 @@ def test_components_align_peaks_across_candidates(cube, selection):
         assert np.median(np.abs(means[j][here] - cube.truth[f"mean_{j}"][here])) < 0.3
     with pytest.raises(KeyError, match="no candidate has a peak with a parameter 'slope'"):
         selection.components("slope")
+
+
+def test_a_refused_option_of_every_candidate_names_no_candidate():
+    g = Gaussian1D()
+    with pytest.raises(InputError) as info:
+        parfit.parallel_fit(
+            [g, g + Gaussian1D()],
+            np.ones((10, 2, 2)),
+            world=(np.arange(10.0),),
+            select="aic",
+            chunk_n_max=0,
+        )
+    assert str(info.value) == "chunk_n_max must be a positive integer (fits per dask task); got 0"
+    with pytest.raises(InputError) as info:
+        parfit.parallel_fit(
+            [g, g + Gaussian1D()],
+            np.ones((10, 2, 2)),
+            world=(np.arange(10.0),),
+            select="aic",
+            null={"mean_1": 0.0},
+        )
+    assert str(info.value).startswith("model[0]: null")
