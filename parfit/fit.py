@@ -518,7 +518,9 @@ def _run(prepared: _Prepared) -> FitResult:
             output=options.output,
         )
         if request.n_fits and options.initial == "mean":
-            request, info.mean_start = mean_start(request, options.initial_region)
+            request, info.mean_start = mean_start(
+                request, options.initial_region, execution.compute_kwargs
+            )
         if request.n_fits:
             grid = block_grid(request, block_size, regular=options.output is not None)
             execute.run(request, grid, sink, execution, info, cubes=options.output_cubes)
@@ -584,7 +586,7 @@ def _select(
     first = prepared[0].request
     if any(p.request.iterating_shape != first.iterating_shape for p in prepared):
         raise InputError("the candidate models must fit the same maps")  # pragma: no cover
-    n_valid = valid_counts(first)
+    n_valid = valid_counts(first, prepared[0].execution.compute_kwargs)
     candidates = [_run(p) for p in prepared]
     result = SelectionResult(
         candidates,

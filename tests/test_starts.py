@@ -218,3 +218,29 @@ def test_bad_start_arguments_are_refused(kwargs, error, message):
     with pytest.raises(error) as info:
         parfit.parallel_fit(Gaussian1D(), np.ones((10, 2, 2)), world=(np.arange(10.0),), **kwargs)
     assert str(info.value) == message
+
+
+def test_the_mean_spectrum_and_the_valid_counts_use_the_runs_scheduler(offset_cube):
+    import dask
+
+    data, _ = offset_cube
+    calls = []
+
+    def counting_get(dsk, keys, **kwargs):
+        calls.append(1)
+        return dask.get(dsk, keys, **kwargs)
+
+    parfit.parallel_fit(
+        Gaussian1D(1.0, -45.0, 2.0), data, world=(X,), initial="mean", scheduler=counting_get
+    )
+    assert len(calls) == 2  # the mean spectrum, then the fits
+    calls.clear()
+    parfit.parallel_fit(
+        [Gaussian1D(), Gaussian1D() + Gaussian1D()],
+        data,
+        world=(X,),
+        initial="guess",
+        select="aic",
+        scheduler=counting_get,
+    )
+    assert len(calls) == 3  # the valid samples, then each candidate's fits

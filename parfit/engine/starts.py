@@ -98,18 +98,27 @@ def _arranged(request: FitRequest) -> tuple[Any, Any]:
     return data, valid
 
 
-def valid_counts(request: FitRequest) -> np.ndarray:
-    """Valid samples of every pixel (a map of the iterating shape); reads the cube once."""
+def valid_counts(request: FitRequest, compute_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+    """Valid samples of every pixel (a map of the iterating shape); reads the cube once.
+
+    ``compute_kwargs`` (the run's scheduler) go to ``dask.compute``.
+    """
+    import dask
+
     _, valid = _arranged(request)
-    return np.asarray(valid.sum(axis=0).compute()).reshape(request.iterating_shape)
+    (counts,) = dask.compute(valid.sum(axis=0), **(compute_kwargs or {}))
+    return np.asarray(counts).reshape(request.iterating_shape)
 
 
-def mean_spectrum(request: FitRequest, region: Any = None) -> tuple[np.ndarray, np.ndarray, int]:
+def mean_spectrum(
+    request: FitRequest, region: Any = None, compute_kwargs: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The mean of the valid samples over the pixels of ``region`` (all if None).
 
     Returns the mean (``n_samples``, NaN where no pixel has a valid sample),
     whether each sample has one, and the number of pixels averaged (those
-    with at least one valid sample).  Lazy cubes are read once.
+    with at least one valid sample).  Lazy cubes are read once, on the
+    scheduler of ``compute_kwargs`` (``dask.compute`` keywords).
     """
     import dask.array as da
 
@@ -120,13 +129,15 @@ def mean_spectrum(request: FitRequest, region: Any = None) -> tuple[np.ndarray, 
     total = da.where(valid, data, 0.0).sum(axis=1)
     count = valid.sum(axis=1)
     pixels = valid.any(axis=0).sum()
-    total, count, pixels = da.compute(total, count, pixels)
+    total, count, pixels = da.compute(total, count, pixels, **(compute_kwargs or {}))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return mean, count > 0, int(pixels)
 
 
-def mean_start(request: FitRequest, region: Any = None) -> tuple[FitRequest, dict[str, Any]]:
+def mean_start(
+    request: FitRequest, region: Any = None, compute_kwargs: dict[str, Any] | None = None
+) -> tuple[FitRequest, dict[str, Any]]:
     """``request`` starting every fit from a fit of its mean spectrum; and what was done.
 
     The mean spectrum (:func:`mean_spectrum`) is fitted by the run's fitter
@@ -137,6 +148,7 @@ def mean_start(request: FitRequest, region: Any = None) -> tuple[FitRequest, dic
     fails, a warning says so and the fits start from its guess (or the
     model's values).
 
+    The average is computed on the run's scheduler (``compute_kwargs``).
     Returns the new request (scalar starts, clipped into per-pixel bounds
     where there are some) and a record: ``pixels`` averaged, ``status`` of
     the mean fit, ``values`` (the starts by name).
@@ -144,7 +156,7 @@ def mean_start(request: FitRequest, region: Any = None) -> tuple[FitRequest, dic
     from parfit.engine import kernel
     from parfit.engine.execute import block_spec, pixel_block
 
-    mean, valid, pixels = mean_spectrum(request, region)
+    mean, valid, pixels = mean_spectrum(request, region, compute_kwargs)
     if region is None:
         middle = tuple(n // 2 for n in request.iterating_shape)
     else:
