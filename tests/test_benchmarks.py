@@ -210,3 +210,43 @@ def test_bench_likelihood_quick(tmp_path):
     assert report["agreement"]["scipy-fixed"]["no_worse"]["inside"] == 1.0
     assert report["cost_over_plain"]["fixed-cash"]["median"] == 1.0
     assert report["max_rel_diff_statistic"] < 1e-9
+
+
+@pytest.mark.slow
+def test_bench_selection_quick(tmp_path):
+    out_json = tmp_path / "selection.json"
+    out = _run("bench_selection.py", "--quick", "--json", str(out_json))
+    for text in (
+        "cpu_count",
+        "numpy",
+        "== 1. Model selection: components_cube((100, 6, 12)), 72 pixels",
+        "selected number of components against the truth",
+        "per-fit scipy least_squares (TRF) from the same guesses",
+        "== 2. Refits: velocity_field_cube((90, 9, 9)), 81 pixels",
+        "refit passes (last round)",
+    ):
+        assert text in out, text
+    report = json.loads(out_json.read_text())
+    selection, refit = report["selection"], report["refit"]
+    assert set(report["cold"]) == {"select"}
+    runs = selection["runs"]
+    assert set(runs) == {"g1", "g2", "g3", "sum", "select"}
+    assert all(r["median_s"] > 0 for r in runs.values())
+    assert runs["sum"]["over_sum"]["median"] == 1.0 and runs["g1"]["over_g1"]["median"] == 1.0
+    assert runs["select"]["over_sum"]["paired"] > 0
+    # well-separated lines at S/N >= 12: nearly every pixel gets the right number
+    assert selection["accuracy"]["all"]["correct"] > 0.9
+    assert sum(selection["accuracy"]["all"]["chosen"].values()) == 72
+    assert set(selection["peers"]) == {"g1", "g2", "g3"}
+    assert set(refit["runs"]) == {
+        f"{fitter}-{mode}"
+        for fitter in ("batched", "function", "trf")
+        for mode in ("single", "refit", "mean", "both")
+    }
+    for name, r in refit["runs"].items():
+        assert r["x_single"]["median"] > 0 and 0.0 <= r["recovered"] <= 1.0, name
+        assert (r["passes"] != []) == name.endswith(("refit", "both")), name
+    # the model that cannot guess loses most pixels from the shared start; refits recover them
+    assert refit["runs"]["function-single"]["recovered"] < 0.6
+    assert refit["runs"]["function-both"]["recovered"] > 0.95
+    assert refit["peer"]["scipy_fits_per_s"] > 0
