@@ -43,6 +43,9 @@ import numpy as np
 from parfit.errors import InputError, InputTypeError, OutputExistsError
 from parfit.result import FitResult, read_result
 
+# The names of a selection folder's stores are the store layer's (the diagnostics read them).
+from parfit.store.layout import SELECTION_STORE, candidate_store, is_selection_folder
+
 __all__ = [
     "SELECT_CRITERIA",
     "SelectionResult",
@@ -50,6 +53,7 @@ __all__ = [
     "choose",
     "criterion_map",
     "is_candidates",
+    "is_selection_folder",
     "read_selection",
 ]
 
@@ -59,14 +63,6 @@ SELECT_CRITERIA = ("aic", "aicc", "bic")
 #: A peak whose amplitude is below this many times its error disqualifies its
 #: candidate at that pixel.
 PEAK_SIGNIFICANCE = 3.0
-
-#: The file of a selection's own maps inside its output folder.
-SELECTION_STORE = "selection.zarr"
-
-
-def candidate_store(k: int) -> str:
-    """The store of candidate ``k`` inside a selection's output folder."""
-    return f"candidate_{k}.zarr"
 
 
 def is_candidates(model: Any) -> bool:
@@ -422,7 +418,7 @@ class SelectionResult:
             raise OutputExistsError(
                 f"{str(path)!r} already exists; pass overwrite=True to replace it"
             )
-        self.to_xarray().to_zarr(path, mode="w")
+        self.to_xarray().to_zarr(path, mode="w", consolidated=False)
 
 
 def _eligible(result: FitResult, peaks: Sequence[str]) -> np.ndarray:
@@ -466,7 +462,7 @@ def read_selection(path: Any) -> SelectionResult:
         raise InputError(
             f"{path!r} is not the output folder of a model selection: it has no {SELECTION_STORE}"
         )
-    ds = xr.open_zarr(store)
+    ds = xr.open_zarr(store, consolidated=False)
     n = len(json.loads(ds.attrs["candidates"]))
     candidates = [read_result(os.path.join(path, candidate_store(k))) for k in range(n)]
     return SelectionResult(
@@ -480,11 +476,6 @@ def read_selection(path: Any) -> SelectionResult:
         delta=ds["delta"].values,
         statistic_name=ds.attrs.get("statistic_name", "chi2"),
     )
-
-
-def is_selection_folder(path: Any) -> bool:
-    """True for the output folder of a selection run."""
-    return os.path.isdir(os.path.join(os.fspath(path), SELECTION_STORE))
 
 
 def check_candidates(models: Sequence[Any]) -> None:

@@ -15,7 +15,10 @@ What each kind of path holds:
   block records in ``_parfit_done``) or the one written by
   :meth:`parfit.FitResult.to_zarr` (the ``to_xarray`` dataset);
 * an *analysis folder* holds ``run.json`` and ``maps.zarr``, and names its
-  diagnostics folder in ``run.json``.
+  diagnostics folder in ``run.json``;
+* a *selection folder* (``parallel_fit(model=[...], select=..., output=...)``,
+  or an analysis folder of a ``select`` config) holds ``selection.zarr``
+  and each candidate's store, ``candidate_<k>.zarr``.
 
 Nothing here changes what it reads.
 """
@@ -35,6 +38,13 @@ from parfit.diagnostics.likelihood import (
     stored_request,
 )
 from parfit.diagnostics.paths import MAPS_NAME, map_dims, path_kind, read_run
+from parfit.diagnostics.strategy import (
+    read_selection_maps,
+    selection_lines,
+    selection_summary,
+    strategy_lines,
+    strategy_summary,
+)
 from parfit.errors import InputError
 
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
@@ -46,7 +56,7 @@ from parfit.status import (
     Status,
     flag_counts,
 )
-from parfit.store.layout import DONE_NAME, datasets_of
+from parfit.store.layout import DONE_NAME, candidate_store, datasets_of, is_selection_folder
 from parfit.store.reader import open_maps_store, read_map, stored_flags, verify_store
 
 __all__ = ["Summary", "MessageGroup", "summarize", "PERCENTILES", "status_name"]
@@ -104,7 +114,8 @@ class Summary:
     Attributes
     ----------
     kind : str
-        ``"diagnostics"``, ``"output"`` or ``"analysis"``.
+        ``"diagnostics"``, ``"output"``, ``"selection"`` (a selection
+        folder) or ``"analysis"``.
     path : str
         The path summarized.
     n_fits : int
@@ -162,7 +173,7 @@ class Summary:
     n_failed : int
         Fits that were attempted and did not end OK.
     n_not_attempted : int
-        Fits never attempted (``NO_VALID_DATA``, ``NOT_RUN``).
+        Fits never attempted (``NO_VALID_DATA``, ``NOT_RUN``, ``SKIPPED``).
     shape : tuple of int or None
         Shape of the maps.
     dims : tuple of str or None
@@ -182,6 +193,23 @@ class Summary:
         diagnostics, counts that disagree).
     top : int or None
         Groups shown per list in :meth:`text` (all are kept in the data).
+    starts : dict
+        How the run started its fits, where the store records it:
+        ``initial``, ``min_snr``, ``order_components``
+        (:func:`parfit.diagnostics.strategy.strategy_summary`).
+    refit : dict or None
+        With ``refit="neighbours"``: the passes (each with its fits
+        ``refitted``, ``improved``, ``rescued``), ``n_refitted``,
+        ``n_refits``, ``n_from_neighbours`` and ``origin_counts``.
+    selection : dict or None
+        A selection folder: ``criterion``, ``threshold``,
+        ``n_candidates``, ``n_none``, ``median_delta`` and, per candidate,
+        the pixels it was ``chosen`` for
+        (:func:`parfit.diagnostics.strategy.selection_summary`); the status
+        and flag counts are then those of the chosen fits (the first
+        candidate's where none succeeded).
+    candidates : list of Summary
+        A selection folder: the summary of each candidate's store.
     """
 
     kind: str
@@ -216,6 +244,10 @@ class Summary:
     run: dict | None = None
     notes: list = dataclasses.field(default_factory=list)
     top: int = 5
+    starts: dict = dataclasses.field(default_factory=dict)
+    refit: dict | None = None
+    selection: dict | None = None
+    candidates: list = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         """The summary as plain, JSON-serialisable Python objects.
@@ -248,6 +280,8 @@ class Summary:
             lines += _run_lines(self.path, self.run)
         if self.kind == "diagnostics":
             lines += _diagnostics_text(self, top)
+        elif self.selection is not None:
+            lines += _selection_text(self, top)
         else:
             lines += _store_text(self, top)
         if self.notes:
@@ -335,6 +369,9 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
         return _summarize_diagnostics(path, top, examples)
     run = None
     store = path
+    chooses = kind == "selection" or (
+        kind == "analysis" and is_selection_folder(path) and not (path / MAPS_NAME).exists()
+    )
     if kind == "analysis":
         run = read_run(path)
         store = path / MAPS_NAME
@@ -342,16 +379,19 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
             candidate = Path(run["diagnostics_path"])
             if not candidate.is_absolute():
                 candidate = path / candidate
-            if (candidate / MANIFEST_NAME).is_file():
+            if chooses or (candidate / MANIFEST_NAME).is_file():
                 diagnostics = candidate
     if diagnostics is not None:
         diagnostics = Path(diagnostics)
-        if not (diagnostics / MANIFEST_NAME).is_file():
+        if not chooses and not (diagnostics / MANIFEST_NAME).is_file():
             raise InputError(
                 f"summarize: diagnostics={str(diagnostics)!r} is not a diagnostics folder "
                 f"(no manifest.csv there); give the diagnostics_path of the run"
             )
-    summary = _summarize_store(store, top, examples, diagnostics)
+    if chooses:
+        summary = _summarize_selection(path, top, examples, diagnostics)
+    else:
+        summary = _summarize_store(store, top, examples, diagnostics)
     if kind == "analysis":
         summary.kind = "analysis"
         summary.path = str(path)
@@ -369,6 +409,43 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
                 "(was the store changed after the run?)"
             )
     return summary
+
+
+def _summarize_selection(path, top, examples, diagnostics):
+    """A selection folder: the choice (``selection.zarr``) and each candidate's store.
+
+    ``diagnostics``: the run's diagnostics folder, whose ``candidate_<k>``
+    folders hold each candidate's (None: none).
+    """
+    maps = read_selection_maps(path)
+    candidates = []
+    for k in range(len(maps["models"])):
+        own = None if diagnostics is None else diagnostics / f"candidate_{k}"
+        if own is not None and not (own / MANIFEST_NAME).is_file():
+            own = None
+        candidates.append(_summarize_store(path / candidate_store(k), top, examples, own))
+    status = maps["status"]
+    codes, counts = np.unique(status, return_counts=True)
+    counts = {int(c): int(n) for c, n in zip(codes, counts)}
+    first = candidates[0] if candidates else None
+    return Summary(
+        kind="selection",
+        path=str(path),
+        n_fits=int(status.size),
+        status_counts=_named_counts(counts),
+        flag_counts=_named_flags(maps["flags"]),
+        statistic=first.statistic if first else None,
+        complete=all(c.complete is not False for c in candidates),
+        n_failed=sum(n for c, n in counts.items() if Status(c).is_failed()),
+        n_not_attempted=sum(n for c, n in counts.items() if c in NOT_ATTEMPTED),
+        shape=tuple(status.shape),
+        dims=maps["dims"],
+        store=str(path),
+        provenance=dict(first.provenance) if first else {},
+        top=top,
+        selection=selection_summary(maps),
+        candidates=candidates,
+    )
 
 
 def _check_count(value, name, allow_none=False):
@@ -683,6 +760,7 @@ def _summarize_store(path, top, examples, diag):
             if share.size:
                 summary.median_statistic_by_dataset[dataset] = float(np.median(share))
     _likelihood(summary, group, asked, ok)
+    summary.starts, summary.refit = strategy_summary(group, info, layout)
     return summary
 
 
@@ -839,6 +917,30 @@ def _store_text(s, top):
         for dataset, value in s.median_statistic_by_dataset.items():
             lines.append(f"  median share of dataset {dataset}: {value:.5g}")
     lines += likelihood_lines(s)
+    lines += strategy_lines(s)
+    return lines
+
+
+def _selection_text(s, top):
+    """A selection folder's report: the choice, the chosen fits, then every candidate's store."""
+    lines = [f"parfit model selection: {s.path}"]
+    dims = f", dims ({', '.join(s.dims)})" if s.dims else ""
+    lines.append(f"  {s.n_fits} pixels, map shape {tuple(s.shape)}{dims}")
+    if not s.complete:
+        lines.append(f"  complete: NO (a candidate's store is not; {_RESUME_HINT})")
+    lines += selection_lines(s.selection, s.n_fits)
+    lines.append("status of the chosen fits (the first candidate's where none succeeded):")
+    lines += _status_lines(s)
+    lines += _flag_lines(s)
+    attempted = s.n_fits - s.n_not_attempted
+    lines.append(
+        f"failed: {s.n_failed} of {attempted} attempted "
+        f"({_pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}"
+    )
+    for k, candidate in enumerate(s.candidates):
+        lines.append("")
+        lines.append(f"--- candidate {k}: {s.selection['candidates'][k]['model']} ---")
+        lines += _store_text(candidate, top)
     return lines
 
 
@@ -879,6 +981,13 @@ def _run_lines(path, run):
         ]
         lines.append(f"  timings: {', '.join(parts)}")
     lines.append(f"  diagnostics: {run.get('diagnostics_path') or 'none'}")
+    mean = run.get("mean_start")
+    if isinstance(mean, dict) and isinstance(mean.get("values"), dict):
+        values = ", ".join(f"{k}={v:.5g}" for k, v in mean["values"].items())
+        lines.append(
+            f"  initial mean: the mean spectrum of {mean.get('pixels')} pixels fitted "
+            f"({mean.get('status')}); every fit started from {values}"
+        )
     return lines
 
 
