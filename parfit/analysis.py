@@ -21,9 +21,9 @@ around it) and :meth:`Analysis.read` restores one from its folder.  State is
 YAML, JSON and zarr only; nothing is pickled.  A joint config (a
 ``datasets`` section: several cubes fitted together, pixel by pixel) runs
 the same way into one store, whose maps are named ``<dataset>.<parameter>``.
+The folder's file names and its record are :mod:`parfit.analysis_folder`'s.
 """
 
-import datetime
 import json
 import logging
 import math
@@ -48,24 +48,29 @@ from parfit.config.schema import (
 )
 from parfit.config.validate import config_to_dict, config_to_yaml
 
+from .analysis_folder import (
+    CONFIG_HEADER,
+    CONFIG_NAME,
+    EXPORTS,
+    MAPS_NAME,
+    RUN_RECORD,
+    candidate_stores,
+    dataset_fingerprint,
+    foreign_files,
+    now,
+    selection_record,
+    starts_record,
+    status_and_flag_counts,
+    write_json,
+)
 from .errors import ConfigError, InputError, OutputExistsError
 from .result import read_result  # noqa: F401  (its home was here; kept importable)
-from .status import NOT_ATTEMPTED, Flag, Status, flag_counts
-from .store.layout import (
-    SELECTION_STORE,
-    candidate_store,
-    is_selection_folder,
-    store_layout,
-)
+from .status import NOT_ATTEMPTED, Flag, Status
+from .store.layout import SELECTION_STORE, candidate_store, is_selection_folder
 
 __all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME", "MAPS_NAME"]
 
 log = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.yaml"
-RUN_RECORD = "run.json"
-MAPS_NAME = "maps.zarr"
-EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
 
 
 # --- the analysis ---------------------------------------------------------------------------
@@ -210,7 +215,7 @@ class Analysis:
         from .store.layout import ATTRS_KEY
 
         cfg = self.config
-        started = _now()
+        started = now()
         t0 = time.perf_counter()
         out = self.output_path
         model = build_model(cfg)
@@ -219,7 +224,7 @@ class Analysis:
         t_open = time.perf_counter()
         self._prepare_folder(out)
         record = self._start_record(started)
-        _write_json(out / RUN_RECORD, record)
+        write_json(out / RUN_RECORD, record)
         # A joint fit's samples are every dataset's, end to end.
         cubes = list(opened.values()) if self.joint else [opened]
         n_samples = sum(math.prod(c["shape"][a] for a in c["fitting_axes"]) for c in cubes)
@@ -254,7 +259,7 @@ class Analysis:
             # The record says how the run ended, even when it did not finish.
             interrupted = isinstance(exc, KeyboardInterrupt)
             record.update(
-                finished=_now(),
+                finished=now(),
                 exit_status="interrupted" if interrupted else "error",
                 error=f"{type(exc).__name__}: {exc}",
                 timings={
@@ -262,7 +267,7 @@ class Analysis:
                     "total_s": round(time.perf_counter() - t0, 3),
                 },
             )
-            _write_json(out / RUN_RECORD, record)
+            write_json(out / RUN_RECORD, record)
             raise
         t_fit = time.perf_counter()
         exported = []
@@ -290,7 +295,7 @@ class Analysis:
         prov = provs[0]
         record.update(self._outcome(result))
         record.update(
-            finished=_now(),
+            finished=now(),
             run_id=prov.get("run_id"),
             input_fingerprint=prov.get("input_fingerprint"),
             complete=all(bool(p.get("complete")) for p in provs),
@@ -307,14 +312,14 @@ class Analysis:
         )
         if self.joint:
             for name, entry in record["datasets"].items():
-                entry["fingerprint"] = _dataset_fingerprint(opened[name])
+                entry["fingerprint"] = dataset_fingerprint(opened[name])
         else:
             record["input"]["fingerprint"] = prov.get("input_fingerprint")
         if self.select:
-            record["selection"] = _selection_record(cfg.select, result, provs)
+            record["selection"] = selection_record(cfg.select, result, provs)
         else:
-            record.update(_starts_record(result.run))
-        _write_json(out / RUN_RECORD, record)
+            record.update(starts_record(result.run))
+        write_json(out / RUN_RECORD, record)
         self.result, self.record = result, record
         return result
 
@@ -323,7 +328,7 @@ class Analysis:
         cfg = self.config
         if out.exists() and not out.is_dir():
             raise OutputExistsError(f"output.path {str(out)!r} exists and is not a folder")
-        foreign = _foreign_files(out)
+        foreign = foreign_files(out)
         if foreign:
             raise OutputExistsError(
                 f"output.path {str(out)!r} holds {', '.join(foreign)}, which parfit did not "
@@ -333,7 +338,7 @@ class Analysis:
             n
             for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, SELECTION_STORE, *EXPORTS.values())
             if (out / n).exists()
-        ] + _candidate_stores(out)
+        ] + candidate_stores(out)
         if set(earlier) <= {RUN_RECORD, CONFIG_NAME}:
             earlier = []  # a run that stopped before fitting anything: nothing to keep
         if earlier and not (cfg.output.overwrite or cfg.output.resume):
@@ -346,7 +351,7 @@ class Analysis:
         if (
             cfg.output.resume
             and (out / CONFIG_NAME).exists()
-            and ((out / MAPS_NAME).exists() or _candidate_stores(out))
+            and ((out / MAPS_NAME).exists() or candidate_stores(out))
         ):
             self._check_resumable(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -356,7 +361,7 @@ class Analysis:
             for name in (RUN_RECORD, CONFIG_NAME, *EXPORTS.values()):
                 if (out / name).is_file():
                     (out / name).unlink()
-            for name in (MAPS_NAME, SELECTION_STORE, *_candidate_stores(out)):
+            for name in (MAPS_NAME, SELECTION_STORE, *candidate_stores(out)):
                 if (out / name).exists():
                     shutil.rmtree(out / name)
         (out / CONFIG_NAME).write_text(CONFIG_HEADER + config_to_yaml(cfg, resolve_paths=True))
@@ -410,7 +415,7 @@ class Analysis:
         }
 
     def _outcome(self, result):
-        statuses, flags = _counts(result)
+        statuses, flags = status_and_flag_counts(result)
         counts = {s.name: n for s, n in statuses.items()}
         n_fits = result.n_fits
         # One definition of "failed" and "not attempted" (parfit.status).  A
@@ -451,7 +456,7 @@ class Analysis:
             return path
         existing = [
             n for n in (CONFIG_NAME, RUN_RECORD, MAPS_NAME, SELECTION_STORE) if (path / n).exists()
-        ] + _candidate_stores(path)
+        ] + candidate_stores(path)
         if existing and not overwrite:
             raise OutputExistsError(
                 f"{str(path)!r} already holds {', '.join(existing)}; pass "
@@ -470,8 +475,8 @@ class Analysis:
             CONFIG_HEADER + config_to_yaml(self.config, resolve_paths=True)
         )
         maps = SELECTION_STORE if self.select else MAPS_NAME
-        record = dict(self.record or {}, maps=maps, written=_now())
-        _write_json(path / RUN_RECORD, record)
+        record = dict(self.record or {}, maps=maps, written=now())
+        write_json(path / RUN_RECORD, record)
         return path
 
     @classmethod
@@ -778,56 +783,6 @@ class Analysis:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _counts(result):
-    """``({Status: count}, {Flag: count})`` of a FitResult or of a selection's chosen fits."""
-    if hasattr(result, "status_counts"):
-        return result.status_counts(), result.flag_counts()
-    codes, n = np.unique(np.asarray(result.status), return_counts=True)
-    return {Status(int(c)): int(k) for c, k in zip(codes, n)}, flag_counts(result.flags)
-
-
-def _candidate_stores(folder):
-    """The names of the ``candidate_<k>.zarr`` stores in ``folder``, in order of ``k``."""
-    names, k = [], 0
-    while (Path(folder) / candidate_store(k)).exists():
-        names.append(candidate_store(k))
-        k += 1
-    return names
-
-
-def _starts_record(run):
-    """What ``run.json`` keeps of a run's mean-spectrum start and neighbour refits."""
-    out = {}
-    if run.mean_start:
-        out["mean_start"] = run.mean_start
-    if run.refit:
-        out["refit"] = list(run.refit)
-    return out
-
-
-def _selection_record(section, result, provenances):
-    """What ``run.json`` keeps of a model selection: the choice and each candidate."""
-    counts = result.counts()
-    return {
-        "criterion": result.criterion,
-        "threshold": result.threshold,
-        "store": SELECTION_STORE,
-        "no_candidate": counts.get(-1, 0),
-        "candidates": [
-            {
-                "store": candidate_store(k),
-                "model": " + ".join(c.type for c in section.candidates[k].components),
-                "n_free": result.n_free[k],
-                "chosen": counts.get(k, 0),
-                "run_id": prov.get("run_id"),
-                "complete": bool(prov.get("complete")),
-                **_starts_record(fit.run),
-            }
-            for k, (fit, prov) in enumerate(zip(result.candidates, provenances))
-        ],
-    }
-
-
 def _recorded_mean_start(record, request):
     """The starts of ``initial: mean`` that ``run.json`` records for ``request``'s model."""
     record = record or {}
@@ -929,83 +884,6 @@ def _per_dataset(model, plan, block, x, start, fitted):
 def _text(unit):
     """A unit as text (None stays None)."""
     return None if unit is None else str(unit)
-
-
-def _dataset_fingerprint(opened):
-    """The fingerprint of one dataset's cube, weights and mask (sampled: cheap on disk).
-
-    As the store's whole-input fingerprint samples a cube
-    (:func:`parfit.store.input_fingerprint`), with the fitting axes and unit.
-    """
-    from .store import input_fingerprint
-
-    data = getattr(opened["data"], "data", opened["data"])
-    extras = (opened["weights"], opened["mask"], repr(opened["fitting_axes"]))
-    unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
-    return input_fingerprint(data, (*extras, str(unit)), exact=False)
-
-
-CONFIG_HEADER = "# parfit analysis config as run (defaults filled in, paths absolute)\n"
-
-
-def _foreign_files(out):
-    """The files of an analysis folder's names in ``out`` that parfit did not write."""
-    foreign = []
-    record = None
-    if (out / RUN_RECORD).exists():
-        try:
-            record = json.loads((out / RUN_RECORD).read_text())
-        except (OSError, ValueError):
-            record = None
-        if not isinstance(record, dict) or "parfit_version" not in record:
-            foreign.append(RUN_RECORD)
-            record = None
-    if (out / CONFIG_NAME).exists():
-        try:
-            ours = (out / CONFIG_NAME).read_text().startswith(CONFIG_HEADER)
-        except (OSError, UnicodeDecodeError):
-            ours = False
-        if not ours:
-            foreign.append(CONFIG_NAME)
-    for name in (MAPS_NAME, *_candidate_stores(out)):
-        if (out / name).exists() and store_layout(out / name) is None:
-            foreign.append(name)
-    if (out / SELECTION_STORE).exists() and not _is_selection_store(out / SELECTION_STORE):
-        foreign.append(SELECTION_STORE)
-    exports = set(record.get("exports", ())) if record else set()
-    foreign += [n for n in EXPORTS.values() if (out / n).exists() and n not in exports]
-    return foreign
-
-
-def _is_selection_store(path):
-    """True for the ``selection.zarr`` of a model selection (its attributes say so)."""
-    import zarr
-
-    try:
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    except Exception:  # noqa: BLE001 - anything unreadable is not parfit's
-        return False
-    return {"criterion", "candidates", "n_free"} <= set(attrs)
-
-
-def _now():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _write_json(path, data):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return None if not math.isfinite(obj) else float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
 
 
 def _check_reachable(address):
