@@ -10,14 +10,20 @@ An analysis folder (``output.path`` of the config) holds
   ``maps.nc`` / ``maps.fits`` when ``output.format`` asks for them,
 * ``diagnostics/`` - per-fit folders (unless ``diagnostics.path`` is set).
 
+A model selection (a ``select`` section: candidate models, the best chosen
+per pixel) writes ``candidate_<k>.zarr`` (each candidate's maps, streamed)
+and ``selection.zarr`` (the choice) in place of ``maps.zarr``: the folder
+is the output folder of ``parallel_fit(model=[...], select=...)``, which
+:func:`parfit.selection.read_selection` reads back.
+
 :class:`Analysis` runs a config in Python (``parfit run`` is a thin shell
 around it) and :meth:`Analysis.read` restores one from its folder.  State is
 YAML, JSON and zarr only; nothing is pickled.  A joint config (a
 ``datasets`` section: several cubes fitted together, pixel by pixel) runs
 the same way into one store, whose maps are named ``<dataset>.<parameter>``.
+The folder's file names and its record are :mod:`parfit.analysis_folder`'s.
 """
 
-import datetime
 import json
 import logging
 import math
@@ -30,22 +36,41 @@ from pathlib import Path
 import numpy as np
 
 from parfit.config import build_model, config_hash, load_config, open_input, validate_config
-from parfit.config.schema import JOINT_SECTIONS, SECTIONS, is_joint_config, resolve, set_base_dir
+from parfit.config.build import open_region
+from parfit.config.schema import (
+    JOINT_SECTIONS,
+    SECTIONS,
+    SELECT_SECTIONS,
+    is_joint_config,
+    is_selection_config,
+    resolve,
+    set_base_dir,
+)
 from parfit.config.validate import config_to_dict, config_to_yaml
 
+from .analysis_folder import (
+    CONFIG_HEADER,
+    CONFIG_NAME,
+    EXPORTS,
+    MAPS_NAME,
+    RUN_RECORD,
+    candidate_stores,
+    dataset_fingerprint,
+    foreign_files,
+    now,
+    selection_record,
+    starts_record,
+    status_and_flag_counts,
+    write_json,
+)
 from .errors import ConfigError, InputError, OutputExistsError
 from .result import read_result  # noqa: F401  (its home was here; kept importable)
 from .status import NOT_ATTEMPTED, Flag, Status
-from .store.layout import store_layout
+from .store.layout import SELECTION_STORE, candidate_store, is_selection_folder
 
 __all__ = ["Analysis", "open_input", "read_result", "RUN_RECORD", "CONFIG_NAME", "MAPS_NAME"]
 
 log = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.yaml"
-RUN_RECORD = "run.json"
-MAPS_NAME = "maps.zarr"
-EXPORTS = {"netcdf": "maps.nc", "fits": "maps.fits"}
 
 
 # --- the analysis ---------------------------------------------------------------------------
@@ -67,8 +92,9 @@ class Analysis:
     ----------
     config : pydantic model
         The validated config.
-    result : FitResult or None
-        The maps, after :meth:`run` or :meth:`read`.
+    result : FitResult, SelectionResult or None
+        The maps, after :meth:`run` or :meth:`read` (a
+        :class:`parfit.selection.SelectionResult` for a ``select`` config).
     record : dict or None
         The run record (what ``run.json`` holds).
 
@@ -102,8 +128,8 @@ class Analysis:
         elif base_dir is not None:
             set_base_dir(config, base_dir)
         fields = getattr(type(config), "model_fields", None)
-        if not isinstance(fields, dict) or (
-            set(SECTIONS) - set(fields) and set(JOINT_SECTIONS) - set(fields)
+        if not isinstance(fields, dict) or all(
+            set(sections) - set(fields) for sections in (SECTIONS, JOINT_SECTIONS, SELECT_SECTIONS)
         ):
             raise InputError(
                 f"config must be a dict or a validated parfit config; got {type(config).__name__}"
@@ -138,6 +164,11 @@ class Analysis:
         """Whether the config fits several cubes together (a ``datasets`` section)."""
         return is_joint_config(self.config)
 
+    @property
+    def select(self):
+        """Whether the config chooses per pixel between candidate models (a ``select`` section)."""
+        return is_selection_config(self.config)
+
     # --- paths ----------------------------------------------------------------
 
     @property
@@ -167,9 +198,10 @@ class Analysis:
 
         Returns
         -------
-        FitResult
+        FitResult or SelectionResult
             Also kept as :attr:`result`; :attr:`record` holds the run record
-            written to ``run.json``.
+            written to ``run.json``.  A ``select`` config gives the
+            :class:`parfit.selection.SelectionResult` of its candidates.
 
         Raises
         ------
@@ -183,15 +215,16 @@ class Analysis:
         from .store.layout import ATTRS_KEY
 
         cfg = self.config
-        started = _now()
+        started = now()
         t0 = time.perf_counter()
         out = self.output_path
         model = build_model(cfg)
         opened = open_input(cfg)
+        region = None if self.joint else open_region(cfg, opened)
         t_open = time.perf_counter()
         self._prepare_folder(out)
         record = self._start_record(started)
-        _write_json(out / RUN_RECORD, record)
+        write_json(out / RUN_RECORD, record)
         # A joint fit's samples are every dataset's, end to end.
         cubes = list(opened.values()) if self.joint else [opened]
         n_samples = sum(math.prod(c["shape"][a] for a in c["fitting_axes"]) for c in cubes)
@@ -217,15 +250,16 @@ class Analysis:
                     fit_timeout=cfg.run.fit_timeout,
                     overwrite=cfg.output.overwrite,
                     resume=cfg.output.resume,
-                    output=out / MAPS_NAME,
+                    output=out if self.select else out / MAPS_NAME,
                     output_cubes=tuple(cfg.output.cubes) or None,
                     **_likelihood_arguments(cfg),
+                    **_strategy_arguments(cfg, region),
                 )
         except BaseException as exc:
             # The record says how the run ended, even when it did not finish.
             interrupted = isinstance(exc, KeyboardInterrupt)
             record.update(
-                finished=_now(),
+                finished=now(),
                 exit_status="interrupted" if interrupted else "error",
                 error=f"{type(exc).__name__}: {exc}",
                 timings={
@@ -233,13 +267,17 @@ class Analysis:
                     "total_s": round(time.perf_counter() - t0, 3),
                 },
             )
-            _write_json(out / RUN_RECORD, record)
+            write_json(out / RUN_RECORD, record)
             raise
         t_fit = time.perf_counter()
         exported = []
         if cfg.output.format in EXPORTS:
             target = out / EXPORTS[cfg.output.format]
-            if cfg.output.format == "netcdf":
+            if self.select:  # the chosen maps (validation refuses fits)
+                if target.exists():
+                    target.unlink()
+                result.to_xarray().to_netcdf(target)
+            elif cfg.output.format == "netcdf":
                 result.to_netcdf(target, overwrite=True)
             else:
                 result.to_fits(target, overwrite=True)
@@ -248,16 +286,22 @@ class Analysis:
 
         import zarr
 
-        prov = dict(zarr.open_group(str(out / MAPS_NAME), mode="r").attrs[ATTRS_KEY])
+        fits = list(result.candidates) if self.select else [result]
+        stores = [out / candidate_store(k) for k in range(len(fits))] if self.select else None
+        provs = [
+            dict(zarr.open_group(str(store), mode="r").attrs[ATTRS_KEY])
+            for store in (stores or [out / MAPS_NAME])
+        ]
+        prov = provs[0]
         record.update(self._outcome(result))
         record.update(
-            finished=_now(),
+            finished=now(),
             run_id=prov.get("run_id"),
             input_fingerprint=prov.get("input_fingerprint"),
-            complete=bool(prov.get("complete")),
-            blocks_fitted=result.run.blocks_fitted,
-            blocks_resumed=result.run.blocks_resumed,
-            failed_blocks=[block.as_dict() for block in result.run.failed_blocks],
+            complete=all(bool(p.get("complete")) for p in provs),
+            blocks_fitted=sum(fit.run.blocks_fitted for fit in fits),
+            blocks_resumed=sum(fit.run.blocks_resumed for fit in fits),
+            failed_blocks=[block.as_dict() for fit in fits for block in fit.run.failed_blocks],
             exports=exported,
             timings={
                 "open_s": round(t_open - t0, 3),
@@ -268,10 +312,14 @@ class Analysis:
         )
         if self.joint:
             for name, entry in record["datasets"].items():
-                entry["fingerprint"] = _dataset_fingerprint(opened[name])
+                entry["fingerprint"] = dataset_fingerprint(opened[name])
         else:
             record["input"]["fingerprint"] = prov.get("input_fingerprint")
-        _write_json(out / RUN_RECORD, record)
+        if self.select:
+            record["selection"] = selection_record(cfg.select, result, provs)
+        else:
+            record.update(starts_record(result.run))
+        write_json(out / RUN_RECORD, record)
         self.result, self.record = result, record
         return result
 
@@ -280,15 +328,17 @@ class Analysis:
         cfg = self.config
         if out.exists() and not out.is_dir():
             raise OutputExistsError(f"output.path {str(out)!r} exists and is not a folder")
-        foreign = _foreign_files(out)
+        foreign = foreign_files(out)
         if foreign:
             raise OutputExistsError(
                 f"output.path {str(out)!r} holds {', '.join(foreign)}, which parfit did not "
                 f"write; parfit never replaces such files: choose another output.path"
             )
         earlier = [
-            n for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, *EXPORTS.values()) if (out / n).exists()
-        ]
+            n
+            for n in (RUN_RECORD, CONFIG_NAME, MAPS_NAME, SELECTION_STORE, *EXPORTS.values())
+            if (out / n).exists()
+        ] + candidate_stores(out)
         if set(earlier) <= {RUN_RECORD, CONFIG_NAME}:
             earlier = []  # a run that stopped before fitting anything: nothing to keep
         if earlier and not (cfg.output.overwrite or cfg.output.resume):
@@ -298,7 +348,11 @@ class Analysis:
                 f"output.resume: true to finish an interrupted run, or choose another "
                 f"output.path"
             )
-        if cfg.output.resume and (out / CONFIG_NAME).exists() and (out / MAPS_NAME).exists():
+        if (
+            cfg.output.resume
+            and (out / CONFIG_NAME).exists()
+            and ((out / MAPS_NAME).exists() or candidate_stores(out))
+        ):
             self._check_resumable(out)
         out.mkdir(parents=True, exist_ok=True)
         if cfg.output.overwrite:
@@ -307,8 +361,9 @@ class Analysis:
             for name in (RUN_RECORD, CONFIG_NAME, *EXPORTS.values()):
                 if (out / name).is_file():
                     (out / name).unlink()
-            if (out / MAPS_NAME).exists():
-                shutil.rmtree(out / MAPS_NAME)
+            for name in (MAPS_NAME, SELECTION_STORE, *candidate_stores(out)):
+                if (out / name).exists():
+                    shutil.rmtree(out / name)
         (out / CONFIG_NAME).write_text(CONFIG_HEADER + config_to_yaml(cfg, resolve_paths=True))
 
     def _check_resumable(self, out):
@@ -318,13 +373,13 @@ class Analysis:
             return  # the store's own fingerprints still guard the resume
         old = config_to_dict(before, resolve_paths=True)
         new = config_to_dict(self.config, resolve_paths=True)
-        for section in ("input", "model", "datasets", "fitter", "likelihood"):
+        what = "datasets" if self.joint else "input, select" if self.select else "input, model"
+        for section in ("input", "model", "datasets", "select", "fitter", "likelihood", "strategy"):
             if old.get(section) != new.get(section):
                 raise ConfigError(
                     f"output.resume: the run in {str(out)!r} used a different "
-                    f"{section!r} section; resume needs the same "
-                    f"{'datasets' if self.joint else 'input, model'}, fitter and likelihood "
-                    f"(set output.overwrite: true to start again)",
+                    f"{section!r} section; resume needs the same {what}, fitter, likelihood "
+                    f"and strategy (set output.overwrite: true to start again)",
                     [("output.resume", None, f"different {section} section")],
                 )
 
@@ -348,7 +403,7 @@ class Analysis:
             "config_file": str(self.output_path / CONFIG_NAME),
             **inputs,
             "output": str(self.output_path),
-            "maps": MAPS_NAME,
+            "maps": SELECTION_STORE if self.select else MAPS_NAME,
             "diagnostics_path": None
             if self.diagnostics_path is None
             else str(self.diagnostics_path),
@@ -360,13 +415,14 @@ class Analysis:
         }
 
     def _outcome(self, result):
-        counts = {s.name: n for s, n in result.status_counts().items()}
+        statuses, flags = status_and_flag_counts(result)
+        counts = {s.name: n for s, n in statuses.items()}
         n_fits = result.n_fits
-        # One definition of "failed" and "not attempted" (parfit.status).
-        failed = int(sum(n for s, n in result.status_counts().items() if s.is_failed()))
-        attempted = n_fits - int(
-            sum(n for s, n in result.status_counts().items() if s in NOT_ATTEMPTED)
-        )
+        # One definition of "failed" and "not attempted" (parfit.status).  A
+        # selection's fits are those chosen (the first candidate's where none
+        # succeeded).
+        failed = int(sum(n for s, n in statuses.items() if s.is_failed()))
+        attempted = n_fits - int(sum(n for s, n in statuses.items() if s in NOT_ATTEMPTED))
         fraction = failed / attempted if attempted else 0.0
         limit = self.config.run.max_failed_fraction
         return {
@@ -376,7 +432,7 @@ class Analysis:
             "failed_fraction": fraction,
             "max_failed_fraction": limit,
             "status_counts": counts,
-            "flag_counts": {f.name: n for f, n in result.flag_counts().items()},
+            "flag_counts": {f.name: n for f, n in flags.items()},
             "exit_status": "too_many_failures" if fraction > limit else "ok",
         }
 
@@ -398,7 +454,9 @@ class Analysis:
         path = Path(path).resolve()
         if path == self.output_path.resolve():
             return path
-        existing = [n for n in (CONFIG_NAME, RUN_RECORD, MAPS_NAME) if (path / n).exists()]
+        existing = [
+            n for n in (CONFIG_NAME, RUN_RECORD, MAPS_NAME, SELECTION_STORE) if (path / n).exists()
+        ] + candidate_stores(path)
         if existing and not overwrite:
             raise OutputExistsError(
                 f"{str(path)!r} already holds {', '.join(existing)}; pass "
@@ -407,12 +465,18 @@ class Analysis:
         if path.exists() and not path.is_dir():
             raise OutputExistsError(f"{str(path)!r} exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
-        self.result.to_zarr(path / MAPS_NAME, overwrite=overwrite)
+        if self.select:
+            for k, candidate in enumerate(self.result.candidates):
+                candidate.to_zarr(path / candidate_store(k), overwrite=overwrite)
+            self.result.to_zarr(path / SELECTION_STORE, overwrite=overwrite)
+        else:
+            self.result.to_zarr(path / MAPS_NAME, overwrite=overwrite)
         (path / CONFIG_NAME).write_text(
             CONFIG_HEADER + config_to_yaml(self.config, resolve_paths=True)
         )
-        record = dict(self.record or {}, maps=MAPS_NAME, written=_now())
-        _write_json(path / RUN_RECORD, record)
+        maps = SELECTION_STORE if self.select else MAPS_NAME
+        record = dict(self.record or {}, maps=maps, written=now())
+        write_json(path / RUN_RECORD, record)
         return path
 
     @classmethod
@@ -434,23 +498,37 @@ class Analysis:
         analysis = cls(cfg)
         if (path / RUN_RECORD).is_file():
             analysis.record = json.loads((path / RUN_RECORD).read_text())
-        if (path / MAPS_NAME).exists():
+        if analysis.select and is_selection_folder(path):
+            from .selection import read_selection
+
+            analysis.result = read_selection(path)
+        elif (path / MAPS_NAME).exists():
             analysis.result = read_result(path / MAPS_NAME)
         return analysis
 
     # --- looking at one pixel ------------------------------------------------------
 
-    def fit_pixel(self, pixel):
+    def fit_pixel(self, pixel, *, candidate=None):
         """Fit one pixel again and return what it is made of.
 
         The pixel is fitted as in the run (the same request, through the same
-        kernel), for a config of one cube or a joint config of several.
+        kernel), for a config of one cube or a joint config of several:
+        from the run's start (with ``initial: mean``, the mean spectrum's
+        fit that ``run.json`` records, else fitted again), skipped below
+        ``strategy.min_snr``, its components ordered as in the run.  A run
+        with ``strategy.refit`` may hold a solution found from the
+        neighbours there (its ``origin`` map is above 0); this fit is the
+        first pass's.
 
         Parameters
         ----------
         pixel : tuple of int
             Indices along the iterating axes, in the maps' array order (as in
             diagnostics folder names).
+        candidate : int, optional
+            A ``select`` config only: the candidate model to fit (its index
+            in ``select.candidates``); default the candidate the run chose at
+            the pixel (the first where none succeeded).
 
         Returns
         -------
@@ -472,11 +550,17 @@ class Analysis:
             ``datasets`` (a key only joint configs have) is the tuple of
             dataset names.
 
+            For a ``select`` config, ``candidate`` (a key only they have) is
+            the candidate fitted.
+
         Raises
         ------
         InputError
-            If ``pixel`` is not a pixel of the maps, or a dataset is fitted
-            along more than one axis (only 1-D fits are drawn).
+            If ``pixel`` is not a pixel of the maps, a dataset is fitted
+            along more than one axis (only 1-D fits are drawn), or
+            ``candidate`` is given without a ``select`` config or is not one
+            of its candidates, or a ``select`` config that was not run is
+            given no ``candidate``.
 
         Examples
         --------
@@ -504,9 +588,19 @@ class Analysis:
         from .fit import fit_request
 
         cfg = self.config
+        model = build_model(cfg)
+        if self.select:
+            candidate = self._candidate_at(pixel, candidate, len(model))
+            model = model[candidate]
+        elif candidate is not None:
+            raise InputError(
+                f"candidate={candidate!r} is for a config that selects between candidate "
+                f"models (a select section); this one fits one model"
+            )
         opened = open_input(cfg)
         data = {n: o["data"] for n, o in opened.items()} if self.joint else opened["data"]
-        request, units = fit_request(build_model(cfg), data, **_fit_arguments(cfg, opened))
+        request, units = fit_request(model, data, **_fit_arguments(cfg, opened))
+        request = self._as_run(request, opened)
         for layout in request.datasets or (request,):
             if len(layout.fitting_axes) != 1:
                 where = f"dataset {layout.name!r}" if request.datasets else "this config"
@@ -539,6 +633,8 @@ class Analysis:
         }
         if self.joint:
             return {"pixel": pixel, **_per_dataset(model, units, block, x, start, fitted), **common}
+        if self.select:
+            common["candidate"] = candidate
         return {
             "pixel": pixel,
             "x": x,
@@ -549,6 +645,59 @@ class Analysis:
             "x_unit": _text(request.world.units[0]),
             "data_unit": _text(request.cube.data_unit),
         }
+
+    def _candidate_at(self, pixel, candidate, n_candidates):
+        """The candidate :meth:`fit_pixel` fits: ``candidate``, else the run's choice."""
+        if candidate is None:
+            if self.result is None:
+                raise InputError(
+                    f"this config selects between {n_candidates} candidate models and has "
+                    f"not been run, so no candidate was chosen at {tuple(pixel)}; pass "
+                    f"candidate=k (0 to {n_candidates - 1}) to fit one of them"
+                )
+            try:
+                chosen = int(np.asarray(self.result.selected)[tuple(int(i) for i in pixel)])
+            except (IndexError, TypeError, ValueError):
+                chosen = 0  # fit_pixel says what is wrong with the pixel
+            return max(chosen, 0)
+        if (
+            isinstance(candidate, bool)
+            or not isinstance(candidate, (int, np.integer))
+            or not 0 <= candidate < n_candidates
+        ):
+            raise InputError(
+                f"candidate must be the index of one of the {n_candidates} candidate models "
+                f"(0 to {n_candidates - 1}); got {candidate!r}"
+            )
+        return int(candidate)
+
+    def _as_run(self, request, opened):
+        """``request`` (from :func:`parfit.fit.fit_request`) with the run's starts and strategy.
+
+        The starts of ``initial: mean`` (those ``run.json`` records, else the
+        mean spectrum fitted again), and ``strategy.min_snr`` and the order
+        of the components, as the run had them.
+        """
+        import dataclasses
+
+        cfg = self.config
+        strategy = cfg.strategy
+        order = strategy.order_components
+        if order is None:
+            order = self.select or strategy.refit is not None
+        request = dataclasses.replace(
+            request, min_snr=strategy.min_snr, order_components=bool(order)
+        )
+        if self.joint or not request.initial_mean:
+            return request
+        recorded = _recorded_mean_start(self.record, request)
+        if recorded is not None:
+            return dataclasses.replace(
+                request, parameters=_starting_at(request.parameters, recorded), guess=False
+            )
+        from .engine.starts import mean_start
+
+        return mean_start(request, open_region(cfg, opened))[0]
 
     def plot_pixel(self, pixel, path, *, fit=None):
         """Fit one pixel again (:meth:`fit_pixel`) and plot it to the PNG ``path``.
@@ -589,13 +738,15 @@ class Analysis:
             return name + (f" [{value}]" if value else "")
 
         if "datasets" not in fit:
+            which = f", candidate {fit['candidate']}" if "candidate" in fit else ""
             return plot_fit(
                 path,
                 fit["x"],
                 fit["data"],
                 fit["start"],
                 fit["fitted"],
-                title=f"pixel {fit['pixel']}" + ("" if note else f": {label(fit['parameters'])}"),
+                title=f"pixel {fit['pixel']}{which}"
+                + ("" if note else f": {label(fit['parameters'])}"),
                 note=note,
                 x_label=unit("x", fit["x_unit"]),
                 y_label=unit("data", fit["data_unit"]),
@@ -632,6 +783,27 @@ class Analysis:
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def _recorded_mean_start(record, request):
+    """The starts of ``initial: mean`` that ``run.json`` records for ``request``'s model."""
+    record = record or {}
+    found = [record.get("mean_start")]
+    found += [c.get("mean_start") for c in (record.get("selection") or {}).get("candidates", [])]
+    for entry in found:
+        values = (entry or {}).get("values")
+        if isinstance(values, dict) and list(values) == list(request.param_names):
+            return values
+    return None
+
+
+def _starting_at(parameters, values):
+    """``(name, start, lower, upper)`` of every parameter, starting at ``values`` (clipped)."""
+    out = []
+    for name, _, lo, hi in parameters:
+        start = np.clip(float(values[name]), lo, hi)
+        out.append((name, float(start) if not np.ndim(start) else start, lo, hi))
+    return out
+
+
 def _fit_arguments(cfg, opened):
     """What is fitted, from the config and its opened input: ``parallel_fit``'s keywords.
 
@@ -650,10 +822,11 @@ def _fit_arguments(cfg, opened):
             data_unit={n: o["data_unit"] for n, o in opened.items()},
             statistic=cfg.likelihood.statistic,
         )
+    model = cfg.select.candidates[0] if is_selection_config(cfg) else cfg.model
     return dict(
         fitting_axes=opened["fitting_axes"],
         fitter=cfg.fitter.fitter(),
-        initial=cfg.model.initial,
+        initial=model.initial,
         weights=opened["weights"],
         mask=opened["mask"],
         data_unit=opened["data_unit"],
@@ -669,6 +842,20 @@ def _likelihood_arguments(cfg):
     """
     arguments = cfg.likelihood.arguments()
     del arguments["statistic"]
+    return arguments
+
+
+def _strategy_arguments(cfg, region):
+    """``parallel_fit``'s keywords of how a run goes beyond one fit per pixel.
+
+    The ``strategy`` section, the region of ``initial: mean`` and, for a
+    ``select`` config, the criterion and threshold.
+    """
+    arguments = dict(cfg.strategy.arguments())
+    if region is not None:
+        arguments["initial_region"] = region
+    if is_selection_config(cfg):
+        arguments.update(select=cfg.select.criterion, select_threshold=cfg.select.threshold)
     return arguments
 
 
@@ -697,69 +884,6 @@ def _per_dataset(model, plan, block, x, start, fitted):
 def _text(unit):
     """A unit as text (None stays None)."""
     return None if unit is None else str(unit)
-
-
-def _dataset_fingerprint(opened):
-    """The fingerprint of one dataset's cube, weights and mask (sampled: cheap on disk).
-
-    As the store's whole-input fingerprint samples a cube
-    (:func:`parfit.store.input_fingerprint`), with the fitting axes and unit.
-    """
-    from .store import input_fingerprint
-
-    data = getattr(opened["data"], "data", opened["data"])
-    extras = (opened["weights"], opened["mask"], repr(opened["fitting_axes"]))
-    unit = opened["data_unit"] or getattr(opened["data"], "unit", None)
-    return input_fingerprint(data, (*extras, str(unit)), exact=False)
-
-
-CONFIG_HEADER = "# parfit analysis config as run (defaults filled in, paths absolute)\n"
-
-
-def _foreign_files(out):
-    """The files of an analysis folder's names in ``out`` that parfit did not write."""
-    foreign = []
-    record = None
-    if (out / RUN_RECORD).exists():
-        try:
-            record = json.loads((out / RUN_RECORD).read_text())
-        except (OSError, ValueError):
-            record = None
-        if not isinstance(record, dict) or "parfit_version" not in record:
-            foreign.append(RUN_RECORD)
-            record = None
-    if (out / CONFIG_NAME).exists():
-        try:
-            ours = (out / CONFIG_NAME).read_text().startswith(CONFIG_HEADER)
-        except (OSError, UnicodeDecodeError):
-            ours = False
-        if not ours:
-            foreign.append(CONFIG_NAME)
-    if (out / MAPS_NAME).exists() and store_layout(out / MAPS_NAME) is None:
-        foreign.append(MAPS_NAME)
-    exports = set(record.get("exports", ())) if record else set()
-    foreign += [n for n in EXPORTS.values() if (out / n).exists() and n not in exports]
-    return foreign
-
-
-def _now():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _write_json(path, data):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return None if not math.isfinite(obj) else float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
 
 
 def _check_reachable(address):

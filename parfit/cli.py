@@ -114,6 +114,11 @@ def _raise_terminated(signum, frame):
     help="A joint fit of several cubes: a datasets section in place of input and model.",
 )
 @click.option(
+    "--select",
+    is_flag=True,
+    help="A per-pixel model selection: a select section of candidate models in place of model.",
+)
+@click.option(
     "--reference",
     is_flag=True,
     help="Print the reference page of every key (reStructuredText) instead.",
@@ -126,17 +131,22 @@ def _raise_terminated(signum, frame):
 )
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @_guarded
-def config_cmd(minimal, joint, reference, output, force):
+def config_cmd(minimal, joint, select, reference, output, force):
     """Write a commented config template (every option, its default and meaning).
 
     \b
     parfit config > fit.yaml           # every option
     parfit config --minimal > fit.yaml # the keys you must give
     parfit config --joint > fit.yaml   # several cubes fitted together
+    parfit config --select > fit.yaml  # candidate models, the best per pixel
     """
     from parfit.config.docs import reference_rst, template
 
-    text = reference_rst() if reference else template(minimal=minimal, joint=joint)
+    if joint and select:
+        raise click.UsageError(
+            "--joint and --select exclude each other: a joint fit has no per-pixel model selection"
+        )
+    text = reference_rst() if reference else template(minimal=minimal, joint=joint, select=select)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -161,7 +171,7 @@ def validate(config_file, no_input):
     import math
 
     from parfit.config import build_model, load_config, open_input
-    from parfit.config.schema import is_joint_config
+    from parfit.config.schema import is_joint_config, is_selection_config
 
     cfg = load_config(config_file, deep=not no_input, check_files=not no_input)
     model = build_model(cfg)
@@ -182,12 +192,24 @@ def validate(config_file, no_input):
         click.echo(
             f"  joint:  {len(cfg.datasets)} datasets fitted together, pixel by pixel{n_fits}"
         )
+    elif is_selection_config(cfg):
+        _describe_input(cfg.input, None if no_input else open_input(cfg), "  ")
+        section = cfg.select
+        threshold = f", threshold {section.threshold:g}" if section.threshold else ""
+        click.echo(
+            f"  select: {len(section.candidates)} candidate models, the best per pixel by "
+            f"{section.criterion}{threshold}"
+        )
+        for k, (candidate, built) in enumerate(zip(section.candidates, model)):
+            _describe_model(candidate, built, "    ", f"candidate {k}:")
     else:
         _describe_input(cfg.input, None if no_input else open_input(cfg), "  ")
         _describe_model(cfg.model, model, "  ")
     click.echo(f"  fitter: {cfg.fitter.name};  scheduler: {cfg.run.scheduler}")
     if not cfg.likelihood.is_default:
         click.echo(f"  likelihood: {_describe_likelihood(cfg.likelihood)}")
+    if not cfg.strategy.is_default:
+        click.echo(f"  strategy: {cfg.strategy.describe()}")
     click.echo(f"  output: {cfg.output.path}")
     from parfit.config.schema import resolve
 
@@ -237,11 +259,12 @@ def _describe_input(inp, opened, indent):
     )
 
 
-def _describe_model(section, model, indent):
-    """The ``model:`` line of ``parfit validate``."""
+def _describe_model(section, model, indent, label="model: "):
+    """The ``model:`` line of ``parfit validate`` (``label``: a candidate's)."""
+    region = f", region {section.initial_region['path']}" if section.initial_region else ""
     click.echo(
-        f"{indent}model:  {' + '.join(c.type for c in section.components)} "
-        f"({model.n_params} parameters, initial: {section.initial})"
+        f"{indent}{label} {' + '.join(c.type for c in section.components)} "
+        f"({model.n_params} parameters, initial: {section.initial}{region})"
     )
 
 
@@ -283,6 +306,8 @@ def run(config_file, resume, overwrite, no_progress):
     analysis = Analysis(cfg)
     if analysis.joint:
         what = ", ".join(f"{n} ({e.input.path})" for n, e in cfg.datasets.items()) + " jointly"
+    elif analysis.select:
+        what = f"{cfg.input.path} with {len(cfg.select.candidates)} candidate models"
     else:
         what = cfg.input.path
     click.echo(f"fitting {what} -> {analysis.output_path}", err=True)
@@ -292,14 +317,22 @@ def run(config_file, resume, overwrite, no_progress):
     click.echo(f"{rec['n_fits']} fits in {rec['timings']['total_s']:.1f} s: {counts}")
     if rec.get("flag_counts"):
         click.echo("flags: " + ", ".join(f"{k}={v}" for k, v in rec["flag_counts"].items()))
-    if cfg.likelihood.null:
+    if cfg.likelihood.null and not analysis.select:
         click.echo(_ts_line(analysis.result, cfg.likelihood))
+    if analysis.select:
+        click.echo(_selection_line(rec["selection"]))
+    elif rec.get("refit"):
+        click.echo(_refit_line(analysis.result))
     click.echo(
         f"failed: {rec['n_failed']} of {rec['n_attempted']} attempted "
         f"({100 * rec['failed_fraction']:.2f} %, limit "
         f"{100 * rec['max_failed_fraction']:.2f} %)"
     )
-    written = ["maps.zarr", *rec["exports"], "run.json", "config.yaml"]
+    if analysis.select:
+        stores = [c["store"] for c in rec["selection"]["candidates"]] + [rec["maps"]]
+    else:
+        stores = ["maps.zarr"]
+    written = [*stores, *rec["exports"], "run.json", "config.yaml"]
     if analysis.diagnostics_path is not None:
         written.append(str(analysis.diagnostics_path))
     click.echo(f"wrote {analysis.output_path}: {', '.join(written)}")
@@ -310,6 +343,28 @@ def run(config_file, resume, overwrite, no_progress):
             err=True,
         )
         sys.exit(EXIT_FAILED_FITS)
+
+
+def _selection_line(selection):
+    """What ``parfit run`` says of a model selection: the pixels each candidate won."""
+    won = ", ".join(
+        f"candidate {k} ({c['model']}) {c['chosen']}" for k, c in enumerate(selection["candidates"])
+    )
+    return (
+        f"model selection by {selection['criterion']}: {won}; no candidate succeeded "
+        f"{selection['no_candidate']}"
+    )
+
+
+def _refit_line(result):
+    """What ``parfit run`` says of the neighbour refits."""
+    refits = np.asarray(result.refits)
+    origin = np.asarray(result.origin)
+    return (
+        f"neighbour refits: {len(result.run.refit)} passes, "
+        f"{int(np.count_nonzero(refits))} fits refitted, {int(np.count_nonzero(origin))} hold a "
+        f"solution found from their neighbours"
+    )
 
 
 def _ts_line(result, section):
@@ -344,7 +399,8 @@ def _parse_pixel(ctx, param, value):
     "--plot",
     is_flag=True,
     help="Write a PNG of every parameter map (on sky axes when the cube has a "
-    "WCS) and of the status map.",
+    "WCS) and of the status map; of the origin and refits maps of neighbour refits; of a "
+    "model selection's chosen candidate and margin, then of each candidate's maps.",
 )
 @click.option(
     "--plot-dir",
@@ -375,12 +431,16 @@ def _parse_pixel(ctx, param, value):
 )
 @_guarded
 def inspect(path, plot, plot_dir, pixel, top, as_json):
-    """Summarise PATH: an analysis folder, a maps store (zarr) or a diagnostics folder.
+    """Summarise PATH: an analysis folder, a maps store (zarr), a diagnostics folder, or
+    the output folder of a model selection.
 
     Prints the number of fits, counts per status, the most frequent error
-    and warning messages with example pixels, and parameter percentiles.
-    With --pixel, fits that pixel again from the input of the analysis
-    folder (every dataset of a joint fit) and plots it.
+    and warning messages with example pixels, parameter percentiles, and
+    the passes of neighbour refits; for a model selection, the pixels each
+    candidate won and the margins, then each candidate's summary.  With
+    --pixel, fits that pixel again from the input of the analysis folder
+    (every dataset of a joint fit; the candidate chosen there in a model
+    selection) and plots it.
     """
     import json
 
@@ -407,7 +467,7 @@ def inspect(path, plot, plot_dir, pixel, top, as_json):
         from .analysis import Analysis
 
         analysis = Analysis.read(path)
-        fit = analysis.fit_pixel(pixel)
+        fit = analysis.fit_pixel(pixel)  # a selection's: the candidate chosen there
     if not as_json:
         click.echo(summary.text())
     # With --json, stdout is the JSON alone: what was written is said on stderr.
@@ -454,6 +514,8 @@ def _pixel_lines(fit):
 
     flags = ", ".join(flag_names(fit["flags"]))
     head = f"pixel {fit['pixel']}: {fit['status'].name}{f' (flags {flags})' if flags else ''}"
+    if "candidate" in fit:
+        head += f", candidate {fit['candidate']}"
     if "datasets" not in fit:
         values = ", ".join(f"{k}={v:.6g}" for k, v in fit["parameters"].items())
         return [f"{head}; {values}"]
@@ -480,6 +542,8 @@ def _pixel_dict(fit, target):
         "parameters": {k: _number(v) for k, v in fit["parameters"].items()},
         "plot": None if target is None else str(target),
     }
+    if "candidate" in fit:
+        out["candidate"] = fit["candidate"]
     if "datasets" not in fit:
         out.update(x_unit=fit["x_unit"], data_unit=fit["data_unit"])
         return out

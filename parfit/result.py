@@ -15,6 +15,9 @@ from parfit.engine.request import RunInfo
 from parfit.errors import InputError, InputTypeError, OutputExistsError, ParfitError
 from parfit.status import FLAG_DESCRIPTIONS, STATUS_DESCRIPTIONS, Status, flag_counts, flags_attrs
 
+# Its home is the store's reader (below the diagnostics, which read it too).
+from parfit.store.reader import stored_refit_passes
+
 __all__ = ["FitResult", "read_result"]
 
 
@@ -955,12 +958,6 @@ def read_result(path, *, allow_damaged=False):
         fields[f"{n}_error"] = errors[n]
     fields.update(result_args)
     return FitResult.from_fields(fields, **common)
-
-
-def stored_refit_passes(info):
-    """The reports of the refit passes a store records (``[]`` if none)."""
-    state = info.get("refit") if isinstance(info, dict) else None
-    return list((state or {}).get("passes") or [])
 
 
 def _with_values(start, maps):

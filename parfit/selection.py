@@ -43,6 +43,9 @@ import numpy as np
 from parfit.errors import InputError, InputTypeError, OutputExistsError
 from parfit.result import FitResult, read_result
 
+# The names of a selection folder's stores are the store layer's (the diagnostics read them).
+from parfit.store.layout import SELECTION_STORE, candidate_store, is_selection_folder
+
 __all__ = [
     "SELECT_CRITERIA",
     "SelectionResult",
@@ -50,6 +53,7 @@ __all__ = [
     "choose",
     "criterion_map",
     "is_candidates",
+    "is_selection_folder",
     "read_selection",
 ]
 
@@ -59,14 +63,6 @@ SELECT_CRITERIA = ("aic", "aicc", "bic")
 #: A peak whose amplitude is below this many times its error disqualifies its
 #: candidate at that pixel.
 PEAK_SIGNIFICANCE = 3.0
-
-#: The file of a selection's own maps inside its output folder.
-SELECTION_STORE = "selection.zarr"
-
-
-def candidate_store(k: int) -> str:
-    """The store of candidate ``k`` inside a selection's output folder."""
-    return f"candidate_{k}.zarr"
 
 
 def is_candidates(model: Any) -> bool:
@@ -588,11 +584,6 @@ def read_selection(path: Any) -> SelectionResult:
         statistic_name=ds.attrs.get("statistic_name", "chi2"),
         components=json.loads(ds.attrs.get("components", "null")),
     )
-
-
-def is_selection_folder(path: Any) -> bool:
-    """True for the output folder of a selection run."""
-    return os.path.isdir(os.path.join(os.fspath(path), SELECTION_STORE))
 
 
 def check_candidates(models: Sequence[Any]) -> None:

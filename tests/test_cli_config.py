@@ -310,7 +310,7 @@ def test_validate_reports_yaml_and_key_problems_at_once(folder):
     )
     assert body[3] == (
         "keys.yaml:10: fiter: unknown key 'fiter' (did you mean 'fitter'?) "
-        "(allowed here: input, model, fitter, likelihood, run, diagnostics, output)"
+        "(allowed here: input, model, fitter, likelihood, strategy, run, diagnostics, output)"
     )
     assert body[4].startswith(
         "keys.yaml:14: run.chunk_nmax: unknown key 'chunk_nmax' (did you "
@@ -430,7 +430,7 @@ def test_validate_missing_required_keys(folder):
         (
             "- input\n- model\n",
             "bad.yaml:1: (top level): the config must be a mapping of the sections input, model, "
-            "fitter, likelihood, run, diagnostics, output",
+            "fitter, likelihood, strategy, run, diagnostics, output",
         ),
         (
             "input:\n  path: cube.fits\n   fitting_axes: 0\n",

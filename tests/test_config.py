@@ -205,7 +205,7 @@ def test_the_message_lists_problems_as_file_line_path():
         )
     assert str(info.value) == (
         "1 problem in fit.yaml:\n"
-        "  fit.yaml:10: model.initial: Input should be 'model' or 'guess'; got 'gess' "
+        "  fit.yaml:10: model.initial: Input should be 'model', 'guess' or 'mean'; got 'gess' "
         "(did you mean 'guess'?)"
     )
 

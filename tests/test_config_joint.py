@@ -190,9 +190,10 @@ def test_mixing_the_two_forms_is_refused_at_the_one_cube_keys():
 
 def test_neither_form_is_one_problem():
     neither = (
-        "give input and model (to fit one cube), or datasets (a joint fit of several cubes, "
-        "each with its own input and model); `parfit config` and `parfit config --joint` "
-        "write a template of each"
+        "give input and model (to fit one cube), input and select (candidate models of one "
+        "cube, the best chosen per pixel), or datasets (a joint fit of several cubes, each "
+        "with its own input and model); `parfit config`, `parfit config --select` and "
+        "`parfit config --joint` write a template of each"
     )
     assert problems_of("output: {path: out}\n") == [("(top level)", 1, neither)]
     assert problems_of("dataset:\n  co10: {}\noutput: {path: out}\n") == [
@@ -201,7 +202,7 @@ def test_neither_form_is_one_problem():
             "dataset",
             1,
             "unknown key 'dataset' (did you mean 'datasets'?) (allowed here: input, model, "
-            "fitter, likelihood, run, diagnostics, output)",
+            "fitter, likelihood, strategy, run, diagnostics, output)",
         ),
     ]
     # One of input and model alone is still the one-cube form, missing the other.
@@ -622,8 +623,8 @@ def test_resume_of_a_joint_run(joint_run, tmp_path):
         Analysis.from_yaml(folder / "other.yaml").run()
     assert str(info.value).startswith(f"output.resume: the run in {str(folder / 'results')!r}")
     assert str(info.value).endswith(
-        "used a different 'datasets' section; resume needs the same datasets, fitter and "
-        "likelihood (set output.overwrite: true to start again)"
+        "used a different 'datasets' section; resume needs the same datasets, fitter, "
+        "likelihood and strategy (set output.overwrite: true to start again)"
     )
 
 

@@ -281,13 +281,13 @@ def test_standard_tags_of_plain_data_are_read():
             "just text\n",
             1,
             "the config must be a mapping of the sections input, model, fitter, "
-            "likelihood, run, diagnostics, output",
+            "likelihood, strategy, run, diagnostics, output",
         ),
         (
             "- input\n- model\n",
             1,
             "the config must be a mapping of the sections input, model, "
-            "fitter, likelihood, run, diagnostics, output",
+            "fitter, likelihood, strategy, run, diagnostics, output",
         ),
         (
             "input: {path: c.fits}\x00\n",

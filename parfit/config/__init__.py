@@ -1,11 +1,14 @@
 """The YAML analysis config: schema, validation and the objects it builds.
 
-One YAML file describes a whole analysis in seven sections: ``input`` (the
+One YAML file describes a whole analysis in eight sections: ``input`` (the
 cube), ``model`` (components from parfit's model library with their
-starting values, bounds, fixed and tied parameters), ``fitter``,
-``likelihood`` (the statistic, a null hypothesis for TS maps, profile
-likelihoods), ``run`` (block size, scheduler, failure threshold),
-``diagnostics`` and ``output``.
+starting values, bounds, fixed and tied parameters, and where each fit
+starts), ``fitter``, ``likelihood`` (the statistic, a null hypothesis for
+TS maps, profile likelihoods), ``strategy`` (pixels skipped for their
+noise, fits repeated from their neighbours), ``run`` (block size,
+scheduler, failure threshold), ``diagnostics`` and ``output``.  A
+per-pixel model selection has a ``select`` section (the criterion and the
+candidate models) in place of ``model``.
 A joint fit of several cubes, pixel by pixel, has a ``datasets`` section in
 place of ``input`` and ``model``: one entry per cube with its own ``input``
 and ``model``, whose ties may name another dataset's parameter

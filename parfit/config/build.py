@@ -3,7 +3,9 @@
 :func:`build_model` turns ``model.components`` into a parfit model and
 :func:`open_input` opens ``input`` lazily (with its mask and weights); for a
 joint config (a ``datasets`` section) both give a mapping of dataset names,
-the form :func:`parfit.parallel_fit` takes for a joint fit.
+the form :func:`parfit.parallel_fit` takes for a joint fit, and for a model
+selection (a ``select`` section) :func:`build_model` gives the list of
+candidate models.  :func:`open_region` reads ``model.initial_region``.
 :func:`check_semantics` runs both for :func:`parfit.config.validate_config`
 and reports what fails against the config key at fault.
 """
@@ -18,13 +20,14 @@ from parfit.config.schema import (
     ParameterConfig,
     check_structural,
     is_joint_config,
+    is_selection_config,
     resolve,
     structural_args,
 )
 from parfit.config.types import in_unit, target_unit
 from parfit.errors import ConfigError, InputError
 
-__all__ = ["build_model", "open_input", "check_semantics"]
+__all__ = ["build_model", "open_input", "open_region", "check_semantics"]
 
 
 def check_semantics(cfg, check_files, deep):
@@ -36,7 +39,10 @@ def check_semantics(cfg, check_files, deep):
     and, with ``deep``, the input opened
     lazily against the model: fitting axes and units.  For a joint config,
     ``check_files`` (or ``deep``) also opens the cubes (their headers and
-    metadata only) to check that they share a grid.
+    metadata only) to check that they share a grid.  ``initial: mean``
+    (not for a joint config) and its ``initial_region`` (the file, and with
+    ``deep`` its map against the maps' shape); for a model selection, every
+    candidate as a model, and ``output.format`` (no FITS).
 
     Examples
     --------
@@ -49,6 +55,9 @@ def check_semantics(cfg, check_files, deep):
     problems = []
     for base, inp in _inputs(cfg):
         problems += _input_problems(cfg, inp, base, check_files)
+    problems += _start_problems(cfg, check_files)
+    if is_selection_config(cfg):
+        return problems + _selection_problems(cfg, deep)
     alone, across, fitted = {}, [], None
     try:
         if is_joint_config(cfg):
@@ -61,7 +70,89 @@ def check_semantics(cfg, check_files, deep):
     problems += _likelihood_problems(cfg, fitted)
     if not problems and (deep or (check_files and is_joint_config(cfg))):
         problems += _check_against_inputs(cfg, alone, across, deep=deep)
+    if not problems and deep and not is_joint_config(cfg):
+        problems += _region_problems(cfg, None)
     return problems
+
+
+def _selection_problems(cfg, deep):
+    """``(path, message)`` of the problems of a model selection's candidates.
+
+    Each candidate is built at its own path (``select.candidates[k]``) and
+    the ``likelihood`` section is checked against each; with ``deep``, each
+    is checked against the input (and the region of ``initial: mean``
+    opened), as the model of a one-cube config is.
+    """
+    problems, models = [], []
+    if cfg.output.format == "fits":
+        problems.append(
+            (
+                ("output", "format"),
+                "a selection has no single set of maps to write as FITS (each candidate's "
+                "are in candidate_<k>.zarr, the choice in selection.zarr); use format: zarr "
+                "or netcdf (maps.nc: the chosen maps)",
+            )
+        )
+    for k, candidate in enumerate(cfg.select.candidates):
+        try:
+            models.append(_build(candidate, ("select", "candidates", k), joint=False)[0])
+        except _ModelProblem as exc:
+            problems.append((exc.path, exc.message))
+            models.append(None)
+    for k, model in enumerate(models):
+        for path, message in _likelihood_problems(cfg, model):
+            if path[0] == "likelihood" and len(path) > 2:  # a parameter name of null, profile
+                message = (
+                    message.replace("of the model", f"of select.candidates[{k}]", 1)
+                    if "of the model" in message
+                    else f"select.candidates[{k}]: {message}"
+                )
+            if (path, message) not in problems:  # the fitter's and the input's once
+                problems.append((path, message))
+    if problems or not deep:
+        return problems
+    for k, model in enumerate(models):
+        where = ("select", "candidates", k, "components")
+        found, opened, _ = _check_against_input(cfg, cfg.input, ("input",), model, False, where)
+        problems += [p for p in found if p not in problems]
+    if not problems:
+        problems += _region_problems(cfg, opened)
+    return problems
+
+
+def _start_problems(cfg, check_files):
+    """``(path, message)`` of ``initial`` and ``initial_region`` that cannot be done.
+
+    ``initial: mean`` in a joint config (``parallel_fit`` starts a joint fit
+    from the model or a guess only), and, with ``check_files``, a region
+    file that does not exist.
+    """
+    problems, missing = [], set()
+    for name, base, section in _models(cfg):
+        if name is not None and section.initial == "mean":
+            problems.append(
+                (
+                    base + ("initial",),
+                    "initial: mean is not available for a joint fit (one mean spectrum "
+                    "cannot start the models of several cubes); use model or guess",
+                )
+            )
+        region = section.initial_region
+        if check_files and region is not None and region["path"] is not None:
+            path = resolve(cfg, region["path"])
+            if not path.exists() and path not in missing:  # once, not per candidate
+                missing.add(path)
+                problems.append((base + ("initial_region",), f"file not found: {path}"))
+    return problems
+
+
+def _region_problems(cfg, opened):
+    """``(path, message)`` if the region of ``initial: mean`` cannot be read or used."""
+    try:
+        _open_region(cfg, opened)
+    except _InputProblem as exc:
+        return [(exc.path, exc.message)]
+    return []
 
 
 def _likelihood_problems(cfg, model):
@@ -144,10 +235,17 @@ def _inputs(cfg):
 
 
 def _models(cfg):
-    """``(dataset name or None, path of the model section, model section)``."""
+    """``(dataset name or None, path of the model section, model section)``.
+
+    For a model selection, each candidate (a model section at
+    ``select.candidates[k]``).
+    """
     if is_joint_config(cfg):
         for name, entry in cfg.datasets.items():
             yield name, ("datasets", name, "model"), entry.model
+    elif is_selection_config(cfg):
+        for k, candidate in enumerate(cfg.select.candidates):
+            yield None, ("select", "candidates", k), candidate
     else:
         yield None, ("model",), cfg.model
 
@@ -254,17 +352,20 @@ def _axes_text(axes):
     return ", ".join(map(str, axes))
 
 
-def _check_against_input(cfg, inp, base, model, joint):
+def _check_against_input(cfg, inp, base, model, joint, model_path=None):
     """``(problems, opened input or None, parameter units)`` of one cube against its model.
 
     The parameter units are those the fit would use (``{}`` when unknown).
+    ``model_path``: where the model's components are in the config (default:
+    the ``model`` section beside the input section).
     """
     try:
         opened = _open_input(cfg, inp, base)
     except _InputProblem as exc:
         return [(exc.path, exc.message)], None, {}
     n_axes = len(opened["fitting_axes"])
-    model_path = base[:-1] + ("model", "components")
+    if model_path is None:
+        model_path = base[:-1] + ("model", "components")
     if model is not None and model.n_inputs != n_axes:
         return (
             [
@@ -351,7 +452,10 @@ def build_model(cfg):
     set the parameter's unit (``unit:`` sets it for plain numbers).  A joint
     config (a ``datasets`` section) gives a dict of each dataset's model, in
     the order of the config, with its ties to other datasets' parameters
-    (``co10.mean_0``): the mapping :func:`parfit.parallel_fit` takes.
+    (``co10.mean_0``): the mapping :func:`parfit.parallel_fit` takes.  A
+    model selection (a ``select`` section) gives the list of its candidate
+    models, in order: the list :func:`parfit.parallel_fit` takes with
+    ``select=``.
 
     Raises
     ------
@@ -390,6 +494,8 @@ def build_model(cfg):
     try:
         if is_joint_config(cfg):
             return _build_joint(cfg)[0]
+        if is_selection_config(cfg):
+            return [_build(section, base, joint=False)[0] for _, base, section in _models(cfg)]
         return _build(cfg.model, ("model",), joint=False)[0]
     except _ModelProblem as exc:
         raise ConfigError(
@@ -664,6 +770,76 @@ def _open_input(cfg, inp, base):
             zero = array == 0
             out["weights"] = da.where(zero, np.inf, 1.0 / da.where(zero, 1.0, array))
     return out
+
+
+def open_region(cfg, opened=None):
+    """The region of ``initial: mean`` (``initial_region``), or None.
+
+    Parameters
+    ----------
+    cfg : validated config
+        One cube's config, or a model selection's (whose candidates share
+        one region).
+    opened : dict, optional
+        What :func:`open_input` gave for ``cfg`` (opened again if not given).
+
+    Returns
+    -------
+    ndarray of bool or None
+        The map of the maps' shape (the cube without its fitting axes), True
+        where the file is nonzero and not NaN: the ``initial_region`` that
+        :func:`parfit.parallel_fit` takes.  None without ``initial_region``
+        (and for a joint config).
+
+    Raises
+    ------
+    ConfigError
+        Naming the config key, if the file cannot be read or its map does
+        not broadcast to the maps' shape.
+    """
+    try:
+        return _open_region(cfg, opened)
+    except _InputProblem as exc:
+        raise ConfigError(
+            f"{format_path(exc.path)}: {exc.message}", [(format_path(exc.path), None, exc.message)]
+        ) from None
+
+
+def _open_region(cfg, opened):
+    if is_joint_config(cfg):
+        return None
+    _, base, section = next(iter(_models(cfg)))
+    source = section.initial_region
+    if source is None:
+        return None
+    key = base + ("initial_region",)
+    if opened is None:
+        opened = _open_input(cfg, cfg.input, ("input",))
+    shape = tuple(n for a, n in enumerate(opened["shape"]) if a not in opened["fitting_axes"])
+    path = resolve(cfg, source["path"] or cfg.input.path)
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        else:
+            from parfit.io import open_cube
+
+            found = open_cube(path, hdu=source["hdu"], variable=source["variable"])
+            values = np.asarray(getattr(found, "data", found))
+    except (InputError, ValueError, TypeError, OSError) as exc:
+        raise _InputProblem(key, str(exc)) from None
+    if values.dtype.kind not in "biuf":
+        raise _InputProblem(key, f"holds {values.dtype} values; expected numbers or booleans")
+    try:
+        region = np.broadcast_to(np.isfinite(values) & (values != 0), shape)
+    except ValueError:
+        raise _InputProblem(
+            key,
+            f"has shape {values.shape}, which does not broadcast to the shape of the maps "
+            f"{shape} (the cube {opened['shape']} without its fitting axes)",
+        ) from None
+    if not region.any():
+        raise _InputProblem(key, "selects no pixel: it needs at least one nonzero value")
+    return np.array(region)
 
 
 def _without_unit(data):

@@ -4,7 +4,9 @@ Both walk the pydantic classes of :mod:`parfit.config.schema`, so a new option
 appears in ``parfit config`` and in ``docs/config_reference.rst`` as soon as
 it is in the schema (a test fails when the committed page drifts).
 ``parfit config --joint`` writes the template of a joint config (a
-``datasets`` section in place of ``input`` and ``model``).
+``datasets`` section in place of ``input`` and ``model``), ``parfit config
+--select`` that of a per-pixel model selection (a ``select`` section in
+place of ``model``).
 """
 
 import json
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 from parfit.config.schema import (
     JOINT_SECTIONS,
     SECTIONS,
+    SELECT_SECTIONS,
     DynamicComponent,
     ParameterConfig,
     component_classes,
@@ -50,6 +53,24 @@ _EXAMPLE_TIED = [
         "stddev": {"tied": "co10.stddev_0"},
     },
     {"type": "Const1D"},
+]
+#: The candidates of the selection template: one, two and three lines on a baseline.
+_EXAMPLE_CANDIDATES = [
+    {
+        "components": [{"type": "Gaussian1D", "amplitude": {"bounds": [0, None]}}] * n
+        + [{"type": "Const1D"}],
+        "initial": "guess",
+    }
+    for n in (1, 2, 3)
+]
+_SELECT_ABOUT = [
+    "# A per-pixel model selection: every candidate model is fitted to every pixel,",
+    "# and each pixel keeps the candidate with the lowest information criterion",
+    "# (among those that succeeded with every line significant, amplitude >= 3",
+    "# errors).  Each candidate has the keys of the model section; they all start",
+    "# the same way (one initial).  The output folder holds candidate_<k>.zarr (the",
+    "# maps of candidate k) and selection.zarr (selected: the chosen candidate per",
+    "# pixel, -1 for none; delta: the runner-up's criterion minus the chosen one's).",
 ]
 _JOINT_ABOUT = [
     "# A joint fit: several cubes fitted together, pixel by pixel.  Each entry of",
@@ -151,7 +172,7 @@ def field_rows(cls):
 # --- template -----------------------------------------------------------------------
 
 
-def template(minimal=False, *, joint=False):
+def template(minimal=False, *, joint=False, select=False):
     """The commented config template that ``parfit config`` writes.
 
     YAML text with every option, its default and its meaning as a comment.
@@ -165,6 +186,10 @@ def template(minimal=False, *, joint=False):
         A joint config (``parfit config --joint``): a ``datasets`` section of
         two cubes, the second sharing the line centre and width of the first,
         in place of ``input`` and ``model``.
+    select : bool
+        A per-pixel model selection (``parfit config --select``): a
+        ``select`` section of three candidates (one, two and three lines on a
+        baseline) in place of ``model``.
 
     Returns
     -------
@@ -182,10 +207,21 @@ def template(minimal=False, *, joint=False):
     >>> joint = parse_config(template(joint=True), check_files=False)
     >>> list(joint.datasets), joint.datasets["co21"].model.components[0].mean.tied
     (['co10', 'co21'], 'co10.mean_0')
+    >>> chosen = parse_config(template(select=True), check_files=False)
+    >>> chosen.select.criterion, [len(c.components) for c in chosen.select.candidates]
+    ('aicc', [2, 3, 4])
     """
     from parfit import __version__
 
-    command = "parfit config --joint" if joint else "parfit config"
+    if joint and select:
+        raise ValueError("template: a config is joint or a selection, not both")
+    command = (
+        "parfit config --joint"
+        if joint
+        else "parfit config --select"
+        if select
+        else "parfit config"
+    )
     head = [
         f"# parfit analysis config (written by `{command}`, parfit {__version__}).",
         "# Check it with `parfit validate FILE`, run it with `parfit run FILE`.",
@@ -193,11 +229,19 @@ def template(minimal=False, *, joint=False):
     ]
     if minimal:
         head.append(f"# Every other option has a default; `{command}` lists them all.")
-        body = _minimal_joint_lines() if joint else _minimal_lines()
+        body = (
+            _minimal_joint_lines()
+            if joint
+            else _minimal_select_lines()
+            if select
+            else _minimal_lines()
+        )
         return "\n".join(head) + "\n\n" + "\n".join(body) + "\n"
-    if not joint:
+    if not joint and not select:
         head.append("# To fit several cubes together (a joint fit), `parfit config --joint` writes")
-        head.append("# a template with a datasets section in place of input and model.")
+        head.append("# a template with a datasets section in place of input and model;")
+        head.append("# to choose per pixel between candidate models, `parfit config --select`")
+        head.append("# one with a select section in place of model.")
     lines = head + [""]
     if joint:
         lines += _JOINT_ABOUT
@@ -218,9 +262,37 @@ def template(minimal=False, *, joint=False):
     for name, cls in _sections():
         if joint and name in ("input", "model"):
             continue
+        if select and name == "model":
+            lines += _SELECT_ABOUT
+            lines += _select_lines()
+            lines.append("")
+            continue
         lines += _section_lines(name, cls, "", {}, _EXAMPLE_COMPONENTS)
         lines.append("")
     return "\n".join(lines)
+
+
+def _select_class():
+    schema = config_schema(select=True)
+    return section_class(schema.model_fields["select"].annotation)
+
+
+def _select_lines():
+    """The ``select`` section of the selection template, with its three candidates."""
+    cls = _select_class()
+    lines = [f"# {_doc(cls)}", "select:"]
+    for key, field in cls.model_fields.items():
+        desc = f"{field.description or ''} [{type_label(field)}]"
+        lines += textwrap.wrap(desc, 88, initial_indent="  # ", subsequent_indent="  #   ")
+        if key != "candidates":
+            lines.append(f"  {key}: {_template_value(field)}")
+            continue
+        lines.append("  candidates:")
+        for candidate in _EXAMPLE_CANDIDATES:
+            lines.append("    - components:")
+            lines += _components_yaml(candidate["components"], "        ")
+            lines.append(f"      initial: {candidate['initial']}")
+    return lines
 
 
 def _section_lines(name, cls, indent, values, components):
@@ -304,6 +376,16 @@ def _minimal_lines():
     return out
 
 
+def _minimal_select_lines():
+    out = ["input:", "  path: cube.fits", "  fitting_axes: 0", "select:", "  criterion: aicc"]
+    out.append("  candidates:")
+    for n in (1, 2):
+        out.append("    - components:")
+        out += ["        - type: Gaussian1D"] * n + ["        - type: Const1D"]
+        out.append("      initial: guess")
+    return out + ["output:", "  path: results"]
+
+
 def _minimal_joint_lines():
     tied = {
         "type": "Gaussian1D",
@@ -348,6 +430,7 @@ def reference_rst():
         out += _table(field_rows(cls))
         if name == "model":
             out += _datasets_reference()
+            out += _select_reference()
     title = "Parameters of a component"
     out += [
         title,
@@ -408,6 +491,31 @@ def _datasets_reference():
         "components).  Each entry has these keys:",
         "",
         *_table(field_rows(dataset_section())),
+    ]
+
+
+def _select_reference():
+    """The ``select`` section of the reference: candidate models chosen per pixel."""
+    title = "``select``"
+    others = ", ".join(f"``{s}``" for s in SELECT_SECTIONS[2:])
+    return [
+        title,
+        "-" * len(title),
+        "",
+        _doc(_select_class()) + ".",
+        "A config has either ``model`` (one model) or ``select`` (candidate",
+        f"models), never both; the other sections ({others}) are the same in both,",
+        "and a joint config (``datasets``) has no ``select``.  Every candidate",
+        "is fitted to every pixel; each pixel keeps the candidate with the lowest",
+        "criterion among those that succeeded with every line significant",
+        "(amplitude at least 3 errors), a more complex one only where it is lower",
+        "by more than ``threshold``.  The output folder holds ``candidate_<k>.zarr``",
+        "(the maps of candidate k) and ``selection.zarr`` (``selected``, the chosen",
+        "candidate per pixel, -1 for none; ``delta``, the runner-up's criterion",
+        "minus the chosen one's; ``criteria``; the chosen fit's parameters).",
+        "``parfit config --select`` writes a template.  Its keys:",
+        "",
+        *_table(field_rows(_select_class())),
     ]
 
 

@@ -1,14 +1,19 @@
 """The schema of the YAML analysis config: its sections, parameters and components.
 
-One YAML file describes a whole analysis in seven sections: ``input`` (the
+One YAML file describes a whole analysis in eight sections: ``input`` (the
 cube), ``model`` (components from parfit's model library with their
-starting values, bounds, fixed and tied parameters), ``fitter``,
-``likelihood`` (the statistic, a null hypothesis for TS maps, profile
-likelihoods; :mod:`parfit.config.likelihood`), ``run`` (block size,
-scheduler, failure threshold), ``diagnostics`` and ``output``.
+starting values, bounds, fixed and tied parameters, and where each fit
+starts), ``fitter``, ``likelihood`` (the statistic, a null hypothesis for
+TS maps, profile likelihoods; :mod:`parfit.config.likelihood`),
+``strategy`` (pixels skipped for their noise, fits repeated from their
+neighbours, components ordered; :mod:`parfit.config.strategy`), ``run``
+(block size, scheduler, failure threshold), ``diagnostics`` and ``output``.
 A joint fit of several cubes has a ``datasets`` section in place of
 ``input`` and ``model``: one entry per cube, each with its own ``input``
-and ``model`` (:func:`config_schema` with ``joint=True``).
+and ``model`` (:func:`config_schema` with ``joint=True``).  A per-pixel
+model selection has a ``select`` section in place of ``model``: the
+criterion and the candidate models, each in the form of a ``model``
+section (:func:`config_schema` with ``select=True``).
 The pydantic classes below are the single source of truth: validation
 (:mod:`parfit.config.validate`), the model and input a config builds
 (:mod:`parfit.config.build`), and the template written by ``parfit config``
@@ -43,6 +48,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from parfit.config.likelihood import LikelihoodSection
+from parfit.config.strategy import StrategySection
 from parfit.config.types import (
     Axes,
     Bounds,
@@ -63,6 +69,7 @@ from parfit.engine.plan import auto_block_size
 from parfit.engine.request import INITIAL_VALUES
 from parfit.fitters.batched import ENGINES
 from parfit.fitters.select import FITTER_NAMES
+from parfit.selection import SELECT_CRITERIA
 from parfit.store.layout import OUTPUT_CUBES
 
 __all__ = [
@@ -76,14 +83,17 @@ __all__ = [
     "DynamicComponent",
     "FitterSection",
     "LikelihoodSection",
+    "StrategySection",
     "RunSection",
     "DiagnosticsSection",
     "OutputSection",
     "SECTIONS",
     "JOINT_SECTIONS",
+    "SELECT_SECTIONS",
     "dataset_section",
     "dataset_names_problem",
     "is_joint_config",
+    "is_selection_config",
     "MAX_COMPONENTS",
     "MAX_STRUCTURAL",
     "base_dir",
@@ -324,8 +334,87 @@ def _schema_for(registry_key):
         initial: Literal[INITIAL_VALUES] = Field(
             "model",
             description="'model': every pixel starts from the values above; "
-            "'guess': from an estimate made from its own data",
+            "'guess': from an estimate made from its own data; 'mean': from a fit of the "
+            "mean spectrum of every pixel (or of initial_region), made once (not for a "
+            "joint fit)",
         )
+        initial_region: Source | None = Field(
+            None,
+            description="initial: mean only: the pixels whose mean spectrum gives the start, "
+            "a map of the maps' shape (the cube without its fitting axes) in a FITS, netCDF, "
+            "zarr or .npy file, nonzero (and not NaN) inside the region (default: every "
+            "pixel)",
+        )
+
+        @field_validator("initial_region")
+        @classmethod
+        def _mean_only(cls, value, info):
+            initial = info.data.get("initial", "model")
+            if value is not None and initial != "mean":
+                raise ValueError(
+                    f"initial_region applies only to initial: mean, not {initial!r} (it "
+                    f"says whose mean spectrum gives the start)"
+                )
+            return value
+
+    class SelectSection(_Section):
+        """Per-pixel model selection: candidate models, the best by an information criterion."""
+
+        criterion: Literal[SELECT_CRITERIA] = Field(
+            "aicc",
+            description="The information criterion compared pixel by pixel, with k free "
+            "parameters and n valid samples: 'aic' (-2 ln L + 2k), 'aicc' (aic corrected "
+            "for few samples, needs n > k + 1) or 'bic' (-2 ln L + k ln n)",
+        )
+        threshold: float = Field(
+            0.0,
+            ge=0,
+            allow_inf_nan=False,
+            description="A candidate with more free parameters replaces a simpler one only "
+            "where its criterion is lower by more than this (0: the lowest wins, ties "
+            "going to the simpler)",
+        )
+        candidates: list[ModelSection] = Field(
+            description="The candidate models, at least two, each with the keys of the model "
+            "section (components, initial, initial_region); every candidate is fitted to "
+            "every pixel, and candidate k's maps go to candidate_<k>.zarr.  One initial "
+            "(and initial_region) for them all",
+            json_schema_extra={"type_label": "list of model sections"},
+        )
+
+        @field_validator("candidates", mode="before")
+        @classmethod
+        def _at_least_two(cls, value):
+            if not isinstance(value, list):
+                raise ValueError(
+                    f"candidates must be a list of models, each with components (as the "
+                    f"model section); got {value!r}"
+                )
+            if len(value) < 2:
+                raise ValueError(
+                    f"a selection needs at least two candidate models; got {len(value)}"
+                )
+            return value
+
+        @model_validator(mode="after")
+        def _one_start(self):
+            first = self.candidates[0]
+            for k, other in enumerate(self.candidates[1:], start=1):
+                for key in ("initial", "initial_region"):
+                    if getattr(other, key) != getattr(first, key):
+                        raise PydanticCustomError(
+                            "parfit_key",
+                            "{message}",
+                            {
+                                "message": f"every candidate starts the same way (one {key} "
+                                f"for them all): candidates[0] has {key}: "
+                                f"{_shown(getattr(first, key))}, this one "
+                                f"{_shown(getattr(other, key))}; give every candidate the "
+                                f"same {key}",
+                                "parfit_path": ("candidates", k, key),
+                            },
+                        )
+            return self
 
     class AnalysisConfig(_Section):
         """A parfit analysis."""
@@ -334,6 +423,23 @@ def _schema_for(registry_key):
         model: ModelSection
         fitter: FitterSection = Field(default_factory=lambda: FitterSection())
         likelihood: LikelihoodSection = Field(default_factory=lambda: LikelihoodSection())
+        strategy: StrategySection = Field(default_factory=lambda: StrategySection())
+        run: RunSection = Field(default_factory=lambda: RunSection())
+        diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
+        output: OutputSection
+
+    class SelectAnalysisConfig(_Section):
+        """A parfit model selection: candidate models fitted to one cube, the best per pixel."""
+
+        input: InputSection
+        select: SelectSection = Field(
+            description="In place of model: the candidate models, each fitted to every "
+            "pixel, and how the best is chosen pixel by pixel",
+            json_schema_extra={"type_label": "mapping"},
+        )
+        fitter: FitterSection = Field(default_factory=lambda: FitterSection())
+        likelihood: LikelihoodSection = Field(default_factory=lambda: LikelihoodSection())
+        strategy: StrategySection = Field(default_factory=lambda: StrategySection())
         run: RunSection = Field(default_factory=lambda: RunSection())
         diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
         output: OutputSection
@@ -361,6 +467,7 @@ def _schema_for(registry_key):
         )
         fitter: FitterSection = Field(default_factory=lambda: FitterSection())
         likelihood: LikelihoodSection = Field(default_factory=lambda: LikelihoodSection())
+        strategy: StrategySection = Field(default_factory=lambda: StrategySection())
         run: RunSection = Field(default_factory=lambda: RunSection())
         diagnostics: DiagnosticsSection = Field(default_factory=lambda: DiagnosticsSection())
         output: OutputSection
@@ -376,10 +483,19 @@ def _schema_for(registry_key):
                 )
             return value
 
-    return AnalysisConfig, JointAnalysisConfig, DatasetSection, classes
+    return AnalysisConfig, JointAnalysisConfig, DatasetSection, classes, SelectAnalysisConfig
 
 
-def config_schema(*, joint=False):
+def _shown(value):
+    """A config value as the YAML shows it (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return value.get("path") or repr(value)
+    return str(value)
+
+
+def config_schema(*, joint=False, select=False):
     """The pydantic class of a whole config, for the models registered now.
 
     Parameters
@@ -387,23 +503,30 @@ def config_schema(*, joint=False):
     joint : bool
         The class of a joint config (a ``datasets`` section in place of
         ``input`` and ``model``) instead of a one-cube config.
+    select : bool
+        The class of a model selection's config (a ``select`` section in
+        place of ``model``).
 
     Returns
     -------
     type
         A :class:`pydantic.BaseModel` subclass; its ``model_fields`` are
-        the sections (:data:`SECTIONS`, or :data:`JOINT_SECTIONS` with
-        ``joint=True``).
+        the sections (:data:`SECTIONS`, :data:`JOINT_SECTIONS` with
+        ``joint=True``, :data:`SELECT_SECTIONS` with ``select=True``).
 
     Examples
     --------
     >>> list(config_schema().model_fields)
-    ['input', 'model', 'fitter', 'likelihood', 'run', 'diagnostics', 'output']
+    ['input', 'model', 'fitter', 'likelihood', 'strategy', 'run', 'diagnostics', 'output']
     >>> list(config_schema(joint=True).model_fields)
-    ['datasets', 'fitter', 'likelihood', 'run', 'diagnostics', 'output']
+    ['datasets', 'fitter', 'likelihood', 'strategy', 'run', 'diagnostics', 'output']
+    >>> list(config_schema(select=True).model_fields)[:2]
+    ['input', 'select']
     """
+    if joint and select:
+        raise ValueError("a config is joint or a selection, not both")
     schemas = _schema_for(_registry_key())
-    return schemas[1] if joint else schemas[0]
+    return schemas[1] if joint else schemas[4] if select else schemas[0]
 
 
 def dataset_section():
@@ -420,6 +543,23 @@ def dataset_section():
 def component_classes():
     """The component schema of every registered model type, by type name."""
     return _schema_for(_registry_key())[3]
+
+
+def is_selection_config(cfg):
+    """Whether ``cfg`` (a validated config, or its raw mapping) selects among candidate models.
+
+    Such a config has a ``select`` section in place of ``model``.
+
+    Examples
+    --------
+    >>> is_selection_config({"input": {}, "select": {"candidates": []}})
+    True
+    >>> is_selection_config({"input": {}, "model": {}})
+    False
+    """
+    if isinstance(cfg, dict):
+        return "select" in cfg and "datasets" not in cfg
+    return "select" in type(cfg).model_fields
 
 
 def is_joint_config(cfg):
@@ -690,13 +830,15 @@ class OutputSection(_Section):
     """Where the results go."""
 
     path: str = Field(
-        description="Output folder: maps.zarr, config.yaml, run.json and the diagnostics go here",
+        description="Output folder: maps.zarr, config.yaml, run.json and the diagnostics go "
+        "here (a selection: candidate_<k>.zarr and selection.zarr in place of maps.zarr)",
         json_schema_extra={"example": "results"},
     )
     format: Literal["zarr", "netcdf", "fits"] = Field(
         "zarr",
         description="The maps are always streamed to maps.zarr (resumable); 'netcdf' "
-        "or 'fits' also writes maps.nc or maps.fits at the end",
+        "or 'fits' also writes maps.nc or maps.fits at the end (a selection: 'netcdf' "
+        "writes the chosen maps of selection.zarr as maps.nc; no 'fits')",
     )
     overwrite: bool = Field(
         False,
@@ -722,9 +864,11 @@ class OutputSection(_Section):
         return value
 
 
-SECTIONS = ("input", "model", "fitter", "likelihood", "run", "diagnostics", "output")
+SECTIONS = ("input", "model", "fitter", "likelihood", "strategy", "run", "diagnostics", "output")
 #: The sections of a joint config: ``datasets`` in place of ``input`` and ``model``.
-JOINT_SECTIONS = ("datasets", "fitter", "likelihood", "run", "diagnostics", "output")
+JOINT_SECTIONS = ("datasets",) + SECTIONS[2:]
+#: The sections of a model selection's config: ``select`` in place of ``model``.
+SELECT_SECTIONS = ("input", "select") + SECTIONS[2:]
 
 
 def section_class(annotation):

@@ -35,11 +35,13 @@ from parfit.config.schema import (
     component_classes,
     config_schema,
     is_joint_config,
+    is_selection_config,
     resolve,
     section_class,
     set_base_dir,
     structural_args,
 )
+from parfit.config.strategy import StrategySection
 from parfit.config.types import did_you_mean
 from parfit.errors import ConfigError, InputTypeError
 
@@ -131,8 +133,11 @@ def _problems_from(errors, raw, lines, root=None):
         if kind == "extra_forbidden":
             key = path[-1] if path else "?"
             allowed = _allowed_keys(path[:-1], raw, root)
-            # At the top of a one-cube config, a joint config's section is a key too.
-            close = allowed + (("datasets",) if len(path) == 1 and "input" in allowed else ())
+            # At the top of a one-cube config, the sections of a joint config and of a
+            # model selection are keys too.
+            close = allowed + (
+                ("datasets", "select", "model") if len(path) == 1 and "input" in allowed else ()
+            )
             msg = f"unknown key {key!r}{did_you_mean(key, close)}"
             if allowed:
                 msg += f" (allowed here: {', '.join(allowed)})"
@@ -338,7 +343,10 @@ def _validate(data, base_dir, check_files, deep, lines):
     if too_many:
         return None, too_many
     form, data = _form(data, lines)
-    schema = config_schema(joint=isinstance(data, dict) and is_joint_config(data))
+    schema = config_schema(
+        joint=isinstance(data, dict) and is_joint_config(data),
+        select=isinstance(data, dict) and is_selection_config(data),
+    )
     try:
         cfg = schema.model_validate(data)
     except ValidationError as exc:
@@ -361,12 +369,14 @@ def _validate(data, base_dir, check_files, deep, lines):
 
 
 def _form(data, lines):
-    """``(problems, data)``: which of the two forms ``data`` takes, and the data to validate.
+    """``(problems, data)``: which of the three forms ``data`` takes, and the data to validate.
 
-    A config fits one cube (``input`` and ``model``) or several together
-    (``datasets``, a joint fit).  Mixing them is a problem at the one-cube
-    keys, which are then left out of the joint config validated (so that
-    every other problem still shows); giving neither is one problem.
+    A config fits one model to one cube (``input`` and ``model``), several
+    cubes together (``datasets``, a joint fit) or candidate models to one
+    cube, choosing per pixel (``input`` and ``select``).  Mixing them is a
+    problem at the keys of the other form, which are then left out of the
+    config validated (so that every other problem still shows); giving
+    neither is one problem.
     """
     if not isinstance(data, dict):
         return [], data
@@ -382,15 +392,36 @@ def _form(data, lines):
             for key in ("input", "model")
             if key in data
         ]
-        return problems, {k: v for k, v in data.items() if k not in ("input", "model")}
-    if "input" not in data and "model" not in data:
+        if "select" in data:
+            problems.append(
+                Problem(
+                    ("select",),
+                    _line_of(("select",), lines),
+                    "select chooses between candidate models of one cube; a joint fit "
+                    "(datasets) has no per-pixel model selection: remove select, or fit "
+                    "one cube (input) with it",
+                )
+            )
+        return problems, {k: v for k, v in data.items() if k not in ("input", "model", "select")}
+    if "select" in data and "model" in data:
+        return [
+            Problem(
+                ("model",),
+                _line_of(("model",), lines),
+                "model is for a config of one model, but this config has select (candidate "
+                "models, the best chosen per pixel), where each candidate has the keys of "
+                "the model section: move it into select.candidates, or remove select",
+            )
+        ], {k: v for k, v in data.items() if k != "model"}
+    if "input" not in data and "model" not in data and "select" not in data:
         return [
             Problem(
                 (),
                 _line_of((), lines),
-                "give input and model (to fit one cube), or datasets (a joint fit of several "
-                "cubes, each with its own input and model); `parfit config` and `parfit "
-                "config --joint` write a template of each",
+                "give input and model (to fit one cube), input and select (candidate models "
+                "of one cube, the best chosen per pixel), or datasets (a joint fit of several "
+                "cubes, each with its own input and model); `parfit config`, `parfit config "
+                "--select` and `parfit config --joint` write a template of each",
             )
         ], data
     return [], data
@@ -399,7 +430,8 @@ def _form(data, lines):
 def _sections(data, key):
     """``(path, mapping)`` of every ``key`` section (``"model"``, ``"input"``) of raw config data.
 
-    One at the top, or one per dataset of a joint config.
+    One at the top, one per dataset of a joint config, or (models) one per
+    candidate of a model selection.
     """
     if not isinstance(data, dict):
         return
@@ -409,6 +441,11 @@ def _sections(data, key):
             for name, entry in datasets.items():
                 if isinstance(entry, dict):
                     yield ("datasets", name, key), entry.get(key)
+    elif key == "model" and is_selection_config(data):
+        select = data["select"]
+        candidates = select.get("candidates") if isinstance(select, dict) else None
+        for k, entry in enumerate(candidates if isinstance(candidates, list) else []):
+            yield ("select", "candidates", k), entry
     else:
         yield (key,), data.get(key)
 
@@ -488,17 +525,27 @@ def config_to_dict(cfg, *, resolve_paths=False):
     """
     data = cfg.model_dump(mode="json", exclude_none=False)
     if is_joint_config(cfg):
-        sections = [(entry, data["datasets"][name]) for name, entry in cfg.datasets.items()]
+        inputs = [
+            (entry.input, data["datasets"][name]["input"]) for name, entry in cfg.datasets.items()
+        ]
+        models = [
+            (entry.model, data["datasets"][name]["model"]) for name, entry in cfg.datasets.items()
+        ]
+    elif is_selection_config(cfg):
+        inputs = [(cfg.input, data["input"])]
+        models = list(zip(cfg.select.candidates, data["select"]["candidates"]))
     else:
-        sections = [(cfg, data)]
-    for section, raw in sections:
-        raw["model"]["components"] = _components_to_dict(
-            section.model.components, raw["model"]["components"]
-        )
+        inputs, models = [(cfg.input, data["input"])], [(cfg.model, data["model"])]
+    for model, raw in models:
+        raw["components"] = _components_to_dict(model.components, raw["components"])
+        region = raw.get("initial_region")
+        if resolve_paths and region and region.get("path"):
+            region["path"] = str(resolve(cfg, region["path"]))
+    for inp, raw in inputs:
         if resolve_paths:
-            raw["input"]["path"] = str(resolve(cfg, section.input.path))
+            raw["path"] = str(resolve(cfg, inp.path))
             for key in ("mask", "weights", "uncertainty"):
-                src = raw["input"].get(key)
+                src = raw.get(key)
                 if src and src.get("path"):
                     src["path"] = str(resolve(cfg, src["path"]))
     if resolve_paths:
@@ -553,6 +600,13 @@ def config_hash(cfg):
     # more time for its blocks, say) has the hash of the run it finishes.
     for section, key in _NOT_HASHED:
         data[section].pop(key, None)
+    # Keys added after configs were first hashed are left out at their defaults, so
+    # that an analysis keeps the hash it had before they existed.
+    if data.get("strategy") == StrategySection().model_dump(mode="json"):
+        del data["strategy"]
+    for model in _model_sections(data):
+        if isinstance(model[1], dict) and model[1].get("initial_region") is None:
+            model[1].pop("initial_region", None)
     text = json.dumps(data, sort_keys=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

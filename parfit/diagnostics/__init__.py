@@ -6,13 +6,17 @@
   ``warn.log``, what ``diagnostics_callable`` wrote), and ``manifest.csv``,
   which lists the folders of the run;
 * :mod:`parfit.diagnostics.summary` - :func:`summarize`, what happened in a
-  run, read from a diagnostics folder, an output store or an analysis folder
-  (what ``parfit inspect`` prints);
+  run, read from a diagnostics folder, an output store, a model selection's
+  folder or an analysis folder (what ``parfit inspect`` prints), worded by
+  :mod:`parfit.diagnostics.report`; what the statistic, TS maps and profiles
+  (:mod:`parfit.diagnostics.likelihood`) and the starts, neighbour refits and
+  model selection (:mod:`parfit.diagnostics.strategy`) add;
 * :mod:`parfit.diagnostics.plots` - :func:`plot_maps`, :func:`plot_overview`,
   :func:`plot_fit` and :func:`plot_fits`, quick-look PNGs of the maps, of one
   fit and of the datasets of one joint fit.
 
-Dependencies point one way: plots -> summary -> paths -> folders.  The
+Dependencies point one way: plots -> summary -> report -> (likelihood,
+strategy) -> paths -> folders.  The
 engine writes the folders through :mod:`parfit.diagnostics.folders`
 (``check_diagnostics_path``, ``open_diagnostics_path``, ``report_mode``,
 ``write_fit_folder``, ``write_manifest``).

@@ -9,7 +9,11 @@ A path given to :func:`~parfit.diagnostics.summarize` or
 * an *analysis folder*, holding ``run.json`` and ``maps.zarr``;
 * an *output store*, either the zarr store streamed by
   ``parallel_fit(..., output="maps.zarr")`` (layout ``"streamed"``) or the one
-  written by :meth:`parfit.FitResult.to_zarr` (layout ``"xarray"``).
+  written by :meth:`parfit.FitResult.to_zarr` (layout ``"xarray"``);
+* a *selection folder*, the output folder of a per-pixel model selection
+  (``parallel_fit(model=[...], select=..., output=...)``), holding
+  ``selection.zarr`` and ``candidate_<k>.zarr``; an analysis folder of a
+  ``select`` config holds them in place of ``maps.zarr``.
 
 Nothing here changes what it reads.
 """
@@ -20,7 +24,7 @@ from typing import Any
 
 from parfit.diagnostics.folders import MANIFEST_NAME
 from parfit.errors import InputError
-from parfit.store.layout import is_parfit_store, store_layout
+from parfit.store.layout import is_parfit_store, is_selection_folder, store_layout
 from parfit.store.reader import damaged_error, verify_store
 
 __all__ = ["EXPECTED", "RUN_NAME", "MAPS_NAME", "path_kind", "read_run", "maps_path", "map_dims"]
@@ -37,9 +41,11 @@ MAPS_NAME = "maps.zarr"
 
 
 def path_kind(path: Path, caller: str) -> str:
-    """What ``path`` is: ``"diagnostics"``, ``"analysis"``, ``"streamed"`` or ``"xarray"``.
+    """What ``path`` is: ``"diagnostics"``, ``"analysis"``, ``"selection"``, ``"streamed"``
+    or ``"xarray"``.
 
-    The last two are the layouts of an output store.  ``caller`` starts the
+    The last two are the layouts of an output store; an analysis folder of a
+    model selection holds the stores of a selection folder.  ``caller`` starts the
     messages of the errors.
 
     Raises
@@ -55,7 +61,7 @@ def path_kind(path: Path, caller: str) -> str:
         if (path / MANIFEST_NAME).is_file():
             return "diagnostics"
         if (path / RUN_NAME).is_file():
-            if not (path / MAPS_NAME).is_dir():
+            if not (path / MAPS_NAME).is_dir() and not is_selection_folder(path):
                 run = read_run(path) or {}
                 ended = run.get("exit_status", "unknown")
                 why = f" ({run['error']})" if run.get("error") else ""
@@ -65,6 +71,8 @@ def path_kind(path: Path, caller: str) -> str:
                     f"maps.zarr"
                 )
             return "analysis"
+        if is_selection_folder(path):
+            return "selection"
         layout = store_layout(path)
         if layout is not None:
             return layout
@@ -100,6 +108,9 @@ def read_run(path: Path) -> dict[str, Any]:
 def maps_path(path: str | Path, caller: str) -> Path:
     """The store holding the maps of ``path``: the store itself, or an analysis folder's.
 
+    A selection folder (or the analysis folder of a model selection) is
+    itself returned: its maps are in several stores.
+
     Raises
     ------
     InputError
@@ -112,6 +123,8 @@ def maps_path(path: str | Path, caller: str) -> Path:
             f"{caller}: {str(path)!r} is a diagnostics folder, which holds no maps; give the "
             f"output store (zarr) or the analysis folder of the run"
         )
+    if kind == "analysis" and not (path / MAPS_NAME).is_dir():
+        return path  # a model selection's
     return path / MAPS_NAME if kind == "analysis" else path
 
 

@@ -2,8 +2,10 @@
 
 :func:`plot_maps` draws every parameter map of a store (on sky axes when the
 store holds a celestial WCS), its ``sqrt(TS)`` map and the upper limits of its
-first profiled parameter where the run computed them, and a status map, one
-PNG each;
+first profiled parameter where the run computed them, the ``origin`` and
+``refits`` maps of neighbour refits, and a status map, one PNG each; for a
+model selection, the chosen candidate and the margin of the choice, then
+every candidate's maps;
 :func:`plot_overview` all of them, and the statistic, in one PNG, beside
 reference maps where given; :func:`plot_fit` one fit against its data, and
 :func:`plot_fits` several (the datasets of a joint fit) in one PNG.
@@ -20,9 +22,11 @@ import numpy as np
 
 from parfit.diagnostics.likelihood import STATISTIC_LABELS, stored_request
 from parfit.diagnostics.paths import map_dims, maps_path
+from parfit.diagnostics.strategy import read_selection_maps
 from parfit.diagnostics.summary import status_name
 from parfit.errors import InputError
 from parfit.status import Status
+from parfit.store.layout import candidate_store, is_selection_folder
 from parfit.store.reader import open_maps_store, store_wcs
 
 __all__ = ["plot_maps", "plot_overview", "plot_fit", "plot_fits", "FitPanel"]
@@ -170,10 +174,86 @@ def _likelihood_figures(maps: _Maps, new_axes):
         yield f"{name}_ul", fig
 
 
+#: The colour of "no candidate" (-1) in a map of the chosen candidate.
+_NONE_COLOR = "#9e9e9e"
+#: The colours of the candidates (matplotlib's tab10, cycled).
+_CANDIDATE_COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#7f7f7f",
+)
+
+
+def _draw_categories(fig, ax, values, labels, colors, title, label):
+    """A categorical map: one colour per code of ``labels`` (``{code: text}``) present."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    codes = sorted(labels)
+    index = np.searchsorted(codes, values)
+    cmap = ListedColormap([colors[c] for c in codes])
+    norm = BoundaryNorm(np.arange(len(codes) + 1) - 0.5, len(codes))
+    if values.ndim == 2:
+        image = ax.imshow(index, origin="lower", interpolation="nearest", cmap=cmap, norm=norm)
+        bar = fig.colorbar(image, ax=ax, ticks=np.arange(len(codes)))
+        bar.ax.set_yticklabels([labels[c] for c in codes])
+        bar.set_label(label)
+    else:
+        ax.scatter(np.arange(values.size), values, c=index, cmap=cmap, norm=norm, edgecolors="k")
+        ax.set_yticks(codes)
+        ax.set_yticklabels([labels[c] for c in codes])
+        ax.set_xlabel("pixel")
+    ax.set_title(title)
+
+
+def _refit_figures(maps: _Maps, new_axes):
+    """``(file stem, Figure)`` of the ``origin`` and ``refits`` maps of neighbour refits."""
+    arrays = set(maps.group.array_keys())
+    if not {"origin", "refits"} <= arrays:
+        return
+    origin = np.asarray(maps.group["origin"][...], dtype=np.int64)
+    passes = {int(c): "first fit" if c == 0 else f"pass {c}" for c in np.unique(origin)}
+    colors = {c: "#d9d9d9" if c == 0 else _CANDIDATE_COLORS[(c - 1) % 10] for c in passes}
+    fig, ax = new_axes()
+    _draw_categories(
+        fig, ax, origin, passes, colors, "origin: the pass whose solution each fit holds", "pass"
+    )
+    yield "origin", fig
+    refits = np.asarray(maps.group["refits"][...], dtype=np.int64)
+    counts = {int(c): str(int(c)) for c in np.unique(refits)}
+    top = max(max(counts), 1)
+    cmap = _colormap("viridis")
+    colors = {c: cmap(c / top) for c in counts}
+    fig, ax = new_axes()
+    _draw_categories(
+        fig, ax, refits, counts, colors, "refits: times each fit was refitted", "refits"
+    )
+    yield "refits", fig
+
+
+def _colormap(name):
+    from matplotlib import colormaps
+
+    return colormaps[name]
+
+
 def _map_figures(path, dpi=100):
-    """``(file stem, Figure)`` of every map of a store, built lazily."""
+    """``(file stem, Figure)`` of every map of a store, built lazily.
+
+    For a selection folder, the chosen candidate and the margin, then each
+    candidate's maps (stems ``candidate_<k>/<map>``).
+    """
     from matplotlib.figure import Figure
 
+    if is_selection_folder(path):
+        yield from _selection_figures(Path(path), dpi)
+        return
     maps = _open_maps(path, "plot_maps")
 
     def new_axes():
@@ -186,9 +266,48 @@ def _map_figures(path, dpi=100):
         ax.set_title(f"{name} (NaN where the fit failed)")
         yield name, fig
     yield from _likelihood_figures(maps, new_axes)
+    yield from _refit_figures(maps, new_axes)
     fig, ax = new_axes()
     _draw_status(fig, ax, maps.status)
     yield "status", fig
+
+
+def _selection_figures(path: Path, dpi: int):
+    """``(file stem, Figure)`` of a selection folder: ``selected``, ``delta``, the candidates'."""
+    from matplotlib.figure import Figure
+
+    chosen = read_selection_maps(path)
+    n = len(chosen["models"])
+    # The axes (and sky coordinates) of the first candidate's maps.
+    first = _open_maps(path / candidate_store(0), "plot_maps")
+
+    def new_axes():
+        fig = Figure(figsize=(6.4, 4.8), dpi=dpi)
+        return fig, _new_axes(fig, first)
+
+    selected = chosen["selected"].astype(np.int64)
+    labels = {-1: "-1 none"}
+    labels.update({k: f"{k} {chosen['models'][k]}" for k in range(n)})
+    labels = {c: labels[c] for c in np.unique(selected).tolist()}
+    colors = {-1: _NONE_COLOR, **{k: _CANDIDATE_COLORS[k % 10] for k in range(n)}}
+    fig, ax = new_axes()
+    _draw_categories(
+        fig,
+        ax,
+        selected,
+        labels,
+        colors,
+        f"chosen candidate (by {chosen['criterion'].upper()}; -1: none succeeded)",
+        "candidate",
+    )
+    yield "selected", fig
+    fig, ax = new_axes()
+    _draw_map(fig, ax, chosen["delta"], f"delta {chosen['criterion']}", first)
+    ax.set_title(f"margin: the runner-up's {chosen['criterion']} minus the chosen one's")
+    yield "delta", fig
+    for k in range(n):
+        for stem, fig in _map_figures(path / candidate_store(k), dpi=dpi):
+            yield f"candidate_{k}/{stem}", fig
 
 
 def _is_ra(wcs):
@@ -239,8 +358,15 @@ def plot_maps(path, out_dir, *, dpi=100):
         ``null=``, ``<out_dir>/sqrt_ts.png`` (signed ``sqrt(TS)`` on a
         diverging colour map centred on 0); for a run with ``profile=``,
         ``<out_dir>/<parameter>_ul.png`` (the upper limits of the first
-        profiled parameter); then ``<out_dir>/status.png`` (a categorical
-        map whose colour bar names the status codes present).
+        profiled parameter); for a run with ``refit="neighbours"``,
+        ``<out_dir>/origin.png`` (the pass whose solution each fit holds)
+        and ``<out_dir>/refits.png``; then ``<out_dir>/status.png`` (a
+        categorical map whose colour bar names the status codes present).
+        For a model selection (its output folder, or the analysis folder
+        of a ``select`` config): ``<out_dir>/selected.png`` (the chosen
+        candidate, one colour each, grey where none succeeded) and
+        ``<out_dir>/delta.png`` (the margin of the choice), then each
+        candidate's maps in ``<out_dir>/candidate_<k>/``.
 
     Raises
     ------
@@ -275,6 +401,7 @@ def plot_maps(path, out_dir, *, dpi=100):
     written = []
     for stem, fig in _map_figures(store, dpi=dpi):
         target = out_dir / f"{stem}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(target, dpi=dpi, bbox_inches="tight")
         written.append(target)
     return written
@@ -341,6 +468,12 @@ def plot_overview(
     from matplotlib.figure import Figure
 
     store = maps_path(path, "plot_overview")
+    if is_selection_folder(store):
+        raise InputError(
+            f"plot_overview: {str(path)!r} holds a model selection, whose maps are in one store "
+            f"per candidate; give one of them ({str(Path(store) / candidate_store(0))!r}, ...), "
+            f"or draw them all with plot_maps"
+        )
     maps = _open_maps(store, "plot_overview")
     reference = _check_reference(reference, maps)
     n = len(maps.names)

@@ -15,7 +15,10 @@ What each kind of path holds:
   block records in ``_parfit_done``) or the one written by
   :meth:`parfit.FitResult.to_zarr` (the ``to_xarray`` dataset);
 * an *analysis folder* holds ``run.json`` and ``maps.zarr``, and names its
-  diagnostics folder in ``run.json``.
+  diagnostics folder in ``run.json``;
+* a *selection folder* (``parallel_fit(model=[...], select=..., output=...)``,
+  or an analysis folder of a ``select`` config) holds ``selection.zarr``
+  and each candidate's store, ``candidate_<k>.zarr``.
 
 Nothing here changes what it reads.
 """
@@ -28,25 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from parfit.diagnostics.folders import MANIFEST_NAME, read_manifest
-from parfit.diagnostics.likelihood import (
-    STATISTIC_LABELS,
-    likelihood_lines,
-    likelihood_summary,
-    stored_request,
-)
+from parfit.diagnostics.likelihood import likelihood_summary, stored_request
 from parfit.diagnostics.paths import MAPS_NAME, map_dims, path_kind, read_run
+from parfit.diagnostics.report import diagnostics_text, run_lines, selection_text, store_text
+from parfit.diagnostics.strategy import read_selection_maps, selection_summary, strategy_summary
 from parfit.errors import InputError
 
 # NOT_ATTEMPTED: statuses of fits never attempted (not failures), as parfit.status defines.
-from parfit.status import (
-    FLAG_DESCRIPTIONS,
-    NOT_ATTEMPTED,
-    STATUS_DESCRIPTIONS,
-    Flag,
-    Status,
-    flag_counts,
-)
-from parfit.store.layout import DONE_NAME, datasets_of
+from parfit.status import NOT_ATTEMPTED, STATUS_DESCRIPTIONS, Status, flag_counts
+from parfit.store.layout import DONE_NAME, candidate_store, datasets_of, is_selection_folder
 from parfit.store.reader import open_maps_store, read_map, stored_flags, verify_store
 
 __all__ = ["Summary", "MessageGroup", "summarize", "PERCENTILES", "status_name"]
@@ -54,9 +47,6 @@ __all__ = ["Summary", "MessageGroup", "summarize", "PERCENTILES", "status_name"]
 #: Percentiles of each parameter reported by :func:`summarize`.
 PERCENTILES = (1, 16, 50, 84, 99)
 _DEFAULT = object()
-_RESUME_HINT = (
-    "resume with resume=True (parfit.parallel_fit) / `parfit run` with output.resume: true"
-)
 
 
 @dataclasses.dataclass
@@ -104,7 +94,8 @@ class Summary:
     Attributes
     ----------
     kind : str
-        ``"diagnostics"``, ``"output"`` or ``"analysis"``.
+        ``"diagnostics"``, ``"output"``, ``"selection"`` (a selection
+        folder) or ``"analysis"``.
     path : str
         The path summarized.
     n_fits : int
@@ -162,7 +153,7 @@ class Summary:
     n_failed : int
         Fits that were attempted and did not end OK.
     n_not_attempted : int
-        Fits never attempted (``NO_VALID_DATA``, ``NOT_RUN``).
+        Fits never attempted (``NO_VALID_DATA``, ``NOT_RUN``, ``SKIPPED``).
     shape : tuple of int or None
         Shape of the maps.
     dims : tuple of str or None
@@ -182,6 +173,23 @@ class Summary:
         diagnostics, counts that disagree).
     top : int or None
         Groups shown per list in :meth:`text` (all are kept in the data).
+    starts : dict
+        How the run started its fits, where the store records it:
+        ``initial``, ``min_snr``, ``order_components``
+        (:func:`parfit.diagnostics.strategy.strategy_summary`).
+    refit : dict or None
+        With ``refit="neighbours"``: the passes (each with its fits
+        ``refitted``, ``improved``, ``rescued``), ``n_refitted``,
+        ``n_refits``, ``n_from_neighbours`` and ``origin_counts``.
+    selection : dict or None
+        A selection folder: ``criterion``, ``threshold``,
+        ``n_candidates``, ``n_none``, ``median_delta`` and, per candidate,
+        the pixels it was ``chosen`` for
+        (:func:`parfit.diagnostics.strategy.selection_summary`); the status
+        and flag counts are then those of the chosen fits (the first
+        candidate's where none succeeded).
+    candidates : list of Summary
+        A selection folder: the summary of each candidate's store.
     """
 
     kind: str
@@ -216,6 +224,10 @@ class Summary:
     run: dict | None = None
     notes: list = dataclasses.field(default_factory=list)
     top: int = 5
+    starts: dict = dataclasses.field(default_factory=dict)
+    refit: dict | None = None
+    selection: dict | None = None
+    candidates: list = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         """The summary as plain, JSON-serialisable Python objects.
@@ -245,11 +257,13 @@ class Summary:
         top = self.top if top is _DEFAULT else _check_count(top, "top", allow_none=True)
         lines = []
         if self.kind == "analysis":
-            lines += _run_lines(self.path, self.run)
+            lines += run_lines(self.path, self.run)
         if self.kind == "diagnostics":
-            lines += _diagnostics_text(self, top)
+            lines += diagnostics_text(self, top)
+        elif self.selection is not None:
+            lines += selection_text(self, top)
         else:
-            lines += _store_text(self, top)
+            lines += store_text(self, top)
         if self.notes:
             lines.append("notes:")
             lines += [f"  - {note}" for note in self.notes]
@@ -335,6 +349,9 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
         return _summarize_diagnostics(path, top, examples)
     run = None
     store = path
+    chooses = kind == "selection" or (
+        kind == "analysis" and is_selection_folder(path) and not (path / MAPS_NAME).exists()
+    )
     if kind == "analysis":
         run = read_run(path)
         store = path / MAPS_NAME
@@ -342,16 +359,19 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
             candidate = Path(run["diagnostics_path"])
             if not candidate.is_absolute():
                 candidate = path / candidate
-            if (candidate / MANIFEST_NAME).is_file():
+            if chooses or (candidate / MANIFEST_NAME).is_file():
                 diagnostics = candidate
     if diagnostics is not None:
         diagnostics = Path(diagnostics)
-        if not (diagnostics / MANIFEST_NAME).is_file():
+        if not chooses and not (diagnostics / MANIFEST_NAME).is_file():
             raise InputError(
                 f"summarize: diagnostics={str(diagnostics)!r} is not a diagnostics folder "
                 f"(no manifest.csv there); give the diagnostics_path of the run"
             )
-    summary = _summarize_store(store, top, examples, diagnostics)
+    if chooses:
+        summary = _summarize_selection(path, top, examples, diagnostics)
+    else:
+        summary = _summarize_store(store, top, examples, diagnostics)
     if kind == "analysis":
         summary.kind = "analysis"
         summary.path = str(path)
@@ -369,6 +389,43 @@ def summarize(path, *, top=5, examples=3, diagnostics=None):
                 "(was the store changed after the run?)"
             )
     return summary
+
+
+def _summarize_selection(path, top, examples, diagnostics):
+    """A selection folder: the choice (``selection.zarr``) and each candidate's store.
+
+    ``diagnostics``: the run's diagnostics folder, whose ``candidate_<k>``
+    folders hold each candidate's (None: none).
+    """
+    maps = read_selection_maps(path)
+    candidates = []
+    for k in range(len(maps["models"])):
+        own = None if diagnostics is None else diagnostics / f"candidate_{k}"
+        if own is not None and not (own / MANIFEST_NAME).is_file():
+            own = None
+        candidates.append(_summarize_store(path / candidate_store(k), top, examples, own))
+    status = maps["status"]
+    codes, counts = np.unique(status, return_counts=True)
+    counts = {int(c): int(n) for c, n in zip(codes, counts)}
+    first = candidates[0] if candidates else None
+    return Summary(
+        kind="selection",
+        path=str(path),
+        n_fits=int(status.size),
+        status_counts=_named_counts(counts),
+        flag_counts=_named_flags(maps["flags"]),
+        statistic=first.statistic if first else None,
+        complete=all(c.complete is not False for c in candidates),
+        n_failed=sum(n for c, n in counts.items() if Status(c).is_failed()),
+        n_not_attempted=sum(n for c, n in counts.items() if c in NOT_ATTEMPTED),
+        shape=tuple(status.shape),
+        dims=maps["dims"],
+        store=str(path),
+        provenance=dict(first.provenance) if first else {},
+        top=top,
+        selection=selection_summary(maps),
+        candidates=candidates,
+    )
 
 
 def _check_count(value, name, allow_none=False):
@@ -683,6 +740,7 @@ def _summarize_store(path, top, examples, diag):
             if share.size:
                 summary.median_statistic_by_dataset[dataset] = float(np.median(share))
     _likelihood(summary, group, asked, ok)
+    summary.starts, summary.refit = strategy_summary(group, info, layout)
     return summary
 
 
@@ -697,189 +755,6 @@ def _likelihood(summary, group, asked, ok):
         )
         return
     summary.ts, summary.profiles = likelihood_summary(group, asked, ok)
-
-
-# --- text -----------------------------------------------------------------------
-
-
-def _pct(n, total):
-    return f"{100.0 * n / total:5.1f}%" if total else "  -  "
-
-
-def _status_lines(summary):
-    lines = []
-    for name, count in summary.status_counts.items():
-        description = (
-            STATUS_DESCRIPTIONS[Status[name]]
-            if name in Status.__members__
-            else "unknown status code"
-        )
-        lines.append(f"  {name:<16} {count:>9d}  {_pct(count, summary.n_fits)}  {description}")
-    return lines
-
-
-def _flag_lines(summary, title="flags (a fit may have several):"):
-    if not summary.flag_counts:
-        return []
-    lines = [title]
-    for name, count in summary.flag_counts.items():
-        description = FLAG_DESCRIPTIONS[Flag[name]] if name in Flag.__members__ else "unknown flag"
-        lines.append(f"  {name:<16} {count:>9d}  {_pct(count, summary.n_fits)}  {description}")
-    return lines
-
-
-def _format_example(example):
-    if isinstance(example, (tuple, list)):
-        inner = ", ".join(str(i) for i in example)
-        return f"({inner},)" if len(example) == 1 else f"({inner})"
-    return str(example)
-
-
-def _group_lines(title, groups, top, unit="fits", show_occurrences=False):
-    if not groups:
-        return []
-    lines = [title]
-    shown = groups if top is None else groups[:top]
-    for g in shown:
-        extra = (
-            f"  ({g.occurrences} times)" if show_occurrences and g.occurrences != g.count else ""
-        )
-        lines.append(f"  {g.count:>7d} {unit:<5} {g.message}{extra}")
-        if g.examples:
-            lines.append(f"          e.g. {', '.join(_format_example(e) for e in g.examples)}")
-    if len(shown) < len(groups):
-        rest = groups[len(shown) :]
-        lines.append(f"  ... and {len(rest)} more message(s) ({sum(g.count for g in rest)} {unit})")
-    return lines
-
-
-def _diagnostics_text(s, top):
-    run = s.provenance.get("run_id")
-    lines = [
-        f"parfit diagnostics folder: {s.path}",
-        f"  {s.n_fits} fit folder(s) listed in manifest.csv" + (f" (run {run})" if run else ""),
-    ]
-    if s.status_counts:
-        lines.append("status of the fits with a folder:")
-        lines += _status_lines(s)
-        lines += _flag_lines(s, "flags of the fits with a folder:")
-    lines += _group_lines("most frequent error messages:", s.errors, top)
-    lines += _group_lines("most frequent warnings:", s.warnings, top, show_occurrences=True)
-    lines += _group_lines("errors of diagnostics_callable:", s.callable_errors, top)
-    if not s.errors and not s.warnings:
-        lines.append("no error or warning messages")
-    return lines
-
-
-def _store_text(s, top):
-    layout = {"streamed": "streamed layout", "xarray": "FitResult.to_zarr layout"}[s.layout]
-    lines = [f"parfit output store: {s.store} ({layout})"]
-    prov = s.provenance
-    facts = [
-        f"parfit {prov['parfit_version']}" if prov.get("parfit_version") else None,
-        f"run {prov['run_id']}" if prov.get("run_id") else None,
-        f"fitter {prov['fitter']}" if prov.get("fitter") else None,
-        f"statistic {s.statistic}" if s.statistic else None,
-    ]
-    facts = [f for f in facts if f]
-    if facts:
-        lines.append("  " + ", ".join(facts))
-    dims = f", dims ({', '.join(s.dims)})" if s.dims else ""
-    lines.append(f"  {s.n_fits} fits, map shape {tuple(s.shape)}{dims}")
-    if s.damaged_blocks or s.problems:
-        blocks = ", ".join(map(str, s.damaged_blocks)) or "none"
-        lines.append(
-            f"  DAMAGED: the store fails verification (damaged blocks: {blocks}); "
-            f"resume=True fits damaged blocks again"
-        )
-        lines += [f"    {problem}" for problem in s.problems]
-    if s.complete is not None:
-        if s.complete:
-            lines.append(f"  complete: yes ({s.blocks_done} of {s.blocks_total} blocks done)")
-        else:
-            lines.append(
-                f"  complete: NO ({s.blocks_done} of {s.blocks_total} blocks done; {_RESUME_HINT})"
-            )
-    lines.append("status:")
-    lines += _status_lines(s)
-    lines += _flag_lines(s)
-    attempted = s.n_fits - s.n_not_attempted
-    lines.append(
-        f"failed: {s.n_failed} of {attempted} attempted "
-        f"({_pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}"
-    )
-    if s.n_with_warnings is not None:
-        lines.append(f"fits that raised warnings: {s.n_with_warnings}")
-    source = (
-        f" (messages from {s.diagnostics_path})"
-        if s.diagnostics_path
-        else " (status only; pass diagnostics= for the messages)"
-    )
-    failed = [g for g in s.errors if g.kind == "error"]
-    lines += _group_lines(
-        "most frequent error messages with example pixels" + source + ":", failed, top
-    )
-    lines += _group_lines("not attempted:", [g for g in s.errors if g.kind == "not attempted"], top)
-    lines += _group_lines("most frequent warnings:", s.warnings, top, show_occurrences=True)
-    lines += _group_lines("errors of diagnostics_callable:", s.callable_errors, top)
-    n_ok = s.status_counts.get("OK", 0)
-    if s.percentiles:
-        header = " / ".join(str(q) for q in PERCENTILES)
-        lines.append(f"parameters over the {n_ok} OK fits (percentiles {header}):")
-        for name, pct in s.percentiles.items():
-            unit = s.units.get(name)
-            label = f"{name} [{unit}]" if unit not in (None, "") else name
-            values = " ".join(f"{pct[f'p{q}']:11.5g}" for q in PERCENTILES)
-            lines.append(f"  {label:<20} {values}")
-    else:
-        lines.append("no OK fits: no parameter percentiles")
-    if s.median_statistic is not None:
-        label = STATISTIC_LABELS.get(s.statistic or "chi2", s.statistic)
-        lines.append(f"median statistic ({label}) over the OK fits: {s.median_statistic:.5g}")
-        for dataset, value in s.median_statistic_by_dataset.items():
-            lines.append(f"  median share of dataset {dataset}: {value:.5g}")
-    lines += likelihood_lines(s)
-    return lines
-
-
-def _run_lines(path, run):
-    run = run or {}
-    lines = [f"parfit analysis folder: {path}"]
-    facts = []
-    for key, label in (
-        ("parfit_version", "parfit"),
-        ("config_hash", "config"),
-        ("exit_status", "exit status"),
-    ):
-        if run.get(key) is not None:
-            facts.append(f"{label} {run[key]}")
-    if facts:
-        lines.append("  " + ", ".join(facts))
-    source = run.get("input") or {}
-    if isinstance(source, dict) and source.get("path"):
-        fp = f" (fingerprint {source['fingerprint']})" if source.get("fingerprint") else ""
-        lines.append(f"  input: {source['path']}{fp}")
-    if run.get("started") or run.get("finished"):
-        lines.append(f"  started {run.get('started')}, finished {run.get('finished')}")
-    if run.get("n_fits") is not None:
-        lines.append(
-            f"  fits: {run.get('n_fits')}, failed: {run.get('n_failed')} of "
-            f"{run.get('n_attempted')} attempted"
-            + (
-                f" ({100 * run['failed_fraction']:.1f}%)"
-                if isinstance(run.get("failed_fraction"), (int, float))
-                else ""
-            )
-        )
-    timings = run.get("timings")
-    if isinstance(timings, dict) and timings:
-        parts = [
-            f"{k} {v:.3g} s" if isinstance(v, (int, float)) else f"{k} {v}"
-            for k, v in timings.items()
-        ]
-        lines.append(f"  timings: {', '.join(parts)}")
-    lines.append(f"  diagnostics: {run.get('diagnostics_path') or 'none'}")
-    return lines
 
 
 def _plain(obj):

@@ -109,6 +109,26 @@ def cube_names(output_cubes: Sequence[str], param_names: Sequence[str]) -> list[
     return [f"{c}.{d}" for c in output_cubes for d in datasets]
 
 
+#: The store of a model selection's own maps inside its output folder (``select=``).
+SELECTION_STORE = "selection.zarr"
+
+
+def candidate_store(k: int) -> str:
+    """The store of candidate ``k`` inside a model selection's output folder.
+
+    Examples
+    --------
+    >>> candidate_store(2)
+    'candidate_2.zarr'
+    """
+    return f"candidate_{k}.zarr"
+
+
+def is_selection_folder(path: os.PathLike[str] | str) -> bool:
+    """True for the output folder of a model selection (it holds :data:`SELECTION_STORE`)."""
+    return (Path(path) / SELECTION_STORE).is_dir()
+
+
 #: Extra fields that are not float maps: ``(dtype, fill)`` by name (neighbour refits).
 EXTRA_FIELD_TYPES: dict[str, tuple[str, float]] = {"refits": ("i2", 0), "origin": ("i2", 0)}
 

@@ -540,6 +540,27 @@ def stored_flags(group: Any) -> npt.NDArray[np.uint8]:
     return np.zeros(tuple(group["status"].shape), dtype=np.uint8)
 
 
+def stored_refit_passes(info: Any) -> list[dict[str, Any]]:
+    """The reports of the refit passes a store records (``[]`` if none).
+
+    ``info``: a streamed store's attributes (:func:`open_maps_store`); each
+    report is ``{"pass", "refitted", "improved", "rescued"}``.
+    """
+    state = info.get("refit") if isinstance(info, Mapping) else None
+    return list((state or {}).get("passes") or [])
+
+
+def stored_options(info: Any) -> dict[str, Any]:
+    """The run options a streamed store records (``{}`` for another layout).
+
+    Among them ``initial``, and where the run used them ``refit`` (its
+    method, ``max_passes`` and ``outlier``), ``min_snr`` and
+    ``order_components``.
+    """
+    options = info.get("options") if isinstance(info, Mapping) else None
+    return dict(options) if isinstance(options, Mapping) else {}
+
+
 def stored_likelihood(info: Any, layout: str) -> dict[str, Any] | None:
     """What a store records of its run's statistic, null hypothesis and profiles, or None.
 
