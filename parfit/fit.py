@@ -527,6 +527,10 @@ def _run(prepared: _Prepared) -> FitResult:
         maps = sink.maps() if isinstance(sink, MemorySink) else sink.finish()
         if isinstance(sink, StoreSink):
             info.complete = sink.complete
+            if info.mean_start is not None:
+                from parfit.store import writer
+
+                writer.record_mean_start(sink.path, info.mean_start)
         if options.refit is not None and request.n_fits:
             maps = _refit(request, maps, sink, options.refit, block_size, execution, info)
         if request.diagnostics is not None:

@@ -910,6 +910,7 @@ def read_result(path, *, allow_damaged=False):
         complete=(bool(info.get("complete", True)) and not damaged if streamed else True),
         damaged_blocks=damaged,
         refit=stored_refit_passes(info),
+        mean_start=info.get("mean_start") if isinstance(info, dict) else None,
     )
     common = dict(
         param_names=names,

@@ -546,13 +546,18 @@ def peak_amplitudes(model: Any, names: Sequence[str]) -> list[str]:
 
 
 def _describe(result: FitResult) -> str:
+    """A candidate in a few words: its model's expression (``Gaussian1D + Const1D``)."""
     start = getattr(result, "_start_model", None)
     if start is None:
         return ", ".join(result.param_names)
     try:
-        return repr(start) if len(repr(start)) < 80 else type(start).__name__
+        text = repr(start)
     except Exception:  # pragma: no cover - a model whose repr fails
         return type(start).__name__
+    head = "<CompoundModel("
+    if text.startswith(head) and ":" in text:  # parfit's compound models
+        return text[len(head) : text.index(":")]
+    return type(start).__name__
 
 
 def read_selection(path: Any) -> SelectionResult:

@@ -244,3 +244,19 @@ def test_the_mean_spectrum_and_the_valid_counts_use_the_runs_scheduler(offset_cu
         scheduler=counting_get,
     )
     assert len(calls) == 3  # the valid samples, then each candidate's fits
+
+
+def test_the_mean_start_is_recorded_in_the_store(offset_cube, tmp_path):
+    data, _ = offset_cube
+    result = parfit.parallel_fit(
+        Gaussian1D(1.0, -45.0, 2.0),
+        data,
+        world=(X,),
+        initial="mean",
+        output=tmp_path / "m.zarr",
+        scheduler="threads",
+    )
+    back = parfit.read_result(tmp_path / "m.zarr")
+    assert back.run.mean_start == result.run.mean_start
+    assert back.run.mean_start["pixels"] == 144
+    assert "initial='mean': the mean spectrum of 144 pixels" in back.summary()

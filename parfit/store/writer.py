@@ -784,6 +784,16 @@ def refit_replaced(path: os.PathLike[str] | str, pass_no: int) -> np.ndarray:
     return replaced.reshape(shape)
 
 
+def record_mean_start(path: os.PathLike[str] | str, record: Mapping[str, Any]) -> None:
+    """Record the fit of the mean spectrum every fit started from (``initial="mean"``)."""
+    import zarr
+
+    group: Any = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs[ATTRS_KEY])
+    attrs["mean_start"] = dict(record)
+    group.attrs[ATTRS_KEY] = attrs
+
+
 def finish_refit(path: os.PathLike[str] | str) -> None:
     """Record that the refit passes ended (nothing improved, or the most passes ran)."""
     _set_refit_state(path, finished=True)
