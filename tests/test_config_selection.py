@@ -42,7 +42,7 @@ model:
       mean: "0 km/s"
       stddev: {value: "2.5 km/s", bounds: ["0.5 km/s", "20 km/s"]}
   initial: mean
-strategy: {min_snr: 12, refit: neighbours, max_passes: 3, outlier: 2.0}
+strategy: {min_snr: 12, refit: neighbours, max_passes: 3, outlier: 1.2}
 run: {scheduler: synchronous, progress: false}
 output: {path: refit}
 """
@@ -120,7 +120,7 @@ def test_strategy_and_mean_start_are_parallel_fits(runs):
         initial="mean",
         min_snr=12,
         refit="neighbours",
-        refit_options={"max_passes": 3, "outlier": 2.0},
+        refit_options={"max_passes": 3, "outlier": 1.2},
     )
     result = analysis.result
     for name in ("amplitude", "mean", "stddev", "statistic", "status", "refits", "origin"):
@@ -139,7 +139,7 @@ def test_strategy_and_mean_start_are_parallel_fits(runs):
     # Components ordered by default with a refit, as parallel_fit does.
     store = zarr.open_group(str(folder / "refit" / "maps.zarr"), mode="r")
     options = dict(store.attrs["parfit"])["options"]
-    assert options["refit"] == {"method": "neighbours", "max_passes": 3, "outlier": 2.0}
+    assert options["refit"] == {"method": "neighbours", "max_passes": 3, "outlier": 1.2}
     assert (options["min_snr"], options["order_components"]) == (12.0, True)
     assert "neighbour refits: " in out["refit"].stdout
 
@@ -243,7 +243,7 @@ def test_validate_describes_the_strategy_and_the_candidates(runs, monkeypatch):
     assert "  model:  Gaussian1D (3 parameters, initial: mean)" in out.stdout.splitlines()
     assert (
         "  strategy: pixels with a peak below 12 times their noise skipped; refit from the "
-        "neighbours: failed fits, fits on a bound and fits whose statistic exceeds 2 times their "
+        "neighbours: failed fits, fits on a bound and fits whose statistic exceeds 1.2 times their "
         "neighbours', at most 3 passes"
     ) in out.stdout.splitlines()
     out = cli("validate", "select.yaml", cwd=folder, monkeypatch=monkeypatch)
@@ -271,7 +271,7 @@ def test_inspect_a_refit_run(runs, monkeypatch):
         f"({n_skipped} pixels skipped); components ordered by position"
     ) in lines
     i = lines.index(
-        f"neighbour refits (at most 3 passes, outlier 2): {len(passes)} passes, "
+        f"neighbour refits (at most 3 passes, outlier 1.2): {len(passes)} passes, "
         f"{int((refits > 0).sum())} fits refitted ({int(refits.sum())} refits), "
         f"{int((origin > 0).sum())} hold a solution found from their neighbours"
     )
@@ -292,7 +292,7 @@ def test_inspect_a_refit_run(runs, monkeypatch):
     assert data["status_counts"]["SKIPPED"] == n_skipped == data["n_not_attempted"]
     assert data["starts"] == {"initial": "mean", "min_snr": 12.0, "order_components": True}
     assert data["refit"]["passes"] == passes
-    assert (data["refit"]["max_passes"], data["refit"]["outlier"]) == (3, 2.0)
+    assert (data["refit"]["max_passes"], data["refit"]["outlier"]) == (3, 1.2)
     assert data["refit"]["n_from_neighbours"] == int((origin > 0).sum())
     assert sum(data["refit"]["origin_counts"].values()) == result.n_fits
 

@@ -96,8 +96,8 @@ def test_guess_with_multi_component_cube():
 @pytest.mark.parametrize(
     "initial, exc, message",
     [
-        ("gues", ValueError, "initial must be None, 'model' or 'guess'; got 'gues'"),
-        (3, ValueError, "initial must be None, 'model' or 'guess'; got 3"),
+        ("gues", ValueError, "initial must be None, 'model', 'guess' or 'mean'; got 'gues'"),
+        (3, ValueError, "initial must be None, 'model', 'guess' or 'mean'; got 3"),
     ],
 )
 def test_bad_initial(cube, initial, exc, message):
