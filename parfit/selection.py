@@ -364,29 +364,20 @@ class SelectionResult:
 
         Examples
         --------
-        In the example of :class:`SelectionResult`, the first row chose two
-        lines and the second one:
-
         >>> import numpy as np
         >>> import parfit
+        >>> from parfit.datasets import components_cube
         >>> from parfit.models import Gaussian1D
-        >>> x = np.linspace(-10, 10, 80)
-        >>> rng = np.random.default_rng(0)
-        >>> two = np.r_[1.0, 0.0][None, :] * np.exp(-0.5 * (x[:, None] - 4) ** 2)
-        >>> cube = (np.exp(-0.5 * (x[:, None] + 3) ** 2) + two)[:, :, None] * np.ones((1, 1, 3))
-        >>> cube = cube + rng.normal(0, 0.05, cube.shape)
-        >>> result = parfit.parallel_fit(
-        ...     [Gaussian1D(), Gaussian1D() + Gaussian1D()], cube, world=(x,),
-        ...     initial="guess", select="aicc", scheduler="synchronous")
-        >>> np.round(result.components("mean"))
-        array([[[-3., -3., -3.],
-                [-3., -3., -3.]],
-        <BLANKLINE>
-               [[ 4.,  4.,  4.],
-                [nan, nan, nan]]])
+        >>> cube = components_cube((80, 1, 6), seed=1)  # one, two, then three lines
+        >>> g = Gaussian1D(1.5, 0.0, 3.0)
+        >>> result = parfit.parallel_fit([g, g + g, g + g + g], cube.data, world=cube.world,
+        ...                              initial="guess", select="aicc")
         >>> result.n_components
-        array([[2, 2, 2],
-               [1, 1, 1]], dtype=int16)
+        array([[1, 1, 2, 2, 3, 3]], dtype=int16)
+        >>> np.round(result.components("mean")[:, 0], -1) + 0.0  # each pixel's lines
+        array([[  0.,   0., -10., -10., -30., -30.],
+               [ nan,  nan,  10.,  10.,   0.,   0.],
+               [ nan,  nan,  nan,  nan,  30.,  30.]])
         """
         n_max = max(len(names.get(name, ())) for names in self.component_names)
         if n_max == 0:

@@ -129,14 +129,7 @@ def store_text(s, top):
             lines.append(
                 f"  complete: NO ({s.blocks_done} of {s.blocks_total} blocks done; {RESUME_HINT})"
             )
-    lines.append("status:")
-    lines += status_lines(s)
-    lines += flag_lines(s)
-    attempted = s.n_fits - s.n_not_attempted
-    lines.append(
-        f"failed: {s.n_failed} of {attempted} attempted "
-        f"({pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}"
-    )
+    lines += outcome_lines(s, "status:")
     if s.n_with_warnings is not None:
         lines.append(f"fits that raised warnings: {s.n_with_warnings}")
     source = (
@@ -173,6 +166,17 @@ def store_text(s, top):
     return lines
 
 
+def outcome_lines(s, header):
+    """``header``, the fits per status and per flag, and how many of those attempted failed."""
+    lines = [header, *status_lines(s), *flag_lines(s)]
+    attempted = s.n_fits - s.n_not_attempted
+    lines.append(
+        f"failed: {s.n_failed} of {attempted} attempted "
+        f"({pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}"
+    )
+    return lines
+
+
 def selection_text(s, top):
     """A selection folder's report: the choice, the chosen fits, then every candidate's store."""
     lines = [f"parfit model selection: {s.path}"]
@@ -181,13 +185,8 @@ def selection_text(s, top):
     if not s.complete:
         lines.append(f"  complete: NO (a candidate's store is not; {RESUME_HINT})")
     lines += selection_lines(s.selection, s.n_fits)
-    lines.append("status of the chosen fits (the first candidate's where none succeeded):")
-    lines += status_lines(s)
-    lines += flag_lines(s)
-    attempted = s.n_fits - s.n_not_attempted
-    lines.append(
-        f"failed: {s.n_failed} of {attempted} attempted "
-        f"({pct(s.n_failed, attempted).strip()}); not attempted: {s.n_not_attempted}"
+    lines += outcome_lines(
+        s, "status of the chosen fits (the first candidate's where none succeeded):"
     )
     for k, candidate in enumerate(s.candidates):
         lines.append("")
