@@ -388,9 +388,10 @@ def run_passes(
     ``fit(todo, starts, pass_no)`` fits the pixels of the bool map ``todo``
     from ``starts`` (``{name: map}``) and returns their maps (other pixels
     are ignored); a pass calls it twice: from the median of the good
-    neighbours, then, where it differs, from the best neighbour's values,
-    and keeps the better.  ``done(pass_no, todo, replaced, counts)``, if given, is called
-    after each pass is merged (a store records it there).  ``first_pass``
+    neighbours, then, where that gave nothing better and the start differs,
+    from the best neighbour's values, and keeps the better.
+    ``done(pass_no, todo, replaced, counts)``, if given, is called after
+    each pass is merged (a store records it there).  ``first_pass``
     and ``changed`` resume a run whose earlier passes are in ``maps``.
 
     Returns one ``{"pass", "refitted", "improved", "rescued"}`` per pass.
@@ -406,15 +407,17 @@ def run_passes(
             break
         starts = neighbour_starts(maps, names, todo, lower, upper, options, goodness=goodness)
         new = fit(todo, starts, pass_no)
-        # A second start where it differs: the best neighbour's own solution.
-        # Across a steep gradient the median of the neighbours lies between
-        # their solutions, far from each; the best one may lie close.
+        # Where the median gave nothing better, a second start: the best
+        # neighbour's own solution.  Across a steep gradient the median of the
+        # neighbours lies between their solutions, far from each; the best one
+        # may lie close.
+        again = np.asarray(todo) & ~_replaces(maps, new)
         best = neighbour_starts(
-            maps, names, todo, lower, upper, options, goodness=goodness, how="best"
+            maps, names, again, lower, upper, options, goodness=goodness, how="best"
         )
         differs = np.zeros(np.shape(todo), dtype=bool)
         for name in names:
-            differs |= np.asarray(todo) & ~(best[name] == starts[name])
+            differs |= again & ~(best[name] == starts[name])
         if differs.any():
             new = _better_of(new, fit(differs, best, pass_no), differs)
         changed, counts = merge(maps, new, todo, pass_no)
