@@ -32,7 +32,6 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-import warnings
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -217,6 +216,29 @@ def _good_neighbours(
     return nb, inside, ok_nb
 
 
+def _lower_quartile(values: np.ndarray) -> np.ndarray:
+    """The 25th percentile of every column of ``values`` over its finite entries (NaN if none).
+
+    As :func:`numpy.nanpercentile` (linear interpolation), without its loop over columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([[1.0, np.nan, 4.0], [2.0, np.nan, np.nan], [3.0, np.nan, np.nan]])
+    >>> _lower_quartile(v)
+    array([1.5, nan, 4. ])
+    """
+    ordered = np.sort(values, axis=0)  # NaN last
+    count = np.isfinite(values).sum(axis=0)
+    position = 0.25 * np.maximum(count - 1, 0)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, np.maximum(count - 1, 0))
+    low = np.take_along_axis(ordered, below[None, :], axis=0)[0]
+    high = np.take_along_axis(ordered, above[None, :], axis=0)[0]
+    out = low + (position - below) * (high - low)
+    return np.where(count > 0, out, np.nan)
+
+
 def refit_candidates(
     maps: MutableMapping[str, Any],
     options: RefitOptions,
@@ -250,10 +272,9 @@ def refit_candidates(
             # Against the lower quartile of the successful neighbours' statistics:
             # the lowest alone is an extreme of up to eight noisy values, against
             # which a quarter of good fits would look like outliers.
-            with np.errstate(invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # no good neighbour: NaN
-                succeeded = inside & ok[nb]
-                reference = np.nanpercentile(np.where(succeeded, stat[nb], np.nan), 25, axis=0)
+            succeeded = inside & ok[nb]
+            reference = _lower_quartile(np.where(succeeded, stat[nb], np.nan))
+            with np.errstate(invalid="ignore"):
                 high = stat[flat] > options.outlier * np.maximum(reference, 0.0) + _TINY
             part |= ok[flat] & high
         part &= good.any(axis=0)
