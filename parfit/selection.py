@@ -556,6 +556,24 @@ def read_selection(path: Any) -> SelectionResult:
 
     The folder holds ``candidate_<k>.zarr`` (each read with
     :func:`parfit.read_result`) and ``selection.zarr``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> import parfit
+    >>> from parfit.datasets import components_cube
+    >>> from parfit.models import Gaussian1D
+    >>> cube = components_cube((80, 1, 6), seed=1)
+    >>> g = Gaussian1D(1.5, 0.0, 3.0)
+    >>> folder = pathlib.Path(tempfile.mkdtemp()) / "chosen"
+    >>> written = parfit.parallel_fit([g, g + g], cube.data, world=cube.world,
+    ...                               initial="guess", select="bic", output=folder)
+    >>> sorted(p.name for p in folder.iterdir())
+    ['candidate_0.zarr', 'candidate_1.zarr', 'selection.zarr']
+    >>> back = read_selection(folder)
+    >>> bool(np.array_equal(back.selected, written.selected)), back.criterion
+    (True, 'bic')
     """
     import xarray as xr
 
