@@ -163,3 +163,27 @@ def recovered_fraction(maps, truth, sigma, region=None, nsig=3.0):
     if region is not None:
         ok = ok[region]
     return float(ok.mean()) if ok.size else float("nan")
+
+
+def run_cold(script, name, args):
+    """Run ``script --cold-path name args...`` in a fresh process; the JSON of its last line.
+
+    The subprocess finds this tree's parfit first on its path, so that a cold
+    start measures the code being benchmarked.  Raises RuntimeError with the
+    child's output if it fails.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import parfit
+
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(parfit.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    cmd = [sys.executable, os.path.abspath(script), "--cold-path", name, *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"cold start of {name} failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

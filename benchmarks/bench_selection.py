@@ -59,7 +59,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -70,7 +69,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import cpu_seconds, loadavg, machine_info  # noqa: E402
+from _common import cpu_seconds, loadavg, machine_info, run_cold  # noqa: E402
 
 #: A fit recovers the velocity field where it is OK and its centre within this of the truth.
 RECOVERED_KMS = 1.0
@@ -379,17 +378,11 @@ def cold_child(args):
 
 def cold_start(name, args):
     """Run :func:`cold_child` for ``name`` in a subprocess (this parfit first on its path)."""
-    import parfit
-
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(parfit.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-    cmd = [sys.executable, os.path.abspath(__file__), "--cold-path", name, "--seed", str(args.seed)]
-    cmd += ["--sel-shape", *map(str, args.sel_shape), "--vf-shape", *map(str, args.vf_shape)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode:
-        raise RuntimeError(f"cold start of {name} failed:\n{proc.stdout}\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_cold(
+        __file__,
+        name,
+        ["--seed", args.seed, "--sel-shape", *args.sel_shape, "--vf-shape", *args.vf_shape],
+    )
 
 
 # --- reporting ------------------------------------------------------------------------
