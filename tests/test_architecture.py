@@ -149,3 +149,16 @@ def test_modules_within_an_area_form_no_cycle(area):
             if target in modules and target != name and not target.endswith(f"parfit.{area}"):
                 graph.setdefault(name, set()).add(target)
     assert _cycles(graph) == []
+
+
+def test_import_parfit_does_not_load_what_the_first_fit_does_not_need():
+    """scipy's optimisers (per-fit fitters) and special functions (Voigt1D) load on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, parfit; "
+        "print(sorted(m for m in ('scipy.optimize', 'scipy.special') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.sparse.linalg import lsmr
 
 from ..errors import InputError
 from ..status import Status
@@ -75,7 +73,16 @@ FIT_INFO_NAMES = (
 #: What ``fit_info=True`` keeps of each fit's OptimizeResult.
 _FIT_INFO_DEFAULT = ("status", "message", "nfev", "cost", "optimality")
 
-_LSMR_OPTIONS = tuple(n for n in inspect.signature(lsmr).parameters if n not in ("A", "b"))
+
+def _lsmr_options() -> tuple[str, ...]:
+    """The options of :func:`scipy.sparse.linalg.lsmr` (``tr_options`` with ``tr_solver="lsmr"``).
+
+    Imported when first asked: ``import parfit`` does not load scipy's
+    optimisers, which only the per-fit fitters need.
+    """
+    from scipy.sparse.linalg import lsmr
+
+    return tuple(n for n in inspect.signature(lsmr).parameters if n not in ("A", "b"))
 
 
 class ScipyFitter(Fitter):
@@ -303,6 +310,8 @@ class ScipyFitter(Fitter):
             result.fail(i, Status.NONFINITE, f"the model is {what} at the starting values")
             return
         bounds = (lower, upper) if self.method != "lm" else (-np.inf, np.inf)
+        from scipy.optimize import least_squares
+
         sol = least_squares(fun, x0, jac=jac, bounds=bounds, method=self.method, **options)
         result.nfev[i] = sol.nfev
         if infos is not None:
@@ -458,7 +467,7 @@ def _check_trust_region(out: dict[str, Any], what: str, method: str) -> None:
             f"{what}: tr_options are used only with tr_solver='lsmr'; got tr_solver={solver!r}"
         )
     if tr_options:
-        valid = _LSMR_OPTIONS + (("regularize",) if method == "trf" else ())
+        valid = _lsmr_options() + (("regularize",) if method == "trf" else ())
         unknown = sorted(set(tr_options) - set(valid), key=str)
         if unknown:
             raise InputError(
