@@ -95,6 +95,22 @@ def _without_arrays(world: Any) -> Any:
     return dataclasses.replace(world, arrays=())
 
 
+class _Piece:
+    """A block of an in-memory input, cut when the task runs (tasks run in this process).
+
+    A plain class, not a dataclass: dask leaves it as it is instead of
+    walking its fields for collections.
+    """
+
+    __slots__ = ("grid", "place", "source")
+
+    def __init__(self, grid: BlockGrid, source: np.ndarray, place: BlockPlace) -> None:
+        self.grid, self.source, self.place = grid, source, place
+
+    def cut(self) -> np.ndarray:
+        return self.grid.piece(self.source, self.place)
+
+
 def run_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace, writer: Any) -> Any:
     """One block task: fit the block, then hand it to the sink's writer (on the worker).
 
@@ -102,6 +118,7 @@ def run_block(inputs: dict[str, Any], spec: BlockSpec, place: BlockPlace, writer
     """
     if writer is not None:
         writer.check()
+    inputs = {n: v.cut() if isinstance(v, _Piece) else v for n, v in inputs.items()}
     output = fit_block(inputs, spec, place)
     if writer is None:
         return output
@@ -142,7 +159,11 @@ def run(
     # scattered, not through the scheduler inside the graph.  Scattered data
     # have no lineage: a block whose input died with a worker is run again
     # with its input inside its task (``fallback``).
-    in_memory = _in_memory_sources(request) if execution.client is not None else {}
+    # In this process (threads, synchronous), a task cuts its block out of a
+    # cube in memory itself, when it runs: no dask array is built.
+    in_memory = (
+        _in_memory_sources(request) if execution.client is not None or execution.in_process else {}
+    )
     arrays = {name: a.to_delayed() for name, a in grid.input_arrays(skip=in_memory).items()}
     n_fit = len(request.fitting_axes)
     shape = request.iterating_shape
@@ -156,7 +177,7 @@ def run(
         maps.append(("todo", np.asarray(request.todo, dtype=np.float64)))
 
     scattered: dict[tuple[int, ...], dict[str, Any]] = {}
-    if in_memory:
+    if in_memory and execution.client is not None:
         # Every block's pieces in one call.  A list, not a dict: scatter names
         # a dict's futures after its keys, which every block shares.
         names = list(in_memory)
@@ -167,8 +188,10 @@ def run(
     def task(place: BlockPlace, scatter: bool) -> Any:
         full = (0,) * n_fit + place.index
         inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
-        if scatter:
+        if scatter and execution.client is not None:
             inputs.update(scattered.get(place.index, {}))
+        elif execution.in_process:
+            inputs.update({n: _Piece(grid, v, place) for n, v in in_memory.items()})
         else:
             inputs.update({n: grid.piece(v, place) for n, v in in_memory.items()})
         for key, values in maps:
@@ -184,7 +207,11 @@ def run(
         )
 
     tasks = [task(place, scatter=True) for place in todo]
-    fallback = (lambda k: task(todo[k], scatter=False)) if in_memory else None
+    fallback = (
+        (lambda k: task(todo[k], scatter=False))
+        if in_memory and execution.client is not None
+        else None
+    )
     sizes = [p.size for p in todo]
     bar = FitProgress(sum(sizes), bar=True) if execution.progress else None
     try:

@@ -191,9 +191,12 @@ class BlockGrid:
         arrays ``"x0"``, ``"x1"``... (coordinates that vary between pixels);
         none of those named in ``skip``.
         """
+        request = self.request
+        sources = {n: v for n, v in request.sample_sources().items() if n not in skip}
+        if not sources:
+            return {}
         import dask.array as da
 
-        request = self.request
         cube = request.cube
         shape = cube.shape
         order = request.order
@@ -214,9 +217,7 @@ class BlockGrid:
             return da.broadcast_to(arr, shape).rechunk(full).transpose(order)
 
         arrays = {}
-        for name, source in request.sample_sources().items():
-            if name in skip:
-                continue
+        for name, source in sources.items():
             if name == "data":  # the cube itself: rechunked or wrapped (never read)
                 data = (
                     source.rechunk(full)
