@@ -14,6 +14,7 @@ import logging
 import math
 import numbers
 import os
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -1075,12 +1076,12 @@ def _client_for(compute_kwargs: dict[str, Any]) -> Any:
     scheduler = compute_kwargs.get("scheduler")
     if _is_client(scheduler):
         return scheduler
-    if scheduler is None:
-        try:
-            from distributed import default_client
+    if scheduler is None and "distributed" in sys.modules:  # else no Client can be running
+        from distributed import default_client
 
+        try:
             return default_client()
-        except (ImportError, ValueError):
+        except ValueError:
             return None
     return None
 
@@ -1350,11 +1351,9 @@ def _check_scheduler(scheduler):
 
 
 def _is_client(obj):
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, Client)
+    # A Client means distributed is loaded: without it, no import (0.5 s) to find out.
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(obj, distributed.Client)
 
 
 def _function_as_model(model, n_inputs):
@@ -1466,11 +1465,23 @@ def _resolve_scheduler(scheduler):
     import dask.local
     import dask.multiprocessing
     import dask.threaded
-    from dask.base import get_scheduler
+    from dask.base import get_scheduler, named_schedulers
 
     kwargs = {} if scheduler in (None, "default") else {"scheduler": scheduler}
     probe = dask.delayed(0)
-    get = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[probe])
+    local = scheduler in (None, "default") or (
+        isinstance(scheduler, str) and scheduler in named_schedulers
+    )
+    if local and "distributed" not in sys.modules and dask.config.get("scheduler", None) is None:
+        # No Client can be running: pass dask the scheduler's function itself,
+        # so that neither this nor dask.compute imports distributed (0.5 s of a
+        # first call) to look for one.  dask's default for delayed tasks is
+        # the threaded scheduler.
+        default = scheduler in (None, "default")
+        get = probe.__dask_scheduler__ if default else named_schedulers[scheduler]
+        kwargs["scheduler"] = get
+    else:
+        get = get_scheduler(scheduler=kwargs.get("scheduler"), collections=[probe])
     needs_pickle = get is dask.multiprocessing.get or _is_client(getattr(get, "__self__", None))
     if get is dask.multiprocessing.get and dask.config.get("chunksize", None) is None:
         # dask hands a process tasks in batches of 6 by default; with a few

@@ -162,3 +162,23 @@ def test_import_parfit_does_not_load_what_the_first_fit_does_not_need():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_first_fit_of_a_cube_in_memory_loads_only_what_it_uses():
+    """No distributed, dask.array, xarray, astropy.wcs or astropy.nddata to learn they are unused."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, parfit\n"
+        "from parfit.models import Gaussian1D\n"
+        "x = np.linspace(-5, 5, 40)\n"
+        "cube = np.exp(-0.5 * (x[:, None, None] - 0.3) ** 2) * np.ones((1, 4, 5))\n"
+        "r = parfit.parallel_fit(Gaussian1D(1.0, 0.0, 1.0), cube, world=(x,))\n"
+        "assert r.success.all()\n"
+        "heavy = ('distributed', 'dask.array', 'xarray', 'astropy.wcs', 'astropy.nddata',\n"
+        "         'scipy.optimize')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -616,8 +616,11 @@ def normalise_fitting_axes(
 def normalise_world(world: Any, cube: CubeInput, fitting_axes: tuple[int, ...]) -> WorldSpec:
     """Return a :class:`WorldSpec` for ``world`` (see ``parallel_fit``)."""
     from astropy import units as u
-    from astropy.wcs.wcsapi import BaseHighLevelWCS, BaseLowLevelWCS
 
+    # A WCS means astropy.wcs is loaded: world arrays do not pay for importing it.
+    wcsapi = sys.modules.get("astropy.wcs.wcsapi")
+    high = wcsapi.BaseHighLevelWCS if wcsapi is not None else ()
+    low = wcsapi.BaseLowLevelWCS if wcsapi is not None else ()
     shape = cube.shape
     fitting_shape = tuple(shape[a] for a in fitting_axes)
     n_fit = len(fitting_axes)
@@ -637,9 +640,9 @@ def normalise_world(world: Any, cube: CubeInput, fitting_axes: tuple[int, ...]) 
                 arrays.append(np.arange(shape[a], dtype=np.float64))
         return WorldSpec("shared", _grid(arrays), (None,) * n_fit)
 
-    if isinstance(world, BaseHighLevelWCS):
+    if isinstance(world, high):
         world = world.low_level_wcs
-    if isinstance(world, BaseLowLevelWCS):
+    if isinstance(world, low):
         return _world_from_wcs(world, shape, fitting_axes)
 
     if not isinstance(world, (tuple, list)):
@@ -771,12 +774,11 @@ def wcs_world_values(wcs: Any, index_arrays: Sequence[Any]) -> Any:
 
 def iterating_wcs(world: Any, iterating_axes: Sequence[int], ndim: int) -> WCS | None:
     """The WCS of the iterating axes (for writing maps to FITS), if the cube has a FITS WCS."""
-    try:
-        from astropy.wcs import WCS
-    except ImportError:  # pragma: no cover
+    module = sys.modules.get("astropy.wcs")  # a WCS means astropy.wcs is loaded
+    if module is None:
         return None
     wcs = getattr(world, "low_level_wcs", world)
-    if not isinstance(wcs, WCS) or not iterating_axes:
+    if not isinstance(wcs, module.WCS) or not iterating_axes:
         return None
     try:
         return wcs.sub([ndim - a for a in sorted(iterating_axes, reverse=True)])
