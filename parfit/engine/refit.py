@@ -96,8 +96,8 @@ class RefitOptions:
         A successful fit whose statistic exceeds this many times the lower
         quartile of its successful neighbours' is refitted (default 1.5); good
         neighbours, which give the starts, are those within this factor of
-        the lowest;
-        ``None`` refits only failed and flagged fits.
+        the lowest.  ``None`` (stored as ``inf``) refits only failed and
+        flagged fits.
     """
 
     method: str = "neighbours"
@@ -317,12 +317,12 @@ def neighbour_starts(
         out = np.full(size, np.nan)
         with np.errstate(invalid="ignore"):
             if how == "best":
-                median = np.take_along_axis(gathered, best[None, :], axis=0)[0]
+                value = np.take_along_axis(gathered, best[None, :], axis=0)[0]
             else:
-                median = np.nanmedian(gathered, axis=0) if len(flat) else np.zeros(0)
+                value = np.nanmedian(gathered, axis=0) if len(flat) else np.zeros(0)
         lo_at = np.broadcast_to(np.asarray(lo, dtype=np.float64), shape).reshape(-1)[flat]
         hi_at = np.broadcast_to(np.asarray(hi, dtype=np.float64), shape).reshape(-1)[flat]
-        out[flat] = np.clip(median, lo_at, hi_at)
+        out[flat] = np.clip(value, lo_at, hi_at)
         starts[name] = out.reshape(shape)
     return starts
 
@@ -338,20 +338,30 @@ def _replaces(old: MutableMapping[str, Any], new: MutableMapping[str, Any]) -> n
     return np.asarray(new_ok & (~old_ok | lower))
 
 
-def _better_of(
-    first: MutableMapping[str, Any], second: MutableMapping[str, Any], where: np.ndarray
-) -> dict[str, Any]:
-    """A pass's two attempts combined: ``second`` where (in ``where``) it beats ``first``."""
-    take = where & _replaces(first, second)
-    out = {}
+def _combine(
+    first: MutableMapping[str, Any],
+    second: MutableMapping[str, Any],
+    where: np.ndarray,
+    keep: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], np.ndarray]:
+    """``first``'s fields, with ``second``'s where (in ``where``) it is the better fit.
+
+    ``nfev`` adds ``second``'s over all of ``where`` (work spent, kept or
+    not); the fields in ``keep``, and those ``second`` lacks, stay
+    ``first``'s.  Returns the fields and the bool map of the fits taken.
+    """
+    take = np.asarray(where, dtype=bool) & _replaces(first, second)
+    out: dict[str, Any] = {}
     for name, values in first.items():
-        values = np.array(values, copy=True)
+        values = np.asarray(values)
         if name == "nfev":
-            values = values + np.where(where, np.maximum(np.asarray(second[name]), 0), 0)
-        elif name in second:
+            spent = np.where(where, np.maximum(np.asarray(second[name]), 0), 0)
+            values = (values + spent).astype(values.dtype)
+        elif name in second and name not in keep:
+            values = values.copy()
             values[take] = np.asarray(second[name])[take]
         out[name] = values
-    return out
+    return out, take
 
 
 def merge(
@@ -370,15 +380,9 @@ def merge(
     """
     todo = np.asarray(todo, dtype=bool)
     old_ok = np.asarray(maps["status"]) == Status.OK
-    better = todo & _replaces(maps, new)
-    nfev = np.asarray(maps["nfev"]) + np.where(todo, np.maximum(np.asarray(new["nfev"]), 0), 0)
-    for name in list(maps):
-        if name in REFIT_FIELDS or name == "reported" or name not in new:
-            continue  # ``reported``: the diagnostics folders are those of the first pass
-        target = np.array(maps[name], copy=True)
-        target[better] = np.asarray(new[name])[better]
-        maps[name] = target
-    maps["nfev"] = nfev.astype(np.int32)
+    # ``reported``: the diagnostics folders are those of the first pass.
+    combined, better = _combine(maps, new, todo, keep=REFIT_FIELDS + ("reported",))
+    maps.update(combined)
     maps["refits"] = (np.asarray(maps["refits"]) + todo).astype(np.int16)
     origin = np.array(maps["origin"], dtype=np.int16, copy=True)
     origin[better] = pass_no
@@ -440,7 +444,7 @@ def run_passes(
         for name in names:
             differs |= again & ~(best[name] == starts[name])
         if differs.any():
-            new = _better_of(new, fit(differs, best, pass_no), differs)
+            new, _ = _combine(new, fit(differs, best, pass_no), differs)
         changed, counts = merge(maps, new, todo, pass_no)
         report.append({"pass": pass_no, **counts})
         if done is not None:
