@@ -27,6 +27,7 @@ from parfit.engine import execute
 from parfit.engine.hypotheses import bind_likelihood, check_likelihood_args
 from parfit.engine.inputs import (
     iterating_wcs,
+    loaded_class,
     normalise_cube,
     normalise_fitting_axes,
     normalise_world,
@@ -1351,9 +1352,7 @@ def _check_scheduler(scheduler):
 
 
 def _is_client(obj):
-    # A Client means distributed is loaded: without it, no import (0.5 s) to find out.
-    distributed = sys.modules.get("distributed")
-    return distributed is not None and isinstance(obj, distributed.Client)
+    return isinstance(obj, loaded_class("distributed", "Client"))
 
 
 def _function_as_model(model, n_inputs):
