@@ -35,6 +35,7 @@ import json
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -183,22 +184,14 @@ def choose(
     others = np.where(
         np.arange(len(criteria)).reshape((-1,) + (1,) * len(shape)) == selected, np.nan, criteria
     )
-    with np.errstate(invalid="ignore"), _all_nan_ok():
+    # All-NaN columns (fewer than two candidates) warn; their NaN is the answer.
+    with (
+        np.errstate(invalid="ignore"),
+        warnings.catch_warnings(action="ignore", category=RuntimeWarning),
+    ):
         runner_up = np.nanmin(others, axis=0) if len(criteria) else best
     delta = np.where(selected >= 0, runner_up - best, np.nan)
     return selected, delta
-
-
-class _all_nan_ok:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._w.__exit__(*exc)
 
 
 class SelectionResult:
