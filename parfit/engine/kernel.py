@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,22 +283,31 @@ def peak_snr(y: np.ndarray, valid: np.ndarray, weights: np.ndarray | None = None
     >>> bool(snr[0] < 4), bool(snr[1] > 10)
     (True, True)
     """
-    n = y.shape[0]
-    out = np.full(n, np.nan)
-    for i in range(n):
-        v = valid[i]
-        row = y[i, v]
-        if row.size == 0:
-            continue
-        dev = np.abs(row - np.median(row))
+    valid = np.asarray(valid, dtype=bool)
+    count = valid.sum(axis=1)
+    # Each row's valid samples first, in order (NaN after them): the medians,
+    # maxima and neighbouring differences of every row at once.
+    order = np.argsort(~valid, axis=1, kind="stable")
+    first = np.arange(y.shape[1])[None, :] < count[:, None]
+    rows = np.where(first, np.take_along_axis(y, order, axis=1), np.nan)
+    with (
+        warnings.catch_warnings(action="ignore", category=RuntimeWarning),  # all-NaN rows
+        np.errstate(invalid="ignore", divide="ignore"),
+    ):
+        dev = np.abs(rows - np.nanmedian(rows, axis=1)[:, None])
         if weights is not None:
-            out[i] = float(np.max(dev * weights[i, v]))
-            continue
-        peak = float(np.max(dev))
-        steps = np.abs(np.diff(row))
-        noise = 1.4826 * float(np.median(steps)) / math.sqrt(2.0) if steps.size else 0.0
-        out[i] = peak / noise if noise > 0 else (math.inf if peak > 0 else 0.0)
-    return out
+            w = np.where(first, np.take_along_axis(weights, order, axis=1), np.nan)
+            out = np.nanmax(dev * w, axis=1)
+        else:
+            peak = np.nanmax(dev, axis=1)
+            steps = np.abs(np.diff(rows, axis=1))
+            noise = np.where(count > 1, 1.4826 * np.nanmedian(steps, axis=1) / math.sqrt(2.0), 0.0)
+            out = np.where(
+                noise > 0,
+                peak / np.where(noise > 0, noise, 1.0),
+                np.where(peak > 0, np.inf, 0.0),
+            )
+    return np.where(count > 0, out, np.nan)
 
 
 def _active_rows(inputs: dict[str, Any], spec: BlockSpec, block: FitBlock) -> np.ndarray:
