@@ -138,13 +138,24 @@ def test_masked_samples_are_as_if_absent(engine, how, cube_and_mask):
         result = fit(cube, engine, mask=mask)
     else:
         result = fit(np.where(mask, np.nan, cube), engine)
+    # The compiled engine drops the samples left out, so its fits are those of
+    # the samples kept, bit for bit.  The numpy engine gives them zero weight:
+    # the same problem up to the rounding of sums with zeros in them, and where
+    # a step is ill-conditioned (a trial line narrower than the sampling) that
+    # rounding can send it along another path to the same minimum, which it
+    # then reaches only to its convergence tolerance (xtol 1e-8): a 3e-8
+    # difference on one such pixel, while a masked sample that still counted
+    # would move the answer by a fair fraction of its error.
+    rtol = 1e-12 if engine == "compiled" else 1e-6
     fitter = BatchedFitter(engine=engine)
     for j, i in np.ndindex(cube.shape[1:]):
         keep = ~mask[:, j, i]
         alone = fitter.fit(MODEL, X[keep], y=cube[keep, j, i])
         assert result.status[j, i] == alone.status[0]
         params = [result.parameters[name][j, i] for name in MODEL.param_names]
-        np.testing.assert_allclose(params, alone.params[0], rtol=1e-9, atol=0)
+        np.testing.assert_allclose(params, alone.params[0], rtol=rtol, atol=0)
+        errors = [result.errors[name][j, i] for name in MODEL.param_names]
+        np.testing.assert_allclose(errors, alone.errors[0], rtol=100 * rtol, atol=0)
         np.testing.assert_allclose(result.statistic[j, i], alone.statistic[0], rtol=1e-9)
 
 
