@@ -20,12 +20,13 @@ ratio to astropy and to xarray (fits/s of the tool / fits/s of the peer, so
 
 Cases (``--case``):
 
-* ``single``  one Gaussian per pixel, 100 x 100 pixels x 53 channels
+* ``single``  one Gaussian per pixel, 200 x 200 pixels x 53 channels
   (:func:`parfit.datasets.gaussian_cube`, noise 0.1 K: the cube of
-  ``bench_vs_astropy.py``).  The issue's target: parfit >= 100x astropy and
-  >= 30x xarray, recovering no fewer pixels than astropy.
-* ``multi``   three Gaussians + a linear baseline, 200 x 200 pixels x 256
-  channels (:func:`parfit.datasets.multi_gaussian_cube`, 11 parameters).
+  ``bench_vs_astropy.py``).  Issue 16's target: parfit >= 200x astropy and
+  >= 50x xarray, recovering no fewer pixels than astropy.
+* ``multi``   two Gaussians + a linear baseline (``--components``), 60 x 60
+  pixels x 200 channels (:func:`parfit.datasets.multi_gaussian_cube`, 8
+  parameters).  Issue 16's target: parfit >= 100x astropy.
 * ``scaling`` parfit only (``--peers`` adds astropy and xarray): fits/s
   versus samples per fit (20 ... 2000, one Gaussian) and versus parameters
   per fit (3, 6, 9, 12: 1-4 Gaussians on 200 channels), and the peak memory
@@ -44,10 +45,16 @@ the truth (sigma from the model's Jacobian at the truth and the noise).  The
 ``recovered`` column compares every tool on the pixels all of them fitted;
 ``recovered (own)`` is over all the pixels that tool fitted.
 
-Start-up: every tool is first run once on a 4 x 4 pixel cube of the same
-case with the same scheduler, so imports and first calls are not timed;
+Steady state: every tool is first run once on a 4 x 4 pixel cube of the
+same case with the same scheduler, so imports and first calls are not timed;
 dask's ``processes`` scheduler starts a new process pool in every compute, so
 the astropy timings include that (the printed warm-up times estimate it).
+
+Cold start (skip with ``--no-cold``): after the steady-state runs, each
+tool fits the same cube once more in a fresh Python process that has loaded
+the data with numpy: the table gives the import of the tool (and building
+its model), the first call, and the overhead, import + first call - the
+steady-state best, which a user pays once per process.
 
 Examples
 --------
@@ -86,7 +93,8 @@ SCALING_SAMPLES = (20, 50, 200, 500, 2000)
 SCALING_COMPONENTS = (1, 2, 3, 4)  # Gaussians: 3, 6, 9, 12 parameters
 SCALING_PARAM_CHANNELS = 200
 BLOCK_FITS = 500  # fits in the block whose memory is measured
-TARGETS = {"astropy": 100.0, "xarray": 30.0}  # the issue's target for the single case
+#: The targets of issue 16 (steady state, 2 cores), per case: fits/s ratio to each peer.
+TARGETS = {"single": {"astropy": 200.0, "xarray": 50.0}, "multi": {"astropy": 100.0}}
 
 
 # --- cubes ------------------------------------------------------------------------
@@ -142,8 +150,10 @@ class SumFunction:
         "Const1D": (1, lambda x, a: np.full_like(x, a, dtype=float)),
     }
 
-    def __init__(self, model):
-        self.kinds = [type(leaf).__name__ for leaf in _leaves(model)]
+    def __init__(self, model=None, kinds=None):
+        self.kinds = (
+            list(kinds) if model is None else [type(leaf).__name__ for leaf in _leaves(model)]
+        )
         unknown = [k for k in self.kinds if k not in self.FORMULAS]
         if unknown:
             raise ValueError(f"no numpy formula for {unknown} in the benchmark")
@@ -232,50 +242,64 @@ def run_parfit_numpy(cube, args):
 
 
 def run_astropy(cube, args):
-    from astropy.modeling.fitting import TRFLSQFitter, parallel_fit_dask
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted = parallel_fit_dask(
-            model=astropy_equivalent(cube.model),
-            fitter=TRFLSQFitter(),
-            data=cube.data,
-            world=cube.world,
-            fitting_axes=0,
-            chunk_n_max=args.chunk_n_max,
-            scheduler=args.astropy_scheduler,
-        )
     shape = cube.data.shape[1:]
+    fitted = fit_astropy(astropy_equivalent(cube.model), cube.data, cube.world, args)
     return {
         p: np.broadcast_to(np.asarray(getattr(fitted, p).value, dtype=float), shape)
         for p in cube.model.param_names
     }
 
 
-def run_xarray(cube, args):
-    import xarray as xr
+def fit_astropy(model, data, world, args):
+    """astropy ``parallel_fit_dask`` of the astropy ``model`` (the peer's call)."""
+    from astropy.modeling.fitting import TRFLSQFitter, parallel_fit_dask
 
-    from parfit.engine.plan import plan_chunks
-
-    model = cube.model
-    ny, nx = cube.data.shape[1:]
-    cy, cx = plan_chunks((ny, nx), args.chunk_n_max)  # the blocks parfit plans
-    arr = xr.DataArray(cube.data, dims=("v", "y", "x"), coords={"v": cube.world[0]})
-    arr = arr.chunk({"v": -1, "y": cy, "x": cx})
-    names = list(model.param_names)
-    p0 = {n: float(getattr(model, n).value) for n in names}
-    bounds = {}
-    for n in names:
-        lower, upper = getattr(model, n).bounds
-        if lower is not None or upper is not None:
-            bounds[n] = (-np.inf if lower is None else lower, np.inf if upper is None else upper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = arr.curvefit(
-            "v", SumFunction(model), p0=p0, bounds=bounds, param_names=names, errors="ignore"
+        return parallel_fit_dask(
+            model=model,
+            fitter=TRFLSQFitter(),
+            data=data,
+            world=world,
+            fitting_axes=0,
+            chunk_n_max=args.chunk_n_max,
+            scheduler=args.astropy_scheduler,
         )
-        coeffs = fit["curvefit_coefficients"].compute(scheduler=args.xarray_scheduler)
+
+
+def run_xarray(cube, args):
+    model = cube.model
+    names = list(model.param_names)
+    p0 = {n: float(getattr(model, n).value) for n in names}
+    bounds = {n: getattr(model, n).bounds for n in names}
+    coeffs = fit_xarray(SumFunction(model), names, p0, bounds, cube.data, cube.world, args)
     return {p: coeffs.sel(param=p).transpose("y", "x").values.astype(float) for p in names}
+
+
+def fit_xarray(func, names, p0, bounds, data, world, args):
+    """xarray ``curvefit`` of ``func`` on a dask-backed DataArray (the peer's call)."""
+    import xarray as xr
+
+    ny, nx = data.shape[1:]
+    cy, cx = _blocks((ny, nx), args.chunk_n_max)
+    arr = xr.DataArray(data, dims=("v", "y", "x"), coords={"v": world[0]})
+    arr = arr.chunk({"v": -1, "y": cy, "x": cx})
+    box = {}
+    for n in names:
+        lower, upper = bounds[n]
+        if lower is not None or upper is not None:
+            box[n] = (-np.inf if lower is None else lower, np.inf if upper is None else upper)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = arr.curvefit("v", func, p0=p0, bounds=box, param_names=names, errors="ignore")
+        return fit["curvefit_coefficients"].compute(scheduler=args.xarray_scheduler)
+
+
+def _blocks(shape, chunk_n_max):
+    """The (rows, columns) of the blocks parfit plans, so xarray gets the same tasks."""
+    ny, nx = shape
+    cx = min(nx, chunk_n_max)
+    return max(1, min(ny, chunk_n_max // cx)), cx
 
 
 RUNNERS = {
@@ -372,6 +396,138 @@ def time_cube(cube, tools, args, max_peer_fits, warm):
     return results
 
 
+# --- cold start: the first call in a fresh process ---------------------------------------
+
+
+def model_spec(model):
+    """The model's leaves as plain data (kind, start values, bounds), for a fresh process."""
+    return [
+        {
+            "kind": type(leaf).__name__,
+            "values": {n: float(getattr(leaf, n).value) for n in leaf.param_names},
+            "bounds": {n: list(getattr(leaf, n).bounds) for n in leaf.param_names},
+        }
+        for leaf in _leaves(model)
+    ]
+
+
+def cold_starts(case, cube, tools, results, args):
+    """Each tool's first call in a fresh process, on the cube it fitted in steady state.
+
+    A subprocess loads the data with numpy (not timed), then times the
+    import of the tool and the building of its model, and its first call.
+    overhead = import + first call - the steady-state best (what a user pays
+    once per process).
+    """
+    import subprocess
+    import tempfile
+
+    print(f"-- cold start ({case}): each tool's first call in a fresh process", flush=True)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in tools:
+            rows = results[name]["rows"]
+            path = os.path.join(tmp, name)
+            np.savez(path + ".npz", data=cube.data[:, :rows], world=cube.world[0])
+            spec = {"tool": name, "model": model_spec(cube.model), "args": vars(args)}
+            with open(path + ".json", "w") as fh:
+                json.dump(spec, fh, default=_json_default)
+            done = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--cold-worker", path],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                print(f"  {name}: the cold-start process failed:\n{done.stderr[-2000:]}")
+                continue
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            got["total_s"] = got["import_s"] + got["first_call_s"]
+            got["overhead_s"] = got["total_s"] - results[name]["wall_s_best"]
+            out[name] = got
+    print(
+        f"{'tool':13s} {'fits':>7s} {'import s':>9s} {'first call s':>13s} {'total s':>8s} "
+        f"{'steady s':>9s} {'overhead s':>11s}"
+    )
+    for name, got in out.items():
+        print(
+            f"{name:13s} {results[name]['n_fits']:7d} {got['import_s']:9.2f} "
+            f"{got['first_call_s']:13.2f} {got['total_s']:8.2f} "
+            f"{results[name]['wall_s_best']:9.2f} {got['overhead_s']:11.2f}"
+        )
+    print(
+        "import s = importing the tool and building its model; overhead = import + first "
+        "call - steady-state best (paid once per process).",
+        flush=True,
+    )
+    return out
+
+
+def _cold_worker(path):
+    """Body of the fresh process of :func:`cold_starts`; prints one line of JSON."""
+    arrays = np.load(path + ".npz")
+    data, world = arrays["data"], (arrays["world"],)
+    with open(path + ".json") as fh:
+        spec = json.load(fh)
+    args = argparse.Namespace(**spec["args"])
+    tool, leaves = spec["tool"], spec["model"]
+    t0 = time.perf_counter()
+    if tool.startswith("parfit"):
+        import parfit
+        from parfit import models as pm
+
+        model = _sum_of(pm, leaves)
+        t1 = time.perf_counter()
+        fitter = None
+        if tool == "parfit-numpy":
+            from parfit.fitters import BatchedFitter
+
+            fitter = BatchedFitter(engine="numpy")
+        extra = {"initial": "guess"} if tool == "parfit-guess" else {}
+        parfit.parallel_fit(
+            model,
+            data,
+            world=world,
+            fitting_axes=0,
+            fitter=fitter,
+            chunk_n_max=args.chunk_n_max,
+            scheduler=args.parfit_scheduler,
+            **extra,
+        )
+    elif tool == "astropy":
+        from astropy.modeling import models as am
+
+        model = _sum_of(am, leaves)
+        t1 = time.perf_counter()
+        fit_astropy(model, data, world, args)
+    else:
+        import dask.array  # noqa: F401  (what a curvefit user imports)
+        import xarray  # noqa: F401
+
+        names, p0, bounds = [], {}, {}
+        for k, leaf in enumerate(leaves):
+            for n, value in leaf["values"].items():
+                full = n if len(leaves) == 1 else f"{n}_{k}"  # a compound model's names
+                names.append(full)
+                p0[full] = value
+                bounds[full] = tuple(leaf["bounds"][n])
+        func = SumFunction(kinds=[leaf["kind"] for leaf in leaves])
+        t1 = time.perf_counter()
+        fit_xarray(func, names, p0, bounds, data, world, args)
+    t2 = time.perf_counter()
+    print(json.dumps({"import_s": t1 - t0, "first_call_s": t2 - t1}))
+
+
+def _sum_of(module, leaves):
+    """The sum of ``leaves`` (see :func:`model_spec`) built from ``module``'s classes."""
+    out = None
+    for leaf in leaves:
+        bounds = {n: tuple(b) for n, b in leaf["bounds"].items()}
+        part = getattr(module, leaf["kind"])(**leaf["values"], bounds=bounds)
+        out = part if out is None else out + part
+    return out
+
+
 # --- peak memory of one block ----------------------------------------------------------
 
 
@@ -462,14 +618,14 @@ def print_table(results):
     )
 
 
-def check_targets(results):
-    """The issue's target for the single case, per parfit variant."""
+def check_targets(case, results):
+    """The issue's targets for ``case``, per parfit variant."""
     out = {}
     for name, r in results.items():
         if not name.startswith("parfit"):
             continue
         checks = {}
-        for peer, need in TARGETS.items():
+        for peer, need in TARGETS.get(case, {}).items():
             if peer in results:
                 checks[f"x_{peer}>={need:g}"] = bool(r[f"ratio_vs_{peer}"] >= need)
         if "astropy" in results:
@@ -486,16 +642,18 @@ def check_targets(results):
 
 
 def case_single(args):
-    size = args.size or (20 if args.quick else 100)
+    size = args.size or (20 if args.quick else 200)
     channels = args.channels or 53
     cube = single_cube((channels, size, size), args.seed)
     return _case_peers("single", cube, args, default_peer_fits=400 if args.quick else 4000)
 
 
 def case_multi(args):
-    size = args.size or (10 if args.quick else 200)
-    channels = args.channels or 256
-    cube = multi_cube((channels, size, size), args.seed)
+    size = args.size or (10 if args.quick else 60)
+    channels = args.channels or 200
+    cube = multi_cube(
+        (channels, size, size), args.seed, n_components=args.components, baseline=True
+    )
     return _case_peers("multi", cube, args, default_peer_fits=50 if args.quick else 1000)
 
 
@@ -528,8 +686,10 @@ def _case_peers(case, cube, args, default_peer_fits):
         "peer_max_fits": max_peer,
         "results": results,
     }
-    if case == "single":
-        out["targets"] = check_targets(results)
+    if case in TARGETS:
+        out["targets"] = check_targets(case, results)
+    if args.cold:
+        out["cold"] = cold_starts(case, cube, tools, results, args)
     print(flush=True)
     return out
 
@@ -691,6 +851,15 @@ def parse_args(argv=None):
     ap.add_argument(
         "--scaling-fits", type=int, default=None, help="fits per scaling point (5000; --quick 200)"
     )
+    ap.add_argument(
+        "--components", type=int, default=2, help="Gaussians of the multi cube, on a line (2)"
+    )
+    ap.add_argument(
+        "--no-cold",
+        dest="cold",
+        action="store_false",
+        help="skip the cold starts (each tool's first call in a fresh process)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="random seed of the cubes (0)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
@@ -750,4 +919,7 @@ def _json_default(obj):
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--cold-worker":
+        _cold_worker(sys.argv[2])
+    else:
+        main()
