@@ -75,7 +75,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer
 _EXP_FLOOR = -708.0
 
-if AVAILABLE and not numba.config.DISABLE_JIT:
+if AVAILABLE and not getattr(numba.config, "DISABLE_JIT", False):
 
     @numba.extending.intrinsic
     def _float_from_bits(typingctx: Any, bits: Any) -> Any:
@@ -107,13 +107,13 @@ if AVAILABLE and not numba.config.DISABLE_JIT:
         p = p * r + 0.5
         p = p * r + 1.0
         p = p * r + 1.0
-        value = p * _float_from_bits((np.int64(n) + 1023) << 52)
+        value = p * _float_from_bits((np.int64(n) + 1023) << 52)  # type: ignore[call-arg]  # an intrinsic: typingctx is numba's
         if x > _EXP_FLOOR:
             return value
         return 0.0 if x == x else x
 
 else:  # pragma: no cover - exercised only without numba (or with NUMBA_DISABLE_JIT)
-    _exp_neg = math.exp
+    _exp_neg = math.exp  # type: ignore[assignment]  # the same function, uncompiled
 
 # Per-fit scalar state, columns of ``sc``.
 _COST, _DELTA, _ALPHA, _THETA, _PRED, _STEPH, _STEPN, _GTOL, _SVD = range(9)
