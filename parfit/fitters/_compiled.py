@@ -4,7 +4,7 @@ The same algorithm as :mod:`parfit.fitters.trf`, step for step (the very
 same compiled step functions of :mod:`parfit.fitters._kernel`), with the
 model evaluated inside one loop per fit so that no intermediate array of
 the block is ever built.  It covers models made of built-in 1-D components (Gaussian1D,
-Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D) joined with ``+``
+Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Voigt1D) joined with ``+``
 and ``-``, with fixed parameters, bounds and affine ties (``"mean_0 + 5"``,
 ``"0.5 * co10.amplitude"``), and joint models of such models (each
 dataset's components evaluated on its own samples); everything else runs
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AVAILABLE", "solve", "unsupported_reason", "component_codes"]
 
-_GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW = range(6)
+_GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW, _VOIGT = range(7)
 
 #: Appended to the kernel's description of a model fitted to counts.
 _COUNTS = np.zeros(0)
@@ -233,7 +233,15 @@ def component_codes(model: Any) -> ComponentCodes:
 
 def _components(model: Any) -> tuple[list[int], list[int], list[float]] | str:
     """``(codes, offsets, signs)`` of a model of built-in components, or why not."""
-    from ..models import Const1D, Gaussian1D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D
+    from ..models import (
+        Const1D,
+        Gaussian1D,
+        Linear1D,
+        Lorentz1D,
+        Polynomial1D,
+        PowerLaw1D,
+        Voigt1D,
+    )
     from ..models.compound import CompoundModel
 
     kinds = {
@@ -243,6 +251,7 @@ def _components(model: Any) -> tuple[list[int], list[int], list[float]] | str:
         Linear1D: _LINEAR,
         Polynomial1D: _POLY,
         PowerLaw1D: _POWERLAW,
+        Voigt1D: _VOIGT,
     }
     if isinstance(model, CompoundModel):
         leaves: list[Any] = []
