@@ -4,8 +4,8 @@ The same algorithm as :mod:`parfit.fitters.trf`, step for step (the very
 same compiled step functions of :mod:`parfit.fitters._kernel`), with the
 model evaluated inside one loop per fit so that no intermediate array of
 the block is ever built.  It covers models made of built-in 1-D components (Gaussian1D,
-Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Voigt1D) joined with ``+``
-and ``-``, with fixed parameters, bounds and affine ties (``"mean_0 + 5"``,
+Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Voigt1D) joined with ``+``,
+``-``, ``*`` and ``/``, with fixed parameters, bounds and affine ties (``"mean_0 + 5"``,
 ``"0.5 * co10.amplitude"``), and joint models of such models (each
 dataset's components evaluated on its own samples); everything else runs
 on the numpy solver.  The kernel releases the GIL, so dask's threaded
@@ -16,6 +16,7 @@ parfit then uses the numpy solver, which gives the same answers, only
 slower.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from .batched import _ModelProblem
 
 __all__ = ["AVAILABLE", "solve", "unsupported_reason", "component_codes"]
+
+#: The kernel's codes of the operators of a compound model's program.
+_OPERATORS = {"+": 0, "-": 1, "*": 2, "/": 3}
 
 _GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW, _VOIGT = range(7)
 
@@ -54,6 +58,12 @@ class KernelModel:
     roots : dict of int to tuple of (int, float)
         Each tied parameter's free parameter and the chain's total factor
         (absent when the chain ends at a fixed parameter).
+    program : ndarray
+        For models with ``*`` or ``/``: rows ``(segment, operator, left,
+        right, left's first parameter, right's first parameter, right's end
+        parameter)`` combining component values in post-order (operators
+        :data:`_OPERATORS`; the result replaces ``left``); no rows for sums
+        and differences (``signs`` then).
     """
 
     codes: np.ndarray
@@ -65,11 +75,12 @@ class KernelModel:
     coef: np.ndarray
     shift: np.ndarray
     roots: dict[int, tuple[int, float]]
+    program: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 7), np.int64))
 
     @property
     def plain(self) -> bool:
-        """No ties and one dataset: the kernel's plain (fastest) evaluation."""
-        return self.segments is None and self.tied.shape[0] == 0
+        """A sum of one dataset without ties: the kernel's plain (fastest) evaluation."""
+        return self.segments is None and self.tied.shape[0] == 0 and self.program.shape[0] == 0
 
     def kernel_model(
         self, free: np.ndarray, n_params: int, n_samples: int, poisson: bool = False
@@ -107,6 +118,8 @@ class KernelModel:
             np.array(column_coef, dtype=np.float64),
             np.zeros((len(free_idx), n_samples)),
             np.arange(len(free_idx), dtype=np.int64),
+            self.program,
+            np.zeros((len(self.codes), n_samples)),
         )
         return (*model, _COUNTS) if poisson else model
 
@@ -193,15 +206,21 @@ def component_codes(model: Any) -> ComponentCodes:
     offsets: list[int] = []
     signs: list[float] = []
     segments: list[tuple[int, int, int, int, int]] = []
+    program: list[tuple[int, ...]] = []
     for member, params, samples in parts:
         described = _components(member)
         if isinstance(described, str):
             return None, described
         first = len(codes)
-        for code, offset, sign in zip(*described):
+        member_codes, member_offsets, member_signs, member_program = described
+        for code, offset, sign in zip(member_codes, member_offsets, member_signs):
             codes.append(code)
             offsets.append(params.start + offset)
             signs.append(sign)
+        for op, a, b, pa, pb, pe in member_program:
+            program.append(
+                (len(segments), op, first + a, first + b, *(params.start + q for q in (pa, pb, pe)))
+            )
         segments.append((first, len(codes), samples.start, samples.stop, params.stop))
     ties = _ties(model)
     if isinstance(ties, str):
@@ -228,11 +247,18 @@ def component_codes(model: Any) -> ComponentCodes:
         coef=coef,
         shift=shift,
         roots=roots,
+        program=np.array(program, dtype=np.int64).reshape(-1, 7),
     )
 
 
-def _components(model: Any) -> tuple[list[int], list[int], list[float]] | str:
-    """``(codes, offsets, signs)`` of a model of built-in components, or why not."""
+def _components(
+    model: Any,
+) -> tuple[list[int], list[int], list[float], list[tuple[int, ...]]] | str:
+    """``(codes, offsets, signs, program)`` of a model of built-in components, or why not.
+
+    ``program`` (see :class:`KernelModel`, without its segment column) is
+    empty for sums and differences, whose ``signs`` say which are subtracted.
+    """
     from ..models import (
         Const1D,
         Gaussian1D,
@@ -253,24 +279,9 @@ def _components(model: Any) -> tuple[list[int], list[int], list[float]] | str:
         PowerLaw1D: _POWERLAW,
         Voigt1D: _VOIGT,
     }
-    if isinstance(model, CompoundModel):
-        leaves: list[Any] = []
-        signs: list[float] = []
-
-        def walk(node: Any, sign: float) -> bool:
-            if isinstance(node, int):
-                leaves.append(model._templates[node])
-                signs.append(sign)
-                return True
-            op, left, right = node
-            if op not in "+-":
-                return False
-            return walk(left, sign) and walk(right, -sign if op == "-" else sign)
-
-        if not walk(model._tree, 1.0):
-            return "only sums and differences of components are compiled"
-    else:
-        leaves, signs = [model], [1.0]
+    compound = isinstance(model, CompoundModel)
+    leaves = list(model._templates) if compound else [model]
+    tree = model._tree if compound else 0
     codes, offsets = [], []
     offset = 0
     for leaf in leaves:
@@ -280,7 +291,32 @@ def _components(model: Any) -> tuple[list[int], list[int], list[float]] | str:
         codes.append(code)
         offsets.append(offset)
         offset += len(type(leaf).param_specs) if code != _POLY else leaf.degree + 1
-    return codes, offsets, signs
+    ends = [*offsets[1:], offset]
+    signs = [1.0] * len(leaves)
+
+    def signed(node: Any, sign: float) -> bool:
+        """Each leaf's sign when the tree only adds and subtracts (False otherwise)."""
+        if isinstance(node, int):
+            signs[node] = sign
+            return True
+        op, left, right = node
+        return op in "+-" and signed(left, sign) and signed(right, -sign if op == "-" else sign)
+
+    program: list[tuple[int, ...]] = []
+
+    def emit(node: Any) -> tuple[int, int, int]:
+        """Post-order rows of ``node``; its value's row and its parameters' range."""
+        if isinstance(node, int):
+            return node, offsets[node], ends[node]
+        op, left, right = node
+        a, b = emit(left), emit(right)
+        program.append((_OPERATORS[op], a[0], b[0], a[1], b[1], b[2]))
+        return a[0], a[1], b[2]
+
+    if not signed(tree, 1.0):
+        signs = [1.0] * len(leaves)
+        emit(tree)
+    return codes, offsets, signs, program
 
 
 def unsupported_reason(model: Any) -> str:

@@ -76,6 +76,8 @@ _LN2_HI = 6.93147180369123816490e-01  # ln 2 to 32 bits: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to an integer
 _EXP_FLOOR = -708.0
+#: The sign of a component evaluated on its own (see :func:`_tree_values`).
+_PLUS = np.ones(1)
 
 if AVAILABLE and not getattr(numba.config, "DISABLE_JIT", False):
 
@@ -1446,7 +1448,7 @@ def evaluate(
     """One evaluation of a fit, chosen by the length of ``model``.
 
     3: :func:`weighted`; 4 (a last element marking counts): :func:`poisson`;
-    10: :func:`weighted_general`; 11: :func:`poisson_general`.  Compiled, the
+    12: :func:`weighted_general`; 13: :func:`poisson_general`.  Compiled, the
     choice is made once, when numba types the call.
     """
     run = _EVALUATIONS[len(model)]
@@ -1504,7 +1506,7 @@ def weighted_general(
     """:func:`weighted` for models with affine ties, or of several datasets' samples.
 
     ``model`` is ``(codes, offsets, signs, segments, ties, tie_values,
-    columns, column_coef, jfree, every)``:
+    columns, column_coef, jfree, every, program, values)``:
 
     * ``segments`` rows ``(first component, end component, first sample, end
       sample, end parameter)``: the components of one dataset, evaluated on
@@ -1517,7 +1519,10 @@ def weighted_general(
       parameters it drives (itself, first and with factor 1, then those tied
       to it), times the chain's factor;
     * ``jfree`` ``(k, n_samples)`` scratch for those derivatives, ``every``
-      ``arange(k)``.
+      ``arange(k)``;
+    * ``program`` rows combining the components' values with ``*`` and ``/``
+      (:func:`_tree_values`; none for sums) and ``values`` ``(n_components,
+      n_samples)`` scratch for them.
     """
     _general_values(model, x, p, f, jfull, y.shape[0])
     return _residuals(y, w, model[9], inv_scale, compact, f, model[8], r, jt, gm, am)
@@ -1569,7 +1574,7 @@ def poisson_general(
     gm: np.ndarray,
     am: np.ndarray,
 ) -> tuple[int, float]:
-    """:func:`poisson` for the models of :func:`weighted_general` (and an 11th element)."""
+    """:func:`poisson` for the models of :func:`weighted_general` (and a 13th element)."""
     _general_values(model, x, p, f, jfull, y.shape[0])
     return _deviance(y, w, model[9], compact, f, model[8], r, jt, gm, am)
 
@@ -1581,6 +1586,7 @@ def _general_values(
     """The model of :func:`weighted_general` into ``f``, its free derivatives into ``jfree``."""
     codes, offsets, signs, segments = model[0], model[1], model[2], model[3]
     ties, tie_values, columns, column_coef, jfree = model[4], model[5], model[6], model[7], model[8]
+    program, values = model[10], model[11]
     for t in range(ties.shape[0]):
         p[ties[t, 0]] = tie_values[t, 0] * p[ties[t, 1]] + tie_values[t, 1]
     for s in range(segments.shape[0]):
@@ -1591,7 +1597,13 @@ def _general_values(
             segments[s, 3],
             segments[s, 4],
         )
-        _model_values(codes[c0:c1], offsets[c0:c1], signs[c0:c1], x, p[:p1], f, jfull, j0, j1)
+        combined = False
+        for e in range(program.shape[0]):
+            combined = combined or program[e, 0] == s
+        if combined:
+            _tree_values(codes, offsets, program, values, s, c0, c1, p1, x, p, f, jfull, j0, j1)
+        else:
+            _model_values(codes[c0:c1], offsets[c0:c1], signs[c0:c1], x, p[:p1], f, jfull, j0, j1)
     for e in range(columns.shape[0]):
         q, i = columns[e, 0], columns[e, 1]
         c = column_coef[e]
@@ -1603,6 +1615,76 @@ def _general_values(
         else:
             for j in range(n):
                 row[j] += c * source[j]
+
+
+@_jit_inline
+def _tree_values(
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    program: np.ndarray,
+    values: np.ndarray,
+    s: int,
+    c0: int,
+    c1: int,
+    p1: int,
+    x: np.ndarray,
+    p: np.ndarray,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    j0: int,
+    j1: int,
+) -> None:
+    """Components ``c0:c1`` combined by segment ``s``'s rows of ``program``, into ``f``.
+
+    Each component's value goes to its row of ``values`` and its derivatives
+    to its rows of ``jfull``; each program row ``(segment, operator, a, b,
+    first parameter of a, first of b, end of b)`` then replaces value ``a``
+    by ``a op b`` and scales the derivatives of both operands' parameters
+    by the chain rule (``*``: by the other operand; ``/``: by ``1 / b`` and
+    ``-a / b**2``; ``-``: by -1).  The root is the leftmost component.
+    """
+    for c in range(c0, c1):
+        end = offsets[c + 1] if c + 1 < c1 else p1
+        _model_values(
+            codes[c : c + 1], offsets[c : c + 1], _PLUS, x, p[:end], values[c], jfull, j0, j1
+        )
+    for e in range(program.shape[0]):
+        if program[e, 0] != s:
+            continue
+        op, a, b = program[e, 1], program[e, 2], program[e, 3]
+        pa, pb, pe = program[e, 4], program[e, 5], program[e, 6]
+        va = values[a]
+        vb = values[b]
+        if op == 1:  # a - b
+            for q in range(pb, pe):
+                for j in range(j0, j1):
+                    jfull[q, j] = -jfull[q, j]
+        elif op == 2:  # a * b
+            for q in range(pa, pb):
+                for j in range(j0, j1):
+                    jfull[q, j] *= vb[j]
+            for q in range(pb, pe):
+                for j in range(j0, j1):
+                    jfull[q, j] *= va[j]
+        elif op == 3:  # a / b
+            for q in range(pa, pb):
+                for j in range(j0, j1):
+                    jfull[q, j] /= vb[j]
+            for q in range(pb, pe):
+                for j in range(j0, j1):
+                    jfull[q, j] *= -(va[j] / vb[j]) / vb[j]
+        for j in range(j0, j1):
+            if op == 0:
+                va[j] += vb[j]
+            elif op == 1:
+                va[j] -= vb[j]
+            elif op == 2:
+                va[j] *= vb[j]
+            else:
+                va[j] /= vb[j]
+    root = values[c0]
+    for j in range(j0, j1):
+        f[j] = root[j]
 
 
 @_jit_inline
@@ -1857,7 +1939,7 @@ def fit_all(
 
 
 #: The evaluation of each length of the kernel's description of a model.
-_EVALUATIONS = {3: weighted, 4: poisson, 10: weighted_general, 11: poisson_general}
+_EVALUATIONS = {3: weighted, 4: poisson, 12: weighted_general, 13: poisson_general}
 
 if AVAILABLE:
 
