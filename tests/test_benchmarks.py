@@ -250,3 +250,18 @@ def test_bench_selection_quick(tmp_path):
     assert refit["runs"]["function-single"]["recovered"] < 0.6
     assert refit["runs"]["function-both"]["recovered"] > 0.95
     assert refit["peer"]["scipy_fits_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_gpufit_quick(tmp_path):
+    out_json = tmp_path / "out.json"
+    out = _run("bench_gpufit.py", "--quick", "--json", str(out_json))
+    for header in ("path", "fits/s", "/core", "/cpu-s", "conv.", "median |error|"):
+        assert header in out, header
+    assert "Cpufit (pub.)" in out and "59,916-97,087 fits/s" in out
+    rows = {r["path"]: r for r in json.loads(out_json.read_text())["results"]}
+    assert set(rows) == {"parallel_fit", "fit_block", "numpy engine"}
+    assert rows["parallel_fit"]["n_fits"] == rows["fit_block"]["n_fits"] == 2000
+    for r in rows.values():
+        assert r["fits_per_s"] > 0 and r["converged"] > 0.99
+        assert r["median_abs_error"]["x_mean_0"] < 0.1  # pixels

@@ -306,7 +306,7 @@ def test_validate_reports_yaml_and_key_problems_at_once(folder):
     assert body[2].startswith(
         "keys.yaml:9: model.components[1].type: unknown component type "
         "'Gausian1D' (did you mean 'Gaussian1D'?) (known types: "
-        "Const1D, Gaussian1D, "
+        "CircularGaussian2D, Const1D, Const2D, Gaussian1D, "
     )
     assert body[3] == (
         "keys.yaml:10: fiter: unknown key 'fiter' (did you mean 'fitter'?) "

@@ -265,9 +265,9 @@ def test_config_error_pickles_with_its_problems():
                 "model.components[0].type",
                 6,
                 "unknown component type 'Gausian1D' (did you mean "
-                "'Gaussian1D'?) (known types: Const1D, Gaussian1D, Gaussian2D, Linear1D, Lorentz1D, "
-                "Polynomial1D, PowerLaw1D, Voigt1D; register your own with "
-                "@parfit.models.register_model)",
+                "'Gaussian1D'?) (known types: CircularGaussian2D, Const1D, Const2D, Gaussian1D, "
+                "Gaussian2D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D, Voigt1D; register "
+                "your own with @parfit.models.register_model)",
             ),
         ),
         (

@@ -254,7 +254,7 @@ def test_dataset_names_and_the_datasets_mapping(datasets, path, line, message):
 def test_problems_inside_a_dataset_name_its_path():
     text = (
         JOINT.replace("          amplitude: 1.0\n", "          amplitude: {value: 1, unit: KK}\n")
-        .replace("        - type: Const1D\nrun:", "        - type: Const2D\nrun:")
+        .replace("        - type: Const1D\nrun:", "        - type: Konst1D\nrun:")
         .replace("    input: {path: co21.fits, fitting_axes: 2}", "    inptu: {path: co21.fits}")
         .replace(
             '          mean: {value: "0 km/s", bounds:', '          meen: {value: "0 km/s", bounds:'
@@ -282,7 +282,7 @@ def test_problems_inside_a_dataset_name_its_path():
         ),
         ("datasets.co21.model.components[1].type", 20, problems[-1][2]),
     ]
-    assert problems[-1][2].startswith("unknown component type 'Const2D' (did you mean 'Const1D'?)")
+    assert problems[-1][2].startswith("unknown component type 'Konst1D' (did you mean 'Const1D'?)")
 
 
 def test_semantic_problems_of_a_dataset_name_its_path():

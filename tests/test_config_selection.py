@@ -504,9 +504,9 @@ def test_select_values_are_refused_at_their_yaml_path():
         BASE + TWO.replace("[{type: Gaussian1D}], initial", "[{type: Gausian1D}], initial")
     ) == [
         "  fit.yaml:4: select.candidates[0].components[0].type: unknown component type "
-        "'Gausian1D' (did you mean 'Gaussian1D'?) (known types: Const1D, Gaussian1D, "
-        "Gaussian2D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D, Voigt1D; register your own "
-        "with @parfit.models.register_model)"
+        "'Gausian1D' (did you mean 'Gaussian1D'?) (known types: CircularGaussian2D, Const1D, "
+        "Const2D, Gaussian1D, Gaussian2D, Linear1D, Lorentz1D, Polynomial1D, PowerLaw1D, "
+        "Voigt1D; register your own with @parfit.models.register_model)"
     ]
     assert refusal(BASE + ONE + TWO) == [
         "  fit.yaml:2: model: model is for a config of one model, but this config has select "

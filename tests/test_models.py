@@ -12,6 +12,7 @@ from parfit.errors import InputError, ModelError, ParameterError
 from parfit.models import (
     CompoundModel,
     Const1D,
+    Const2D,
     Gaussian1D,
     Gaussian2D,
     Linear1D,
@@ -45,7 +46,7 @@ def _random_params(name, n, rng):
                 rng.uniform(0.3, 2, n),
             ]
         )
-    if name == "Const1D":
+    if name in ("Const1D", "Const2D"):
         return rng.uniform(-3, 3, (n, 1))
     if name == "Linear1D":
         return rng.uniform(-3, 3, (n, 2))
@@ -78,11 +79,12 @@ BUILTINS = {
     "Polynomial1D": (lambda **kw: Polynomial1D(3, **kw), lambda: am.Polynomial1D(3)),
     "PowerLaw1D": (PowerLaw1D, lambda: am.PowerLaw1D()),
     "Gaussian2D": (Gaussian2D, lambda: am.Gaussian2D()),
+    "Const2D": (Const2D, lambda: am.Const2D()),
 }
 
 
 def _inputs(name, rng, n_samples=25):
-    if name == "Gaussian2D":
+    if name in ("Gaussian2D", "Const2D"):
         return (rng.uniform(-3, 3, n_samples), rng.uniform(-3, 3, n_samples))
     if name == "PowerLaw1D":
         return (rng.uniform(0.2, 5, n_samples),)
@@ -167,6 +169,8 @@ def test_analytic_jacobian_matches_astropy_fit_deriv(name):
     jac = model.jacobian(*xs, params)
     for k in range(3):
         theirs = theirs_factory()
+        if theirs.fit_deriv is None:
+            pytest.skip(f"astropy's {name} has no analytic derivative")
         theirs.parameters = params[k]
         deriv = theirs.fit_deriv(*xs, *params[k])
         deriv = np.asarray(deriv)

@@ -24,7 +24,10 @@ from parfit.models import (
 SEED = 20240917
 N_FITS = 200
 X = np.linspace(-10.0, 10.0, 201)
-GUESSING = "Gaussian1D, Lorentz1D, Voigt1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Gaussian2D"
+GUESSING = (
+    "Gaussian1D, Lorentz1D, Voigt1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Gaussian2D, "
+    "CircularGaussian2D, Const2D"
+)
 
 
 def _voigt_fwhm(p):

@@ -4,8 +4,9 @@ The same algorithm as :mod:`parfit.fitters.trf`, step for step (the very
 same compiled step functions of :mod:`parfit.fitters._kernel`), with the
 model evaluated inside one loop per fit so that no intermediate array of
 the block is ever built.  It covers models made of built-in 1-D components (Gaussian1D,
-Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Voigt1D) joined with ``+``,
-``-``, ``*`` and ``/``, with fixed parameters, bounds and affine ties (``"mean_0 + 5"``,
+Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, Voigt1D) or of built-in
+2-D ones (Gaussian2D, CircularGaussian2D, Const2D) joined with ``+``, ``-``, ``*``
+and ``/``, with fixed parameters, bounds and affine ties (``"mean_0 + 5"``,
 ``"0.5 * co10.amplitude"``), and joint models of such models (each
 dataset's components evaluated on its own samples); everything else runs
 on the numpy solver.  The kernel releases the GIL, so dask's threaded
@@ -33,7 +34,9 @@ __all__ = ["AVAILABLE", "solve", "unsupported_reason", "component_codes"]
 #: The kernel's codes of the operators of a compound model's program.
 _OPERATORS = {"+": 0, "-": 1, "*": 2, "/": 3}
 
-_GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW, _VOIGT = range(7)
+(_GAUSSIAN, _LORENTZ, _CONST, _LINEAR, _POLY, _POWERLAW, _VOIGT, _GAUSSIAN_2D, _CIRCULAR_2D) = (
+    range(9)
+)
 
 #: Appended to the kernel's description of a model fitted to counts.
 _COUNTS = np.zeros(0)
@@ -260,8 +263,11 @@ def _components(
     empty for sums and differences, whose ``signs`` say which are subtracted.
     """
     from ..models import (
+        CircularGaussian2D,
         Const1D,
+        Const2D,
         Gaussian1D,
+        Gaussian2D,
         Linear1D,
         Lorentz1D,
         Polynomial1D,
@@ -278,6 +284,9 @@ def _components(
         Polynomial1D: _POLY,
         PowerLaw1D: _POWERLAW,
         Voigt1D: _VOIGT,
+        Gaussian2D: _GAUSSIAN_2D,
+        CircularGaussian2D: _CIRCULAR_2D,
+        Const2D: _CONST,  # a constant does not read its inputs
     }
     compound = isinstance(model, CompoundModel)
     leaves = list(model._templates) if compound else [model]
@@ -327,6 +336,22 @@ def unsupported_reason(model: Any) -> str:
     return described[1] if isinstance(described, tuple) else ""
 
 
+def _inputs(xs: list[np.ndarray]) -> np.ndarray:
+    """The model inputs as the kernel takes them.
+
+    Each of ``xs`` is ``(1 or n_fits, n_samples)``.  One input is passed as
+    it is; several are stacked to ``(1 or n_fits, n_inputs, n_samples)``
+    (each fit's inputs one contiguous block), those of different leading
+    sizes (one shared, one per fit) broadcast to the larger.
+    """
+    if len(xs) == 1:
+        return np.ascontiguousarray(xs[0], dtype=np.float64)
+    lead = max(xk.shape[0] for xk in xs)
+    shape = (lead, xs[0].shape[1])
+    stacked = np.stack([np.broadcast_to(xk, shape) for xk in xs], axis=1)
+    return np.ascontiguousarray(stacked, dtype=np.float64)
+
+
 def solve(
     model: Any,
     problem: "_ModelProblem",
@@ -365,7 +390,7 @@ def solve(
     lower, upper, scale, gtol, state, out = trf.prepare(p0, lower, upper, problem.rms, options)
     _kernel.fit_all(
         kernel_model,
-        np.ascontiguousarray(problem.xs[0], dtype=np.float64),
+        _inputs(problem.xs),
         np.ascontiguousarray(problem.y),
         np.ascontiguousarray(problem.w, dtype=np.float64),
         np.ascontiguousarray(problem.template, dtype=np.float64),

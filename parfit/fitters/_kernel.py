@@ -11,8 +11,9 @@ could run a stale copy after an upgrade.  Here live
   :mod:`parfit.fitters.trf` calls between evaluations of any model;
 * the values and derivatives of the built-in 1-D components (Gaussian1D,
   Lorentz1D, Const1D, Linear1D, Polynomial1D, PowerLaw1D, and Voigt1D with
-  its Faddeeva function :func:`faddeeva`), and the fused loop that fits a
-  whole block of such models without leaving compiled code
+  its Faddeeva function :func:`faddeeva`) and 2-D components (Gaussian2D,
+  CircularGaussian2D, Const2D), their products and quotients, and the fused
+  loop that fits a whole block of such models without leaving compiled code
   (:func:`fit_all`, used by :mod:`parfit.fitters._compiled`).
 
 Without numba the functions stay plain Python: same answers, much slower.
@@ -1351,7 +1352,6 @@ def _voigt_into(
         jfull[o + 3, j] = s * ((-w_re - sz * (2.0 * dx * d_re - fw_l * d_im)) / fw_g)
 
 
-@_jit_inline
 def _model_values(
     codes: np.ndarray,
     offsets: np.ndarray,
@@ -1365,9 +1365,31 @@ def _model_values(
 ) -> None:
     """Model at samples ``j0:m`` into f; derivatives (all parameters) into jfull ``(n_par, n)``.
 
-    Inlined: the plain path's ``j0 = 0, m = len(x)`` compile to the loops over
-    whole rows they always were; a joint model's datasets pass their segment.
+    ``x`` is ``(n_samples,)`` for a model of 1-D components
+    (:func:`_values_1d`) and ``(n_inputs, n_samples)`` for one of 2-D
+    components (:func:`_values_2d`).  Compiled, the choice is made when numba
+    types the call and the chosen loops are inlined: the plain path's ``j0 =
+    0, m = n_samples`` compile to the loops over whole rows they always were
+    (a 1-D model's code is that of a kernel that knows no 2-D model); a
+    joint model's datasets pass their segment.
     """
+    run = _values_1d if x.ndim == 1 else _values_2d
+    run(codes, offsets, signs, x, p, f, jfull, j0, m)
+
+
+@_jit_inline
+def _values_1d(
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    signs: np.ndarray,
+    x: np.ndarray,
+    p: np.ndarray,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    j0: int,
+    m: int,
+) -> None:
+    """:func:`_model_values` of 1-D components, on ``x`` of shape ``(n_samples,)``."""
     for j in range(j0, m):
         f[j] = 0.0
     for c in range(codes.shape[0]):
@@ -1429,6 +1451,132 @@ def _model_values(
             _voigt_into(x, j0, m, p, o, s, f, jfull)
 
 
+@_jit_inline
+def _values_2d(
+    codes: np.ndarray,
+    offsets: np.ndarray,
+    signs: np.ndarray,
+    x: np.ndarray,
+    p: np.ndarray,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    j0: int,
+    m: int,
+) -> None:
+    """:func:`_model_values` of 2-D components, on ``x`` of shape ``(2, n_samples)``."""
+    x0 = x[0]
+    x1 = x[1]
+    for j in range(j0, m):
+        f[j] = 0.0
+    for c in range(codes.shape[0]):
+        o = offsets[c]
+        s = signs[c]
+        code = codes[c]
+        if code == 7:  # Gaussian2D
+            _gaussian_2d(x0, x1, p, o, s, f, jfull, j0, m)
+        elif code == 8:  # CircularGaussian2D
+            _circular_gaussian_2d(x0, x1, p, o, s, f, jfull, j0, m)
+        else:  # Const2D(amplitude)
+            for j in range(j0, m):
+                f[j] += s * p[o]
+                jfull[o, j] = s
+
+
+@_jit_inline
+def _gaussian_2d(
+    x: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    o: int,
+    s: float,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    j0: int,
+    m: int,
+) -> None:
+    """Gaussian2D(amplitude, x_mean, y_mean, x_stddev, y_stddev, theta) times ``s``, added to f.
+
+    The operations of :meth:`parfit.models.Gaussian2D._evaluate` (the value)
+    and ``_jacobian`` (the derivatives), in their order, so that both
+    engines agree to rounding.
+    """
+    amplitude, x_mean, y_mean = p[o], p[o + 1], p[o + 2]
+    x_stddev, y_stddev, theta = p[o + 3], p[o + 4], p[o + 5]
+    cost = math.cos(theta)
+    sint = math.sin(theta)
+    cost2 = cost**2
+    sint2 = sint**2
+    cos2t = math.cos(2.0 * theta)
+    sin2t = math.sin(2.0 * theta)
+    xstd2 = x_stddev**2
+    ystd2 = y_stddev**2
+    xstd3 = x_stddev**3
+    ystd3 = y_stddev**3
+    a = 0.5 * ((cost2 / xstd2) + (sint2 / ystd2))
+    b = 0.5 * ((sin2t / xstd2) - (sin2t / ystd2))
+    c = 0.5 * ((sint2 / xstd2) + (cost2 / ystd2))
+    da_dtheta = sint * cost * ((1.0 / ystd2) - (1.0 / xstd2))
+    da_dx_stddev = -cost2 / xstd3
+    da_dy_stddev = -sint2 / ystd3
+    db_dtheta = (cos2t / xstd2) - (cos2t / ystd2)
+    db_dx_stddev = -sin2t / xstd3
+    db_dy_stddev = sin2t / ystd3
+    dc_dtheta = -da_dtheta
+    dc_dx_stddev = -sint2 / xstd3
+    dc_dy_stddev = -cost2 / ystd3
+    for j in range(j0, m):
+        xdiff = x[j] - x_mean
+        ydiff = y[j] - y_mean
+        xdiff2 = xdiff**2
+        ydiff2 = ydiff**2
+        xydiff = xdiff * ydiff
+        e = math.exp(-((a * xdiff2) + (b * xdiff * ydiff) + (c * ydiff2)))
+        g = amplitude * e
+        f[j] += s * g
+        jfull[o, j] = s * e
+        jfull[o + 1, j] = s * (g * ((2.0 * a * xdiff) + (b * ydiff)))
+        jfull[o + 2, j] = s * (g * ((b * xdiff) + (2.0 * c * ydiff)))
+        jfull[o + 3, j] = s * (
+            -g * (da_dx_stddev * xdiff2 + db_dx_stddev * xydiff + dc_dx_stddev * ydiff2)
+        )
+        jfull[o + 4, j] = s * (
+            -g * (da_dy_stddev * xdiff2 + db_dy_stddev * xydiff + dc_dy_stddev * ydiff2)
+        )
+        jfull[o + 5, j] = s * (-g * (da_dtheta * xdiff2 + db_dtheta * xydiff + dc_dtheta * ydiff2))
+
+
+@_jit_inline
+def _circular_gaussian_2d(
+    x: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    o: int,
+    s: float,
+    f: np.ndarray,
+    jfull: np.ndarray,
+    j0: int,
+    m: int,
+) -> None:
+    """CircularGaussian2D(amplitude, x_mean, y_mean, stddev) times ``s``, added to f.
+
+    The operations of :meth:`parfit.models.CircularGaussian2D._evaluate` and
+    ``_jacobian``, in their order.
+    """
+    amplitude, x_mean, y_mean, stddev = p[o], p[o + 1], p[o + 2], p[o + 3]
+    inv_var = 1.0 / stddev**2
+    for j in range(j0, m):
+        xdiff = x[j] - x_mean
+        ydiff = y[j] - y_mean
+        r2 = xdiff**2 + ydiff**2
+        e = math.exp(-0.5 * r2 * inv_var)
+        g = amplitude * e
+        f[j] += s * g
+        jfull[o, j] = s * e
+        jfull[o + 1, j] = s * (g * xdiff * inv_var)
+        jfull[o + 2, j] = s * (g * ydiff * inv_var)
+        jfull[o + 3, j] = s * (g * r2 * inv_var / stddev)
+
+
 def evaluate(
     model: tuple,
     x: np.ndarray,
@@ -1482,7 +1630,7 @@ def weighted(
     with ``cost = 0.5 r.r``, infinite where anything is not finite.
     """
     codes, offsets, signs = model
-    _model_values(codes, offsets, signs, x, p, f, jfull, 0, x.shape[0])
+    _model_values(codes, offsets, signs, x, p, f, jfull, 0, y.shape[0])
     return _residuals(y, w, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am)
 
 
@@ -1553,7 +1701,7 @@ def poisson(
     ``inv_scale`` is not used.  ``0.5 r.r`` is half the C-stat.
     """
     codes, offsets, signs = model[0], model[1], model[2]
-    _model_values(codes, offsets, signs, x, p, f, jfull, 0, x.shape[0])
+    _model_values(codes, offsets, signs, x, p, f, jfull, 0, y.shape[0])
     return _deviance(y, w, free_idx, compact, f, jfull, r, jt, gm, am)
 
 
@@ -1822,6 +1970,11 @@ def fit_all(
     need.  (Passing the evaluation itself as an argument would do the
     same, but numba's on-disk cache does not find such a function again: it
     would be compiled anew in every process.)
+
+    ``x`` holds the model inputs: ``(1 or n_fits, n_samples)`` for a 1-D
+    model, ``(1 or n_fits, n_inputs, n_samples)`` for a 2-D one (each fit's
+    inputs one contiguous block); its number of dimensions picks the loops
+    of the components (:func:`_model_values`) in the same way.
     """
     n_fits, n_samples = y.shape
     k = free_idx.shape[0]
@@ -1949,5 +2102,15 @@ if AVAILABLE:
 
         def call(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am):  # type: ignore[no-untyped-def]
             return run(model, x, y, w, p, free_idx, inv_scale, compact, f, jfull, r, jt, gm, am)
+
+        return call
+
+    # Inlined into its callers, as the loops it picks (see _jit_inline).
+    @numba.extending.overload(_model_values, inline="always", jit_options={"nogil": True})
+    def _model_values_typed(codes, offsets, signs, x, p, f, jfull, j0, m):  # type: ignore[no-untyped-def]  # numba types, at compile time
+        run = _values_1d if x.ndim == 1 else _values_2d
+
+        def call(codes, offsets, signs, x, p, f, jfull, j0, m):  # type: ignore[no-untyped-def]
+            run(codes, offsets, signs, x, p, f, jfull, j0, m)
 
         return call

@@ -20,15 +20,17 @@ from parfit.models.functional_1d import (
     PowerLaw1D,
     Voigt1D,
 )
-from parfit.models.functional_2d import Gaussian2D
+from parfit.models.functional_2d import CircularGaussian2D, Const2D, Gaussian2D
 from parfit.models.joint import JointModel
 from parfit.models.parameters import Parameter, Parameters
 from parfit.models.serialize import from_dict, from_yaml, to_dict, to_yaml
 
 __all__ = [
     "MODEL_REGISTRY",
+    "CircularGaussian2D",
     "CompoundModel",
     "Const1D",
+    "Const2D",
     "FunctionModel",
     "Gaussian1D",
     "Gaussian2D",

@@ -23,7 +23,7 @@ from .functional_1d import (
     PowerLaw1D,
     Voigt1D,
 )
-from .functional_2d import Gaussian2D
+from .functional_2d import Const2D, Gaussian2D
 
 __all__ = ["from_astropy", "to_astropy", "SUPPORTED_ASTROPY_MODELS"]
 
@@ -36,6 +36,7 @@ _LEAVES = {
     "Polynomial1D": Polynomial1D,
     "PowerLaw1D": PowerLaw1D,
     "Gaussian2D": Gaussian2D,
+    "Const2D": Const2D,
 }
 #: astropy model classes (and compounds of them with ``+ - * /``) parfit
 #: fitters accept.
