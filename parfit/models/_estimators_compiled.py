@@ -19,7 +19,7 @@ Examples
 >>> import numpy as np
 >>> from parfit.models import _estimators_compiled as c
 >>> a = np.arange(1.0, 301.0)
->>> c.pairwise_sum(a, 0, a.size, *c.new_stack()) == a.sum()
+>>> bool(c.pairwise_sum(a, 0, a.size, *c.new_stack()) == a.sum())
 True
 """
 
