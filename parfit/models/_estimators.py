@@ -11,11 +11,13 @@ Nothing here loops over fits.  Call with ``np.errstate(all="ignore")`` active
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "FWHM_PER_SIGMA",
+    "clip_round",
     "ls_amplitude",
     "masked_extent",
     "masked_median",
@@ -34,6 +36,43 @@ _BOX = 3
 #: taken to be blended with a neighbour on its wider side.
 _LOPSIDED = 3.0
 
+#: :mod:`parfit.models._estimators_compiled` once loaded, False where numba is
+#: missing (or disabled), None before the first estimate: imported on first
+#: use, so that ``import parfit`` does not import numba for it.
+_COMPILED: Any = None
+
+
+def _compiled() -> Any:
+    """The compiled row loops, or None: then the numpy code below runs (same results)."""
+    global _COMPILED
+    if _COMPILED is None:
+        try:
+            from parfit.models import _estimators_compiled as module
+        except ImportError:  # pragma: no cover - numba is a dependency
+            _COMPILED = False
+        else:
+            _COMPILED = module if module.AVAILABLE else False
+    return _COMPILED or None
+
+
+def _f64(*arrays: Any) -> bool:
+    """True if every array is float64 with at least one sample (what the compiled loops take)."""
+    return all(
+        isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 2 and a.size
+        for a in arrays
+    )
+
+
+def _bool_rows(valid: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(valid, dtype=np.bool_)
+
+
+def _x_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as C-contiguous rows; one row when all fits share it (a broadcast view)."""
+    if x.shape[0] > 1 and x.strides[0] == 0:
+        return np.ascontiguousarray(x[:1])
+    return np.ascontiguousarray(x)
+
 
 def masked_quantile(a: np.ndarray, valid: np.ndarray, q: float) -> np.ndarray:
     """Quantile ``q`` of each row over its valid samples (linear interpolation).
@@ -44,6 +83,11 @@ def masked_quantile(a: np.ndarray, valid: np.ndarray, q: float) -> np.ndarray:
     >>> masked_quantile(a, np.isfinite(a), 0.5)
     array([2. , 2.5])
     """
+    compiled = _compiled()
+    if compiled is not None and _f64(a) and np.shape(valid) == a.shape:
+        out = np.empty(a.shape[0])
+        compiled.masked_quantile(np.ascontiguousarray(a), _bool_rows(valid), float(q), out)
+        return out
     k = valid.sum(axis=1)
     s = np.sort(np.where(valid, a, np.inf), axis=1)
     pos = q * np.maximum(k - 1, 0)
@@ -65,6 +109,60 @@ def masked_median(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
     array([2.])
     """
     return masked_quantile(a, valid, 0.5)
+
+
+def clip_round(
+    r: np.ndarray,
+    mask: np.ndarray,
+    use: np.ndarray,
+    floor: np.ndarray,
+    n_min: np.ndarray,
+    n_sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One round of two-sided sigma clipping of residuals ``r``, per row.
+
+    The samples of ``use`` kept are those within ``n_sigma`` robust standard
+    deviations (``1.4826`` times the median absolute deviation, at least
+    ``floor``) of the median, both taken over ``mask``; a row keeps ``mask``
+    where fewer than ``n_min`` samples would remain.
+
+    Returns
+    -------
+    new : ndarray of bool
+        ``(n_fits, n_samples)``, the new mask.
+    changed : ndarray of bool
+        ``(n_fits,)``, rows whose mask changed.
+
+    Examples
+    --------
+    >>> r = np.array([[0.1, -0.2, 0.0, 0.2, -0.1, 9.0]])
+    >>> every = np.ones(r.shape, bool)
+    >>> new, changed = clip_round(r, every, every, np.zeros(1), np.ones(1), 2.0)
+    >>> new, changed
+    (array([[ True,  True,  True,  True,  True, False]]), array([ True]))
+    """
+    compiled = _compiled()
+    if compiled is not None and _f64(r) and r.shape == np.shape(mask) == np.shape(use):
+        new = np.empty(r.shape, dtype=np.bool_)
+        changed = np.empty(r.shape[0], dtype=np.bool_)
+        compiled.clip_round(
+            np.ascontiguousarray(r),
+            _bool_rows(mask),
+            _bool_rows(use),
+            np.ascontiguousarray(floor, dtype=np.float64),
+            np.ascontiguousarray(n_min, dtype=np.float64),
+            float(n_sigma),
+            new,
+            changed,
+        )
+        return new, changed
+    med = masked_median(r, mask)
+    dev = np.abs(r - med[:, np.newaxis])
+    sigma = np.maximum(1.4826 * masked_median(dev, mask), floor)
+    new = use & (dev <= n_sigma * sigma[:, np.newaxis])
+    enough = new.sum(axis=1) >= n_min
+    new = np.where(enough[:, np.newaxis], new, mask)
+    return new, (new != mask).any(axis=1)
 
 
 def masked_extent(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,6 +191,13 @@ def ls_amplitude(template: np.ndarray, y: np.ndarray, valid: np.ndarray) -> np.n
     >>> ls_amplitude(np.array([[1.0, 0.5]]), np.array([[2.0, 1.0]]), np.ones((1, 2), bool))
     array([2.])
     """
+    compiled = _compiled()
+    if compiled is not None and _f64(template, y) and template.shape == y.shape == np.shape(valid):
+        out = np.empty(y.shape[0])
+        compiled.ls_amplitude(
+            np.ascontiguousarray(template), np.ascontiguousarray(y), _bool_rows(valid), out
+        )
+        return out
     g = np.where(valid, template, 0.0)
     return (g * y).sum(axis=1) / (g * g).sum(axis=1)
 
@@ -225,6 +330,12 @@ def peak_1d(x: np.ndarray, y: np.ndarray, valid: np.ndarray):
     >>> round(float(c[0]), 3), round(float(fwhm[0]) / FWHM_PER_SIGMA, 1)
     (1.0, 2.0)
     """
+    compiled = _compiled()
+    if compiled is not None and _f64(x, y) and x.shape == y.shape == np.shape(valid):
+        out = np.empty((5, y.shape[0]))
+        x_rows, y_rows, v_rows = _x_rows(x), np.ascontiguousarray(y), _bool_rows(valid)
+        if compiled.peak_1d(x_rows, y_rows, v_rows, _BOX // 2, _LOPSIDED, out):
+            return out[0], out[1], out[2], out[3], out[4]
     xs, ys, v, k = _compact(x, y, valid)
     first = _half_maximum(xs, ys, v, k, np.full(x.shape[0], _BOX // 2))
     fwhm, spacing = first[2], first[3]
@@ -337,6 +448,23 @@ def polyfit_masked(x: np.ndarray, y: np.ndarray, valid: np.ndarray, degree: int)
     >>> polyfit_masked(x, y, np.ones(y.shape, bool), 2).round(10)
     array([[ 1. ,  2. , -0.5]])
     """
+    compiled = _compiled()
+    if compiled is not None and _f64(x, y) and x.shape == y.shape == np.shape(valid):
+        n_fits = y.shape[0]
+        center, scale = np.empty(n_fits), np.empty(n_fits)
+        sums_arr = np.empty((n_fits, 2 * degree + 1))
+        rhs_arr = np.empty((n_fits, degree + 1))
+        compiled.poly_sums(
+            _x_rows(x),
+            np.ascontiguousarray(y),
+            _bool_rows(valid),
+            int(degree),
+            center,
+            scale,
+            sums_arr,
+            rhs_arr,
+        )
+        return _poly_solve(center, scale, sums_arr, rhs_arr, degree)
     x = np.where(valid, x, 0.0)
     w = valid.astype(np.float64)
     k = w.sum(axis=1)
@@ -356,10 +484,16 @@ def polyfit_masked(x: np.ndarray, y: np.ndarray, valid: np.ndarray, degree: int)
         if order <= degree:
             rhs.append((power * yv).sum(axis=1))
         power = power * t
-    sums_arr = np.stack(sums, axis=-1)
+    return _poly_solve(center, scale, np.stack(sums, axis=-1), np.stack(rhs, axis=-1), degree)
+
+
+def _poly_solve(
+    center: np.ndarray, scale: np.ndarray, sums_arr: np.ndarray, rhs_arr: np.ndarray, degree: int
+) -> np.ndarray:
+    """Coefficients of powers of x from the power sums of ``polyfit_masked``."""
     ij = np.add.outer(np.arange(degree + 1), np.arange(degree + 1))
     normal = sums_arr[:, ij]
-    a = np.einsum("fij,fj->fi", np.linalg.pinv(normal), np.stack(rhs, axis=-1))
+    a = np.einsum("fij,fj->fi", np.linalg.pinv(normal), rhs_arr)
     # p(x) = sum_j a_j ((x - c) / s)**j = sum_i x**i sum_{j>=i} a_j s**-j C(j, i) (-c)**(j-i)
     out = np.zeros_like(a)
     for j in range(degree + 1):

@@ -15,7 +15,7 @@ import numpy as np
 from astropy import units as u
 
 from parfit.errors import ModelError, ParameterError
-from parfit.models._estimators import masked_median
+from parfit.models._estimators import clip_round
 from parfit.models._expr import expression_names, rename_expression
 from parfit.models._guess import merge_guess
 from parfit.models.base import Model, _fmt
@@ -44,6 +44,14 @@ def _shift(tree: _Tree, offset: int) -> _Tree:
         return tree + offset
     op, left, right = tree
     return (op, _shift(left, offset), _shift(right, offset))
+
+
+def _take_rows(a: np.ndarray, rows: Any) -> np.ndarray:
+    """``a[rows]``, still a broadcast view where every row of ``a`` is the same one."""
+    if a.ndim == 2 and a.shape[0] > 1 and a.strides[0] == 0:
+        n = a[rows].shape[0] if isinstance(rows, slice) else len(rows)
+        return np.broadcast_to(a[0], (n, a.shape[1]))
+    return a[rows]
 
 
 def _strip(leaf: Model) -> Model:
@@ -374,18 +382,34 @@ class CompoundModel(Model):
         floor = 1e-12 * np.where(use, np.abs(resid), 0.0).max(axis=1)
         mask = use
         block = self._guess_leaf(index, xs, resid, mask, start, out, lower, upper)
+        # Each fit is clipped on its own, so a fit whose mask no longer changes has
+        # converged: its later rounds would repeat the same numbers; only the fits
+        # still changing are carried into the next round.
+        rows: Any = slice(None)
         for _ in range(_CLIP_ROUNDS):
-            r = resid - self._leaf_model(index, xs, out, block)
-            med = masked_median(r, mask)
-            dev = np.abs(r - med[:, np.newaxis])
-            sigma = np.maximum(1.4826 * masked_median(dev, mask), floor)
-            new = use & (dev <= _CLIP_SIGMA * sigma[:, np.newaxis])
-            enough = new.sum(axis=1) >= n_min
-            new = np.where(enough[:, np.newaxis], new, mask)
-            if np.array_equal(new, mask):
+            xs_r = [_take_rows(x, rows) for x in xs]
+            r = resid[rows] - self._leaf_model(index, xs_r, out[rows], block[rows])
+            new, changed = clip_round(
+                r, mask[rows], use[rows], floor[rows], n_min[rows], _CLIP_SIGMA
+            )
+            if not changed.any():
                 break
-            mask = new
-            block = self._guess_leaf(index, xs, resid, mask, start, out, lower, upper)
+            if isinstance(rows, slice):
+                rows = np.flatnonzero(changed)
+                mask = mask.copy()
+            else:
+                rows = rows[changed]
+            mask[rows] = new[changed]
+            block[rows] = self._guess_leaf(
+                index,
+                [_take_rows(x, rows) for x in xs],
+                resid[rows],
+                mask[rows],
+                start[rows],
+                out[rows],
+                lower[rows],
+                upper[rows],
+            )
         return block
 
     def _guess_array(
