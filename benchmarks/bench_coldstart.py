@@ -43,27 +43,44 @@ import json, sys, time
 t0 = time.perf_counter()
 import numpy
 t1 = time.perf_counter()
+c1 = time.process_time()
 import parfit
 t2 = time.perf_counter()
 from parfit.datasets import gaussian_cube
 cube = gaussian_cube((53, 8, 8), seed=0)
-gap = float(sys.argv[1])
-end = time.perf_counter() + gap
-while time.perf_counter() < end:
-    sum(range(1000))
+work, kind = int(sys.argv[1]), sys.argv[2]
+if kind == "sleep":  # waiting for a disk or the network: the GIL is free
+    time.sleep(work / 1e6)
+else:  # a fixed amount of Python work (parsing a header, building a model)
+    for _ in range(work):
+        sum(range(100))
 t3 = time.perf_counter()
 r = parfit.parallel_fit(cube.model, cube.data, world=cube.world)
 t4 = time.perf_counter()
+c4 = time.process_time()
 parfit.parallel_fit(cube.model, cube.data, world=cube.world)
 t5 = time.perf_counter()
 assert r.success.mean() > 0.9
-print(json.dumps({"numpy": t1 - t0, "import": t2 - t1, "first": t4 - t3, "second": t5 - t4}))
+print(json.dumps({"numpy": t1 - t0, "import": t2 - t1, "first": t4 - t3, "second": t5 - t4,
+                  "between": t3 - t2,
+                  "cpu": c4 - c1}))
 """
 
-FIELDS = ("numpy", "import", "first", "second", "overhead")
+FIELDS = ("numpy", "import", "between", "first", "second", "overhead", "cpu")
 
 
-def run_once(*, cold, warmup, gap):
+def calibrate(gap):
+    """Iterations of the child's busy loop that take ``gap`` seconds here."""
+    import time
+
+    n = 2000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sum(range(100))
+    return max(1, round(n * gap / (time.perf_counter() - t0)))
+
+
+def run_once(*, cold, warmup, work, kind, alone):
     """One fresh process; a dict of seconds per field."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
@@ -73,7 +90,7 @@ def run_once(*, cold, warmup, gap):
         if cold:
             env["NUMBA_CACHE_DIR"] = cache
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, str(gap)],
+            [sys.executable, "-c", CHILD, str(work), kind],
             capture_output=True,
             text=True,
             env=env,
@@ -82,7 +99,9 @@ def run_once(*, cold, warmup, gap):
     if proc.returncode:
         raise RuntimeError(f"child failed:\n{proc.stdout}\n{proc.stderr}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["overhead"] = out["import"] + out["first"] - out["second"]
+    # What the script waited for parfit: everything but the fit itself and
+    # the work between import and fit, as long as that work takes alone.
+    out["overhead"] = out["import"] + out["between"] - alone + out["first"] - out["second"]
     return out
 
 
@@ -94,6 +113,12 @@ def main(argv=None):
     )
     parser.add_argument("--quick", action="store_true", help="2 runs per case, 1 cold")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds of work before the fit")
+    parser.add_argument(
+        "--gap-kind",
+        choices=("busy", "sleep"),
+        default="busy",
+        help="the work: Python code (holds the GIL) or a wait (a file, the network)",
+    )
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -106,7 +131,18 @@ def main(argv=None):
     for key, value in info.items():
         print(f"{key:>10}: {value}")
     print(f"{'load':>10}: {_common.loadavg()}")
-    print(f"cube (53, 8, 8), default arguments, gap {args.gap} s; seconds, median (min)\n")
+    kind = args.gap_kind
+    work = (round(args.gap * 1e6) if kind == "sleep" else calibrate(args.gap)) if args.gap else 0
+    # The work between import and fit, alone: the cube's construction and the gap.
+    alone = statistics.median(
+        run_once(cold=False, warmup=False, work=work, kind=kind, alone=0.0)["between"]
+        for _ in range(3)
+    )
+    print(
+        f"cube (53, 8, 8), default arguments, {args.gap} s of {kind} work between import "
+        f"and fit ({alone:.3f} s with the cube, in a process without warm-up, not counted)"
+    )
+    print("seconds, median (min)\n")
 
     cases = [
         ("warm cache, warm-up on", False, True, args.runs),
@@ -115,30 +151,35 @@ def main(argv=None):
         ("cold cache, warm-up off", True, False, args.cold_runs),
     ]
     # A first run fills numba's own cache, so that "warm cache" is warm.
-    run_once(cold=False, warmup=False, gap=0.0)
+    run_once(cold=False, warmup=False, work=0, kind="busy", alone=0.0)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in cases}
+    # Interleaved, so that a change in the machine's load hits every case alike.
+    for k in range(max(n for *_, n in cases)):
+        for name, cold, warmup, n in cases:
+            if k < n:
+                runs[name].append(
+                    run_once(cold=cold, warmup=warmup, work=work, kind=kind, alone=alone)
+                )
     results = {}
-    header = f"{'case':<26}" + "".join(f"{f:>17}" for f in FIELDS)
+    header = f"{'case':<26}" + "".join(f"{f:>16}" for f in FIELDS)
     print(header)
     print("-" * len(header))
-    for name, cold, warmup, n in cases:
-        if n < 1:
+    for name, *_ in cases:
+        if not runs[name]:
             continue
-        # Interleave nothing: each case's runs back to back, so a cold case
-        # does not disturb a warm one's page cache.
-        runs = [run_once(cold=cold, warmup=warmup, gap=args.gap) for _ in range(n)]
         row = {
             f: {
-                "median": statistics.median(r[f] for r in runs),
-                "min": min(r[f] for r in runs),
+                "median": statistics.median(r[f] for r in runs[name]),
+                "min": min(r[f] for r in runs[name]),
             }
             for f in FIELDS
         }
-        results[name] = {"runs": runs, "summary": row}
-        cells = "".join(f"{row[f]['median']:>9.3f} ({row[f]['min']:.3f})" for f in FIELDS)
+        results[name] = {"runs": runs[name], "summary": row}
+        cells = "".join(f"{row[f]['median']:>8.3f} ({row[f]['min']:.3f})" for f in FIELDS)
         print(f"{name:<26}{cells}")
     print(f"\n{'load':>10}: {_common.loadavg()}")
     if args.json:
-        payload = {"machine": info, "gap": args.gap, "cases": results}
+        payload = {"machine": info, "gap": args.gap, "gap_kind": kind, "cases": results}
         Path(args.json).write_text(json.dumps(payload, indent=2))
     return 0
 
