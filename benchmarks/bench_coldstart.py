@@ -21,8 +21,10 @@ case the background warm-up is for.
 
 Run from the repository root::
 
-    python benchmarks/bench_coldstart.py                 # 7 runs per case (~1-2 min)
-    python benchmarks/bench_coldstart.py --quick         # 2 runs per case
+    python benchmarks/bench_coldstart.py                 # 7 warm, 2 cold runs per case (~2 min)
+    python benchmarks/bench_coldstart.py --quick         # 2 warm, 1 cold run per case
+    python benchmarks/bench_coldstart.py --cold-runs 0   # the warm cache only (~20 s)
+    python benchmarks/bench_coldstart.py --gap 0.5 --gap-kind sleep   # a script reading a file
     python benchmarks/bench_coldstart.py --gap 0.3 --runs 9
     python benchmarks/bench_coldstart.py --json coldstart.json
 """
@@ -109,7 +111,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per case")
     parser.add_argument(
-        "--cold-runs", type=int, default=3, help="cold-cache runs per case (0: none)"
+        "--cold-runs", type=int, default=2, help="cold-cache runs per case (0: none)"
     )
     parser.add_argument("--quick", action="store_true", help="2 runs per case, 1 cold")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds of work before the fit")
@@ -122,7 +124,7 @@ def main(argv=None):
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.cold_runs = 2, 1
+        args.runs, args.cold_runs = 2, min(args.cold_runs, 1)
 
     info = _common.machine_info()
     import numba

@@ -250,3 +250,16 @@ def test_bench_selection_quick(tmp_path):
     assert refit["runs"]["function-single"]["recovered"] < 0.6
     assert refit["runs"]["function-both"]["recovered"] > 0.95
     assert refit["peer"]["scipy_fits_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_coldstart_quick(tmp_path):
+    out_json = tmp_path / "coldstart.json"
+    out = _run("bench_coldstart.py", "--quick", "--cold-runs", "0", "--json", str(out_json))
+    for text in ("numba", "import", "first", "second", "overhead", "warm-up on", "warm-up off"):
+        assert text in out, text
+    cases = json.loads(out_json.read_text())["cases"]
+    assert set(cases) == {"warm cache, warm-up on", "warm cache, warm-up off"}
+    for case in cases.values():
+        assert len(case["runs"]) == 2
+        assert all(run["second"] > 0 and run["cpu"] > 0 for run in case["runs"])
