@@ -32,3 +32,9 @@ __all__ = [
     "Flag",
     "__version__",
 ]
+
+# numba and the compiled kernel load in a background thread, while the caller
+# goes on to its first fit (PARFIT_WARMUP=0 turns it off; see parfit.fitters.warmup).
+from parfit.fitters import warmup as _warmup  # noqa: E402
+
+_warmup.start()

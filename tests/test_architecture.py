@@ -164,6 +164,76 @@ def test_import_parfit_does_not_load_what_the_first_fit_does_not_need():
     assert out.stdout.strip() == "[]"
 
 
+def _fresh(code, env=None, **extra):
+    """stdout of ``code`` in a fresh interpreter, in ``env`` (this one's) plus ``extra``."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**(os.environ if env is None else env), **extra},
+    )
+    return out.stdout.strip()
+
+
+def test_import_parfit_imports_neither_numba_nor_dask():
+    """numba (and the scipy.linalg it loads) comes with the first fit, or in the background."""
+    code = (
+        "import sys, parfit\n"
+        "heavy = ('numba', 'llvmlite', 'scipy', 'dask', 'distributed', 'xarray', 'zarr',\n"
+        "         'astropy.wcs', 'astropy.io.fits', 'astropy.modeling', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    assert _fresh(code, PARFIT_WARMUP="0") == "[]"
+
+
+def test_a_first_fit_of_a_cube_in_memory_does_not_import_dask(tmp_path):
+    """Default scheduler, dask not configured: parfit runs the blocks on its own threads."""
+    code = (
+        "import sys, numpy as np, parfit\n"
+        "from parfit.datasets import gaussian_cube\n"
+        "cube = gaussian_cube((20, 3, 4), seed=0)\n"
+        "r = parfit.parallel_fit(cube.model, cube.data, world=cube.world, progress=True)\n"
+        "assert r.success.all()\n"
+        "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))\n"
+    )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    env["HOME"] = str(tmp_path)  # no dask configuration of the user's
+    assert _fresh(code, env) == "[]"
+
+
+def test_background_warm_up_loads_the_kernel_and_can_be_turned_off():
+    code = (
+        "import sys, parfit\n"
+        "from parfit.fitters import warmup\n"
+        "warmup.wait()\n"
+        "from parfit.fitters import _kernel\n"
+        "print('numba' in sys.modules, len(_kernel.fit_all.signatures))\n"
+    )
+    assert _fresh(code, PARFIT_WARMUP="1") == "True 1"
+    off = "import sys, parfit\nprint('numba' in sys.modules)\n"
+    assert _fresh(off, PARFIT_WARMUP="0") == "False"
+
+
+def test_a_fit_right_after_import_waits_for_the_warm_up():
+    """The first fit, started while the warm-up runs, finds the kernel loaded once."""
+    code = (
+        "import parfit\n"
+        "from parfit.datasets import gaussian_cube\n"
+        "cube = gaussian_cube((20, 3, 4), seed=0)\n"
+        "r = parfit.parallel_fit(cube.model, cube.data, world=cube.world)\n"
+        "from parfit.fitters import _kernel\n"
+        "print(bool(r.success.all()), len(_kernel.fit_all.signatures))\n"
+    )
+    assert _fresh(code, PARFIT_WARMUP="1") == "True 1"
+
+
 def test_a_first_fit_of_a_cube_in_memory_loads_only_what_it_uses():
     """No distributed, dask.array, xarray, astropy.wcs or astropy.nddata to learn they are unused."""
     import subprocess

@@ -265,3 +265,16 @@ def test_bench_gpufit_quick(tmp_path):
     for r in rows.values():
         assert r["fits_per_s"] > 0 and r["converged"] > 0.99
         assert r["median_abs_error"]["x_mean_0"] < 0.1  # pixels
+
+
+@pytest.mark.slow
+def test_bench_coldstart_quick(tmp_path):
+    out_json = tmp_path / "coldstart.json"
+    out = _run("bench_coldstart.py", "--quick", "--cold-runs", "0", "--json", str(out_json))
+    for text in ("numba", "import", "first", "second", "overhead", "warm-up on", "warm-up off"):
+        assert text in out, text
+    cases = json.loads(out_json.read_text())["cases"]
+    assert set(cases) == {"warm cache, warm-up on", "warm cache, warm-up off"}
+    for case in cases.values():
+        assert len(case["runs"]) == 2
+        assert all(run["second"] > 0 and run["cpu"] > 0 for run in case["runs"])

@@ -16,7 +16,9 @@ Every run takes the same path, whatever the scheduler and the sink:
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -137,8 +139,6 @@ def run(
 
     ``info`` receives the counts of blocks and the failed ones.
     """
-    import dask
-
     places = list(grid.places())
     todo = sink.pending(places)
     if request.todo is not None:  # a refit pass: only the blocks holding pixels to refit
@@ -149,22 +149,12 @@ def run(
     info.blocks_resumed = len(places) - len(todo)
     if not todo:
         return
-    spec = dask.delayed(
-        block_spec(request, cubes), name=f"parfit-spec-{request.run_id}", traverse=False
-    )
-    writer = sink.writer
-    if writer is not None:
-        writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
-    # On a cluster, a cube held in memory goes to the workers block by block,
-    # scattered, not through the scheduler inside the graph.  Scattered data
-    # have no lineage: a block whose input died with a worker is run again
-    # with its input inside its task (``fallback``).
+    spec_value = block_spec(request, cubes)
     # In this process (threads, synchronous), a task cuts its block out of a
     # cube in memory itself, when it runs: no dask array is built.
     in_memory = (
         _in_memory_sources(request) if execution.client is not None or execution.in_process else {}
     )
-    arrays = {name: a.to_delayed() for name, a in grid.input_arrays(skip=in_memory).items()}
     n_fit = len(request.fitting_axes)
     shape = request.iterating_shape
     maps = [
@@ -175,6 +165,45 @@ def run(
     ]
     if request.todo is not None:
         maps.append(("todo", np.asarray(request.todo, dtype=np.float64)))
+    sizes = [p.size for p in todo]
+    bar = FitProgress(sum(sizes), bar=True) if execution.progress else None
+
+    def block_inputs(place: BlockPlace, blocks: dict[str, Any]) -> dict[str, Any]:
+        inputs: dict[str, Any] = dict(blocks)
+        if execution.in_process:
+            inputs.update({n: _Piece(grid, v, place) for n, v in in_memory.items()})
+        else:
+            inputs.update({n: grid.piece(v, place) for n, v in in_memory.items()})
+        for key, values in maps:
+            inputs[key] = np.ascontiguousarray(values[place.region])
+        return inputs
+
+    if execution.threads and len(in_memory) == len(request.sample_sources()):
+        # Every input is in memory and no dask scheduler was asked for: the
+        # tasks run on this process's threads without dask (not even imported).
+        calls: list[Callable[[], Any]] = [
+            functools.partial(run_block, block_inputs(p, {}), spec_value, p, sink.writer)
+            for p in todo
+        ]
+        try:
+            results = run_in_threads(calls, sizes, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        _hand_over(request, todo, results, sink, info)
+        return
+
+    import dask
+
+    spec = dask.delayed(spec_value, name=f"parfit-spec-{request.run_id}", traverse=False)
+    writer = sink.writer
+    if writer is not None:
+        writer = dask.delayed(writer, name=f"parfit-writer-{request.run_id}", traverse=False)
+    # On a cluster, a cube held in memory goes to the workers block by block,
+    # scattered, not through the scheduler inside the graph.  Scattered data
+    # have no lineage: a block whose input died with a worker is run again
+    # with its input inside its task (``fallback``).
+    arrays = {name: a.to_delayed() for name, a in grid.input_arrays(skip=in_memory).items()}
 
     scattered: dict[tuple[int, ...], dict[str, Any]] = {}
     if in_memory and execution.client is not None:
@@ -187,15 +216,13 @@ def run(
 
     def task(place: BlockPlace, scatter: bool) -> Any:
         full = (0,) * n_fit + place.index
-        inputs: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
+        parts: dict[str, Any] = {name: blocks[full] for name, blocks in arrays.items()}
         if scatter and execution.client is not None:
-            inputs.update(scattered.get(place.index, {}))
-        elif execution.in_process:
-            inputs.update({n: _Piece(grid, v, place) for n, v in in_memory.items()})
+            inputs = {**parts, **scattered.get(place.index, {})}
+            for key, values in maps:
+                inputs[key] = np.ascontiguousarray(values[place.region])
         else:
-            inputs.update({n: grid.piece(v, place) for n, v in in_memory.items()})
-        for key, values in maps:
-            inputs[key] = np.ascontiguousarray(values[place.region])
+            inputs = block_inputs(place, parts)
         return dask.delayed(run_block, pure=False)(
             inputs,
             spec,
@@ -212,13 +239,18 @@ def run(
         if in_memory and execution.client is not None
         else None
     )
-    sizes = [p.size for p in todo]
-    bar = FitProgress(sum(sizes), bar=True) if execution.progress else None
     try:
         results = compute_blocks(tasks, sizes, execution, bar, fallback)
     finally:
         if bar is not None:
             bar.close()
+    _hand_over(request, todo, results, sink, info)
+
+
+def _hand_over(
+    request: FitRequest, todo: list[BlockPlace], results: list[Any], sink: Any, info: RunInfo
+) -> None:
+    """Give each block's result to ``sink``; a failed block's fits as failed."""
     for place, result in zip(todo, results):
         if isinstance(result, BlockFailure):
             info.failed_blocks.append(_failed(result, place))
@@ -289,6 +321,44 @@ def compute_blocks(
 
     with _Counter():
         return list(dask.compute(*tasks, **execution.compute_kwargs))
+
+
+def run_in_threads(
+    calls: list[Callable[[], Any]], sizes: list[int], progress: FitProgress | None
+) -> list[Any]:
+    """Run ``calls`` (one per block) on a pool of this process's threads; their results in order.
+
+    What dask's threaded scheduler does with the same tasks, without dask: as
+    many threads as this process may use cores (``os.sched_getaffinity``),
+    finished blocks counted on ``progress`` as they come, and the first
+    exception raised (the blocks not started yet are dropped).
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    results: list[Any] = [None] * len(calls)
+    if not calls:
+        return results
+    n_threads = min(len(calls), local_threads())
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="parfit-block") as pool:
+        index = {pool.submit(call): k for k, call in enumerate(calls)}
+        try:
+            for future in as_completed(index):
+                k = index[future]
+                results[k] = future.result()
+                if progress is not None:
+                    progress.update(sizes[k])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results
+
+
+def local_threads() -> int:
+    """Threads for the blocks of a run in this process: the cores it may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
 
 
 def _on_cluster(

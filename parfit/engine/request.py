@@ -220,12 +220,17 @@ class Execution:
 
     ``in_process``: the tasks run in this process (dask's threaded or
     synchronous scheduler), so they can hand work to its threads.
+    ``threads``: no dask scheduler was asked for and dask is not even
+    imported: blocks whose inputs are all in memory run on a pool of this
+    process's threads without dask (``compute_kwargs`` then names dask's
+    threaded scheduler, imported on first use, for anything else).
     """
 
     compute_kwargs: dict[str, Any]
     client: Any = None
     progress: bool = False
     in_process: bool = False
+    threads: bool = False
 
     @property
     def n_cores(self) -> int:

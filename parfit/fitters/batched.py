@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..status import Flag, Status
-from . import lm, quality, trf
+from . import lm, quality, warmup
 from . import statistics as stats
 from ._capture import capture_warnings
 from .base import BlockResult, FitBlock, Fitter, run_guarded, screen_block, select_fit_info
@@ -111,6 +111,7 @@ class BatchedFitter(Fitter):
         if not isinstance(engine, str) or engine not in ENGINES:
             raise InputError(f"engine must be 'auto', 'numpy' or 'compiled'; got {engine!r}")
         if engine == "compiled":
+            warmup.wait()  # never import numba while the warm-up does
             from . import _compiled
 
             if not _compiled.AVAILABLE:
@@ -136,6 +137,7 @@ class BatchedFitter(Fitter):
         """Reject unknown ``fitter_kwargs`` and models the engine cannot run."""
         self._options(fitter_kwargs)  # raises on unknown or invalid options
         if self.engine == "compiled":
+            warmup.wait()  # never import numba while the warm-up does
             from . import _compiled
 
             reason = _compiled.unsupported_reason(model)
@@ -322,12 +324,16 @@ class BatchedFitter(Fitter):
         lower, upper = block.lower[rows][:, free], block.upper[rows][:, free]
         outcome = None
         if self.engine != "numpy":
+            warmup.wait()  # never import numba while the warm-up does
             from . import _compiled
 
             outcome = _compiled.solve(
                 model, problem, p0, lower, upper, options, required=self.engine == "compiled"
             )
         if outcome is None:
+            warmup.wait()  # never import numba while the warm-up does
+            from . import trf
+
             outcome = trf.trust_region_reflective(
                 problem,
                 p0,
@@ -529,6 +535,10 @@ class _ModelProblem(lm.Problem):
         self.template = block.p0[todo]
         # The solver works in units of each fit's data (see parfit.fitters.trf):
         # residuals in those of the weighted data, amplitudes in those of the data.
+        # (trf, and with it numba, is imported by the first fit, not by ``import parfit``.)
+        warmup.wait()  # never import numba while the warm-up does
+        from . import trf
+
         self.rms = trf.data_rms(self.y, self.w, valid)
         y_rms = self.rms if block.weights is None else trf.data_rms(self.y, 1.0, valid)
         if self.poisson:  # deviance residuals are of order one whatever the counts
