@@ -33,8 +33,9 @@ __all__ = [
     "__version__",
 ]
 
-# numba and the compiled kernel load in a background thread, while the caller
-# goes on to its first fit (PARFIT_WARMUP=0 turns it off; see parfit.fitters.warmup).
+# In an interactive session (or with PARFIT_WARMUP=1), numba and the compiled
+# kernel load in a background thread while the user goes on to a first fit
+# (see parfit.fitters.warmup).
 from parfit.fitters import warmup as _warmup  # noqa: E402
 
 _warmup.start()

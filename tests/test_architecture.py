@@ -219,6 +219,13 @@ def test_background_warm_up_loads_the_kernel_and_can_be_turned_off():
     assert _fresh(code, PARFIT_WARMUP="1") == "True 1"
     off = "import sys, parfit\nprint('numba' in sys.modules)\n"
     assert _fresh(off, PARFIT_WARMUP="0") == "False"
+    import os
+
+    script = {k: v for k, v in os.environ.items() if k != "PARFIT_WARMUP"}
+    started = (
+        "import parfit\nfrom parfit.fitters import warmup\nprint(warmup._thread is not None)\n"
+    )
+    assert _fresh(started, script) == "False"  # a script: only interactive sessions warm up
 
 
 def test_a_fit_right_after_import_waits_for_the_warm_up():

@@ -13,15 +13,41 @@ from parfit.fitters import warmup
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [(None, True), ("1", True), ("yes", True), ("0", False), ("off", False), (" False ", False)],
+    ("value", "session", "expected"),
+    [
+        (None, False, False),
+        (None, True, True),
+        ("1", False, True),
+        ("yes", False, True),
+        ("0", True, False),
+        ("off", True, False),
+        (" False ", True, False),
+    ],
 )
-def test_enabled_follows_parfit_warmup(monkeypatch, value, expected):
+def test_enabled_follows_parfit_warmup_else_the_session(monkeypatch, value, session, expected):
+    # Unset, only an interactive session (Jupyter, IPython, python -i) warms up.
     if value is None:
         monkeypatch.delenv("PARFIT_WARMUP", raising=False)
     else:
         monkeypatch.setenv("PARFIT_WARMUP", value)
+    monkeypatch.setattr(warmup, "interactive", lambda: session)
     assert warmup.enabled() is expected
+
+
+def test_a_script_is_not_an_interactive_session():
+    import subprocess
+    import sys
+
+    code = "from parfit.fitters import warmup; print(warmup.interactive())"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PARFIT_WARMUP"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "False"
+    out = subprocess.run(
+        [sys.executable, "-i", "-c", code], capture_output=True, text=True, env=env, input=""
+    )
+    assert out.stdout.strip().startswith("True")
 
 
 def test_start_is_off_with_parfit_warmup_0(monkeypatch):

@@ -6,8 +6,10 @@ numba's on-disk cache (about 0.6 s on a laptop), or compiling it when that
 cache is empty, the first fit after installing parfit (about 20 s).
 
 * :func:`start` (called by ``import parfit``) does this in a background
-  daemon thread, so that it overlaps whatever the script does before its
-  first fit.  ``PARFIT_WARMUP=0`` in the environment turns it off.  A fit
+  daemon thread, so that it overlaps whatever the session does before its
+  first fit: in Jupyter, IPython and the interactive interpreter, or
+  wherever ``PARFIT_WARMUP=1`` is set (``PARFIT_WARMUP=0`` turns it off
+  everywhere; see :func:`enabled`).  A fit
   (and a ``fork``) that starts while the warm-up runs waits for it
   (:func:`wait`): the two never import or compile at once.  Errors in the
   warm-up are never raised; the fit then loads or compiles as usual.
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["KINDS", "enabled", "main", "start", "wait", "warm"]
+__all__ = ["KINDS", "enabled", "interactive", "main", "start", "wait", "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,26 @@ _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    """False when ``PARFIT_WARMUP`` is ``0``, ``false``, ``no`` or ``off``."""
-    return os.environ.get("PARFIT_WARMUP", "1").strip().lower() not in _OFF
+    """Whether ``import parfit`` starts the warm-up.
+
+    ``PARFIT_WARMUP`` decides when it is set (``0``, ``false``, ``no`` or
+    ``off``: no; anything else: yes); otherwise only an interactive session
+    warms up (:func:`interactive`), where the import and the first fit are
+    seconds apart.  A script that fits straight after the import gains
+    nothing measurable from it, and a command-line call, a dask worker or a
+    test run would only spend a core on it.
+    """
+    value = os.environ.get("PARFIT_WARMUP")
+    if value is not None:
+        return value.strip().lower() not in _OFF
+    return interactive()
+
+
+def interactive() -> bool:
+    """True in a Jupyter or IPython session and in Python's interactive interpreter."""
+    return (
+        bool(getattr(sys, "ps1", None)) or bool(sys.flags.interactive) or "IPython" in sys.modules
+    )
 
 
 def start() -> bool:
