@@ -1314,7 +1314,7 @@ def faddeeva(z: np.ndarray) -> np.ndarray:
     return out
 
 
-@_jit_inline
+@_jit
 def _voigt_into(
     x: np.ndarray,
     j0: int,
