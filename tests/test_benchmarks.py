@@ -63,6 +63,13 @@ def test_bench_throughput_quick_single(tmp_path):
     for r in results.values():
         assert r["n_fits"] == 400 and r["fits_per_s"] > 0
         assert 0.5 < r["recovered_common"] <= 1.0
+    # each tool's first call in a fresh process, on the same pixels
+    assert "-- cold start (single)" in out and "overhead s" in out
+    cold = payload["cases"]["single"]["cold"]
+    assert set(cold) == set(results)
+    for name, c in cold.items():
+        assert c["import_s"] > 0 and c["first_call_s"] > 0
+        assert c["overhead_s"] == pytest.approx(c["total_s"] - results[name]["wall_s_best"])
 
 
 @pytest.mark.slow

@@ -1765,7 +1765,7 @@ def _general_values(
                 row[j] += c * source[j]
 
 
-@_jit_inline
+@_jit  # a call: inlined, every kernel variant with ties would compile the components twice
 def _tree_values(
     codes: np.ndarray,
     offsets: np.ndarray,
