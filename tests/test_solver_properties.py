@@ -154,10 +154,9 @@ def test_masked_samples_are_as_if_absent(engine, how, cube_and_mask):
         assert result.status[j, i] == alone.status[0]
         params = [result.parameters[name][j, i] for name in MODEL.param_names]
         np.testing.assert_allclose(params, alone.params[0], rtol=rtol, atol=0)
-        if engine == "compiled":  # the same path: the same errors (on another path, an
-            # ill-determined fit's errors move with its parameters' last digits)
-            errors = [result.errors[name][j, i] for name in MODEL.param_names]
-            np.testing.assert_allclose(errors, alone.errors[0], rtol=1e-10, atol=0)
+        # Errors are not compared: an ill-determined fit's (1e4-1e7 here) follow its
+        # covariance's condition number, and the sums behind it may be added in
+        # another order (vectorised) for a row of a block than for a fit alone.
         np.testing.assert_allclose(result.statistic[j, i], alone.statistic[0], rtol=1e-9)
 
 
